@@ -1,0 +1,58 @@
+/**
+ * Configuration from the environment. Every variable is documented in the README's table.
+ */
+import { Config, Duration, Effect, Option } from "effect"
+import * as os from "node:os"
+import * as path from "node:path"
+
+export type RuntimeChoice = "auto" | "docker" | "mock"
+
+const defaultDataDir = (): string => {
+  const xdg = process.env.XDG_DATA_HOME
+  if (xdg) return path.join(xdg, "kyozo")
+  const home = os.homedir()
+  return home ? path.join(home, ".local", "share", "kyozo") : path.resolve(".kyozo")
+}
+
+export class KyozoConfig extends Effect.Service<KyozoConfig>()("@kyozo/core/KyozoConfig", {
+  effect: Effect.gen(function* () {
+    const host = yield* Config.string("KYOZO_HOST").pipe(Config.withDefault("127.0.0.1"))
+    const port = yield* Config.port("KYOZO_PORT").pipe(Config.withDefault(4040))
+    const dataDir = yield* Config.string("KYOZO_DATA_DIR").pipe(Config.withDefault(defaultDataDir()))
+    const databaseUrl = yield* Config.option(Config.redacted("DATABASE_URL"))
+    const runtime = yield* Config.literal("auto", "docker", "mock")("KYOZO_RUNTIME").pipe(
+      Config.withDefault("auto" as const)
+    )
+    const dockerHost = yield* Config.option(Config.string("DOCKER_HOST"))
+    const healthInterval = yield* Config.duration("KYOZO_HEALTH_INTERVAL").pipe(
+      Config.withDefault(Duration.seconds(30))
+    )
+    const metricsInterval = yield* Config.duration("KYOZO_METRICS_INTERVAL").pipe(
+      Config.withDefault(Duration.seconds(60))
+    )
+    const cleanupInterval = yield* Config.duration("KYOZO_CLEANUP_INTERVAL").pipe(
+      Config.withDefault(Duration.minutes(5))
+    )
+    const dockerTimeout = yield* Config.duration("KYOZO_DOCKER_TIMEOUT").pipe(
+      Config.withDefault(Duration.seconds(30))
+    )
+    const breakerThreshold = yield* Config.integer("KYOZO_BREAKER_THRESHOLD").pipe(Config.withDefault(5))
+    const breakerResetAfter = yield* Config.duration("KYOZO_BREAKER_RESET").pipe(
+      Config.withDefault(Duration.seconds(10))
+    )
+    return {
+      host,
+      port,
+      dataDir,
+      databaseUrl: Option.getOrUndefined(databaseUrl),
+      runtime: runtime as RuntimeChoice,
+      dockerHost: Option.getOrUndefined(dockerHost),
+      healthInterval,
+      metricsInterval,
+      cleanupInterval,
+      dockerTimeout,
+      breakerThreshold,
+      breakerResetAfter
+    } as const
+  })
+}) {}
