@@ -1,0 +1,10 @@
+/** A person who signs in; belongs to teams through memberships. */
+import { Schema } from "effect"
+import { UserId } from "./Ids.js"
+
+export class User extends Schema.Class<User>("User")({
+  id: UserId,
+  email: Schema.String,
+  name: Schema.String,
+  createdAt: Schema.DateFromSelf
+}) {}

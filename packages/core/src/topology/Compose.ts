@@ -1,0 +1,120 @@
+/**
+ * Docker Compose files: services by key, build contexts, images, ports (short and long syntax),
+ * `depends_on` as a list or a map, commands and environment. `${VAR:-default}` takes the default.
+ */
+import * as YAML from "yaml"
+
+export const COMPOSE_FILES: ReadonlyArray<string> = [
+  "compose.yaml",
+  "compose.yml",
+  "docker-compose.yml",
+  "docker-compose.yaml"
+]
+
+export interface ComposeService {
+  readonly key: string
+  readonly line: number | undefined
+  readonly build?: { readonly context: string; readonly dockerfile?: string }
+  readonly image?: string
+  /** Container-side ports, from `ports` then `expose`. */
+  readonly ports: ReadonlyArray<number>
+  readonly dependsOn: ReadonlyArray<string>
+  readonly command?: string
+  readonly environment: Readonly<Record<string, string>>
+}
+
+export interface ParsedCompose {
+  readonly services: ReadonlyArray<ComposeService>
+  readonly error?: string
+}
+
+const interpolate = (s: string): string =>
+  s.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?]([^}]*))?\}/g, (_, name: string, def: string | undefined) => {
+    return def ?? process.env[name] ?? ""
+  })
+
+const isRecord = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x)
+
+/** "127.0.0.1:8080:80/tcp" → 80; "3000-3005" → 3000; long form { target } → target. */
+export const containerPort = (spec: unknown): number | undefined => {
+  if (typeof spec === "number") return Number.isInteger(spec) && spec > 0 && spec <= 65535 ? spec : undefined
+  if (isRecord(spec)) return containerPort(typeof spec.target === "string" ? Number(interpolate(spec.target)) : spec.target)
+  if (typeof spec !== "string") return undefined
+  const s = interpolate(spec).split("/")[0]!
+  const last = s.split(":").pop() ?? ""
+  const n = Number(last.split("-")[0])
+  return Number.isInteger(n) && n > 0 && n <= 65535 ? n : undefined
+}
+
+const lineOfKey = (text: string, key: string): number | undefined => {
+  const lines = text.split(/\r?\n/)
+  let inServices = false
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i]!
+    if (/^services\s*:/.test(l)) inServices = true
+    else if (/^\S/.test(l)) inServices = false
+    else if (inServices && new RegExp(`^\\s+["']?${key.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}["']?\\s*:`).test(l)) return i + 1
+  }
+  return undefined
+}
+
+export const parseCompose = (text: string): ParsedCompose => {
+  let doc: unknown
+  try {
+    doc = YAML.parse(text, { maxAliasCount: 100 })
+  } catch (e) {
+    return { services: [], error: `invalid YAML: ${String((e as Error).message ?? e).split("\n")[0]}` }
+  }
+  if (!isRecord(doc) || !isRecord(doc.services)) return { services: [], error: "no services section" }
+  const services: Array<ComposeService> = []
+  for (const [key, raw] of Object.entries(doc.services)) {
+    const svc = isRecord(raw) ? raw : {}
+    let build: ComposeService["build"]
+    if (typeof svc.build === "string") build = { context: interpolate(svc.build) }
+    else if (isRecord(svc.build)) {
+      build = {
+        context: typeof svc.build.context === "string" ? interpolate(svc.build.context) : ".",
+        ...(typeof svc.build.dockerfile === "string" ? { dockerfile: interpolate(svc.build.dockerfile) } : {})
+      }
+    }
+    const ports: Array<number> = []
+    for (const list of [svc.ports, svc.expose]) {
+      if (!Array.isArray(list)) continue
+      for (const p of list) {
+        const n = containerPort(p)
+        if (n !== undefined && !ports.includes(n)) ports.push(n)
+      }
+    }
+    const dependsOn = Array.isArray(svc.depends_on)
+      ? svc.depends_on.filter((x): x is string => typeof x === "string")
+      : isRecord(svc.depends_on)
+        ? Object.keys(svc.depends_on)
+        : []
+    const command = Array.isArray(svc.command)
+      ? svc.command.map(String).join(" ")
+      : typeof svc.command === "string"
+        ? svc.command
+        : undefined
+    const environment: Record<string, string> = {}
+    if (Array.isArray(svc.environment)) {
+      for (const e of svc.environment) {
+        if (typeof e !== "string") continue
+        const i = e.indexOf("=")
+        environment[i < 0 ? e : e.slice(0, i)] = i < 0 ? "" : interpolate(e.slice(i + 1))
+      }
+    } else if (isRecord(svc.environment)) {
+      for (const [k, v] of Object.entries(svc.environment)) environment[k] = v === null ? "" : interpolate(String(v))
+    }
+    services.push({
+      key,
+      line: lineOfKey(text, key),
+      ...(build ? { build } : {}),
+      ...(typeof svc.image === "string" ? { image: interpolate(svc.image) } : {}),
+      ports,
+      dependsOn,
+      ...(command ? { command } : {}),
+      environment
+    })
+  }
+  return { services }
+}

@@ -1,0 +1,317 @@
+/**
+ * The health pass. For every service that should be running: find its container, look at it,
+ * probe it per its health config, record a health_checks row, and when the status differs from
+ * the previous row, update the service's status and append one `health.changed` event.
+ * Level-driven: it compares what is with what should be on every pass, so a missed pass or a
+ * crash loses nothing. (Restarting unhealthy containers arrives with the restart policy.)
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import { ContainerRuntime, type ContainerInfo } from "@kyozo/core/ContainerRuntime"
+import type { CheckType, HealthStatus } from "@kyozo/core/domain/HealthCheck"
+import type { HealthCheckConfig } from "@kyozo/core/domain/HealthCheckConfig"
+import type { ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
+import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
+import { HealthCheckRepo } from "@kyozo/core/HealthCheckRepo"
+import * as Labels from "@kyozo/core/Labels"
+import { ServiceRepo } from "@kyozo/core/ServiceRepo"
+import { emptyReport, type PassReport } from "@kyozo/core/MaintenancePasses"
+import { Duration, Effect, Either, Option } from "effect"
+import * as net from "node:net"
+import { WorkerSettings } from "./WorkerSettings.js"
+
+/** Probes only ever go to the loopback address (the machine's network rule). */
+export const PROBE_HOST = "127.0.0.1"
+
+export interface Observation {
+  readonly containerId: string | null
+  readonly checkType: CheckType
+  readonly status: HealthStatus
+  readonly latencyMs: number | null
+  readonly detail: string
+}
+
+/** The service status a health result implies; null leaves the status alone ("starting"). */
+const serviceStatusFor = (status: HealthStatus): "running" | "unhealthy" | null =>
+  status === "healthy" ? "running" : status === "unhealthy" ? "unhealthy" : null
+
+/** Opens a TCP connection to 127.0.0.1:port within the deadline. */
+export const probeTcp = (port: number, timeout: Duration.Duration): Effect.Effect<void, string> =>
+  Effect.async<void, string>((resume) => {
+    const socket = net.connect({ host: PROBE_HOST, port })
+    const done = (result: Effect.Effect<void, string>) => {
+      socket.removeAllListeners()
+      socket.destroy()
+      resume(result)
+    }
+    socket.setTimeout(Duration.toMillis(timeout), () =>
+      done(Effect.fail(`tcp ${port}: no answer in ${Duration.format(timeout)}`))
+    )
+    socket.once("connect", () => done(Effect.void))
+    socket.once("error", (e) => done(Effect.fail(`tcp ${port}: ${e.message}`)))
+    return Effect.sync(() => socket.destroy())
+  })
+
+/** GETs http://127.0.0.1:port/path within the deadline; returns the status code. */
+export const probeHttp = (
+  port: number,
+  path: string,
+  timeout: Duration.Duration
+): Effect.Effect<number, string> =>
+  Effect.tryPromise({
+    try: async (signal) => {
+      const res = await fetch(`http://${PROBE_HOST}:${port}${path.startsWith("/") ? path : `/${path}`}`, {
+        signal: AbortSignal.any([signal, AbortSignal.timeout(Duration.toMillis(timeout))]),
+        redirect: "manual"
+      })
+      await res.body?.cancel()
+      return res.status
+    },
+    catch: (e) =>
+      `http ${port}${path}: ${e instanceof Error ? (e.name === "TimeoutError" ? `no answer in ${Duration.format(timeout)}` : e.message) : String(e)}`
+  })
+
+export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers/HealthWorker", {
+  effect: Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const runtime = yield* ContainerRuntime
+    const checks = yield* HealthCheckRepo
+    const services = yield* ServiceRepo
+    const events = yield* DeploymentEventRepo
+
+    /** The service's container: the recorded id first, else the newest one carrying its label. */
+    const findContainer = (service: ServiceInstance) =>
+      Effect.gen(function* () {
+        if (service.containerId) {
+          const byId = yield* runtime.inspectContainer(service.containerId).pipe(
+            Effect.map(Option.some),
+            Effect.catchTag("ContainerNotFound", () => Effect.succeedNone)
+          )
+          if (Option.isSome(byId)) return byId
+        }
+        const labelled = yield* runtime.listContainers({
+          all: true,
+          labels: { [Labels.Managed]: "true", [Labels.Service]: service.id }
+        })
+        // Prefer the current deployment's container, then a running one, then the newest.
+        const ranked = [...labelled].sort(
+          (a, b) =>
+            Number(b.labels[Labels.Deployment] === service.currentDeploymentId) -
+              Number(a.labels[Labels.Deployment] === service.currentDeploymentId) ||
+            Number(b.state === "running") - Number(a.state === "running") ||
+            b.createdAt - a.createdAt
+        )
+        const chosen = ranked[0]
+        if (!chosen) return Option.none<ContainerInfo>()
+        return yield* runtime.inspectContainer(chosen.id).pipe(
+          Effect.map(Option.some),
+          Effect.catchTag("ContainerNotFound", () => Effect.succeedNone)
+        )
+      })
+
+    /** The host port to probe: the published port of the configured container port, else the row's. */
+    const hostPortFor = (
+      service: ServiceInstance,
+      config: HealthCheckConfig,
+      info: ContainerInfo
+    ): number | null => {
+      const containerPort = config.port ?? service.internalPort
+      const published = info.ports.find((p) => p.protocol === "tcp" && p.containerPort === containerPort)
+      return published?.hostPort ?? service.hostPort
+    }
+
+    const observe = (service: ServiceInstance) =>
+      Effect.gen(function* () {
+        const { probeTimeout } = yield* WorkerSettings
+        const config = service.healthConfig
+        const found = yield* findContainer(service)
+        if (Option.isNone(found)) {
+          return {
+            containerId: null,
+            checkType: "state",
+            status: "unhealthy",
+            latencyMs: null,
+            detail: "container missing"
+          } satisfies Observation
+        }
+        const info = found.value
+        if (!info.running) {
+          const detail =
+            info.state === "exited" || info.state === "dead"
+              ? `exited (code ${info.exitCode ?? "?"})${info.oomKilled ? ", out of memory" : ""}`
+              : info.state
+          return {
+            containerId: info.id,
+            checkType: "state",
+            status: "unhealthy",
+            latencyMs: null,
+            detail
+          } satisfies Observation
+        }
+        const timed = <A, E>(probe: Effect.Effect<A, E>) =>
+          Effect.gen(function* () {
+            const started = performance.now()
+            const result = yield* Effect.either(probe)
+            return { result, latencyMs: performance.now() - started }
+          })
+        switch (config.type) {
+          case "tcp":
+          case "http": {
+            const port = hostPortFor(service, config, info)
+            if (port === null) {
+              return {
+                containerId: info.id,
+                checkType: config.type,
+                status: "unknown",
+                latencyMs: null,
+                detail: "no published port to probe"
+              } satisfies Observation
+            }
+            if (config.type === "tcp") {
+              const { result, latencyMs } = yield* timed(probeTcp(port, probeTimeout))
+              return Either.match(result, {
+                onLeft: (detail): Observation => ({
+                  containerId: info.id,
+                  checkType: "tcp",
+                  status: "unhealthy",
+                  latencyMs: null,
+                  detail
+                }),
+                onRight: (): Observation => ({
+                  containerId: info.id,
+                  checkType: "tcp",
+                  status: "healthy",
+                  latencyMs,
+                  detail: `tcp ${port} open`
+                })
+              })
+            }
+            const { result, latencyMs } = yield* timed(probeHttp(port, config.path, probeTimeout))
+            return Either.match(result, {
+              onLeft: (detail): Observation => ({
+                containerId: info.id,
+                checkType: "http",
+                status: "unhealthy",
+                latencyMs: null,
+                detail
+              }),
+              onRight: (code): Observation => ({
+                containerId: info.id,
+                checkType: "http",
+                status: config.expectedStatus.includes(code) ? "healthy" : "unhealthy",
+                latencyMs,
+                detail: `http ${port}${config.path} answered ${code}`
+              })
+            })
+          }
+          case "exec": {
+            const cmd = config.command ?? []
+            if (cmd.length === 0) {
+              return {
+                containerId: info.id,
+                checkType: "exec",
+                status: "unknown",
+                latencyMs: null,
+                detail: "exec check without a command"
+              } satisfies Observation
+            }
+            const { result, latencyMs } = yield* timed(
+              runtime.exec(info.id, cmd, { timeoutMs: Duration.toMillis(probeTimeout) })
+            )
+            return Either.match(result, {
+              onLeft: (e): Observation => ({
+                containerId: info.id,
+                checkType: "exec",
+                status: "unhealthy",
+                latencyMs: null,
+                detail: e.message
+              }),
+              onRight: (r): Observation => ({
+                containerId: info.id,
+                checkType: "exec",
+                status: r.exitCode === 0 ? "healthy" : "unhealthy",
+                latencyMs,
+                detail: `exit ${r.exitCode}`
+              })
+            })
+          }
+          case "docker": {
+            // No HEALTHCHECK in the image: running is the best signal there is.
+            const status: HealthStatus = info.health === "none" ? "healthy" : info.health
+            const detail =
+              info.health === "none" ? "running (no healthcheck)" : `engine reports ${info.health}`
+            return {
+              containerId: info.id,
+              checkType: "docker",
+              status,
+              latencyMs: null,
+              detail
+            } satisfies Observation
+          }
+        }
+      })
+
+    /** Writes the status change and its event together (short; no engine calls inside). */
+    const transition = (service: ServiceInstance, from: string, observation: Observation) =>
+      sql.withTransaction(
+        Effect.gen(function* () {
+          const next = serviceStatusFor(observation.status)
+          // A deploy in progress owns the status; the health loop reports, it does not overwrite.
+          if (next !== null && service.status !== "deploying" && service.status !== next) {
+            yield* services.updateObserved(service.id, { status: next })
+          }
+          yield* events.append({
+            teamId: service.teamId,
+            serviceId: service.id,
+            deploymentId: service.currentDeploymentId,
+            type: "health.changed",
+            message: `health ${from} → ${observation.status}: ${observation.detail}`,
+            data: {
+              from,
+              to: observation.status,
+              checkType: observation.checkType,
+              containerId: observation.containerId,
+              detail: observation.detail
+            }
+          })
+        })
+      )
+
+    const run: Effect.Effect<PassReport, unknown> = Effect.gen(function* () {
+      const { concurrency } = yield* WorkerSettings
+      const wanted = (yield* services.listDesired()).filter((s) => s.desiredState === "running")
+      const previous = yield* checks.latestStatus(wanted.map((s) => s.id))
+      const outcomes = yield* Effect.forEach(
+        wanted,
+        (service) =>
+          Effect.gen(function* () {
+            const observation = yield* observe(service)
+            yield* checks.record({ serviceId: service.id, ...observation })
+            const last = previous.get(service.id)
+            // The first check ever counts as a change only when it contradicts the stored status.
+            const changed = last
+              ? last.status !== observation.status
+              : serviceStatusFor(observation.status) !== null &&
+                serviceStatusFor(observation.status) !== service.status
+            if (changed) yield* transition(service, last?.status ?? service.status, observation)
+            return { changed, status: observation.status }
+          }).pipe(
+            Effect.tapErrorCause((cause) => Effect.logWarning(`health check of ${service.id} failed`, cause)),
+            Effect.either
+          ),
+        { concurrency }
+      )
+      const ok = outcomes.filter(Either.isRight).map((o) => o.right)
+      const unhealthy = ok.filter((o) => o.status === "unhealthy").length
+      return {
+        ...emptyReport("health"),
+        examined: wanted.length,
+        acted: ok.filter((o) => o.changed).length,
+        failures: outcomes.length - ok.length,
+        notes: [`${ok.length - unhealthy} healthy or starting, ${unhealthy} unhealthy`]
+      }
+    })
+
+    return { run, observe } as const
+  }),
+  dependencies: [HealthCheckRepo.Default, ServiceRepo.Default, DeploymentEventRepo.Default]
+}) {}

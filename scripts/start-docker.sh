@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Makes sure a Docker engine answers. If none does, installs docker.io (and busybox-static for the
+# base images) when dockerd is missing, starts dockerd in the background and waits for it (≤ 60 s).
+# Only a dockerd started here is recorded in the pid file, so stop-docker.sh never stops another one.
+set -euo pipefail
+
+PID_FILE="${KYOZO_DOCKERD_PID_FILE:-/tmp/kyozo-dockerd.pid}"
+LOG_FILE="${KYOZO_DOCKERD_LOG:-/tmp/kyozo-dockerd.log}"
+
+if docker info >/dev/null 2>&1; then
+  echo "start-docker: a Docker engine is already running (not started by this script)"
+  exit 0
+fi
+
+if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; then
+  echo "start-docker: installing docker.io and busybox-static"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y docker.io busybox-static
+elif ! [ -x /bin/busybox ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y busybox-static || true
+fi
+
+if [ -f "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
+  echo "start-docker: dockerd $(cat "$PID_FILE") from an earlier run is starting; waiting"
+else
+  nohup dockerd >"$LOG_FILE" 2>&1 &
+  echo $! >"$PID_FILE"
+  echo "start-docker: started dockerd (pid $(cat "$PID_FILE"), log $LOG_FILE)"
+fi
+
+for _ in $(seq 1 60); do
+  if docker info >/dev/null 2>&1; then
+    echo "start-docker: engine ready"
+    exit 0
+  fi
+  if ! kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
+    echo "start-docker: dockerd exited; last lines of $LOG_FILE:" >&2
+    tail -n 20 "$LOG_FILE" >&2 || true
+    rm -f "$PID_FILE"
+    exit 1
+  fi
+  sleep 1
+done
+
+echo "start-docker: dockerd did not answer within 60 s; see $LOG_FILE" >&2
+exit 1

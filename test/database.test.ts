@@ -1,0 +1,257 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as SqlClient from "@effect/sql/SqlClient"
+import {
+  Database,
+  DatabaseLocked,
+  DatabaseUnavailable,
+  layer as databaseLayer,
+  layerPglite,
+  layerPostgres
+} from "@kyozo/core/Database"
+import { makeTeamId } from "@kyozo/core/domain/Ids"
+import { KyozoConfig } from "@kyozo/core/KyozoConfig"
+import * as Migrations from "@kyozo/core/Migrations"
+import type { SqlError } from "@effect/sql/SqlError"
+import { Cause, ConfigProvider, Effect, Exit, Layer, Option } from "effect"
+import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import {
+  createSchema,
+  describeEachDatabase,
+  databaseUrl,
+  dropSchema,
+  makeTempDir,
+  seedPgliteDir,
+  withSearchPath
+} from "./support/database.js"
+
+const tables = [
+  "teams",
+  "users",
+  "memberships",
+  "api_keys",
+  "container_service_instances",
+  "deployments",
+  "container_deployment_events",
+  "container_topology_detections",
+  "container_service_dependencies",
+  "health_checks",
+  "service_permissions",
+  "metric_samples"
+]
+
+/** Tables of the current search_path schema. */
+const currentTables = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ tableName: string }>`
+    SELECT table_name AS "tableName" FROM information_schema.tables WHERE table_schema = current_schema()`
+  return rows.map((r) => r.tableName).sort()
+})
+
+/** Migrations on an empty schema: everything applies once, then nothing. */
+const migrateTwice = Effect.gen(function* () {
+  const first = yield* Migrations.run()
+  const second = yield* Migrations.run()
+  return { first, second, tables: yield* currentTables }
+})
+
+/** The database's own message of a failed statement. */
+const failureText = (exit: Exit.Exit<unknown, SqlError>): string =>
+  Exit.isFailure(exit)
+    ? Cause.failureOption(exit.cause).pipe(
+        Option.map((e) => String((e.cause as Error | undefined)?.message ?? e.message)),
+        Option.getOrElse(() => Cause.pretty(exit.cause))
+      )
+    : ""
+
+/** A pid that certainly belonged to a process that has exited. */
+const deadPid = (): number => {
+  const child = spawnSync(process.execPath, ["-e", ""])
+  expect(child.pid).toBeGreaterThan(0)
+  return child.pid!
+}
+
+describeEachDatabase("database", (it, db) => {
+  it.effect("reports its kind", () =>
+    Effect.gen(function* () {
+      const database = yield* Database
+      expect(database.kind).toBe(db.name)
+    })
+  )
+
+  it.effect("is migrated, and a second run applies nothing", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const applied = yield* sql<{ migrationId: number; name: string }>`
+            SELECT migration_id AS "migrationId", name FROM kyozo_migrations ORDER BY migration_id`
+      expect(applied[0]).toEqual({ migrationId: 1, name: "init" })
+      expect(yield* Migrations.run()).toEqual([])
+      const present = yield* currentTables
+      for (const table of tables) expect(present).toContain(table)
+    })
+  )
+
+  it.effect("keeps deployment events append-only: UPDATE and DELETE are rejected", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const teamId = makeTeamId()
+      yield* sql`INSERT INTO teams (id, name) VALUES (${teamId}, ${teamId})`
+      const [row] = yield* sql<{ id: string }>`
+            INSERT INTO container_deployment_events (team_id, type) VALUES (${teamId}, 'test') RETURNING id`
+      const update = yield* Effect.exit(
+        sql`UPDATE container_deployment_events SET message = 'changed' WHERE id = ${row!.id}`
+      )
+      const remove = yield* Effect.exit(sql`DELETE FROM container_deployment_events WHERE id = ${row!.id}`)
+      for (const exit of [update, remove]) {
+        expect(Exit.isFailure(exit)).toBe(true)
+        expect(failureText(exit)).toMatch(/append-only/)
+      }
+      const [kept] = yield* sql<{ message: string }>`
+            SELECT message FROM container_deployment_events WHERE id = ${row!.id}`
+      expect(kept?.message).toBe("")
+    })
+  )
+
+  it.effect("a failing migration fails typed and is rolled back", () =>
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const dir = makeTempDir("kyozo-bad-migrations-")
+      for (const name of fs.readdirSync(Migrations.defaultMigrationsDirectory)) {
+        fs.copyFileSync(path.join(Migrations.defaultMigrationsDirectory, name), path.join(dir, name))
+      }
+      fs.writeFileSync(
+        path.join(dir, "9999_broken.sql"),
+        "CREATE TABLE kyozo_should_not_exist (id int);\nSELECT * FROM no_such_table;\n"
+      )
+      const error = yield* Effect.flip(Migrations.run({ directory: dir }))
+      expect(error._tag).toBe("MigrationFailed")
+      expect(error.message).toMatch(/9999_broken/)
+      const [latest] = yield* sql<{ id: number }>`SELECT max(migration_id) AS id FROM kyozo_migrations`
+      expect(latest?.id).toBeLessThan(9999)
+      expect(yield* currentTables).not.toContain("kyozo_should_not_exist")
+    })
+  )
+})
+
+describe("PGlite folder", () => {
+  it.effect(
+    "a fresh folder gets every migration once",
+    () =>
+      Effect.gen(function* () {
+        const dir = makeTempDir("kyozo-fresh-pglite-")
+        const result = yield* migrateTwice.pipe(Effect.provide(layerPglite(dir)))
+        expect(result.first).toEqual([[1, "init"]])
+        expect(result.second).toEqual([])
+        for (const table of tables) expect(result.tables).toContain(table)
+      }),
+    90_000
+  )
+
+  it.effect(
+    "is locked while open: a second layer fails with DatabaseLocked, and the lock goes on close",
+    () =>
+      Effect.gen(function* () {
+        const dir = makeTempDir("kyozo-lock-")
+        yield* seedPgliteDir(dir)
+        const lockFile = path.join(dir, "kyozo.lock")
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            yield* Layer.build(layerPglite(dir))
+            expect(fs.readFileSync(lockFile, "utf8").split("\n")[0]).toBe(String(process.pid))
+            const error = yield* Effect.flip(Effect.scoped(Layer.build(layerPglite(dir))))
+            expect(error).toBeInstanceOf(DatabaseLocked)
+            expect(error).toMatchObject({ _tag: "DatabaseLocked", path: lockFile, pid: process.pid })
+            expect(error.message).toMatch(/KYOZO_DATA_DIR/)
+            // The refused layer did not remove the holder's lock.
+            expect(fs.existsSync(lockFile)).toBe(true)
+          })
+        )
+        expect(fs.existsSync(lockFile)).toBe(false)
+      })
+  )
+
+  it.effect("takes over a stale lock left by a dead process", () =>
+    Effect.gen(function* () {
+      const dir = makeTempDir("kyozo-stale-")
+      yield* seedPgliteDir(dir)
+      const lockFile = path.join(dir, "kyozo.lock")
+      const pid = deadPid()
+      fs.writeFileSync(lockFile, `${pid}\nsomeone-else\n`)
+      const kinds = yield* Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        expect(fs.readFileSync(lockFile, "utf8").split("\n")[0]).toBe(String(process.pid))
+        return yield* sql<{ n: number }>`SELECT 1 AS n`
+      }).pipe(Effect.provide(layerPglite(dir)))
+      expect(kinds).toEqual([{ n: 1 }])
+      expect(fs.existsSync(lockFile)).toBe(false)
+    })
+  )
+
+  it.effect("Database.layer picks PGlite under KYOZO_DATA_DIR when DATABASE_URL is unset", () =>
+    Effect.gen(function* () {
+      const dir = makeTempDir("kyozo-config-")
+      yield* seedPgliteDir(dir)
+      const config = KyozoConfig.Default.pipe(
+        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["KYOZO_DATA_DIR", dir]]))))
+      )
+      const database = yield* Database.pipe(Effect.provide(databaseLayer.pipe(Layer.provide(config))))
+      expect(database).toEqual({ kind: "pglite", location: dir })
+    })
+  )
+})
+
+describe("PostgreSQL", () => {
+  it.effect("an unreachable server fails with DatabaseUnavailable", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(
+        Effect.scoped(Layer.build(layerPostgres("postgres://kyozo:secret@127.0.0.1:1/nowhere")))
+      )
+      expect(error).toBeInstanceOf(DatabaseUnavailable)
+      expect(error).toMatchObject({ kind: "postgres", location: "127.0.0.1:1/nowhere" })
+      expect(error.message).not.toContain("secret")
+      expect(error.message).toMatch(/start-postgres\.sh/)
+    })
+  )
+
+  it.effect.skipIf(databaseUrl === undefined)(
+    "Database.layer picks PostgreSQL when DATABASE_URL is set",
+    () =>
+      Effect.gen(function* () {
+        const url = databaseUrl!
+        const schema = yield* Effect.promise(() => createSchema(url))
+        const config = KyozoConfig.Default.pipe(
+          Layer.provide(
+            Layer.setConfigProvider(
+              ConfigProvider.fromMap(new Map([["DATABASE_URL", withSearchPath(url, schema)]]))
+            )
+          )
+        )
+        const result = yield* Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const [row] = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM kyozo_migrations`
+          return { database: yield* Database, migrations: row?.n }
+        }).pipe(
+          Effect.provide(databaseLayer.pipe(Layer.provide(config))),
+          Effect.ensuring(Effect.promise(() => dropSchema(url, schema)))
+        )
+        expect(result.database.kind).toBe("postgres")
+        expect(result.database.location).toBe("127.0.0.1:5432/kyozo_test")
+        expect(result.migrations).toBeGreaterThanOrEqual(1)
+      })
+  )
+
+  it.effect.skipIf(databaseUrl === undefined)("a fresh schema gets every migration once", () =>
+    Effect.gen(function* () {
+      const url = databaseUrl!
+      const schema = yield* Effect.promise(() => createSchema(url))
+      const result = yield* migrateTwice.pipe(
+        Effect.provide(layerPostgres(withSearchPath(url, schema))),
+        Effect.ensuring(Effect.promise(() => dropSchema(url, schema)))
+      )
+      expect(result.first).toEqual([[1, "init"]])
+      expect(result.second).toEqual([])
+      for (const table of tables) expect(result.tables).toContain(table)
+    })
+  )
+})
