@@ -51,7 +51,11 @@ const counter = () => {
   }
 }
 
-const failTimes = (breaker: CircuitBreaker.CircuitBreaker, effect: Effect.Effect<unknown, unknown>, n: number) =>
+const failTimes = (
+  breaker: CircuitBreaker.CircuitBreaker,
+  effect: Effect.Effect<unknown, unknown>,
+  n: number
+) =>
   Effect.forEach(Array.from({ length: n }), () => Effect.either(breaker.protect(effect)), { discard: true })
 
 describe("CircuitBreaker", () => {
@@ -185,39 +189,43 @@ describe("CircuitBreaker", () => {
     })
   )
 
-  it.effect("failures the predicate rejects are answers; defects and timeouts count; interruptions don't", () =>
-    Effect.gen(function* () {
-      const breaker = yield* CircuitBreaker.make({
-        name: "t",
-        failureThreshold: 2,
-        isFailure: (e) => !(e instanceof Answer)
+  it.effect(
+    "failures the predicate rejects are answers; defects and timeouts count; interruptions don't",
+    () =>
+      Effect.gen(function* () {
+        const breaker = yield* CircuitBreaker.make({
+          name: "t",
+          failureThreshold: 2,
+          isFailure: (e) => !(e instanceof Answer)
+        })
+        for (let i = 0; i < 5; i++) yield* Effect.either(breaker.protect(Effect.fail(new Answer())))
+        expect((yield* breaker.status).state).toBe("closed")
+        expect((yield* breaker.status).totals.successes).toBe(5)
+
+        // Interruption: the caller gave up, nothing is counted against the callee.
+        const hung = yield* Effect.fork(breaker.protect(Effect.never))
+        yield* Effect.yieldNow()
+        yield* Fiber.interrupt(hung)
+        const outside = yield* Effect.fork(breaker.protect(Effect.never).pipe(Effect.timeout("1 second")))
+        yield* TestClock.adjust(Duration.seconds(1))
+        yield* Fiber.await(outside)
+        let status = yield* breaker.status
+        expect(status.totals.interruptions).toBe(2)
+        expect(status.consecutiveFailures).toBe(0)
+
+        // A defect counts.
+        yield* Effect.exit(breaker.protect(Effect.die("bug")))
+        expect((yield* breaker.status).consecutiveFailures).toBe(1)
+        // A timeout inside the protected call counts (and opens at 2).
+        const timed = yield* Effect.fork(
+          Effect.exit(breaker.protect(Effect.never.pipe(Effect.timeout("2 seconds"))))
+        )
+        yield* TestClock.adjust(Duration.seconds(2))
+        yield* Fiber.join(timed)
+        status = yield* breaker.status
+        expect(status.state).toBe("open")
+        expect(status.totals.failures).toBe(2)
       })
-      for (let i = 0; i < 5; i++) yield* Effect.either(breaker.protect(Effect.fail(new Answer())))
-      expect((yield* breaker.status).state).toBe("closed")
-      expect((yield* breaker.status).totals.successes).toBe(5)
-
-      // Interruption: the caller gave up, nothing is counted against the callee.
-      const hung = yield* Effect.fork(breaker.protect(Effect.never))
-      yield* Effect.yieldNow()
-      yield* Fiber.interrupt(hung)
-      const outside = yield* Effect.fork(breaker.protect(Effect.never).pipe(Effect.timeout("1 second")))
-      yield* TestClock.adjust(Duration.seconds(1))
-      yield* Fiber.await(outside)
-      let status = yield* breaker.status
-      expect(status.totals.interruptions).toBe(2)
-      expect(status.consecutiveFailures).toBe(0)
-
-      // A defect counts.
-      yield* Effect.exit(breaker.protect(Effect.die("bug")))
-      expect((yield* breaker.status).consecutiveFailures).toBe(1)
-      // A timeout inside the protected call counts (and opens at 2).
-      const timed = yield* Effect.fork(Effect.exit(breaker.protect(Effect.never.pipe(Effect.timeout("2 seconds")))))
-      yield* TestClock.adjust(Duration.seconds(2))
-      yield* Fiber.join(timed)
-      status = yield* breaker.status
-      expect(status.state).toBe("open")
-      expect(status.totals.failures).toBe(2)
-    })
   )
 
   it.scoped("the change stream emits every transition with its reason", () =>
@@ -265,9 +273,9 @@ describe("CircuitBreaker", () => {
       yield* Effect.either(Stream.runDrain(breaker.protectStream(failing)))
       expect((yield* breaker.status).consecutiveFailures).toBe(1)
       // Elements then a success at the end: one success.
-      expect(Chunk.toReadonlyArray(yield* Stream.runCollect(breaker.protectStream(Stream.make(1, 2, 3))))).toEqual([
-        1, 2, 3
-      ])
+      expect(
+        Chunk.toReadonlyArray(yield* Stream.runCollect(breaker.protectStream(Stream.make(1, 2, 3))))
+      ).toEqual([1, 2, 3])
       let status = yield* breaker.status
       expect(status.consecutiveFailures).toBe(0)
       expect(status.totals.successes).toBe(1)
@@ -357,7 +365,9 @@ describe("guardRuntime over the MockRuntime", () => {
       expect((yield* Effect.flip(rt.ping))._tag).toBe("CircuitOpen")
       expect((yield* breaker.status).totals.rejections).toBe(1)
     }).pipe(
-      Effect.provide(CircuitBreaker.layerRuntime({ failureThreshold: 3 }).pipe(Layer.provideMerge(MockRuntime.layer)))
+      Effect.provide(
+        CircuitBreaker.layerRuntime({ failureThreshold: 3 }).pipe(Layer.provideMerge(MockRuntime.layer))
+      )
     )
   )
 })
@@ -379,10 +389,15 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   { arbitrary: fc.constant<Command>({ _tag: "fail" }), weight: 3 },
   { arbitrary: fc.constant<Command>({ _tag: "hold" }), weight: 3 },
   {
-    arbitrary: fc.record({ index: fc.nat(10), fail: fc.boolean() }).map((r): Command => ({ _tag: "finish", ...r })),
+    arbitrary: fc
+      .record({ index: fc.nat(10), fail: fc.boolean() })
+      .map((r): Command => ({ _tag: "finish", ...r })),
     weight: 2
   },
-  { arbitrary: fc.integer({ min: 0, max: 45_000 }).map((ms): Command => ({ _tag: "advance", ms })), weight: 2 }
+  {
+    arbitrary: fc.integer({ min: 0, max: 45_000 }).map((ms): Command => ({ _tag: "advance", ms })),
+    weight: 2
+  }
 )
 
 const scenario = (commands: ReadonlyArray<Command>, halfOpenMaxCalls: number) =>
@@ -398,8 +413,10 @@ const scenario = (commands: ReadonlyArray<Command>, halfOpenMaxCalls: number) =>
     })
     const violations: Array<string> = []
     let trialsRunning = 0
-    const held: Array<{ readonly gate: Deferred.Deferred<boolean>; readonly fiber: Fiber.RuntimeFiber<unknown, unknown> }> =
-      []
+    const held: Array<{
+      readonly gate: Deferred.Deferred<boolean>
+      readonly fiber: Fiber.RuntimeFiber<unknown, unknown>
+    }> = []
 
     /** One call: checks what the breaker looked like just before it, and whether the body ran. */
     const attempt = (body: (trial: boolean) => Effect.Effect<unknown, unknown>, wait: boolean) =>
@@ -413,7 +430,8 @@ const scenario = (commands: ReadonlyArray<Command>, halfOpenMaxCalls: number) =>
             if (before.state === "open" && before.retryAt !== null && now < before.retryAt) {
               violations.push(`ran while open at ${now} < ${before.retryAt}`)
             }
-            if (trial && ++trialsRunning > halfOpenMaxCalls) violations.push(`${trialsRunning} trials at once`)
+            if (trial && ++trialsRunning > halfOpenMaxCalls)
+              violations.push(`${trialsRunning} trials at once`)
             return Deferred.succeed(started, undefined).pipe(
               Effect.zipRight(body(trial)),
               Effect.ensuring(Effect.sync(() => (trial ? trialsRunning-- : undefined)))
@@ -436,7 +454,10 @@ const scenario = (commands: ReadonlyArray<Command>, halfOpenMaxCalls: number) =>
           break
         case "hold": {
           const gate = yield* Deferred.make<boolean>()
-          const fiber = yield* attempt(() => Effect.flatMap(Deferred.await(gate), (f) => (f ? Effect.fail("no") : Effect.void)), true)
+          const fiber = yield* attempt(
+            () => Effect.flatMap(Deferred.await(gate), (f) => (f ? Effect.fail("no") : Effect.void)),
+            true
+          )
           if (fiber) held.push({ gate, fiber: fiber as Fiber.RuntimeFiber<unknown, unknown> })
           break
         }
@@ -453,7 +474,8 @@ const scenario = (commands: ReadonlyArray<Command>, halfOpenMaxCalls: number) =>
           break
       }
       const status = yield* breaker.status
-      if (status.halfOpenInFlight > halfOpenMaxCalls) violations.push(`halfOpenInFlight ${status.halfOpenInFlight}`)
+      if (status.halfOpenInFlight > halfOpenMaxCalls)
+        violations.push(`halfOpenInFlight ${status.halfOpenInFlight}`)
     }
     for (const h of held) yield* Fiber.interrupt(h.fiber)
     return violations
@@ -464,11 +486,17 @@ const TestClockNow = Effect.clockWith((clock) => clock.currentTimeMillis)
 describe("CircuitBreaker property", () => {
   it("never lets a call through while open before retryAt, never exceeds the half-open trials", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(command, { minLength: 10, maxLength: 40, size: "max" }), fc.integer({ min: 1, max: 3 }), async (cmds, max) => {
-        const violations = await Effect.runPromise(scenario(cmds, max).pipe(Effect.provide(TestContext.TestContext)))
-        expect(violations).toEqual([])
-      }),
-      { numRuns: 300 }
+      fc.asyncProperty(
+        fc.array(command, { minLength: 10, maxLength: 40, size: "max" }),
+        fc.integer({ min: 1, max: 3 }),
+        async (cmds, max) => {
+          const violations = await Effect.runPromise(
+            scenario(cmds, max).pipe(Effect.provide(TestContext.TestContext))
+          )
+          expect(violations).toEqual([])
+        }
+      ),
+      { numRuns: 150 }
     )
   })
 

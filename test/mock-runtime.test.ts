@@ -87,11 +87,13 @@ describe("MockRuntime state machine", () => {
         info = yield* rt.inspectContainer("web")
         expect(info.state).toBe("running")
         expect(info.running).toBe(true)
-        expect(info.ports).toEqual([{ containerPort: 8080, protocol: "tcp", hostIp: "127.0.0.1", hostPort: 32768 }])
-        expect(info.networks).toEqual(["bridge"])
-        expect((yield* rt.listContainers({ labels: { "kyozo.service": "svc_web" } })).map((c) => c.id)).toEqual([
-          ref.id
+        expect(info.ports).toEqual([
+          { containerPort: 8080, protocol: "tcp", hostIp: "127.0.0.1", hostPort: 32768 }
         ])
+        expect(info.networks).toEqual(["bridge"])
+        expect(
+          (yield* rt.listContainers({ labels: { "kyozo.service": "svc_web" } })).map((c) => c.id)
+        ).toEqual([ref.id])
         expect(yield* rt.listContainers({ labels: { "kyozo.service": "other" } })).toHaveLength(0)
 
         // Removing a running container without force is refused, like Docker's 409.
@@ -122,7 +124,9 @@ describe("MockRuntime state machine", () => {
     withMock(
       Effect.gen(function* () {
         const rt = yield* ContainerRuntime
-        const a = yield* rt.createContainer(spec("a", { ports: [{ containerPort: 80 }, { containerPort: 443 }] }))
+        const a = yield* rt.createContainer(
+          spec("a", { ports: [{ containerPort: 80 }, { containerPort: 443 }] })
+        )
         const b = yield* rt.createContainer(spec("b", { ports: [{ containerPort: 80, hostPort: 8080 }] }))
         yield* rt.startContainer(a.id)
         yield* rt.startContainer(b.id)
@@ -178,7 +182,10 @@ describe("MockRuntime state machine", () => {
         const early = yield* Effect.flip(rt.exec(c.id, ["echo", "hi"]))
         expect(early._tag).toBe("InvalidContainerState")
         yield* rt.startContainer(c.id)
-        expect(yield* rt.exec(c.id, ["echo", "hello", "world"])).toEqual({ exitCode: 0, output: "hello world\n" })
+        expect(yield* rt.exec(c.id, ["echo", "hello", "world"])).toEqual({
+          exitCode: 0,
+          output: "hello world\n"
+        })
         expect((yield* rt.exec(c.id, ["false"])).exitCode).toBe(1)
       })
     )
@@ -260,10 +267,12 @@ describe("MockRuntime observability on the Clock", () => {
       Effect.gen(function* () {
         const rt = yield* ContainerRuntime
         const control = yield* MockRuntimeControl
-        const live = yield* rt
-          // since: 0 makes the test independent of when the fork subscribes (history, then live).
-          .events({ since: 0, labels: { "kyozo.service": "svc_ev" } })
-          .pipe(Stream.take(5), Stream.runCollect, Effect.fork)
+        const live = yield* (
+          rt
+            // since: 0 makes the test independent of when the fork subscribes (history, then live).
+            .events({ since: 0, labels: { "kyozo.service": "svc_ev" } })
+            .pipe(Stream.take(5), Stream.runCollect, Effect.fork)
+        )
         yield* Effect.yieldNow()
         const c = yield* rt.createContainer(spec("ev"))
         yield* rt.createContainer(spec("other"))
@@ -293,7 +302,8 @@ describe("MockRuntime images, networks, volumes", () => {
     withMock(
       Effect.gen(function* () {
         const rt = yield* ContainerRuntime
-        const dockerfile = "FROM node:20-slim\nWORKDIR /app\nCOPY . .\nEXPOSE 3000\nUSER node\nCMD [\"node\", \"index.js\"]\n"
+        const dockerfile =
+          'FROM node:20-slim\nWORKDIR /app\nCOPY . .\nEXPOSE 3000\nUSER node\nCMD ["node", "index.js"]\n'
         const events = Chunk.toReadonlyArray(
           yield* Stream.runCollect(
             rt.buildImage({
@@ -340,7 +350,7 @@ describe("MockRuntime images, networks, volumes", () => {
         const seen: Array<string> = []
         const exit = yield* rt
           .buildImage({
-            context: contextOf({ Dockerfile: "FROM busybox\nRUN false\nCMD [\"true\"]\n" }),
+            context: contextOf({ Dockerfile: 'FROM busybox\nRUN false\nCMD ["true"]\n' }),
             tag: "kyozo/broken:1"
           })
           .pipe(
@@ -448,7 +458,9 @@ describe("MockRuntimeControl faults", () => {
         const c = yield* rt.createContainer(spec("d"))
         yield* rt.startContainer(c.id)
         const watcher = yield* rt.events().pipe(Stream.runDrain, Effect.either, Effect.fork)
-        const follower = yield* rt.logs(c.id, { follow: true }).pipe(Stream.runDrain, Effect.either, Effect.fork)
+        const follower = yield* rt
+          .logs(c.id, { follow: true })
+          .pipe(Stream.runDrain, Effect.either, Effect.fork)
         yield* Effect.yieldNow()
         yield* control.setDown(true)
         expect((yield* Effect.flip(rt.ping))._tag).toBe("DockerUnavailable")

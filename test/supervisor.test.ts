@@ -65,6 +65,16 @@ const makeHarness = Effect.gen(function* () {
 const statuses = (handle: Supervisor.SupervisorHandle) =>
   Effect.map(handle.children, (cs) => cs.map((c) => `${c.id}:${c.status}:${c.restarts}`))
 
+/** Waits (bounded, so a bug fails instead of spinning) until some fiber sleeps until `wakeMillis` on the TestClock. */
+const sleepingUntil = (wakeMillis: number) =>
+  Effect.gen(function* () {
+    for (let i = 0; i < 1000; i++) {
+      if (Chunk.some(yield* TestClock.sleeps(), (t) => t === wakeMillis)) return
+      yield* Effect.yieldNow()
+    }
+    assert.fail(`no fiber sleeps until ${wakeMillis} ms: ${Chunk.toReadonlyArray(yield* TestClock.sleeps())}`)
+  })
+
 const isPending = (handle: Supervisor.SupervisorHandle) =>
   Effect.fork(handle.await).pipe(
     Effect.flatMap((f) =>
@@ -462,7 +472,7 @@ describe("Supervisor", () => {
           })
         )
       )
-      while (Chunk.isEmpty(yield* TestClock.sleeps())) yield* Effect.yieldNow()
+      yield* sleepingUntil(1000) // c stopped at once; now waiting for stubborn
       yield* h.expectLog(["start:a", "start:stubborn", "start:c", "stop:c"])
       yield* TestClock.adjust("1 second")
       yield* Fiber.join(closed)
@@ -488,7 +498,7 @@ describe("Supervisor", () => {
       })
       yield* h.expectLog(["start:a"])
       yield* h.fail("a")
-      while (Chunk.isEmpty(yield* TestClock.sleeps())) yield* Effect.yieldNow()
+      yield* sleepingUntil(2000)
       assert.deepStrictEqual(yield* statuses(sup), ["a:restarting:0"])
       yield* TestClock.adjust("1999 millis")
       yield* h.expectLog(["start:a"])

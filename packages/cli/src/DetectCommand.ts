@@ -2,7 +2,9 @@
  * `kyozo detect <folder> [--json] [--dockerfile]`: what runs in a folder, and what would be built.
  * The `--json` output is a contract: one object `{ services, reason? }` (plus `dockerfiles` with --dockerfile).
  */
-import { Args, Command, Options } from "@effect/cli"
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
 import { BaseImages } from "@kyozo/core/dockerfile/BaseImages"
 import { generateDockerfile, type GeneratedDockerfile } from "@kyozo/core/dockerfile/DockerfileGenerator"
 import { detectPlan } from "@kyozo/core/topology/TopologyDetector"

@@ -2,8 +2,9 @@
  * The `kyozo` command line. Exit codes: 0 success, 1 the command failed (missing folder, bad
  * configuration), 2 usage errors.
  */
-import { Command, ValidationError } from "@effect/cli"
-import { NodeContext } from "@effect/platform-node"
+import * as Command from "@effect/cli/Command"
+import * as ValidationError from "@effect/cli/ValidationError"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Cause, Effect, Exit, Option } from "effect"
 import { detectCommand } from "./DetectCommand.js"
 

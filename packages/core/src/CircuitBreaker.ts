@@ -149,7 +149,10 @@ export const make = (options: BreakerOptions): Effect.Effect<CircuitBreaker> =>
     const minimumCalls = Math.max(1, Math.min(windowSize, options.minimumCalls ?? windowSize))
     const resetMs = Duration.toMillis(Duration.decode(options.resetAfter ?? Duration.seconds(10)))
     const backoffFactor = Math.max(1, options.backoffFactor ?? 1)
-    const maxResetMs = Math.max(resetMs, Duration.toMillis(Duration.decode(options.maxResetAfter ?? Duration.minutes(5))))
+    const maxResetMs = Math.max(
+      resetMs,
+      Duration.toMillis(Duration.decode(options.maxResetAfter ?? Duration.minutes(5)))
+    )
     const halfOpenMaxCalls = Math.max(1, options.halfOpenMaxCalls ?? 1)
     const successThreshold = Math.max(1, options.successThreshold ?? 1)
     const isFailure = options.isFailure ?? (() => true)
@@ -170,10 +173,22 @@ export const make = (options: BreakerOptions): Effect.Effect<CircuitBreaker> =>
       lastChange: null
     })
 
-    const transition = (s: State, to: BreakerState, now: number, reason: string, out: Array<StateChange>): State => {
+    const transition = (
+      s: State,
+      to: BreakerState,
+      now: number,
+      reason: string,
+      out: Array<StateChange>
+    ): State => {
       const change: StateChange = { from: s.state, to, at: now, reason }
       out.push(change)
-      const base: State = { ...s, state: to, generation: s.generation + 1, lastChange: change, halfOpenSuccesses: 0 }
+      const base: State = {
+        ...s,
+        state: to,
+        generation: s.generation + 1,
+        lastChange: change,
+        halfOpenSuccesses: 0
+      }
       switch (to) {
         case "open": {
           const trips = s.trips + 1
@@ -212,17 +227,29 @@ export const make = (options: BreakerOptions): Effect.Effect<CircuitBreaker> =>
           case "open":
             return reject(s.retryAt ?? now)
           case "half-open":
-            if (s.trialsInFlight >= halfOpenMaxCalls + 5) return reject(now)
-            return [[{ generation: s.generation, trial: true }, out], { ...s, trialsInFlight: s.trialsInFlight + 1 }]
+            if (s.trialsInFlight >= halfOpenMaxCalls) return reject(now)
+            return [
+              [{ generation: s.generation, trial: true }, out],
+              { ...s, trialsInFlight: s.trialsInFlight + 1 }
+            ]
         }
       }).pipe(
         Effect.flatMap(([result, out]) =>
-          Effect.zipRight(publish(out), result instanceof CircuitOpen ? Effect.fail(result) : Effect.succeed(result))
+          Effect.zipRight(
+            publish(out),
+            result instanceof CircuitOpen ? Effect.fail(result) : Effect.succeed(result)
+          )
         )
       )
     )
 
-    const record = (s: State, permit: Permit, outcome: Outcome, now: number, out: Array<StateChange>): State => {
+    const record = (
+      s: State,
+      permit: Permit,
+      outcome: Outcome,
+      now: number,
+      out: Array<StateChange>
+    ): State => {
       const t = s.totals
       s = {
         ...s,
@@ -295,7 +322,9 @@ export const make = (options: BreakerOptions): Effect.Effect<CircuitBreaker> =>
               return release(permit, o)
             })
           // acquireRelease: the permit is returned even if the stream is interrupted before it runs.
-          permit = yield* Effect.acquireRelease(acquire, () => Effect.suspend(() => settle(outcome ?? "interrupted")))
+          permit = yield* Effect.acquireRelease(acquire, () =>
+            Effect.suspend(() => settle(outcome ?? "interrupted"))
+          )
           return self.pipe(
             // The first element proves the engine answered; settling here also frees a half-open
             // trial permit instead of holding it for the life of a long stream.
@@ -360,13 +389,19 @@ export const make = (options: BreakerOptions): Effect.Effect<CircuitBreaker> =>
 // The runtime guard.
 
 /** The breaker in front of the ContainerRuntime, so the manager can report its status. */
-export class RuntimeBreaker extends Context.Tag("@kyozo/core/RuntimeBreaker")<RuntimeBreaker, CircuitBreaker>() {}
+export class RuntimeBreaker extends Context.Tag("@kyozo/core/RuntimeBreaker")<
+  RuntimeBreaker,
+  CircuitBreaker
+>() {}
 
 const runtimeErrorTags: ReadonlySet<string> = new Set(RuntimeError.members.map((m) => m._tag))
 
 /** Engine sickness trips the runtime breaker; answers about objects (not found, conflict) do not. */
 export const isRuntimeEngineFailure = (error: unknown): boolean => {
-  const tag = typeof error === "object" && error !== null && "_tag" in error ? (error as { _tag: unknown })._tag : undefined
+  const tag =
+    typeof error === "object" && error !== null && "_tag" in error
+      ? (error as { _tag: unknown })._tag
+      : undefined
   if (typeof tag === "string" && runtimeErrorTags.has(tag)) return isEngineFailure(error as RuntimeError)
   // Anything else (a TimeoutException, an unknown error) is engine trouble.
   return true
@@ -383,7 +418,8 @@ export const guardRuntime = (
   runtime: ContainerRuntimeShape,
   options: GuardOptions = {}
 ): ContainerRuntimeShape => {
-  const timeoutMs = options.callTimeout === undefined ? undefined : Duration.toMillis(Duration.decode(options.callTimeout))
+  const timeoutMs =
+    options.callTimeout === undefined ? undefined : Duration.toMillis(Duration.decode(options.callTimeout))
   const e = <A>(operation: string, effect: Effect.Effect<A, RuntimeError>): Effect.Effect<A, RuntimeError> =>
     breaker.protect(
       timeoutMs === undefined
@@ -393,7 +429,8 @@ export const guardRuntime = (
             onTimeout: () => new DockerTimeout({ operation, timeoutMs })
           })
     )
-  const s = <A>(stream: Stream.Stream<A, RuntimeError>): Stream.Stream<A, RuntimeError> => breaker.protectStream(stream)
+  const s = <A>(stream: Stream.Stream<A, RuntimeError>): Stream.Stream<A, RuntimeError> =>
+    breaker.protectStream(stream)
   return {
     mode: runtime.mode,
     endpoint: runtime.endpoint,
@@ -441,7 +478,11 @@ export const layerRuntime = (
   Layer.effectContext(
     Effect.gen(function* () {
       const runtime = yield* ContainerRuntime
-      const breaker = yield* make({ isFailure: isRuntimeEngineFailure, ...options, name: options.name ?? runtime.mode })
+      const breaker = yield* make({
+        isFailure: isRuntimeEngineFailure,
+        ...options,
+        name: options.name ?? runtime.mode
+      })
       return Context.make(ContainerRuntime, guardRuntime(breaker, runtime, options)).pipe(
         Context.add(RuntimeBreaker, breaker)
       )

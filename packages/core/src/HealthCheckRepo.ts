@@ -41,6 +41,22 @@ export class HealthCheckRepo extends Effect.Service<HealthCheckRepo>()("@kyozo/c
         })} RETURNING ${sql.literal(columns)}`
       )
 
+    /** Many rows in one statement: the health pass writes all of its results at once. */
+    const recordMany = (batch: ReadonlyArray<NewHealthCheck>): Effect.Effect<number, SqlError> =>
+      batch.length === 0
+        ? Effect.succeed(0)
+        : sql`INSERT INTO health_checks ${sql.insert(
+            batch.map((row) => ({
+              service_id: row.serviceId,
+              container_id: row.containerId,
+              check_type: row.checkType,
+              status: row.status,
+              latency_ms: row.latencyMs === null ? null : Math.round(row.latencyMs),
+              detail: row.detail ?? "",
+              checked_at: row.checkedAt ?? new Date()
+            }))
+          )}`.pipe(Effect.as(batch.length))
+
     /** Newest first. */
     const latestByService = (
       serviceId: ServiceId | string,
@@ -72,6 +88,6 @@ export class HealthCheckRepo extends Effect.Service<HealthCheckRepo>()("@kyozo/c
       sql<{ n: number }>`WITH gone AS (DELETE FROM health_checks WHERE checked_at < ${date} RETURNING 1)
                         SELECT count(*)::int AS n FROM gone`.pipe(Effect.map((r) => r[0]?.n ?? 0))
 
-    return { record, latestByService, latestStatus, pruneOlderThan } as const
+    return { record, recordMany, latestByService, latestStatus, pruneOlderThan } as const
   })
 }) {}

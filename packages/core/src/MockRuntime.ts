@@ -6,7 +6,19 @@
  * The same layer provides `MockRuntimeControl`, the knobs tests use to make the engine misbehave
  * (failures, hangs, slowness, a stopped dockerd, containers dying behind Kyozo's back).
  */
-import { Chunk, Clock, Context, Deferred, Duration, Effect, Exit, FiberId, Layer, Option, Stream } from "effect"
+import {
+  Chunk,
+  Clock,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  FiberId,
+  Layer,
+  Option,
+  Stream
+} from "effect"
 import {
   ContainerRuntime,
   Defaults,
@@ -230,7 +242,6 @@ interface CacheEntry {
   readonly sizeBytes: number
 }
 
-
 interface PendingFailure {
   remaining: number
   readonly error: RuntimeError | undefined
@@ -426,7 +437,10 @@ export const make = (options: MockRuntimeOptions = {}): Effect.Effect<MockRuntim
       })
 
     /** Counts the call, then applies hang, slowness, a down engine and injected failures. */
-    const guard = <A, R>(op: string, effect: Effect.Effect<A, RuntimeError, R>): Effect.Effect<A, RuntimeError, R> =>
+    const guard = <A, R>(
+      op: string,
+      effect: Effect.Effect<A, RuntimeError, R>
+    ): Effect.Effect<A, RuntimeError, R> =>
       Effect.suspend(() => {
         total += 1
         byOperation[op] = (byOperation[op] ?? 0) + 1
@@ -525,7 +539,13 @@ export const make = (options: MockRuntimeOptions = {}): Effect.Effect<MockRuntim
     // --- networks ------------------------------------------------------------------------------
 
     for (const name of ["bridge", "host", "none"]) {
-      networks.set(name, { id: hex64(`network:${name}`), name, labels: {}, builtin: true, containers: new Set() })
+      networks.set(name, {
+        id: hex64(`network:${name}`),
+        name,
+        labels: {},
+        builtin: true,
+        containers: new Set()
+      })
     }
 
     const findNetwork = (idOrName: string): MockNetwork | undefined => {
@@ -558,7 +578,8 @@ export const make = (options: MockRuntimeOptions = {}): Effect.Effect<MockRuntim
       return c ? Effect.succeed(c) : Effect.fail(new ContainerNotFound({ container: idOrName }))
     }
 
-    const isUp = (c: MockContainer) => c.state === "running" || c.state === "paused" || c.state === "restarting"
+    const isUp = (c: MockContainer) =>
+      c.state === "running" || c.state === "paused" || c.state === "restarting"
 
     const pushLog = (c: MockContainer, stream: LogLine["stream"], timestamp: number, line: string) => {
       c.logs.push({ seq: ++c.logSeq, line: { stream, timestamp, line } })
@@ -667,7 +688,8 @@ export const make = (options: MockRuntimeOptions = {}): Effect.Effect<MockRuntim
       c.heartbeatAt = now
       for (const port of c.ports) boundPorts.set(portKey(port), c.id)
       pushLog(c, "stdout", now, `[${c.name}] starting from ${c.image}`)
-      for (const p of c.ports) pushLog(c, "stdout", now, `[${c.name}] listening on 0.0.0.0:${p.containerPort}`)
+      for (const p of c.ports)
+        pushLog(c, "stdout", now, `[${c.name}] listening on 0.0.0.0:${p.containerPort}`)
       pushLog(c, "stdout", now, `[${c.name}] ready`)
       emit("container", "start", c.id, c.labels, now)
     }
@@ -728,7 +750,12 @@ export const make = (options: MockRuntimeOptions = {}): Effect.Effect<MockRuntim
             })
           ),
           Effect.mapError(
-            (e) => new BuildFailed({ image: tag, reason: `reading the build context failed: ${String(e)}`, logTail: [] })
+            (e) =>
+              new BuildFailed({
+                image: tag,
+                reason: `reading the build context failed: ${String(e)}`,
+                logTail: []
+              })
           )
         )
         const all = new Uint8Array(size)
@@ -956,7 +983,9 @@ export const make = (options: MockRuntimeOptions = {}): Effect.Effect<MockRuntim
                 return Effect.void
               }
               default:
-                return Effect.fail(new InvalidContainerState({ container: id, state: c.state, operation: "start" }))
+                return Effect.fail(
+                  new InvalidContainerState({ container: id, state: c.state, operation: "start" })
+                )
             }
           })
         ),
@@ -973,7 +1002,9 @@ export const make = (options: MockRuntimeOptions = {}): Effect.Effect<MockRuntim
         call("restartContainer", (now) =>
           Effect.flatMap(lookup(id), (c) => {
             if (c.state === "removing" || c.state === "dead") {
-              return Effect.fail(new InvalidContainerState({ container: id, state: c.state, operation: "restart" }))
+              return Effect.fail(
+                new InvalidContainerState({ container: id, state: c.state, operation: "restart" })
+              )
             }
             if (isUp(c)) doExit(c, now, 0, "stop")
             doStart(c, now)
@@ -988,7 +1019,9 @@ export const make = (options: MockRuntimeOptions = {}): Effect.Effect<MockRuntim
           if (!c) return Effect.void // already gone
           if (isUp(c)) {
             if (!options?.force) {
-              return Effect.fail(new InvalidContainerState({ container: id, state: c.state, operation: "remove" }))
+              return Effect.fail(
+                new InvalidContainerState({ container: id, state: c.state, operation: "remove" })
+              )
             }
             doExit(c, now, 137, "kill")
           }
@@ -999,7 +1032,8 @@ export const make = (options: MockRuntimeOptions = {}): Effect.Effect<MockRuntim
           return Effect.void
         }),
 
-      inspectContainer: (id) => call("inspectContainer", (now) => Effect.map(lookup(id), (c) => info(c, now))),
+      inspectContainer: (id) =>
+        call("inspectContainer", (now) => Effect.map(lookup(id), (c) => info(c, now))),
 
       listContainers: (filter) =>
         call("listContainers", (now) => {
@@ -1018,7 +1052,8 @@ export const make = (options: MockRuntimeOptions = {}): Effect.Effect<MockRuntim
           if (!c) return Stream.fail(new ContainerNotFound({ container: id }))
           materializeLogs(c, now)
           let lines = c.logs
-          if (options?.since !== undefined) lines = lines.filter((l) => (l.line.timestamp ?? 0) >= options.since!)
+          if (options?.since !== undefined)
+            lines = lines.filter((l) => (l.line.timestamp ?? 0) >= options.since!)
           if (options?.tail !== undefined) lines = options.tail <= 0 ? [] : lines.slice(-options.tail)
           const initial = Stream.fromIterable(lines.map((l) => l.line))
           if (!options?.follow || !isUp(c)) return initial
@@ -1031,7 +1066,9 @@ export const make = (options: MockRuntimeOptions = {}): Effect.Effect<MockRuntim
         call("exec", (now) =>
           Effect.flatMap(lookup(id), (c): Effect.Effect<ExecResult, RuntimeError> => {
             if (c.state !== "running") {
-              return Effect.fail(new InvalidContainerState({ container: id, state: c.state, operation: "exec" }))
+              return Effect.fail(
+                new InvalidContainerState({ container: id, state: c.state, operation: "exec" })
+              )
             }
             const custom = options.exec?.(info(c, now), cmd)
             if (custom) return Effect.succeed(custom)
@@ -1047,7 +1084,10 @@ export const make = (options: MockRuntimeOptions = {}): Effect.Effect<MockRuntim
         callStream("pullImage", () => {
           const image = findImage(ref)
           if (!image) return Stream.fail(new ImageNotFound({ image: ref }))
-          return Stream.make({ _tag: "Progress" as const, status: `Status: Image is up to date for ${normalizeImageRef(ref)}` })
+          return Stream.make({
+            _tag: "Progress" as const,
+            status: `Status: Image is up to date for ${normalizeImageRef(ref)}`
+          })
         }),
 
       inspectImage: (ref) =>
@@ -1127,7 +1167,11 @@ export const make = (options: MockRuntimeOptions = {}): Effect.Effect<MockRuntim
         call("createNetwork", (now) => {
           if (networks.has(spec.name)) {
             return Effect.fail(
-              new NameConflict({ kind: "network", name: spec.name, detail: `network with name ${spec.name} already exists` })
+              new NameConflict({
+                kind: "network",
+                name: spec.name,
+                detail: `network with name ${spec.name} already exists`
+              })
             )
           }
           const network: MockNetwork = {
@@ -1176,7 +1220,9 @@ export const make = (options: MockRuntimeOptions = {}): Effect.Effect<MockRuntim
 
       listNetworks: (filter) =>
         call("listNetworks", () =>
-          Effect.succeed([...networks.values()].filter((n) => matchesLabels(n.labels, filter)).map(networkInfo))
+          Effect.succeed(
+            [...networks.values()].filter((n) => matchesLabels(n.labels, filter)).map(networkInfo)
+          )
         ),
 
       connectNetwork: (networkName, container) =>
@@ -1226,7 +1272,9 @@ export const make = (options: MockRuntimeOptions = {}): Effect.Effect<MockRuntim
             while (i > 0 && history[i - 1]!.event.time >= since) i--
             start = i < history.length ? history[i]!.seq - 1 : eventSeq
           }
-          const next = (last: number): Effect.Effect<readonly [Chunk.Chunk<EngineEvent>, Option.Option<number>], RuntimeError> =>
+          const next = (
+            last: number
+          ): Effect.Effect<readonly [Chunk.Chunk<EngineEvent>, Option.Option<number>], RuntimeError> =>
             Effect.suspend(() => {
               if (down) return Effect.fail(unavailable())
               const woken = wake
@@ -1237,7 +1285,9 @@ export const make = (options: MockRuntimeOptions = {}): Effect.Effect<MockRuntim
                 Option.some(fresh[fresh.length - 1]!.seq)
               ] as const)
             })
-          return Stream.paginateChunkEffect(start, next).pipe(Stream.filter((e) => matchesLabels(e.labels, options)))
+          return Stream.paginateChunkEffect(start, next).pipe(
+            Stream.filter((e) => matchesLabels(e.labels, options))
+          )
         })
     }
 
@@ -1286,7 +1336,9 @@ export const make = (options: MockRuntimeOptions = {}): Effect.Effect<MockRuntim
         controlCall((now) =>
           Effect.flatMap(lookup(id), (c) => {
             if (c.state !== "running") {
-              return Effect.fail(new InvalidContainerState({ container: id, state: c.state, operation: "pause" }))
+              return Effect.fail(
+                new InvalidContainerState({ container: id, state: c.state, operation: "pause" })
+              )
             }
             materializeLogs(c, now)
             c.runMs = runningMs(c, now)
@@ -1300,7 +1352,9 @@ export const make = (options: MockRuntimeOptions = {}): Effect.Effect<MockRuntim
         controlCall((now) =>
           Effect.flatMap(lookup(id), (c) => {
             if (c.state !== "paused") {
-              return Effect.fail(new InvalidContainerState({ container: id, state: c.state, operation: "unpause" }))
+              return Effect.fail(
+                new InvalidContainerState({ container: id, state: c.state, operation: "unpause" })
+              )
             }
             c.state = "running"
             c.runSince = now
@@ -1321,7 +1375,9 @@ export const make = (options: MockRuntimeOptions = {}): Effect.Effect<MockRuntim
   })
 
 /** Provides `ContainerRuntime` (mode "mock") and its `MockRuntimeControl`. */
-export const layerWith = (options: MockRuntimeOptions = {}): Layer.Layer<ContainerRuntime | MockRuntimeControl> =>
+export const layerWith = (
+  options: MockRuntimeOptions = {}
+): Layer.Layer<ContainerRuntime | MockRuntimeControl> =>
   Layer.effectContext(
     Effect.map(make(options), ({ control, runtime }) =>
       Context.make(ContainerRuntime, runtime).pipe(Context.add(MockRuntimeControl, control))

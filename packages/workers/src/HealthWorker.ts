@@ -276,38 +276,58 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
         })
       )
 
+    // The last status of each service, read from health_checks once and then kept here, so a pass
+    // never rescans the history (the table grows by one row per service per pass).
+    let lastKnown: Map<string, HealthStatus> | null = null
+
     const run: Effect.Effect<PassReport, unknown> = Effect.gen(function* () {
       const { concurrency } = yield* WorkerSettings
       const wanted = (yield* services.listDesired()).filter((s) => s.desiredState === "running")
-      const previous = yield* checks.latestStatus(wanted.map((s) => s.id))
+      if (lastKnown === null) {
+        const stored = yield* checks.latestStatus(wanted.map((s) => s.id))
+        lastKnown = new Map([...stored].map(([id, c]) => [id, c.status] as const))
+      }
+      const known = lastKnown
       const outcomes = yield* Effect.forEach(
         wanted,
         (service) =>
-          Effect.gen(function* () {
-            const observation = yield* observe(service)
-            yield* checks.record({ serviceId: service.id, ...observation })
-            const last = previous.get(service.id)
-            // The first check ever counts as a change only when it contradicts the stored status.
-            const changed = last
-              ? last.status !== observation.status
-              : serviceStatusFor(observation.status) !== null &&
-                serviceStatusFor(observation.status) !== service.status
-            if (changed) yield* transition(service, last?.status ?? service.status, observation)
-            return { changed, status: observation.status }
-          }).pipe(
+          observe(service).pipe(
+            Effect.map((observation) => ({ service, observation })),
             Effect.tapErrorCause((cause) => Effect.logWarning(`health check of ${service.id} failed`, cause)),
             Effect.either
           ),
         { concurrency }
       )
-      const ok = outcomes.filter(Either.isRight).map((o) => o.right)
-      const unhealthy = ok.filter((o) => o.status === "unhealthy").length
+      const observed = outcomes.filter(Either.isRight).map((o) => o.right)
+      yield* checks.recordMany(observed.map(({ service, observation }) => ({ serviceId: service.id, ...observation })))
+      let changes = 0
+      let transitionFailures = 0
+      for (const { service, observation } of observed) {
+        const last = known.get(service.id)
+        // The first check ever counts as a change only when it contradicts the stored status.
+        const changed = last
+          ? last !== observation.status
+          : serviceStatusFor(observation.status) !== null && serviceStatusFor(observation.status) !== service.status
+        if (changed) {
+          const written = yield* transition(service, last ?? service.status, observation).pipe(
+            Effect.tapErrorCause((cause) => Effect.logWarning(`health transition of ${service.id} failed`, cause)),
+            Effect.either
+          )
+          if (Either.isLeft(written)) {
+            transitionFailures++
+            continue
+          }
+          changes++
+        }
+        known.set(service.id, observation.status)
+      }
+      const unhealthy = observed.filter((o) => o.observation.status === "unhealthy").length
       return {
         ...emptyReport("health"),
         examined: wanted.length,
-        acted: ok.filter((o) => o.changed).length,
-        failures: outcomes.length - ok.length,
-        notes: [`${ok.length - unhealthy} healthy or starting, ${unhealthy} unhealthy`]
+        acted: changes,
+        failures: outcomes.length - observed.length + transitionFailures,
+        notes: [`${observed.length - unhealthy} healthy or starting, ${unhealthy} unhealthy`]
       }
     })
 

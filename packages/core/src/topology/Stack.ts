@@ -22,6 +22,22 @@ export interface StackContext {
 export const makeContext = (index: FolderIndex, dir: string): StackContext => {
   const prefix = dir === "" ? "" : `${dir}/`
   const rel = (name: string) => joinRel(dir, name)
+  // index.files is sorted: the files under a folder are one contiguous range, found by binary search.
+  let cached: Array<string> | undefined
+  const under = (): Array<string> => {
+    if (cached) return cached
+    const files = index.files
+    let lo = 0
+    let hi = files.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (files[mid]! < prefix) lo = mid + 1
+      else hi = mid
+    }
+    cached = []
+    for (let i = lo; i < files.length && files[i]!.startsWith(prefix); i++) cached.push(files[i]!.slice(prefix.length))
+    return cached
+  }
   return {
     index,
     dir,
@@ -30,9 +46,7 @@ export const makeContext = (index: FolderIndex, dir: string): StackContext => {
     read: (name) => index.read(rel(name)),
     filesBelow: (maxDepth, ext) => {
       const out: Array<string> = []
-      for (const f of index.files) {
-        if (!f.startsWith(prefix)) continue
-        const name = f.slice(prefix.length)
+      for (const name of under()) {
         let depth = 0
         for (let i = 0; i < name.length; i++) if (name.charCodeAt(i) === 47) depth++
         if (depth > maxDepth) continue
