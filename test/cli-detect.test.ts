@@ -6,7 +6,11 @@ const ROOT = path.resolve(__dirname, "..")
 const FIX = "test/fixtures/detect"
 
 const kyozo = (...args: ReadonlyArray<string>) => {
-  const r = spawnSync("pnpm", ["--silent", "kyozo", ...args], { cwd: ROOT, encoding: "utf8", timeout: 60_000 })
+  const r = spawnSync("pnpm", ["--silent", "kyozo", ...args], {
+    cwd: ROOT,
+    encoding: "utf8",
+    timeout: 60_000
+  })
   return { code: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
@@ -19,7 +23,19 @@ describe("kyozo detect", () => {
     expect(out.services.map((s) => s.name)).toEqual(["web", "worker", "db", "cache", "proxy"])
     for (const s of out.services) {
       expect(Object.keys(s).sort()).toEqual(
-        ["confidence", "dependsOn", "evidence", "framework", "image", "kind", "name", "path", "port", "requires", "startCommand"].sort()
+        [
+          "confidence",
+          "dependsOn",
+          "evidence",
+          "framework",
+          "image",
+          "kind",
+          "name",
+          "path",
+          "port",
+          "requires",
+          "startCommand"
+        ].sort()
       )
     }
     expect(out.services[0]).toMatchObject({ name: "web", path: "web", kind: "dockerfile", port: 3000 })

@@ -427,7 +427,7 @@ describe("Supervisor", () => {
 
         const stopping = yield* Effect.fork(sup.stopChild("stubborn"))
         // Let the supervisor reach its shutdown timer before moving the clock.
-        while (Chunk.isEmpty(yield* TestClock.sleeps())) yield* Effect.yieldNow()
+        yield* sleepingUntil(3000)
         yield* TestClock.adjust("2999 millis")
         assert.isTrue(Option.isNone(yield* Fiber.poll(stopping)))
         yield* TestClock.adjust("1 milli")

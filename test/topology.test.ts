@@ -32,29 +32,86 @@ interface Expect {
 }
 
 const single: Record<string, Expect> = {
-  "node-express": { kind: "node", framework: "express", port: 8080, start: "node server.js", requires: ["postgres"], name: "shop-api" },
-  "node-fastify": { kind: "node", framework: "fastify", port: 4000, start: "node index.js", requires: ["redis"] },
+  "node-express": {
+    kind: "node",
+    framework: "express",
+    port: 8080,
+    start: "node server.js",
+    requires: ["postgres"],
+    name: "shop-api"
+  },
+  "node-fastify": {
+    kind: "node",
+    framework: "fastify",
+    port: 4000,
+    start: "node index.js",
+    requires: ["redis"]
+  },
   "node-nextjs": { kind: "node", framework: "nextjs", port: 3001, start: "next start -p 3001", requires: [] },
   "node-nest": { kind: "node", framework: "nest", port: 3002, requires: ["mongodb"] },
   "node-koa": { kind: "node", framework: "koa", port: 3005, start: "node app.js", requires: ["rabbitmq"] },
   "node-http": { kind: "node", framework: null, port: 8090, start: "node server.js", requires: [] },
   "node-env-backing": { kind: "node", framework: "express", port: 3000, requires: ["mysql", "redis"] },
-  "python-flask": { kind: "python", framework: "flask", port: 5050, start: "python app.py", requires: ["redis"], name: "python-flask" },
-  "python-django": { kind: "python", framework: "django", port: 8000, start: /^gunicorn mysite\.wsgi:application/, requires: ["postgres"] },
-  "python-fastapi": { kind: "python", framework: "fastapi", port: 8000, start: /^uvicorn main:app/, requires: ["postgres"], name: "inventory" },
-  "python-plain": { kind: "python", framework: null, port: 8765, start: "python main.py", requires: ["mongodb"] },
+  "python-flask": {
+    kind: "python",
+    framework: "flask",
+    port: 5050,
+    start: "python app.py",
+    requires: ["redis"],
+    name: "python-flask"
+  },
+  "python-django": {
+    kind: "python",
+    framework: "django",
+    port: 8000,
+    start: /^gunicorn mysite\.wsgi:application/,
+    requires: ["postgres"]
+  },
+  "python-fastapi": {
+    kind: "python",
+    framework: "fastapi",
+    port: 8000,
+    start: /^uvicorn main:app/,
+    requires: ["postgres"],
+    name: "inventory"
+  },
+  "python-plain": {
+    kind: "python",
+    framework: null,
+    port: 8765,
+    start: "python main.py",
+    requires: ["mongodb"]
+  },
   "go-plain": { kind: "go", framework: null, port: 8081, requires: ["postgres"], name: "hello" },
   "go-gin": { kind: "go", framework: "gin", port: 8080, requires: ["redis"] },
   "ruby-sinatra": { kind: "ruby", framework: "sinatra", port: 4570, requires: ["redis"] },
   "ruby-rack": { kind: "ruby", framework: "rack", port: 9292, start: /rackup/ },
   "rust-axum": { kind: "rust", framework: "axum", port: 3000, requires: ["postgres"], name: "todo-api" },
   "rust-actix": { kind: "rust", framework: "actix", port: 8088, requires: ["redis"] },
-  "java-spring-maven": { kind: "java", framework: "spring", port: 8081, requires: ["postgres"], name: "billing" },
-  "java-spring-gradle": { kind: "java", framework: "spring", port: 9090, requires: ["redis"], name: "catalog" },
+  "java-spring-maven": {
+    kind: "java",
+    framework: "spring",
+    port: 8081,
+    requires: ["postgres"],
+    name: "billing"
+  },
+  "java-spring-gradle": {
+    kind: "java",
+    framework: "spring",
+    port: 9090,
+    requires: ["redis"],
+    name: "catalog"
+  },
   "php-plain": { kind: "php", framework: null, port: 8000, start: /^php -S 0\.0\.0\.0:8000/ },
   "php-laravel": { kind: "php", framework: "laravel", port: 8000, requires: ["postgres", "redis"] },
   "deno-app": { kind: "deno", framework: null, port: 8100, start: "deno task start" },
-  "elixir-phoenix": { kind: "elixir", framework: "phoenix", port: 4000, requires: ["postgres"], name: "chat" },
+  "elixir-phoenix": {
+    kind: "elixir",
+    framework: "phoenix",
+    port: 4000,
+    requires: ["postgres"],
+    name: "chat"
+  },
   "static-site": { kind: "static", framework: null, port: 8080, name: "static-site" }
 }
 
@@ -85,9 +142,15 @@ describe("topology: one service per stack", () => {
       const express = only(yield* run("node-express"))
       expect(express.evidence).toContainEqual(expect.objectContaining({ file: "package-lock.json" }))
       expect(express.evidence).toContainEqual(expect.objectContaining({ file: "server.js", line: 4 }))
-      expect(only(yield* run("node-fastify")).evidence).toContainEqual(expect.objectContaining({ file: "pnpm-lock.yaml" }))
-      expect(only(yield* run("node-nextjs")).evidence).toContainEqual(expect.objectContaining({ file: "yarn.lock" }))
-      expect(only(yield* run("node-nest")).evidence).toContainEqual(expect.objectContaining({ file: "bun.lock" }))
+      expect(only(yield* run("node-fastify")).evidence).toContainEqual(
+        expect.objectContaining({ file: "pnpm-lock.yaml" })
+      )
+      expect(only(yield* run("node-nextjs")).evidence).toContainEqual(
+        expect.objectContaining({ file: "yarn.lock" })
+      )
+      expect(only(yield* run("node-nest")).evidence).toContainEqual(
+        expect.objectContaining({ file: "bun.lock" })
+      )
       const spring = only(yield* run("java-spring-maven"))
       expect(spring.evidence).toContainEqual(
         expect.objectContaining({ file: "src/main/resources/application.properties", line: 2 })
@@ -132,7 +195,13 @@ describe("topology: Procfile, Dockerfile, compose", () => {
       const r = yield* run("compose-stack")
       expect(r.services.map((s) => s.name)).toEqual(["web", "worker", "db", "cache", "proxy"])
       const web = byName(r, "web")
-      expect(web).toMatchObject({ kind: "dockerfile", path: "web", port: 3000, framework: "express", dependsOn: ["db", "cache"] })
+      expect(web).toMatchObject({
+        kind: "dockerfile",
+        path: "web",
+        port: 3000,
+        framework: "express",
+        dependsOn: ["db", "cache"]
+      })
       // postgres and redis are defined by the compose file: not required from outside.
       expect(web.requires).toEqual([])
       const worker = byName(r, "worker")
@@ -142,7 +211,12 @@ describe("topology: Procfile, Dockerfile, compose", () => {
       expect(byName(r, "cache")).toMatchObject({ kind: "image", image: "redis:7-alpine", port: 6379 })
       expect(byName(r, "proxy")).toMatchObject({ kind: "image", port: 80, dependsOn: ["web"] })
       const legacy = yield* run("compose-legacy")
-      expect(byName(legacy, "api")).toMatchObject({ kind: "dockerfile", port: 5000, dependsOn: ["mongo"], requires: [] })
+      expect(byName(legacy, "api")).toMatchObject({
+        kind: "dockerfile",
+        port: 5000,
+        dependsOn: ["mongo"],
+        requires: []
+      })
       expect(byName(legacy, "mongo").port).toBe(27017)
       expect(byName(legacy, "queue").port).toBe(5672)
     })
@@ -252,7 +326,7 @@ describe("topology: parsers", () => {
 
   it("Dockerfile: last stage, continuations, ENTRYPOINT + CMD", () => {
     const d = parseDockerfile(
-      "FROM golang AS b\nEXPOSE 1\nFROM alpine\nENV P=7070\nEXPOSE $P/tcp \\\n  7071\nENTRYPOINT [\"/app\"]\nCMD [\"serve\"]\n"
+      'FROM golang AS b\nEXPOSE 1\nFROM alpine\nENV P=7070\nEXPOSE $P/tcp \\\n  7071\nENTRYPOINT ["/app"]\nCMD ["serve"]\n'
     )
     expect(d.from).toBe("alpine")
     expect(d.exposed.map((e) => e.port)).toEqual([7070, 7071])
@@ -289,7 +363,13 @@ describe("topology: robustness", () => {
   const dirs = fc.constantFrom("", "a", "a/b", "node_modules", "apps/x", ".git", "src")
   const contents = fc.oneof(
     fc.string({ maxLength: 200 }),
-    fc.constantFrom("{", "services:\n  a: [", '{"workspaces": 3, "scripts": null}', "\u0000\u0001", "FROM\nEXPOSE x")
+    fc.constantFrom(
+      "{",
+      "services:\n  a: [",
+      '{"workspaces": 3, "scripts": null}',
+      "\u0000\u0001",
+      "FROM\nEXPOSE x"
+    )
   )
   it("detection never throws on random file trees", async () => {
     await fc.assert(

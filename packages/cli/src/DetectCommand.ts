@@ -64,6 +64,7 @@ export const detectCommand = Command.make("detect", { folder, json, dockerfile }
       yield* Console.log(`\n# ---- ${d.service}: Dockerfile for ${d.path} ----\n${d.content}`)
     }
     const own = plan.services.filter((p) => !p.hints && p.service.kind === "dockerfile")
-    for (const p of own) yield* Console.log(`\n# ---- ${p.service.name}: uses its own Dockerfile in ${p.service.path}`)
+    for (const p of own)
+      yield* Console.log(`\n# ---- ${p.service.name}: uses its own Dockerfile in ${p.service.path}`)
   }).pipe(Effect.provide(BaseImages.Default))
 ).pipe(Command.withDescription("Detect what runs in a folder, with evidence"))

@@ -16,7 +16,10 @@ const kyozo = Command.make("kyozo").pipe(
 const cli = Command.run(kyozo, { name: "kyozo", version: "0.1.0" })
 
 const messageOf = (e: unknown): string =>
-  typeof e === "object" && e !== null && "message" in e && typeof (e as { message: unknown }).message === "string"
+  typeof e === "object" &&
+  e !== null &&
+  "message" in e &&
+  typeof (e as { message: unknown }).message === "string"
     ? (e as { message: string }).message
     : String(e)
 

@@ -34,7 +34,7 @@ export const readyz = HttpLayerRouter.add(
       {
         status: ready ? "ready" : "not-ready",
         database,
-        runtime: { mode: manager.runtimeMode, reason: manager.runtimeReason, breaker: breaker.state },
+        runtime: { mode: manager.runtimeMode, reason: manager.runtimeReason, breaker },
         schedules: schedules.map((s) => ({
           pass: s.pass,
           runs: s.runs,

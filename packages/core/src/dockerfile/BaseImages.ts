@@ -66,7 +66,8 @@ export const parseBaseImages = (raw: string): Partial<Record<BaseImageKey, strin
       throw new BaseImagesError({ message: "base images: expected a JSON object" })
     }
     entries = Object.entries(parsed).map(([k, v]) => {
-      if (typeof v !== "string" || v.trim() === "") throw new BaseImagesError({ message: `base images: ${k} must be an image name` })
+      if (typeof v !== "string" || v.trim() === "")
+        throw new BaseImagesError({ message: `base images: ${k} must be an image name` })
       return [k, v.trim()]
     })
   } else {
@@ -76,20 +77,25 @@ export const parseBaseImages = (raw: string): Partial<Record<BaseImageKey, strin
       .filter((p) => p !== "")
       .map((p) => {
         const i = p.indexOf("=")
-        if (i <= 0 || i === p.length - 1) throw new BaseImagesError({ message: `base images: expected key=value, got "${p}"` })
+        if (i <= 0 || i === p.length - 1)
+          throw new BaseImagesError({ message: `base images: expected key=value, got "${p}"` })
         return [p.slice(0, i).trim(), p.slice(i + 1).trim()]
       })
   }
   const out: Partial<Record<BaseImageKey, string>> = {}
   for (const [k, v] of entries) {
-    if (!isKey(k)) throw new BaseImagesError({ message: `base images: unknown key "${k}" (known: ${BASE_IMAGE_KEYS.join(", ")})` })
+    if (!isKey(k))
+      throw new BaseImagesError({
+        message: `base images: unknown key "${k}" (known: ${BASE_IMAGE_KEYS.join(", ")})`
+      })
     out[k] = v
   }
   return out
 }
 
-export const resolveBaseImages = (...overrides: ReadonlyArray<Partial<Record<BaseImageKey, string>>>): BaseImageMap =>
-  Object.assign({}, DEFAULT_BASE_IMAGES, ...overrides) as BaseImageMap
+export const resolveBaseImages = (
+  ...overrides: ReadonlyArray<Partial<Record<BaseImageKey, string>>>
+): BaseImageMap => Object.assign({}, DEFAULT_BASE_IMAGES, ...overrides) as BaseImageMap
 
 /** Reads the file override first, then the variable (the variable wins). */
 export const loadBaseImages: Effect.Effect<BaseImageMap, BaseImagesError> = Effect.gen(function* () {
@@ -99,7 +105,9 @@ export const loadBaseImages: Effect.Effect<BaseImageMap, BaseImagesError> = Effe
     ? yield* Effect.try({
         try: () => parseBaseImages(fs.readFileSync(file.value, "utf8")),
         catch: (e) =>
-          e instanceof BaseImagesError ? e : new BaseImagesError({ message: `base images file ${file.value}: ${String(e)}` })
+          e instanceof BaseImagesError
+            ? e
+            : new BaseImagesError({ message: `base images file ${file.value}: ${String(e)}` })
       })
     : {}
   const fromEnv = Option.isSome(inline)

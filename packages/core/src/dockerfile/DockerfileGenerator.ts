@@ -70,8 +70,14 @@ const node = (s: DetectedService, h: BuildHints, img: BaseImageMap): string => {
     )
   }
   if (h.buildScript) {
-    const run = h.packageManager === "npm" || !h.packageManager ? "npm run build" : `${h.packageManager} run build`
-    const prune = h.packageManager === "npm" || !h.packageManager ? "npm prune --omit=dev" : h.packageManager === "pnpm" ? "pnpm prune --prod" : "true"
+    const run =
+      h.packageManager === "npm" || !h.packageManager ? "npm run build" : `${h.packageManager} run build`
+    const prune =
+      h.packageManager === "npm" || !h.packageManager
+        ? "npm prune --omit=dev"
+        : h.packageManager === "pnpm"
+          ? "pnpm prune --prod"
+          : "true"
     return lines(
       `FROM ${img.node} AS build`,
       "WORKDIR /app",
@@ -106,15 +112,22 @@ const node = (s: DetectedService, h: BuildHints, img: BaseImageMap): string => {
 const python = (s: DetectedService, h: BuildHints, img: BaseImageMap): string => {
   const m = h.manifests
   let install: Array<string>
-  if (m.includes("requirements.txt")) install = ["COPY requirements.txt ./", "RUN pip install -r requirements.txt"]
+  if (m.includes("requirements.txt"))
+    install = ["COPY requirements.txt ./", "RUN pip install -r requirements.txt"]
   else if (m.includes("Pipfile"))
     install = [
-      copyList(m.filter((f) => f.startsWith("Pipfile")), "./")!,
+      copyList(
+        m.filter((f) => f.startsWith("Pipfile")),
+        "./"
+      )!,
       "RUN pip install pipenv && pipenv requirements > requirements.txt && pip install -r requirements.txt"
     ]
   else if (m.includes("pyproject.toml"))
     install = [
-      copyList(m.filter((f) => /^(pyproject\.toml|poetry\.lock|uv\.lock|setup\.(py|cfg))$/.test(f)), "./")!,
+      copyList(
+        m.filter((f) => /^(pyproject\.toml|poetry\.lock|uv\.lock|setup\.(py|cfg))$/.test(f)),
+        "./"
+      )!,
       // Dependencies first (cached), then the project itself once the sources are in.
       `RUN python -c "import tomllib;d=tomllib.load(open('pyproject.toml','rb'));print('\\n'.join(d.get('project',{}).get('dependencies',[])))" > /tmp/req.txt && pip install -r /tmp/req.txt`
     ]
@@ -228,7 +241,11 @@ const php = (s: DetectedService, h: BuildHints, img: BaseImageMap): string =>
       ? [`COPY --from=deps --chown=${APP_UID} /app /app`]
       : [`COPY --chown=${APP_UID} . .`]),
     ...(s.port !== null ? [`ENV PORT=${s.port}`] : []),
-    ...tail(s.port, APP_UID, execForm(s.startCommand ?? `php -S 0.0.0.0:${s.port ?? 8000} -t ${h.siteDir ?? "."}`))
+    ...tail(
+      s.port,
+      APP_UID,
+      execForm(s.startCommand ?? `php -S 0.0.0.0:${s.port ?? 8000} -t ${h.siteDir ?? "."}`)
+    )
   )
 
 const deno = (s: DetectedService, h: BuildHints, img: BaseImageMap): string =>
@@ -245,7 +262,11 @@ const deno = (s: DetectedService, h: BuildHints, img: BaseImageMap): string =>
     "COPY --from=deps --chown=1993:1993 /deno-dir /deno-dir",
     `COPY --from=deps --chown=1993:1993 /app /app`,
     ...(s.port !== null ? [`ENV PORT=${s.port}`] : []),
-    ...tail(s.port, "1993:1993", execForm(s.startCommand ?? `deno run --allow-net --allow-env ${h.target ?? "main.ts"}`))
+    ...tail(
+      s.port,
+      "1993:1993",
+      execForm(s.startCommand ?? `deno run --allow-net --allow-env ${h.target ?? "main.ts"}`)
+    )
   )
 
 const elixir = (s: DetectedService, h: BuildHints, img: BaseImageMap): string => {
@@ -287,7 +308,10 @@ const staticSite = (s: DetectedService, h: BuildHints, img: BaseImageMap): strin
   )
 }
 
-const GENERATORS: Record<BuildHints["stack"], (s: DetectedService, h: BuildHints, img: BaseImageMap) => string> = {
+const GENERATORS: Record<
+  BuildHints["stack"],
+  (s: DetectedService, h: BuildHints, img: BaseImageMap) => string
+> = {
   node,
   python,
   go,
@@ -311,18 +335,19 @@ export const generateDockerfile = (
 }
 
 /** Entries never worth sending to a build: dependencies, VCS data, local env files, build output. */
-export const DEFAULT_DOCKERIGNORE = [
-  ".git",
-  "node_modules",
-  ".venv",
-  "venv",
-  "__pycache__",
-  "target",
-  "_build",
-  "deps",
-  ".next",
-  ".env",
-  ".env.*",
-  "!.env.example",
-  "Dockerfile.kyozo"
-].join("\n") + "\n"
+export const DEFAULT_DOCKERIGNORE =
+  [
+    ".git",
+    "node_modules",
+    ".venv",
+    "venv",
+    "__pycache__",
+    "target",
+    "_build",
+    "deps",
+    ".next",
+    ".env",
+    ".env.*",
+    "!.env.example",
+    "Dockerfile.kyozo"
+  ].join("\n") + "\n"

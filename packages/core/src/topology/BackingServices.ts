@@ -47,12 +47,21 @@ const DEPENDENCY_BACKINGS: ReadonlyArray<readonly [RegExp, Backing]> = [
   [/^(ruby-kafka|rdkafka|karafka)$/, "kafka"],
   [/^(dalli)$/, "memcached"],
   // go (module paths)
-  [/^(github\.com\/lib\/pq|github\.com\/jackc\/pgx(\/v\d+)?|github\.com\/go-pg\/pg.*|gorm\.io\/driver\/postgres)$/, "postgres"],
+  [
+    /^(github\.com\/lib\/pq|github\.com\/jackc\/pgx(\/v\d+)?|github\.com\/go-pg\/pg.*|gorm\.io\/driver\/postgres)$/,
+    "postgres"
+  ],
   [/^(github\.com\/go-sql-driver\/mysql|gorm\.io\/driver\/mysql)$/, "mysql"],
   [/^(go\.mongodb\.org\/mongo-driver(\/v\d+)?)$/, "mongodb"],
-  [/^(github\.com\/(go-redis\/redis|redis\/go-redis)(\/v\d+)?|github\.com\/gomodule\/redigo|github\.com\/redis\/rueidis)$/, "redis"],
+  [
+    /^(github\.com\/(go-redis\/redis|redis\/go-redis)(\/v\d+)?|github\.com\/gomodule\/redigo|github\.com\/redis\/rueidis)$/,
+    "redis"
+  ],
   [/^(github\.com\/streadway\/amqp|github\.com\/rabbitmq\/amqp091-go)$/, "rabbitmq"],
-  [/^(github\.com\/segmentio\/kafka-go|github\.com\/(shopify|ibm)\/sarama|github\.com\/confluentinc\/confluent-kafka-go.*)$/, "kafka"],
+  [
+    /^(github\.com\/segmentio\/kafka-go|github\.com\/(shopify|ibm)\/sarama|github\.com\/confluentinc\/confluent-kafka-go.*)$/,
+    "kafka"
+  ],
   [/^(github\.com\/nats-io\/nats\.go)$/, "nats"],
   [/^(github\.com\/minio\/minio-go(\/v\d+)?)$/, "minio"],
   // rust crates
@@ -64,7 +73,10 @@ const DEPENDENCY_BACKINGS: ReadonlyArray<readonly [RegExp, Backing]> = [
   // java (artifact ids)
   [/^(postgresql|r2dbc-postgresql)$/, "postgres"],
   [/^(mysql-connector-java|mysql-connector-j|mariadb-java-client)$/, "mysql"],
-  [/^(spring-boot-starter-data-mongodb(-reactive)?|mongodb-driver-sync|mongodb-driver-reactivestreams)$/, "mongodb"],
+  [
+    /^(spring-boot-starter-data-mongodb(-reactive)?|mongodb-driver-sync|mongodb-driver-reactivestreams)$/,
+    "mongodb"
+  ],
   [/^(spring-boot-starter-data-redis(-reactive)?|jedis|lettuce-core|redisson)$/, "redis"],
   [/^(spring-boot-starter-amqp|amqp-client|spring-rabbit)$/, "rabbitmq"],
   [/^(spring-kafka|kafka-clients)$/, "kafka"],

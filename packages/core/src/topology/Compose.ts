@@ -29,16 +29,21 @@ export interface ParsedCompose {
 }
 
 const interpolate = (s: string): string =>
-  s.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?]([^}]*))?\}/g, (_, name: string, def: string | undefined) => {
-    return def ?? process.env[name] ?? ""
-  })
+  s.replace(
+    /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?]([^}]*))?\}/g,
+    (_, name: string, def: string | undefined) => {
+      return def ?? process.env[name] ?? ""
+    }
+  )
 
-const isRecord = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x)
+const isRecord = (x: unknown): x is Record<string, unknown> =>
+  typeof x === "object" && x !== null && !Array.isArray(x)
 
 /** "127.0.0.1:8080:80/tcp" → 80; "3000-3005" → 3000; long form { target } → target. */
 export const containerPort = (spec: unknown): number | undefined => {
   if (typeof spec === "number") return Number.isInteger(spec) && spec > 0 && spec <= 65535 ? spec : undefined
-  if (isRecord(spec)) return containerPort(typeof spec.target === "string" ? Number(interpolate(spec.target)) : spec.target)
+  if (isRecord(spec))
+    return containerPort(typeof spec.target === "string" ? Number(interpolate(spec.target)) : spec.target)
   if (typeof spec !== "string") return undefined
   const s = interpolate(spec).split("/")[0]!
   const last = s.split(":").pop() ?? ""
@@ -53,7 +58,11 @@ const lineOfKey = (text: string, key: string): number | undefined => {
     const l = lines[i]!
     if (/^services\s*:/.test(l)) inServices = true
     else if (/^\S/.test(l)) inServices = false
-    else if (inServices && new RegExp(`^\\s+["']?${key.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}["']?\\s*:`).test(l)) return i + 1
+    else if (
+      inServices &&
+      new RegExp(`^\\s+["']?${key.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}["']?\\s*:`).test(l)
+    )
+      return i + 1
   }
   return undefined
 }
@@ -103,7 +112,8 @@ export const parseCompose = (text: string): ParsedCompose => {
         environment[i < 0 ? e : e.slice(0, i)] = i < 0 ? "" : interpolate(e.slice(i + 1))
       }
     } else if (isRecord(svc.environment)) {
-      for (const [k, v] of Object.entries(svc.environment)) environment[k] = v === null ? "" : interpolate(String(v))
+      for (const [k, v] of Object.entries(svc.environment))
+        environment[k] = v === null ? "" : interpolate(String(v))
     }
     services.push({
       key,

@@ -6,7 +6,16 @@ import { BackingSet } from "./BackingServices.js"
 import { ev, lineOf, scanForPort, sourceCandidates, type StackDetector } from "./Stack.js"
 import type { Evidence } from "./Topology.js"
 
-const ENTRIES = ["main.ts", "server.ts", "mod.ts", "app.ts", "index.ts", "src/main.ts", "main.js", "server.js"]
+const ENTRIES = [
+  "main.ts",
+  "server.ts",
+  "mod.ts",
+  "app.ts",
+  "index.ts",
+  "src/main.ts",
+  "main.js",
+  "server.js"
+]
 const SERVES = /Deno\.serve\(|Deno\.listen\(|\.listen\(\{/
 
 export const detectDeno: StackDetector = (ctx) =>
@@ -53,9 +62,12 @@ export const detectDeno: StackDetector = (ctx) =>
       }
     }
     const requires = new BackingSet()
-    if (/npm:pg\b|deno\.land\/x\/postgres|@db\/postgres|npm:postgres/.test(all)) requires.add("postgres", ev(ctx.rel(config ?? entry!), "imports a PostgreSQL client"))
-    if (/npm:(io)?redis\b|deno\.land\/x\/redis|@db\/redis/.test(all)) requires.add("redis", ev(ctx.rel(config ?? entry!), "imports a Redis client"))
-    if (/npm:mongodb|deno\.land\/x\/mongo/.test(all)) requires.add("mongodb", ev(ctx.rel(config ?? entry!), "imports a MongoDB client"))
+    if (/npm:pg\b|deno\.land\/x\/postgres|@db\/postgres|npm:postgres/.test(all))
+      requires.add("postgres", ev(ctx.rel(config ?? entry!), "imports a PostgreSQL client"))
+    if (/npm:(io)?redis\b|deno\.land\/x\/redis|@db\/redis/.test(all))
+      requires.add("redis", ev(ctx.rel(config ?? entry!), "imports a Redis client"))
+    if (/npm:mongodb|deno\.land\/x\/mongo/.test(all))
+      requires.add("mongodb", ev(ctx.rel(config ?? entry!), "imports a MongoDB client"))
     const startTask = tasks.start ?? tasks.serve
     const startCommand = tasks.start
       ? "deno task start"
@@ -76,6 +88,10 @@ export const detectDeno: StackDetector = (ctx) =>
       confidence: entry ? 0.85 : 0.6,
       library: startCommand === null,
       ...(startCommand === null ? { libraryReason: "Deno module without a server entry or start task" } : {}),
-      hints: { stack: "deno", manifests: ["deno.json", "deno.jsonc", "deno.lock"].filter((f) => ctx.has(f)), ...(entry ? { target: entry } : {}) }
+      hints: {
+        stack: "deno",
+        manifests: ["deno.json", "deno.jsonc", "deno.lock"].filter((f) => ctx.has(f)),
+        ...(entry ? { target: entry } : {})
+      }
     }
   })

@@ -45,10 +45,13 @@ export const parseInstructions = (text: string): Array<DockerInstruction> => {
 }
 
 const substitute = (s: string, vars: ReadonlyMap<string, string>): string =>
-  s.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-=]([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (_, a, def, b) => {
-    const name = (a ?? b) as string
-    return vars.get(name) ?? (def as string | undefined) ?? ""
-  })
+  s.replace(
+    /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-=]([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
+    (_, a, def, b) => {
+      const name = (a ?? b) as string
+      return vars.get(name) ?? (def as string | undefined) ?? ""
+    }
+  )
 
 /** Exec form `["a","b"]` → "a b"; shell form stays as written. */
 export const commandOf = (args: string): string => {

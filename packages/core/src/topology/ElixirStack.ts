@@ -16,11 +16,19 @@ export const detectElixir: StackDetector = (ctx) =>
     const umbrella = /apps_path:\s*"([^"]+)"/.exec(text)?.[1]
     const deps = [...text.matchAll(/\{\s*:(\w+)\s*,/g)].map((m) => m[1]!)
     const requires = new BackingSet()
-    for (const d of deps) requires.add(backingFromDependency(d), ev(file, `depends on ${d}`, lineOf(text, `:${d},`)))
+    for (const d of deps)
+      requires.add(backingFromDependency(d), ev(file, `depends on ${d}`, lineOf(text, `:${d},`)))
     let framework: string | null = null
     if (deps.includes("phoenix")) framework = "phoenix"
     else if (deps.includes("plug_cowboy") || deps.includes("bandit")) framework = "plug"
-    if (framework) evidence.push(ev(file, `depends on ${framework === "phoenix" ? "phoenix" : "plug"}`, lineOf(text, framework === "phoenix" ? ":phoenix," : /:plug_cowboy,|:bandit,/)))
+    if (framework)
+      evidence.push(
+        ev(
+          file,
+          `depends on ${framework === "phoenix" ? "phoenix" : "plug"}`,
+          lineOf(text, framework === "phoenix" ? ":phoenix," : /:plug_cowboy,|:bandit,/)
+        )
+      )
     const port = yield* scanForPort(ctx, [
       "config/runtime.exs",
       "config/prod.exs",
@@ -40,8 +48,18 @@ export const detectElixir: StackDetector = (ctx) =>
       evidence,
       confidence: framework ? 0.9 : 0.6,
       library,
-      ...(library ? { libraryReason: umbrella ? "umbrella project root" : "Mix project without an application module (a library)" } : {}),
+      ...(library
+        ? {
+            libraryReason: umbrella
+              ? "umbrella project root"
+              : "Mix project without an application module (a library)"
+          }
+        : {}),
       ...(umbrella ? { workspaces: [`${umbrella}/*`] } : {}),
-      hints: { stack: "elixir", manifests: ["mix.exs", "mix.lock"].filter((f) => ctx.has(f)), ...(app ? { target: app } : {}) }
+      hints: {
+        stack: "elixir",
+        manifests: ["mix.exs", "mix.lock"].filter((f) => ctx.has(f)),
+        ...(app ? { target: app } : {})
+      }
     }
   })

@@ -80,7 +80,8 @@ export interface FolderIndex {
   readonly has: (rel: string) => boolean
 }
 
-export const joinRel = (dir: string, name: string): string => (dir === "" || dir === "." ? name : `${dir}/${name}`)
+export const joinRel = (dir: string, name: string): string =>
+  dir === "" || dir === "." ? name : `${dir}/${name}`
 
 export const dirOf = (rel: string): string => {
   const i = rel.lastIndexOf("/")
@@ -109,7 +110,11 @@ export const scanFolder = (
         })
     })
     if (!stat.isDirectory()) {
-      return yield* new DetectError({ folder, reason: "NotADirectory", message: `not a directory: ${folder}` })
+      return yield* new DetectError({
+        folder,
+        reason: "NotADirectory",
+        message: `not a directory: ${folder}`
+      })
     }
     const root = yield* Effect.tryPromise({
       try: () => fs.realpath(abs),
@@ -121,37 +126,37 @@ export const scanFolder = (
     let entries = 0
     let truncated = false
 
-    const walk = (rel: string, depth: number): Effect.Effect<void> =>
-      Effect.gen(function* () {
-        const list = yield* Effect.promise(() =>
-          fs.readdir(rel === "" ? root : path.join(root, rel), { withFileTypes: true }).catch(() => [])
-        )
-        // A folder holding pyvenv.cfg is a virtualenv whatever its name.
-        if (rel !== "" && list.some((d) => d.name === "pyvenv.cfg" && d.isFile())) return
-        const sub: Array<string> = []
-        for (const d of list) {
-          if (entries >= maxEntries) {
-            truncated = true
-            break
-          }
-          entries++
-          const childRel = joinRel(rel, d.name)
-          if (d.isDirectory()) {
-            if (IGNORED_DIRS.has(d.name) || d.name.endsWith(".egg-info")) continue
-            if (depth + 1 > maxDepth) {
-              truncated = true
-              continue
-            }
-            dirs.push(childRel)
-            sub.push(childRel)
-          } else if (d.isFile()) {
-            files.push(childRel)
-          }
-          // Symlinks, sockets, devices: skipped, never followed.
+    // Plain async recursion inside one Effect: a fiber per folder costs more than the readdir itself.
+    const walk = async (rel: string, depth: number): Promise<void> => {
+      const list = await fs
+        .readdir(rel === "" ? root : path.join(root, rel), { withFileTypes: true })
+        .catch(() => [])
+      // A folder holding pyvenv.cfg is a virtualenv whatever its name.
+      if (rel !== "" && list.some((d) => d.name === "pyvenv.cfg" && d.isFile())) return
+      const sub: Array<string> = []
+      for (const d of list) {
+        if (entries >= maxEntries) {
+          truncated = true
+          break
         }
-        yield* Effect.forEach(sub, (s) => walk(s, depth + 1), { concurrency: 8, discard: true })
-      })
-    yield* walk("", 0)
+        entries++
+        const childRel = joinRel(rel, d.name)
+        if (d.isDirectory()) {
+          if (IGNORED_DIRS.has(d.name) || d.name.endsWith(".egg-info")) continue
+          if (depth + 1 > maxDepth) {
+            truncated = true
+            continue
+          }
+          dirs.push(childRel)
+          sub.push(childRel)
+        } else if (d.isFile()) {
+          files.push(childRel)
+        }
+        // Symlinks, sockets, devices: skipped, never followed.
+      }
+      await Promise.all(sub.map((s) => walk(s, depth + 1)))
+    }
+    yield* Effect.promise(() => walk("", 0))
     files.sort()
     dirs.sort()
     const fileSet = new Set(files)

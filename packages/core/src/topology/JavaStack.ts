@@ -37,17 +37,21 @@ export const detectJava: StackDetector = (ctx) =>
       buildFile === "pom.xml"
         ? [...text.matchAll(/<artifactId>\s*([\w.-]+)\s*<\/artifactId>/g)].map((m) => m[1]!)
         : [...text.matchAll(/["'][\w.-]+:([\w.-]+)(?::[^"']*)?["']/g)].map((m) => m[1]!)
-    for (const a of artifacts) requires.add(backingFromDependency(a), ev(file, `depends on ${a}`, lineOf(text, a)))
+    for (const a of artifacts)
+      requires.add(backingFromDependency(a), ev(file, `depends on ${a}`, lineOf(text, a)))
 
     // Multi-module builds: the root aggregates, the modules run.
     const modules =
-      buildFile === "pom.xml" ? [...text.matchAll(/<module>\s*([^<\s]+)\s*<\/module>/g)].map((m) => m[1]!) : []
+      buildFile === "pom.xml"
+        ? [...text.matchAll(/<module>\s*([^<\s]+)\s*<\/module>/g)].map((m) => m[1]!)
+        : []
     if (buildTool === "gradle") {
       for (const s of ["settings.gradle", "settings.gradle.kts"]) {
         const st = yield* ctx.read(s)
-        if (st) for (const m of st.matchAll(/include\s*\(?\s*((?:["'][:\w.-]+["']\s*,?\s*)+)/g)) {
-          for (const inc of m[1]!.matchAll(/["']:?([\w.-]+)["']/g)) modules.push(inc[1]!.replace(/:/g, "/"))
-        }
+        if (st)
+          for (const m of st.matchAll(/include\s*\(?\s*((?:["'][:\w.-]+["']\s*,?\s*)+)/g)) {
+            for (const inc of m[1]!.matchAll(/["']:?([\w.-]+)["']/g)) modules.push(inc[1]!.replace(/:/g, "/"))
+          }
       }
     }
     const configs = [
@@ -60,27 +64,42 @@ export const detectJava: StackDetector = (ctx) =>
       if (!ct) continue
       const url = /(?:spring\.datasource\.url|url)\s*[=:]\s*(\S+)/.exec(ct)
       if (url) requires.add(backingFromUrl(url[1]!), ev(ctx.rel(c), "datasource url", lineOf(ct, url[0])))
-      if (/spring\.(data\.)?redis\.|^\s*redis:/m.test(ct)) requires.add("redis", ev(ctx.rel(c), "redis settings", lineOf(ct, /redis/)))
-      if (/spring\.rabbitmq\./.test(ct)) requires.add("rabbitmq", ev(ctx.rel(c), "rabbitmq settings", lineOf(ct, "rabbitmq")))
+      if (/spring\.(data\.)?redis\.|^\s*redis:/m.test(ct))
+        requires.add("redis", ev(ctx.rel(c), "redis settings", lineOf(ct, /redis/)))
+      if (/spring\.rabbitmq\./.test(ct))
+        requires.add("rabbitmq", ev(ctx.rel(c), "rabbitmq settings", lineOf(ct, "rabbitmq")))
     }
-    const port = yield* scanForPort(ctx, [...configs, "src/main/resources/META-INF/microprofile-config.properties"])
+    const port = yield* scanForPort(ctx, [
+      ...configs,
+      "src/main/resources/META-INF/microprofile-config.properties"
+    ])
     const hasMainClass =
       framework !== null ||
       (yield* Effect.forEach(
         ctx.filesBelow(8, /^src\/main\/(java|kotlin)\/.*\.(java|kt)$/).slice(0, 40),
-        (f) => Effect.map(ctx.read(f), (s) => (s ? /static\s+void\s+main\s*\(|^fun\s+main\s*\(/m.test(s) : false))
+        (f) =>
+          Effect.map(ctx.read(f), (s) => (s ? /static\s+void\s+main\s*\(|^fun\s+main\s*\(/m.test(s) : false))
       )).some(Boolean)
     const aggregator = modules.length > 0 && !ctx.has("src/main")
     const library = aggregator || !hasMainClass
     const name =
       buildFile === "pom.xml"
-        ? /<\/parent>[\s\S]*?<artifactId>\s*([\w.-]+)\s*<\/artifactId>/.exec(text)?.[1] ??
-          /<artifactId>\s*([\w.-]+)\s*<\/artifactId>/.exec(text)?.[1]
-        : /rootProject\.name\s*=\s*["']([\w.-]+)["']/.exec((yield* ctx.read("settings.gradle")) ?? (yield* ctx.read("settings.gradle.kts")) ?? "")?.[1]
+        ? (/<\/parent>[\s\S]*?<artifactId>\s*([\w.-]+)\s*<\/artifactId>/.exec(text)?.[1] ??
+          /<artifactId>\s*([\w.-]+)\s*<\/artifactId>/.exec(text)?.[1])
+        : /rootProject\.name\s*=\s*["']([\w.-]+)["']/.exec(
+            (yield* ctx.read("settings.gradle")) ?? (yield* ctx.read("settings.gradle.kts")) ?? ""
+          )?.[1]
     const manifests =
       buildTool === "maven"
         ? ["pom.xml", ".mvn", "mvnw"].filter((f) => ctx.has(f))
-        : ["build.gradle", "build.gradle.kts", "settings.gradle", "settings.gradle.kts", "gradle.properties", "gradlew"].filter((f) => ctx.has(f))
+        : [
+            "build.gradle",
+            "build.gradle.kts",
+            "settings.gradle",
+            "settings.gradle.kts",
+            "gradle.properties",
+            "gradlew"
+          ].filter((f) => ctx.has(f))
     return {
       kind: "java",
       framework,
@@ -91,7 +110,13 @@ export const detectJava: StackDetector = (ctx) =>
       evidence,
       confidence: framework ? 0.9 : hasMainClass ? 0.7 : 0.4,
       library,
-      ...(library ? { libraryReason: aggregator ? "multi-module build root" : "JVM project without a main class (a library)" } : {}),
+      ...(library
+        ? {
+            libraryReason: aggregator
+              ? "multi-module build root"
+              : "JVM project without a main class (a library)"
+          }
+        : {}),
       ...(aggregator ? { workspaces: modules } : {}),
       hints: { stack: "java", manifests, buildTool }
     }

@@ -4,7 +4,15 @@
 import { Effect } from "effect"
 import { backingFromDependency, BackingSet } from "./BackingServices.js"
 import { findPortInCommand, FRAMEWORK_DEFAULT_PORTS } from "./Ports.js"
-import { ev, lineOf, scanForPort, sourceCandidates, type StackContext, type StackDetector, type StackMatch } from "./Stack.js"
+import {
+  ev,
+  lineOf,
+  scanForPort,
+  sourceCandidates,
+  type StackContext,
+  type StackDetector,
+  type StackMatch
+} from "./Stack.js"
 import type { Evidence } from "./Topology.js"
 
 // Checked in order: meta-frameworks before the servers they embed.
@@ -70,7 +78,8 @@ const findPackageManager = (
     ["npm-shrinkwrap.json", "npm"]
   ]
   const local = order.filter(([f]) => ctx.has(f))
-  if (local.length > 0) return { pm: local[0]![1], file: ctx.rel(local[0]![0]), lockfiles: local.map(([f]) => f) }
+  if (local.length > 0)
+    return { pm: local[0]![1], file: ctx.rel(local[0]![0]), lockfiles: local.map(([f]) => f) }
   let dir = ctx.dir
   while (dir !== "") {
     dir = dir.includes("/") ? dir.slice(0, dir.lastIndexOf("/")) : ""
@@ -89,7 +98,10 @@ const findPackageManager = (
 /** "node server.js" / "node --foo dist/main.js" → the script file it runs. */
 const scriptFile = (command: string | undefined): string | undefined => {
   if (!command) return undefined
-  const m = /(?:^|&&\s*|\s)(?:node|nodemon|ts-node|tsx|bun)\s+(?:--?[\w-]+(?:=\S+)?\s+)*([\w./-]+\.[cm]?[jt]sx?|[\w./-]+)/.exec(command)
+  const m =
+    /(?:^|&&\s*|\s)(?:node|nodemon|ts-node|tsx|bun)\s+(?:--?[\w-]+(?:=\S+)?\s+)*([\w./-]+\.[cm]?[jt]sx?|[\w./-]+)/.exec(
+      command
+    )
   return m?.[1]?.replace(/^\.\//, "")
 }
 
@@ -147,7 +159,12 @@ export const detectNode: StackDetector = (ctx) =>
         const s = yield* ctx.read(schema)
         const m = s && /provider\s*=\s*"(postgresql|mysql|mongodb|cockroachdb)"/.exec(s)
         if (m) {
-          const b = m[1] === "postgresql" || m[1] === "cockroachdb" ? "postgres" : m[1] === "mysql" ? "mysql" : "mongodb"
+          const b =
+            m[1] === "postgresql" || m[1] === "cockroachdb"
+              ? "postgres"
+              : m[1] === "mysql"
+                ? "mysql"
+                : "mongodb"
           requires.add(b, ev(ctx.rel(schema), `prisma datasource ${m[1]}`, lineOf(s!, m[0])))
         }
       }
@@ -162,7 +179,8 @@ export const detectNode: StackDetector = (ctx) =>
     } else if (framework === "nextjs") startCommand = "next start"
     else if (framework === "nest") startCommand = "node dist/main.js"
     else if (framework === "nuxt") startCommand = "node .output/server/index.mjs"
-    else if (framework === "remix" && deps["@remix-run/serve"] !== undefined) startCommand = "remix-serve ./build/index.js"
+    else if (framework === "remix" && deps["@remix-run/serve"] !== undefined)
+      startCommand = "remix-serve ./build/index.js"
 
     const entryCandidates = [scriptFile(scripts.start), main, ...SERVER_ENTRY_NAMES].filter(
       (x): x is string => typeof x === "string"
@@ -188,7 +206,10 @@ export const detectNode: StackDetector = (ctx) =>
     let port: StackMatch["port"] = undefined
     const cmdPort = scripts.start ? findPortInCommand(scripts.start) : undefined
     if (cmdPort !== undefined) {
-      port = { port: cmdPort, evidence: ev(file, `port in scripts.start: ${scripts.start}`, lineOf(text, /"start"\s*:/)) }
+      port = {
+        port: cmdPort,
+        evidence: ev(file, `port in scripts.start: ${scripts.start}`, lineOf(text, /"start"\s*:/))
+      }
     } else {
       port = yield* scanForPort(
         ctx,

@@ -28,7 +28,8 @@ export const detectPhp: StackDetector = (ctx) =>
         type = json.type
         const req = json.require ?? {}
         hasDeps = Object.keys(req).some((k) => k !== "php" && !k.startsWith("ext-"))
-        for (const dep of Object.keys(req)) requires.add(backingFromDependency(dep), ev(file, `requires ${dep}`, lineOf(text, `"${dep}"`)))
+        for (const dep of Object.keys(req))
+          requires.add(backingFromDependency(dep), ev(file, `requires ${dep}`, lineOf(text, `"${dep}"`)))
         for (const [dep, fw] of [
           ["laravel/framework", "laravel"],
           ["laravel/lumen-framework", "lumen"],
@@ -50,7 +51,11 @@ export const detectPhp: StackDetector = (ctx) =>
     if (docroot) evidence.push(ev(ctx.rel(docroot), "PHP entry point"))
     const env = (yield* ctx.read(".env.example")) ?? ""
     const conn = /^DB_CONNECTION=(pgsql|mysql)/m.exec(env)
-    if (conn) requires.add(conn[1] === "pgsql" ? "postgres" : "mysql", ev(ctx.rel(".env.example"), `DB_CONNECTION=${conn[1]}`, lineOf(env, conn[0])))
+    if (conn)
+      requires.add(
+        conn[1] === "pgsql" ? "postgres" : "mysql",
+        ev(ctx.rel(".env.example"), `DB_CONNECTION=${conn[1]}`, lineOf(env, conn[0]))
+      )
     const port = yield* scanForPort(ctx, ["composer.json", ...(docroot ? [docroot] : [])])
     const p = port?.port ?? (framework ? FRAMEWORK_DEFAULT_PORTS[framework] : undefined) ?? 8000
     const root = docroot ? (docroot.includes("/") ? docroot.slice(0, docroot.indexOf("/")) : ".") : "public"
@@ -71,6 +76,11 @@ export const detectPhp: StackDetector = (ctx) =>
       confidence: framework ? 0.9 : docroot ? 0.75 : 0.4,
       library,
       ...(library ? { libraryReason: "PHP package without an entry point (a library)" } : {}),
-      hints: { stack: "php", manifests: ["composer.json", "composer.lock"].filter((f) => ctx.has(f)), hasDependencies: hasDeps, siteDir: root }
+      hints: {
+        stack: "php",
+        manifests: ["composer.json", "composer.lock"].filter((f) => ctx.has(f)),
+        hasDependencies: hasDeps,
+        siteDir: root
+      }
     }
   })

@@ -122,7 +122,7 @@ export const WELL_KNOWN_IMAGE_PORTS: Readonly<Record<string, number>> = {
   ghost: 2368,
   sonarqube: 9000,
   jenkins: 8080,
-  "pgadmin4": 80,
+  pgadmin4: 80,
   meilisearch: 7700,
   typesense: 8108,
   qdrant: 6333,
@@ -169,7 +169,10 @@ const PATTERNS: ReadonlyArray<PortPattern> = [
   { re: /\.(?:Run|Start|Listen|RunTLS)\(\s*"[^"]*:(\d{2,5})"/, detail: "server start address" },
   { re: /\bAddr\s*:\s*"[^"]*:(\d{2,5})"/, detail: "server Addr" },
   { re: /\bbind\(\s*["'][^"']*:(\d{2,5})["']/, detail: "bind address" },
-  { re: /\b(?:bind|HTTPServer|ThreadingHTTPServer|TCPServer|make_server)\(\s*\(?\s*["'][^"']*["']\s*,\s*(\d{2,5})\b/, detail: "bind address" },
+  {
+    re: /\b(?:bind|HTTPServer|ThreadingHTTPServer|TCPServer|make_server)\(\s*\(?\s*["'][^"']*["']\s*,\s*(\d{2,5})\b/,
+    detail: "bind address"
+  },
   { re: /SocketAddr(?:V4)?::(?:from|new)\(\s*\(?\s*\[[^\]]*\]\s*,\s*(\d{2,5})/, detail: "socket address" },
   { re: /\.listen\(\s*(?:[^()]*?(?:\|\||\?\?|,)\s*)?["']?(\d{2,5})\b/, detail: "listen call" },
   {
@@ -187,7 +190,9 @@ const PATTERNS: ReadonlyArray<PortPattern> = [
 
 const isCommentLine = (line: string): boolean => {
   const t = line.trimStart()
-  return t.startsWith("//") || t.startsWith("#") || t.startsWith("/*") || t.startsWith("* ") || t.startsWith("--")
+  return (
+    t.startsWith("//") || t.startsWith("#") || t.startsWith("/*") || t.startsWith("* ") || t.startsWith("--")
+  )
 }
 
 const validPort = (n: number): boolean => Number.isInteger(n) && n >= 1 && n <= 65535

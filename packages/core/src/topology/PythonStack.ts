@@ -8,7 +8,16 @@ import { FRAMEWORK_DEFAULT_PORTS, STACK_DEFAULT_PORTS } from "./Ports.js"
 import { ev, lineOf, scanForPort, sourceCandidates, type StackDetector } from "./Stack.js"
 import type { Evidence } from "./Topology.js"
 
-const MANIFESTS = ["requirements.txt", "pyproject.toml", "Pipfile", "Pipfile.lock", "poetry.lock", "uv.lock", "setup.py", "setup.cfg"]
+const MANIFESTS = [
+  "requirements.txt",
+  "pyproject.toml",
+  "Pipfile",
+  "Pipfile.lock",
+  "poetry.lock",
+  "uv.lock",
+  "setup.py",
+  "setup.cfg"
+]
 
 const normalize = (name: string): string => name.toLowerCase().replace(/_/g, "-").trim()
 
@@ -19,7 +28,8 @@ export const pythonDependencies = (file: string, text: string): Array<{ name: st
   if (file.endsWith(".txt") || file.endsWith(".in")) {
     lines.forEach((l, i) => {
       const m = /^\s*([A-Za-z0-9][A-Za-z0-9._-]*(?:\[[^\]]*\])?)/.exec(l)
-      if (m && !l.trim().startsWith("-")) out.push({ name: normalize(m[1]!.replace(/\[.*\]/, "")), line: i + 1 })
+      if (m && !l.trim().startsWith("-"))
+        out.push({ name: normalize(m[1]!.replace(/\[.*\]/, "")), line: i + 1 })
     })
     return out
   }
@@ -35,15 +45,21 @@ export const pythonDependencies = (file: string, text: string): Array<{ name: st
       return
     }
     const depTable =
-      /^(packages|dev-packages|tool\.poetry\.dependencies|tool\.poetry\.group\.[\w-]+\.dependencies)$/.test(section)
+      /^(packages|dev-packages|tool\.poetry\.dependencies|tool\.poetry\.group\.[\w-]+\.dependencies)$/.test(
+        section
+      )
     if (depTable) {
       const m = /^["']?([A-Za-z0-9][A-Za-z0-9._-]*)["']?\s*=/.exec(t)
       if (m && m[1] !== "python") out.push({ name: normalize(m[1]!), line: i + 1 })
       return
     }
-    if (/^(dependencies|requires|optional-dependencies\.\w+|[\w-]+)\s*=\s*\[/.test(t) && /project|build-system|dependency-groups/.test(section)) {
+    if (
+      /^(dependencies|requires|optional-dependencies\.\w+|[\w-]+)\s*=\s*\[/.test(t) &&
+      /project|build-system|dependency-groups/.test(section)
+    ) {
       inArray = !t.includes("]") || (t.match(/\[/g)?.length ?? 0) > (t.match(/\]/g)?.length ?? 0)
-      for (const m of t.matchAll(/["']([A-Za-z0-9][A-Za-z0-9._-]*)/g)) out.push({ name: normalize(m[1]!), line: i + 1 })
+      for (const m of t.matchAll(/["']([A-Za-z0-9][A-Za-z0-9._-]*)/g))
+        out.push({ name: normalize(m[1]!), line: i + 1 })
       return
     }
     if (inArray) {
@@ -89,9 +105,14 @@ const ENTRY_FILES = [
   "__main__.py"
 ]
 
-const APP_OBJECT = /^\s*(\w+)\s*(?::\s*\w+\s*)?=\s*(FastAPI|Flask|Starlette|Sanic|Quart|web\.Application|falcon\.(?:App|API)|Bottle)\(/m
+const APP_OBJECT =
+  /^\s*(\w+)\s*(?::\s*\w+\s*)?=\s*(FastAPI|Flask|Starlette|Sanic|Quart|web\.Application|falcon\.(?:App|API)|Bottle)\(/m
 
-const moduleOf = (file: string): string => file.replace(/\.py$/, "").replace(/\/__init__$/, "").replace(/\//g, ".")
+const moduleOf = (file: string): string =>
+  file
+    .replace(/\.py$/, "")
+    .replace(/\/__init__$/, "")
+    .replace(/\//g, ".")
 
 export const detectPython: StackDetector = (ctx) =>
   Effect.gen(function* () {
@@ -99,7 +120,12 @@ export const detectPython: StackDetector = (ctx) =>
     const reqFiles = ctx.filesBelow(1, /^requirements[\w.-]*\.(txt|in)$|^requirements\/[\w.-]+\.txt$/)
     const hasManage = ctx.has("manage.py")
     const topPy = ctx.filesBelow(0, /\.py$/)
-    if (manifests.length === 0 && reqFiles.length === 0 && !hasManage && (topPy.length === 0 || ctx.dir !== "")) {
+    if (
+      manifests.length === 0 &&
+      reqFiles.length === 0 &&
+      !hasManage &&
+      (topPy.length === 0 || ctx.dir !== "")
+    ) {
       // Loose scripts in a subfolder (tools, scripts/) are not services; at the root they may be.
       return undefined
     }
@@ -143,22 +169,33 @@ export const detectPython: StackDetector = (ctx) =>
         entry = f
         entryText = text
         appVar = m[1]!
-        if (framework === null) framework = m[2]!.toLowerCase().startsWith("fastapi") ? "fastapi" : m[2]!.toLowerCase() === "flask" ? "flask" : null
+        if (framework === null)
+          framework = m[2]!.toLowerCase().startsWith("fastapi")
+            ? "fastapi"
+            : m[2]!.toLowerCase() === "flask"
+              ? "flask"
+              : null
         evidence.push(ev(ctx.rel(f), `creates ${m[2]} app \`${m[1]}\``, lineOf(text, m[0].trim())))
         break
       }
-      if (!entry && (/if __name__ == ["']__main__["']/.test(text) || /serve_forever\(|HTTPServer\(/.test(text))) {
+      if (
+        !entry &&
+        (/if __name__ == ["']__main__["']/.test(text) || /serve_forever\(|HTTPServer\(/.test(text))
+      ) {
         entry = f
         entryText = text
       }
     }
     if (manifests.length === 0 && reqFiles.length === 0 && !hasManage && !entry) return undefined
     if (entry && !evidence.some((e) => e.file === ctx.rel(entry!))) {
-      evidence.push(ev(ctx.rel(entry), "entry module", lineOf(entryText, /__main__|serve_forever|HTTPServer/)))
+      evidence.push(
+        ev(ctx.rel(entry), "entry module", lineOf(entryText, /__main__|serve_forever|HTTPServer/))
+      )
     }
 
     const requires = new BackingSet()
-    for (const [dep, at] of deps) requires.add(backingFromDependency(dep), ev(at.file, `depends on ${dep}`, at.line))
+    for (const [dep, at] of deps)
+      requires.add(backingFromDependency(dep), ev(at.file, `depends on ${dep}`, at.line))
 
     // Django: the settings module names the database engine and the WSGI module.
     let wsgiModule: string | undefined
@@ -168,15 +205,23 @@ export const detectPython: StackDetector = (ctx) =>
       for (const s of ctx.filesBelow(3, /settings(\/\w+)?\.py$|settings\.py$/)) {
         const text = (yield* ctx.read(s)) ?? ""
         const m = /django\.db\.backends\.(postgresql|postgresql_psycopg2|mysql)/.exec(text)
-        if (m) requires.add(m[1] === "mysql" ? "mysql" : "postgres", ev(ctx.rel(s), `database ENGINE ${m[0]}`, lineOf(text, m[0])))
+        if (m)
+          requires.add(
+            m[1] === "mysql" ? "mysql" : "postgres",
+            ev(ctx.rel(s), `database ENGINE ${m[0]}`, lineOf(text, m[0]))
+          )
       }
     }
 
-    const port = yield* scanForPort(
-      ctx,
-      [...(entry ? [entry] : []), ...["gunicorn.conf.py", "gunicorn_config.py"], ...sourceCandidates(ctx, ENTRY_FILES, /\.py$/, 2)]
-    )
-    const effectivePort = port?.port ?? (framework ? FRAMEWORK_DEFAULT_PORTS[framework] : undefined) ?? STACK_DEFAULT_PORTS.python!
+    const port = yield* scanForPort(ctx, [
+      ...(entry ? [entry] : []),
+      ...["gunicorn.conf.py", "gunicorn_config.py"],
+      ...sourceCandidates(ctx, ENTRY_FILES, /\.py$/, 2)
+    ])
+    const effectivePort =
+      port?.port ??
+      (framework ? FRAMEWORK_DEFAULT_PORTS[framework] : undefined) ??
+      STACK_DEFAULT_PORTS.python!
     const hasGunicorn = deps.has("gunicorn")
     const hasUvicorn = deps.has("uvicorn")
     const mod = entry ? moduleOf(entry) : "app"
@@ -187,9 +232,10 @@ export const detectPython: StackDetector = (ctx) =>
           ? `gunicorn ${wsgiModule}:application --bind 0.0.0.0:${effectivePort}`
           : `python manage.py runserver 0.0.0.0:${effectivePort}`
     } else if (framework === "fastapi" || framework === "starlette") {
-      startCommand = /uvicorn\.run\(/.test(entryText) && entry
-        ? `python ${entry}`
-        : `uvicorn ${mod}:${appVar} --host 0.0.0.0 --port ${effectivePort}`
+      startCommand =
+        /uvicorn\.run\(/.test(entryText) && entry
+          ? `python ${entry}`
+          : `uvicorn ${mod}:${appVar} --host 0.0.0.0 --port ${effectivePort}`
     } else if (framework === "flask") {
       startCommand = hasGunicorn
         ? `gunicorn --bind 0.0.0.0:${effectivePort} ${mod}:${appVar}`
@@ -199,10 +245,15 @@ export const detectPython: StackDetector = (ctx) =>
     } else if (framework === "streamlit" && entry) {
       startCommand = `streamlit run ${entry} --server.port ${effectivePort} --server.address 0.0.0.0`
     } else if (entry) {
-      startCommand = hasUvicorn && framework ? `uvicorn ${mod}:${appVar} --host 0.0.0.0 --port ${effectivePort}` : `python ${entry}`
+      startCommand =
+        hasUvicorn && framework
+          ? `uvicorn ${mod}:${appVar} --host 0.0.0.0 --port ${effectivePort}`
+          : `python ${entry}`
     }
     const library = startCommand === null && framework === null
-    const name = yield* Effect.map(ctx.read("pyproject.toml"), (t) => (t ? /^\s*name\s*=\s*["']([^"']+)["']/m.exec(t)?.[1] : undefined))
+    const name = yield* Effect.map(ctx.read("pyproject.toml"), (t) =>
+      t ? /^\s*name\s*=\s*["']([^"']+)["']/m.exec(t)?.[1] : undefined
+    )
     return {
       kind: "python",
       framework: framework ?? null,
@@ -213,7 +264,13 @@ export const detectPython: StackDetector = (ctx) =>
       evidence,
       confidence: framework ? 0.9 : entry ? 0.75 : 0.4,
       library,
-      ...(library ? { libraryReason: "Python package without a framework or an entry module (a library)" } : {}),
-      hints: { stack: "python", manifests: [...new Set([...manifests, ...reqFiles])], hasDependencies: deps.size > 0 }
+      ...(library
+        ? { libraryReason: "Python package without a framework or an entry module (a library)" }
+        : {}),
+      hints: {
+        stack: "python",
+        manifests: [...new Set([...manifests, ...reqFiles])],
+        hasDependencies: deps.size > 0
+      }
     }
   })

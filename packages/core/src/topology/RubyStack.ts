@@ -26,7 +26,8 @@ export const detectRuby: StackDetector = (ctx) =>
         const m = /^gem\s+["']([\w.-]+)["']/.exec(t)
         if (m && group === 0 && !gems.has(m[1]!)) gems.set(m[1]!, i + 1)
       })
-      for (const [g, line] of gems) requires.add(backingFromDependency(g), ev(ctx.rel("Gemfile"), `gem ${g}`, line))
+      for (const [g, line] of gems)
+        requires.add(backingFromDependency(g), ev(ctx.rel("Gemfile"), `gem ${g}`, line))
     }
     let framework: string | null = null
     for (const [gem, fw] of [
@@ -51,18 +52,26 @@ export const detectRuby: StackDetector = (ctx) =>
       const db = yield* ctx.read("config/database.yml")
       const m = db && /adapter:\s*(postgresql|mysql2|trilogy|sqlite3)/.exec(db)
       if (m && m[1] !== "sqlite3") {
-        requires.add(m[1] === "postgresql" ? "postgres" : "mysql", ev(ctx.rel("config/database.yml"), `adapter ${m[1]}`, lineOf(db!, m[0])))
+        requires.add(
+          m[1] === "postgresql" ? "postgres" : "mysql",
+          ev(ctx.rel("config/database.yml"), `adapter ${m[1]}`, lineOf(db!, m[0]))
+        )
       }
     }
-    const port = yield* scanForPort(
-      ctx,
-      ["config/puma.rb", "config.ru", "app.rb", "server.rb", "main.rb", ...sourceCandidates(ctx, [], /\.rb$/, 1)]
-    )
+    const port = yield* scanForPort(ctx, [
+      "config/puma.rb",
+      "config.ru",
+      "app.rb",
+      "server.rb",
+      "main.rb",
+      ...sourceCandidates(ctx, [], /\.rb$/, 1)
+    ])
     const p = port?.port ?? (framework ? FRAMEWORK_DEFAULT_PORTS[framework] : undefined) ?? 3000
     const appFile = ["app.rb", "server.rb", "main.rb"].find((f) => ctx.has(f))
     let startCommand: string | null = null
     if (framework === "rails") startCommand = `bundle exec rails server -b 0.0.0.0 -p ${p}`
-    else if (gems.has("puma") && ctx.has("config/puma.rb")) startCommand = "bundle exec puma -C config/puma.rb"
+    else if (gems.has("puma") && ctx.has("config/puma.rb"))
+      startCommand = "bundle exec puma -C config/puma.rb"
     else if (hasRackup) startCommand = `bundle exec rackup -o 0.0.0.0 -p ${p}`
     else if (appFile && framework) startCommand = `bundle exec ruby ${appFile} -o 0.0.0.0 -p ${p}`
     else if (appFile) startCommand = `ruby ${appFile}`
@@ -78,7 +87,9 @@ export const detectRuby: StackDetector = (ctx) =>
       evidence,
       confidence: framework ? 0.9 : 0.6,
       library,
-      ...(library ? { libraryReason: "Ruby project without a web framework, config.ru or app file (a gem)" } : {}),
+      ...(library
+        ? { libraryReason: "Ruby project without a web framework, config.ru or app file (a gem)" }
+        : {}),
       hints: { stack: "ruby", manifests: ["Gemfile", "Gemfile.lock"].filter((f) => ctx.has(f)) }
     }
   })

@@ -71,7 +71,8 @@ export const detectRust: StackDetector = (ctx) =>
         if (/mysql/.test(at.text)) requires.add("mysql", ev(file, `${dep} with mysql`, at.line))
       }
     }
-    const hasMain = ctx.has("src/main.rs") || binName !== undefined || ctx.filesBelow(2, /^src\/bin\/[^/]+\.rs$/).length > 0
+    const hasMain =
+      ctx.has("src/main.rs") || binName !== undefined || ctx.filesBelow(2, /^src\/bin\/[^/]+\.rs$/).length > 0
     if (ctx.has("src/main.rs")) evidence.push(ev(ctx.rel("src/main.rs"), "binary crate (src/main.rs)"))
     const workspaceRoot = members.length > 0 && !name
     const bin = binName ?? name
@@ -87,8 +88,14 @@ export const detectRust: StackDetector = (ctx) =>
       evidence,
       confidence: hasMain ? (framework ? 0.9 : 0.75) : 0.4,
       library,
-      ...(library ? { libraryReason: workspaceRoot ? "workspace root" : "Rust library crate (no binary)" } : {}),
+      ...(library
+        ? { libraryReason: workspaceRoot ? "workspace root" : "Rust library crate (no binary)" }
+        : {}),
       ...(workspaceRoot ? { workspaces: members } : {}),
-      hints: { stack: "rust", manifests: ["Cargo.toml", "Cargo.lock"].filter((f) => ctx.has(f)), ...(bin ? { target: bin } : {}) }
+      hints: {
+        stack: "rust",
+        manifests: ["Cargo.toml", "Cargo.lock"].filter((f) => ctx.has(f)),
+        ...(bin ? { target: bin } : {})
+      }
     }
   })

@@ -35,7 +35,8 @@ export const makeContext = (index: FolderIndex, dir: string): StackContext => {
       else hi = mid
     }
     cached = []
-    for (let i = lo; i < files.length && files[i]!.startsWith(prefix); i++) cached.push(files[i]!.slice(prefix.length))
+    for (let i = lo; i < files.length && files[i]!.startsWith(prefix); i++)
+      cached.push(files[i]!.slice(prefix.length))
     return cached
   }
   return {

@@ -7,7 +7,13 @@
  */
 import { Effect } from "effect"
 import * as path from "node:path"
-import { backingFromImage, backingFromUrl, backingsFromEnvFile, BackingSet, ENV_EXAMPLE_FILES } from "./BackingServices.js"
+import {
+  backingFromImage,
+  backingFromUrl,
+  backingsFromEnvFile,
+  BackingSet,
+  ENV_EXAMPLE_FILES
+} from "./BackingServices.js"
 import { COMPOSE_FILES, parseCompose } from "./Compose.js"
 import { DOCKERFILE_NAMES, parseDockerfile, type ParsedDockerfile } from "./Dockerfile.js"
 import { detectDeno } from "./DenoStack.js"
@@ -17,7 +23,12 @@ import { detectGo } from "./GoStack.js"
 import { detectJava } from "./JavaStack.js"
 import { detectNode } from "./NodeStack.js"
 import { detectPhp } from "./PhpStack.js"
-import { findPortInCommand, FRAMEWORK_DEFAULT_PORTS, STACK_DEFAULT_PORTS, wellKnownImagePort } from "./Ports.js"
+import {
+  findPortInCommand,
+  FRAMEWORK_DEFAULT_PORTS,
+  STACK_DEFAULT_PORTS,
+  wellKnownImagePort
+} from "./Ports.js"
 import { ONE_OFF_PROCESS_TYPES, parseProcfile } from "./Procfile.js"
 import { detectPython } from "./PythonStack.js"
 import { detectRuby } from "./RubyStack.js"
@@ -35,7 +46,18 @@ import {
 } from "./Topology.js"
 
 /** Stacks in order of precedence when one folder matches several (a Rails app with a package.json is Rails). */
-const STACKS = [detectRuby, detectPython, detectPhp, detectElixir, detectJava, detectGo, detectRust, detectDeno, detectNode, detectStatic]
+const STACKS = [
+  detectRuby,
+  detectPython,
+  detectPhp,
+  detectElixir,
+  detectJava,
+  detectGo,
+  detectRust,
+  detectDeno,
+  detectNode,
+  detectStatic
+]
 
 const KIND_WORDS: Record<string, string> = {
   node: "(node|npm|yarn|pnpm|bun)",
@@ -123,7 +145,8 @@ const envFacts = (index: FolderIndex, dir: string): Effect.Effect<EnvFacts> =>
       const text = (yield* index.read(rel)) ?? ""
       for (const b of backingsFromEnvFile(text, rel)) requires.add(b.backing, b.evidence)
       const m = /^\s*(?:export\s+)?PORT\s*=\s*["']?(\d{2,5})\b/m.exec(text)
-      if (m && !port) port = { port: Number(m[1]), evidence: ev(rel, `PORT=${m[1]}`, lineOf(text, m[0].trim())) }
+      if (m && !port)
+        port = { port: Number(m[1]), evidence: ev(rel, `PORT=${m[1]}`, lineOf(text, m[0].trim())) }
     }
     return port ? { requires, port } : { requires }
   })
@@ -134,7 +157,9 @@ const findDockerfile = (index: FolderIndex, dir: string): string | undefined =>
 const readDockerfile = (index: FolderIndex, file: string): Effect.Effect<ParsedDockerfile> =>
   Effect.map(index.read(file), (t) => parseDockerfile(t ?? ""))
 
-const mergeRequires = (...sets: ReadonlyArray<BackingSet>): { names: Array<string>; evidence: Array<Evidence> } => {
+const mergeRequires = (
+  ...sets: ReadonlyArray<BackingSet>
+): { names: Array<string>; evidence: Array<Evidence> } => {
   const all = new BackingSet()
   for (const s of sets) all.addAll(s)
   return { names: all.names(), evidence: all.evidence() }
@@ -187,10 +212,14 @@ const serviceForDir = (
       evidence.push(env.port.evidence)
     } else if (framework && FRAMEWORK_DEFAULT_PORTS[framework] !== undefined) {
       port = FRAMEWORK_DEFAULT_PORTS[framework]!
-      evidence.push({ file: match!.evidence[0]?.file ?? relPath(dir), detail: `default port of ${framework}` })
+      evidence.push({
+        file: match!.evidence[0]?.file ?? relPath(dir),
+        detail: `default port of ${framework}`
+      })
     } else if (stack && (!match!.library || dockerfile)) {
       port = STACK_DEFAULT_PORTS[stack] ?? null
-      if (port !== null) evidence.push({ file: match!.evidence[0]?.file ?? relPath(dir), detail: `usual port for ${stack}` })
+      if (port !== null)
+        evidence.push({ file: match!.evidence[0]?.file ?? relPath(dir), detail: `usual port for ${stack}` })
     }
 
     let startCommand: string | null = match?.startCommand ?? null
@@ -199,8 +228,15 @@ const serviceForDir = (
       startCommand = parsed.cmd.command
       evidence.push(ev(dockerfile!, `CMD ${parsed.cmd.command}`, parsed.cmd.line))
     }
-    const { names: requires, evidence: reqEvidence } = mergeRequires(match?.requires ?? new BackingSet(), env.requires)
-    evidence.push(...reqEvidence.filter((e) => !evidence.some((x) => x.file === e.file && x.line === e.line && x.detail === e.detail)))
+    const { names: requires, evidence: reqEvidence } = mergeRequires(
+      match?.requires ?? new BackingSet(),
+      env.requires
+    )
+    evidence.push(
+      ...reqEvidence.filter(
+        (e) => !evidence.some((x) => x.file === e.file && x.line === e.line && x.detail === e.detail)
+      )
+    )
 
     const baseName = sanitizeName(match?.name ?? (dir === "" ? b.rootName : path.posix.basename(dir)))
     const name = uniqueName(b, baseName, dir)
@@ -215,9 +251,13 @@ const serviceForDir = (
       dependsOn: [],
       requires,
       evidence,
-      confidence: dockerfile ? 0.95 : Math.round(Math.min(1, (match?.confidence ?? 0.5) + (web ? 0.05 : 0)) * 100) / 100
+      confidence: dockerfile
+        ? 0.95
+        : Math.round(Math.min(1, (match?.confidence ?? 0.5) + (web ? 0.05 : 0)) * 100) / 100
     }
-    const planned: Array<PlannedService> = [dockerfile || !match ? { service } : { service, hints: match.hints }]
+    const planned: Array<PlannedService> = [
+      dockerfile || !match ? { service } : { service, hints: match.hints }
+    ]
     for (const p of proc) {
       if (p.type === "web" || ONE_OFF_PROCESS_TYPES.has(p.type)) continue
       const extra: DetectedService = {
@@ -267,13 +307,17 @@ const composeServices = (b: Builder, dir: string, file: string): Effect.Effect<b
       let servicePath = relPath(dir)
       const requires = new BackingSet()
       if (s.build) {
-        const ctxDir = path.posix.normalize(joinRel(dir, s.build.context.replace(/\\/g, "/"))).replace(/^\.\/?|\/$/g, "")
+        const ctxDir = path.posix
+          .normalize(joinRel(dir, s.build.context.replace(/\\/g, "/")))
+          .replace(/^\.\/?|\/$/g, "")
         const inside = !ctxDir.startsWith("..") && !path.posix.isAbsolute(ctxDir)
         servicePath = inside ? relPath(ctxDir === "." ? "" : ctxDir) : s.build.context
         const cdir = servicePath === "." ? "" : servicePath
         evidence.push(ev(file, `builds ${s.build.context}`, s.line))
         if (inside) {
-          const dfName = s.build.dockerfile ? joinRel(cdir, s.build.dockerfile) : findDockerfile(b.index, cdir)
+          const dfName = s.build.dockerfile
+            ? joinRel(cdir, s.build.dockerfile)
+            : findDockerfile(b.index, cdir)
           const match = chooseMatch(yield* stackMatches(makeContext(b.index, cdir)))
           const env = yield* envFacts(b.index, cdir)
           if (match) {
@@ -300,7 +344,8 @@ const composeServices = (b: Builder, dir: string, file: string): Effect.Effect<b
             port = match.port.port
             evidence.push(match.port.evidence)
           } else if (env.port) port = env.port.port
-          else if (match?.framework && FRAMEWORK_DEFAULT_PORTS[match.framework] !== undefined) port = FRAMEWORK_DEFAULT_PORTS[match.framework]!
+          else if (match?.framework && FRAMEWORK_DEFAULT_PORTS[match.framework] !== undefined)
+            port = FRAMEWORK_DEFAULT_PORTS[match.framework]!
           // A compose service with no ports and no framework is likely a worker: no port.
           if (startCommand === null) startCommand = df?.cmd?.command ?? match?.startCommand ?? null
         } else kind = "dockerfile"
@@ -308,7 +353,13 @@ const composeServices = (b: Builder, dir: string, file: string): Effect.Effect<b
         evidence.push(ev(file, `image ${s.image}`, s.line))
         port = s.ports[0] ?? wellKnownImagePort(s.image) ?? null
         if (port !== null) {
-          evidence.push(ev(file, s.ports[0] !== undefined ? `ports of ${s.key}: ${port}` : `usual port of ${s.image}`, s.line))
+          evidence.push(
+            ev(
+              file,
+              s.ports[0] !== undefined ? `ports of ${s.key}: ${port}` : `usual port of ${s.image}`,
+              s.line
+            )
+          )
         }
       }
       for (const [k, v] of Object.entries(s.environment)) {

@@ -1,0 +1,71 @@
+/** Spawns a real Kyozo server process (`node --import tsx packages/server/src/main.ts`) for tests. */
+import { type ChildProcess, spawn } from "node:child_process"
+import * as net from "node:net"
+import * as path from "node:path"
+
+export const repoRoot = path.resolve(import.meta.dirname, "..", "..")
+
+export const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))))
+    })
+  })
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+export const waitFor = async <A>(what: string, timeoutMs: number, probe: () => Promise<A | undefined>): Promise<A> => {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    const value = await probe().catch(() => undefined)
+    if (value !== undefined) return value
+    await sleep(200)
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+}
+
+export interface ServerProcess {
+  readonly port: number
+  readonly child: ChildProcess
+  readonly log: () => string
+  readonly exited: Promise<number | null>
+  readonly get: (route: string) => Promise<{ status: number; body: any }>
+  readonly stop: () => Promise<number | null>
+}
+
+/** Starts a server with the given environment (DATABASE_URL is removed unless given). */
+export const startServer = async (env: Record<string, string>): Promise<ServerProcess> => {
+  const port = Number(env.KYOZO_PORT ?? (await freePort()))
+  const full: Record<string, string> = { ...(process.env as Record<string, string>) }
+  delete full.DATABASE_URL
+  Object.assign(full, env, { KYOZO_PORT: String(port) })
+  let output = ""
+  const child = spawn(process.execPath, ["--import", "tsx", "packages/server/src/main.ts"], { cwd: repoRoot, env: full })
+  child.stdout?.on("data", (d) => (output += d))
+  child.stderr?.on("data", (d) => (output += d))
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
+  const get = async (route: string) => {
+    const res = await fetch(`http://127.0.0.1:${port}${route}`, { signal: AbortSignal.timeout(3000) })
+    const text = await res.text()
+    let body: any = text
+    try {
+      body = JSON.parse(text)
+    } catch {
+      /* not JSON */
+    }
+    return { status: res.status, body }
+  }
+  return {
+    port,
+    child,
+    log: () => output,
+    exited,
+    get,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM")
+      return exited
+    }
+  }
+}
