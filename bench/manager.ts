@@ -77,7 +77,11 @@ const simulateHour = Effect.gen(function* () {
   return { wallMs, received, schedules }
 })
 
-const run = (label: string, passes: Layer.Layer<MaintenancePasses, never, any>, dataDir: string) =>
+const run = (
+  label: string,
+  passes: Layer.Layer<MaintenancePasses, never, SqlClient.SqlClient | ContainerRuntime>,
+  dataDir: string
+) =>
   Effect.gen(function* () {
     const app = ContainerManagerModule.layerWith(intervals).pipe(
       Layer.provideMerge(passes),
@@ -99,15 +103,21 @@ const run = (label: string, passes: Layer.Layer<MaintenancePasses, never, any>, 
         const [health] = yield* sql<{ n: string }>`SELECT count(*)::text AS n FROM health_checks`
         const [metrics] = yield* sql<{ n: string }>`SELECT count(*)::text AS n FROM metric_samples`
         const rows = Number(health?.n ?? 0) + Number(metrics?.n ?? 0)
-        const runs = Object.fromEntries(result.schedules.map((s) => [s.pass, `${s.runs} (${s.failures} failed)`]))
+        const runs = Object.fromEntries(
+          result.schedules.map((s) => [s.pass, `${s.runs} (${s.failures} failed)`])
+        )
         const perSecond = (n: number) => Math.round(n / (result.wallMs / 1000))
         console.log(`\n[${label}] ${SERVICES} services, 1 simulated hour`)
         console.log(`  setup (rows + containers):   ${setupMs.toFixed(0)} ms`)
-        console.log(`  wall time of the hour:       ${result.wallMs.toFixed(0)} ms (${(3_600_000 / result.wallMs).toFixed(0)}× real time)`)
+        console.log(
+          `  wall time of the hour:       ${result.wallMs.toFixed(0)} ms (${(3_600_000 / result.wallMs).toFixed(0)}× real time)`
+        )
         console.log(`  passes:                      ${JSON.stringify(runs)}`)
         console.log(`  heap bytes per service:      ${Math.round((heapAfter - heapBefore) / SERVICES)}`)
         console.log(`  manager events per second:   ${perSecond(result.received)}`)
-        console.log(`  stored results per second:   ${perSecond(rows)} (health rows ${health?.n}, metric samples ${metrics?.n})`)
+        console.log(
+          `  stored results per second:   ${perSecond(rows)} (health rows ${health?.n}, metric samples ${metrics?.n})`
+        )
         return result.wallMs
       })
     )

@@ -14,44 +14,62 @@ import { ConfigProvider, Duration, Effect, Layer, Queue, Ref, TestClock } from "
 const countingPasses = (counts: Ref.Ref<Record<PassName, number>>) =>
   Layer.succeed(MaintenancePasses, {
     health: Ref.updateAndGet(counts, (c) => ({ ...c, health: c.health + 1 })).pipe(
-      Effect.flatMap((c) => (c.health % 3 === 0 ? Effect.fail(new Error("probe exploded")) : Effect.succeed(emptyReport("health"))))
+      Effect.flatMap((c) =>
+        c.health % 3 === 0 ? Effect.fail(new Error("probe exploded")) : Effect.succeed(emptyReport("health"))
+      )
     ),
-    metrics: Ref.update(counts, (c) => ({ ...c, metrics: c.metrics + 1 })).pipe(Effect.as(emptyReport("metrics"))),
-    cleanup: Ref.update(counts, (c) => ({ ...c, cleanup: c.cleanup + 1 })).pipe(Effect.as(emptyReport("cleanup")))
+    metrics: Ref.update(counts, (c) => ({ ...c, metrics: c.metrics + 1 })).pipe(
+      Effect.as(emptyReport("metrics"))
+    ),
+    cleanup: Ref.update(counts, (c) => ({ ...c, cleanup: c.cleanup + 1 })).pipe(
+      Effect.as(emptyReport("cleanup"))
+    )
   })
 
-const runtimeLayer = CircuitBreaker.layerRuntime({ name: "mock", failureThreshold: 3, resetAfter: "10 seconds" }).pipe(
+const runtimeLayer = CircuitBreaker.layerRuntime({
+  name: "mock",
+  failureThreshold: 3,
+  resetAfter: "10 seconds"
+}).pipe(
   Layer.provideMerge(MockRuntime.layer),
   Layer.provideMerge(Layer.succeed(RuntimeInfo, { mode: "mock", reason: "test", endpoint: "in-memory" }))
 )
 
 const managerWith = (counts: Ref.Ref<Record<PassName, number>>) =>
-  ContainerManagerModule.layerWith({ health: "30 seconds", metrics: "60 seconds", cleanup: "5 minutes" }).pipe(
-    Layer.provideMerge(countingPasses(counts)),
-    Layer.provideMerge(runtimeLayer)
-  )
+  ContainerManagerModule.layerWith({
+    health: "30 seconds",
+    metrics: "60 seconds",
+    cleanup: "5 minutes"
+  }).pipe(Layer.provideMerge(countingPasses(counts)), Layer.provideMerge(runtimeLayer))
 
 describe("ContainerManager", () => {
-  it.scoped("runs health 10×, metrics 5×, cleanup 1× in 5 simulated minutes; a failing pass does not stop its schedule", () =>
-    Effect.gen(function* () {
-      const counts = yield* Ref.make<Record<PassName, number>>({ health: 0, metrics: 0, cleanup: 0 })
-      const ctx = yield* Layer.build(managerWith(counts))
-      const manager = yield* Effect.provide(ContainerManager, ctx)
+  it.scoped(
+    "runs health 10×, metrics 5×, cleanup 1× in 5 simulated minutes; a failing pass does not stop its schedule",
+    () =>
+      Effect.gen(function* () {
+        const counts = yield* Ref.make<Record<PassName, number>>({ health: 0, metrics: 0, cleanup: 0 })
+        const ctx = yield* Layer.build(managerWith(counts))
+        const manager = yield* Effect.provide(ContainerManager, ctx)
 
-      for (let i = 0; i < 10; i++) yield* TestClock.adjust(Duration.seconds(30))
+        for (let i = 0; i < 10; i++) yield* TestClock.adjust(Duration.seconds(30))
 
-      expect(yield* Ref.get(counts)).toEqual({ health: 10, metrics: 5, cleanup: 1 })
-      const schedules = yield* manager.schedules
-      const health = schedules.find((s) => s.pass === "health")!
-      expect(health.runs).toBe(10)
-      // runs 3, 6 and 9 failed and were recorded, yet runs 10 happened
-      expect(health.failures).toBe(3)
-      expect(health.lastError).toBeNull()
-      expect(schedules.find((s) => s.pass === "cleanup")!.runs).toBe(1)
-      const children = yield* manager.children
-      expect(children.map((c) => c.id).sort()).toEqual(["breaker-feed", "cleanup-schedule", "health-schedule", "metrics-schedule"])
-      expect(children.every((c) => c.status === "running" && c.restarts === 0)).toBe(true)
-    })
+        expect(yield* Ref.get(counts)).toEqual({ health: 10, metrics: 5, cleanup: 1 })
+        const schedules = yield* manager.schedules
+        const health = schedules.find((s) => s.pass === "health")!
+        expect(health.runs).toBe(10)
+        // runs 3, 6 and 9 failed and were recorded, yet runs 10 happened
+        expect(health.failures).toBe(3)
+        expect(health.lastError).toBeNull()
+        expect(schedules.find((s) => s.pass === "cleanup")!.runs).toBe(1)
+        const children = yield* manager.children
+        expect(children.map((c) => c.id).sort()).toEqual([
+          "breaker-feed",
+          "cleanup-schedule",
+          "health-schedule",
+          "metrics-schedule"
+        ])
+        expect(children.every((c) => c.status === "running" && c.restarts === 0)).toBe(true)
+      })
   )
 
   it.scoped("publishes pass results and breaker state changes on its PubSub", () =>
@@ -120,7 +138,9 @@ describe("RuntimeSelection", () => {
   it.live("auto mode with no engine reachable falls back to the mock, flagged, and still starts", () =>
     Effect.scoped(
       Effect.gen(function* () {
-        const { info, runtime, breaker } = yield* selectWith({ DOCKER_HOST: "unix:///tmp/kyozo-no-such-docker.sock" })
+        const { info, runtime, breaker } = yield* selectWith({
+          DOCKER_HOST: "unix:///tmp/kyozo-no-such-docker.sock"
+        })
         expect(info.mode).toBe("mock")
         expect(info.reason).toContain("no Docker engine")
         expect(runtime.mode).toBe("mock")

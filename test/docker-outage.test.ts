@@ -17,7 +17,6 @@ import { freePort, sleep, waitFor } from "./support/server.js"
 const suite = await dockerSuite("docker outage (stops and restarts dockerd)")
 const root = path.resolve(import.meta.dirname, "..")
 
-
 const readyz = async (port: number): Promise<any> => {
   const res = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(2000) })
   return res.json()
@@ -25,13 +24,18 @@ const readyz = async (port: number): Promise<any> => {
 
 const dockerdPids = (): Array<number> => {
   try {
-    return execFileSync("pidof", ["dockerd"], { encoding: "utf8" }).trim().split(/\s+/).filter(Boolean).map(Number)
+    return execFileSync("pidof", ["dockerd"], { encoding: "utf8" })
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number)
   } catch {
     return []
   }
 }
 
-const startDocker = () => execFileSync("bash", [path.join(root, "scripts/start-docker.sh")], { stdio: "inherit", timeout: 90_000 })
+const startDocker = () =>
+  execFileSync("bash", [path.join(root, "scripts/start-docker.sh")], { stdio: "inherit", timeout: 90_000 })
 
 describe.skipIf(!suite.available)("Docker engine outage", () => {
   let server: ChildProcess | undefined
@@ -74,7 +78,12 @@ describe.skipIf(!suite.available)("Docker engine outage", () => {
 
     // The same outage seen in-process, with typed errors.
     const breaker = await Effect.runPromise(
-      CircuitBreaker.make({ name: "docker", failureThreshold: 3, resetAfter: "2 seconds", isFailure: CircuitBreaker.isRuntimeEngineFailure })
+      CircuitBreaker.make({
+        name: "docker",
+        failureThreshold: 3,
+        resetAfter: "2 seconds",
+        isFailure: CircuitBreaker.isRuntimeEngineFailure
+      })
     )
     const docker = await Effect.runPromise(DockerRuntime.make({ timeout: "2 seconds" }))
     const guarded = CircuitBreaker.guardRuntime(breaker, docker)
@@ -85,7 +94,9 @@ describe.skipIf(!suite.available)("Docker engine outage", () => {
     expect(pids.length).toBeGreaterThan(0)
     const stoppedAt = Date.now()
     for (const pid of pids) process.kill(pid, "SIGTERM")
-    await waitFor("dockerd to stop", 60_000, async () => (dockerdPids().length === 0 && !(await dockerReachable(500)) ? true : undefined))
+    await waitFor("dockerd to stop", 60_000, async () =>
+      dockerdPids().length === 0 && !(await dockerReachable(500)) ? true : undefined
+    )
 
     const failures: Array<string> = []
     for (let i = 0; i < 3; i++) {

@@ -40,7 +40,10 @@ describe("server start-up", () => {
     // A second process on the same data folder is refused with a clear message, not a silent loss.
     const second = await startServer({ KYOZO_DATA_DIR: dataDir, KYOZO_RUNTIME: "mock" })
     servers.push(second)
-    const code = await Promise.race([second.exited, new Promise<"running">((r) => setTimeout(() => r("running"), 60_000))])
+    const code = await Promise.race([
+      second.exited,
+      new Promise<"running">((r) => setTimeout(() => r("running"), 60_000))
+    ])
     expect(code).not.toBe("running")
     expect(code).not.toBe(0)
     expect(second.log()).toContain("DatabaseLocked")
@@ -52,9 +55,14 @@ describe("server start-up", () => {
   }, 180_000)
 
   it("unknown routes answer 404, never 500", async () => {
-    const server = await startServer({ KYOZO_DATA_DIR: fs.mkdtempSync(path.join(dataDir, "b-")), KYOZO_RUNTIME: "mock" })
+    const server = await startServer({
+      KYOZO_DATA_DIR: fs.mkdtempSync(path.join(dataDir, "b-")),
+      KYOZO_RUNTIME: "mock"
+    })
     servers.push(server)
-    await waitFor("readiness", 90_000, async () => ((await server.get("/readyz")).status === 200 ? true : undefined))
+    await waitFor("readiness", 90_000, async () =>
+      (await server.get("/readyz")).status === 200 ? true : undefined
+    )
     const missing = await server.get("/no/such/route")
     expect(missing.status).toBe(404)
     await server.stop()

@@ -10,13 +10,19 @@ export const freePort = (): Promise<number> =>
     const server = net.createServer()
     server.listen(0, "127.0.0.1", () => {
       const address = server.address()
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))))
+      server.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))
+      )
     })
   })
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-export const waitFor = async <A>(what: string, timeoutMs: number, probe: () => Promise<A | undefined>): Promise<A> => {
+export const waitFor = async <A>(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<A | undefined>
+): Promise<A> => {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     const value = await probe().catch(() => undefined)
@@ -42,7 +48,10 @@ export const startServer = async (env: Record<string, string>): Promise<ServerPr
   delete full.DATABASE_URL
   Object.assign(full, env, { KYOZO_PORT: String(port) })
   let output = ""
-  const child = spawn(process.execPath, ["--import", "tsx", "packages/server/src/main.ts"], { cwd: repoRoot, env: full })
+  const child = spawn(process.execPath, ["--import", "tsx", "packages/server/src/main.ts"], {
+    cwd: repoRoot,
+    env: full
+  })
   child.stdout?.on("data", (d) => (output += d))
   child.stderr?.on("data", (d) => (output += d))
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))

@@ -6,7 +6,20 @@
  *
  * The passes themselves come from `MaintenancePasses` (provided by @kyozo/workers).
  */
-import { Cause, Clock, Context, Duration, Effect, Layer, PubSub, Queue, Ref, Schedule, type Scope, Stream } from "effect"
+import {
+  Cause,
+  Clock,
+  Context,
+  Duration,
+  Effect,
+  Layer,
+  PubSub,
+  Queue,
+  Ref,
+  Schedule,
+  type Scope,
+  Stream
+} from "effect"
 import type * as CircuitBreaker from "./CircuitBreaker.js"
 import { RuntimeBreaker } from "./CircuitBreaker.js"
 import { ContainerRuntime, type ContainerRuntimeShape, type RuntimeMode } from "./ContainerRuntime.js"
@@ -29,9 +42,19 @@ export interface ScheduleStatus {
 }
 
 export type ManagerEvent =
-  | { readonly _tag: "RuntimeSelected"; readonly mode: RuntimeMode; readonly reason: string; readonly at: number }
+  | {
+      readonly _tag: "RuntimeSelected"
+      readonly mode: RuntimeMode
+      readonly reason: string
+      readonly at: number
+    }
   | { readonly _tag: "BreakerChanged"; readonly change: CircuitBreaker.StateChange }
-  | { readonly _tag: "PassCompleted"; readonly report: PassReport; readonly durationMs: number; readonly at: number }
+  | {
+      readonly _tag: "PassCompleted"
+      readonly report: PassReport
+      readonly durationMs: number
+      readonly at: number
+    }
   | { readonly _tag: "PassFailed"; readonly pass: PassName; readonly error: string; readonly at: number }
   | { readonly _tag: "Custom"; readonly type: string; readonly data: unknown; readonly at: number }
 
@@ -173,11 +196,20 @@ export const make = (intervals: ManagerIntervals) =>
       restartDelay: Duration.seconds(1),
       children: [
         { id: "breaker-feed", start: breakerFeed, restart: "permanent" },
-        ...PASSES.map((pass) => ({ id: `${pass}-schedule`, start: scheduleLoop(pass), restart: "permanent" as const }))
+        ...PASSES.map((pass) => ({
+          id: `${pass}-schedule`,
+          start: scheduleLoop(pass),
+          restart: "permanent" as const
+        }))
       ]
     })
 
-    yield* publish({ _tag: "RuntimeSelected", mode: info.mode, reason: info.reason, at: yield* Clock.currentTimeMillis })
+    yield* publish({
+      _tag: "RuntimeSelected",
+      mode: info.mode,
+      reason: info.reason,
+      at: yield* Clock.currentTimeMillis
+    })
     yield* Effect.logInfo(
       `ContainerManager up on ${info.mode}: health every ${Duration.format(intervals.health)}, metrics every ${Duration.format(intervals.metrics)}, cleanup every ${Duration.format(intervals.cleanup)}`
     )

@@ -224,10 +224,19 @@ export interface ContainerRuntimeShape {
 
   readonly createContainer: (spec: ContainerSpec) => Effect.Effect<ContainerRef, RuntimeError>
   readonly startContainer: (id: string) => Effect.Effect<void, RuntimeError>
-  readonly stopContainer: (id: string, options?: { readonly timeoutSeconds?: number }) => Effect.Effect<void, RuntimeError>
-  readonly restartContainer: (id: string, options?: { readonly timeoutSeconds?: number }) => Effect.Effect<void, RuntimeError>
+  readonly stopContainer: (
+    id: string,
+    options?: { readonly timeoutSeconds?: number }
+  ) => Effect.Effect<void, RuntimeError>
+  readonly restartContainer: (
+    id: string,
+    options?: { readonly timeoutSeconds?: number }
+  ) => Effect.Effect<void, RuntimeError>
   /** Removing a container that is already gone succeeds. */
-  readonly removeContainer: (id: string, options?: { readonly force?: boolean }) => Effect.Effect<void, RuntimeError>
+  readonly removeContainer: (
+    id: string,
+    options?: { readonly force?: boolean }
+  ) => Effect.Effect<void, RuntimeError>
   readonly inspectContainer: (id: string) => Effect.Effect<ContainerInfo, RuntimeError>
   readonly listContainers: (
     filter?: LabelFilter & { readonly all?: boolean }
@@ -235,16 +244,32 @@ export interface ContainerRuntimeShape {
   readonly logs: (id: string, options?: LogOptions) => Stream.Stream<LogLine, RuntimeError>
   /** One sample (`one-shot`): no waiting for a second sample. */
   readonly stats: (id: string) => Effect.Effect<ContainerStats, RuntimeError>
-  readonly exec: (id: string, cmd: ReadonlyArray<string>, options?: { readonly timeoutMs?: number }) => Effect.Effect<ExecResult, RuntimeError>
+  readonly exec: (
+    id: string,
+    cmd: ReadonlyArray<string>,
+    options?: { readonly timeoutMs?: number }
+  ) => Effect.Effect<ExecResult, RuntimeError>
 
   /** Streams build progress; ends with one `Built` event, or fails with `BuildFailed`. */
   readonly buildImage: (options: BuildOptions) => Stream.Stream<BuildEvent, RuntimeError>
-  readonly pullImage: (ref: string, options?: { readonly auth?: { readonly username: string; readonly password: string; readonly serveraddress?: string } }) => Stream.Stream<PullEvent, RuntimeError>
+  readonly pullImage: (
+    ref: string,
+    options?: {
+      readonly auth?: {
+        readonly username: string
+        readonly password: string
+        readonly serveraddress?: string
+      }
+    }
+  ) => Stream.Stream<PullEvent, RuntimeError>
   readonly inspectImage: (ref: string) => Effect.Effect<ImageInfo, RuntimeError>
   readonly tagImage: (ref: string, tag: string) => Effect.Effect<void, RuntimeError>
   readonly listImages: (filter?: LabelFilter) => Effect.Effect<ReadonlyArray<ImageInfo>, RuntimeError>
   /** Removing an image that is already gone succeeds. */
-  readonly removeImage: (ref: string, options?: { readonly force?: boolean }) => Effect.Effect<void, RuntimeError>
+  readonly removeImage: (
+    ref: string,
+    options?: { readonly force?: boolean }
+  ) => Effect.Effect<void, RuntimeError>
   /** Prunes unused images carrying the given labels (always restricted to `kyozo.managed=true`). */
   readonly pruneImages: (filter?: LabelFilter) => Effect.Effect<PruneReport, RuntimeError>
   readonly pruneBuildCache: (filter?: LabelFilter) => Effect.Effect<PruneReport, RuntimeError>
@@ -252,14 +277,20 @@ export interface ContainerRuntimeShape {
   readonly createNetwork: (spec: NetworkSpec) => Effect.Effect<NetworkInfo, RuntimeError>
   readonly removeNetwork: (idOrName: string) => Effect.Effect<void, RuntimeError>
   readonly listNetworks: (filter?: LabelFilter) => Effect.Effect<ReadonlyArray<NetworkInfo>, RuntimeError>
-  readonly connectNetwork: (network: string, container: string, aliases?: ReadonlyArray<string>) => Effect.Effect<void, RuntimeError>
+  readonly connectNetwork: (
+    network: string,
+    container: string,
+    aliases?: ReadonlyArray<string>
+  ) => Effect.Effect<void, RuntimeError>
 
   readonly createVolume: (spec: VolumeSpec) => Effect.Effect<VolumeInfo, RuntimeError>
   readonly removeVolume: (name: string) => Effect.Effect<void, RuntimeError>
   readonly listVolumes: (filter?: LabelFilter) => Effect.Effect<ReadonlyArray<VolumeInfo>, RuntimeError>
 
   /** Engine events from `since` (epoch ms) on; resume with `since` after a drop. */
-  readonly events: (options?: LabelFilter & { readonly since?: number }) => Stream.Stream<EngineEvent, RuntimeError>
+  readonly events: (
+    options?: LabelFilter & { readonly since?: number }
+  ) => Stream.Stream<EngineEvent, RuntimeError>
 }
 
 export class ContainerRuntime extends Context.Tag("@kyozo/core/ContainerRuntime")<

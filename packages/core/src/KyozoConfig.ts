@@ -20,9 +20,11 @@ export class KyozoConfig extends Effect.Service<KyozoConfig>()("@kyozo/core/Kyoz
     const port = yield* Config.port("KYOZO_PORT").pipe(Config.withDefault(4040))
     const dataDir = yield* Config.string("KYOZO_DATA_DIR").pipe(Config.withDefault(defaultDataDir()))
     const databaseUrl = yield* Config.option(Config.redacted("DATABASE_URL"))
-    const runtime = yield* Config.literal("auto", "docker", "mock")("KYOZO_RUNTIME").pipe(
-      Config.withDefault("auto" as const)
-    )
+    const runtime = yield* Config.literal(
+      "auto",
+      "docker",
+      "mock"
+    )("KYOZO_RUNTIME").pipe(Config.withDefault("auto" as const))
     const dockerHost = yield* Config.option(Config.string("DOCKER_HOST"))
     const healthInterval = yield* Config.duration("KYOZO_HEALTH_INTERVAL").pipe(
       Config.withDefault(Duration.seconds(30))

@@ -106,11 +106,14 @@ export class MockFault extends Schema.TaggedError<MockFault>()("MockFault", {
 }
 
 /** A request the engine refused because of the container's state (e.g. start of a removed one). */
-export class InvalidContainerState extends Schema.TaggedError<InvalidContainerState>()("InvalidContainerState", {
-  container: Schema.String,
-  state: Schema.String,
-  operation: Schema.String
-}) {
+export class InvalidContainerState extends Schema.TaggedError<InvalidContainerState>()(
+  "InvalidContainerState",
+  {
+    container: Schema.String,
+    state: Schema.String,
+    operation: Schema.String
+  }
+) {
   override get message() {
     return `Cannot ${this.operation} container ${this.container} while it is ${this.state}.`
   }

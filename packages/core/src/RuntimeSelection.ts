@@ -32,12 +32,18 @@ const selected: Layer.Layer<ContainerRuntime | RuntimeInfo, never, KyozoConfig> 
 
     if (config.runtime === "mock") {
       yield* Effect.logWarning("Runtime: MOCK (KYOZO_RUNTIME=mock). Containers are simulated in memory.")
-      return Layer.merge(mock, infoLayer({ mode: "mock", reason: "KYOZO_RUNTIME=mock", endpoint: MockRuntime.MockEndpoint }))
+      return Layer.merge(
+        mock,
+        infoLayer({ mode: "mock", reason: "KYOZO_RUNTIME=mock", endpoint: MockRuntime.MockEndpoint })
+      )
     }
 
     const docker = yield* DockerRuntime.make({ dockerHost: config.dockerHost, timeout: config.dockerTimeout })
     const dockerLayer = (reason: string) =>
-      Layer.merge(Layer.succeed(ContainerRuntime, docker), infoLayer({ mode: "docker", reason, endpoint: docker.endpoint }))
+      Layer.merge(
+        Layer.succeed(ContainerRuntime, docker),
+        infoLayer({ mode: "docker", reason, endpoint: docker.endpoint })
+      )
 
     if (config.runtime === "docker") {
       yield* Effect.logInfo(`Runtime: docker at ${docker.endpoint} (KYOZO_RUNTIME=docker)`)
@@ -51,7 +57,9 @@ const selected: Layer.Layer<ContainerRuntime | RuntimeInfo, never, KyozoConfig> 
       return dockerLayer(reason)
     }
     const why =
-      probe.left._tag === "TimeoutException" ? `no answer within ${Duration.format(PING_DEADLINE)}` : probe.left.message
+      probe.left._tag === "TimeoutException"
+        ? `no answer within ${Duration.format(PING_DEADLINE)}`
+        : probe.left.message
     const reason = `no Docker engine at ${docker.endpoint} (${why})`
     yield* Effect.logWarning(
       `Runtime: MOCK — ${reason}. Kyozo runs on the in-memory engine; start dockerd and restart Kyozo to use Docker.`

@@ -13,7 +13,12 @@ const startedAt = Date.now()
 export const healthz = HttpLayerRouter.add(
   "GET",
   "/healthz",
-  Effect.succeed(HttpServerResponse.unsafeJson({ status: "ok", uptimeSeconds: Math.round((Date.now() - startedAt) / 1000) }))
+  Effect.succeed(
+    HttpServerResponse.unsafeJson({
+      status: "ok",
+      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000)
+    })
+  )
 )
 
 export const readyz = HttpLayerRouter.add(

@@ -18,7 +18,9 @@ const run = <A, E>(effect: Effect.Effect<A, E, ManagedRuntime.ManagedRuntime.Con
 await runtime.runPromise(Effect.void)
 const manager = await run(Core.ContainerManager)
 console.log(`Kyozo REPL — runtime: ${manager.runtimeMode} (${manager.runtimeReason})`)
-console.log("Bound: run, Effect, ContainerManager, ContainerRuntime, manager. Try: await run(ContainerManager.circuitBreakerStatus)")
+console.log(
+  "Bound: run, Effect, ContainerManager, ContainerRuntime, manager. Try: await run(ContainerManager.circuitBreakerStatus)"
+)
 
 const server = repl.start({ prompt: "kyozo> " })
 Object.assign(server.context, {

@@ -299,7 +299,9 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
         { concurrency }
       )
       const observed = outcomes.filter(Either.isRight).map((o) => o.right)
-      yield* checks.recordMany(observed.map(({ service, observation }) => ({ serviceId: service.id, ...observation })))
+      yield* checks.recordMany(
+        observed.map(({ service, observation }) => ({ serviceId: service.id, ...observation }))
+      )
       let changes = 0
       let transitionFailures = 0
       for (const { service, observation } of observed) {
@@ -307,10 +309,13 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
         // The first check ever counts as a change only when it contradicts the stored status.
         const changed = last
           ? last !== observation.status
-          : serviceStatusFor(observation.status) !== null && serviceStatusFor(observation.status) !== service.status
+          : serviceStatusFor(observation.status) !== null &&
+            serviceStatusFor(observation.status) !== service.status
         if (changed) {
           const written = yield* transition(service, last ?? service.status, observation).pipe(
-            Effect.tapErrorCause((cause) => Effect.logWarning(`health transition of ${service.id} failed`, cause)),
+            Effect.tapErrorCause((cause) =>
+              Effect.logWarning(`health transition of ${service.id} failed`, cause)
+            ),
             Effect.either
           )
           if (Either.isLeft(written)) {
