@@ -21,20 +21,38 @@ elif ! [ -x /bin/busybox ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y busybox-static || true
 fi
 
-if [ -f "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
-  echo "start-docker: dockerd $(cat "$PID_FILE") from an earlier run is starting; waiting"
-else
-  nohup dockerd >"$LOG_FILE" 2>&1 &
+start_once() {
+  # A dockerd that was just stopped can leave its pid file and containerd behind for a moment;
+  # wait for them so the new daemon does not exit at once.
+  for _ in $(seq 1 20); do
+    if [ ! -e /var/run/docker.pid ] || ! kill -0 "$(cat /var/run/docker.pid 2>/dev/null)" 2>/dev/null; then break; fi
+    sleep 0.5
+  done
+  nohup dockerd >>"$LOG_FILE" 2>&1 &
   echo $! >"$PID_FILE"
   echo "start-docker: started dockerd (pid $(cat "$PID_FILE"), log $LOG_FILE)"
+}
+
+if [ -f "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null && [ "$(cat /proc/"$(cat "$PID_FILE")"/comm 2>/dev/null)" = dockerd ]; then
+  echo "start-docker: dockerd $(cat "$PID_FILE") from an earlier run is starting; waiting"
+else
+  start_once
 fi
 
-for _ in $(seq 1 60); do
+attempts=1
+for _ in $(seq 1 90); do
   if docker info >/dev/null 2>&1; then
     echo "start-docker: engine ready"
     exit 0
   fi
   if ! kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
+    if [ "$attempts" -lt 4 ]; then
+      attempts=$((attempts + 1))
+      echo "start-docker: dockerd exited early; retrying (attempt $attempts)"
+      sleep 2
+      start_once
+      continue
+    fi
     echo "start-docker: dockerd exited; last lines of $LOG_FILE:" >&2
     tail -n 20 "$LOG_FILE" >&2 || true
     rm -f "$PID_FILE"
@@ -43,5 +61,5 @@ for _ in $(seq 1 60); do
   sleep 1
 done
 
-echo "start-docker: dockerd did not answer within 60 s; see $LOG_FILE" >&2
+echo "start-docker: dockerd did not answer within 90 s; see $LOG_FILE" >&2
 exit 1

@@ -234,7 +234,9 @@ export const start = <R>(spec: SupervisorSpec<R>): Effect.Effect<SupervisorHandl
             restarts: child.restarts
           })
         )
-        if (child.spec.signalsReady) yield* Effect.raceFirst(Deferred.await(ready), Fiber.await(fiber))
+        if (child.spec.signalsReady) {
+          yield* Effect.interruptible(Effect.raceFirst(Deferred.await(ready), Fiber.await(fiber)))
+        }
       })
 
     // Interrupt without waiting (interruptFork), then wait at most `shutdown`: a child that ignores
@@ -246,7 +248,8 @@ export const start = <R>(spec: SupervisorSpec<R>): Effect.Effect<SupervisorHandl
         if (fiber !== undefined) {
           yield* Fiber.interruptFork(fiber)
           const waited = Duration.isFinite(child.shutdown)
-            ? yield* Fiber.await(fiber).pipe(Effect.timeoutOption(child.shutdown))
+            ? // Interruptible: finalizers run uninterruptibly, and there a timeout could not cancel the wait.
+              yield* Effect.interruptible(Fiber.await(fiber)).pipe(Effect.timeoutOption(child.shutdown))
             : Option.some(yield* Fiber.await(fiber))
           const abandoned = Option.isNone(waited)
           if (abandoned) {
@@ -407,9 +410,9 @@ export const start = <R>(spec: SupervisorSpec<R>): Effect.Effect<SupervisorHandl
         const reply = yield* Deferred.make<void, ChildNotFound>()
         yield* Queue.offer(mailbox, { _tag: tag, id, reply })
         return yield* Effect.raceFirst(
-          Deferred.await(reply),
+          Effect.interruptible(Deferred.await(reply)),
           Effect.zipRight(
-            Effect.exit(Deferred.await(done)),
+            Effect.exit(Effect.interruptible(Deferred.await(done))),
             new SupervisorNotRunning({ supervisor: spec.name })
           )
         )
@@ -450,7 +453,7 @@ export const asChild = <R>(
   id: options?.id ?? spec.name,
   restart: options?.restart ?? "permanent",
   shutdown: options?.shutdown ?? Duration.infinity,
-  signalsReady: true,
+  
   start: Effect.scoped(
     Effect.gen(function* () {
       const handle = yield* start(spec)

@@ -1,0 +1,164 @@
+/**
+ * The Deployer: what the API, the RPC handlers and the CLI call to turn a folder into running
+ * services and to operate them afterwards. Everything is team-scoped: an id from another team is
+ * answered exactly like an id that does not exist (ServiceNotFound).
+ *
+ * Implementation: `DeployerLive.ts` (durable DeployWorkflow + one ServiceEntity per service).
+ */
+import type { LogLine } from "@kyozo/core/ContainerRuntime"
+import { DeploymentEvent } from "@kyozo/core/domain/DeploymentEvent"
+import { DeploymentId, ServiceId, TeamId } from "@kyozo/core/domain/Ids"
+import { RuntimeError } from "@kyozo/core/RuntimeErrors"
+import { DetectedService, DetectError } from "@kyozo/core/topology/Topology"
+import { Context, type Effect, Schema, type Stream } from "effect"
+
+export class ServiceNotFound extends Schema.TaggedError<ServiceNotFound>()("ServiceNotFound", {
+  service: Schema.String
+}) {
+  override get message() {
+    return `No service ${this.service} in your team. List services with \`kyozo ps\`.`
+  }
+}
+
+export class NothingToDeploy extends Schema.TaggedError<NothingToDeploy>()("NothingToDeploy", {
+  folder: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `Nothing deployable in ${this.folder}: ${this.reason}`
+  }
+}
+
+export class DeployFailed extends Schema.TaggedError<DeployFailed>()("DeployFailed", {
+  service: Schema.String,
+  deploymentId: Schema.String,
+  step: Schema.String,
+  reason: Schema.String,
+  /** True when the old version kept serving (the new container was removed). */
+  compensated: Schema.Boolean
+}) {
+  override get message() {
+    return `Deploy ${this.deploymentId} of ${this.service} failed at ${this.step}: ${this.reason}.${this.compensated ? " The previous version keeps serving." : ""}`
+  }
+}
+
+export class NoRollbackTarget extends Schema.TaggedError<NoRollbackTarget>()("NoRollbackTarget", {
+  service: Schema.String,
+  detail: Schema.String
+}) {
+  override get message() {
+    return `Cannot roll back ${this.service}: ${this.detail}`
+  }
+}
+
+export class InvalidSource extends Schema.TaggedError<InvalidSource>()("InvalidSource", {
+  source: Schema.String,
+  reason: Schema.String
+}) {
+  override get message() {
+    return `Cannot deploy from ${this.source}: ${this.reason}`
+  }
+}
+
+export const DeployError = Schema.Union(
+  ServiceNotFound,
+  NothingToDeploy,
+  DeployFailed,
+  NoRollbackTarget,
+  InvalidSource,
+  DetectError,
+  RuntimeError
+)
+export type DeployError = typeof DeployError.Type
+
+/** Where the folder is: already on the server (an extracted upload, or a path inside the workspaces root). */
+export const DeploySource = Schema.Union(
+  Schema.TaggedStruct("Upload", { uploadId: Schema.String }),
+  Schema.TaggedStruct("Path", { path: Schema.String })
+)
+export type DeploySource = typeof DeploySource.Type
+
+export const DeployRequest = Schema.Struct({
+  source: DeploySource,
+  /** Name of the service (single-service folders) or prefix of the topology; default from detection. */
+  name: Schema.optional(Schema.String)
+})
+export type DeployRequest = typeof DeployRequest.Type
+
+export const ServiceView = Schema.Struct({
+  id: ServiceId,
+  name: Schema.String,
+  kind: Schema.NullOr(Schema.String),
+  framework: Schema.NullOr(Schema.String),
+  status: Schema.String,
+  desiredState: Schema.String,
+  image: Schema.NullOr(Schema.String),
+  currentDeploymentId: Schema.NullOr(DeploymentId),
+  /** http://127.0.0.1:<port> where the service answers, when it publishes a port. */
+  url: Schema.NullOr(Schema.String),
+  containerId: Schema.NullOr(Schema.String),
+  restartCount: Schema.Number,
+  updatedAt: Schema.String
+})
+export type ServiceView = typeof ServiceView.Type
+
+export const DeploymentSummary = Schema.Struct({
+  deploymentId: DeploymentId,
+  serviceId: ServiceId,
+  serviceName: Schema.String,
+  status: Schema.String,
+  image: Schema.NullOr(Schema.String),
+  /** False when an image with the same context hash existed: nothing was built. */
+  built: Schema.Boolean,
+  url: Schema.NullOr(Schema.String),
+  durationMs: Schema.Number
+})
+export type DeploymentSummary = typeof DeploymentSummary.Type
+
+export const DeployProgress = Schema.Union(
+  Schema.TaggedStruct("Detected", { services: Schema.Array(DetectedService) }),
+  Schema.TaggedStruct("BuildLog", { service: Schema.String, line: Schema.String }),
+  Schema.TaggedStruct("Step", {
+    service: Schema.String,
+    deploymentId: Schema.String,
+    step: Schema.String,
+    message: Schema.String
+  }),
+  Schema.TaggedStruct("Deployed", { deployment: DeploymentSummary })
+)
+export type DeployProgress = typeof DeployProgress.Type
+
+export const RollbackRequest = Schema.Struct({
+  service: Schema.String,
+  /** A deployment id or an image reference of this service; default: the previous retained image. */
+  to: Schema.optional(Schema.String)
+})
+
+export interface DeployerShape {
+  /** Detects, builds (or reuses) and deploys every service of the folder; ends with one Deployed per service. */
+  readonly deploy: (teamId: TeamId, request: DeployRequest) => Stream.Stream<DeployProgress, DeployError>
+  /** `service` is an id or a name within the team. */
+  readonly stop: (teamId: TeamId, service: string) => Effect.Effect<ServiceView, DeployError>
+  readonly start: (teamId: TeamId, service: string) => Effect.Effect<ServiceView, DeployError>
+  readonly restart: (teamId: TeamId, service: string) => Effect.Effect<ServiceView, DeployError>
+  readonly remove: (teamId: TeamId, service: string) => Effect.Effect<void, DeployError>
+  readonly rollback: (
+    teamId: TeamId,
+    service: string,
+    to?: string
+  ) => Effect.Effect<DeploymentSummary, DeployError>
+  readonly list: (teamId: TeamId) => Effect.Effect<ReadonlyArray<ServiceView>, DeployError>
+  readonly get: (teamId: TeamId, service: string) => Effect.Effect<ServiceView, DeployError>
+  readonly logs: (
+    teamId: TeamId,
+    service: string,
+    options?: { readonly follow?: boolean; readonly tail?: number }
+  ) => Stream.Stream<LogLine, DeployError>
+  /** Deployment events of the team after `afterId`, then live ones when `follow`. */
+  readonly events: (
+    teamId: TeamId,
+    options?: { readonly afterId?: number; readonly follow?: boolean; readonly service?: string }
+  ) => Stream.Stream<DeploymentEvent, DeployError>
+}
+
+export class Deployer extends Context.Tag("@kyozo/workers/Deployer")<Deployer, DeployerShape>() {}
