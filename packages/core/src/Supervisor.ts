@@ -453,7 +453,7 @@ export const asChild = <R>(
   id: options?.id ?? spec.name,
   restart: options?.restart ?? "permanent",
   shutdown: options?.shutdown ?? Duration.infinity,
-  
+  signalsReady: true,
   start: Effect.scoped(
     Effect.gen(function* () {
       const handle = yield* start(spec)
