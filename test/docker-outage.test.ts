@@ -69,7 +69,7 @@ describe.skipIf(!suite.available)("Docker engine outage", () => {
     server.stdout?.on("data", (d) => (serverLog += d))
     server.stderr?.on("data", (d) => (serverLog += d))
 
-    const ready = await waitFor("the server to be ready", 60_000, async () => {
+    const ready = await waitFor("the server to be ready", 180_000, async () => {
       const body = await readyz(port)
       return body.status === "ready" ? body : undefined
     })
@@ -147,5 +147,5 @@ describe.skipIf(!suite.available)("Docker engine outage", () => {
         `closed ${timeToCloseMs} ms after restart began (dockerd start included)`
     )
     if (server.exitCode !== null) console.log(serverLog)
-  }, 240_000)
+  }, 420_000)
 })

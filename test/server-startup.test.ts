@@ -23,7 +23,7 @@ describe("server start-up", () => {
       DOCKER_HOST: "unix:///tmp/kyozo-no-engine-here.sock"
     })
     servers.push(server)
-    const ready = await waitFor("readiness", 90_000, async () => {
+    const ready = await waitFor("readiness", 180_000, async () => {
       const r = await server.get("/readyz")
       return r.status === 200 ? r.body : undefined
     })
@@ -52,7 +52,7 @@ describe("server start-up", () => {
     const exit = await server.stop()
     expect(exit === 0 || exit === null).toBe(true)
     expect(fs.existsSync(path.join(dataDir, "kyozo.lock"))).toBe(false)
-  }, 180_000)
+  }, 300_000)
 
   it("unknown routes answer 404, never 500", async () => {
     const server = await startServer({
@@ -60,11 +60,11 @@ describe("server start-up", () => {
       KYOZO_RUNTIME: "mock"
     })
     servers.push(server)
-    await waitFor("readiness", 90_000, async () =>
+    await waitFor("readiness", 180_000, async () =>
       (await server.get("/readyz")).status === 200 ? true : undefined
     )
     const missing = await server.get("/no/such/route")
     expect(missing.status).toBe(404)
     await server.stop()
-  }, 180_000)
+  }, 300_000)
 })
