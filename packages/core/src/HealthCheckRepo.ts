@@ -22,6 +22,17 @@ export interface NewHealthCheck {
 
 const columns = "id, service_id, container_id, check_type, status, latency_ms, detail, checked_at"
 
+const toRow = (row: NewHealthCheck) => ({
+  service_id: row.serviceId,
+  container_id: row.containerId,
+  check_type: row.checkType,
+  status: row.status,
+  // The column is an integer; probes measure fractions of a millisecond.
+  latency_ms: row.latencyMs === null ? null : Math.round(row.latencyMs),
+  detail: row.detail ?? "",
+  checked_at: row.checkedAt ?? new Date()
+})
+
 export class HealthCheckRepo extends Effect.Service<HealthCheckRepo>()("@kyozo/core/HealthCheckRepo", {
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
@@ -29,33 +40,14 @@ export class HealthCheckRepo extends Effect.Service<HealthCheckRepo>()("@kyozo/c
 
     const record = (row: NewHealthCheck): Effect.Effect<HealthCheck, SqlError> =>
       rows.single(
-        sql`INSERT INTO health_checks ${sql.insert({
-          service_id: row.serviceId,
-          container_id: row.containerId,
-          check_type: row.checkType,
-          status: row.status,
-          // The column is an integer; probes measure fractions of a millisecond.
-          latency_ms: row.latencyMs === null ? null : Math.round(row.latencyMs),
-          detail: row.detail ?? "",
-          ...(row.checkedAt ? { checked_at: row.checkedAt } : {})
-        })} RETURNING ${sql.literal(columns)}`
+        sql`INSERT INTO health_checks ${sql.insert(toRow(row))} RETURNING ${sql.literal(columns)}`
       )
 
     /** Many rows in one statement: the health pass writes all of its results at once. */
     const recordMany = (batch: ReadonlyArray<NewHealthCheck>): Effect.Effect<number, SqlError> =>
       batch.length === 0
         ? Effect.succeed(0)
-        : sql`INSERT INTO health_checks ${sql.insert(
-            batch.map((row) => ({
-              service_id: row.serviceId,
-              container_id: row.containerId,
-              check_type: row.checkType,
-              status: row.status,
-              latency_ms: row.latencyMs === null ? null : Math.round(row.latencyMs),
-              detail: row.detail ?? "",
-              checked_at: row.checkedAt ?? new Date()
-            }))
-          )}`.pipe(Effect.as(batch.length))
+        : sql`INSERT INTO health_checks ${sql.insert(batch.map(toRow))}`.pipe(Effect.as(batch.length))
 
     /** Newest first. */
     const latestByService = (
