@@ -1,0 +1,291 @@
+/**
+ * Content-addressed images: the tag of a service's image is derived from the hash of its build
+ * context (`kyozo/<serviceId>:<16 hex>`), so "is this version already built?" is one
+ * `inspectImage`. An unchanged redeploy builds nothing.
+ *
+ * Builds for the same tag are serialised (a per-tag semaphore): the second caller finds the image
+ * the first one built instead of building it again.
+ */
+import { Effect, Stream } from "effect"
+import * as path from "node:path"
+import { BuildContextUnreadable, fromFolder, type BuildContextError } from "./BuildContext.js"
+import { ContainerRuntime, type ImageInfo } from "./ContainerRuntime.js"
+import { BaseImages } from "./dockerfile/BaseImages.js"
+import { generateDockerfile } from "./dockerfile/DockerfileGenerator.js"
+import { labelsFor, Service } from "./Labels.js"
+import { BuildFailed, ImageNotFound, type RuntimeError } from "./RuntimeErrors.js"
+import type { PlannedService } from "./topology/Topology.js"
+
+export const ContextHashLabel = "kyozo.context-hash"
+/** The generated Dockerfile's name in the context: a user's own `Dockerfile` is never replaced. */
+export const GENERATED_DOCKERFILE = "Dockerfile.kyozo"
+const LOG_TAIL = 50
+
+export interface EnsureImageInput {
+  readonly serviceId: string
+  readonly teamId: string
+  /** The folder the topology was detected in; the service's `path` is relative to it. */
+  readonly root: string
+  readonly planned: PlannedService
+  /** Build output, one line at a time, as the engine sends it. */
+  readonly onLog?: (line: string) => Effect.Effect<void>
+  /** Extra labels on a built image (tests mark their objects with them). */
+  readonly labels?: Record<string, string>
+  readonly timeoutMs?: number
+}
+
+export interface EnsuredImage {
+  /** Tag to create containers from (or the image reference of an image-only service). */
+  readonly image: string
+  /** Context hash (built images) or image id (image-only services). */
+  readonly hash: string
+  /** False when an image with this hash already existed: nothing was built. */
+  readonly built: boolean
+  readonly contextBytes: number
+  readonly logTail: ReadonlyArray<string>
+}
+
+/** Docker repository names are lower case `[a-z0-9._-]`; ids are already close to that. */
+export const repositoryFor = (serviceId: string): string =>
+  `kyozo/${
+    serviceId
+      .toLowerCase()
+      .replace(/[^a-z0-9._-]+/g, "-")
+      .replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, "") || "service"
+  }`
+
+export const imageTagFor = (serviceId: string, hash: string): string =>
+  `${repositoryFor(serviceId)}:${hash.slice(0, 16).toLowerCase()}`
+
+/** The Dockerfile of a "dockerfile" service, relative to its path: from detection evidence, else "Dockerfile". */
+const dockerfileOf = (planned: PlannedService): string => {
+  const ev = planned.service.evidence.find((e) => e.detail.startsWith("Dockerfile present"))
+  if (!ev) return "Dockerfile"
+  const servicePath = planned.service.path === "." ? "" : planned.service.path
+  const rel = path.posix.relative(servicePath, ev.file)
+  return rel === "" || rel.startsWith("..") ? "Dockerfile" : rel
+}
+
+export class ImageBuilder extends Effect.Service<ImageBuilder>()("@kyozo/core/ImageBuilder", {
+  effect: Effect.gen(function* () {
+    const runtime = yield* ContainerRuntime
+    const { images: baseImages } = yield* BaseImages
+
+    const locks = new Map<string, { readonly sem: Effect.Semaphore; users: number }>()
+    const withTagLock = <A, E, R>(tag: string, effect: Effect.Effect<A, E, R>) =>
+      Effect.acquireUseRelease(
+        Effect.sync(() => {
+          let lock = locks.get(tag)
+          if (!lock) {
+            lock = { sem: Effect.unsafeMakeSemaphore(1), users: 0 }
+            locks.set(tag, lock)
+          }
+          lock.users++
+          return lock
+        }),
+        (lock) => lock.sem.withPermits(1)(effect),
+        (lock) =>
+          Effect.sync(() => {
+            if (--lock.users === 0) locks.delete(tag)
+          })
+      )
+
+    const existing = (ref: string) =>
+      runtime.inspectImage(ref).pipe(
+        Effect.asSome,
+        Effect.catchTag("ImageNotFound", () => Effect.succeedNone)
+      )
+
+    const ensureImageOnly = (input: EnsureImageInput) =>
+      Effect.gen(function* () {
+        const ref = input.planned.service.image
+        if (!ref) return yield* new ImageNotFound({ image: `(no image for ${input.planned.service.name})` })
+        const found = yield* existing(ref)
+        if (found._tag === "Some") {
+          return { image: ref, hash: found.value.id, built: false, contextBytes: 0, logTail: [] }
+        }
+        const tail: Array<string> = []
+        // No registry may be reachable: a failed pull means the image is simply not available.
+        yield* runtime.pullImage(ref).pipe(
+          Stream.runForEach((p) =>
+            Effect.suspend(() => {
+              const line = p.id ? `${p.id}: ${p.status}` : p.status
+              tail.push(line)
+              if (tail.length > LOG_TAIL) tail.shift()
+              return input.onLog ? input.onLog(line) : Effect.void
+            })
+          ),
+          Effect.catchTags({
+            DockerApiError: (e) =>
+              Effect.logWarning(`pull of ${ref} failed: ${e.detail}`).pipe(
+                Effect.zipRight(Effect.fail(new ImageNotFound({ image: ref })))
+              )
+          })
+        )
+        const pulled = yield* runtime.inspectImage(ref)
+        return { image: ref, hash: pulled.id, built: true, contextBytes: 0, logTail: tail }
+      })
+
+    const ensureBuilt = (input: EnsureImageInput) =>
+      Effect.gen(function* () {
+        const { planned } = input
+        const root = path.resolve(input.root)
+        const contextDir = path.resolve(root, planned.service.path)
+        const rel = path.relative(root, contextDir)
+        if (rel.startsWith("..") || path.isAbsolute(rel)) {
+          // A compose `build.context` may point anywhere; only the deployed folder is ever sent.
+          return yield* new BuildContextUnreadable({
+            folder: planned.service.path,
+            path: "",
+            reason: "the service's build context is outside the deployed folder"
+          })
+        }
+        const generated = generateDockerfile(planned, baseImages)
+        const context = yield* fromFolder(
+          contextDir,
+          generated
+            ? {
+                extraFiles: { [GENERATED_DOCKERFILE]: generated.content },
+                // The name is Kyozo's own: a stale copy in the folder must not win over the fresh one.
+                replaceExisting: true,
+                dockerfile: GENERATED_DOCKERFILE
+              }
+            : { dockerfile: dockerfileOf(planned) }
+        )
+        const tag = imageTagFor(input.serviceId, context.hash)
+        return yield* withTagLock(
+          tag,
+          Effect.gen(function* () {
+            const found = yield* existing(tag)
+            if (found._tag === "Some") {
+              return {
+                image: tag,
+                hash: context.hash,
+                built: false,
+                contextBytes: context.sizeBytes,
+                logTail: []
+              } satisfies EnsuredImage
+            }
+            const tail: Array<string> = []
+            let builtId: string | undefined
+            yield* runtime
+              .buildImage({
+                context: context.tar,
+                tag,
+                dockerfile: context.dockerfile,
+                labels: {
+                  ...input.labels,
+                  ...labelsFor({ serviceId: input.serviceId, teamId: input.teamId }),
+                  [ContextHashLabel]: context.hash
+                },
+                ...(input.timeoutMs !== undefined ? { timeoutMs: input.timeoutMs } : {})
+              })
+              .pipe(
+                Stream.runForEach((event) =>
+                  Effect.suspend(() => {
+                    if (event._tag === "Built") {
+                      builtId = event.imageId
+                      return Effect.void
+                    }
+                    tail.push(event.line)
+                    if (tail.length > LOG_TAIL) tail.shift()
+                    return input.onLog ? input.onLog(event.line) : Effect.void
+                  })
+                )
+              )
+            if (builtId === undefined) {
+              return yield* new BuildFailed({
+                image: tag,
+                reason: "the engine ended the build without producing an image",
+                logTail: tail
+              })
+            }
+            return {
+              image: tag,
+              hash: context.hash,
+              built: true,
+              contextBytes: context.sizeBytes,
+              logTail: tail
+            } satisfies EnsuredImage
+          })
+        )
+      })
+
+    /** The image for a planned service: reused when its context hash is already built, else built. */
+    const ensureImage = (
+      input: EnsureImageInput
+    ): Effect.Effect<EnsuredImage, RuntimeError | BuildContextError> =>
+      (input.planned.service.kind === "image" ? ensureImageOnly(input) : ensureBuilt(input)).pipe(
+        Effect.withSpan("ImageBuilder.ensureImage", {
+          attributes: { serviceId: input.serviceId, service: input.planned.service.name }
+        })
+      )
+
+    /** Images of a service, newest first. */
+    const retained = (serviceId: string): Effect.Effect<ReadonlyArray<ImageInfo>, RuntimeError> =>
+      runtime.listImages({ labels: { [Service]: serviceId } }).pipe(
+        // List summaries carry whole seconds only: inspect for the precise creation time.
+        Effect.flatMap((list) =>
+          Effect.forEach(
+            list,
+            (image) =>
+              runtime.inspectImage(image.id).pipe(
+                Effect.map((info) => ({ ...image, createdAt: Math.max(image.createdAt, info.createdAt) })),
+                Effect.catchTag("ImageNotFound", () => Effect.succeed(image))
+              ),
+            { concurrency: 4 }
+          )
+        ),
+        Effect.map((list) => [...list].sort((a, b) => b.createdAt - a.createdAt))
+      )
+
+    /**
+     * Removes a service's images beyond the newest `keep`, never one named in `protect` (by tag or
+     * id). An image still used by a container is skipped, not forced.
+     */
+    const pruneRetained = (
+      serviceId: string,
+      keep: number,
+      protect: ReadonlyArray<string> = []
+    ): Effect.Effect<
+      { readonly removed: ReadonlyArray<string>; readonly kept: ReadonlyArray<string> },
+      RuntimeError
+    > =>
+      Effect.gen(function* () {
+        const images = yield* retained(serviceId)
+        const shortId = (id: string) => id.replace(/^sha256:/, "")
+        const isProtected = (image: ImageInfo) =>
+          protect.some(
+            (p) =>
+              image.tags.includes(p) || (shortId(p).length >= 12 && shortId(image.id).startsWith(shortId(p)))
+          )
+        const removed: Array<string> = []
+        const kept: Array<string> = []
+        for (const [i, image] of images.entries()) {
+          const name = image.tags[0] ?? image.id
+          if (i < Math.max(0, keep) || isProtected(image)) {
+            kept.push(name)
+            continue
+          }
+          // Removing each tag untags it; the last one deletes the image. Untagged: by id.
+          const refs = image.tags.length > 0 ? image.tags : [image.id]
+          const result = yield* Effect.forEach(refs, (ref) => runtime.removeImage(ref), {
+            discard: true
+          }).pipe(
+            Effect.as(true),
+            Effect.catchTag("DockerApiError", (e) =>
+              e.status === 409
+                ? Effect.logInfo(`keeping ${name}: ${e.detail}`).pipe(Effect.as(false))
+                : Effect.fail(e)
+            )
+          )
+          if (result) removed.push(name)
+          else kept.push(name)
+        }
+        return { removed, kept }
+      })
+
+    return { ensureImage, retained, pruneRetained } as const
+  }),
+  dependencies: [BaseImages.Default]
+}) {}
