@@ -1,0 +1,653 @@
+/**
+ * The durable deploy of ONE service: build (or reuse) → create → start → health gate → switch the
+ * proxy → retire the old container. Each step is an `Activity`, so after a crash the workflow
+ * resumes at the first unfinished step; activities run at least once, so each one is idempotent
+ * (deterministic container names, "already exists" and "already gone" are success).
+ *
+ * A failure after the container was created compensates: the new container is removed, the proxy
+ * keeps (or goes back to) the old one, the deployment ends `compensated`.
+ *
+ * No SQL transaction is ever held across a Docker call (DESIGN.md, "Durable work").
+ */
+import * as Activity from "@effect/workflow/Activity"
+import * as Workflow from "@effect/workflow/Workflow"
+import type { ContainerInfo, ContainerSpec } from "@kyozo/core/ContainerRuntime"
+import { ContainerRuntime } from "@kyozo/core/ContainerRuntime"
+import type { DeploymentStatus } from "@kyozo/core/domain/Deployment"
+import { DeploymentId, ServiceId, TeamId } from "@kyozo/core/domain/Ids"
+import type { ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
+import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
+import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
+import { ImageBuilder } from "@kyozo/core/ImageBuilder"
+import { labelsFor } from "@kyozo/core/Labels"
+import type { RuntimeError } from "@kyozo/core/RuntimeErrors"
+import { ServiceProxy } from "@kyozo/core/ServiceProxy"
+import { containerName, teamNetwork } from "@kyozo/core/ServiceNaming"
+import { ServiceRepo } from "@kyozo/core/ServiceRepo"
+import type { PlannedService } from "@kyozo/core/topology/Topology"
+import { Cause, Duration, Effect, Layer, Option, PubSub, Schema } from "effect"
+import * as http from "node:http"
+import * as net from "node:net"
+import { DeployFailed, type DeployProgress } from "./Deployer.js"
+
+// ---------------------------------------------------------------------------------------------
+// Settings and the health probe
+
+export type ProbeKind = "http" | "tcp"
+
+export interface ProbeTarget {
+  readonly kind: ProbeKind
+  /** Always 127.0.0.1: the machine's network rule (never container IPs). */
+  readonly host: string
+  readonly port: number
+  readonly path: string
+  readonly containerId: string
+}
+
+/** One probe of a published port: true when the service answers. */
+export type Probe = (target: ProbeTarget, timeoutMs: number) => Effect.Effect<boolean>
+
+const httpProbe = (target: ProbeTarget, timeoutMs: number): Effect.Effect<boolean> =>
+  Effect.async<boolean>((resume) => {
+    let done = false
+    const finish = (ok: boolean) => {
+      if (done) return
+      done = true
+      resume(Effect.succeed(ok))
+    }
+    const req = http.get(
+      { host: target.host, port: target.port, path: target.path, timeout: timeoutMs, agent: false },
+      (res) => {
+        res.resume()
+        finish((res.statusCode ?? 500) < 500)
+      }
+    )
+    req.on("timeout", () => {
+      req.destroy()
+      finish(false)
+    })
+    req.on("error", (e: NodeJS.ErrnoException) => {
+      // Bytes that are not HTTP came back: something listens and speaks another protocol.
+      finish(typeof e.code === "string" && e.code.startsWith("HPE_"))
+    })
+    return Effect.sync(() => req.destroy())
+  })
+
+const tcpProbe = (target: ProbeTarget, timeoutMs: number): Effect.Effect<boolean> =>
+  Effect.async<boolean>((resume) => {
+    const socket = net.connect({ host: target.host, port: target.port })
+    let done = false
+    const finish = (ok: boolean) => {
+      if (done) return
+      done = true
+      socket.destroy()
+      resume(Effect.succeed(ok))
+    }
+    socket.setTimeout(timeoutMs, () => finish(false))
+    socket.on("error", () => finish(false))
+    // Docker's port proxy accepts before the app listens and then closes: wait a moment for that.
+    socket.on("connect", () => setTimeout(() => finish(!socket.destroyed && !socket.readableEnded), 100))
+    socket.on("end", () => finish(false))
+    return Effect.sync(() => socket.destroy())
+  })
+
+export const defaultProbe: Probe = (target, timeoutMs) =>
+  target.kind === "http" ? httpProbe(target, timeoutMs) : tcpProbe(target, timeoutMs)
+
+export interface DeploySettings {
+  /** Longest wait for a new container to become healthy (default 60 s). */
+  readonly healthTimeout: Duration.DurationInput
+  readonly healthPollInterval: Duration.DurationInput
+  /** A service without a port is healthy once it has been running this long. */
+  readonly stableRunning: Duration.DurationInput
+  /** Time the proxy gives in-flight requests to the old container. */
+  readonly drainTimeout: Duration.DurationInput
+  readonly stopTimeoutSeconds: number
+  /** Images kept per service for rollbacks. */
+  readonly keepImages: number
+  readonly probe: Probe
+}
+
+export const defaultDeploySettings: DeploySettings = {
+  healthTimeout: Duration.seconds(60),
+  healthPollInterval: Duration.millis(100),
+  stableRunning: Duration.seconds(2),
+  drainTimeout: Duration.seconds(5),
+  stopTimeoutSeconds: 5,
+  keepImages: 5,
+  probe: defaultProbe
+}
+
+// ---------------------------------------------------------------------------------------------
+// Progress bus: build logs and steps for whoever watches a deployment in this process
+
+export interface DeployNotice {
+  readonly deploymentId: string
+  readonly progress: DeployProgress
+}
+
+/**
+ * In-process only: the durable record is `container_deployment_events`; this carries build log
+ * lines (too many for rows) and step notices to a `deploy` stream in the same process.
+ */
+export class DeployBus extends Effect.Service<DeployBus>()("@kyozo/workers/DeployBus", {
+  scoped: Effect.gen(function* () {
+    const hub = yield* Effect.acquireRelease(PubSub.sliding<DeployNotice>(4096), PubSub.shutdown)
+    return {
+      hub,
+      publish: (notice: DeployNotice) => PubSub.publish(hub, notice).pipe(Effect.asVoid)
+    } as const
+  })
+}) {}
+
+// ---------------------------------------------------------------------------------------------
+// The workflow
+
+export const DeployPayload = Schema.Struct({
+  teamId: TeamId,
+  serviceId: ServiceId,
+  deploymentId: DeploymentId,
+  /** A ready image (rollback, image-only service); otherwise built from `root` and `planned`. */
+  image: Schema.NullOr(Schema.String),
+  root: Schema.NullOr(Schema.String),
+  /** The `PlannedService` of detection, as plain JSON. */
+  planned: Schema.NullOr(Schema.Unknown),
+  /** Extra network aliases (the name the folder's compose file uses for the service). */
+  aliases: Schema.Array(Schema.String)
+})
+export type DeployPayload = typeof DeployPayload.Type
+
+export const DeployOutcome = Schema.Struct({
+  deploymentId: Schema.String,
+  serviceId: Schema.String,
+  image: Schema.String,
+  built: Schema.Boolean,
+  containerId: Schema.String,
+  containerName: Schema.String,
+  hostPort: Schema.NullOr(Schema.Number)
+})
+export type DeployOutcome = typeof DeployOutcome.Type
+
+export const DeployWorkflow = Workflow.make({
+  name: "Kyozo/Deploy",
+  payload: DeployPayload,
+  success: DeployOutcome,
+  error: DeployFailed,
+  idempotencyKey: (p) => p.deploymentId
+})
+
+/** What an activity fails with: the step and a readable reason (stored in the workflow history). */
+export class StepFailed extends Schema.TaggedError<StepFailed>()("StepFailed", {
+  step: Schema.String,
+  reason: Schema.String
+}) {}
+
+const reasonOf = (e: unknown): string => {
+  if (e instanceof Error) return e.message
+  if (typeof e === "object" && e !== null && "message" in e)
+    return String((e as { message: unknown }).message)
+  if (typeof e === "object" && e !== null && "_tag" in e) return String((e as { _tag: unknown })._tag)
+  return String(e)
+}
+
+/** Typed failures and defects of a step become StepFailed; interruption stays interruption. */
+const asStep =
+  (step: string) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, StepFailed, R> =>
+    effect.pipe(
+      Effect.catchAllCause((cause) => {
+        if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+        const failure = Cause.failureOption(cause)
+        if (Option.isSome(failure)) {
+          const e = failure.value
+          return Effect.fail(e instanceof StepFailed ? e : new StepFailed({ step, reason: reasonOf(e) }))
+        }
+        return Effect.fail(new StepFailed({ step, reason: Cause.pretty(cause).split("\n")[0] ?? "defect" }))
+      })
+    )
+
+const BuildResult = Schema.Struct({
+  image: Schema.String,
+  hash: Schema.NullOr(Schema.String),
+  built: Schema.Boolean
+})
+const Created = Schema.Struct({
+  containerId: Schema.String,
+  containerName: Schema.String,
+  /** The container serving before this deploy (to retire, or to go back to). */
+  previousContainerId: Schema.NullOr(Schema.String)
+})
+const Switched = Schema.Struct({ hostPort: Schema.NullOr(Schema.Number) })
+
+/** The host port the engine published for `containerPort` on 127.0.0.1. */
+export const publishedPort = (info: ContainerInfo, containerPort: number | null): number | null => {
+  if (containerPort === null) return null
+  const found = info.ports.find((p) => p.containerPort === containerPort && p.hostPort > 0)
+  return found?.hostPort ?? null
+}
+
+/** The deploy workflow's handler, with its settings. */
+export const layer = (overrides: Partial<DeploySettings> = {}) => {
+  const settings: DeploySettings = { ...defaultDeploySettings, ...overrides }
+  return Layer.merge(retireLayer(settings), deployLayer(settings))
+}
+
+const deployLayer = (settings: DeploySettings) =>
+  DeployWorkflow.toLayer((payload) =>
+    Effect.gen(function* () {
+      const runtime = yield* ContainerRuntime
+      const services = yield* ServiceRepo
+      const deployments = yield* DeploymentRepo
+      const events = yield* DeploymentEventRepo
+      const builder = yield* ImageBuilder
+      const proxy = yield* ServiceProxy
+      const bus = yield* DeployBus
+      const { teamId, serviceId, deploymentId } = payload
+
+      const serviceRow = Effect.flatMap(services.findByIdAnyTeam(serviceId), (row) =>
+        Option.match(row, {
+          onNone: () => Effect.fail(new StepFailed({ step: "load", reason: `service ${serviceId} is gone` })),
+          onSome: Effect.succeed
+        })
+      )
+
+      const record = (type: string, message: string, data: Record<string, unknown> = {}) =>
+        events.append({ teamId, serviceId, deploymentId, type, message, data }).pipe(
+          Effect.zipRight(
+            bus.publish({
+              deploymentId,
+              progress: { _tag: "Step", service: serviceId, deploymentId, step: type, message }
+            })
+          ),
+          Effect.asVoid
+        )
+
+      const status = (
+        s: DeploymentStatus,
+        extra: { error?: string; image?: string; containerId?: string; containerName?: string } = {}
+      ) => deployments.updateStatus(deploymentId, { status: s, ...extra }).pipe(Effect.asVoid)
+
+      // (a) build or reuse the image
+      const build = Activity.make({
+        name: "build",
+        success: BuildResult,
+        error: StepFailed,
+        execute: Effect.gen(function* () {
+          if (payload.image !== null) {
+            yield* runtime.inspectImage(payload.image)
+            yield* status("building", { image: payload.image })
+            yield* record("deploy.reused", `Using image ${payload.image}`, {
+              image: payload.image,
+              built: false
+            })
+            return { image: payload.image, hash: null, built: false }
+          }
+          if (payload.root === null || payload.planned === null) {
+            return yield* new StepFailed({ step: "build", reason: "neither an image nor a folder to build" })
+          }
+          yield* status("building")
+          yield* record("deploy.building", "Building the image")
+          const result = yield* builder.ensureImage({
+            serviceId,
+            teamId,
+            root: payload.root,
+            planned: payload.planned as PlannedService,
+            onLog: (line: string) =>
+              bus.publish({ deploymentId, progress: { _tag: "BuildLog", service: serviceId, line } })
+          })
+          yield* status("building", { image: result.image })
+          yield* record(
+            result.built ? "deploy.built" : "deploy.reused",
+            result.built ? `Built ${result.image}` : `Reused ${result.image} (unchanged context)`,
+            { image: result.image, hash: result.hash, built: result.built, contextBytes: result.contextBytes }
+          )
+          return { image: result.image, hash: result.hash, built: result.built }
+        }).pipe(asStep("build"))
+      })
+
+      // (b) create the container (a retry finds the one it made before by its name)
+      const create = (image: string) =>
+        Activity.make({
+          name: "create",
+          success: Created,
+          error: StepFailed,
+          execute: Effect.gen(function* () {
+            const row = yield* serviceRow
+            const name = containerName(row.name, deploymentId)
+            const network = teamNetwork(teamId)
+            yield* runtime
+              .createNetwork({ name: network, labels: labelsFor({ teamId }) })
+              .pipe(Effect.catchTag("NameConflict", () => Effect.void))
+            const spec = containerSpec(row, image, name, network, payload.aliases, deploymentId)
+            const ref = yield* runtime
+              .createContainer(spec)
+              .pipe(
+                Effect.catchTag("NameConflict", () =>
+                  Effect.map(runtime.inspectContainer(name), (info) => ({ id: info.id, name }))
+                )
+              )
+            const previous = row.containerId !== null && row.containerId !== ref.id ? row.containerId : null
+            yield* status("starting", { containerId: ref.id, containerName: name })
+            yield* record("deploy.created", `Created container ${name}`, { containerId: ref.id, image })
+            return { containerId: ref.id, containerName: name, previousContainerId: previous }
+          }).pipe(asStep("create"))
+        })
+
+      // (c) start
+      const start = (containerId: string) =>
+        Activity.make({
+          name: "start",
+          error: StepFailed,
+          execute: Effect.gen(function* () {
+            const info = yield* runtime.inspectContainer(containerId)
+            if (!info.running) yield* runtime.startContainer(containerId)
+            yield* record("deploy.started", "Container started", { containerId })
+          }).pipe(asStep("start"))
+        })
+
+      // (d) health gate, through 127.0.0.1 only
+      const healthGate = (containerId: string) =>
+        Activity.make({
+          name: "health",
+          error: StepFailed,
+          execute: Effect.gen(function* () {
+            yield* status("health-check")
+            const row = yield* serviceRow
+            const config = row.healthConfig
+            const port = config.port ?? row.internalPort
+            const kind: ProbeKind = config.type === "tcp" ? "tcp" : "http"
+            const path = config.type === "http" ? config.path : "/"
+            const poll = Duration.toMillis(settings.healthPollInterval)
+            const stableMs = Duration.toMillis(settings.stableRunning)
+            let runningSince: number | null = null
+            let last = "not checked yet"
+            const check: Effect.Effect<boolean, StepFailed | RuntimeError> = Effect.gen(function* () {
+              const info = yield* runtime.inspectContainer(containerId)
+              if (!info.running) {
+                if (info.state === "exited" || info.state === "dead") {
+                  return yield* new StepFailed({
+                    step: "health",
+                    reason: `the container exited with code ${info.exitCode ?? "?"}${info.oomKilled ? " (out of memory)" : ""}`
+                  })
+                }
+                last = `container ${info.state}`
+                runningSince = null
+                return false
+              }
+              if (info.health === "unhealthy") {
+                last = "the image's HEALTHCHECK reports unhealthy"
+                return false
+              }
+              const now = Date.now()
+              runningSince ??= now
+              if (port === null || port === undefined) {
+                last = "waiting for the container to keep running"
+                return now - runningSince >= stableMs
+              }
+              const hostPort = publishedPort(info, port)
+              if (hostPort === null) {
+                last = `port ${port} is not published`
+                return false
+              }
+              const ok = yield* settings.probe(
+                { kind, host: "127.0.0.1", port: hostPort, path, containerId },
+                Math.max(500, Math.min(5000, Duration.toMillis(config.timeoutSeconds * 1000)))
+              )
+              last = ok
+                ? "answering"
+                : `${kind === "http" ? `GET ${path}` : "TCP connect"} on port ${port} does not answer yet`
+              return ok && info.health !== "starting"
+            })
+            const healthy = yield* check.pipe(
+              Effect.flatMap((ok) => (ok ? Effect.succeed(true) : Effect.as(Effect.sleep(poll), false))),
+              Effect.repeat({ until: (ok) => ok }),
+              Effect.timeoutOption(settings.healthTimeout)
+            )
+            if (Option.isNone(healthy)) {
+              return yield* new StepFailed({
+                step: "health",
+                reason: `not healthy within ${Duration.format(Duration.decode(settings.healthTimeout))}: ${last}`
+              })
+            }
+            yield* record("deploy.healthy", "Health gate passed", { containerId })
+          }).pipe(asStep("health"))
+        })
+
+      // (e) switch the stable address to the new container
+      const switchOver = (containerId: string, containerNameValue: string, image: string) =>
+        Activity.make({
+          name: "switch",
+          success: Switched,
+          error: StepFailed,
+          execute: Effect.gen(function* () {
+            yield* status("switching")
+            const row = yield* serviceRow
+            const info = yield* runtime.inspectContainer(containerId)
+            const upstreamPort = publishedPort(info, row.internalPort)
+            let hostPort: number | null = row.hostPort
+            if (upstreamPort !== null) {
+              const ensured = yield* proxy.ensure(
+                serviceId,
+                row.hostPort === null ? {} : { hostPort: row.hostPort }
+              )
+              hostPort = ensured.hostPort
+              yield* proxy.route(serviceId, { host: "127.0.0.1", port: upstreamPort })
+            }
+            yield* services.updateObserved(serviceId, {
+              image,
+              containerId,
+              containerName: containerNameValue,
+              currentDeploymentId: deploymentId,
+              hostPort,
+              status: "running"
+            })
+            yield* record(
+              "deploy.switched",
+              hostPort === null ? "Now serving" : `Now serving on http://127.0.0.1:${hostPort}`,
+              {
+                containerId,
+                hostPort
+              }
+            )
+            return { hostPort }
+          }).pipe(asStep("switch"))
+        })
+
+      // (f) the deployment is done; the old container is retired in the background (RetireWorkflow)
+      const finish = (previousContainerId: string | null, image: string) =>
+        Activity.make({
+          name: "finish",
+          error: StepFailed,
+          execute: Effect.gen(function* () {
+            yield* status("succeeded")
+            yield* record("deploy.succeeded", "Deployed", { image, retiring: previousContainerId })
+            // Old images beyond the retention count go; the one now serving never does (and one
+            // still used by the draining container is skipped by the builder).
+            yield* builder
+              .pruneRetained(serviceId, settings.keepImages, [image])
+              .pipe(Effect.catchAllCause((c) => Effect.logWarning("image prune failed", c)))
+          }).pipe(asStep("finish"))
+        })
+
+      const compensate = (created: typeof Created.Type, failure: StepFailed) =>
+        Activity.make({
+          name: "compensate",
+          error: StepFailed,
+          execute: Effect.gen(function* () {
+            const row = yield* serviceRow
+            // The switch may have pointed the proxy at the new container before failing: point it back.
+            if (created.previousContainerId !== null) {
+              const old = yield* runtime.inspectContainer(created.previousContainerId).pipe(Effect.option)
+              const oldPort = Option.isSome(old) ? publishedPort(old.value, row.internalPort) : null
+              if (oldPort !== null && row.hostPort !== null) {
+                // ensure too: after a restart the listener may not exist yet in this process.
+                yield* proxy.ensure(serviceId, { hostPort: row.hostPort }).pipe(
+                  Effect.zipRight(proxy.route(serviceId, { host: "127.0.0.1", port: oldPort })),
+                  Effect.catchAllCause((c) => Effect.logWarning("route back failed", c))
+                )
+              }
+              if (row.containerId === created.containerId) {
+                yield* services.updateObserved(serviceId, {
+                  containerId: created.previousContainerId,
+                  status: "running"
+                })
+              }
+            }
+            yield* runtime.removeContainer(created.containerId, { force: true })
+            if (created.previousContainerId === null && row.containerId === null) {
+              yield* services.updateObserved(serviceId, { status: "failed" })
+            } else if (row.status === "deploying") {
+              yield* services.updateObserved(serviceId, { status: "running" })
+            }
+            yield* status("compensated", { error: `${failure.step}: ${failure.reason}` })
+            yield* record("deploy.failed", `Failed at ${failure.step}: ${failure.reason}`, {
+              step: failure.step,
+              reason: failure.reason
+            })
+            yield* record(
+              "deploy.compensated",
+              "Removed the new container; the previous version keeps serving",
+              {
+                containerId: created.containerId
+              }
+            )
+          }).pipe(asStep("compensate"))
+        })
+
+      const failBeforeCreate = (failure: StepFailed) =>
+        Activity.make({
+          name: "fail",
+          error: StepFailed,
+          execute: Effect.gen(function* () {
+            const row = yield* serviceRow
+            if (row.status === "deploying") {
+              yield* services.updateObserved(serviceId, {
+                status: row.containerId === null ? "failed" : "running"
+              })
+            }
+            yield* status("failed", { error: `${failure.step}: ${failure.reason}` })
+            yield* record("deploy.failed", `Failed at ${failure.step}: ${failure.reason}`, {
+              step: failure.step,
+              reason: failure.reason
+            })
+          }).pipe(asStep("fail"))
+        })
+
+      const failed = (failure: StepFailed, compensated: boolean) =>
+        new DeployFailed({
+          service: serviceId,
+          deploymentId,
+          step: failure.step,
+          reason: failure.reason,
+          compensated
+        })
+
+      const built = yield* build.pipe(
+        Effect.catchTag("StepFailed", (e) =>
+          failBeforeCreate(e).pipe(Effect.ignore, Effect.zipRight(Effect.fail(failed(e, false))))
+        )
+      )
+      const created = yield* create(built.image).pipe(
+        Effect.catchTag("StepFailed", (e) =>
+          failBeforeCreate(e).pipe(Effect.ignore, Effect.zipRight(Effect.fail(failed(e, false))))
+        )
+      )
+      const switched = yield* Effect.gen(function* () {
+        yield* start(created.containerId)
+        yield* healthGate(created.containerId)
+        return yield* switchOver(created.containerId, created.containerName, built.image)
+      }).pipe(
+        Effect.catchTag("StepFailed", (e) =>
+          compensate(created, e).pipe(Effect.ignore, Effect.zipRight(Effect.fail(failed(e, true))))
+        )
+      )
+      // The new version serves already: what follows cannot fail the deploy.
+      yield* finish(created.previousContainerId, built.image).pipe(
+        Effect.catchTag("StepFailed", (e) => Effect.logWarning(`finish: ${e.reason}`))
+      )
+      if (created.previousContainerId !== null) {
+        // Durable but not awaited: draining and a graceful stop (many PID-1 apps ignore SIGTERM and
+        // take the whole stop timeout) must not make the deploy slower.
+        yield* RetireWorkflow.execute(
+          { teamId, serviceId, deploymentId, containerId: created.previousContainerId },
+          { discard: true }
+        )
+      }
+      return {
+        deploymentId,
+        serviceId,
+        image: built.image,
+        built: built.built,
+        containerId: created.containerId,
+        containerName: created.containerName,
+        hostPort: switched.hostPort
+      }
+    })
+  )
+
+/** Drains the proxy's connections to an old container, then stops and removes it. */
+export const RetireWorkflow = Workflow.make({
+  name: "Kyozo/Retire",
+  payload: { teamId: TeamId, serviceId: ServiceId, deploymentId: DeploymentId, containerId: Schema.String },
+  idempotencyKey: (p) => `retire-${p.deploymentId}-${p.containerId}`
+})
+
+const retireLayer = (settings: DeploySettings) =>
+  RetireWorkflow.toLayer((payload) =>
+    Effect.gen(function* () {
+      const runtime = yield* ContainerRuntime
+      const services = yield* ServiceRepo
+      const events = yield* DeploymentEventRepo
+      const proxy = yield* ServiceProxy
+      yield* Activity.make({
+        name: "retire",
+        execute: Effect.gen(function* () {
+          const old = yield* runtime.inspectContainer(payload.containerId).pipe(Effect.option)
+          if (Option.isNone(old)) return
+          // Never retire what serves now (a rollback may have gone back to this very container).
+          const row = yield* services.findByIdAnyTeam(payload.serviceId).pipe(Effect.map(Option.getOrNull))
+          if (row?.containerId === payload.containerId) return
+          const oldPort = publishedPort(old.value, row?.internalPort ?? null)
+          if (oldPort !== null) {
+            yield* proxy.drain(payload.serviceId, { host: "127.0.0.1", port: oldPort }, settings.drainTimeout)
+          }
+          yield* runtime
+            .stopContainer(payload.containerId, { timeoutSeconds: settings.stopTimeoutSeconds })
+            .pipe(Effect.catchAll(() => Effect.void))
+          yield* runtime.removeContainer(payload.containerId, { force: true })
+          yield* events.append({
+            teamId: payload.teamId,
+            serviceId: payload.serviceId,
+            deploymentId: payload.deploymentId,
+            type: "deploy.retired",
+            message: `Stopped and removed the previous container ${old.value.name}`,
+            data: { containerId: payload.containerId }
+          })
+        }).pipe(Effect.catchAllCause((c) => Effect.logWarning("retiring the old container failed", c)))
+      })
+    })
+  )
+
+/** The container of one deployment: limits and env from the service row, labels from its ids. */
+export const containerSpec = (
+  row: ServiceInstance,
+  image: string,
+  name: string,
+  network: string,
+  aliases: ReadonlyArray<string>,
+  deploymentId: string
+): ContainerSpec => {
+  const env: Record<string, string> = { ...row.env }
+  if (row.internalPort !== null) env.PORT = String(row.internalPort)
+  return {
+    name,
+    image,
+    labels: labelsFor({ serviceId: row.id, teamId: row.teamId, deploymentId }),
+    env,
+    ports: row.internalPort === null ? [] : [{ containerPort: row.internalPort }],
+    memoryBytes: row.memoryMb * 1024 * 1024,
+    nanoCpus: row.cpuMillis * 1_000_000,
+    network,
+    networkAliases: [...new Set([row.name, ...aliases])]
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * One actor per service (`@effect/cluster` entity keyed by the service id): a service's operations
+ * run one at a time, so a stop never races a deploy of the same service. Messages are persisted,
+ * so an operation accepted before a crash runs after the restart; a Deploy resumes its workflow
+ * (same idempotency key) instead of starting over.
+ */
+import * as ClusterSchema from "@effect/cluster/ClusterSchema"
+import * as Entity from "@effect/cluster/Entity"
+import * as Rpc from "@effect/rpc/Rpc"
+import { ContainerRuntime, Defaults } from "@kyozo/core/ContainerRuntime"
+import type { ServiceId } from "@kyozo/core/domain/Ids"
+import { ContainerNotFound, RuntimeError } from "@kyozo/core/RuntimeErrors"
+import { ServiceProxy } from "@kyozo/core/ServiceProxy"
+import { ServiceRepo } from "@kyozo/core/ServiceRepo"
+import { Effect, Option, Schema } from "effect"
+import { DeployFailed } from "./Deployer.js"
+import { DeployOutcome, DeployPayload, DeployWorkflow, publishedPort } from "./DeployWorkflow.js"
+
+const ServiceOp = { serviceId: Schema.String }
+
+export const ServiceEntity = Entity.make("Service", [
+  Rpc.make("Deploy", {
+    payload: DeployPayload.fields,
+    success: DeployOutcome,
+    error: DeployFailed,
+    // A resent Deploy of the same deployment answers with the stored reply instead of running twice.
+    primaryKey: (p) => p.deploymentId
+  }),
+  Rpc.make("Stop", { payload: ServiceOp, error: RuntimeError }),
+  Rpc.make("Start", { payload: ServiceOp, error: RuntimeError }),
+  Rpc.make("Restart", { payload: ServiceOp, error: RuntimeError }),
+  /** Removes the container and the proxy; the row and the images are the caller's business. */
+  Rpc.make("Remove", { payload: ServiceOp, error: RuntimeError })
+]).annotateRpcs(ClusterSchema.Persisted, true)
+
+export const layer = ServiceEntity.toLayer(
+  Effect.gen(function* () {
+    const runtime = yield* ContainerRuntime
+    const services = yield* ServiceRepo
+    const proxy = yield* ServiceProxy
+
+    const row = (serviceId: string) =>
+      services.findByIdAnyTeam(serviceId as ServiceId).pipe(Effect.map(Option.getOrNull), Effect.orDie)
+
+    const gone = (id: string) => Effect.fail(new ContainerNotFound({ container: id }))
+
+    // After a start the container has a new ephemeral host port: point the proxy at it again.
+    const reroute = (serviceId: string) =>
+      Effect.gen(function* () {
+        const svc = yield* row(serviceId)
+        if (svc === null || svc.containerId === null) return
+        const info = yield* runtime.inspectContainer(svc.containerId)
+        const port = publishedPort(info, svc.internalPort)
+        if (port === null) return
+        const ensured = yield* proxy
+          .ensure(serviceId, svc.hostPort === null ? {} : { hostPort: svc.hostPort })
+          .pipe(Effect.orDie)
+        yield* proxy.route(serviceId, { host: "127.0.0.1", port })
+        if (ensured.hostPort !== svc.hostPort) {
+          yield* services.updateObserved(svc.id, { hostPort: ensured.hostPort }).pipe(Effect.orDie)
+        }
+      })
+
+    return ServiceEntity.of({
+      Deploy: (envelope) => DeployWorkflow.execute(envelope.payload),
+
+      Stop: ({ payload }) =>
+        Effect.gen(function* () {
+          const svc = yield* row(payload.serviceId)
+          if (svc === null) return
+          if (svc.containerId !== null) {
+            yield* runtime
+              .stopContainer(svc.containerId, { timeoutSeconds: Defaults.stopTimeoutSeconds })
+              .pipe(Effect.catchTag("ContainerNotFound", () => Effect.void))
+          }
+          yield* services.updateObserved(svc.id, { status: "stopped" }).pipe(Effect.orDie)
+        }),
+
+      Start: ({ payload }) =>
+        Effect.gen(function* () {
+          const svc = yield* row(payload.serviceId)
+          if (svc === null) return
+          if (svc.containerId === null) return yield* gone(`service ${payload.serviceId} has no container`)
+          const info = yield* runtime.inspectContainer(svc.containerId)
+          if (!info.running) yield* runtime.startContainer(svc.containerId)
+          yield* reroute(payload.serviceId)
+          yield* services.updateObserved(svc.id, { status: "running" }).pipe(Effect.orDie)
+        }),
+
+      Restart: ({ payload }) =>
+        Effect.gen(function* () {
+          const svc = yield* row(payload.serviceId)
+          if (svc === null) return
+          if (svc.containerId === null) return yield* gone(`service ${payload.serviceId} has no container`)
+          yield* runtime.restartContainer(svc.containerId, { timeoutSeconds: Defaults.stopTimeoutSeconds })
+          yield* reroute(payload.serviceId)
+          yield* services.updateObserved(svc.id, { status: "running" }).pipe(Effect.orDie)
+          yield* services.recordRestart(svc.id).pipe(Effect.orDie)
+        }),
+
+      Remove: ({ payload }) =>
+        Effect.gen(function* () {
+          yield* proxy.remove(payload.serviceId)
+          // Every container labelled for the service, not just the current one: a crashed deploy
+          // may have left one behind.
+          const owned = yield* runtime.listContainers({
+            all: true,
+            labels: { "kyozo.service": payload.serviceId }
+          })
+          for (const c of owned) yield* runtime.removeContainer(c.id, { force: true })
+          yield* services
+            .updateObserved(payload.serviceId as ServiceId, {
+              status: "removed",
+              containerId: null,
+              containerName: null
+            })
+            .pipe(Effect.orDie)
+        })
+    })
+  })
+)
