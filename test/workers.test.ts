@@ -212,7 +212,7 @@ describe("workers", () => {
           id: "svc_tcp",
           containerId: t,
           hostPort: tcpPort,
-          healthConfig: { type: "tcp" }
+          healthConfig: { type: "tcp", failureThreshold: 1 }
         })
         yield* insertService({
           id: "svc_http",

@@ -6,7 +6,7 @@
  * crash loses nothing. (Restarting unhealthy containers arrives with the restart policy.)
  */
 import * as SqlClient from "@effect/sql/SqlClient"
-import { ContainerRuntime, type ContainerInfo } from "@kyozo/core/ContainerRuntime"
+import { ContainerRuntime, type ContainerInfo, type ContainerState } from "@kyozo/core/ContainerRuntime"
 import type { CheckType, HealthStatus } from "@kyozo/core/domain/HealthCheck"
 import type { HealthCheckConfig } from "@kyozo/core/domain/HealthCheckConfig"
 import type { ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
@@ -15,7 +15,7 @@ import { HealthCheckRepo } from "@kyozo/core/HealthCheckRepo"
 import * as Labels from "@kyozo/core/Labels"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { emptyReport, type PassReport } from "@kyozo/core/MaintenancePasses"
-import { Duration, Effect, Either, Option } from "effect"
+import { Clock, Duration, Effect, Either, Option } from "effect"
 import * as net from "node:net"
 import { WorkerSettings } from "./WorkerSettings.js"
 
@@ -28,6 +28,52 @@ export interface Observation {
   readonly status: HealthStatus
   readonly latencyMs: number | null
   readonly detail: string
+  /** What the engine said of the container ("missing": no container at all); recovery acts on it. */
+  readonly containerState?: ContainerState | "missing"
+  readonly exitCode?: number | null
+}
+
+/** Consecutive results of one service: thresholds turn raw probe results into a status change. */
+export interface HealthTracker {
+  /** The status after thresholds: what the service row and the events say. */
+  readonly effective: HealthStatus
+  /** A raw result that differs from `effective`, and how many times in a row it was seen. */
+  readonly candidate: HealthStatus | null
+  readonly streak: number
+}
+
+/**
+ * Kubernetes-like thresholds: `failureThreshold` unhealthy results in a row before healthy →
+ * unhealthy, `successThreshold` healthy ones before unhealthy → healthy. "starting"/"unknown" results
+ * neither count nor change anything. `immediate` skips the count (a dead or missing container is
+ * down at once: there is nothing to probe).
+ */
+export const applyThresholds = (
+  previous: HealthTracker,
+  raw: HealthStatus,
+  config: Pick<HealthCheckConfig, "failureThreshold" | "successThreshold">,
+  immediate = false
+): HealthTracker => {
+  if (raw === "starting" || raw === "unknown") return { ...previous, candidate: null, streak: 0 }
+  if (raw === previous.effective) return { effective: raw, candidate: null, streak: 0 }
+  const streak = previous.candidate === raw ? previous.streak + 1 : 1
+  const needed =
+    raw === "unhealthy"
+      ? config.failureThreshold
+      : previous.effective === "unhealthy"
+        ? config.successThreshold
+        : 1
+  return immediate || streak >= needed
+    ? { effective: raw, candidate: null, streak: 0 }
+    : { effective: previous.effective, candidate: raw, streak }
+}
+
+/** One service's result of a pass, handed to the recovery pass. */
+export interface HealthResult {
+  readonly service: ServiceInstance
+  readonly observation: Observation
+  /** The status after thresholds. */
+  readonly effective: HealthStatus
 }
 
 /** The service status a health result implies; null leaves the status alone ("starting"). */
@@ -119,9 +165,12 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
       return published?.hostPort ?? service.hostPort
     }
 
-    const observe = (service: ServiceInstance) =>
+    /** The raw observation, with the container's state and exit code attached for recovery. */
+    const observe = (service: ServiceInstance): Effect.Effect<Observation, unknown> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => probe(service, now))
+
+    const probe = (service: ServiceInstance, now: number) =>
       Effect.gen(function* () {
-        const { probeTimeout } = yield* WorkerSettings
         const config = service.healthConfig
         const found = yield* findContainer(service)
         if (Option.isNone(found)) {
@@ -130,7 +179,9 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
             checkType: "state",
             status: "unhealthy",
             latencyMs: null,
-            detail: "container missing"
+            detail: "container missing",
+            containerState: "missing",
+            exitCode: null
           } satisfies Observation
         }
         const info = found.value
@@ -144,9 +195,39 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
             checkType: "state",
             status: "unhealthy",
             latencyMs: null,
-            detail
+            detail,
+            containerState: info.state,
+            exitCode: info.exitCode
           } satisfies Observation
         }
+        const sinceStart = info.startedAt === null ? Number.POSITIVE_INFINITY : now - info.startedAt
+        if (sinceStart < config.initialDelaySeconds * 1000) {
+          return {
+            containerId: info.id,
+            checkType: "state",
+            status: "starting",
+            latencyMs: null,
+            detail: `initial delay (${config.initialDelaySeconds} s)`,
+            containerState: info.state,
+            exitCode: null
+          } satisfies Observation
+        }
+        // Inside the start period failures do not count: they read as "starting".
+        const inStartPeriod = sinceStart < config.startPeriodSeconds * 1000
+        const result = yield* probeRunning(service, config, info)
+        return {
+          ...result,
+          ...(inStartPeriod && result.status === "unhealthy"
+            ? { status: "starting" as const, detail: `start period: ${result.detail}` }
+            : {}),
+          containerState: info.state,
+          exitCode: null
+        } satisfies Observation
+      })
+
+    const probeRunning = (service: ServiceInstance, config: HealthCheckConfig, info: ContainerInfo) =>
+      Effect.gen(function* () {
+        const { probeTimeout } = yield* WorkerSettings
         const timed = <A, E>(probe: Effect.Effect<A, E>) =>
           Effect.gen(function* () {
             const started = performance.now()
@@ -251,12 +332,16 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
       })
 
     /** Writes the status change and its event together (short; no engine calls inside). */
-    const transition = (service: ServiceInstance, from: string, observation: Observation) =>
+    const transition = (service: ServiceInstance, from: string, to: HealthStatus, observation: Observation) =>
       sql.withTransaction(
         Effect.gen(function* () {
-          const next = serviceStatusFor(observation.status)
-          // A deploy in progress owns the status; the health loop reports, it does not overwrite.
-          if (next !== null && service.status !== "deploying" && service.status !== next) {
+          const next = serviceStatusFor(to)
+          // A deploy in progress owns the status; "failed" and "degraded" are recovery's verdicts
+          // and an unhealthy result does not make them less specific.
+          const keep =
+            service.status === "deploying" ||
+            (next === "unhealthy" && (service.status === "failed" || service.status === "degraded"))
+          if (next !== null && !keep && service.status !== next) {
             yield* services.updateObserved(service.id, { status: next })
           }
           yield* events.append({
@@ -264,10 +349,10 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
             serviceId: service.id,
             deploymentId: service.currentDeploymentId,
             type: "health.changed",
-            message: `health ${from} → ${observation.status}: ${observation.detail}`,
+            message: `health ${from} → ${to}: ${observation.detail}`,
             data: {
               from,
-              to: observation.status,
+              to,
               checkType: observation.checkType,
               containerId: observation.containerId,
               detail: observation.detail
@@ -276,18 +361,24 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
         })
       )
 
-    // The last status of each service, read from health_checks once and then kept here, so a pass
-    // never rescans the history (the table grows by one row per service per pass).
-    let lastKnown: Map<string, HealthStatus> | null = null
+    // Each service's thresholds state, seeded from its newest health_checks row once and then kept
+    // here, so a pass never rescans the history (the table grows by one row per service per pass).
+    let trackers: Map<string, HealthTracker> | null = null
 
-    const run: Effect.Effect<PassReport, unknown> = Effect.gen(function* () {
+    /** The pass, with each service's result for the recovery pass. */
+    const pass: Effect.Effect<
+      { readonly report: PassReport; readonly results: ReadonlyArray<HealthResult> },
+      unknown
+    > = Effect.gen(function* () {
       const { concurrency } = yield* WorkerSettings
       const wanted = (yield* services.listDesired()).filter((s) => s.desiredState === "running")
-      if (lastKnown === null) {
+      if (trackers === null) {
         const stored = yield* checks.latestStatus(wanted.map((s) => s.id))
-        lastKnown = new Map([...stored].map(([id, c]) => [id, c.status] as const))
+        trackers = new Map(
+          [...stored].map(([id, c]) => [id, { effective: c.status, candidate: null, streak: 0 }] as const)
+        )
       }
-      const known = lastKnown
+      const known = trackers
       const outcomes = yield* Effect.forEach(
         wanted,
         (service) =>
@@ -300,19 +391,40 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
       )
       const observed = outcomes.filter(Either.isRight).map((o) => o.right)
       yield* checks.recordMany(
-        observed.map(({ service, observation }) => ({ serviceId: service.id, ...observation }))
+        observed.map(({ service, observation }) => ({
+          serviceId: service.id,
+          containerId: observation.containerId,
+          checkType: observation.checkType,
+          status: observation.status,
+          latencyMs: observation.latencyMs,
+          detail: observation.detail
+        }))
       )
       let changes = 0
       let transitionFailures = 0
+      const results: Array<HealthResult> = []
       for (const { service, observation } of observed) {
-        const last = known.get(service.id)
-        // The first check ever counts as a change only when it contradicts the stored status.
-        const changed = last
-          ? last !== observation.status
-          : serviceStatusFor(observation.status) !== null &&
-            serviceStatusFor(observation.status) !== service.status
-        if (changed) {
-          const written = yield* transition(service, last ?? service.status, observation).pipe(
+        const previous = known.get(service.id)
+        // Never checked: start from what the row says, so a first result that agrees is no change.
+        const seed: HealthTracker = previous ?? {
+          effective:
+            service.status === "running"
+              ? "healthy"
+              : service.status === "unhealthy"
+                ? "unhealthy"
+                : "unknown",
+          candidate: null,
+          streak: 0
+        }
+        const next = applyThresholds(
+          seed,
+          observation.status,
+          service.healthConfig,
+          observation.checkType === "state"
+        )
+        if (next.effective !== seed.effective) {
+          const from = previous ? previous.effective : service.status
+          const written = yield* transition(service, from, next.effective, observation).pipe(
             Effect.tapErrorCause((cause) =>
               Effect.logWarning(`health transition of ${service.id} failed`, cause)
             ),
@@ -320,23 +432,28 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
           )
           if (Either.isLeft(written)) {
             transitionFailures++
+            results.push({ service, observation, effective: seed.effective })
             continue
           }
           changes++
         }
-        known.set(service.id, observation.status)
+        known.set(service.id, next)
+        results.push({ service, observation, effective: next.effective })
       }
-      const unhealthy = observed.filter((o) => o.observation.status === "unhealthy").length
-      return {
+      const unhealthy = results.filter((r) => r.effective === "unhealthy").length
+      const report: PassReport = {
         ...emptyReport("health"),
         examined: wanted.length,
         acted: changes,
         failures: outcomes.length - observed.length + transitionFailures,
         notes: [`${observed.length - unhealthy} healthy or starting, ${unhealthy} unhealthy`]
       }
+      return { report, results }
     })
 
-    return { run, observe } as const
+    const run: Effect.Effect<PassReport, unknown> = Effect.map(pass, (p) => p.report)
+
+    return { run, pass, observe } as const
   }),
   dependencies: [HealthCheckRepo.Default, ServiceRepo.Default, DeploymentEventRepo.Default]
 }) {}

@@ -1,23 +1,43 @@
 /**
- * The maintenance passes of the ContainerManager, provided by the three workers.
+ * The maintenance passes of the ContainerManager, provided by the workers. The health pass is
+ * followed by the recovery pass on its results (restarts, degradation, reconcile), so the two
+ * never disagree about what a pass saw.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { ContainerRuntime } from "@kyozo/core/ContainerRuntime"
-import { MaintenancePasses } from "@kyozo/core/MaintenancePasses"
+import { MaintenancePasses, type PassReport } from "@kyozo/core/MaintenancePasses"
 import { Effect, Layer } from "effect"
 import { CleanupWorker } from "./CleanupWorker.js"
 import { HealthWorker } from "./HealthWorker.js"
 import { MetricsWorker } from "./MetricsWorker.js"
+import { RecoveryWorker } from "./RecoveryWorker.js"
+
+/** The health report with the recovery pass's actions folded in. */
+const merge = (health: PassReport, recovery: PassReport): PassReport => ({
+  ...health,
+  acted: health.acted + recovery.acted,
+  failures: health.failures + recovery.failures,
+  notes: [...health.notes, ...recovery.notes]
+})
 
 export const layer: Layer.Layer<MaintenancePasses, never, SqlClient.SqlClient | ContainerRuntime> =
   Layer.effect(
     MaintenancePasses,
     Effect.gen(function* () {
       const health = yield* HealthWorker
+      const recovery = yield* RecoveryWorker
       const metrics = yield* MetricsWorker
       const cleanup = yield* CleanupWorker
-      return { health: health.run, metrics: metrics.run, cleanup: cleanup.run }
+      const healthPass = Effect.gen(function* () {
+        const { report, results } = yield* health.pass
+        const recovered = yield* recovery.run(results)
+        return merge(report, recovered)
+      })
+      return { health: healthPass, metrics: metrics.run, cleanup: cleanup.run }
     })
-  ).pipe(Layer.provide([HealthWorker.Default, MetricsWorker.Default, CleanupWorker.Default]))
+  ).pipe(
+    Layer.provide(RecoveryWorker.Default),
+    Layer.provideMerge(Layer.mergeAll(HealthWorker.Default, MetricsWorker.Default, CleanupWorker.Default))
+  )
 
 export const Workers = { layer } as const
