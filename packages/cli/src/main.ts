@@ -1,16 +1,38 @@
 /**
  * The `kyozo` command line. Exit codes: 0 success, 1 the command failed (missing folder, bad
- * configuration), 2 usage errors.
+ * configuration, no server, a typed error from the server), 2 usage errors. Commands that talk to
+ * a server find it through `KYOZO_URL`/`KYOZO_TOKEN` or `<KYOZO_DATA_DIR>/credentials.json`.
  */
 import * as Command from "@effect/cli/Command"
 import * as ValidationError from "@effect/cli/ValidationError"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Cause, Effect, Exit, Option } from "effect"
+import { deployCommand } from "./DeployCommand.js"
 import { detectCommand } from "./DetectCommand.js"
+import { eventsCommand } from "./EventsCommand.js"
+import { logsCommand } from "./LogsCommand.js"
+import { psCommand } from "./PsCommand.js"
+import { rollbackCommand } from "./RollbackCommand.js"
+import { serverCommand } from "./ServerCommand.js"
+import { restartCommand, rmCommand, startCommand, stopCommand } from "./ServiceCommand.js"
+import { whoamiCommand } from "./WhoAmICommand.js"
 
 const kyozo = Command.make("kyozo").pipe(
   Command.withDescription("Kyozo: folder as a service"),
-  Command.withSubcommands([detectCommand])
+  Command.withSubcommands([
+    detectCommand,
+    deployCommand,
+    psCommand,
+    logsCommand,
+    stopCommand,
+    startCommand,
+    restartCommand,
+    rmCommand,
+    rollbackCommand,
+    eventsCommand,
+    whoamiCommand,
+    serverCommand
+  ])
 )
 
 const cli = Command.run(kyozo, { name: "kyozo", version: "0.1.0" })

@@ -5,29 +5,77 @@
  */
 import { HttpLayerRouter } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
+import { RpcSerialization, RpcServer } from "@effect/rpc"
+import { KyozoRpc } from "@kyozo/api/KyozoRpc"
+import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
 import { ContainerManager } from "@kyozo/core/ContainerManager"
 import * as ContainerManagerLayer from "@kyozo/core/ContainerManager"
 import * as Database from "@kyozo/core/Database"
+import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
+import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
+import { ImageBuilder } from "@kyozo/core/ImageBuilder"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
 import * as RuntimeSelection from "@kyozo/core/RuntimeSelection"
+import * as ServiceProxy from "@kyozo/core/ServiceProxy"
+import { ServiceRepo } from "@kyozo/core/ServiceRepo"
+import { TeamRepo } from "@kyozo/core/TeamRepo"
+import { TopologyRepo } from "@kyozo/core/TopologyRepo"
+import { UserRepo } from "@kyozo/core/UserRepo"
+import * as DeployerLive from "@kyozo/workers/DeployerLive"
 import * as DurableEngine from "@kyozo/workers/DurableEngine"
 import * as Workers from "@kyozo/workers/Workers"
 import { Effect, Layer } from "effect"
 import { createServer } from "node:http"
+import * as Auth from "./Auth.js"
+import * as RpcHandlers from "./RpcHandlers.js"
 import * as StatusRoutes from "./StatusRoutes.js"
+import * as UploadRoutes from "./UploadRoutes.js"
+
+/** Repositories of the API (authentication, who-am-I) and of the deployer. */
+const ReposLive = Layer.mergeAll(
+  ApiKeyRepo.Default,
+  TeamRepo.Default,
+  UserRepo.Default,
+  ServiceRepo.Default,
+  DeploymentRepo.Default,
+  DeploymentEventRepo.Default,
+  TopologyRepo.Default
+)
+
+/**
+ * On the mock runtime containers are simulated and nothing listens on their published ports, so
+ * the health gate's network probe is replaced by "the simulated container answers".
+ */
+const DeployerLayer = Layer.unwrapEffect(
+  Effect.map(RuntimeSelection.RuntimeInfo, (info) =>
+    DeployerLive.layerAll(info.mode === "mock" ? { settings: { probe: () => Effect.succeed(true) } } : {})
+  )
+)
 
 /** Everything but HTTP: what the server, the REPL and the CLI's local mode share. */
-export const CoreLive = ContainerManagerLayer.layer.pipe(
+export const CoreLive = Layer.mergeAll(DeployerLayer, Auth.BootstrapLive).pipe(
+  Layer.provideMerge(Layer.mergeAll(ImageBuilder.Default, ServiceProxy.layer)),
+  Layer.provideMerge(ContainerManagerLayer.layer),
   Layer.provideMerge(Workers.layer),
   Layer.provideMerge(DurableEngine.layerFromDatabase()),
   Layer.provideMerge(RuntimeSelection.layer),
+  Layer.provideMerge(ReposLive),
   Layer.provideMerge(Database.layer),
   Layer.provideMerge(KyozoConfig.Default)
 )
 
+/** The typed RPC API at /rpc: handlers, then the auth middleware, provided one after the other. */
+export const RpcLive = RpcServer.layerHttpRouter({ group: KyozoRpc, path: "/rpc", protocol: "http" }).pipe(
+  Layer.provide(RpcHandlers.layer),
+  Layer.provide(Auth.AuthLive),
+  Layer.provide(RpcSerialization.layerNdjson)
+)
+
+export const RoutesLive = Layer.mergeAll(StatusRoutes.layer, RpcLive, UploadRoutes.layer)
+
 export const HttpLive = Layer.unwrapEffect(
   Effect.map(KyozoConfig, (config) =>
-    HttpLayerRouter.serve(StatusRoutes.layer, { disableLogger: true }).pipe(
+    HttpLayerRouter.serve(RoutesLive, { disableLogger: true }).pipe(
       Layer.provide(NodeHttpServer.layer(createServer, { host: config.host, port: config.port }))
     )
   )

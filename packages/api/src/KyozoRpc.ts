@@ -1,0 +1,180 @@
+/**
+ * The typed RPC contract of Kyozo (served at `/rpc`, NDJSON over HTTP). It mirrors the Deployer
+ * seam in `@kyozo/workers/Deployer` and imports nothing from the server, so the CLI, the REPL and
+ * scripts can build a client from it alone.
+ */
+import { Rpc, RpcGroup, RpcMiddleware } from "@effect/rpc"
+import { BreakerStatus } from "@kyozo/core/CircuitBreaker"
+import { Role } from "@kyozo/core/domain/Membership"
+import { ApiKeyId, TeamId, UserId } from "@kyozo/core/domain/Ids"
+import { DetectError, TopologyResult } from "@kyozo/core/topology/Topology"
+import {
+  DeployError,
+  DeploymentSummary,
+  DeployProgress,
+  DeployRequest,
+  DeploySource,
+  InvalidSource,
+  RollbackRequest,
+  ServiceView
+} from "@kyozo/workers/Deployer"
+import { Context, Schema } from "effect"
+
+/** Missing, malformed, unknown, revoked or expired credentials. Never says which: that would help guessing. */
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {
+  message: Schema.String
+}) {}
+
+/** Authenticated, but the role in the team does not allow the operation. */
+export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", {
+  operation: Schema.String,
+  role: Role,
+  required: Role
+}) {
+  override get message() {
+    return `Your role ${this.role} cannot ${this.operation}: it needs ${this.required} or above.`
+  }
+}
+
+export const Principal = Schema.Struct({
+  userId: UserId,
+  teamId: TeamId,
+  role: Role,
+  keyId: ApiKeyId
+})
+export type Principal = typeof Principal.Type
+
+/** Who is calling; provided to every handler by the Authentication middleware. */
+export class CurrentPrincipal extends Context.Tag("@kyozo/api/CurrentPrincipal")<
+  CurrentPrincipal,
+  Principal
+>() {}
+
+/** Bearer-key authentication of every RPC (`authorization: Bearer kz_…`). */
+export class Authentication extends RpcMiddleware.Tag<Authentication>()("@kyozo/api/Authentication", {
+  provides: CurrentPrincipal,
+  failure: Unauthorized
+}) {}
+
+/** Errors of operations that change something: the Deployer's, or a role too low. */
+export const OperationError = Schema.Union(DeployError, Forbidden)
+
+/** A log line on the wire (mirrors `LogLine` of the runtime). */
+export const LogLineView = Schema.Struct({
+  stream: Schema.Literal("stdout", "stderr"),
+  /** Epoch milliseconds, when the engine knows it. */
+  timestamp: Schema.NullOr(Schema.Number),
+  line: Schema.String
+})
+export type LogLineView = typeof LogLineView.Type
+
+/** A deployment event on the wire: dates as ISO strings (the stored model holds `Date`s). */
+export const EventView = Schema.Struct({
+  id: Schema.Number,
+  teamId: Schema.String,
+  serviceId: Schema.NullOr(Schema.String),
+  deploymentId: Schema.NullOr(Schema.String),
+  type: Schema.String,
+  message: Schema.String,
+  data: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+  createdAt: Schema.String
+})
+export type EventView = typeof EventView.Type
+
+export const ScheduleView = Schema.Struct({
+  pass: Schema.String,
+  intervalMs: Schema.Number,
+  runs: Schema.Number,
+  failures: Schema.Number,
+  lastStartedAt: Schema.NullOr(Schema.Number),
+  lastFinishedAt: Schema.NullOr(Schema.Number),
+  lastDurationMs: Schema.NullOr(Schema.Number),
+  lastError: Schema.NullOr(Schema.String)
+})
+
+export const RuntimeStatusView = Schema.Struct({
+  mode: Schema.Literal("docker", "mock"),
+  reason: Schema.String,
+  breaker: BreakerStatus,
+  schedules: Schema.Array(ScheduleView)
+})
+export type RuntimeStatusView = typeof RuntimeStatusView.Type
+
+export const WhoAmIView = Schema.Struct({
+  ...Principal.fields,
+  email: Schema.String,
+  teamName: Schema.String
+})
+export type WhoAmIView = typeof WhoAmIView.Type
+
+export const IssuedKey = Schema.Struct({
+  keyId: ApiKeyId,
+  prefix: Schema.String,
+  /** The key in clear: shown this once, never stored. */
+  key: Schema.String,
+  expiresAt: Schema.NullOr(Schema.String)
+})
+export type IssuedKey = typeof IssuedKey.Type
+
+export class ApiKeyNotFound extends Schema.TaggedError<ApiKeyNotFound>()("ApiKeyNotFound", {
+  keyId: Schema.String
+}) {
+  override get message() {
+    return `No active API key ${this.keyId} in your team.`
+  }
+}
+
+const ServiceRef = { service: Schema.String }
+
+export class KyozoRpc extends RpcGroup.make(
+  Rpc.make("Deploy", {
+    payload: DeployRequest,
+    success: DeployProgress,
+    error: OperationError,
+    stream: true
+  }),
+  Rpc.make("ListServices", { success: Schema.Array(ServiceView), error: DeployError }),
+  Rpc.make("GetService", { payload: ServiceRef, success: ServiceView, error: DeployError }),
+  Rpc.make("StopService", { payload: ServiceRef, success: ServiceView, error: OperationError }),
+  Rpc.make("StartService", { payload: ServiceRef, success: ServiceView, error: OperationError }),
+  Rpc.make("RestartService", { payload: ServiceRef, success: ServiceView, error: OperationError }),
+  Rpc.make("RemoveService", { payload: ServiceRef, error: OperationError }),
+  Rpc.make("Rollback", { payload: RollbackRequest, success: DeploymentSummary, error: OperationError }),
+  Rpc.make("Logs", {
+    payload: {
+      service: Schema.String,
+      follow: Schema.optional(Schema.Boolean),
+      tail: Schema.optional(Schema.Number)
+    },
+    success: LogLineView,
+    error: DeployError,
+    stream: true
+  }),
+  Rpc.make("Events", {
+    payload: {
+      afterId: Schema.optional(Schema.Number),
+      follow: Schema.optional(Schema.Boolean),
+      service: Schema.optional(Schema.String)
+    },
+    success: EventView,
+    error: DeployError,
+    stream: true
+  }),
+  Rpc.make("Detect", {
+    payload: { source: DeploySource },
+    success: TopologyResult,
+    error: Schema.Union(DetectError, InvalidSource)
+  }),
+  Rpc.make("RuntimeStatus", { success: RuntimeStatusView }),
+  Rpc.make("WhoAmI", { success: WhoAmIView }),
+  /** A new key for the caller in the caller's team (admin or owner). */
+  Rpc.make("IssueApiKey", {
+    payload: { name: Schema.optional(Schema.String), expiresInSeconds: Schema.optional(Schema.Number) },
+    success: IssuedKey,
+    error: Forbidden
+  }),
+  Rpc.make("RevokeApiKey", {
+    payload: { keyId: Schema.String },
+    error: Schema.Union(Forbidden, ApiKeyNotFound)
+  })
+).middleware(Authentication) {}

@@ -1,0 +1,108 @@
+/**
+ * Who is calling. Every RPC and every upload presents `authorization: Bearer kz_<prefix>_<secret>`;
+ * the key must exist, match its stored hash, be neither revoked nor expired, and its user must still
+ * belong to the key's team. Any failure is the same `Unauthorized` (no hint which part was wrong).
+ *
+ * First start: with no users at all, `bootstrap` creates an admin, the team "default", an owner
+ * membership and a key, logs the key once and writes `<dataDir>/credentials.json` (mode 0600).
+ */
+import { SqlClient } from "@effect/sql"
+import { Authentication, type Principal, Unauthorized } from "@kyozo/api/KyozoRpc"
+import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
+import { KyozoConfig } from "@kyozo/core/KyozoConfig"
+import { TeamRepo } from "@kyozo/core/TeamRepo"
+import { UserRepo } from "@kyozo/core/UserRepo"
+import { Effect, Layer, Option, Schema } from "effect"
+import * as Credentials from "./Credentials.js"
+
+const unauthorized = (detail: string) => new Unauthorized({ message: detail })
+
+/** The token of an `authorization` header value; none for a missing header, another scheme or an empty token. */
+export const bearerToken = (header: string | undefined): Option.Option<string> => {
+  if (header === undefined) return Option.none()
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header.trim())
+  return match ? Option.some(match[1]!) : Option.none()
+}
+
+export type Authenticate = (authorization: string | undefined) => Effect.Effect<Principal, Unauthorized>
+
+/** Verifies an `authorization` header value; shared by the RPC middleware and the HTTP routes. */
+export const makeAuthenticate: Effect.Effect<Authenticate, never, ApiKeyRepo | TeamRepo> = Effect.gen(
+  function* () {
+    const keys = yield* ApiKeyRepo
+    const teams = yield* TeamRepo
+    return (authorization) =>
+      Effect.gen(function* () {
+        const token = bearerToken(authorization)
+        if (Option.isNone(token))
+          return yield* unauthorized("Missing bearer token: send `authorization: Bearer kz_…`.")
+        const key = yield* keys.verify(token.value)
+        if (Option.isNone(key)) return yield* unauthorized("Invalid, revoked or expired API key.")
+        const role = yield* teams.roleOf(key.value.teamId, key.value.userId)
+        if (Option.isNone(role)) return yield* unauthorized("Invalid, revoked or expired API key.")
+        // Bookkeeping only: a failed update must not fail the request.
+        yield* keys.touchLastUsed(key.value.id).pipe(Effect.ignore)
+        return {
+          userId: key.value.userId,
+          teamId: key.value.teamId,
+          role: role.value,
+          keyId: key.value.id
+        } satisfies Principal
+      }).pipe(
+        // A database outage is not the caller's fault: a defect (500), not a 401.
+        Effect.catchTag("SqlError", (e) => Effect.die(e))
+      )
+  }
+)
+
+/** The RPC middleware: headers arrive lower-cased. */
+export const AuthLive = Layer.effect(
+  Authentication,
+  Effect.map(
+    makeAuthenticate,
+    (authenticate) =>
+      ({ headers }) =>
+        authenticate(headers["authorization"])
+  )
+)
+
+export const BOOTSTRAP_EMAIL = "admin@kyozo.local"
+export const BOOTSTRAP_TEAM = "default"
+
+/** The URL clients on this machine use: a wildcard bind is reachable on loopback. */
+export const localUrl = (host: string, port: number): string => {
+  const h = host === "0.0.0.0" || host === "::" || host === "" ? "127.0.0.1" : host
+  return `http://${h.includes(":") ? `[${h}]` : h}:${port}`
+}
+
+const Count = Schema.Struct({ n: Schema.NumberFromString })
+
+/** Creates the first admin and key when the database has no users; otherwise does nothing. */
+export const bootstrap = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const config = yield* KyozoConfig
+  const users = yield* UserRepo
+  const teams = yield* TeamRepo
+  const keys = yield* ApiKeyRepo
+  const rows = yield* sql`SELECT count(*)::text AS n FROM users`
+  const { n } = yield* Schema.decodeUnknown(Count)(rows[0])
+  if (n > 0) return
+  // One short transaction: a crash half-way must not leave a user without a key (the next start
+  // would see a user and never print a key).
+  const issued = yield* Effect.gen(function* () {
+    const team = yield* teams.create({ name: BOOTSTRAP_TEAM })
+    const user = yield* users.create({ email: BOOTSTRAP_EMAIL, name: "Administrator" })
+    yield* teams.addMember(team.id, user.id, "owner")
+    const { key } = yield* keys.issue({ teamId: team.id, userId: user.id, name: "bootstrap" })
+    return { key, teamId: team.id }
+  }).pipe(sql.withTransaction)
+  const url = localUrl(config.host, config.port)
+  const file = yield* Credentials.write(config.dataDir, { url, token: issued.key, teamId: issued.teamId })
+  yield* Effect.logInfo(
+    `First start: created admin ${BOOTSTRAP_EMAIL} (owner of team "${BOOTSTRAP_TEAM}"). ` +
+      `API key (shown once): ${issued.key} — also written to ${file} (mode 0600).`
+  )
+}).pipe(Effect.withSpan("Auth.bootstrap"))
+
+/** Runs the bootstrap when the server starts. */
+export const BootstrapLive = Layer.effectDiscard(bootstrap)

@@ -1,0 +1,101 @@
+/**
+ * `POST /v1/uploads`: a folder arrives as a tar (optionally gzip) body and is extracted, checked
+ * entry by entry, into `<dataDir>/uploads/<teamId>/<uploadId>` (see core `Uploads`). The answer,
+ * `201 { uploadId, files, bytes }`, is what `Deploy { source: { _tag: "Upload", uploadId } }` takes.
+ * Errors use the JSON:API shape `{ errors: [{ status, code, title, detail }] }`.
+ */
+import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { KyozoConfig } from "@kyozo/core/KyozoConfig"
+import * as UploadArchive from "@kyozo/core/UploadArchive"
+import * as Uploads from "@kyozo/core/Uploads"
+import { Config, Duration, Effect, Exit, Layer, Option, Queue, Stream, Take } from "effect"
+import * as fs from "node:fs/promises"
+import { makeAuthenticate } from "./Auth.js"
+
+export const errorResponse = (status: number, code: string, title: string, detail: string) =>
+  HttpServerResponse.unsafeJson({ errors: [{ status: String(status), code, title, detail }] }, { status })
+
+/** UploadArchive words its limit rejections "larger than N bytes" / "more than N entries". */
+const overLimit = (reason: string): boolean => /larger than \d+ bytes|more than \d+ entries/.test(reason)
+
+/**
+ * The body as a stream that keeps reading after the consumer stops: when extraction rejects an
+ * archive early, the rest of the body is still read (and dropped), so the client sees the 4xx
+ * instead of a connection reset in the middle of its upload.
+ */
+const decoupled = <E>(body: Stream.Stream<Uint8Array, E>) =>
+  Effect.gen(function* () {
+    const queue = yield* Queue.bounded<Take.Take<Uint8Array, E>>(16)
+    let consumerGone = false
+    yield* body.pipe(
+      Stream.runForEach((chunk) => (consumerGone ? Effect.void : Queue.offer(queue, Take.of(chunk)))),
+      Effect.exit,
+      Effect.flatMap((exit) =>
+        consumerGone
+          ? Effect.void
+          : Queue.offer(
+              queue,
+              Exit.match(exit, { onSuccess: () => Take.end, onFailure: (cause) => Take.failCause(cause) })
+            )
+      ),
+      Effect.timeout(Duration.minutes(10)),
+      Effect.ignore,
+      Effect.forkDaemon
+    )
+    // Emptying the queue frees an offer blocked on it; later chunks are dropped, never offered.
+    const stop = Effect.sync(() => {
+      consumerGone = true
+    }).pipe(Effect.zipRight(Queue.takeAll(queue)))
+    return { stream: Stream.flattenTake(Stream.fromQueue(queue)), stop }
+  })
+
+const removeQuietly = (dir: string) =>
+  Effect.promise(() => fs.rm(dir, { recursive: true, force: true }).catch(() => undefined))
+
+export const layer = Layer.unwrapEffect(
+  Effect.gen(function* () {
+    const authenticate = yield* makeAuthenticate
+    const config = yield* KyozoConfig
+    // Optional overrides of UploadArchive's defaults (200 MiB, 20 000 entries).
+    const maxBytes = yield* Config.option(Config.integer("KYOZO_UPLOAD_MAX_BYTES"))
+    const maxFiles = yield* Config.option(Config.integer("KYOZO_UPLOAD_MAX_FILES"))
+    const limits: UploadArchive.UploadLimits = {
+      ...Option.match(maxBytes, { onNone: () => ({}), onSome: (n) => ({ maxBytes: n }) }),
+      ...Option.match(maxFiles, { onNone: () => ({}), onSome: (n) => ({ maxFiles: n }) })
+    }
+    return HttpLayerRouter.add("POST", "/v1/uploads", (request: HttpServerRequest.HttpServerRequest) =>
+      Effect.gen(function* () {
+        const principal = yield* authenticate(request.headers["authorization"])
+        const uploadId = Uploads.makeUploadId()
+        // makeUploadId always yields a valid id, so the directory is always defined.
+        const dir = Uploads.uploadDir(config.dataDir, principal.teamId, uploadId)!
+        const body = yield* decoupled(request.stream)
+        const result = yield* UploadArchive.extract(body.stream, dir, limits).pipe(
+          Effect.ensuring(body.stop),
+          // A rejected or broken archive leaves nothing behind.
+          Effect.tapError(() => removeQuietly(dir)),
+          Effect.onInterrupt(() => removeQuietly(dir))
+        )
+        yield* Effect.logInfo(`upload ${uploadId}: ${result.files} files, ${result.bytes} bytes`).pipe(
+          Effect.annotateLogs({ teamId: principal.teamId })
+        )
+        return HttpServerResponse.unsafeJson(
+          { uploadId, files: result.files, bytes: result.bytes },
+          { status: 201 }
+        )
+      }).pipe(
+        Effect.catchTags({
+          Unauthorized: (e) => Effect.succeed(errorResponse(401, "Unauthorized", "Unauthorized", e.message)),
+          UploadRejected: (e) =>
+            Effect.succeed(
+              overLimit(e.reason)
+                ? errorResponse(413, "UploadTooLarge", "Upload too large", e.message)
+                : errorResponse(400, "UploadRejected", "Upload rejected", e.message)
+            ),
+          RequestError: (e) =>
+            Effect.succeed(errorResponse(400, "BadRequest", "Unreadable request body", e.message))
+        })
+      )
+    )
+  })
+)
