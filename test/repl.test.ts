@@ -12,7 +12,10 @@ describe("REPL", () => {
     const env: Record<string, string> = { ...(process.env as Record<string, string>) }
     delete env.DATABASE_URL
     Object.assign(env, { KYOZO_DATA_DIR: dataDir, KYOZO_RUNTIME: "mock" })
-    const child = spawn(process.execPath, ["--import", "tsx", "packages/server/src/repl.ts"], { cwd: repoRoot, env })
+    const child = spawn(process.execPath, ["--import", "tsx", "packages/server/src/repl.ts"], {
+      cwd: repoRoot,
+      env
+    })
     let out = ""
     child.stdout.on("data", (d) => (out += d))
     child.stderr.on("data", (d) => (out += d))

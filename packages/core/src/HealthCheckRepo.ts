@@ -39,9 +39,7 @@ export class HealthCheckRepo extends Effect.Service<HealthCheckRepo>()("@kyozo/c
     const rows = rowDecoder(HealthCheck)
 
     const record = (row: NewHealthCheck): Effect.Effect<HealthCheck, SqlError> =>
-      rows.single(
-        sql`INSERT INTO health_checks ${sql.insert(toRow(row))} RETURNING ${sql.literal(columns)}`
-      )
+      rows.single(sql`INSERT INTO health_checks ${sql.insert(toRow(row))} RETURNING ${sql.literal(columns)}`)
 
     /** Many rows in one statement: the health pass writes all of its results at once. */
     const recordMany = (batch: ReadonlyArray<NewHealthCheck>): Effect.Effect<number, SqlError> =>

@@ -49,6 +49,10 @@ export const resolveInside = (root: string, requested: string): Effect.Effect<st
     return real
   })
 
+/** The workspaces root for a data folder: KYOZO_WORKSPACES_ROOT, else `<dataDir>/workspaces`. */
+export const rootFor = (dataDir: string): string =>
+  path.resolve(process.env.KYOZO_WORKSPACES_ROOT || path.join(dataDir, "workspaces"))
+
 export class Workspaces extends Effect.Service<Workspaces>()("@kyozo/core/Workspaces", {
   effect: Effect.gen(function* () {
     const { dataDir } = yield* KyozoConfig

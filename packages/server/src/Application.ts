@@ -23,11 +23,14 @@ import { TopologyRepo } from "@kyozo/core/TopologyRepo"
 import { UserRepo } from "@kyozo/core/UserRepo"
 import * as DeployerLive from "@kyozo/workers/DeployerLive"
 import * as DurableEngine from "@kyozo/workers/DurableEngine"
+import * as Reconciler from "@kyozo/workers/Reconciler"
+import { WebhookDispatcher } from "@kyozo/workers/WebhookDispatcher"
 import * as Workers from "@kyozo/workers/Workers"
 import { Effect, Layer } from "effect"
 import { createServer } from "node:http"
 import * as Auth from "./Auth.js"
 import * as RpcHandlers from "./RpcHandlers.js"
+import * as MetricsRoutes from "./MetricsRoutes.js"
 import * as StatusRoutes from "./StatusRoutes.js"
 import * as UploadRoutes from "./UploadRoutes.js"
 
@@ -53,7 +56,13 @@ const DeployerLayer = Layer.unwrapEffect(
 )
 
 /** Everything but HTTP: what the server, the REPL and the CLI's local mode share. */
-export const CoreLive = Layer.mergeAll(DeployerLayer, Auth.BootstrapLive).pipe(
+export const CoreLive = Layer.mergeAll(
+  DeployerLayer,
+  Auth.BootstrapLive,
+  // After a crash: proxies re-routed, unfinished deploys resumed or compensated (DESIGN.md: reconcile).
+  Reconciler.layer(),
+  WebhookDispatcher.layer
+).pipe(
   Layer.provideMerge(Layer.mergeAll(ImageBuilder.Default, ServiceProxy.layer)),
   Layer.provideMerge(ContainerManagerLayer.layer),
   Layer.provideMerge(Workers.layer),
@@ -71,7 +80,7 @@ export const RpcLive = RpcServer.layerHttpRouter({ group: KyozoRpc, path: "/rpc"
   Layer.provide(RpcSerialization.layerNdjson)
 )
 
-export const RoutesLive = Layer.mergeAll(StatusRoutes.layer, RpcLive, UploadRoutes.layer)
+export const RoutesLive = Layer.mergeAll(StatusRoutes.layer, MetricsRoutes.layer, RpcLive, UploadRoutes.layer)
 
 export const HttpLive = Layer.unwrapEffect(
   Effect.map(KyozoConfig, (config) =>

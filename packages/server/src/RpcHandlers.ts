@@ -22,12 +22,11 @@ import { TeamRepo } from "@kyozo/core/TeamRepo"
 import { detectPlan } from "@kyozo/core/topology/TopologyDetector"
 import { toResult } from "@kyozo/core/topology/Topology"
 import * as Uploads from "@kyozo/core/Uploads"
+import * as Workspaces from "@kyozo/core/Workspaces"
 import { UserRepo } from "@kyozo/core/UserRepo"
 import { Deployer, type DeploySource, InvalidSource } from "@kyozo/workers/Deployer"
-import { resolveInside } from "@kyozo/workers/DeployerLive"
 import { Effect, Option, Stream } from "effect"
 import * as fs from "node:fs"
-import * as path from "node:path"
 
 /** Changing services needs at least "member"; viewers read. */
 const OPERATE: Role = "member"
@@ -70,14 +69,10 @@ export const layer = KyozoRpc.toLayer(
                 new InvalidSource({ source: source.uploadId, reason: "no such upload in your team" })
               )
         }
-        // Same rule as the deployer: a path must lie inside `<dataDir>/workspaces`.
-        const root = path.join(config.dataDir, "workspaces")
-        const dir = resolveInside(root, source.path)
-        return dir !== undefined
-          ? Effect.succeed(dir)
-          : Effect.fail(
-              new InvalidSource({ source: source.path, reason: `the path must lie inside ${root}` })
-            )
+        // Same rule as the deployer: a path must lie inside the workspaces root.
+        return Workspaces.resolveInside(Workspaces.rootFor(config.dataDir), source.path).pipe(
+          Effect.mapError((e) => new InvalidSource({ source: source.path, reason: e.message }))
+        )
       })
 
     return {

@@ -6,6 +6,7 @@
  * Rows are written with short single statements before an entity is called; nothing here calls an
  * entity from inside a transaction (PGlite deadlock, DESIGN.md).
  */
+import * as Workspaces from "@kyozo/core/Workspaces"
 import type { ImageInfo, LogLine } from "@kyozo/core/ContainerRuntime"
 import * as Sharding from "@effect/cluster/Sharding"
 import { ContainerRuntime } from "@kyozo/core/ContainerRuntime"
@@ -25,7 +26,6 @@ import { TopologyRepo } from "@kyozo/core/TopologyRepo"
 import { uploadDir } from "@kyozo/core/Uploads"
 import { Chunk, Deferred, Duration, Effect, Layer, Option, PubSub, Queue, Stream } from "effect"
 import * as fs from "node:fs"
-import * as path from "node:path"
 import {
   DeployFailed,
   Deployer,
@@ -83,25 +83,6 @@ export const dependencyOrder = (planned: ReadonlyArray<PlannedService>): Readonl
   return out
 }
 
-/** Resolves `relative` under `root`, refusing anything that leaves it (also through symlinks). */
-export const resolveInside = (root: string, relative: string): string | undefined => {
-  const base = path.resolve(root)
-  const target = path.resolve(base, relative)
-  let real: string
-  try {
-    real = fs.realpathSync(target)
-  } catch {
-    real = target
-  }
-  let realBase: string
-  try {
-    realBase = fs.realpathSync(base)
-  } catch {
-    realBase = base
-  }
-  return real === realBase || real.startsWith(realBase + path.sep) ? real : undefined
-}
-
 export const toView = (row: ServiceInstance): ServiceView => ({
   id: row.id,
   name: row.name,
@@ -135,7 +116,7 @@ export const make = (options: DeployerOptions = {}) =>
     const makeClient = yield* ServiceEntity.ServiceEntity.client
     const config = yield* Effect.serviceOption(KyozoConfig)
     const dataDir = options.dataDir ?? Option.getOrUndefined(Option.map(config, (c) => c.dataDir)) ?? ".kyozo"
-    const workspacesRoot = options.workspacesRoot ?? path.join(dataDir, "workspaces")
+    const workspacesRoot = options.workspacesRoot ?? Workspaces.rootFor(dataDir)
     // Messages sent before the runner holds its shards wait for a storage poll: wait once instead.
     const sharding = yield* Sharding.Sharding
     const ready = yield* Effect.cached(
@@ -164,14 +145,9 @@ export const make = (options: DeployerOptions = {}) =>
           }
           return dir
         }
-        const dir = resolveInside(workspacesRoot, source.path)
-        if (dir === undefined) {
-          return yield* new InvalidSource({
-            source: source.path,
-            reason: `the path must lie inside the workspaces folder ${workspacesRoot}`
-          })
-        }
-        return dir
+        return yield* Workspaces.resolveInside(workspacesRoot, source.path).pipe(
+          Effect.mapError((e) => new InvalidSource({ source: source.path, reason: e.message }))
+        )
       })
 
     const dispatch = (payload: DeployWorkflow.DeployPayload, serviceName: string, started: number) =>
