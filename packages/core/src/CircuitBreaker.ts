@@ -448,6 +448,7 @@ export const guardRuntime = (
     exec: (id, cmd, o) => e("exec", runtime.exec(id, cmd, o)),
     buildImage: (o) => s(runtime.buildImage(o)),
     pullImage: (ref, o) => s(runtime.pullImage(ref, o)),
+    pushImage: (ref, o) => s(runtime.pushImage(ref, o)),
     inspectImage: (ref) => e("inspectImage", runtime.inspectImage(ref)),
     tagImage: (ref, tag) => e("tagImage", runtime.tagImage(ref, tag)),
     listImages: (filter) => e("listImages", runtime.listImages(filter)),

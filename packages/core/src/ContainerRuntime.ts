@@ -149,6 +149,13 @@ export type BuildEvent =
   | { readonly _tag: "Step"; readonly line: string }
   | { readonly _tag: "Built"; readonly imageId: string; readonly tag: string }
 
+/** Credentials for one registry, as the engine's X-Registry-Auth wants them. */
+export interface RegistryAuth {
+  readonly username: string
+  readonly password: string
+  readonly serveraddress?: string
+}
+
 export type PullEvent = { readonly _tag: "Progress"; readonly status: string; readonly id?: string }
 
 export interface ImageInfo {
@@ -261,6 +268,11 @@ export interface ContainerRuntimeShape {
         readonly serveraddress?: string
       }
     }
+  ) => Stream.Stream<PullEvent, RuntimeError>
+  /** Pushes a tagged image to its registry (the host in the reference); errors inside the stream fail it. */
+  readonly pushImage: (
+    ref: string,
+    options?: { readonly auth?: RegistryAuth }
   ) => Stream.Stream<PullEvent, RuntimeError>
   readonly inspectImage: (ref: string) => Effect.Effect<ImageInfo, RuntimeError>
   readonly tagImage: (ref: string, tag: string) => Effect.Effect<void, RuntimeError>

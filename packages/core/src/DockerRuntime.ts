@@ -827,6 +827,42 @@ export const make = (options: DockerRuntimeOptions = {}): Effect.Effect<Containe
         })
       )
 
+    const pushImage: ContainerRuntimeShape["pushImage"] = (ref, pushOptions) =>
+      Stream.unwrapScoped(
+        Effect.gen(function* () {
+          const { repo, tag } = splitRef(ref)
+          const res = yield* onStatus(
+            dialStream({
+              operation: "pushImage",
+              method: "POST",
+              path: `/images/${encodeURIComponent(repo)}/push`,
+              query: { tag },
+              // The engine insists on the header even for registries without auth.
+              authconfig: pushOptions?.auth ?? {}
+            }),
+            { 404: () => Effect.fail(new ImageNotFound({ image: ref })) }
+          )
+          return jsonLines(bodyOf("pushImage", res)).pipe(
+            Stream.mapEffect((msg: any): Effect.Effect<PullEvent, RuntimeError> =>
+              msg.error || msg.errorDetail
+                ? // Errors arrive inside a 200 stream.
+                  Effect.fail(
+                    new DockerApiError({
+                      operation: "pushImage",
+                      status: 200,
+                      detail: String(msg.errorDetail?.message ?? msg.error)
+                    })
+                  )
+                : Effect.succeed(
+                    typeof msg.id === "string"
+                      ? { _tag: "Progress", status: String(msg.status ?? ""), id: msg.id }
+                      : { _tag: "Progress", status: String(msg.status ?? "") }
+                  )
+            )
+          )
+        })
+      )
+
     const events: ContainerRuntimeShape["events"] = (eventOptions = {}) =>
       Stream.unwrapScoped(
         Effect.gen(function* () {
@@ -978,6 +1014,7 @@ export const make = (options: DockerRuntimeOptions = {}): Effect.Effect<Containe
       exec,
       buildImage,
       pullImage,
+      pushImage,
       inspectImage,
 
       tagImage: (ref, target) => {

@@ -6,13 +6,14 @@
  * Builds for the same tag are serialised (a per-tag semaphore): the second caller finds the image
  * the first one built instead of building it again.
  */
-import { Effect, Stream } from "effect"
+import { Effect, Option, Stream } from "effect"
 import * as path from "node:path"
 import { BuildContextUnreadable, fromFolder, type BuildContextError } from "./BuildContext.js"
 import { ContainerRuntime, type ImageInfo } from "./ContainerRuntime.js"
 import { BaseImages } from "./dockerfile/BaseImages.js"
 import { generateDockerfile } from "./dockerfile/DockerfileGenerator.js"
 import { labelsFor, Service } from "./Labels.js"
+import { Registries } from "./Registries.js"
 import { BuildFailed, ImageNotFound, type RuntimeError } from "./RuntimeErrors.js"
 import type { PlannedService } from "./topology/Topology.js"
 
@@ -70,6 +71,8 @@ export class ImageBuilder extends Effect.Service<ImageBuilder>()("@kyozo/core/Im
   effect: Effect.gen(function* () {
     const runtime = yield* ContainerRuntime
     const { images: baseImages } = yield* BaseImages
+    // Optional: without registry configuration images stay on the engine only.
+    const registries = Option.getOrUndefined(yield* Effect.serviceOption(Registries))
 
     const locks = new Map<string, { readonly sem: Effect.Semaphore; users: number }>()
     const withTagLock = <A, E, R>(tag: string, effect: Effect.Effect<A, E, R>) =>
@@ -106,7 +109,8 @@ export class ImageBuilder extends Effect.Service<ImageBuilder>()("@kyozo/core/Im
         }
         const tail: Array<string> = []
         // No registry may be reachable: a failed pull means the image is simply not available.
-        yield* runtime.pullImage(ref).pipe(
+        const auth = registries?.authFor(input.teamId, ref)
+        yield* runtime.pullImage(ref, auth ? { auth } : undefined).pipe(
           Stream.runForEach((p) =>
             Effect.suspend(() => {
               const line = p.id ? `${p.id}: ${p.status}` : p.status
@@ -125,6 +129,27 @@ export class ImageBuilder extends Effect.Service<ImageBuilder>()("@kyozo/core/Im
         const pulled = yield* runtime.inspectImage(ref)
         return { image: ref, hash: pulled.id, built: true, contextBytes: 0, logTail: tail }
       })
+
+    /**
+     * With a push registry configured for the team, the new image also goes there. A failed push
+     * is reported in the build log and the log, not fatal: the image is on this engine.
+     */
+    const pushToTeamRegistry = (input: EnsureImageInput, tag: string) => {
+      const target = registries?.pushTarget(input.teamId)
+      if (!target) return Effect.void
+      const remote = target.ref(tag)
+      const say = (line: string) => (input.onLog ? input.onLog(line) : Effect.void)
+      return runtime.tagImage(tag, remote).pipe(
+        Effect.zipRight(say(`pushing ${remote}`)),
+        Effect.zipRight(runtime.pushImage(remote, { auth: target.auth }).pipe(Stream.runDrain)),
+        Effect.zipRight(say(`pushed ${remote}`)),
+        Effect.catchAll((e) =>
+          say(`push of ${remote} failed: ${e.message}`).pipe(
+            Effect.zipRight(Effect.logWarning(`push of ${remote} failed`, e))
+          )
+        )
+      )
+    }
 
     const ensureBuilt = (input: EnsureImageInput) =>
       Effect.gen(function* () {
@@ -200,6 +225,7 @@ export class ImageBuilder extends Effect.Service<ImageBuilder>()("@kyozo/core/Im
                 logTail: tail
               })
             }
+            yield* pushToTeamRegistry(input, tag)
             return {
               image: tag,
               hash: context.hash,
@@ -287,5 +313,5 @@ export class ImageBuilder extends Effect.Service<ImageBuilder>()("@kyozo/core/Im
 
     return { ensureImage, retained, pruneRetained } as const
   }),
-  dependencies: [BaseImages.Default]
+  dependencies: [BaseImages.Default, Registries.Default]
 }) {}

@@ -128,6 +128,8 @@ export interface MockRuntimeControlShape {
   readonly unpauseContainer: (id: string) => Effect.Effect<void, ContainerNotFound | InvalidContainerState>
   readonly calls: Effect.Effect<MockCallStats>
   readonly resetCalls: Effect.Effect<void>
+  /** References pushed so far, in order (there is no registry: pushes are only recorded). */
+  readonly pushed: Effect.Effect<ReadonlyArray<string>>
 }
 
 export class MockRuntimeControl extends Context.Tag("@kyozo/core/MockRuntimeControl")<
@@ -463,6 +465,8 @@ export const make = (options: MockRuntimeOptions = {}): Effect.Effect<MockRuntim
         op,
         Effect.clockWith((clock) => Effect.suspend(() => body(clock.unsafeCurrentTimeMillis())))
       )
+
+    const pushed: Array<string> = []
 
     const callStream = <A>(op: string, body: (now: number) => Stream.Stream<A, RuntimeError>) =>
       Stream.unwrap(call(op, (now) => Effect.succeed(body(now))))
@@ -1090,6 +1094,14 @@ export const make = (options: MockRuntimeOptions = {}): Effect.Effect<MockRuntim
           })
         }),
 
+      pushImage: (ref) =>
+        callStream("pushImage", () => {
+          const image = findImage(ref)
+          if (!image) return Stream.fail(new ImageNotFound({ image: ref }))
+          pushed.push(normalizeImageRef(ref))
+          return Stream.make({ _tag: "Progress" as const, status: `Pushed ${normalizeImageRef(ref)}` })
+        }),
+
       inspectImage: (ref) =>
         call("inspectImage", () => {
           const image = findImage(ref)
@@ -1364,6 +1376,7 @@ export const make = (options: MockRuntimeOptions = {}): Effect.Effect<MockRuntim
           })
         ),
       calls: Effect.sync(() => ({ total, byOperation: { ...byOperation }, injectedFailures })),
+      pushed: Effect.sync(() => [...pushed]),
       resetCalls: Effect.sync(() => {
         total = 0
         injectedFailures = 0
