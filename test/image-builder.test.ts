@@ -112,11 +112,14 @@ describe.skipIf(!docker.available)("ImageBuilder on the real engine", () => {
           expect(first.image).toBe(`kyozo/${serviceId}:${first.hash.slice(0, 16)}`)
           expect(first.logs.some((l) => l.includes(`FROM ${StaticImage}`))).toBe(true)
           expect(first.logTail.length).toBeGreaterThan(0)
-          // The context is the folder plus the generated Dockerfile.kyozo.
-          expect(first.contextBytes).toBe(
+          // The context is the folder plus the generated Dockerfile.kyozo (with its one LABEL line).
+          const generatedBytes =
             Buffer.byteLength("<h1>static kyozo</h1>") +
-              Buffer.byteLength(generateDockerfile(first.planned, LOCAL)!.content)
-          )
+            Buffer.byteLength(generateDockerfile(first.planned, LOCAL)!.content.trimEnd())
+          expect(first.contextBytes).toBeGreaterThan(generatedBytes + "\nLABEL ".length)
+          expect(first.contextBytes).toBeLessThan(generatedBytes + 400)
+          // ours, then the context hash and kyozo.managed that the runtime adds (one step per build label)
+          expect(first.logs.filter((l) => /^Step \d+\/\d+ : LABEL/.test(l)).length).toBeLessThanOrEqual(3)
 
           const runtime = yield* ContainerRuntime
           const info = yield* runtime.inspectImage(first.image)
