@@ -25,6 +25,15 @@ export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthoriz
   message: Schema.String
 }) {}
 
+/** Too many requests with this API key: wait `retryAfterSeconds` (REST answers 429 with `Retry-After`). */
+export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", {
+  retryAfterSeconds: Schema.Number
+}) {
+  override get message() {
+    return `Rate limit exceeded for this API key: retry after ${this.retryAfterSeconds} s.`
+  }
+}
+
 /** Authenticated, but the role in the team does not allow the operation. */
 export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", {
   operation: Schema.String,
@@ -53,7 +62,7 @@ export class CurrentPrincipal extends Context.Tag("@kyozo/api/CurrentPrincipal")
 /** Bearer-key authentication of every RPC (`authorization: Bearer kz_…`). */
 export class Authentication extends RpcMiddleware.Tag<Authentication>()("@kyozo/api/Authentication", {
   provides: CurrentPrincipal,
-  failure: Unauthorized
+  failure: Schema.Union(Unauthorized, RateLimited)
 }) {}
 
 /** Errors of operations that change something: the Deployer's, or a role too low. */

@@ -5,6 +5,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect } from "effect"
+import { DeploymentEventBus } from "./DeploymentEventBus.js"
 import { DeploymentEvent } from "./domain/DeploymentEvent.js"
 import type { DeploymentId, ServiceId, TeamId } from "./domain/Ids.js"
 import { clampLimit, jsonb, rowDecoder } from "./SqlRows.js"
@@ -24,15 +25,18 @@ export class DeploymentEventRepo extends Effect.Service<DeploymentEventRepo>()(
     effect: Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       const rows = rowDecoder(DeploymentEvent)
+      const bus = yield* DeploymentEventBus
 
-      /** Appends an event and returns it (its id is the new event id). */
+      /** Appends an event and returns it (its id is the new event id); wakes live readers (SSE). */
       const appendEvent = (event: AppendEvent): Effect.Effect<DeploymentEvent, SqlError> =>
-        rows.single(
-          sql`INSERT INTO container_deployment_events (team_id, service_id, deployment_id, type, message, data)
+        rows
+          .single(
+            sql`INSERT INTO container_deployment_events (team_id, service_id, deployment_id, type, message, data)
             VALUES (${event.teamId}, ${event.serviceId ?? null}, ${event.deploymentId ?? null}, ${event.type},
                     ${event.message ?? ""}, ${jsonb(event.data ?? {})}::jsonb)
             RETURNING *`
-        )
+          )
+          .pipe(Effect.tap(() => bus.publish(event.teamId)))
 
       /** Appends an event and returns its id. */
       const append = (event: AppendEvent): Effect.Effect<number, SqlError> =>
@@ -80,7 +84,19 @@ export class DeploymentEventRepo extends Effect.Service<DeploymentEventRepo>()(
           Effect.map((r) => Number(r[0]?.id ?? 0))
         )
 
-      return { append, appendEvent, listSince, listByService, latestByService, lastId } as const
-    })
+      /** Wake-ups for new events (team ids), from the moment of subscribing: read rows after your cursor. */
+      const notifications = bus.subscribe
+
+      return {
+        append,
+        appendEvent,
+        listSince,
+        listByService,
+        latestByService,
+        lastId,
+        notifications
+      } as const
+    }),
+    dependencies: [DeploymentEventBus.Default]
   }
 ) {}

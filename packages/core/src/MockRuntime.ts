@@ -785,6 +785,7 @@ export const make = (options: MockRuntimeOptions = {}): Effect.Effect<MockRuntim
         }
         const steps = instructions.filter((i) => /^[A-Z]+\s/i.test(i))
         let exposed: Array<number> = []
+        const dockerfileLabels: Record<string, string> = {}
         let healthcheck: ImageHealthcheck | null = null
         let baseSize = 0
         for (const [i, instruction] of steps.entries()) {
@@ -806,6 +807,13 @@ export const make = (options: MockRuntimeOptions = {}): Effect.Effect<MockRuntim
               }
               break
             }
+            case "LABEL":
+              // `LABEL k=v "k 2"="v 2"`, as Docker reads it (JSON-style quoting).
+              for (const m of args.matchAll(/("(?:[^"\\]|\\.)*"|[^\s=]+)=("(?:[^"\\]|\\.)*"|\S*)/g)) {
+                const unquote = (t: string) => (t.startsWith('"') ? (JSON.parse(t) as string) : t)
+                dockerfileLabels[unquote(m[1]!)] = unquote(m[2]!)
+              }
+              break
             case "EXPOSE":
               for (const p of rest) {
                 const n = parseInt(p, 10)
@@ -837,7 +845,7 @@ export const make = (options: MockRuntimeOptions = {}): Effect.Effect<MockRuntim
         }
         const hasher = new Hasher().bytes(context).string(JSON.stringify(options.labels ?? {}))
         const id = `sha256:${hasher.string(JSON.stringify(options.buildArgs ?? {})).hex()}`
-        const labels = labelsFor({}, options.labels ?? {})
+        const labels = labelsFor({}, { ...dockerfileLabels, ...options.labels })
         let image = images.get(id)
         if (!image) {
           image = {

@@ -5,7 +5,13 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, type Option } from "effect"
-import { makeDependencyId, makeDetectionId, type ServiceId, type TeamId } from "./domain/Ids.js"
+import {
+  type DetectionId,
+  makeDependencyId,
+  makeDetectionId,
+  type ServiceId,
+  type TeamId
+} from "./domain/Ids.js"
 import { type DependencyCondition, ServiceDependency } from "./domain/ServiceDependency.js"
 import { TopologyDetection } from "./domain/TopologyDetection.js"
 import { clampLimit, jsonb, rowDecoder } from "./SqlRows.js"
@@ -87,6 +93,15 @@ export class TopologyRepo extends Effect.Service<TopologyRepo>()("@kyozo/core/To
             ORDER BY detected_at DESC, id DESC LIMIT ${clampLimit(options.limit)}`
       )
 
+    /** One detection of the team; none for another team's id. */
+    const findDetection = (
+      teamId: TeamId,
+      id: DetectionId
+    ): Effect.Effect<Option.Option<TopologyDetection>, SqlError> =>
+      detections.first(
+        sql`SELECT * FROM container_topology_detections WHERE id = ${id} AND team_id = ${teamId}`
+      )
+
     const latestDetection = (
       teamId: TeamId,
       serviceId: ServiceId
@@ -129,6 +144,7 @@ export class TopologyRepo extends Effect.Service<TopologyRepo>()("@kyozo/core/To
     return {
       saveDetection,
       listDetections,
+      findDetection,
       latestDetection,
       listDependencies,
       listDependents,

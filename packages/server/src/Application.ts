@@ -29,10 +29,13 @@ import * as Workers from "@kyozo/workers/Workers"
 import { Effect, Layer } from "effect"
 import { createServer } from "node:http"
 import * as Auth from "./Auth.js"
+import * as RestApi from "./RestApi.js"
 import * as RpcHandlers from "./RpcHandlers.js"
 import * as MetricsRoutes from "./MetricsRoutes.js"
 import * as StatusRoutes from "./StatusRoutes.js"
 import * as UploadRoutes from "./UploadRoutes.js"
+import * as EventsRoutes from "./EventsRoutes.js"
+import * as RateLimit from "./RateLimit.js"
 
 /** Repositories of the API (authentication, who-am-I) and of the deployer. */
 const ReposLive = Layer.mergeAll(
@@ -58,6 +61,7 @@ const DeployerLayer = Layer.unwrapEffect(
 /** Everything but HTTP: what the server, the REPL and the CLI's local mode share. */
 export const CoreLive = Layer.mergeAll(
   DeployerLayer,
+  RateLimit.layer,
   Auth.BootstrapLive,
   // After a crash: proxies re-routed, unfinished deploys resumed or compensated (DESIGN.md: reconcile).
   Reconciler.layer(),
@@ -80,7 +84,14 @@ export const RpcLive = RpcServer.layerHttpRouter({ group: KyozoRpc, path: "/rpc"
   Layer.provide(RpcSerialization.layerNdjson)
 )
 
-export const RoutesLive = Layer.mergeAll(StatusRoutes.layer, MetricsRoutes.layer, RpcLive, UploadRoutes.layer)
+export const RoutesLive = Layer.mergeAll(
+  StatusRoutes.layer,
+  MetricsRoutes.layer,
+  RpcLive,
+  UploadRoutes.layer,
+  EventsRoutes.layer,
+  RestApi.layer
+)
 
 export const HttpLive = Layer.unwrapEffect(
   Effect.map(KyozoConfig, (config) =>

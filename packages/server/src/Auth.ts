@@ -7,13 +7,14 @@
  * membership and a key, logs the key once and writes `<dataDir>/credentials.json` (mode 0600).
  */
 import { SqlClient } from "@effect/sql"
-import { Authentication, type Principal, Unauthorized } from "@kyozo/api/KyozoRpc"
+import { Authentication, type Principal, type RateLimited, Unauthorized } from "@kyozo/api/KyozoRpc"
 import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
 import { TeamRepo } from "@kyozo/core/TeamRepo"
 import { UserRepo } from "@kyozo/core/UserRepo"
 import { Effect, Layer, Option, Schema } from "effect"
 import * as Credentials from "./Credentials.js"
+import { RateLimiter } from "./RateLimit.js"
 
 const unauthorized = (detail: string) => new Unauthorized({ message: detail })
 
@@ -24,13 +25,19 @@ export const bearerToken = (header: string | undefined): Option.Option<string> =
   return match ? Option.some(match[1]!) : Option.none()
 }
 
-export type Authenticate = (authorization: string | undefined) => Effect.Effect<Principal, Unauthorized>
+export type Authenticate = (
+  authorization: string | undefined
+) => Effect.Effect<Principal, Unauthorized | RateLimited>
 
-/** Verifies an `authorization` header value; shared by the RPC middleware and the HTTP routes. */
-export const makeAuthenticate: Effect.Effect<Authenticate, never, ApiKeyRepo | TeamRepo> = Effect.gen(
-  function* () {
+/**
+ * Verifies an `authorization` header value and takes a token from the key's rate-limit bucket;
+ * shared by the RPC middleware and the HTTP routes. Nothing is cached: a revoked key fails at once.
+ */
+export const makeAuthenticate: Effect.Effect<Authenticate, never, ApiKeyRepo | TeamRepo | RateLimiter> =
+  Effect.gen(function* () {
     const keys = yield* ApiKeyRepo
     const teams = yield* TeamRepo
+    const limiter = yield* RateLimiter
     return (authorization) =>
       Effect.gen(function* () {
         const token = bearerToken(authorization)
@@ -40,6 +47,7 @@ export const makeAuthenticate: Effect.Effect<Authenticate, never, ApiKeyRepo | T
         if (Option.isNone(key)) return yield* unauthorized("Invalid, revoked or expired API key.")
         const role = yield* teams.roleOf(key.value.teamId, key.value.userId)
         if (Option.isNone(role)) return yield* unauthorized("Invalid, revoked or expired API key.")
+        yield* limiter.take(key.value.id)
         // Bookkeeping only: a failed update must not fail the request.
         yield* keys.touchLastUsed(key.value.id).pipe(Effect.ignore)
         return {
@@ -52,8 +60,7 @@ export const makeAuthenticate: Effect.Effect<Authenticate, never, ApiKeyRepo | T
         // A database outage is not the caller's fault: a defect (500), not a 401.
         Effect.catchTag("SqlError", (e) => Effect.die(e))
       )
-  }
-)
+  })
 
 /** The RPC middleware: headers arrive lower-cased. */
 export const AuthLive = Layer.effect(

@@ -11,6 +11,7 @@ import * as Uploads from "@kyozo/core/Uploads"
 import { Config, Duration, Effect, Exit, Layer, Option, Queue, Stream, Take } from "effect"
 import * as fs from "node:fs/promises"
 import { makeAuthenticate } from "./Auth.js"
+import { tooManyRequests } from "./RateLimit.js"
 
 export const errorResponse = (status: number, code: string, title: string, detail: string) =>
   HttpServerResponse.unsafeJson({ errors: [{ status: String(status), code, title, detail }] }, { status })
@@ -86,6 +87,7 @@ export const layer = Layer.unwrapEffect(
       }).pipe(
         Effect.catchTags({
           Unauthorized: (e) => Effect.succeed(errorResponse(401, "Unauthorized", "Unauthorized", e.message)),
+          RateLimited: (e) => Effect.succeed(tooManyRequests(e)),
           UploadRejected: (e) =>
             Effect.succeed(
               overLimit(e.reason)

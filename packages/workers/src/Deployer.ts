@@ -60,7 +60,20 @@ export class InvalidSource extends Schema.TaggedError<InvalidSource>()("InvalidS
   }
 }
 
+/** The deploy would take the team over one of its quotas (teams.quota_*); nothing was created. */
+export class QuotaExceeded extends Schema.TaggedError<QuotaExceeded>()("QuotaExceeded", {
+  quota: Schema.Literal("services", "cpu_millis", "memory_mb"),
+  limit: Schema.Number,
+  /** What the team would hold after the deploy. */
+  requested: Schema.Number
+}) {
+  override get message() {
+    return `Quota exceeded: ${this.quota} would be ${this.requested}, the team's limit is ${this.limit}.`
+  }
+}
+
 export const DeployError = Schema.Union(
+  QuotaExceeded,
   ServiceNotFound,
   NothingToDeploy,
   DeployFailed,

@@ -42,6 +42,7 @@ import {
 import * as DeployWorkflow from "./DeployWorkflow.js"
 import * as DurableEngine from "./DurableEngine.js"
 import * as ServiceEntity from "./ServiceEntity.js"
+import * as Quotas from "./Quotas.js"
 
 export interface DeployerOptions {
   /** Where uploads are extracted (`<dataDir>/uploads/<team>/<id>`); default KyozoConfig.dataDir. */
@@ -109,6 +110,7 @@ export const make = (options: DeployerOptions = {}) =>
     const services = yield* ServiceRepo
     const deployments = yield* DeploymentRepo
     const events = yield* DeploymentEventRepo
+    const checkQuotas = yield* Quotas.make
     const topology = yield* TopologyRepo
     const builder = yield* ImageBuilder
     const runtime = yield* ContainerRuntime
@@ -243,6 +245,13 @@ export const make = (options: DeployerOptions = {}) =>
             request.source._tag === "Upload"
               ? { type: "upload", uploadId: request.source.uploadId }
               : { type: "path", path: request.source.path }
+
+          // Quotas before any row: a refused deploy leaves nothing behind.
+          let added = 0
+          for (const p of plan.services) {
+            if (Option.isNone(yield* services.findByName(teamId, nameFor(p)))) added++
+          }
+          yield* checkQuotas(teamId, { services: added })
 
           // Rows first (short statements), then the deploys.
           const rows = new Map<string, ServiceInstance>()

@@ -1,0 +1,514 @@
+/**
+ * The REST contract of Kyozo under `/v1`: JSON:API documents (`application/vnd.api+json`) described
+ * with `@effect/platform` HttpApi, so `/openapi.json` is generated from it and clients can derive a
+ * typed HttpApiClient. It imports nothing from the server.
+ *
+ * Request bodies are JSON:API documents too: `{ "data": { "type": "services", "attributes": {…} } }`,
+ * so a decode failure points at `/data/attributes/<field>`.
+ */
+import {
+  HttpApi,
+  HttpApiEndpoint,
+  HttpApiGroup,
+  HttpApiMiddleware,
+  HttpApiSchema,
+  HttpApiSecurity,
+  OpenApi
+} from "@effect/platform"
+import { BreakerStatus } from "@kyozo/core/CircuitBreaker"
+import { HealthCheckConfig } from "@kyozo/core/domain/HealthCheckConfig"
+import { Role } from "@kyozo/core/domain/Membership"
+import { RestartPolicy } from "@kyozo/core/domain/ServiceInstance"
+import { Permission } from "@kyozo/core/domain/ServicePermission"
+import { Schema } from "effect"
+import { CurrentPrincipal } from "./KyozoRpc.js"
+
+export const JSON_API = "application/vnd.api+json"
+
+const jsonApi = <S extends Schema.Schema.Any>(schema: S, status?: number): S =>
+  schema.pipe(HttpApiSchema.withEncoding({ kind: "Json", contentType: JSON_API }), (s) =>
+    status === undefined ? s : s.annotations(HttpApiSchema.annotations({ status }))
+  ) as S
+
+// ---------------------------------------------------------------------------------------------
+// Errors: one class per status, each a JSON:API `errors` document (no `_tag` on the wire).
+
+export const ErrorObject = Schema.Struct({
+  status: Schema.String,
+  code: Schema.String,
+  title: Schema.String,
+  detail: Schema.String,
+  source: Schema.optional(
+    Schema.Struct({ pointer: Schema.optional(Schema.String), parameter: Schema.optional(Schema.String) })
+  ),
+  meta: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
+})
+export type ErrorObject = typeof ErrorObject.Type
+
+/**
+ * Each status class pins its `status` literal: HttpApi picks the response schema of a failure
+ * structurally, so classes with identical fields would all answer with the first one's status.
+ */
+const errorFields = <const S extends string>(status: S) => ({
+  errors: Schema.NonEmptyArray(Schema.Struct({ ...ErrorObject.fields, status: Schema.Literal(status) }))
+})
+const errorAnnotations = (status: number, description: string) =>
+  ({
+    ...HttpApiSchema.annotations({ status, description }),
+    [HttpApiSchema.AnnotationEncoding]: { kind: "Json", contentType: JSON_API }
+  }) as {}
+
+export class BadRequest extends Schema.Class<BadRequest>("BadRequest")(
+  errorFields("400"),
+  errorAnnotations(400, "A parameter or the body does not match the schema")
+) {}
+export class Unauthenticated extends Schema.Class<Unauthenticated>("Unauthenticated")(
+  errorFields("401"),
+  errorAnnotations(401, "Missing, invalid, revoked or expired API key")
+) {}
+export class Denied extends Schema.Class<Denied>("Denied")(
+  errorFields("403"),
+  errorAnnotations(403, "The caller's role or grants do not allow this")
+) {}
+export class NotFound extends Schema.Class<NotFound>("NotFound")(
+  errorFields("404"),
+  errorAnnotations(404, "No such object in the caller's team")
+) {}
+export class Conflict extends Schema.Class<Conflict>("Conflict")(
+  errorFields("409"),
+  errorAnnotations(409, "The request conflicts with the current state")
+) {}
+export class Unprocessable extends Schema.Class<Unprocessable>("Unprocessable")(
+  errorFields("422"),
+  errorAnnotations(422, "Well-formed, but it cannot be carried out")
+) {}
+export class TooManyRequests extends Schema.Class<TooManyRequests>("TooManyRequests")(
+  errorFields("429"),
+  errorAnnotations(429, "Rate limit of the API key exceeded (see Retry-After)")
+) {}
+export class Unavailable extends Schema.Class<Unavailable>("Unavailable")(
+  errorFields("503"),
+  errorAnnotations(503, "The container engine is unavailable")
+) {}
+
+export type ApiError =
+  BadRequest | Unauthenticated | Denied | NotFound | Conflict | Unprocessable | Unavailable
+
+/** One JSON:API error document. */
+export const apiError = <C extends new (props: any) => ApiError>(
+  Class: C,
+  status: number,
+  code: string,
+  title: string,
+  detail: string,
+  source?: ErrorObject["source"]
+): InstanceType<C> =>
+  new Class({
+    errors: [{ status: String(status), code, title, detail, ...(source ? { source } : {}) }]
+  }) as InstanceType<C>
+
+// ---------------------------------------------------------------------------------------------
+// Documents
+
+export const Links = Schema.Struct({
+  self: Schema.String,
+  next: Schema.optional(Schema.NullOr(Schema.String))
+})
+
+export const RelationshipRef = Schema.Struct({
+  data: Schema.NullOr(Schema.Struct({ type: Schema.String, id: Schema.String }))
+})
+export const Relationships = Schema.Record({ key: Schema.String, value: RelationshipRef })
+
+const resource = <const T extends string, F extends Schema.Struct.Fields>(type: T, attributes: F) =>
+  Schema.Struct({
+    type: Schema.Literal(type),
+    id: Schema.String,
+    attributes: Schema.Struct(attributes),
+    relationships: Schema.optional(Relationships)
+  }).annotations({ identifier: `${type}-resource` })
+
+/** A single-resource document. */
+const single = <S extends Schema.Schema.Any>(r: S, status?: number) =>
+  jsonApi(
+    Schema.Struct({ data: r, links: Schema.optional(Links), meta: Schema.optional(Schema.Unknown) }),
+    status
+  )
+/** A collection document: `links.next` is null on the last page. */
+const collection = <S extends Schema.Schema.Any>(r: S) =>
+  jsonApi(Schema.Struct({ data: Schema.Array(r), links: Links }))
+
+/** A request body: `{ data: { type, attributes } }`. */
+const body = <const T extends string, F extends Schema.Struct.Fields>(type: T, attributes: F) =>
+  Schema.Struct({
+    data: Schema.Struct({ type: Schema.Literal(type), attributes: Schema.Struct(attributes) })
+  })
+
+const NoContent = HttpApiSchema.NoContent
+const DateString = Schema.String
+
+export const TeamResource = resource("teams", {
+  name: Schema.String,
+  quotaServices: Schema.Number,
+  quotaCpuMillis: Schema.Number,
+  quotaMemoryMb: Schema.Number,
+  createdAt: DateString
+})
+export const MemberResource = resource("members", {
+  email: Schema.String,
+  name: Schema.String,
+  role: Role,
+  createdAt: DateString
+})
+export const ApiKeyResource = resource("api-keys", {
+  name: Schema.String,
+  prefix: Schema.String,
+  userId: Schema.String,
+  createdAt: DateString,
+  expiresAt: Schema.NullOr(DateString),
+  revokedAt: Schema.NullOr(DateString),
+  lastUsedAt: Schema.NullOr(DateString),
+  /** The key in clear: present only in the answer that issued it. */
+  key: Schema.optional(Schema.String)
+})
+export const ServiceResource = resource("services", {
+  name: Schema.String,
+  kind: Schema.NullOr(Schema.String),
+  framework: Schema.NullOr(Schema.String),
+  status: Schema.String,
+  desiredState: Schema.String,
+  image: Schema.NullOr(Schema.String),
+  url: Schema.NullOr(Schema.String),
+  cpuMillis: Schema.Number,
+  memoryMb: Schema.Number,
+  /** Names only: values may be secrets. */
+  envKeys: Schema.Array(Schema.String),
+  healthConfig: Schema.Unknown,
+  restartPolicy: RestartPolicy,
+  restartCount: Schema.Number,
+  createdAt: DateString,
+  updatedAt: DateString
+})
+export const DeploymentResource = resource("deployments", {
+  status: Schema.String,
+  image: Schema.NullOr(Schema.String),
+  error: Schema.NullOr(Schema.String),
+  createdAt: DateString,
+  finishedAt: Schema.NullOr(DateString)
+})
+export const LogLineResource = resource("log-lines", {
+  stream: Schema.Literal("stdout", "stderr"),
+  timestamp: Schema.NullOr(Schema.Number),
+  line: Schema.String
+})
+export const DetectionResource = resource("detections", {
+  rootPath: Schema.String,
+  result: Schema.Unknown,
+  detectedAt: DateString
+})
+export const HealthCheckResource = resource("health-checks", {
+  checkType: Schema.String,
+  status: Schema.String,
+  latencyMs: Schema.NullOr(Schema.Number),
+  detail: Schema.String,
+  checkedAt: DateString
+})
+export const MetricSampleResource = resource("metric-samples", {
+  resolution: Schema.String,
+  cpuPercent: Schema.Number,
+  memoryBytes: Schema.Number,
+  memoryLimitBytes: Schema.Number,
+  netRxBytes: Schema.Number,
+  netTxBytes: Schema.Number,
+  pids: Schema.Number,
+  sampledAt: DateString
+})
+export const PermissionResource = resource("service-permissions", {
+  userId: Schema.String,
+  permission: Permission,
+  grantedBy: Schema.NullOr(Schema.String),
+  createdAt: DateString
+})
+export const RuntimeResource = resource("runtime-status", {
+  mode: Schema.Literal("docker", "mock"),
+  reason: Schema.String,
+  circuit_breaker_status: BreakerStatus,
+  schedules: Schema.Array(
+    Schema.Struct({
+      pass: Schema.String,
+      intervalMs: Schema.Number,
+      runs: Schema.Number,
+      failures: Schema.Number,
+      lastStartedAt: Schema.NullOr(Schema.Number),
+      lastFinishedAt: Schema.NullOr(Schema.Number),
+      lastDurationMs: Schema.NullOr(Schema.Number),
+      lastError: Schema.NullOr(Schema.String)
+    })
+  )
+})
+
+// ---------------------------------------------------------------------------------------------
+// Parameters
+
+/** Ids in paths are bounded so a huge path segment is a 400, not a slow query. */
+const Id = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128))
+const ServiceParam = HttpApiSchema.param("serviceId", Id)
+
+export const PageSize = Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 100))
+export const PageParams = Schema.Struct({
+  "page[size]": Schema.optional(PageSize),
+  "page[after]": Schema.optional(Id)
+})
+
+export const EnvVars = Schema.Record({
+  key: Schema.String.pipe(Schema.pattern(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/)),
+  value: Schema.String.pipe(Schema.maxLength(32_768))
+})
+
+// ---------------------------------------------------------------------------------------------
+// Security
+
+/** `authorization: Bearer kz_…` on every endpoint; provides the caller. */
+export class Authorization extends HttpApiMiddleware.Tag<Authorization>()("@kyozo/api/HttpAuthorization", {
+  provides: CurrentPrincipal,
+  failure: Schema.Union(Unauthenticated, TooManyRequests),
+  security: { bearer: HttpApiSecurity.bearer }
+}) {}
+
+// ---------------------------------------------------------------------------------------------
+// Groups
+
+export class TeamsApi extends HttpApiGroup.make("teams")
+  .add(HttpApiEndpoint.get("currentTeam", "/teams/current").addSuccess(single(TeamResource)))
+  .add(
+    HttpApiEndpoint.get("getTeam")`/teams/${HttpApiSchema.param("teamId", Id)}`.addSuccess(
+      single(TeamResource)
+    )
+  )
+  .add(
+    HttpApiEndpoint.post("createTeam", "/teams")
+      .setPayload(
+        body("teams", { name: Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9][A-Za-z0-9 _.-]{0,62}$/)) })
+      )
+      .addSuccess(single(TeamResource, 201))
+  )
+  .addError(NotFound)
+  .addError(Denied)
+  .addError(Conflict) {}
+
+export class MembersApi extends HttpApiGroup.make("members")
+  .add(HttpApiEndpoint.get("listMembers", "/members").addSuccess(collection(MemberResource)))
+  .add(
+    HttpApiEndpoint.post("addMember", "/members")
+      .setPayload(
+        body("members", {
+          email: Schema.String.pipe(Schema.pattern(/^[^\s@]{1,64}@[^\s@]{1,190}$/)),
+          name: Schema.optional(Schema.String.pipe(Schema.maxLength(200))),
+          role: Role
+        })
+      )
+      .addSuccess(single(MemberResource, 201))
+  )
+  .add(
+    HttpApiEndpoint.patch("changeRole")`/members/${HttpApiSchema.param("userId", Id)}`
+      .setPayload(body("members", { role: Role }))
+      .addSuccess(single(MemberResource))
+  )
+  .add(
+    HttpApiEndpoint.del("removeMember")`/members/${HttpApiSchema.param("userId", Id)}`.addSuccess(NoContent)
+  )
+  .addError(NotFound)
+  .addError(Denied)
+  .addError(Conflict) {}
+
+export class ApiKeysApi extends HttpApiGroup.make("apiKeys")
+  .add(HttpApiEndpoint.get("listApiKeys", "/api-keys").addSuccess(collection(ApiKeyResource)))
+  .add(
+    HttpApiEndpoint.post("issueApiKey", "/api-keys")
+      .setPayload(
+        body("api-keys", {
+          name: Schema.optional(Schema.String.pipe(Schema.maxLength(200))),
+          expiresInSeconds: Schema.optional(Schema.Int.pipe(Schema.between(1, 10 * 365 * 86_400))),
+          /** For another member of the team (admin or owner); default: the caller. */
+          userId: Schema.optional(Id)
+        })
+      )
+      .addSuccess(single(ApiKeyResource, 201))
+  )
+  .add(
+    HttpApiEndpoint.del("revokeApiKey")`/api-keys/${HttpApiSchema.param("keyId", Id)}`.addSuccess(NoContent)
+  )
+  .addError(NotFound)
+  .addError(Denied) {}
+
+export const SourceAttribute = Schema.Union(
+  Schema.Struct({ uploadId: Id }),
+  Schema.Struct({ path: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(4096)) })
+)
+
+export class ServicesApi extends HttpApiGroup.make("services")
+  .add(
+    HttpApiEndpoint.get("listServices", "/services")
+      .setUrlParams(PageParams)
+      .addSuccess(collection(ServiceResource))
+  )
+  .add(
+    HttpApiEndpoint.post("createService", "/services")
+      .setPayload(
+        body("services", {
+          source: SourceAttribute,
+          name: Schema.optional(Schema.String.pipe(Schema.pattern(/^[a-z0-9][a-z0-9_.-]{0,62}$/)))
+        })
+      )
+      .addSuccess(collection(DeploymentResource).annotations(HttpApiSchema.annotations({ status: 202 })))
+  )
+  .add(HttpApiEndpoint.get("getService")`/services/${ServiceParam}`.addSuccess(single(ServiceResource)))
+  .add(
+    HttpApiEndpoint.patch("updateService")`/services/${ServiceParam}`
+      .setPayload(
+        body("services", {
+          cpuMillis: Schema.optional(Schema.Int.pipe(Schema.between(10, 64_000))),
+          memoryMb: Schema.optional(Schema.Int.pipe(Schema.between(6, 1_048_576))),
+          env: Schema.optional(EnvVars),
+          healthConfig: Schema.optional(HealthCheckConfig),
+          restartPolicy: Schema.optional(RestartPolicy)
+        })
+      )
+      .addSuccess(single(ServiceResource))
+  )
+  .add(HttpApiEndpoint.del("deleteService")`/services/${ServiceParam}`.addSuccess(NoContent))
+  .addError(NotFound)
+  .addError(Denied)
+  .addError(Conflict)
+  .addError(Unprocessable)
+  .addError(Unavailable) {}
+
+export class DeploymentsApi extends HttpApiGroup.make("deployments")
+  .add(
+    HttpApiEndpoint.get("listDeployments", "/deployments")
+      .setUrlParams(
+        Schema.Struct({ "page[size]": Schema.optional(PageSize), "filter[service]": Schema.optional(Id) })
+      )
+      .addSuccess(collection(DeploymentResource))
+  )
+  .add(
+    HttpApiEndpoint.get("getDeployment")`/deployments/${HttpApiSchema.param("deploymentId", Id)}`.addSuccess(
+      single(DeploymentResource)
+    )
+  )
+  .add(
+    HttpApiEndpoint.post("startDeployment")`/services/${ServiceParam}/deployments`.addSuccess(
+      collection(DeploymentResource).annotations(HttpApiSchema.annotations({ status: 202 }))
+    )
+  )
+  .add(
+    HttpApiEndpoint.get("serviceLogs")`/services/${ServiceParam}/logs`
+      .setUrlParams(
+        Schema.Struct({
+          tail: Schema.optional(Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 10_000)))
+        })
+      )
+      .addSuccess(collection(LogLineResource))
+  )
+  .add(
+    HttpApiEndpoint.post("rollback")`/services/${ServiceParam}/rollback`
+      .setPayload(body("rollbacks", { to: Schema.optional(Id) }))
+      .addSuccess(single(DeploymentResource))
+  )
+  .addError(NotFound)
+  .addError(Denied)
+  .addError(Conflict)
+  .addError(Unprocessable)
+  .addError(Unavailable) {}
+
+export class DetectionsApi extends HttpApiGroup.make("detections")
+  .add(
+    HttpApiEndpoint.get("listDetections", "/detections")
+      .setUrlParams(
+        Schema.Struct({ "page[size]": Schema.optional(PageSize), "filter[service]": Schema.optional(Id) })
+      )
+      .addSuccess(collection(DetectionResource))
+  )
+  .add(
+    HttpApiEndpoint.get("getDetection")`/detections/${HttpApiSchema.param("detectionId", Id)}`.addSuccess(
+      single(DetectionResource)
+    )
+  )
+  .addError(NotFound)
+  .addError(Denied) {}
+
+export class HealthApi extends HttpApiGroup.make("health")
+  .add(
+    HttpApiEndpoint.get("healthHistory")`/services/${ServiceParam}/health`
+      .setUrlParams(Schema.Struct({ "page[size]": Schema.optional(PageSize) }))
+      .addSuccess(collection(HealthCheckResource))
+  )
+  .addError(NotFound)
+  .addError(Denied) {}
+
+export const MetricsWindow = Schema.Literal("hour", "day", "week")
+export class MetricsApi extends HttpApiGroup.make("metrics")
+  .add(
+    HttpApiEndpoint.get("serviceMetrics")`/services/${ServiceParam}/metrics`
+      .setUrlParams(Schema.Struct({ window: Schema.optional(MetricsWindow) }))
+      .addSuccess(collection(MetricSampleResource))
+  )
+  .addError(NotFound)
+  .addError(Denied) {}
+
+export class PermissionsApi extends HttpApiGroup.make("permissions")
+  .add(
+    HttpApiEndpoint.get("listPermissions")`/services/${ServiceParam}/permissions`.addSuccess(
+      collection(PermissionResource)
+    )
+  )
+  .add(
+    HttpApiEndpoint.post("grantPermission")`/services/${ServiceParam}/permissions`
+      .setPayload(body("service-permissions", { userId: Id, permission: Permission }))
+      .addSuccess(single(PermissionResource, 201))
+  )
+  .add(
+    HttpApiEndpoint.del(
+      "revokePermission"
+    )`/services/${ServiceParam}/permissions/${HttpApiSchema.param("permissionId", Id)}`.addSuccess(NoContent)
+  )
+  .addError(NotFound)
+  .addError(Denied)
+  .addError(Unprocessable) {}
+
+export class RuntimeApi extends HttpApiGroup.make("runtime").add(
+  HttpApiEndpoint.get("runtimeStatus", "/runtime").addSuccess(single(RuntimeResource))
+) {}
+
+export class KyozoHttpApi extends HttpApi.make("kyozo")
+  .add(TeamsApi)
+  .add(MembersApi)
+  .add(ApiKeysApi)
+  .add(ServicesApi)
+  .add(DeploymentsApi)
+  .add(DetectionsApi)
+  .add(HealthApi)
+  .add(MetricsApi)
+  .add(PermissionsApi)
+  .add(RuntimeApi)
+  .addError(BadRequest)
+  .middleware(Authorization)
+  .prefix("/v1")
+  .annotate(OpenApi.Title, "Kyozo API")
+  .annotate(OpenApi.Version, "1") {}
+
+/** Every route of the API as "METHOD /path" (paths as in OpenAPI-less router syntax, `:param`). */
+export const routesOf = (
+  api: HttpApi.HttpApi.Any = KyozoHttpApi
+): ReadonlyArray<{ method: string; path: string }> => {
+  const out: Array<{ method: string; path: string }> = []
+  const groups = (
+    api as unknown as {
+      groups: Record<string, { endpoints: Record<string, { method: string; path: string }> }>
+    }
+  ).groups
+  for (const group of Object.values(groups))
+    for (const endpoint of Object.values(group.endpoints))
+      out.push({ method: endpoint.method, path: endpoint.path })
+  return out
+}

@@ -1,0 +1,965 @@
+/**
+ * The server side of `KyozoHttpApi` (REST under /v1). Every handler reads the caller from
+ * `CurrentPrincipal`, asks `Policy` before it acts, and reaches data only through team-scoped repo
+ * methods: an id of another team answers 404 exactly like an id that does not exist, and error texts
+ * never echo ids or names (a caller learns nothing about other teams from them).
+ */
+import { HttpApiBuilder, HttpServerRequest } from "@effect/platform"
+import {
+  apiError,
+  type ApiError,
+  Authorization,
+  BadRequest,
+  Conflict,
+  Denied,
+  KyozoHttpApi,
+  NotFound,
+  TooManyRequests,
+  Unauthenticated,
+  Unavailable,
+  Unprocessable
+} from "@kyozo/api/KyozoHttpApi"
+import { CurrentPrincipal, type Forbidden, type Principal } from "@kyozo/api/KyozoRpc"
+import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
+import { ContainerManager } from "@kyozo/core/ContainerManager"
+import type { ApiKey } from "@kyozo/core/domain/ApiKey"
+import type { Deployment } from "@kyozo/core/domain/Deployment"
+import {
+  ApiKeyId,
+  DeploymentId,
+  DetectionId,
+  PermissionId,
+  ServiceId,
+  type TeamId,
+  UserId
+} from "@kyozo/core/domain/Ids"
+import { roleAtLeast } from "@kyozo/core/domain/Membership"
+import type { ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
+import type { ServicePermission } from "@kyozo/core/domain/ServicePermission"
+import type { Team } from "@kyozo/core/domain/Team"
+import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
+import { HealthCheckRepo } from "@kyozo/core/HealthCheckRepo"
+import { MetricSampleRepo } from "@kyozo/core/MetricSampleRepo"
+import { PermissionRepo } from "@kyozo/core/PermissionRepo"
+import { serviceUrl } from "@kyozo/core/ServiceNaming"
+import { ServiceRepo } from "@kyozo/core/ServiceRepo"
+import { TeamRepo } from "@kyozo/core/TeamRepo"
+import { TopologyRepo } from "@kyozo/core/TopologyRepo"
+import { UserRepo } from "@kyozo/core/UserRepo"
+import { Deployer, type DeployError, type DeployRequest, type DeploySource } from "@kyozo/workers/Deployer"
+import { Deferred, Effect, Layer, Option, Redacted, Stream } from "effect"
+import { makeAuthenticate } from "./Auth.js"
+import { canAssignRole, Policy, requireRole } from "./Policy.js"
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+const notFound = (what: string) =>
+  apiError(NotFound, 404, "not_found", "Not found", `No such ${what} in your team.`)
+
+const denied = (e: Forbidden) => apiError(Denied, 403, "forbidden", "Forbidden", e.message)
+
+/** Policy failures: Forbidden → 403, ServiceNotFound → 404 (never naming what was asked for). */
+const policyError = (e: Forbidden | { readonly _tag: "ServiceNotFound" }): NotFound | Denied =>
+  e._tag === "Forbidden" ? denied(e as Forbidden) : notFound("service")
+
+/** The Deployer's typed failures as JSON:API errors. */
+const deployError = (e: DeployError | { readonly _tag: string; readonly message?: string }): ApiError => {
+  const tag = e._tag as string
+  const detail = (e as { message?: string }).message ?? tag
+  switch (tag) {
+    case "ServiceNotFound":
+      return notFound("service")
+    case "InvalidSource":
+      return apiError(Unprocessable, 422, "invalid_source", "Invalid source", detail, {
+        pointer: "/data/attributes/source"
+      })
+    case "NothingToDeploy":
+    case "DetectError":
+      return apiError(Unprocessable, 422, "nothing_to_deploy", "Nothing to deploy", detail)
+    case "DeployFailed":
+      return apiError(Unprocessable, 422, "deploy_failed", "Deploy failed", detail)
+    case "NoRollbackTarget":
+      return apiError(Conflict, 409, "no_rollback_target", "No rollback target", detail)
+    case "QuotaExceeded":
+      return apiError(Conflict, 409, "quota_exceeded", "Quota exceeded", detail)
+    case "CircuitOpen":
+    case "DockerUnavailable":
+    case "DockerTimeout":
+      return apiError(Unavailable, 503, "engine_unavailable", "Container engine unavailable", detail)
+    default:
+      return apiError(Unprocessable, 422, "runtime_error", "Runtime error", detail)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Documents
+
+const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString())
+
+const teamDoc = (t: Team) => ({
+  type: "teams" as const,
+  id: t.id,
+  attributes: {
+    name: t.name,
+    quotaServices: t.quotaServices,
+    quotaCpuMillis: t.quotaCpuMillis,
+    quotaMemoryMb: t.quotaMemoryMb,
+    createdAt: t.createdAt.toISOString()
+  }
+})
+
+const ref = (type: string, id: string | null) => ({ data: id === null ? null : { type, id } })
+
+const serviceDoc = (s: ServiceInstance) => ({
+  type: "services" as const,
+  id: s.id,
+  attributes: {
+    name: s.name,
+    kind: s.kind,
+    framework: s.framework,
+    status: s.status,
+    desiredState: s.desiredState,
+    image: s.image,
+    url: serviceUrl(s.hostPort),
+    cpuMillis: s.cpuMillis,
+    memoryMb: s.memoryMb,
+    envKeys: Object.keys(s.env).sort(),
+    healthConfig: s.healthConfig,
+    restartPolicy: s.restartPolicy,
+    restartCount: s.restartCount,
+    createdAt: s.createdAt.toISOString(),
+    updatedAt: s.updatedAt.toISOString()
+  },
+  relationships: {
+    team: ref("teams", s.teamId),
+    currentDeployment: ref("deployments", s.currentDeploymentId)
+  }
+})
+
+const deploymentDoc = (d: Deployment) => ({
+  type: "deployments" as const,
+  id: d.id,
+  attributes: {
+    status: d.status,
+    image: d.image,
+    error: d.error,
+    createdAt: d.createdAt.toISOString(),
+    finishedAt: iso(d.finishedAt)
+  },
+  relationships: { service: ref("services", d.serviceId) }
+})
+
+const apiKeyDoc = (k: ApiKey, key?: string) => ({
+  type: "api-keys" as const,
+  id: k.id,
+  attributes: {
+    name: k.name,
+    prefix: k.prefix,
+    userId: k.userId,
+    createdAt: k.createdAt.toISOString(),
+    expiresAt: iso(k.expiresAt),
+    revokedAt: iso(k.revokedAt),
+    lastUsedAt: iso(k.lastUsedAt),
+    ...(key === undefined ? {} : { key })
+  },
+  relationships: { user: ref("members", k.userId) }
+})
+
+const permissionDoc = (p: ServicePermission) => ({
+  type: "service-permissions" as const,
+  id: p.id,
+  attributes: {
+    userId: p.userId,
+    permission: p.permission,
+    grantedBy: p.grantedBy,
+    createdAt: p.createdAt.toISOString()
+  },
+  relationships: { service: ref("services", p.serviceId), user: ref("members", p.userId) }
+})
+
+/** The request's own URL (path and query), for `links.self`. */
+const selfLink = Effect.map(HttpServerRequest.HttpServerRequest, (r) => r.url)
+
+const withQuery = (path: string, params: Record<string, string | undefined>): string => {
+  const q = Object.entries(params)
+    .filter((e): e is [string, string] => e[1] !== undefined)
+    .map(
+      ([k, v]) =>
+        `${encodeURIComponent(k).replace(/%5B/g, "[").replace(/%5D/g, "]")}=${encodeURIComponent(v)}`
+    )
+  return q.length === 0 ? path : `${path}?${q.join("&")}`
+}
+
+const listDoc = <A>(data: ReadonlyArray<A>) =>
+  Effect.map(selfLink, (self) => ({ data, links: { self, next: null } }))
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+const principal = CurrentPrincipal
+
+/** Repos the handlers need beyond what the application already provides. */
+const LocalRepos = Layer.mergeAll(
+  PermissionRepo.Default,
+  HealthCheckRepo.Default,
+  MetricSampleRepo.Default,
+  Policy.Default
+)
+
+const TeamsLive = HttpApiBuilder.group(KyozoHttpApi, "teams", (handlers) =>
+  Effect.gen(function* () {
+    const teams = yield* TeamRepo
+    const keys = yield* ApiKeyRepo
+    const ownTeam = (p: Principal) =>
+      teams
+        .findById(p.teamId)
+        .pipe(
+          Effect.orDie,
+          Effect.flatMap(
+            Option.match({ onNone: () => Effect.fail(notFound("team")), onSome: Effect.succeed })
+          )
+        )
+    return handlers
+      .handle("currentTeam", () =>
+        Effect.flatMap(principal, ownTeam).pipe(Effect.map((t) => ({ data: teamDoc(t) })))
+      )
+      .handle("getTeam", ({ path }) =>
+        Effect.gen(function* () {
+          const p = yield* principal
+          // Only one's own team is visible: any other id is simply not there.
+          if (path.teamId !== p.teamId) return yield* Effect.fail(notFound("team"))
+          return { data: teamDoc(yield* ownTeam(p)) }
+        })
+      )
+      .handle("createTeam", ({ payload }) =>
+        Effect.gen(function* () {
+          const p = yield* requireRole("create teams", "admin").pipe(Effect.mapError(denied))
+          const created = yield* Effect.gen(function* () {
+            const team = yield* teams.create({ name: payload.data.attributes.name })
+            yield* teams.addMember(team.id, p.userId, "owner")
+            const issued = yield* keys.issue({ teamId: team.id, userId: p.userId, name: "team owner" })
+            return { team, issued }
+          }).pipe(
+            Effect.catchTag("TeamNameTaken", () =>
+              Effect.fail(
+                apiError(
+                  Conflict,
+                  409,
+                  "team_name_taken",
+                  "Team name taken",
+                  "A team with this name exists.",
+                  {
+                    pointer: "/data/attributes/name"
+                  }
+                )
+              )
+            ),
+            Effect.catchTag("SqlError", Effect.die)
+          )
+          // The owner key of the new team is shown once, like every issued key.
+          return {
+            data: teamDoc(created.team),
+            meta: { ownerKey: apiKeyDoc(created.issued.apiKey, created.issued.key) }
+          }
+        })
+      )
+  })
+)
+
+const MembersLive = HttpApiBuilder.group(KyozoHttpApi, "members", (handlers) =>
+  Effect.gen(function* () {
+    const teams = yield* TeamRepo
+    const users = yield* UserRepo
+    const memberDoc = (teamId: TeamId, userId: UserId) =>
+      Effect.gen(function* () {
+        const membership = (yield* teams.listMembers(teamId)).find((m) => m.userId === userId)
+        const user = yield* users.findById(userId)
+        if (membership === undefined || Option.isNone(user)) return Option.none()
+        return Option.some({
+          type: "members" as const,
+          id: userId,
+          attributes: {
+            email: user.value.email,
+            name: user.value.name,
+            role: membership.role,
+            createdAt: membership.createdAt.toISOString()
+          }
+        })
+      }).pipe(Effect.orDie)
+    const requireMember = (teamId: TeamId, userId: string) =>
+      Effect.flatMap(teams.roleOf(teamId, UserId.make(userId)).pipe(Effect.orDie), (role) =>
+        Option.isNone(role) ? Effect.fail(notFound("member")) : Effect.succeed(role.value)
+      )
+    const owners = (teamId: TeamId) =>
+      Effect.map(
+        teams.listMembers(teamId).pipe(Effect.orDie),
+        (ms) => ms.filter((m) => m.role === "owner").length
+      )
+    return handlers
+      .handle("listMembers", () =>
+        Effect.gen(function* () {
+          const p = yield* principal
+          const members = yield* teams.listMembers(p.teamId).pipe(Effect.orDie)
+          const people = new Map((yield* users.listByTeam(p.teamId).pipe(Effect.orDie)).map((u) => [u.id, u]))
+          return yield* listDoc(
+            members.map((m) => ({
+              type: "members" as const,
+              id: m.userId,
+              attributes: {
+                email: people.get(m.userId)?.email ?? "",
+                name: people.get(m.userId)?.name ?? "",
+                role: m.role,
+                createdAt: m.createdAt.toISOString()
+              }
+            }))
+          )
+        })
+      )
+      .handle("addMember", ({ payload }) =>
+        Effect.gen(function* () {
+          const p = yield* requireRole("add members", "admin").pipe(Effect.mapError(denied))
+          const { email, name, role } = payload.data.attributes
+          if (!canAssignRole(p, role))
+            return yield* Effect.fail(
+              apiError(
+                Denied,
+                403,
+                "forbidden",
+                "Forbidden",
+                `Your role ${p.role} cannot make a member ${role}.`,
+                {
+                  pointer: "/data/attributes/role"
+                }
+              )
+            )
+          const existing = yield* users.findByEmail(email).pipe(Effect.orDie)
+          const user = Option.isSome(existing)
+            ? existing.value
+            : yield* users.create({ email, name: name ?? "" }).pipe(
+                // A concurrent add created it first: use that one.
+                Effect.catchTag("EmailTaken", () =>
+                  users.findByEmail(email).pipe(Effect.flatMap((found) => found))
+                ),
+                Effect.orDie
+              )
+          const current = yield* teams.roleOf(p.teamId, user.id).pipe(Effect.orDie)
+          if (Option.isSome(current))
+            return yield* Effect.fail(
+              apiError(
+                Conflict,
+                409,
+                "already_member",
+                "Already a member",
+                "This user is already a member; change the role with PATCH."
+              )
+            )
+          yield* teams.addMember(p.teamId, user.id, role).pipe(Effect.orDie)
+          return { data: Option.getOrThrow(yield* memberDoc(p.teamId, user.id)) }
+        })
+      )
+      .handle("changeRole", ({ path, payload }) =>
+        Effect.gen(function* () {
+          const p = yield* principal
+          const current = yield* requireMember(p.teamId, path.userId)
+          const role = payload.data.attributes.role
+          // Changing someone needs rights over both the old and the new role.
+          if (!canAssignRole(p, role) || !canAssignRole(p, current))
+            return yield* Effect.fail(
+              denied({ message: `Your role ${p.role} cannot change this member to ${role}.` } as Forbidden)
+            )
+          if (current === "owner" && role !== "owner" && (yield* owners(p.teamId)) <= 1)
+            return yield* Effect.fail(
+              apiError(Conflict, 409, "last_owner", "Last owner", "A team keeps at least one owner.")
+            )
+          yield* teams.addMember(p.teamId, UserId.make(path.userId), role).pipe(Effect.orDie)
+          return { data: Option.getOrThrow(yield* memberDoc(p.teamId, UserId.make(path.userId))) }
+        })
+      )
+      .handle("removeMember", ({ path }) =>
+        Effect.gen(function* () {
+          const p = yield* principal
+          const current = yield* requireMember(p.teamId, path.userId)
+          if (!canAssignRole(p, current))
+            return yield* Effect.fail(
+              denied({
+                message: `Your role ${p.role} cannot remove a member who is ${current}.`
+              } as Forbidden)
+            )
+          if (current === "owner" && (yield* owners(p.teamId)) <= 1)
+            return yield* Effect.fail(
+              apiError(Conflict, 409, "last_owner", "Last owner", "A team keeps at least one owner.")
+            )
+          yield* teams.removeMember(p.teamId, UserId.make(path.userId)).pipe(Effect.orDie)
+        })
+      )
+  })
+)
+
+const ApiKeysLive = HttpApiBuilder.group(KyozoHttpApi, "apiKeys", (handlers) =>
+  Effect.gen(function* () {
+    const keys = yield* ApiKeyRepo
+    const teams = yield* TeamRepo
+    return handlers
+      .handle("listApiKeys", () =>
+        Effect.gen(function* () {
+          const p = yield* principal
+          const all = yield* keys.listByTeam(p.teamId).pipe(Effect.orDie)
+          // Admins see the team's keys; everybody else their own.
+          const visible = roleAtLeast(p.role, "admin") ? all : all.filter((k) => k.userId === p.userId)
+          return yield* listDoc(visible.map((k) => apiKeyDoc(k)))
+        })
+      )
+      .handle("issueApiKey", ({ payload }) =>
+        Effect.gen(function* () {
+          const p = yield* requireRole("issue API keys", "admin").pipe(Effect.mapError(denied))
+          const { name, expiresInSeconds, userId } = payload.data.attributes
+          const owner = userId === undefined ? p.userId : UserId.make(userId)
+          if (owner !== p.userId) {
+            const role = yield* teams.roleOf(p.teamId, owner).pipe(Effect.orDie)
+            if (Option.isNone(role)) return yield* Effect.fail(notFound("member"))
+            if (!canAssignRole(p, role.value))
+              return yield* Effect.fail(
+                denied({ message: `Your role ${p.role} cannot issue keys for a ${role.value}.` } as Forbidden)
+              )
+          }
+          const expiresAt =
+            expiresInSeconds === undefined ? null : new Date(Date.now() + expiresInSeconds * 1000)
+          const issued = yield* keys
+            .issue({ teamId: p.teamId, userId: owner, name: name ?? "", expiresAt })
+            .pipe(Effect.orDie)
+          return { data: apiKeyDoc(issued.apiKey, issued.key) }
+        })
+      )
+      .handle("revokeApiKey", ({ path }) =>
+        Effect.gen(function* () {
+          const p = yield* principal
+          const key = yield* keys.findById(p.teamId, ApiKeyId.make(path.keyId)).pipe(Effect.orDie)
+          // Another team's key, an unknown one and an already revoked one are all "not found".
+          if (Option.isNone(key) || key.value.revokedAt !== null)
+            return yield* Effect.fail(notFound("API key"))
+          // Anyone may revoke their own key; other people's keys need admin.
+          if (key.value.userId !== p.userId)
+            yield* requireRole("revoke API keys", "admin").pipe(Effect.mapError(denied))
+          const revoked = yield* keys.revoke(p.teamId, key.value.id).pipe(Effect.orDie)
+          if (!revoked) return yield* Effect.fail(notFound("API key"))
+        })
+      )
+  })
+)
+
+/**
+ * Starts a deploy and answers once every detected service has its deployment (the rest of the
+ * work — build, start, health gate — goes on in the durable workflow after the answer).
+ */
+const startDeploy = (
+  deployer: Deployer["Type"],
+  deployments: DeploymentRepo,
+  teamId: TeamId,
+  request: DeployRequest
+) =>
+  Effect.gen(function* () {
+    const started = yield* Deferred.make<ReadonlyArray<string>, DeployError>()
+    const seen = new Map<string, string>()
+    let expected: number | undefined
+    const settleIfAllSeen = Effect.suspend(() =>
+      expected !== undefined && seen.size >= expected
+        ? Deferred.succeed(started, [...seen.values()])
+        : Effect.void
+    )
+    yield* deployer.deploy(teamId, request).pipe(
+      Stream.runForEach((progress) =>
+        Effect.suspend(() => {
+          if (progress._tag === "Detected") expected = progress.services.length
+          else if (progress._tag === "Step") seen.set(progress.service, progress.deploymentId)
+          else if (progress._tag === "Deployed")
+            seen.set(progress.deployment.serviceName, progress.deployment.deploymentId)
+          return settleIfAllSeen
+        })
+      ),
+      Effect.exit,
+      Effect.flatMap((exit) =>
+        exit._tag === "Success"
+          ? Deferred.succeed(started, [...seen.values()])
+          : Effect.flatMap(Effect.exit(Effect.failCause(exit.cause)), (e) => Deferred.done(started, e))
+      ),
+      Effect.forkDaemon
+    )
+    const ids = yield* Deferred.await(started)
+    const docs = []
+    for (const id of ids) {
+      const found = yield* deployments.get(teamId, DeploymentId.make(id)).pipe(Effect.orDie)
+      if (Option.isSome(found)) docs.push(deploymentDoc(found.value))
+    }
+    return docs
+  })
+
+const sourceOf = (source: { readonly uploadId: string } | { readonly path: string }): DeploySource =>
+  "uploadId" in source ? { _tag: "Upload", uploadId: source.uploadId } : { _tag: "Path", path: source.path }
+
+/** The source a service was deployed from (stored by the deploy path), to deploy it again. */
+const storedSource = (s: ServiceInstance): Option.Option<DeploySource> => {
+  const src = s.source
+  if (src["type"] === "upload" && typeof src["uploadId"] === "string")
+    return Option.some({ _tag: "Upload", uploadId: src["uploadId"] })
+  if (src["type"] === "path" && typeof src["path"] === "string")
+    return Option.some({ _tag: "Path", path: src["path"] })
+  return Option.none()
+}
+
+const ServicesLive = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =>
+  Effect.gen(function* () {
+    const services = yield* ServiceRepo
+    const deployer = yield* Deployer
+    const deployments = yield* DeploymentRepo
+    const policy = yield* Policy
+    return handlers
+      .handle("listServices", ({ urlParams }) =>
+        Effect.gen(function* () {
+          const p = yield* principal
+          const size = urlParams["page[size]"] ?? 50
+          const after = urlParams["page[after]"]
+          if (after !== undefined) {
+            // A cursor must be a service of the team: another team's id is as unknown as a made-up one.
+            const cursor = yield* services.findById(p.teamId, ServiceId.make(after)).pipe(Effect.orDie)
+            if (Option.isNone(cursor))
+              return yield* Effect.fail(
+                apiError(
+                  BadRequest,
+                  400,
+                  "invalid_cursor",
+                  "Invalid cursor",
+                  "page[after] is not a cursor of this list.",
+                  {
+                    parameter: "page[after]"
+                  }
+                )
+              )
+          }
+          const page = yield* services
+            .list(p.teamId, { limit: size, ...(after === undefined ? {} : { after: ServiceId.make(after) }) })
+            .pipe(Effect.orDie)
+          const self = yield* selfLink
+          const path = self.split("?")[0]!
+          return {
+            data: page.items.map(serviceDoc),
+            links: {
+              self,
+              next:
+                page.nextCursor === null
+                  ? null
+                  : withQuery(path, { "page[size]": String(size), "page[after]": page.nextCursor })
+            }
+          }
+        })
+      )
+      .handle("createService", ({ payload }) =>
+        Effect.gen(function* () {
+          const { source, name } = payload.data.attributes
+          yield* policy.requireDeploy(name).pipe(Effect.mapError(denied))
+          const p = yield* principal
+          const request: DeployRequest = { source: sourceOf(source), ...(name === undefined ? {} : { name }) }
+          const docs = yield* startDeploy(deployer, deployments, p.teamId, request).pipe(
+            Effect.mapError(deployError)
+          )
+          return yield* listDoc(docs)
+        })
+      )
+      .handle("getService", ({ path }) =>
+        policy.requireService("view the service", path.serviceId, "view").pipe(
+          Effect.mapError(policyError),
+          Effect.map(({ service }) => ({ data: serviceDoc(service) }))
+        )
+      )
+      .handle("updateService", ({ path, payload }) =>
+        Effect.gen(function* () {
+          const { principal: p, service } = yield* policy
+            .requireService("change the service's settings", path.serviceId, "manage")
+            .pipe(Effect.mapError(policyError))
+          const a = payload.data.attributes
+          const updated = yield* services
+            .update(p.teamId, service.id, {
+              ...(a.cpuMillis === undefined ? {} : { cpuMillis: a.cpuMillis }),
+              ...(a.memoryMb === undefined ? {} : { memoryMb: a.memoryMb }),
+              ...(a.env === undefined ? {} : { env: a.env }),
+              ...(a.healthConfig === undefined ? {} : { healthConfig: a.healthConfig }),
+              ...(a.restartPolicy === undefined ? {} : { restartPolicy: a.restartPolicy })
+            })
+            .pipe(Effect.orDie)
+          if (Option.isNone(updated)) return yield* Effect.fail(notFound("service"))
+          return { data: serviceDoc(updated.value) }
+        })
+      )
+      .handle("deleteService", ({ path }) =>
+        Effect.gen(function* () {
+          const { principal: p, service } = yield* policy
+            .requireService("delete the service", path.serviceId, "manage")
+            .pipe(Effect.mapError(policyError))
+          yield* deployer.remove(p.teamId, service.id).pipe(Effect.mapError(deployError))
+        })
+      )
+  })
+)
+
+const logLineDoc = (
+  l: { stream: "stdout" | "stderr"; timestamp: number | null; line: string },
+  i: number
+) => ({
+  type: "log-lines" as const,
+  id: String(i + 1),
+  attributes: { stream: l.stream, timestamp: l.timestamp, line: l.line }
+})
+
+const DeploymentsLive = HttpApiBuilder.group(KyozoHttpApi, "deployments", (handlers) =>
+  Effect.gen(function* () {
+    const deployer = yield* Deployer
+    const deployments = yield* DeploymentRepo
+    const policy = yield* Policy
+    return handlers
+      .handle("listDeployments", ({ urlParams }) =>
+        Effect.gen(function* () {
+          const p = yield* principal
+          const limit = urlParams["page[size]"] ?? 50
+          const filter = urlParams["filter[service]"]
+          const rows =
+            filter === undefined
+              ? yield* deployments.listByTeam(p.teamId, { limit }).pipe(Effect.orDie)
+              : yield* policy.requireService("view deployments", filter, "view").pipe(
+                  Effect.mapError(policyError),
+                  Effect.flatMap(({ service }) =>
+                    deployments.listByService(p.teamId, service.id, { limit }).pipe(Effect.orDie)
+                  )
+                )
+          return yield* listDoc(rows.map(deploymentDoc))
+        })
+      )
+      .handle("getDeployment", ({ path }) =>
+        Effect.gen(function* () {
+          const p = yield* principal
+          const found = yield* deployments
+            .get(p.teamId, DeploymentId.make(path.deploymentId))
+            .pipe(Effect.orDie)
+          if (Option.isNone(found)) return yield* Effect.fail(notFound("deployment"))
+          return { data: deploymentDoc(found.value) }
+        })
+      )
+      .handle("startDeployment", ({ path }) =>
+        Effect.gen(function* () {
+          const { principal: p, service } = yield* policy
+            .requireService("deploy the service", path.serviceId, "deploy")
+            .pipe(Effect.mapError(policyError))
+          const source = storedSource(service)
+          if (Option.isNone(source))
+            return yield* Effect.fail(
+              apiError(
+                Unprocessable,
+                422,
+                "no_source",
+                "No source",
+                "The service has no stored source to deploy from."
+              )
+            )
+          const docs = yield* startDeploy(deployer, deployments, p.teamId, {
+            source: source.value,
+            name: service.name
+          }).pipe(Effect.mapError(deployError))
+          return yield* listDoc(docs)
+        })
+      )
+      .handle("serviceLogs", ({ path, urlParams }) =>
+        Effect.gen(function* () {
+          const { principal: p, service } = yield* policy
+            .requireService("read logs", path.serviceId, "view")
+            .pipe(Effect.mapError(policyError))
+          const lines = yield* deployer
+            .logs(p.teamId, service.id, { follow: false, tail: urlParams.tail ?? 100 })
+            .pipe(Stream.runCollect, Effect.mapError(deployError))
+          return yield* listDoc([...lines].map(logLineDoc))
+        })
+      )
+      .handle("rollback", ({ path, payload }) =>
+        Effect.gen(function* () {
+          const { principal: p, service } = yield* policy
+            .requireService("roll back the service", path.serviceId, "deploy")
+            .pipe(Effect.mapError(policyError))
+          const summary = yield* deployer
+            .rollback(p.teamId, service.id, payload.data.attributes.to)
+            .pipe(Effect.mapError(deployError))
+          const found = yield* deployments.get(p.teamId, summary.deploymentId).pipe(Effect.orDie)
+          if (Option.isNone(found)) return yield* Effect.fail(notFound("deployment"))
+          return { data: deploymentDoc(found.value) }
+        })
+      )
+  })
+)
+
+const DetectionsLive = HttpApiBuilder.group(KyozoHttpApi, "detections", (handlers) =>
+  Effect.gen(function* () {
+    const topology = yield* TopologyRepo
+    const policy = yield* Policy
+    const doc = (d: {
+      id: string
+      serviceId: string | null
+      rootPath: string
+      result: unknown
+      detectedAt: Date
+    }) => ({
+      type: "detections" as const,
+      id: d.id,
+      attributes: { rootPath: d.rootPath, result: d.result, detectedAt: d.detectedAt.toISOString() },
+      relationships: { service: ref("services", d.serviceId) }
+    })
+    return handlers
+      .handle("listDetections", ({ urlParams }) =>
+        Effect.gen(function* () {
+          const p = yield* principal
+          const filter = urlParams["filter[service]"]
+          const serviceId =
+            filter === undefined
+              ? undefined
+              : (yield* policy
+                  .requireService("view detections", filter, "view")
+                  .pipe(Effect.mapError(policyError))).service.id
+          const rows = yield* topology
+            .listDetections(p.teamId, {
+              limit: urlParams["page[size]"] ?? 50,
+              ...(serviceId === undefined ? {} : { serviceId })
+            })
+            .pipe(Effect.orDie)
+          return yield* listDoc(rows.map(doc))
+        })
+      )
+      .handle("getDetection", ({ path }) =>
+        Effect.gen(function* () {
+          const p = yield* principal
+          const found = yield* topology
+            .findDetection(p.teamId, DetectionId.make(path.detectionId))
+            .pipe(Effect.orDie)
+          if (Option.isNone(found)) return yield* Effect.fail(notFound("detection"))
+          return { data: doc(found.value) }
+        })
+      )
+  })
+)
+
+const HealthLive = HttpApiBuilder.group(KyozoHttpApi, "health", (handlers) =>
+  Effect.gen(function* () {
+    const checks = yield* HealthCheckRepo
+    const policy = yield* Policy
+    return handlers.handle("healthHistory", ({ path, urlParams }) =>
+      Effect.gen(function* () {
+        const { service } = yield* policy
+          .requireService("view health", path.serviceId, "view")
+          .pipe(Effect.mapError(policyError))
+        // The service is the team's (checked above), so its rows are too.
+        const rows = yield* checks
+          .latestByService(service.id, urlParams["page[size]"] ?? 50)
+          .pipe(Effect.orDie)
+        return yield* listDoc(
+          rows.map((c) => ({
+            type: "health-checks" as const,
+            id: String(c.id),
+            attributes: {
+              checkType: c.checkType,
+              status: c.status,
+              latencyMs: c.latencyMs,
+              detail: c.detail,
+              checkedAt: c.checkedAt.toISOString()
+            },
+            relationships: { service: ref("services", c.serviceId) }
+          }))
+        )
+      })
+    )
+  })
+)
+
+const WINDOW_MS = { hour: 3_600_000, day: 86_400_000, week: 7 * 86_400_000 } as const
+
+const MetricsLive = HttpApiBuilder.group(KyozoHttpApi, "metrics", (handlers) =>
+  Effect.gen(function* () {
+    const samples = yield* MetricSampleRepo
+    const policy = yield* Policy
+    return handlers.handle("serviceMetrics", ({ path, urlParams }) =>
+      Effect.gen(function* () {
+        const { service } = yield* policy
+          .requireService("view metrics", path.serviceId, "view")
+          .pipe(Effect.mapError(policyError))
+        const window = urlParams.window ?? "hour"
+        // A week of minute samples is ~10k rows per container: longer windows read the hourly roll-ups.
+        const resolution = window === "week" ? "1h" : "1m"
+        const since = new Date(Date.now() - WINDOW_MS[window])
+        const rows = yield* samples.listByService(service.id, resolution, since).pipe(Effect.orDie)
+        return yield* listDoc(
+          rows.map((m) => ({
+            type: "metric-samples" as const,
+            id: String(m.id),
+            attributes: {
+              resolution: m.resolution,
+              cpuPercent: m.cpuPercent,
+              memoryBytes: m.memoryBytes,
+              memoryLimitBytes: m.memoryLimitBytes,
+              netRxBytes: m.netRxBytes,
+              netTxBytes: m.netTxBytes,
+              pids: m.pids,
+              sampledAt: m.sampledAt.toISOString()
+            },
+            relationships: { service: ref("services", m.serviceId) }
+          }))
+        )
+      })
+    )
+  })
+)
+
+const PermissionsLive = HttpApiBuilder.group(KyozoHttpApi, "permissions", (handlers) =>
+  Effect.gen(function* () {
+    const permissions = yield* PermissionRepo
+    const teams = yield* TeamRepo
+    const policy = yield* Policy
+    return handlers
+      .handle("listPermissions", ({ path }) =>
+        Effect.gen(function* () {
+          const { principal: p, service } = yield* policy
+            .requireService("view permissions", path.serviceId, "view")
+            .pipe(Effect.mapError(policyError))
+          const rows = yield* permissions.listForService(p.teamId, service.id).pipe(Effect.orDie)
+          return yield* listDoc(rows.map(permissionDoc))
+        })
+      )
+      .handle("grantPermission", ({ path, payload }) =>
+        Effect.gen(function* () {
+          const { principal: p, service } = yield* policy
+            .requireService("grant permissions", path.serviceId, "admin")
+            .pipe(Effect.mapError(policyError))
+          const userId = UserId.make(payload.data.attributes.userId)
+          const member = yield* teams.roleOf(p.teamId, userId).pipe(Effect.orDie)
+          if (Option.isNone(member))
+            return yield* Effect.fail(
+              apiError(
+                Unprocessable,
+                422,
+                "not_a_member",
+                "Not a member",
+                "Grants go to members of your team.",
+                {
+                  pointer: "/data/attributes/userId"
+                }
+              )
+            )
+          const granted = yield* permissions
+            .grant({
+              teamId: p.teamId,
+              serviceId: service.id,
+              userId,
+              permission: payload.data.attributes.permission,
+              grantedBy: p.userId
+            })
+            .pipe(Effect.orDie)
+          if (Option.isNone(granted)) return yield* Effect.fail(notFound("service"))
+          return { data: permissionDoc(granted.value) }
+        })
+      )
+      .handle("revokePermission", ({ path }) =>
+        Effect.gen(function* () {
+          const { principal: p, service } = yield* policy
+            .requireService("revoke permissions", path.serviceId, "admin")
+            .pipe(Effect.mapError(policyError))
+          const rows = yield* permissions.listForService(p.teamId, service.id).pipe(Effect.orDie)
+          const grant = rows.find((r) => r.id === PermissionId.make(path.permissionId))
+          if (grant === undefined) return yield* Effect.fail(notFound("permission"))
+          yield* permissions.revoke(p.teamId, service.id, grant.userId, grant.permission).pipe(Effect.orDie)
+        })
+      )
+  })
+)
+
+const RuntimeLive = HttpApiBuilder.group(KyozoHttpApi, "runtime", (handlers) =>
+  Effect.gen(function* () {
+    const manager = yield* ContainerManager
+    return handlers.handle("runtimeStatus", () =>
+      Effect.gen(function* () {
+        const breaker = yield* manager.circuitBreakerStatus
+        const schedules = yield* manager.schedules
+        return {
+          data: {
+            type: "runtime-status" as const,
+            id: "current",
+            attributes: {
+              mode: manager.runtimeMode,
+              reason: manager.runtimeReason,
+              circuit_breaker_status: breaker,
+              schedules: schedules.map((s) => ({
+                pass: s.pass,
+                intervalMs: s.intervalMs,
+                runs: s.runs,
+                failures: s.failures,
+                lastStartedAt: s.lastStartedAt,
+                lastFinishedAt: s.lastFinishedAt,
+                lastDurationMs: s.lastDurationMs,
+                lastError: s.lastError
+              }))
+            }
+          }
+        }
+      })
+    )
+  })
+)
+
+/**
+ * The bearer middleware of the REST API: the same verification as RPC and uploads
+ * (`Auth.makeAuthenticate`). HttpApiSecurity.bearer hands an empty token when the header is
+ * missing, so an empty token is rejected here before any lookup.
+ */
+export const AuthorizationLive = Layer.effect(
+  Authorization,
+  Effect.map(makeAuthenticate, (authenticate) =>
+    Authorization.of({
+      bearer: (token) => {
+        const value = Redacted.value(token)
+        if (value.trim() === "")
+          return Effect.fail(
+            apiError(
+              Unauthenticated,
+              401,
+              "unauthorized",
+              "Unauthorized",
+              "Missing bearer token: send `authorization: Bearer kz_…`."
+            )
+          )
+        return authenticate(`Bearer ${value}`).pipe(
+          Effect.mapError((e): Unauthenticated | TooManyRequests =>
+            e._tag === "RateLimited"
+              ? new TooManyRequests({
+                  errors: [
+                    {
+                      status: "429",
+                      code: "rate_limited",
+                      title: "Too many requests",
+                      detail: e.message,
+                      meta: { retryAfterSeconds: e.retryAfterSeconds }
+                    }
+                  ]
+                })
+              : apiError(Unauthenticated, 401, "unauthorized", "Unauthorized", e.message)
+          )
+        )
+      }
+    })
+  )
+)
+
+/** Every group's handlers, with what they need beyond the application's layers. */
+export const layer = Layer.mergeAll(
+  TeamsLive,
+  MembersLive,
+  ApiKeysLive,
+  ServicesLive,
+  DeploymentsLive,
+  DetectionsLive,
+  HealthLive,
+  MetricsLive,
+  PermissionsLive,
+  RuntimeLive
+).pipe(Layer.provide(LocalRepos))
