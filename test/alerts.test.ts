@@ -1,7 +1,18 @@
 /**
- * Alert evaluation, trend windows, and resource recommendations: pure logic.
+ * Alert evaluation, trend windows, and resource recommendations: pure logic; then alert rules
+ * (AlertRepo) evaluated by the metrics pass on PGlite with the in-memory runtime and the TestClock.
  */
+import * as SqlClient from "@effect/sql/SqlClient"
+import { describe as layerDescribe, expect as layerExpect, layer } from "@effect/vitest"
+import { AlertRepo } from "@kyozo/core/AlertRepo"
+import { ContainerRuntime } from "@kyozo/core/ContainerRuntime"
+import * as Labels from "@kyozo/core/Labels"
+import { MetricSampleRepo } from "@kyozo/core/MetricSampleRepo"
+import { MockRuntime } from "@kyozo/core/MockRuntime"
+import { Effect, Layer, Option, TestClock } from "effect"
 import { describe, expect, it } from "vitest"
+import { MetricsWorker } from "../packages/workers/src/MetricsWorker.js"
+import { pgliteLayer } from "./support/database.js"
 import {
   type AlertRule,
   evaluate,
@@ -106,5 +117,200 @@ describe("Recommendations", () => {
     // Floors for an idle service.
     const idle = recommend([{ cpuPercent: 0, memoryBytes: 0 }], { vcpuHour: 1, gbHour: 1 })
     expect(idle).toMatchObject({ cpuMillis: 50, memoryMb: 32 })
+  })
+})
+
+// ---------------------------------------------------------------------------------------------
+// Alert rules in the metrics pass.
+
+const TEAM = "team_alerts"
+const SVC = "svc_alerts_mem"
+const T0 = Date.UTC(2030, 0, 1, 12, 0, 0)
+const MINUTE = 60_000
+
+const AlertsLive = Layer.mergeAll(MetricsWorker.Default, AlertRepo.Default, MetricSampleRepo.Default).pipe(
+  Layer.provideMerge(MockRuntime.layer),
+  Layer.provideMerge(pgliteLayer),
+  Layer.orDie
+)
+
+const resetAlerts = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  yield* sql`DELETE FROM alert_rules WHERE team_id = ${TEAM}`
+  yield* sql`DELETE FROM metric_samples WHERE service_id IN (SELECT id FROM container_service_instances WHERE team_id = ${TEAM})`
+  yield* sql`TRUNCATE container_deployment_events`
+  yield* sql`DELETE FROM container_service_instances WHERE team_id = ${TEAM}`
+  yield* sql`DELETE FROM teams WHERE id = ${TEAM}`
+  yield* sql`INSERT INTO teams (id, name) VALUES (${TEAM}, 'alerts')`
+})
+
+const insertService = (id: string) =>
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      sql`INSERT INTO container_service_instances ${sql.insert({
+        id,
+        team_id: TEAM,
+        name: id.replace(/_/g, "-"),
+        desired_state: "running",
+        status: "running"
+      })}`
+  )
+
+const alertEvents = (serviceId: string) =>
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      sql<{ type: string; data: Record<string, unknown> }>`
+      SELECT type, data FROM container_deployment_events
+      WHERE service_id = ${serviceId} AND type LIKE 'alert.%' ORDER BY id`
+  )
+
+/** One "1m" sample at the TestClock's now, memory at `percent` of a 512 MiB limit. */
+const sampleNow = (percent: number) =>
+  Effect.gen(function* () {
+    const now = yield* TestClock.currentTimeMillis
+    const repo = yield* MetricSampleRepo
+    yield* repo.insertMany([
+      {
+        serviceId: SVC,
+        containerId: "c_alerts",
+        cpuPercent: 5,
+        memoryBytes: (percent / 100) * 512 * MiB,
+        memoryLimitBytes: 512 * MiB,
+        pids: 4,
+        sampledAt: new Date(now)
+      }
+    ])
+  })
+
+layerDescribe("alert rules in the metrics pass (PGlite, TestClock)", () => {
+  layer(AlertsLive, { timeout: "120 seconds" })((it) => {
+    it.effect("AlertRepo: CRUD, team rules bind to every live service, fire/resolve once", () =>
+      Effect.gen(function* () {
+        yield* resetAlerts
+        yield* insertService("svc_alerts_a")
+        yield* insertService("svc_alerts_b")
+        const repo = yield* AlertRepo
+        const teamRule = yield* repo.create({
+          teamId: TEAM,
+          metric: "cpu_percent",
+          comparator: ">",
+          threshold: 80
+        })
+        layerExpect(teamRule).toMatchObject({ serviceId: null, durationSeconds: 300, enabled: true })
+        const own = yield* repo.create({
+          teamId: TEAM,
+          serviceId: "svc_alerts_a",
+          metric: "pids",
+          comparator: ">=",
+          threshold: 100,
+          durationSeconds: 60
+        })
+        layerExpect((yield* repo.listByTeam(TEAM)).map((r) => r.id)).toEqual([teamRule.id, own.id])
+        const bound = yield* repo.rulesForServices(["svc_alerts_a", "svc_alerts_b"])
+        layerExpect(bound.map((b) => `${b.rule.metric}@${b.serviceId}`).sort()).toEqual([
+          "cpu_percent@svc_alerts_a",
+          "cpu_percent@svc_alerts_b",
+          "pids@svc_alerts_a"
+        ])
+        const updated = yield* repo.update(TEAM, own.id, { enabled: false, threshold: 50 })
+        layerExpect(Option.getOrThrow(updated)).toMatchObject({
+          enabled: false,
+          threshold: 50,
+          comparator: ">="
+        })
+        layerExpect((yield* repo.rulesForServices(["svc_alerts_a"])).map((b) => b.rule.id)).toEqual([
+          teamRule.id
+        ])
+        layerExpect(Option.isNone(yield* repo.update("team_other", own.id, { enabled: true }))).toBe(true)
+
+        layerExpect(yield* repo.fire(teamRule.id, "svc_alerts_a", 95, new Date(T0))).toBe(true)
+        layerExpect(yield* repo.fire(teamRule.id, "svc_alerts_a", 96, new Date(T0))).toBe(false)
+        layerExpect((yield* repo.firing(["svc_alerts_a"])).map((f) => f.value)).toEqual([95])
+        layerExpect(Option.isSome(yield* repo.resolve(teamRule.id, "svc_alerts_a"))).toBe(true)
+        layerExpect(Option.isNone(yield* repo.resolve(teamRule.id, "svc_alerts_a"))).toBe(true)
+        layerExpect(yield* repo.remove(TEAM, own.id)).toBe(true)
+        layerExpect(yield* repo.remove(TEAM, own.id)).toBe(false)
+      })
+    )
+
+    it.effect("memory > 90 % for 5 min fires once after 5 minutes over, resolves once when it drops", () =>
+      Effect.gen(function* () {
+        yield* resetAlerts
+        yield* insertService(SVC)
+        const repo = yield* AlertRepo
+        const rule = yield* repo.create({
+          teamId: TEAM,
+          serviceId: SVC,
+          metric: "memory_percent",
+          comparator: ">",
+          threshold: 90,
+          durationSeconds: 300
+        })
+        const metrics = yield* MetricsWorker
+        yield* TestClock.setTime(T0)
+        const firedAtMinute: Array<number> = []
+        const resolvedAtMinute: Array<number> = []
+        // A sample a minute: 95 % for minutes 0..9, then 40 % for minutes 10..14.
+        for (let minute = 0; minute < 15; minute++) {
+          if (minute > 0) yield* TestClock.adjust("1 minute")
+          yield* sampleNow(minute < 10 ? 95 : 40)
+          const r = yield* metrics.evaluateAlerts([SVC])
+          if (r.fired > 0) firedAtMinute.push(minute)
+          if (r.resolved > 0) resolvedAtMinute.push(minute)
+        }
+        // The breach spans 5 minutes at minute 5 (samples at 0..5); it resolves at the first low sample.
+        layerExpect(firedAtMinute).toEqual([5])
+        layerExpect(resolvedAtMinute).toEqual([10])
+        const events = yield* alertEvents(SVC)
+        layerExpect(events.map((e) => e.type)).toEqual(["alert.fired", "alert.resolved"])
+        layerExpect(events[0]!.data).toMatchObject({
+          ruleId: rule.id,
+          metric: "memory_percent",
+          threshold: 90
+        })
+        layerExpect(events[0]!.data.value as number).toBeCloseTo(95)
+        layerExpect(events[1]!.data.value as number).toBeCloseTo(40)
+        layerExpect(events[1]!.data.firedAt).toBe(new Date(T0 + 5 * MINUTE).toISOString())
+        layerExpect(yield* repo.firing([SVC])).toHaveLength(0)
+      })
+    )
+
+    it.effect("the metrics pass evaluates the rules of the services it sampled", () =>
+      Effect.gen(function* () {
+        yield* resetAlerts
+        yield* insertService("svc_alerts_pass")
+        yield* insertService("svc_alerts_idle")
+        yield* TestClock.setTime(T0)
+        const runtime = yield* ContainerRuntime
+        const ref = yield* runtime.createContainer({
+          name: "alerts-pass",
+          image: "busybox:latest",
+          labels: Labels.labelsFor({ teamId: TEAM, serviceId: "svc_alerts_pass" })
+        })
+        yield* runtime.startContainer(ref.id)
+        const repo = yield* AlertRepo
+        // A team rule that any running container breaches at once (pids > 0, no duration).
+        yield* repo.create({
+          teamId: TEAM,
+          metric: "pids",
+          comparator: ">",
+          threshold: 0,
+          durationSeconds: 0
+        })
+        const metrics = yield* MetricsWorker
+        const first = yield* metrics.run
+        layerExpect(first).toMatchObject({ acted: 1, failures: 0 })
+        layerExpect(first.notes).toContain("1 alerts fired, 0 resolved")
+        yield* TestClock.adjust("1 minute")
+        const second = yield* metrics.run
+        layerExpect(second.notes).not.toContain("1 alerts fired, 0 resolved")
+        layerExpect((yield* alertEvents("svc_alerts_pass")).map((e) => e.type)).toEqual(["alert.fired"])
+        // A service with no container was not sampled, so nothing is evaluated for it.
+        layerExpect(yield* alertEvents("svc_alerts_idle")).toHaveLength(0)
+        yield* runtime.removeContainer(ref.id, { force: true })
+      })
+    )
   })
 })

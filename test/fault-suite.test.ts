@@ -10,10 +10,11 @@
  * (f) dockerd SIGTERMed during a deploy: typed failures fast, breaker opens and closes, no orphans.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
-import { describe, expect, it, layer } from "@effect/vitest"
+import { afterAll, describe, expect, it, layer } from "@effect/vitest"
 import { ContainerRuntime } from "@kyozo/core/ContainerRuntime"
 import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
 import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
+import * as CircuitBreaker from "@kyozo/core/CircuitBreaker"
 import * as DockerRuntime from "@kyozo/core/DockerRuntime"
 import { makeTeamId } from "@kyozo/core/domain/Ids"
 import { ImageBuilder } from "@kyozo/core/ImageBuilder"
@@ -24,21 +25,33 @@ import * as ServiceProxy from "@kyozo/core/ServiceProxy"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { TeamRepo } from "@kyozo/core/TeamRepo"
 import { TopologyRepo } from "@kyozo/core/TopologyRepo"
-import { Duration, Effect, Either, Layer, Stream } from "effect"
-import { spawn } from "node:child_process"
+import { Chunk, Duration, Effect, Either, Fiber, Layer, Stream } from "effect"
+import { execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Deployer } from "../packages/workers/src/Deployer.js"
+import { Deployer, type DeployProgress } from "../packages/workers/src/Deployer.js"
 import * as DeployerLive from "../packages/workers/src/DeployerLive.js"
 import * as DurableEngine from "../packages/workers/src/DurableEngine.js"
+import * as Reconciler from "../packages/workers/src/Reconciler.js"
 import { RecoverySettings } from "../packages/workers/src/RestartPolicy.js"
 import * as Workers from "../packages/workers/src/Workers.js"
 import { makeTempDir, pgliteLayer } from "./support/database.js"
 import { repoRoot } from "./support/server.js"
-import { dockerSuite, requireBaseImages, StaticImage, tarOf, uniqueName } from "./support/docker.js"
+import {
+  dockerReachable,
+  dockerSuite,
+  NodeImage,
+  requireBaseImages,
+  StaticImage,
+  tarOf,
+  uniqueName
+} from "./support/docker.js"
 
 const docker = await dockerSuite("fault-suite")
 if (docker.available) await requireBaseImages(docker.client)
+
+// Generated Dockerfiles take FROM lines from here (read when a layer is built).
+process.env.KYOZO_BASE_IMAGES = JSON.stringify({ node: NodeImage, static: StaticImage })
 
 const TEAM = "team_faults"
 
@@ -476,4 +489,260 @@ describe.skipIf(!docker.available)("(e) Kyozo SIGKILLed mid-cleanup", () => {
         `${resumeMs.toFixed(0)} ms removing ${done.acted}; ${state.removedEvents.length}/6 removals have events; engine = database`
     )
   }, 120_000)
+})
+
+// ---------------------------------------------------------------------------------------------
+// (f) dockerd SIGTERMed during a deploy (the docker-outage pattern: pidof, SIGTERM, wait; restart
+// with scripts/start-docker.sh). The in-process deployer and the durable engine on PGlite, on the
+// real engine behind the runtime breaker; the maintenance passes share that guarded runtime.
+
+const outageWorkspaces = makeTempDir("kyozo-fault-outage-ws-")
+const outageData = makeTempDir("kyozo-fault-outage-data-")
+const outageTeam = makeTeamId()
+
+const dockerdPids = (): Array<number> => {
+  try {
+    return execFileSync("pidof", ["dockerd"], { encoding: "utf8" })
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number)
+  } catch {
+    return []
+  }
+}
+
+const startDocker = () =>
+  execFileSync("bash", [path.join(repoRoot, "scripts/start-docker.sh")], {
+    stdio: "inherit",
+    timeout: 120_000
+  })
+
+const OutageLayer = Layer.mergeAll(
+  DeployerLive.layerAll({
+    dataDir: outageData,
+    workspacesRoot: outageWorkspaces,
+    settings: { healthTimeout: "30 seconds", drainTimeout: "1 second", stopTimeoutSeconds: 1 }
+  }),
+  Workers.layer
+).pipe(
+  Layer.provideMerge(
+    Layer.mergeAll(
+      ImageBuilder.Default,
+      ServiceProxy.layer,
+      ServiceRepo.Default,
+      DeploymentRepo.Default,
+      DeploymentEventRepo.Default,
+      TopologyRepo.Default,
+      TeamRepo.Default
+    )
+  ),
+  Layer.provideMerge(DurableEngine.layer("pglite")),
+  Layer.provideMerge(
+    CircuitBreaker.layerRuntime({ failureThreshold: 3, resetAfter: "2 seconds", callTimeout: "10 seconds" })
+  ),
+  Layer.provideMerge(DockerRuntime.layerWith({ timeout: "10 seconds" })),
+  Layer.provideMerge(pgliteLayer),
+  Layer.orDie
+)
+
+const writeSite = (files: Record<string, string>) => {
+  const dir = path.join(outageWorkspaces, "outage")
+  fs.rmSync(dir, { recursive: true, force: true })
+  fs.mkdirSync(dir, { recursive: true })
+  for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), content)
+  return "outage"
+}
+
+const getText = (url: string) =>
+  Effect.promise(() =>
+    fetch(url, { signal: AbortSignal.timeout(2000) })
+      .then(async (r) => `${r.status} ${await r.text()}`)
+      .catch((e: Error) => `ERROR ${e.message}`)
+  )
+
+describe.skipIf(!docker.available)("(f) dockerd SIGTERMed during a deploy", () => {
+  afterAll(async () => {
+    // Whatever happened, leave an engine running for the suites after this one, and nothing of ours.
+    if (!(await dockerReachable())) startDocker()
+    const filters = JSON.stringify({ label: [`${Labels.Team}=${outageTeam}`] })
+    const containers = await docker.client.listContainers({ all: true, filters }).catch(() => [])
+    await Promise.all(
+      containers.map((c) =>
+        docker.client
+          .getContainer(c.Id)
+          .remove({ force: true })
+          .catch(() => {})
+      )
+    )
+    for (const i of await docker.client.listImages({ filters }).catch(() => []))
+      await docker.client
+        .getImage(i.Id)
+        .remove({ force: true })
+        .catch(() => {})
+    await docker.client
+      .getNetwork(`kyozo-${outageTeam}`)
+      .remove()
+      .catch(() => {})
+  }, 180_000)
+
+  layer(OutageLayer, { excludeTestServices: true, timeout: "300 seconds" })((it) => {
+    it.effect(
+      "typed failures fast, the breaker opens and closes, the deploy ends terminal, no orphans",
+      () =>
+        Effect.gen(function* () {
+          const teams = yield* TeamRepo
+          yield* teams.create({ id: outageTeam, name: `outage-${outageTeam}` })
+          yield* DurableEngine.awaitReady({ timeout: "20 seconds" })
+          const deployer = yield* Deployer
+          const runtime = yield* ContainerRuntime
+          const breaker = yield* CircuitBreaker.RuntimeBreaker
+          const sql = yield* SqlClient.SqlClient
+
+          // v1 serves.
+          const v1 = yield* deployer
+            .deploy(outageTeam, {
+              source: { _tag: "Path", path: writeSite({ "index.html": "outage v1\n" }) },
+              name: "outage"
+            })
+            .pipe(Stream.runCollect)
+          const served = Chunk.toReadonlyArray(v1).flatMap((p) =>
+            p._tag === "Deployed" ? [p.deployment] : []
+          )
+          expect(served).toHaveLength(1)
+          const serviceId = served[0]!.serviceId
+          const v1Deployment = served[0]!.deploymentId
+          const v1Container = (yield* deployer.get(outageTeam, "outage")).containerId!
+          expect(yield* getText(served[0]!.url!)).toBe("200 outage v1\n")
+
+          // v2: its own Dockerfile with a slow step, so dockerd goes down in the middle of the build.
+          const folder = writeSite({
+            "index.html": "outage v2\n",
+            Dockerfile: [
+              `FROM ${StaticImage}`,
+              "RUN sleep 60",
+              "COPY index.html /site/index.html",
+              "EXPOSE 8080",
+              `CMD ["httpd", "-f", "-p", "8080", "-h", "/site"]`,
+              ""
+            ].join("\n")
+          })
+          const progress: Array<DeployProgress> = []
+          const deployFiber = yield* deployer
+            .deploy(outageTeam, { source: { _tag: "Path", path: folder }, name: "outage" })
+            .pipe(
+              Stream.runForEach((p) => Effect.sync(() => progress.push(p))),
+              Effect.either,
+              Effect.fork
+            )
+          // Wait until the slow step runs inside the build.
+          for (let i = 0; i < 600; i++) {
+            if (progress.some((p) => p._tag === "BuildLog" && /sleep 60/.test(p.line))) break
+            yield* Effect.sleep("100 millis")
+          }
+          expect(progress.some((p) => p._tag === "BuildLog" && /sleep 60/.test(p.line))).toBe(true)
+          yield* Effect.sleep("1 second")
+
+          // SIGTERM dockerd, wait until it is gone.
+          const pids = dockerdPids()
+          expect(pids.length).toBeGreaterThan(0)
+          const stoppedAt = performance.now()
+          for (const pid of pids) process.kill(pid, "SIGTERM")
+          let openedAt: number | null = null
+          const callTags: Array<string> = []
+          const callMs: Array<number> = []
+          // Calls during the outage: each answers with a typed error, and quickly.
+          while (performance.now() - stoppedAt < 90_000) {
+            const t = performance.now()
+            const r = yield* Effect.either(runtime.listContainers({ labels: { [Labels.Team]: outageTeam } }))
+            const tookMs = performance.now() - t
+            if (Either.isLeft(r)) {
+              callTags.push(r.left._tag)
+              callMs.push(tookMs)
+            }
+            if (openedAt === null && (yield* breaker.status).state === "open") openedAt = performance.now()
+            if (openedAt !== null && dockerdPids().length === 0 && callTags.includes("CircuitOpen")) break
+            yield* Effect.sleep("200 millis")
+          }
+          const gone = dockerdPids().length === 0 && !(yield* Effect.promise(() => dockerReachable(500)))
+          expect(gone).toBe(true)
+          expect(openedAt).not.toBeNull()
+          expect(callTags.length).toBeGreaterThan(0)
+          for (const tag of callTags)
+            expect(["CircuitOpen", "DockerUnavailable", "DockerTimeout"]).toContain(tag)
+          // While open, calls are refused without touching the engine.
+          const fastStart = performance.now()
+          const fast = yield* Effect.either(runtime.ping)
+          const fastMs = performance.now() - fastStart
+          expect(Either.isLeft(fast) && fast.left._tag).toBe("CircuitOpen")
+          expect(fastMs).toBeLessThan(100)
+
+          // The deploy ends with a typed failure, and its row is terminal.
+          const outcome = yield* Fiber.join(deployFiber)
+          expect(Either.isLeft(outcome)).toBe(true)
+          if (Either.isLeft(outcome)) expect(typeof outcome.left._tag).toBe("string")
+          const failureTag = Either.isLeft(outcome) ? outcome.left._tag : "none"
+          // The test process is still here, answering: the Effect runtime and PGlite keep working.
+          expect((yield* sql<{ one: number }>`SELECT 1 AS one`)[0]!.one).toBe(1)
+
+          // dockerd back.
+          const restartAt = performance.now()
+          yield* Effect.sync(startDocker)
+          let closedAt: number | null = null
+          while (performance.now() - restartAt < 60_000) {
+            yield* Effect.either(runtime.ping)
+            if ((yield* breaker.status).state === "closed") {
+              closedAt = performance.now()
+              break
+            }
+            yield* Effect.sleep("250 millis")
+          }
+          expect(closedAt).not.toBeNull()
+          expect((yield* breaker.status).lastChange).toMatchObject({ from: "half-open", to: "closed" })
+
+          const deploymentRows = yield* sql<{ id: string; status: string }>`
+            SELECT id, status FROM deployments WHERE service_id = ${serviceId} ORDER BY created_at`
+          expect(deploymentRows).toHaveLength(2)
+          expect(deploymentRows[0]).toMatchObject({ id: v1Deployment, status: "succeeded" })
+          expect(["succeeded", "failed", "compensated"]).toContain(deploymentRows[1]!.status)
+
+          // Recovery: the health pass restarts what the outage stopped, reconcile re-routes the
+          // stable address, and a cleanup pass leaves exactly the serving container.
+          const healthPass = Effect.flatMap(MaintenancePasses, (p) => p.health)
+          let serving = false
+          let recoveredAt: number | null = null
+          const svcRow = yield* deployer.get(outageTeam, "outage")
+          while (performance.now() - restartAt < 90_000) {
+            yield* Effect.either(healthPass)
+            yield* Effect.either(Reconciler.reconcile({ dispatchGrace: "0 millis" }))
+            const info = yield* Effect.either(runtime.inspectContainer(svcRow.containerId!))
+            serving =
+              Either.isRight(info) &&
+              info.right.running &&
+              (yield* getText(svcRow.url!)).startsWith("200 outage")
+            if (serving) {
+              recoveredAt = performance.now()
+              break
+            }
+            yield* Effect.sleep("500 millis")
+          }
+          expect(serving).toBe(true)
+          const cleanup = yield* Effect.flatMap(MaintenancePasses, (p) => p.cleanup)
+          const left = yield* runtime.listContainers({ all: true, labels: { [Labels.Service]: serviceId } })
+          const current = yield* deployer.get(outageTeam, "outage")
+          expect(left.map((c) => c.id)).toEqual([current.containerId])
+          expect(left[0]!.state).toBe("running")
+          if (deploymentRows[1]!.status !== "succeeded") expect(current.containerId).toBe(v1Container)
+
+          console.log(
+            `[fault-suite] (f) dockerd SIGTERM during build: breaker open ${(openedAt! - stoppedAt).toFixed(0)} ms after SIGTERM; ` +
+              `outage calls ${JSON.stringify([...new Set(callTags)])} (max ${Math.max(...callMs).toFixed(0)} ms, open rejection ${fastMs.toFixed(1)} ms); ` +
+              `deploy ended ${failureTag}, row ${deploymentRows[1]!.status}; breaker closed ${(closedAt! - restartAt).toFixed(0)} ms ` +
+              `after restart began; serving again ${(recoveredAt! - restartAt).toFixed(0)} ms after restart began; ` +
+              `cleanup: ${cleanup.notes.slice(0, 1).join("; ")}, ${cleanup.acted} containers removed; 1 container left`
+          )
+        }),
+      300_000
+    )
+  })
 })

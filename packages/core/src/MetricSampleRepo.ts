@@ -73,6 +73,20 @@ export class MetricSampleRepo extends Effect.Service<MetricSampleRepo>()("@kyozo
             ORDER BY sampled_at, id`
       )
 
+    /** Samples of several services since `since`, oldest first: what alert rules are evaluated on. */
+    const listRecent = (
+      serviceIds: ReadonlyArray<ServiceId | string>,
+      since: Date,
+      resolution: Resolution = "1m"
+    ): Effect.Effect<ReadonlyArray<MetricSample>, SqlError> =>
+      serviceIds.length === 0
+        ? Effect.succeed([])
+        : rows.all(
+            sql`SELECT ${sql.literal(columns)} FROM metric_samples
+                WHERE ${sql.in("service_id", serviceIds)} AND resolution = ${resolution} AND sampled_at >= ${since}
+                ORDER BY sampled_at, id`
+          )
+
     /**
      * Rolls the "1m" rows of one hour into one "1h" row per container, stamped with the hour's
      * start. Idempotent: the hour's "1h" rows are replaced in the same statement, so a rerun (or a
@@ -119,6 +133,13 @@ export class MetricSampleRepo extends Effect.Service<MetricSampleRepo>()("@kyozo
           DELETE FROM metric_samples WHERE resolution = ${resolution} AND sampled_at < ${date} RETURNING 1
         ) SELECT count(*)::int AS n FROM gone`.pipe(Effect.map((r) => r[0]?.n ?? 0))
 
-    return { insertMany, listByService, downsample, hoursPendingDownsample, pruneOlderThan } as const
+    return {
+      insertMany,
+      listByService,
+      listRecent,
+      downsample,
+      hoursPendingDownsample,
+      pruneOlderThan
+    } as const
   })
 }) {}

@@ -5,7 +5,7 @@
  *   current deployment, and that deployment is not still in progress) or whose service is deleted
  *   or unknown; running containers are never removed here;
  * - prunes health checks and metric samples past retention and rolls "1m" samples up into "1h";
- * - prunes dangling kyozo images and kyozo build cache;
+ * - removes dangling (untagged, unused) kyozo images and prunes kyozo build cache;
  * - per service, removes images beyond the retained rollback set (never the running one), and
  *   networks and volumes labelled for a deleted or unknown service;
  * - disk-aware: past a threshold of kyozo image bytes, keeps fewer rollback images;
@@ -103,7 +103,10 @@ export class CleanupWorker extends Effect.Service<CleanupWorker>()("@kyozo/worke
       Effect.orDie
     )
 
-    /** Appends `cleanup.removed`, only with the team and service the database knows. */
+    /**
+     * Appends `cleanup.removed`, only with the team and service the database knows (the team is
+     * looked up from the service when the object carries none, as workflow history does).
+     */
     const removedEvent = (
       kind: "container" | "image" | "network" | "volume" | "workflow-history",
       name: string,
@@ -115,7 +118,8 @@ export class CleanupWorker extends Effect.Service<CleanupWorker>()("@kyozo/worke
       return sql`INSERT INTO container_deployment_events (team_id, service_id, type, message, data)
         SELECT t.id, (SELECT s.id FROM container_service_instances s WHERE s.id = ${owner.serviceId ?? null}),
                'cleanup.removed', ${message}, ${data}::jsonb
-        FROM teams t WHERE t.id = ${owner.teamId ?? null}`.pipe(
+        FROM teams t WHERE t.id = COALESCE(${owner.teamId ?? null},
+          (SELECT s.team_id FROM container_service_instances s WHERE s.id = ${owner.serviceId ?? null}))`.pipe(
         Effect.asVoid,
         Effect.catchAllCause((cause) => Effect.logWarning("recording cleanup.removed failed", cause))
       )
@@ -238,6 +242,43 @@ export class CleanupWorker extends Effect.Service<CleanupWorker>()("@kyozo/worke
       return { removed, totalBytes, keep, pressure: keep < settings.keepImages }
     })
 
+    /**
+     * Untagged kyozo images no container uses. Not `runtime.pruneImages`: that prunes every unused
+     * kyozo image, tagged ones too, which would empty the rollback sets kept above.
+     */
+    const danglingImages = Effect.gen(function* () {
+      const deploying = yield* deployingServices
+      const used = new Set(
+        (yield* runtime.listContainers({ all: true, labels: { [Labels.Managed]: "true" } })).map(
+          (c) => c.image
+        )
+      )
+      const dangling = (yield* runtime.listImages({ labels: { [Labels.Managed]: "true" } })).filter(
+        (i) =>
+          Labels.isManaged(i.labels) &&
+          i.tags.length === 0 &&
+          !used.has(i.id) &&
+          !deploying.has(i.labels[Labels.Service] ?? "")
+      )
+      let removed = 0
+      let reclaimedBytes = 0
+      for (const image of dangling) {
+        const ok = yield* Effect.either(runtime.removeImage(image.id))
+        if (Either.isLeft(ok)) {
+          // 409: a child image or a container still refers to it; the next pass looks again.
+          yield* Effect.logInfo(`keeping dangling image ${image.id}: ${ok.left.message}`)
+          continue
+        }
+        removed++
+        reclaimedBytes += image.sizeBytes
+        yield* removedEvent("image", image.id, "dangling", {
+          teamId: image.labels[Labels.Team],
+          serviceId: image.labels[Labels.Service]
+        })
+      }
+      return { removed, reclaimedBytes }
+    })
+
     /** Networks and volumes labelled for a service that is deleted or unknown. */
     const orphanedNetworksAndVolumes = Effect.gen(function* () {
       const networks = (yield* runtime.listNetworks({ labels: { [Labels.Managed]: "true" } })).filter(
@@ -314,6 +355,13 @@ export class CleanupWorker extends Effect.Service<CleanupWorker>()("@kyozo/worke
           yield* sql`DELETE FROM cluster_messages WHERE entity_type = ${address.entity_type}
             AND entity_id = ${address.entity_id}`
           removed += Number(address.messages)
+          // A ServiceEntity's address is its service id: that service's team sees the event.
+          yield* removedEvent(
+            "workflow-history",
+            `${address.entity_type}/${address.entity_id}`,
+            `finished, ${address.messages} messages older than the retention`,
+            { serviceId: address.entity_id }
+          )
         }
         return removed
       })
@@ -382,9 +430,9 @@ export class CleanupWorker extends Effect.Service<CleanupWorker>()("@kyozo/worke
           (n) => `${n} workflow history messages pruned`
         ),
         yield* step(
-          "images",
-          runtime.pruneImages({ labels: { [Labels.Managed]: "true" } }),
-          (r) => `${r.removed.length} images pruned (${r.reclaimedBytes} bytes)`
+          "dangling images",
+          danglingImages,
+          (r) => `${r.removed} dangling images pruned (${r.reclaimedBytes} bytes)`
         ),
         yield* step(
           "build cache",
