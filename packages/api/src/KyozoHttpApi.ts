@@ -294,7 +294,8 @@ export class TeamsApi extends HttpApiGroup.make("teams")
   )
   .addError(NotFound)
   .addError(Denied)
-  .addError(Conflict) {}
+  .addError(Conflict)
+  .middleware(Authorization) {}
 
 export class MembersApi extends HttpApiGroup.make("members")
   .add(HttpApiEndpoint.get("listMembers", "/members").addSuccess(collection(MemberResource)))
@@ -319,7 +320,8 @@ export class MembersApi extends HttpApiGroup.make("members")
   )
   .addError(NotFound)
   .addError(Denied)
-  .addError(Conflict) {}
+  .addError(Conflict)
+  .middleware(Authorization) {}
 
 export class ApiKeysApi extends HttpApiGroup.make("apiKeys")
   .add(HttpApiEndpoint.get("listApiKeys", "/api-keys").addSuccess(collection(ApiKeyResource)))
@@ -339,7 +341,8 @@ export class ApiKeysApi extends HttpApiGroup.make("apiKeys")
     HttpApiEndpoint.del("revokeApiKey")`/api-keys/${HttpApiSchema.param("keyId", Id)}`.addSuccess(NoContent)
   )
   .addError(NotFound)
-  .addError(Denied) {}
+  .addError(Denied)
+  .middleware(Authorization) {}
 
 export const SourceAttribute = Schema.Union(
   Schema.Struct({ uploadId: Id }),
@@ -381,7 +384,8 @@ export class ServicesApi extends HttpApiGroup.make("services")
   .addError(Denied)
   .addError(Conflict)
   .addError(Unprocessable)
-  .addError(Unavailable) {}
+  .addError(Unavailable)
+  .middleware(Authorization) {}
 
 export class DeploymentsApi extends HttpApiGroup.make("deployments")
   .add(
@@ -419,7 +423,8 @@ export class DeploymentsApi extends HttpApiGroup.make("deployments")
   .addError(Denied)
   .addError(Conflict)
   .addError(Unprocessable)
-  .addError(Unavailable) {}
+  .addError(Unavailable)
+  .middleware(Authorization) {}
 
 export class DetectionsApi extends HttpApiGroup.make("detections")
   .add(
@@ -435,7 +440,8 @@ export class DetectionsApi extends HttpApiGroup.make("detections")
     )
   )
   .addError(NotFound)
-  .addError(Denied) {}
+  .addError(Denied)
+  .middleware(Authorization) {}
 
 export class HealthApi extends HttpApiGroup.make("health")
   .add(
@@ -444,7 +450,8 @@ export class HealthApi extends HttpApiGroup.make("health")
       .addSuccess(collection(HealthCheckResource))
   )
   .addError(NotFound)
-  .addError(Denied) {}
+  .addError(Denied)
+  .middleware(Authorization) {}
 
 export const MetricsWindow = Schema.Literal("hour", "day", "week")
 export class MetricsApi extends HttpApiGroup.make("metrics")
@@ -454,7 +461,8 @@ export class MetricsApi extends HttpApiGroup.make("metrics")
       .addSuccess(collection(MetricSampleResource))
   )
   .addError(NotFound)
-  .addError(Denied) {}
+  .addError(Denied)
+  .middleware(Authorization) {}
 
 export class PermissionsApi extends HttpApiGroup.make("permissions")
   .add(
@@ -474,11 +482,12 @@ export class PermissionsApi extends HttpApiGroup.make("permissions")
   )
   .addError(NotFound)
   .addError(Denied)
-  .addError(Unprocessable) {}
+  .addError(Unprocessable)
+  .middleware(Authorization) {}
 
-export class RuntimeApi extends HttpApiGroup.make("runtime").add(
-  HttpApiEndpoint.get("runtimeStatus", "/runtime").addSuccess(single(RuntimeResource))
-) {}
+export class RuntimeApi extends HttpApiGroup.make("runtime")
+  .add(HttpApiEndpoint.get("runtimeStatus", "/runtime").addSuccess(single(RuntimeResource)))
+  .middleware(Authorization) {}
 
 export class KyozoHttpApi extends HttpApi.make("kyozo")
   .add(TeamsApi)
@@ -492,7 +501,6 @@ export class KyozoHttpApi extends HttpApi.make("kyozo")
   .add(PermissionsApi)
   .add(RuntimeApi)
   .addError(BadRequest)
-  .middleware(Authorization)
   .prefix("/v1")
   .annotate(OpenApi.Title, "Kyozo API")
   .annotate(OpenApi.Version, "1") {}

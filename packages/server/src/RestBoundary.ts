@@ -79,6 +79,16 @@ const readJsonBody = (response: HttpServerResponse.HttpServerResponse): unknown 
   }
 }
 
+/** The same request (same cached body) with `content-type: application/json`. */
+const withJsonContentType = (
+  request: HttpServerRequest.HttpServerRequest
+): HttpServerRequest.HttpServerRequest => {
+  const headers = { ...request.headers, "content-type": "application/json" }
+  return new Proxy(request, {
+    get: (target, prop) => (prop === "headers" ? headers : Reflect.get(target, prop, target))
+  })
+}
+
 export const layer = HttpLayerRouter.middleware(
   Effect.gen(function* () {
     const maxBytes = yield* Config.integer("KYOZO_API_MAX_BODY_BYTES").pipe(Config.withDefault(1024 * 1024))
@@ -98,6 +108,9 @@ export const layer = HttpLayerRouter.middleware(
             }
           ]).pipe(HttpServerResponse.setHeader("allow", allowed.join(", ")))
 
+        // HttpApi reads only `application/json` bodies as JSON (anything else as bytes, from a stream
+        // already read here): a JSON:API body is shown to it as plain JSON, same cached text.
+        let asJson: HttpServerRequest.HttpServerRequest | undefined
         if (request.method === "POST" || request.method === "PATCH" || request.method === "PUT") {
           const length = Number(request.headers["content-length"] ?? "NaN")
           if (Number.isFinite(length) && length > maxBytes)
@@ -124,6 +137,7 @@ export const layer = HttpLayerRouter.middleware(
             return errorDoc(413, [
               { code: "too_large", title: "Payload too large", detail: `The body exceeds ${maxBytes} bytes.` }
             ])
+          if (contentType === JSON_API) asJson = withJsonContentType(request)
           if (text.right.trim() !== "") {
             try {
               JSON.parse(text.right)
@@ -140,7 +154,9 @@ export const layer = HttpLayerRouter.middleware(
           }
         }
 
-        const response = yield* httpEffect
+        const response = yield* asJson
+          ? Effect.provideService(httpEffect, HttpServerRequest.HttpServerRequest, asJson)
+          : httpEffect
         if (response.status === 400) {
           const body = readJsonBody(response) as
             { _tag?: string; issues?: ReadonlyArray<DecodeIssue> } | undefined

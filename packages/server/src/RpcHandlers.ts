@@ -1,13 +1,13 @@
 /**
  * The server side of `KyozoRpc`: each handler reads the caller from `CurrentPrincipal` (provided by
- * the Authentication middleware), checks the role for operations that change something, and calls
- * the Deployer with the caller's team. Team scoping lives in the Deployer; the role check lives here.
+ * the Authentication middleware), asks `Policy` (the same module the REST handlers use: team role
+ * plus per-service grants) before operations that change something, and calls the Deployer with the
+ * caller's team. Team scoping lives in the Deployer and the repos; who may do what lives in Policy.
  */
 import {
   ApiKeyNotFound,
   CurrentPrincipal,
   type EventView,
-  Forbidden,
   KyozoRpc,
   type LogLineView,
   type WhoAmIView
@@ -16,7 +16,6 @@ import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
 import { ContainerManager } from "@kyozo/core/ContainerManager"
 import type { DeploymentEvent } from "@kyozo/core/domain/DeploymentEvent"
 import { ApiKeyId } from "@kyozo/core/domain/Ids"
-import { type Role, roleAtLeast } from "@kyozo/core/domain/Membership"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
 import { TeamRepo } from "@kyozo/core/TeamRepo"
 import { detectPlan } from "@kyozo/core/topology/TopologyDetector"
@@ -25,18 +24,9 @@ import * as Uploads from "@kyozo/core/Uploads"
 import * as Workspaces from "@kyozo/core/Workspaces"
 import { UserRepo } from "@kyozo/core/UserRepo"
 import { Deployer, type DeploySource, InvalidSource } from "@kyozo/workers/Deployer"
-import { Effect, Option, Stream } from "effect"
+import { Effect, Layer, Option, Stream } from "effect"
 import * as fs from "node:fs"
-
-/** Changing services needs at least "member"; viewers read. */
-const OPERATE: Role = "member"
-
-const requireRole = (operation: string, required: Role = OPERATE) =>
-  Effect.flatMap(CurrentPrincipal, (principal) =>
-    roleAtLeast(principal.role, required)
-      ? Effect.succeed(principal)
-      : Effect.fail(new Forbidden({ operation, role: principal.role, required }))
-  )
+import { Policy, requireRole } from "./Policy.js"
 
 const toEventView = (e: DeploymentEvent): EventView => ({
   id: e.id,
@@ -57,6 +47,7 @@ export const layer = KyozoRpc.toLayer(
     const users = yield* UserRepo
     const teams = yield* TeamRepo
     const keys = yield* ApiKeyRepo
+    const policy = yield* Policy
 
     /** The folder of a source on this server; an unknown upload is InvalidSource, like a bad path. */
     const folderOf = (source: DeploySource) =>
@@ -78,20 +69,32 @@ export const layer = KyozoRpc.toLayer(
     return {
       Deploy: (request) =>
         Stream.unwrap(
-          Effect.map(requireRole("deploy"), (principal) => deployer.deploy(principal.teamId, request))
+          Effect.map(policy.requireDeploy(request.name), (principal) =>
+            deployer.deploy(principal.teamId, request)
+          )
         ),
       ListServices: () => Effect.flatMap(CurrentPrincipal, (p) => deployer.list(p.teamId)),
       GetService: ({ service }) => Effect.flatMap(CurrentPrincipal, (p) => deployer.get(p.teamId, service)),
       StopService: ({ service }) =>
-        Effect.flatMap(requireRole("stop services"), (p) => deployer.stop(p.teamId, service)),
+        Effect.flatMap(policy.requireService("stop services", service, "deploy"), (a) =>
+          deployer.stop(a.principal.teamId, a.service.id)
+        ),
       StartService: ({ service }) =>
-        Effect.flatMap(requireRole("start services"), (p) => deployer.start(p.teamId, service)),
+        Effect.flatMap(policy.requireService("start services", service, "deploy"), (a) =>
+          deployer.start(a.principal.teamId, a.service.id)
+        ),
       RestartService: ({ service }) =>
-        Effect.flatMap(requireRole("restart services"), (p) => deployer.restart(p.teamId, service)),
+        Effect.flatMap(policy.requireService("restart services", service, "deploy"), (a) =>
+          deployer.restart(a.principal.teamId, a.service.id)
+        ),
       RemoveService: ({ service }) =>
-        Effect.flatMap(requireRole("remove services"), (p) => deployer.remove(p.teamId, service)),
+        Effect.flatMap(policy.requireService("remove services", service, "manage"), (a) =>
+          deployer.remove(a.principal.teamId, a.service.id)
+        ),
       Rollback: ({ service, to }) =>
-        Effect.flatMap(requireRole("roll back services"), (p) => deployer.rollback(p.teamId, service, to)),
+        Effect.flatMap(policy.requireService("roll back services", service, "deploy"), (a) =>
+          deployer.rollback(a.principal.teamId, a.service.id, to)
+        ),
       Logs: ({ service, follow, tail }) =>
         Stream.unwrap(
           Effect.map(CurrentPrincipal, (p) =>
@@ -169,4 +172,4 @@ export const layer = KyozoRpc.toLayer(
         })
     }
   })
-)
+).pipe(Layer.provide(Policy.Default))
