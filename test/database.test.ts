@@ -72,6 +72,15 @@ const deadPid = (): number => {
   return child.pid!
 }
 
+/** Every migration file in the folder, as the migrator names them: [id, name]. */
+const migrationFiles: ReadonlyArray<readonly [number, string]> = fs
+  .readdirSync(Migrations.defaultMigrationsDirectory)
+  .flatMap((f) => {
+    const m = /^(\d+)_(.+)\.sql$/.exec(f)
+    return m ? [[Number(m[1]), m[2]!] as const] : []
+  })
+  .sort((a, b) => a[0] - b[0])
+
 describeEachDatabase("database", (it, db) => {
   it.effect("reports its kind", () =>
     Effect.gen(function* () {
@@ -85,7 +94,7 @@ describeEachDatabase("database", (it, db) => {
       const sql = yield* SqlClient.SqlClient
       const applied = yield* sql<{ migrationId: number; name: string }>`
             SELECT migration_id AS "migrationId", name FROM kyozo_migrations ORDER BY migration_id`
-      expect(applied[0]).toEqual({ migrationId: 1, name: "init" })
+      expect(applied.map((a) => [a.migrationId, a.name])).toEqual(migrationFiles)
       expect(yield* Migrations.run()).toEqual([])
       const present = yield* currentTables
       for (const table of tables) expect(present).toContain(table)
@@ -141,7 +150,7 @@ describe("PGlite folder", () => {
       Effect.gen(function* () {
         const dir = makeTempDir("kyozo-fresh-pglite-")
         const result = yield* migrateTwice.pipe(Effect.provide(layerPglite(dir)))
-        expect(result.first).toEqual([[1, "init"]])
+        expect(result.first).toEqual(migrationFiles)
         expect(result.second).toEqual([])
         for (const table of tables) expect(result.tables).toContain(table)
       }),
@@ -249,7 +258,7 @@ describe("PostgreSQL", () => {
         Effect.provide(layerPostgres(withSearchPath(url, schema))),
         Effect.ensuring(Effect.promise(() => dropSchema(url, schema)))
       )
-      expect(result.first).toEqual([[1, "init"]])
+      expect(result.first).toEqual(migrationFiles)
       expect(result.second).toEqual([])
       for (const table of tables) expect(result.tables).toContain(table)
     })
