@@ -58,6 +58,8 @@ describe("/openapi.json", () => {
       "health",
       "metrics",
       "permissions",
+      "recommendations",
+      "webhooks",
       "runtime"
     ])
       expect(tags.has(group), group).toBe(true)

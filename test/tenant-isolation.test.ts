@@ -48,6 +48,12 @@ beforeAll(async () => {
     "grant"
   )
   A.permissionId = grant.body.data.id
+  const hook = expectStatus(
+    await a("POST", "/v1/webhooks", doc("webhooks", { url: "http://127.0.0.1:9/alpha-secret-hook" })),
+    201,
+    "webhook"
+  )
+  A.webhookId = hook.body.data.id
   const detections = (await a("GET", "/v1/detections")).body.data
   A.detectionId = detections[0]?.id ?? "det_none"
   const upload = await fetch(`http://127.0.0.1:${s.server.port}/v1/uploads`, {
@@ -82,12 +88,23 @@ afterAll(async () => {
 })
 
 /** Strings of team A that must never reach team B (ids B did not send, names, emails). */
-const secretsOfA = () => [A.teamId!, "alpha-secret-svc", "alice-secret@a.example", "admin@kyozo.local"]
+const secretsOfA = () => [
+  A.teamId!,
+  "alpha-secret-svc",
+  "alice-secret@a.example",
+  "admin@kyozo.local",
+  "alpha-secret-hook"
+]
 
 const expectClean = (text: string, sent: ReadonlyArray<string> = []) => {
-  for (const secret of [...secretsOfA(), A.serviceId!, A.deploymentId!, A.userId!, A.keyId!].filter(
-    (x) => !sent.includes(x)
-  ))
+  for (const secret of [
+    ...secretsOfA(),
+    A.serviceId!,
+    A.deploymentId!,
+    A.userId!,
+    A.keyId!,
+    A.webhookId!
+  ].filter((x) => !sent.includes(x)))
     expect(text).not.toContain(secret)
 }
 
@@ -113,6 +130,12 @@ const crossTeamCases = (): Record<string, { path: string; body?: unknown }> => (
   "GET /v1/detections/:detectionId": { path: `/v1/detections/${A.detectionId}` },
   "GET /v1/services/:serviceId/health": { path: `/v1/services/${A.serviceId}/health` },
   "GET /v1/services/:serviceId/metrics": { path: `/v1/services/${A.serviceId}/metrics` },
+  "GET /v1/services/:serviceId/recommendations": {
+    path: `/v1/services/${A.serviceId}/recommendations?window=day`
+  },
+  "GET /v1/webhooks/:webhookId": { path: `/v1/webhooks/${A.webhookId}` },
+  "DELETE /v1/webhooks/:webhookId": { path: `/v1/webhooks/${A.webhookId}` },
+  "GET /v1/webhooks/:webhookId/deliveries": { path: `/v1/webhooks/${A.webhookId}/deliveries` },
   "GET /v1/services/:serviceId/permissions": { path: `/v1/services/${A.serviceId}/permissions` },
   "POST /v1/services/:serviceId/permissions": {
     path: `/v1/services/${A.serviceId}/permissions`,
@@ -138,6 +161,8 @@ const ownTeamRoutes = [
   "POST /v1/services",
   "GET /v1/deployments",
   "GET /v1/detections",
+  "GET /v1/webhooks",
+  "POST /v1/webhooks",
   "GET /v1/runtime"
 ]
 
@@ -162,7 +187,7 @@ describe("REST", () => {
       // Same answer as a made-up id of the same shape.
       const madeUp = await b(
         method,
-        c.path.replace(/(svc|dep|usr|key|team|det|prm)_[0-9a-z]+/g, "$1_0000000000000000"),
+        c.path.replace(/(svc|dep|usr|key|team|det|prm|whk)_[0-9a-z]+/g, "$1_0000000000000000"),
         c.body
       )
       expect(madeUp.status, route).toBe(404)
@@ -173,6 +198,7 @@ describe("REST", () => {
     expect(still.status).toBe(200)
     expect(still.body.data.attributes.memoryMb).not.toBe(64)
     expect((await a("GET", "/v1/members")).body.data.map((m: any) => m.id)).toContain(A.userId)
+    expectStatus(await a("GET", `/v1/webhooks/${A.webhookId}`), 200, "A's webhook intact")
   })
 
   it("a cursor of team A is a 400 for team B, like an unknown cursor", async () => {
@@ -188,6 +214,7 @@ describe("REST", () => {
       "/v1/services",
       "/v1/deployments",
       "/v1/detections",
+      "/v1/webhooks",
       "/v1/runtime"
     ]) {
       const r = expectStatus(await b("GET", route), 200, route)

@@ -229,6 +229,37 @@ export const PermissionResource = resource("service-permissions", {
   grantedBy: Schema.NullOr(Schema.String),
   createdAt: DateString
 })
+export const WebhookResource = resource("webhooks", {
+  url: Schema.String,
+  eventTypes: Schema.Array(Schema.String),
+  enabled: Schema.Boolean,
+  createdAt: DateString,
+  /** The signing secret: present only in the answer that created the webhook. */
+  secret: Schema.optional(Schema.String)
+})
+export const WebhookDeliveryResource = resource("webhook-deliveries", {
+  eventId: Schema.Number,
+  attempt: Schema.Number,
+  outcome: Schema.Literal("delivered", "failed", "abandoned"),
+  responseStatus: Schema.NullOr(Schema.Number),
+  error: Schema.String,
+  durationMs: Schema.NullOr(Schema.Number),
+  attemptedAt: DateString
+})
+export const RecommendationResource = resource("recommendations", {
+  window: Schema.Literal("day", "week"),
+  /** How many samples the percentiles were taken over (0: no data yet, the floors apply). */
+  samples: Schema.Number,
+  p95CpuPercent: Schema.Number,
+  p95MemoryBytes: Schema.Number,
+  cpuMillis: Schema.Number,
+  memoryMb: Schema.Number,
+  monthlyCost: Schema.Number,
+  currentCpuMillis: Schema.Number,
+  currentMemoryMb: Schema.Number,
+  currentMonthlyCost: Schema.Number,
+  prices: Schema.Struct({ vcpuHour: Schema.Number, gbHour: Schema.Number })
+})
 export const RuntimeResource = resource("runtime-status", {
   mode: Schema.Literal("docker", "mock"),
   reason: Schema.String,
@@ -464,6 +495,63 @@ export class MetricsApi extends HttpApiGroup.make("metrics")
   .addError(Denied)
   .middleware(Authorization) {}
 
+export const RecommendationWindow = Schema.Literal("day", "week")
+export class RecommendationsApi extends HttpApiGroup.make("recommendations")
+  .add(
+    HttpApiEndpoint.get("serviceRecommendations")`/services/${ServiceParam}/recommendations`
+      .setUrlParams(Schema.Struct({ window: Schema.optional(RecommendationWindow) }))
+      .addSuccess(single(RecommendationResource))
+  )
+  .addError(NotFound)
+  .addError(Denied)
+  .middleware(Authorization) {}
+
+/** Only http(s) targets: a webhook never reaches file:, gopher: or other schemes. */
+export const WebhookUrl = Schema.String.pipe(
+  Schema.maxLength(2048),
+  Schema.filter(
+    (s) => {
+      try {
+        const u = new URL(s)
+        return (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== ""
+      } catch {
+        return false
+      }
+    },
+    { message: () => "Expected an absolute http:// or https:// URL" }
+  )
+)
+/** Event types or "prefix.*" patterns; an empty list means every event. */
+export const WebhookEventFilter = Schema.Array(
+  Schema.String.pipe(Schema.pattern(/^(\*|[a-z][a-z0-9_.-]{0,99}(\.\*)?)$/))
+).pipe(Schema.maxItems(50))
+
+const WebhookParam = HttpApiSchema.param("webhookId", Id)
+export class WebhooksApi extends HttpApiGroup.make("webhooks")
+  .add(HttpApiEndpoint.get("listWebhooks", "/webhooks").addSuccess(collection(WebhookResource)))
+  .add(
+    HttpApiEndpoint.post("createWebhook", "/webhooks")
+      .setPayload(
+        body("webhooks", {
+          url: WebhookUrl,
+          /** Generated when absent; either way shown once, in the answer. */
+          secret: Schema.optional(Schema.String.pipe(Schema.minLength(16), Schema.maxLength(256))),
+          eventTypes: Schema.optional(WebhookEventFilter)
+        })
+      )
+      .addSuccess(single(WebhookResource, 201))
+  )
+  .add(HttpApiEndpoint.get("getWebhook")`/webhooks/${WebhookParam}`.addSuccess(single(WebhookResource)))
+  .add(HttpApiEndpoint.del("deleteWebhook")`/webhooks/${WebhookParam}`.addSuccess(NoContent))
+  .add(
+    HttpApiEndpoint.get("listWebhookDeliveries")`/webhooks/${WebhookParam}/deliveries`
+      .setUrlParams(Schema.Struct({ "page[size]": Schema.optional(PageSize) }))
+      .addSuccess(collection(WebhookDeliveryResource))
+  )
+  .addError(NotFound)
+  .addError(Denied)
+  .middleware(Authorization) {}
+
 export class PermissionsApi extends HttpApiGroup.make("permissions")
   .add(
     HttpApiEndpoint.get("listPermissions")`/services/${ServiceParam}/permissions`.addSuccess(
@@ -498,7 +586,9 @@ export class KyozoHttpApi extends HttpApi.make("kyozo")
   .add(DetectionsApi)
   .add(HealthApi)
   .add(MetricsApi)
+  .add(RecommendationsApi)
   .add(PermissionsApi)
+  .add(WebhooksApi)
   .add(RuntimeApi)
   .addError(BadRequest)
   .prefix("/v1")

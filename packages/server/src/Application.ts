@@ -36,6 +36,7 @@ import * as StatusRoutes from "./StatusRoutes.js"
 import * as UploadRoutes from "./UploadRoutes.js"
 import * as EventsRoutes from "./EventsRoutes.js"
 import * as RateLimit from "./RateLimit.js"
+import * as Tracing from "./Tracing.js"
 
 /** Repositories of the API (authentication, who-am-I) and of the deployer. */
 const ReposLive = Layer.mergeAll(
@@ -101,6 +102,7 @@ export const HttpLive = Layer.unwrapEffect(
   )
 )
 
-export const ServerLive = HttpLive.pipe(Layer.provide(CoreLive))
+// Tracing sits under everything, so the workers' spans and the HTTP requests' spans are exported alike.
+export const ServerLive = HttpLive.pipe(Layer.provide(CoreLive), Layer.provide(Tracing.layer))
 
 export { ContainerManager }

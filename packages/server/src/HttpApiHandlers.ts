@@ -46,7 +46,10 @@ import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { TeamRepo } from "@kyozo/core/TeamRepo"
 import { TopologyRepo } from "@kyozo/core/TopologyRepo"
 import { UserRepo } from "@kyozo/core/UserRepo"
+import { type Webhook, type WebhookDelivery, WebhookId } from "@kyozo/core/Webhook"
+import { WebhookRepo } from "@kyozo/core/WebhookRepo"
 import { Deployer, type DeployError, type DeployRequest, type DeploySource } from "@kyozo/workers/Deployer"
+import { loadPrices, recommend } from "@kyozo/workers/Recommendations"
 import { Deferred, Effect, Layer, Option, Redacted, Stream } from "effect"
 import { makeAuthenticate } from "./Auth.js"
 import { canAssignRole, Policy, requireRole } from "./Policy.js"
@@ -204,6 +207,7 @@ const LocalRepos = Layer.mergeAll(
   PermissionRepo.Default,
   HealthCheckRepo.Default,
   MetricSampleRepo.Default,
+  WebhookRepo.Default,
   Policy.Default
 )
 
@@ -812,6 +816,144 @@ const MetricsLive = HttpApiBuilder.group(KyozoHttpApi, "metrics", (handlers) =>
   })
 )
 
+/**
+ * p95 over minute samples for a day (hourly averages would hide the peaks the limit must absorb);
+ * a week reads the hourly roll-ups, whose p95 is of hourly means.
+ */
+const RecommendationsLive = HttpApiBuilder.group(KyozoHttpApi, "recommendations", (handlers) =>
+  Effect.gen(function* () {
+    const samples = yield* MetricSampleRepo
+    const policy = yield* Policy
+    const prices = yield* loadPrices.pipe(Effect.orDie)
+    // The current limits priced like the suggestion (730 hours a month), so the two compare.
+    const cost = (cpuMillis: number, memoryMb: number) =>
+      Math.round(((cpuMillis / 1000) * prices.vcpuHour + (memoryMb / 1024) * prices.gbHour) * 730 * 100) / 100
+    return handlers.handle("serviceRecommendations", ({ path, urlParams }) =>
+      Effect.gen(function* () {
+        const { service } = yield* policy
+          .requireService("view recommendations", path.serviceId, "view")
+          .pipe(Effect.mapError(policyError))
+        const window = urlParams.window ?? "week"
+        const since = new Date(Date.now() - WINDOW_MS[window])
+        const rows = yield* samples
+          .listByService(service.id, window === "week" ? "1h" : "1m", since)
+          .pipe(Effect.orDie)
+        const r = recommend(rows, prices)
+        return {
+          data: {
+            type: "recommendations" as const,
+            id: `${service.id}-${window}`,
+            attributes: {
+              window,
+              samples: rows.length,
+              ...r,
+              currentCpuMillis: service.cpuMillis,
+              currentMemoryMb: service.memoryMb,
+              currentMonthlyCost: cost(service.cpuMillis, service.memoryMb),
+              prices
+            },
+            relationships: { service: ref("services", service.id) }
+          }
+        }
+      })
+    )
+  })
+)
+
+const webhookDoc = (w: Webhook, secret?: string) => ({
+  type: "webhooks" as const,
+  id: w.id,
+  attributes: {
+    url: w.url,
+    eventTypes: w.eventTypes,
+    enabled: w.enabled,
+    createdAt: w.createdAt.toISOString(),
+    ...(secret === undefined ? {} : { secret })
+  },
+  relationships: { team: ref("teams", w.teamId) }
+})
+
+const deliveryDoc = (d: WebhookDelivery) => ({
+  type: "webhook-deliveries" as const,
+  id: String(d.id),
+  attributes: {
+    eventId: d.eventId,
+    attempt: d.attempt,
+    outcome: d.outcome,
+    responseStatus: d.responseStatus,
+    error: d.error,
+    durationMs: d.durationMs,
+    attemptedAt: d.attemptedAt.toISOString()
+  },
+  relationships: { webhook: ref("webhooks", d.webhookId) }
+})
+
+/** Team webhooks: every member reads them; owners and admins create and delete (they hold the secret). */
+const WebhooksLive = HttpApiBuilder.group(KyozoHttpApi, "webhooks", (handlers) =>
+  Effect.gen(function* () {
+    const webhooks = yield* WebhookRepo
+    const ownWebhook = (teamId: TeamId, id: string) =>
+      webhooks
+        .findById(teamId, WebhookId.make(id))
+        .pipe(
+          Effect.orDie,
+          Effect.flatMap(
+            Option.match({ onNone: () => Effect.fail(notFound("webhook")), onSome: Effect.succeed })
+          )
+        )
+    return handlers
+      .handle("listWebhooks", () =>
+        Effect.gen(function* () {
+          const p = yield* principal
+          const rows = yield* webhooks.listByTeam(p.teamId).pipe(Effect.orDie)
+          return yield* listDoc(rows.map((w) => webhookDoc(w)))
+        })
+      )
+      .handle("createWebhook", ({ payload }) =>
+        Effect.gen(function* () {
+          const p = yield* requireRole("manage webhooks", "admin").pipe(Effect.mapError(denied))
+          const { url, secret, eventTypes } = payload.data.attributes
+          const created = yield* webhooks
+            .create({
+              teamId: p.teamId,
+              url,
+              ...(secret === undefined ? {} : { secret }),
+              ...(eventTypes === undefined ? {} : { eventTypes })
+            })
+            .pipe(Effect.orDie)
+          // The secret is shown here once; later reads never carry it.
+          return { data: webhookDoc(created, Redacted.value(created.secret)) }
+        })
+      )
+      .handle("getWebhook", ({ path }) =>
+        Effect.gen(function* () {
+          const p = yield* principal
+          return { data: webhookDoc(yield* ownWebhook(p.teamId, path.webhookId)) }
+        })
+      )
+      .handle("deleteWebhook", ({ path }) =>
+        Effect.gen(function* () {
+          const p = yield* principal
+          // Existence first, so another team's id is a 404 whatever the caller's role.
+          yield* ownWebhook(p.teamId, path.webhookId)
+          yield* requireRole("manage webhooks", "admin").pipe(Effect.mapError(denied))
+          const removed = yield* webhooks.remove(p.teamId, WebhookId.make(path.webhookId)).pipe(Effect.orDie)
+          if (!removed) return yield* Effect.fail(notFound("webhook"))
+        })
+      )
+      .handle("listWebhookDeliveries", ({ path, urlParams }) =>
+        Effect.gen(function* () {
+          const p = yield* principal
+          const hook = yield* ownWebhook(p.teamId, path.webhookId)
+          const rows = yield* webhooks
+            .listDeliveries(p.teamId, hook.id, urlParams["page[size]"] ?? 50)
+            .pipe(Effect.orDie)
+          return yield* listDoc(rows.map(deliveryDoc))
+        })
+      )
+  })
+)
+
 const PermissionsLive = HttpApiBuilder.group(KyozoHttpApi, "permissions", (handlers) =>
   Effect.gen(function* () {
     const permissions = yield* PermissionRepo
@@ -960,6 +1102,8 @@ export const layer = Layer.mergeAll(
   DetectionsLive,
   HealthLive,
   MetricsLive,
+  RecommendationsLive,
   PermissionsLive,
+  WebhooksLive,
   RuntimeLive
 ).pipe(Layer.provide(LocalRepos))

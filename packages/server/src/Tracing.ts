@@ -1,0 +1,33 @@
+/**
+ * Tracing over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (the standard variable: a base
+ * URL, spans go to `<endpoint>/v1/traces`). Unset or empty: no tracer is installed, so spans stay
+ * Effect's no-export default and cost nothing beyond that. `OtlpTracer` batches spans and posts
+ * them as OTLP JSON through an HttpClient; it needs no OpenTelemetry SDK.
+ */
+import { FetchHttpClient } from "@effect/platform"
+import * as OtlpSerialization from "@effect/opentelemetry/OtlpSerialization"
+import * as OtlpTracer from "@effect/opentelemetry/OtlpTracer"
+import { Config, Duration, Effect, Layer, Option } from "effect"
+
+export const endpointConfig = Config.option(Config.string("OTEL_EXPORTER_OTLP_ENDPOINT"))
+
+/** `<endpoint>/v1/traces`, or none when tracing is off. */
+export const tracesUrl = (endpoint: Option.Option<string>): Option.Option<string> =>
+  Option.filter(endpoint, (e) => e.trim() !== "").pipe(
+    Option.map((e) => `${e.trim().replace(/\/+$/, "")}/v1/traces`)
+  )
+
+export const layer: Layer.Layer<never, never, never> = Layer.unwrapEffect(
+  Effect.gen(function* () {
+    const url = tracesUrl(yield* endpointConfig.pipe(Effect.orElseSucceed(() => Option.none<string>())))
+    if (Option.isNone(url)) return Layer.empty
+    yield* Effect.logInfo(`tracing: exporting spans to ${url.value}`)
+    return OtlpTracer.layer({
+      url: url.value,
+      resource: { serviceName: "kyozo" },
+      exportInterval: Duration.seconds(2),
+      // Spans still buffered at shutdown get this long to leave.
+      shutdownTimeout: Duration.seconds(2)
+    }).pipe(Layer.provide(OtlpSerialization.layerJson), Layer.provide(FetchHttpClient.layer))
+  })
+)
