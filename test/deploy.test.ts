@@ -24,6 +24,8 @@ import * as Reconciler from "../packages/workers/src/Reconciler.js"
 import { makeTempDir, pgliteLayer } from "./support/database.js"
 
 let healthy = true
+/** Runs at each probe: a test can make the engine fail at the worst moment. */
+let probeHook: Effect.Effect<void> = Effect.void
 const probeCalls: Array<number> = []
 
 const workspaces = makeTempDir("kyozo-deploy-ws-")
@@ -51,11 +53,16 @@ const TestLayer = DeployerLive.layerAll({
     healthTimeout: "1500 millis",
     healthPollInterval: "20 millis",
     drainTimeout: "100 millis",
+    compensationRetries: 1,
     probe: (target) =>
-      Effect.sync(() => {
-        probeCalls.push(target.port)
-        return healthy
-      })
+      Effect.suspend(() => probeHook).pipe(
+        Effect.zipRight(
+          Effect.sync(() => {
+            probeCalls.push(target.port)
+            return healthy
+          })
+        )
+      )
   }
 }).pipe(
   Layer.provideMerge(Layer.mergeAll(ImageBuilder.Default, ServiceProxy.layer, Repos)),
@@ -309,6 +316,46 @@ describe("Deployer on the mock runtime", () => {
         const again = yield* Reconciler.reconcile({ dispatchGrace: 0 })
         expect(again.compensated).toEqual([])
         expect(again.removed).toEqual([])
+      })
+    )
+
+    it.effect("an engine that dies during a failing health gate still ends the deployment compensated", () =>
+      Effect.gen(function* () {
+        const deployer = yield* Deployer
+        const control = yield* MockRuntime.MockRuntimeControl
+        const runtime = yield* ContainerRuntime
+        const before = yield* deployer.get(teamA, "web")
+        writeSite("site", "v5 broken while the engine goes away")
+        healthy = false
+        probeHook = control.setDown(true)
+        const failure = yield* Effect.flip(deployAll(teamA, "site", "web")).pipe(
+          Effect.ensuring(
+            Effect.sync(() => {
+              healthy = true
+              probeHook = Effect.void
+            })
+          ),
+          Effect.ensuring(control.setDown(false))
+        )
+        expect(failure._tag).toBe("DeployFailed")
+        if (failure._tag === "DeployFailed") expect(failure.compensated).toBe(true)
+        // The deployment is finished, not left at "health-check", and says the removal was deferred.
+        const deployments = yield* DeploymentRepo
+        const latest = (yield* deployments.listByService(teamA, before.id as never, { limit: 1 }))[0]!
+        expect(latest.status).toBe("compensated")
+        const events = yield* DeploymentEventRepo
+        const types = (yield* events.latestByService(teamA, before.id as never, 3)).map((e) => e.type)
+        expect(types).toContain("deploy.cleanup-deferred")
+        expect(types[0]).toBe("deploy.compensated")
+        // The old version still serves; the deferred container is what a cleanup pass removes.
+        const after = yield* deployer.get(teamA, "web")
+        expect(after.containerId).toBe(before.containerId)
+        const leftovers = yield* runtime.listContainers({
+          all: true,
+          labels: { "kyozo.deployment": latest.id }
+        })
+        expect(leftovers).toHaveLength(1)
+        yield* Effect.forEach(leftovers, (c) => runtime.removeContainer(c.id, { force: true }))
       })
     )
 

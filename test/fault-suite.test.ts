@@ -7,7 +7,7 @@
  * (c) cleanup next to foreign containers, images, networks and volumes leaves them alone;
  * (d) 100 concurrent deploy requests for 10 services → exactly 10 serving containers (mock runtime);
  * (e) a Kyozo process SIGKILLed mid-cleanup: after a restart the database agrees with the engine;
- * (f) dockerd SIGTERMed during a deploy: typed failures fast, breaker opens and closes, no orphans.
+ * (f) dockerd SIGKILLed during a deploy: typed failures fast, breaker opens and closes, no orphans.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { afterAll, describe, expect, it, layer } from "@effect/vitest"
@@ -492,7 +492,7 @@ describe.skipIf(!docker.available)("(e) Kyozo SIGKILLed mid-cleanup", () => {
 })
 
 // ---------------------------------------------------------------------------------------------
-// (f) dockerd SIGTERMed during a deploy (the docker-outage pattern: pidof, SIGTERM, wait; restart
+// (f) dockerd SIGKILLed during a deploy (the docker-outage pattern: pidof, SIGKILL, wait; restart
 // with scripts/start-docker.sh). The in-process deployer and the durable engine on PGlite, on the
 // real engine behind the runtime breaker; the maintenance passes share that guarded runtime.
 
@@ -561,7 +561,7 @@ const getText = (url: string) =>
       .catch((e: Error) => `ERROR ${e.message}`)
   )
 
-describe.skipIf(!docker.available)("(f) dockerd SIGTERMed during a deploy", () => {
+describe.skipIf(!docker.available)("(f) dockerd SIGKILLed during a deploy", () => {
   afterAll(async () => {
     // Whatever happened, leave an engine running for the suites after this one, and nothing of ours.
     if (!(await dockerReachable())) startDocker()
@@ -643,11 +643,11 @@ describe.skipIf(!docker.available)("(f) dockerd SIGTERMed during a deploy", () =
           expect(progress.some((p) => p._tag === "BuildLog" && /sleep 60/.test(p.line))).toBe(true)
           yield* Effect.sleep("1 second")
 
-          // SIGTERM dockerd, wait until it is gone.
+          // SIGKILL dockerd (no graceful shutdown), wait until it is gone.
           const pids = dockerdPids()
           expect(pids.length).toBeGreaterThan(0)
           const stoppedAt = performance.now()
-          for (const pid of pids) process.kill(pid, "SIGTERM")
+          for (const pid of pids) process.kill(pid, "SIGKILL")
           let openedAt: number | null = null
           const callTags: Array<string> = []
           const callMs: Array<number> = []
@@ -735,7 +735,7 @@ describe.skipIf(!docker.available)("(f) dockerd SIGTERMed during a deploy", () =
           if (deploymentRows[1]!.status !== "succeeded") expect(current.containerId).toBe(v1Container)
 
           console.log(
-            `[fault-suite] (f) dockerd SIGTERM during build: breaker open ${(openedAt! - stoppedAt).toFixed(0)} ms after SIGTERM; ` +
+            `[fault-suite] (f) dockerd SIGKILL during build: breaker open ${(openedAt! - stoppedAt).toFixed(0)} ms after SIGKILL; ` +
               `outage calls ${JSON.stringify([...new Set(callTags)])} (max ${Math.max(...callMs).toFixed(0)} ms, open rejection ${fastMs.toFixed(1)} ms); ` +
               `deploy ended ${failureTag}, row ${deploymentRows[1]!.status}; breaker closed ${(closedAt! - restartAt).toFixed(0)} ms ` +
               `after restart began; serving again ${(recoveredAt! - restartAt).toFixed(0)} ms after restart began; ` +

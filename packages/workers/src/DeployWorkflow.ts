@@ -25,7 +25,7 @@ import { ServiceProxy } from "@kyozo/core/ServiceProxy"
 import { containerName, teamNetwork } from "@kyozo/core/ServiceNaming"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import type { PlannedService } from "@kyozo/core/topology/Topology"
-import { Cause, Duration, Effect, Layer, Option, PubSub, Schema } from "effect"
+import { Cause, Duration, Effect, Layer, Option, PubSub, Schedule, Schema } from "effect"
 import * as http from "node:http"
 import * as net from "node:net"
 import { DeployFailed, type DeployProgress } from "./Deployer.js"
@@ -105,6 +105,8 @@ export interface DeploySettings {
   readonly stopTimeoutSeconds: number
   /** Images kept per service for rollbacks. */
   readonly keepImages: number
+  /** Retries (exponential from 0.5 s) of removing a failed deploy's container before cleanup takes over. */
+  readonly compensationRetries: number
   readonly probe: Probe
 }
 
@@ -115,6 +117,7 @@ export const defaultDeploySettings: DeploySettings = {
   drainTimeout: Duration.seconds(5),
   stopTimeoutSeconds: 5,
   keepImages: 5,
+  compensationRetries: 6,
   probe: defaultProbe
 }
 
@@ -493,7 +496,22 @@ const deployLayer = (settings: DeploySettings) =>
                 })
               }
             }
-            yield* runtime.removeContainer(created.containerId, { force: true })
+            // The engine may be what failed (dockerd gone, breaker open): retry for about half a
+            // minute, then leave the container to the cleanup pass rather than leave the deployment
+            // unfinished. The deployment must end compensated either way.
+            yield* runtime.removeContainer(created.containerId, { force: true }).pipe(
+              Effect.retry({
+                schedule: Schedule.exponential("500 millis").pipe(
+                  Schedule.jittered,
+                  Schedule.intersect(Schedule.recurs(settings.compensationRetries))
+                )
+              }),
+              Effect.catchAll((e) =>
+                record("deploy.cleanup-deferred", `Could not remove the new container yet: ${e.message}`, {
+                  containerId: created.containerId
+                })
+              )
+            )
             if (created.previousContainerId === null && row.containerId === null) {
               yield* services.updateObserved(serviceId, { status: "failed" })
             } else if (row.status === "deploying") {
