@@ -38,6 +38,9 @@ export const makeAuthenticate: Effect.Effect<Authenticate, never, ApiKeyRepo | T
     const keys = yield* ApiKeyRepo
     const teams = yield* TeamRepo
     const limiter = yield* RateLimiter
+    // last_used_at is bookkeeping: written at most once a minute per key, not on every request.
+    const touched = new Map<string, number>()
+    const TOUCH_EVERY_MS = 60_000
     return (authorization) =>
       Effect.gen(function* () {
         const token = bearerToken(authorization)
@@ -49,7 +52,12 @@ export const makeAuthenticate: Effect.Effect<Authenticate, never, ApiKeyRepo | T
         if (Option.isNone(role)) return yield* unauthorized("Invalid, revoked or expired API key.")
         yield* limiter.take(key.value.id)
         // Bookkeeping only: a failed update must not fail the request.
-        yield* keys.touchLastUsed(key.value.id).pipe(Effect.ignore)
+        const now = Date.now()
+        if (now - (touched.get(key.value.id) ?? 0) >= TOUCH_EVERY_MS) {
+          if (touched.size > 10_000) touched.clear()
+          touched.set(key.value.id, now)
+          yield* keys.touchLastUsed(key.value.id).pipe(Effect.ignore)
+        }
         return {
           userId: key.value.userId,
           teamId: key.value.teamId,
