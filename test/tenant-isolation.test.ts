@@ -54,6 +54,16 @@ beforeAll(async () => {
     "webhook"
   )
   A.webhookId = hook.body.data.id
+  const rule = expectStatus(
+    await a(
+      "POST",
+      "/v1/alert-rules",
+      doc("alert-rules", { metric: "memory_percent", comparator: ">", threshold: 90, serviceId: A.serviceId })
+    ),
+    201,
+    "alert rule"
+  )
+  A.alertRuleId = rule.body.data.id
   const detections = (await a("GET", "/v1/detections")).body.data
   A.detectionId = detections[0]?.id ?? "det_none"
   const upload = await fetch(`http://127.0.0.1:${s.server.port}/v1/uploads`, {
@@ -103,7 +113,8 @@ const expectClean = (text: string, sent: ReadonlyArray<string> = []) => {
     A.deploymentId!,
     A.userId!,
     A.keyId!,
-    A.webhookId!
+    A.webhookId!,
+    A.alertRuleId!
   ].filter((x) => !sent.includes(x)))
     expect(text).not.toContain(secret)
 }
@@ -136,6 +147,12 @@ const crossTeamCases = (): Record<string, { path: string; body?: unknown }> => (
   "GET /v1/webhooks/:webhookId": { path: `/v1/webhooks/${A.webhookId}` },
   "DELETE /v1/webhooks/:webhookId": { path: `/v1/webhooks/${A.webhookId}` },
   "GET /v1/webhooks/:webhookId/deliveries": { path: `/v1/webhooks/${A.webhookId}/deliveries` },
+  "GET /v1/alert-rules/:alertRuleId": { path: `/v1/alert-rules/${A.alertRuleId}` },
+  "PATCH /v1/alert-rules/:alertRuleId": {
+    path: `/v1/alert-rules/${A.alertRuleId}`,
+    body: doc("alert-rules", { threshold: 1 })
+  },
+  "DELETE /v1/alert-rules/:alertRuleId": { path: `/v1/alert-rules/${A.alertRuleId}` },
   "GET /v1/services/:serviceId/permissions": { path: `/v1/services/${A.serviceId}/permissions` },
   "POST /v1/services/:serviceId/permissions": {
     path: `/v1/services/${A.serviceId}/permissions`,
@@ -163,6 +180,8 @@ const ownTeamRoutes = [
   "GET /v1/detections",
   "GET /v1/webhooks",
   "POST /v1/webhooks",
+  "GET /v1/alert-rules",
+  "POST /v1/alert-rules",
   "GET /v1/runtime"
 ]
 
@@ -187,7 +206,7 @@ describe("REST", () => {
       // Same answer as a made-up id of the same shape.
       const madeUp = await b(
         method,
-        c.path.replace(/(svc|dep|usr|key|team|det|prm|whk)_[0-9a-z]+/g, "$1_0000000000000000"),
+        c.path.replace(/(svc|dep|usr|key|team|det|prm|whk|alr)_[0-9a-z]+/g, "$1_0000000000000000"),
         c.body
       )
       expect(madeUp.status, route).toBe(404)
@@ -199,6 +218,8 @@ describe("REST", () => {
     expect(still.body.data.attributes.memoryMb).not.toBe(64)
     expect((await a("GET", "/v1/members")).body.data.map((m: any) => m.id)).toContain(A.userId)
     expectStatus(await a("GET", `/v1/webhooks/${A.webhookId}`), 200, "A's webhook intact")
+    const rule = expectStatus(await a("GET", `/v1/alert-rules/${A.alertRuleId}`), 200, "A's rule intact")
+    expect(rule.body.data.attributes.threshold).toBe(90)
   })
 
   it("a cursor of team A is a 400 for team B, like an unknown cursor", async () => {
@@ -215,12 +236,28 @@ describe("REST", () => {
       "/v1/deployments",
       "/v1/detections",
       "/v1/webhooks",
+      "/v1/alert-rules",
       "/v1/runtime"
     ]) {
       const r = expectStatus(await b("GET", route), 200, route)
       expectClean(r.text)
     }
     expect((await b("GET", "/v1/services")).body.data.map((x: any) => x.id)).toEqual([B.serviceId])
+  })
+
+  it("an alert rule on team A's service is a 404 for team B, pointing at the field", async () => {
+    const body = (serviceId: string) =>
+      doc("alert-rules", { metric: "cpu_percent", comparator: ">", threshold: 50, serviceId })
+    const foreign = expectStatus(await b("POST", "/v1/alert-rules", body(A.serviceId!)), 404, "foreign")
+    expect(foreign.body.errors[0].source.pointer).toBe("/data/attributes/serviceId")
+    expectClean(foreign.text, [A.serviceId!])
+    const madeUp = expectStatus(
+      await b("POST", "/v1/alert-rules", body("svc_0000000000000000")),
+      404,
+      "unknown"
+    )
+    expect(foreign.body.errors[0].detail).toBe(madeUp.body.errors[0].detail)
+    expect((await b("GET", "/v1/alert-rules")).body.data).toEqual([])
   })
 
   it("a deploy from team A's upload is refused for team B as an unknown upload", async () => {

@@ -15,6 +15,7 @@ import {
   HttpApiSecurity,
   OpenApi
 } from "@effect/platform"
+import { AlertComparator, AlertMetric } from "@kyozo/core/AlertRepo"
 import { BreakerStatus } from "@kyozo/core/CircuitBreaker"
 import { HealthCheckConfig } from "@kyozo/core/domain/HealthCheckConfig"
 import { Role } from "@kyozo/core/domain/Membership"
@@ -245,6 +246,16 @@ export const WebhookDeliveryResource = resource("webhook-deliveries", {
   error: Schema.String,
   durationMs: Schema.NullOr(Schema.Number),
   attemptedAt: DateString
+})
+export const AlertRuleResource = resource("alert-rules", {
+  /** Null: the rule applies to every service of the team. */
+  serviceId: Schema.NullOr(Schema.String),
+  metric: AlertMetric,
+  comparator: AlertComparator,
+  threshold: Schema.Number,
+  durationSeconds: Schema.Number,
+  enabled: Schema.Boolean,
+  createdAt: DateString
 })
 export const RecommendationResource = resource("recommendations", {
   window: Schema.Literal("day", "week"),
@@ -552,6 +563,48 @@ export class WebhooksApi extends HttpApiGroup.make("webhooks")
   .addError(Denied)
   .middleware(Authorization) {}
 
+/** How long the condition must hold before the alert fires: up to a day. */
+const AlertDuration = Schema.Int.pipe(Schema.between(0, 86_400))
+const AlertThreshold = Schema.Number.pipe(Schema.finite())
+const AlertRuleParam = HttpApiSchema.param("alertRuleId", Id)
+export class AlertsApi extends HttpApiGroup.make("alerts")
+  .add(HttpApiEndpoint.get("listAlertRules", "/alert-rules").addSuccess(collection(AlertRuleResource)))
+  .add(
+    HttpApiEndpoint.post("createAlertRule", "/alert-rules")
+      .setPayload(
+        body("alert-rules", {
+          metric: AlertMetric,
+          comparator: AlertComparator,
+          threshold: AlertThreshold,
+          /** Default 300 (5 minutes). */
+          durationSeconds: Schema.optional(AlertDuration),
+          /** A service of the caller's team; absent: every service of the team. */
+          serviceId: Schema.optional(Id),
+          enabled: Schema.optional(Schema.Boolean)
+        })
+      )
+      .addSuccess(single(AlertRuleResource, 201))
+  )
+  .add(
+    HttpApiEndpoint.get("getAlertRule")`/alert-rules/${AlertRuleParam}`.addSuccess(single(AlertRuleResource))
+  )
+  .add(
+    HttpApiEndpoint.patch("updateAlertRule")`/alert-rules/${AlertRuleParam}`
+      .setPayload(
+        body("alert-rules", {
+          comparator: Schema.optional(AlertComparator),
+          threshold: Schema.optional(AlertThreshold),
+          durationSeconds: Schema.optional(AlertDuration),
+          enabled: Schema.optional(Schema.Boolean)
+        })
+      )
+      .addSuccess(single(AlertRuleResource))
+  )
+  .add(HttpApiEndpoint.del("deleteAlertRule")`/alert-rules/${AlertRuleParam}`.addSuccess(NoContent))
+  .addError(NotFound)
+  .addError(Denied)
+  .middleware(Authorization) {}
+
 export class PermissionsApi extends HttpApiGroup.make("permissions")
   .add(
     HttpApiEndpoint.get("listPermissions")`/services/${ServiceParam}/permissions`.addSuccess(
@@ -589,6 +642,7 @@ export class KyozoHttpApi extends HttpApi.make("kyozo")
   .add(RecommendationsApi)
   .add(PermissionsApi)
   .add(WebhooksApi)
+  .add(AlertsApi)
   .add(RuntimeApi)
   .addError(BadRequest)
   .prefix("/v1")

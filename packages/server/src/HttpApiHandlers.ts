@@ -20,6 +20,7 @@ import {
   Unprocessable
 } from "@kyozo/api/KyozoHttpApi"
 import { CurrentPrincipal, type Forbidden, type Principal } from "@kyozo/api/KyozoRpc"
+import { type AlertRule, AlertRepo } from "@kyozo/core/AlertRepo"
 import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
 import { ContainerManager } from "@kyozo/core/ContainerManager"
 import type { ApiKey } from "@kyozo/core/domain/ApiKey"
@@ -208,6 +209,7 @@ const LocalRepos = Layer.mergeAll(
   HealthCheckRepo.Default,
   MetricSampleRepo.Default,
   WebhookRepo.Default,
+  AlertRepo.Default,
   Policy.Default
 )
 
@@ -954,6 +956,124 @@ const WebhooksLive = HttpApiBuilder.group(KyozoHttpApi, "webhooks", (handlers) =
   })
 )
 
+const alertRuleDoc = (r: AlertRule) => ({
+  type: "alert-rules" as const,
+  id: r.id,
+  attributes: {
+    serviceId: r.serviceId,
+    metric: r.metric,
+    comparator: r.comparator,
+    threshold: r.threshold,
+    durationSeconds: r.durationSeconds,
+    enabled: r.enabled,
+    createdAt: r.createdAt.toISOString()
+  },
+  relationships: { team: ref("teams", r.teamId), service: ref("services", r.serviceId) }
+})
+
+/**
+ * Alert rules: every member reads them. A team-wide rule is changed by owners and admins; a rule
+ * of one service by whoever holds `manage` on that service (role-implied or granted).
+ */
+const AlertsLive = HttpApiBuilder.group(KyozoHttpApi, "alerts", (handlers) =>
+  Effect.gen(function* () {
+    const alerts = yield* AlertRepo
+    const policy = yield* Policy
+    const ownRule = (teamId: TeamId, id: string) =>
+      alerts
+        .get(teamId, id)
+        .pipe(
+          Effect.orDie,
+          Effect.flatMap(
+            Option.match({ onNone: () => Effect.fail(notFound("alert rule")), onSome: Effect.succeed })
+          )
+        )
+    /** May the caller change rules scoped to `serviceId` (null: the whole team)? */
+    const requireManage = (operation: string, serviceId: string | null, pointer?: string) =>
+      serviceId === null
+        ? requireRole(operation, "admin").pipe(Effect.mapError(denied))
+        : policy.requireService(operation, serviceId, "manage").pipe(
+            Effect.mapError((e) =>
+              e._tag === "Forbidden"
+                ? denied(e)
+                : apiError(
+                    NotFound,
+                    404,
+                    "not_found",
+                    "Not found",
+                    "No such service in your team.",
+                    pointer === undefined ? undefined : { pointer }
+                  )
+            ),
+            Effect.map(({ principal, service }) => ({ ...principal, serviceId: service.id }))
+          )
+    return handlers
+      .handle("listAlertRules", () =>
+        Effect.gen(function* () {
+          const p = yield* principal
+          const rows = yield* alerts.listByTeam(p.teamId).pipe(Effect.orDie)
+          return yield* listDoc(rows.map(alertRuleDoc))
+        })
+      )
+      .handle("createAlertRule", ({ payload }) =>
+        Effect.gen(function* () {
+          const a = payload.data.attributes
+          const checked = yield* requireManage(
+            "manage alert rules",
+            a.serviceId ?? null,
+            "/data/attributes/serviceId"
+          )
+          const created = yield* alerts
+            .create({
+              teamId: checked.teamId,
+              serviceId: "serviceId" in checked ? checked.serviceId : null,
+              metric: a.metric,
+              comparator: a.comparator,
+              threshold: a.threshold,
+              ...(a.durationSeconds === undefined ? {} : { durationSeconds: a.durationSeconds }),
+              ...(a.enabled === undefined ? {} : { enabled: a.enabled })
+            })
+            .pipe(Effect.orDie)
+          return { data: alertRuleDoc(created) }
+        })
+      )
+      .handle("getAlertRule", ({ path }) =>
+        Effect.gen(function* () {
+          const p = yield* principal
+          return { data: alertRuleDoc(yield* ownRule(p.teamId, path.alertRuleId)) }
+        })
+      )
+      .handle("updateAlertRule", ({ path, payload }) =>
+        Effect.gen(function* () {
+          const p = yield* principal
+          // Existence first, so another team's id is a 404 whatever the caller's role.
+          const rule = yield* ownRule(p.teamId, path.alertRuleId)
+          yield* requireManage("change alert rules", rule.serviceId)
+          const a = payload.data.attributes
+          const updated = yield* alerts
+            .update(p.teamId, rule.id, {
+              ...(a.comparator === undefined ? {} : { comparator: a.comparator }),
+              ...(a.threshold === undefined ? {} : { threshold: a.threshold }),
+              ...(a.durationSeconds === undefined ? {} : { durationSeconds: a.durationSeconds }),
+              ...(a.enabled === undefined ? {} : { enabled: a.enabled })
+            })
+            .pipe(Effect.orDie)
+          if (Option.isNone(updated)) return yield* Effect.fail(notFound("alert rule"))
+          return { data: alertRuleDoc(updated.value) }
+        })
+      )
+      .handle("deleteAlertRule", ({ path }) =>
+        Effect.gen(function* () {
+          const p = yield* principal
+          const rule = yield* ownRule(p.teamId, path.alertRuleId)
+          yield* requireManage("delete alert rules", rule.serviceId)
+          const removed = yield* alerts.remove(p.teamId, rule.id).pipe(Effect.orDie)
+          if (!removed) return yield* Effect.fail(notFound("alert rule"))
+        })
+      )
+  })
+)
+
 const PermissionsLive = HttpApiBuilder.group(KyozoHttpApi, "permissions", (handlers) =>
   Effect.gen(function* () {
     const permissions = yield* PermissionRepo
@@ -1105,5 +1225,6 @@ export const layer = Layer.mergeAll(
   RecommendationsLive,
   PermissionsLive,
   WebhooksLive,
+  AlertsLive,
   RuntimeLive
 ).pipe(Layer.provide(LocalRepos))
