@@ -160,6 +160,8 @@ describe("DurableEngine", () => {
     })
   } else {
     console.warn("[durable-engine.test] DATABASE_URL unset: the PostgreSQL engine checks are SKIPPED")
+    // Skipped on purpose, and loudly: without DATABASE_URL there is no PostgreSQL to run on. CI sets
+    // DATABASE_URL and KYOZO_REQUIRE_POSTGRES=1, so there these checks run (or the branch above fails).
     it.skip("on PostgreSQL (DATABASE_URL unset)", () => {})
   }
 
