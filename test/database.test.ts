@@ -158,6 +158,32 @@ describe("PGlite folder", () => {
   )
 
   it.effect(
+    "a fresh folder is a copy of the initdb template, with small shared buffers",
+    () =>
+      Effect.gen(function* () {
+        const showBuffers = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+          sql<{ readonly shared_buffers: string }>`SHOW shared_buffers`.pipe(
+            Effect.map((rows) => rows[0]?.shared_buffers)
+          )
+        )
+        const first = makeTempDir("kyozo-fresh-a-")
+        const second = makeTempDir("kyozo-fresh-b-")
+        expect(yield* showBuffers.pipe(Effect.provide(layerPglite(first)))).toBe("16MB")
+        expect(yield* showBuffers.pipe(Effect.provide(layerPglite(second)))).toBe("16MB")
+        // Both came from the same template (initdb ran at most once, in a child process): same cluster id.
+        const systemId = (dir: string) =>
+          fs
+            .readFileSync(path.join(dir, "pgdata", "global", "pg_control"))
+            .subarray(0, 8)
+            .toString("hex")
+        expect(systemId(second)).toBe(systemId(first))
+        // No temporary folders are left beside the data.
+        expect(fs.readdirSync(second).filter((name) => name.startsWith("pgdata."))).toEqual([])
+      }),
+    90_000
+  )
+
+  it.effect(
     "is locked while open: a second layer fails with DatabaseLocked, and the lock goes on close",
     () =>
       Effect.gen(function* () {

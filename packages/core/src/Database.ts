@@ -8,9 +8,13 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import { PGlite } from "@electric-sql/pglite"
 import { createPgConfig } from "@electric-sql/pglite/node-postgres"
 import { Context, Duration, Effect, Layer, Redacted, Schema, type Scope } from "effect"
+import { execFile } from "node:child_process"
+import { createHash } from "node:crypto"
 import * as fs from "node:fs"
+import { createRequire } from "node:module"
 import * as os from "node:os"
 import * as path from "node:path"
+import { pathToFileURL } from "node:url"
 import pg from "pg"
 import { KyozoConfig } from "./KyozoConfig.js"
 import * as Migrations from "./Migrations.js"
@@ -212,12 +216,99 @@ export const acquireLock = (
 // ---------------------------------------------------------------------------------------------
 // PGlite
 
-/** Opens PGlite in `<dataDir>/pgdata`, closed with the scope. */
+/**
+ * PGlite's WebAssembly heap holds shared_buffers; PostgreSQL's 128 MB default doubles the idle
+ * server's memory for a database that holds a few megabytes of rows.
+ */
+const embeddedSharedBuffers = "16MB"
+
+/** Sets `shared_buffers` in the data folder's postgresql.conf; PGlite reads the file at start. */
+const tunePgliteConf = (pgdata: string): void => {
+  const file = path.join(pgdata, "postgresql.conf")
+  const text = fs.readFileSync(file, "utf8")
+  const line = `shared_buffers = ${embeddedSharedBuffers}\t\t\t# set by Kyozo: the embedded database is small`
+  const tuned = /^\s*#?\s*shared_buffers\s*=.*$/m.test(text)
+    ? text.replace(/^\s*#?\s*shared_buffers\s*=.*$/m, line)
+    : `${text}\n${line}\n`
+  if (tuned !== text) fs.writeFileSync(file, tuned)
+}
+
+/** The PGlite module's URL, for the initdb child (test runners may lack `import.meta.resolve`). */
+const pgliteModule = (): string =>
+  typeof import.meta.resolve === "function"
+    ? import.meta.resolve("@electric-sql/pglite")
+    : pathToFileURL(createRequire(import.meta.url).resolve("@electric-sql/pglite")).href
+
+/** Runs initdb for `pgdata` in a child process, writing a temporary folder renamed into place. */
+const initdbInChild = (pgdata: string): Promise<void> =>
+  new Promise((resolve, reject) => {
+    const temporary = `${pgdata}.init-${randomToken(6)}`
+    const script =
+      "const { PGlite } = await import(process.argv[1]); const db = new PGlite(process.argv[2]); await db.waitReady; await db.close()"
+    execFile(
+      process.execPath,
+      ["--input-type=module", "-e", script, pgliteModule(), temporary],
+      { timeout: 120_000 },
+      (error, _stdout, stderr) => {
+        const fail = (cause: unknown) => {
+          fs.rmSync(temporary, { recursive: true, force: true })
+          reject(cause)
+        }
+        if (error) return fail(new Error(`initdb failed: ${stderr.trim() || error.message}`))
+        try {
+          fs.renameSync(temporary, pgdata)
+          resolve()
+        } catch (cause) {
+          // Another process made the same folder meanwhile (a shared template): theirs is as good.
+          if (fs.existsSync(path.join(pgdata, "PG_VERSION"))) {
+            fs.rmSync(temporary, { recursive: true, force: true })
+            resolve()
+          } else fail(cause)
+        }
+      }
+    )
+  })
+
+/**
+ * Where the freshly initialised data folder of this PGlite build is kept, so that every new data
+ * folder is a copy (~0.1 s) instead of an initdb (2–5 s of WebAssembly). Keyed by the module's
+ * location, which names its version.
+ */
+const templateFolder = (): string => {
+  const cache = process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache")
+  const key = createHash("sha256").update(pgliteModule()).digest("hex").slice(0, 12)
+  return path.join(cache, "kyozo", `pglite-template-${key}`)
+}
+
+/**
+ * A new data folder: a copy of the template (made first if missing). initdb runs in a child
+ * process because in WebAssembly it grows the heap to ~800 MB, which a long-lived server would
+ * keep for good. Without a writable cache, initdb runs straight into the data folder.
+ */
+const createPgdata = async (pgdata: string): Promise<void> => {
+  const template = templateFolder()
+  try {
+    if (!fs.existsSync(path.join(template, "PG_VERSION"))) {
+      fs.mkdirSync(path.dirname(template), { recursive: true })
+      await initdbInChild(template)
+    }
+  } catch {
+    return initdbInChild(pgdata)
+  }
+  const temporary = `${pgdata}.copy-${randomToken(6)}`
+  fs.cpSync(template, temporary, { recursive: true })
+  fs.renameSync(temporary, pgdata)
+}
+
+/** Opens PGlite in `<dataDir>/pgdata` (creating it first when new), closed with the scope. */
 const openPglite = (dataDir: string): Effect.Effect<PGlite, DatabaseUnavailable, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.tryPromise({
       try: async () => {
-        const db = new PGlite(path.join(dataDir, "pgdata"))
+        const pgdata = path.join(dataDir, "pgdata")
+        if (!fs.existsSync(path.join(pgdata, "PG_VERSION"))) await createPgdata(pgdata)
+        tunePgliteConf(pgdata)
+        const db = new PGlite(pgdata)
         await db.waitReady
         return db
       },
