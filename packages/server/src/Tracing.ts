@@ -2,11 +2,11 @@
  * Tracing over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (the standard variable: a base
  * URL, spans go to `<endpoint>/v1/traces`). Unset or empty: no tracer is installed, so spans stay
  * Effect's no-export default and cost nothing beyond that. `OtlpTracer` batches spans and posts
- * them as OTLP JSON through an HttpClient; it needs no OpenTelemetry SDK.
+ * them as OTLP JSON through an HttpClient; it needs no OpenTelemetry SDK. The exporter modules
+ * (and the protobuf code they pull in) load only when tracing is on: they cost an idle server
+ * tens of megabytes otherwise.
  */
 import { FetchHttpClient } from "@effect/platform"
-import * as OtlpSerialization from "@effect/opentelemetry/OtlpSerialization"
-import * as OtlpTracer from "@effect/opentelemetry/OtlpTracer"
 import { Config, Duration, Effect, Layer, Option } from "effect"
 
 export const endpointConfig = Config.option(Config.string("OTEL_EXPORTER_OTLP_ENDPOINT"))
@@ -22,6 +22,12 @@ export const layer: Layer.Layer<never, never, never> = Layer.unwrapEffect(
     const url = tracesUrl(yield* endpointConfig.pipe(Effect.orElseSucceed(() => Option.none<string>())))
     if (Option.isNone(url)) return Layer.empty
     yield* Effect.logInfo(`tracing: exporting spans to ${url.value}`)
+    const [OtlpTracer, OtlpSerialization] = yield* Effect.promise(() =>
+      Promise.all([
+        import("@effect/opentelemetry/OtlpTracer"),
+        import("@effect/opentelemetry/OtlpSerialization")
+      ])
+    )
     return OtlpTracer.layer({
       url: url.value,
       resource: { serviceName: "kyozo" },
