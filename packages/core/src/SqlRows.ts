@@ -5,12 +5,22 @@
  */
 import { Effect, Option, Schema } from "effect"
 
-const camel = (name: string): string => name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())
+// Column names are few and repeat on every row: the regex runs once per name, not per cell.
+const camelNames = new Map<string, string>()
+const camel = (name: string): string => {
+  let out = camelNames.get(name)
+  if (out === undefined) {
+    out = name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())
+    if (camelNames.size < 10_000) camelNames.set(name, out)
+  }
+  return out
+}
 
 /** A row with its keys in camelCase. */
 export const camelizeRow = (row: unknown): Record<string, unknown> => {
   const out: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries(row as Record<string, unknown>)) out[camel(key)] = value
+  const source = row as Record<string, unknown>
+  for (const key in source) out[camel(key)] = source[key]
   return out
 }
 
