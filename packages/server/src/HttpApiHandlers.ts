@@ -41,6 +41,7 @@ import type { Team } from "@kyozo/core/domain/Team"
 import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
 import { HealthCheckRepo } from "@kyozo/core/HealthCheckRepo"
 import { MetricSampleRepo } from "@kyozo/core/MetricSampleRepo"
+import { allowPrivateFromEnv, checkTarget, TargetRefused } from "@kyozo/core/OutboundTarget"
 import { PermissionRepo } from "@kyozo/core/PermissionRepo"
 import { serviceUrl } from "@kyozo/core/ServiceNaming"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
@@ -915,10 +916,25 @@ const WebhooksLive = HttpApiBuilder.group(KyozoHttpApi, "webhooks", (handlers) =
         Effect.gen(function* () {
           const p = yield* requireRole("manage webhooks", "admin").pipe(Effect.mapError(denied))
           const { url, secret, eventTypes } = payload.data.attributes
+          // Where it may point: checked here on the URL, and again on the resolved address at delivery.
+          const target = checkTarget(url, allowPrivateFromEnv())
+          if (target instanceof TargetRefused)
+            return yield* Effect.fail(
+              apiError(
+                Unprocessable,
+                422,
+                "webhook_target_refused",
+                "Webhook target refused",
+                target.message,
+                {
+                  pointer: "/data/attributes/url"
+                }
+              )
+            )
           const created = yield* webhooks
             .create({
               teamId: p.teamId,
-              url,
+              url: target.href,
               ...(secret === undefined ? {} : { secret }),
               ...(eventTypes === undefined ? {} : { eventTypes })
             })
