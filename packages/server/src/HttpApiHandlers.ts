@@ -54,6 +54,7 @@ import { Deployer, type DeployError, type DeployRequest, type DeploySource } fro
 import { loadPrices, recommend } from "@kyozo/workers/Recommendations"
 import { Deferred, Effect, Layer, Option, Redacted, Stream } from "effect"
 import { makeAuthenticate } from "./Auth.js"
+import { KeySessions } from "./KeySessions.js"
 import { canAssignRole, Policy, requireRole } from "./Policy.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -405,6 +406,7 @@ const MembersLive = HttpApiBuilder.group(KyozoHttpApi, "members", (handlers) =>
 
 const ApiKeysLive = HttpApiBuilder.group(KyozoHttpApi, "apiKeys", (handlers) =>
   Effect.gen(function* () {
+    const sessions = yield* KeySessions
     const keys = yield* ApiKeyRepo
     const teams = yield* TeamRepo
     return handlers
@@ -450,6 +452,7 @@ const ApiKeysLive = HttpApiBuilder.group(KyozoHttpApi, "apiKeys", (handlers) =>
             yield* requireRole("revoke API keys", "admin").pipe(Effect.mapError(denied))
           const revoked = yield* keys.revoke(p.teamId, key.value.id).pipe(Effect.orDie)
           if (!revoked) return yield* Effect.fail(notFound("API key"))
+          yield* sessions.end(key.value.id)
         })
       )
   })
