@@ -18,6 +18,7 @@ import {
   type Started,
   start
 } from "./support/rest.js"
+import { INTERNAL_TARGETS } from "./support/targets.js"
 
 let s: Started
 let a: Call
@@ -49,7 +50,11 @@ beforeAll(async () => {
   )
   A.permissionId = grant.body.data.id
   const hook = expectStatus(
-    await a("POST", "/v1/webhooks", doc("webhooks", { url: "http://127.0.0.1:9/alpha-secret-hook" })),
+    await a(
+      "POST",
+      "/v1/webhooks",
+      doc("webhooks", { url: "https://hooks.alpha.example/alpha-secret-hook" })
+    ),
     201,
     "webhook"
   )
@@ -265,6 +270,27 @@ describe("REST", () => {
     expect(r.status).toBe(422)
     expect(r.body.errors[0].code).toBe("invalid_source")
     expectClean(r.text)
+  })
+
+  it("webhook targets on the server's own network are refused, in every spelling, never a 500", async () => {
+    for (const url of INTERNAL_TARGETS) {
+      const r = await b("POST", "/v1/webhooks", doc("webhooks", { url }))
+      expect(r.status, `${url}: ${r.text}`).toBe(422)
+      expect(r.headers.get("content-type"), url).toContain("application/vnd.api+json")
+      expect(r.body.errors[0].source.pointer, url).toBe("/data/attributes/url")
+    }
+    for (const url of ["http://user:pass@hooks.example.com/", "http:/x", "http://"]) {
+      const r = await b("POST", "/v1/webhooks", doc("webhooks", { url }))
+      expect(r.status, `${url}: ${r.text}`).toBe(400)
+      expect(r.body.errors[0].source.pointer, url).toBe("/data/attributes/url")
+    }
+    const ok = expectStatus(
+      await b("POST", "/v1/webhooks", doc("webhooks", { url: "HTTPS://Hooks.Bravo.Example/h" })),
+      201,
+      "public target"
+    )
+    expect(ok.body.data.attributes.url).toBe("https://hooks.bravo.example/h")
+    expectStatus(await b("DELETE", `/v1/webhooks/${ok.body.data.id}`), 204, "cleanup")
   })
 
   it("team B's own ids with a role too low are 403, not 404", async () => {

@@ -59,6 +59,7 @@ const receiver = Effect.gen(function* () {
 
 const settings = Layer.succeed(WebhookSettings, {
   ...WebhookSettings.defaultValue(),
+  allowPrivate: true,
   pollInterval: Duration.millis(50),
   // Generous: the receivers share the event loop with PGlite, which blocks it during queries.
   timeout: Duration.seconds(1),
@@ -109,6 +110,7 @@ describe("webhook signing (pure)", () => {
   it("retry delays double and are capped", () => {
     const s = {
       ...WebhookSettings.defaultValue(),
+      allowPrivate: true,
       backoffBase: Duration.seconds(5),
       backoffMax: Duration.seconds(60)
     }

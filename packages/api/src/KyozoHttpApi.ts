@@ -18,6 +18,7 @@ import {
 import { AlertComparator, AlertMetric } from "@kyozo/core/AlertRepo"
 import { BreakerStatus } from "@kyozo/core/CircuitBreaker"
 import { HealthCheckConfig } from "@kyozo/core/domain/HealthCheckConfig"
+import { parseTargetUrl } from "@kyozo/core/OutboundTarget"
 import { Role } from "@kyozo/core/domain/Membership"
 import { RestartPolicy } from "@kyozo/core/domain/ServiceInstance"
 import { Permission } from "@kyozo/core/domain/ServicePermission"
@@ -517,20 +518,27 @@ export class RecommendationsApi extends HttpApiGroup.make("recommendations")
   .addError(Denied)
   .middleware(Authorization) {}
 
-/** Only http(s) targets: a webhook never reaches file:, gopher: or other schemes. */
-export const WebhookUrl = Schema.String.pipe(
-  Schema.maxLength(2048),
-  Schema.filter(
-    (s) => {
-      try {
-        const u = new URL(s)
-        return (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== ""
-      } catch {
-        return false
-      }
+/**
+ * The one webhook URL rule (`parseTargetUrl`): absolute http(s), a host, no credentials; decoded to
+ * its normalized form, which is what is stored. Where it may point is checked by the server.
+ */
+export const WebhookUrl = Schema.transform(
+  Schema.String.pipe(
+    Schema.maxLength(2048),
+    Schema.filter((s) => {
+      const u = parseTargetUrl(s)
+      return u instanceof URL ? true : u.message
+    })
+  ),
+  Schema.String,
+  {
+    strict: true,
+    decode: (s) => {
+      const u = parseTargetUrl(s)
+      return u instanceof URL ? u.href : s
     },
-    { message: () => "Expected an absolute http:// or https:// URL" }
-  )
+    encode: (s) => s
+  }
 )
 /** Event types or "prefix.*" patterns; an empty list means every event. */
 export const WebhookEventFilter = Schema.Array(
@@ -551,6 +559,7 @@ export class WebhooksApi extends HttpApiGroup.make("webhooks")
         })
       )
       .addSuccess(single(WebhookResource, 201))
+      .addError(Unprocessable)
   )
   .add(HttpApiEndpoint.get("getWebhook")`/webhooks/${WebhookParam}`.addSuccess(single(WebhookResource)))
   .add(HttpApiEndpoint.del("deleteWebhook")`/webhooks/${WebhookParam}`.addSuccess(NoContent))

@@ -29,6 +29,7 @@ import * as Workers from "@kyozo/workers/Workers"
 import { Effect, Layer } from "effect"
 import { createServer } from "node:http"
 import * as Auth from "./Auth.js"
+import { KeySessions } from "./KeySessions.js"
 import * as RestApi from "./RestApi.js"
 import * as RpcHandlers from "./RpcHandlers.js"
 import * as MetricsRoutes from "./MetricsRoutes.js"
@@ -66,7 +67,8 @@ export const CoreLive = Layer.mergeAll(
   Auth.BootstrapLive,
   // After a crash: proxies re-routed, unfinished deploys resumed or compensated (DESIGN.md: reconcile).
   Reconciler.layer(),
-  WebhookDispatcher.layer
+  WebhookDispatcher.layer,
+  KeySessions.Default
 ).pipe(
   Layer.provideMerge(Layer.mergeAll(ImageBuilder.Default, ServiceProxy.layer)),
   Layer.provideMerge(ContainerManagerLayer.layer),

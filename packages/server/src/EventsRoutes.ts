@@ -17,6 +17,7 @@ import type { TeamId } from "@kyozo/core/domain/Ids"
 import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
 import { Chunk, Config, Duration, Effect, Layer, Option, Queue, Stream } from "effect"
 import { makeAuthenticate } from "./Auth.js"
+import { KeySessions } from "./KeySessions.js"
 import { tooManyRequests } from "./RateLimit.js"
 import { errorResponse } from "./UploadRoutes.js"
 
@@ -55,6 +56,7 @@ export const make = (settings: EventsSettings) =>
     const authenticate = yield* makeAuthenticate
     const events = yield* DeploymentEventRepo
     const manager = yield* ContainerManager
+    const sessions = yield* KeySessions
 
     /** The team's events after `after`, then live ones, forever. */
     const teamEvents = (teamId: TeamId, after: number): Stream.Stream<DeploymentEvent> =>
@@ -137,6 +139,8 @@ export const make = (settings: EventsSettings) =>
               { concurrency: "unbounded" }
             )
           ),
+          // Revoking the key, its expiry or the member's removal ends the stream.
+          sessions.guard(principal.keyId),
           Stream.encodeText
         )
         return HttpServerResponse.stream(body, {

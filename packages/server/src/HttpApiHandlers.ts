@@ -41,6 +41,7 @@ import type { Team } from "@kyozo/core/domain/Team"
 import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
 import { HealthCheckRepo } from "@kyozo/core/HealthCheckRepo"
 import { MetricSampleRepo } from "@kyozo/core/MetricSampleRepo"
+import { allowPrivateFromEnv, checkTarget, TargetRefused } from "@kyozo/core/OutboundTarget"
 import { PermissionRepo } from "@kyozo/core/PermissionRepo"
 import { serviceUrl } from "@kyozo/core/ServiceNaming"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
@@ -53,6 +54,7 @@ import { Deployer, type DeployError, type DeployRequest, type DeploySource } fro
 import { loadPrices, recommend } from "@kyozo/workers/Recommendations"
 import { Deferred, Effect, Layer, Option, Redacted, Stream } from "effect"
 import { makeAuthenticate } from "./Auth.js"
+import { KeySessions } from "./KeySessions.js"
 import { canAssignRole, Policy, requireRole } from "./Policy.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -404,6 +406,7 @@ const MembersLive = HttpApiBuilder.group(KyozoHttpApi, "members", (handlers) =>
 
 const ApiKeysLive = HttpApiBuilder.group(KyozoHttpApi, "apiKeys", (handlers) =>
   Effect.gen(function* () {
+    const sessions = yield* KeySessions
     const keys = yield* ApiKeyRepo
     const teams = yield* TeamRepo
     return handlers
@@ -449,6 +452,7 @@ const ApiKeysLive = HttpApiBuilder.group(KyozoHttpApi, "apiKeys", (handlers) =>
             yield* requireRole("revoke API keys", "admin").pipe(Effect.mapError(denied))
           const revoked = yield* keys.revoke(p.teamId, key.value.id).pipe(Effect.orDie)
           if (!revoked) return yield* Effect.fail(notFound("API key"))
+          yield* sessions.end(key.value.id)
         })
       )
   })
@@ -915,10 +919,25 @@ const WebhooksLive = HttpApiBuilder.group(KyozoHttpApi, "webhooks", (handlers) =
         Effect.gen(function* () {
           const p = yield* requireRole("manage webhooks", "admin").pipe(Effect.mapError(denied))
           const { url, secret, eventTypes } = payload.data.attributes
+          // Where it may point: checked here on the URL, and again on the resolved address at delivery.
+          const target = checkTarget(url, allowPrivateFromEnv())
+          if (target instanceof TargetRefused)
+            return yield* Effect.fail(
+              apiError(
+                Unprocessable,
+                422,
+                "webhook_target_refused",
+                "Webhook target refused",
+                target.message,
+                {
+                  pointer: "/data/attributes/url"
+                }
+              )
+            )
           const created = yield* webhooks
             .create({
               teamId: p.teamId,
-              url,
+              url: target.href,
               ...(secret === undefined ? {} : { secret }),
               ...(eventTypes === undefined ? {} : { eventTypes })
             })

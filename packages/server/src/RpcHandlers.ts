@@ -10,6 +10,7 @@ import {
   type EventView,
   KyozoRpc,
   type LogLineView,
+  type Principal,
   type WhoAmIView
 } from "@kyozo/api/KyozoRpc"
 import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
@@ -26,6 +27,7 @@ import { UserRepo } from "@kyozo/core/UserRepo"
 import { Deployer, type DeploySource, InvalidSource } from "@kyozo/workers/Deployer"
 import { Effect, Layer, Option, Stream } from "effect"
 import * as fs from "node:fs"
+import { KeySessions } from "./KeySessions.js"
 import { Policy, requireRole } from "./Policy.js"
 
 const toEventView = (e: DeploymentEvent): EventView => ({
@@ -48,6 +50,10 @@ export const layer = KyozoRpc.toLayer(
     const teams = yield* TeamRepo
     const keys = yield* ApiKeyRepo
     const policy = yield* Policy
+    const sessions = yield* KeySessions
+    /** A stream of the caller's, ended when the caller's key stops being valid. */
+    const guarded = <A, E, R>(f: (p: Principal) => Stream.Stream<A, E, R>) =>
+      Stream.unwrap(Effect.map(CurrentPrincipal, (p) => f(p).pipe(sessions.guard(p.keyId))))
 
     /** The folder of a source on this server; an unknown upload is InvalidSource, like a bad path. */
     const folderOf = (source: DeploySource) =>
@@ -70,7 +76,7 @@ export const layer = KyozoRpc.toLayer(
       Deploy: (request) =>
         Stream.unwrap(
           Effect.map(policy.requireDeploy(request.name), (principal) =>
-            deployer.deploy(principal.teamId, request)
+            deployer.deploy(principal.teamId, request).pipe(sessions.guard(principal.keyId))
           )
         ),
       ListServices: () => Effect.flatMap(CurrentPrincipal, (p) => deployer.list(p.teamId)),
@@ -96,26 +102,22 @@ export const layer = KyozoRpc.toLayer(
           deployer.rollback(a.principal.teamId, a.service.id, to)
         ),
       Logs: ({ service, follow, tail }) =>
-        Stream.unwrap(
-          Effect.map(CurrentPrincipal, (p) =>
-            deployer
-              .logs(p.teamId, service, { follow: follow ?? false, tail: tail ?? 100 })
-              .pipe(
-                Stream.map((l): LogLineView => ({ stream: l.stream, timestamp: l.timestamp, line: l.line }))
-              )
-          )
+        guarded((p) =>
+          deployer
+            .logs(p.teamId, service, { follow: follow ?? false, tail: tail ?? 100 })
+            .pipe(
+              Stream.map((l): LogLineView => ({ stream: l.stream, timestamp: l.timestamp, line: l.line }))
+            )
         ),
       Events: ({ afterId, follow, service }) =>
-        Stream.unwrap(
-          Effect.map(CurrentPrincipal, (p) =>
-            deployer
-              .events(p.teamId, {
-                ...(afterId !== undefined ? { afterId } : {}),
-                ...(service !== undefined ? { service } : {}),
-                follow: follow ?? false
-              })
-              .pipe(Stream.map(toEventView))
-          )
+        guarded((p) =>
+          deployer
+            .events(p.teamId, {
+              ...(afterId !== undefined ? { afterId } : {}),
+              ...(service !== undefined ? { service } : {}),
+              follow: follow ?? false
+            })
+            .pipe(Stream.map(toEventView))
         ),
       Detect: ({ source }) => folderOf(source).pipe(Effect.flatMap(detectPlan), Effect.map(toResult)),
       RuntimeStatus: () =>
@@ -169,6 +171,7 @@ export const layer = KyozoRpc.toLayer(
           const p = yield* requireRole("revoke API keys", "admin")
           const revoked = yield* keys.revoke(p.teamId, ApiKeyId.make(keyId)).pipe(Effect.orDie)
           if (!revoked) return yield* new ApiKeyNotFound({ keyId })
+          yield* sessions.end(keyId)
         })
     }
   })

@@ -7,9 +7,12 @@
  * receiver drop the rare duplicate after a crash between the two.
  */
 import type { DeploymentEvent } from "@kyozo/core/domain/DeploymentEvent"
+import { allowPrivateFromEnv, checkTarget, guardedLookup, TargetRefused } from "@kyozo/core/OutboundTarget"
 import { deliveryHeaders, matchesFilter, type Webhook } from "@kyozo/core/Webhook"
 import { WebhookRepo } from "@kyozo/core/WebhookRepo"
 import { Clock, Context, Duration, Effect, FiberSet, Layer, Redacted, Schedule } from "effect"
+import * as http from "node:http"
+import * as https from "node:https"
 
 export interface WebhookSettingsShape {
   readonly pollInterval: Duration.Duration
@@ -23,6 +26,8 @@ export interface WebhookSettingsShape {
   readonly backoffMax: Duration.Duration
   /** After this many failed attempts the event is abandoned (logged) and the cursor moves on. */
   readonly maxAttempts: number
+  /** Loopback and private targets allowed (`KYOZO_WEBHOOK_ALLOW_PRIVATE=1`); metadata never. */
+  readonly allowPrivate: boolean
 }
 
 export class WebhookSettings extends Context.Reference<WebhookSettings>()("@kyozo/workers/WebhookSettings", {
@@ -33,7 +38,8 @@ export class WebhookSettings extends Context.Reference<WebhookSettings>()("@kyoz
     batch: 50,
     backoffBase: Duration.seconds(5),
     backoffMax: Duration.minutes(10),
-    maxAttempts: 10
+    maxAttempts: 10,
+    allowPrivate: allowPrivateFromEnv()
   })
 }) {}
 
@@ -65,32 +71,51 @@ interface Sent {
   readonly durationMs: number
 }
 
-const post = (url: string, headers: Record<string, string>, body: string, timeout: Duration.Duration) =>
-  Effect.promise(async (): Promise<Sent> => {
+/**
+ * One POST through node's http(s) client: the target is checked again here (DNS can change after
+ * the webhook was stored), and the socket connects to the very address the guarded lookup checked.
+ * Redirects are not followed.
+ */
+const post = (
+  url: string,
+  headers: Record<string, string>,
+  body: string,
+  timeout: Duration.Duration,
+  allowPrivate: boolean
+) =>
+  Effect.async<Sent>((resume, signal) => {
     const started = performance.now()
-    try {
-      const res = await fetch(url, {
+    const done = (status: number | null, error: string) =>
+      resume(Effect.succeed({ status, error, durationMs: performance.now() - started }))
+    const target = checkTarget(url, allowPrivate)
+    if (target instanceof TargetRefused) return done(null, `target refused: ${target.message}`)
+    const client = target.protocol === "https:" ? https : http
+    const req = client.request(
+      target,
+      {
         method: "POST",
-        headers,
-        body,
-        redirect: "manual",
-        signal: AbortSignal.timeout(Duration.toMillis(timeout))
-      })
-      await res.body?.cancel()
-      return {
-        status: res.status,
-        error: res.ok ? "" : `answered ${res.status}`,
-        durationMs: performance.now() - started
+        headers: { ...headers, "content-length": String(Buffer.byteLength(body)) },
+        lookup: guardedLookup(allowPrivate),
+        signal: AbortSignal.any([signal, AbortSignal.timeout(Duration.toMillis(timeout))])
+      },
+      (res) => {
+        res.resume()
+        const status = res.statusCode ?? 0
+        done(status, status >= 200 && status < 300 ? "" : `answered ${status}`)
       }
-    } catch (e) {
-      const error =
-        e instanceof Error
-          ? e.name === "TimeoutError"
-            ? `no answer in ${Duration.format(timeout)}`
+    )
+    req.on("error", (e: Error & { code?: string }) => {
+      if (signal.aborted) return
+      done(
+        null,
+        e.name === "AbortError" || e.name === "TimeoutError"
+          ? `no answer in ${Duration.format(timeout)}`
+          : e.code === "ETARGETREFUSED"
+            ? `target refused: ${e.message}`
             : e.message
-          : String(e)
-      return { status: null, error, durationMs: performance.now() - started }
-    }
+      )
+    })
+    req.end(body)
   })
 
 export class WebhookDispatcher extends Effect.Service<WebhookDispatcher>()(
@@ -125,7 +150,7 @@ export class WebhookDispatcher extends Effect.Service<WebhookDispatcher>()(
             // than leaving a delivered event behind the cursor.
             const ok = yield* Effect.uninterruptible(
               Effect.gen(function* () {
-                const sent = yield* post(webhook.url, headers, body, settings.timeout)
+                const sent = yield* post(webhook.url, headers, body, settings.timeout, settings.allowPrivate)
                 const attempt = priorAttempts + 1
                 priorAttempts = 0
                 const attemptedAt = new Date(nowMs)

@@ -1,6 +1,10 @@
 /**
  * Docker Compose files: services by key, build contexts, images, ports (short and long syntax),
- * `depends_on` as a list or a map, commands and environment. `${VAR:-default}` takes the default.
+ * `depends_on` as a list or a map, commands and environment.
+ *
+ * Interpolation reads only the folder itself (its `.env` and the file's own `${X:-d}` defaults),
+ * never the server's environment: a tenant's compose file must not read the server's secrets.
+ * An unset variable becomes empty and is reported, as Compose does.
  */
 import * as YAML from "yaml"
 
@@ -26,24 +30,70 @@ export interface ComposeService {
 export interface ParsedCompose {
   readonly services: ReadonlyArray<ComposeService>
   readonly error?: string
+  /** Variables the file uses that neither the folder's `.env` nor a default sets (they became ""). */
+  readonly unset: ReadonlyArray<string>
 }
 
-const interpolate = (s: string): string =>
-  s.replace(
-    /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-?]([^}]*))?\}/g,
-    (_, name: string, def: string | undefined) => {
-      return def ?? process.env[name] ?? ""
-    }
-  )
+/** Variables of a folder's `.env` file: `KEY=value`, `export KEY=value`, quotes, `#` comments. */
+export const parseDotEnv = (text: string): Record<string, string> => {
+  const vars: Record<string, string> = {}
+  for (const raw of text.split(/\r?\n/)) {
+    const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(raw)
+    if (!m) continue
+    let v = m[2]!
+    const q = v[0]
+    if ((q === '"' || q === "'") && v.indexOf(q, 1) > 0) v = v.slice(1, v.indexOf(q, 1))
+    else v = v.replace(/\s+#.*$/, "").trim()
+    vars[m[1]!] = v
+  }
+  return vars
+}
+
+/**
+ * Compose's forms: `$$` (a literal `$`), `$VAR`, `${VAR}`, `${VAR:-d}` / `${VAR-d}` (default when
+ * unset-or-empty / unset), `${VAR:?e}` / `${VAR?e}` (required: empty here, reported as unset),
+ * `${VAR:+r}` / `${VAR+r}` (replacement when set).
+ */
+const makeInterpolate =
+  (vars: Readonly<Record<string, string>>, unset: Set<string>) =>
+  (s: string): string =>
+    s.replace(
+      /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?)([-?+])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
+      (
+        whole,
+        braced: string | undefined,
+        colon: string,
+        op: string | undefined,
+        arg: string,
+        bare: string | undefined
+      ) => {
+        if (whole === "$$") return "$"
+        const name = (braced ?? bare)!
+        const has = Object.prototype.hasOwnProperty.call(vars, name)
+        const value = has ? vars[name]! : undefined
+        const present = colon === ":" ? value !== undefined && value !== "" : value !== undefined
+        if (op === "-") return present ? value! : arg
+        if (op === "+") return present ? arg : ""
+        if (!present && value === undefined) unset.add(name)
+        else if (op === "?" && !present) unset.add(name)
+        return value ?? ""
+      }
+    )
 
 const isRecord = (x: unknown): x is Record<string, unknown> =>
   typeof x === "object" && x !== null && !Array.isArray(x)
 
 /** "127.0.0.1:8080:80/tcp" → 80; "3000-3005" → 3000; long form { target } → target. */
-export const containerPort = (spec: unknown): number | undefined => {
+export const containerPort = (
+  spec: unknown,
+  interpolate: (s: string) => string = makeInterpolate({}, new Set())
+): number | undefined => {
   if (typeof spec === "number") return Number.isInteger(spec) && spec > 0 && spec <= 65535 ? spec : undefined
   if (isRecord(spec))
-    return containerPort(typeof spec.target === "string" ? Number(interpolate(spec.target)) : spec.target)
+    return containerPort(
+      typeof spec.target === "string" ? Number(interpolate(spec.target)) : spec.target,
+      interpolate
+    )
   if (typeof spec !== "string") return undefined
   const s = interpolate(spec).split("/")[0]!
   const last = s.split(":").pop() ?? ""
@@ -67,14 +117,22 @@ const lineOfKey = (text: string, key: string): number | undefined => {
   return undefined
 }
 
-export const parseCompose = (text: string): ParsedCompose => {
+/** `dotEnv`: the variables of the folder's own `.env` (the only source besides the file's defaults). */
+export const parseCompose = (text: string, dotEnv: Readonly<Record<string, string>> = {}): ParsedCompose => {
+  const unset = new Set<string>()
+  const interpolate = makeInterpolate(dotEnv, unset)
   let doc: unknown
   try {
     doc = YAML.parse(text, { maxAliasCount: 100 })
   } catch (e) {
-    return { services: [], error: `invalid YAML: ${String((e as Error).message ?? e).split("\n")[0]}` }
+    return {
+      services: [],
+      error: `invalid YAML: ${String((e as Error).message ?? e).split("\n")[0]}`,
+      unset: []
+    }
   }
-  if (!isRecord(doc) || !isRecord(doc.services)) return { services: [], error: "no services section" }
+  if (!isRecord(doc) || !isRecord(doc.services))
+    return { services: [], error: "no services section", unset: [] }
   const services: Array<ComposeService> = []
   for (const [key, raw] of Object.entries(doc.services)) {
     const svc = isRecord(raw) ? raw : {}
@@ -90,7 +148,7 @@ export const parseCompose = (text: string): ParsedCompose => {
     for (const list of [svc.ports, svc.expose]) {
       if (!Array.isArray(list)) continue
       for (const p of list) {
-        const n = containerPort(p)
+        const n = containerPort(p, interpolate)
         if (n !== undefined && !ports.includes(n)) ports.push(n)
       }
     }
@@ -126,5 +184,5 @@ export const parseCompose = (text: string): ParsedCompose => {
       environment
     })
   }
-  return { services }
+  return { services, unset: [...unset] }
 }

@@ -14,7 +14,7 @@ import {
   BackingSet,
   ENV_EXAMPLE_FILES
 } from "./BackingServices.js"
-import { COMPOSE_FILES, parseCompose } from "./Compose.js"
+import { COMPOSE_FILES, parseCompose, parseDotEnv } from "./Compose.js"
 import { DOCKERFILE_NAMES, parseDockerfile, type ParsedDockerfile } from "./Dockerfile.js"
 import { detectDeno } from "./DenoStack.js"
 import { detectElixir } from "./ElixirStack.js"
@@ -287,7 +287,9 @@ const uniqueName = (b: Builder, base: string, dir: string): string => {
 const composeServices = (b: Builder, dir: string, file: string): Effect.Effect<boolean> =>
   Effect.gen(function* () {
     const text = (yield* b.index.read(file)) ?? ""
-    const parsed = parseCompose(text)
+    // Only the folder's own `.env` feeds interpolation (never the server's environment).
+    const dotEnv = parseDotEnv((yield* b.index.read(joinRel(dir, ".env"))) ?? "")
+    const parsed = parseCompose(text, dotEnv)
     if (parsed.error) b.notes.push(`${file}: ${parsed.error}`)
     if (parsed.services.length === 0) return false
     const keys = new Set(parsed.services.map((s) => s.key))
@@ -299,6 +301,10 @@ const composeServices = (b: Builder, dir: string, file: string): Effect.Effect<b
     }
     for (const s of parsed.services) {
       const evidence: Array<Evidence> = [ev(file, `compose service ${s.key}`, s.line)]
+      for (const name of parsed.unset)
+        evidence.push(
+          ev(file, `warning: variable ${name} is not set (no .env entry, no default): empty string used`)
+        )
       let kind: DetectedService["kind"] = "image"
       let framework: string | null = null
       let port: number | null = null

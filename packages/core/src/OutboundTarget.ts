@@ -1,0 +1,133 @@
+/**
+ * Where the server may send a tenant's outbound calls (webhooks). A URL a tenant gives must not
+ * reach the server's own network: loopback, link-local (cloud metadata at 169.254.169.254),
+ * private, unique-local, carrier-grade NAT, unspecified and other reserved addresses are refused,
+ * and so are credentials inside the URL. The check runs twice: on the URL when it is stored, and
+ * on every address the name resolves to when a call is made (DNS can change between the two), and
+ * the call then connects to exactly the address that was checked.
+ *
+ * `KYOZO_WEBHOOK_ALLOW_PRIVATE=1` lets an admin allow private and loopback targets (a receiver on
+ * the same host or LAN); metadata names stay refused even then.
+ */
+import { Data } from "effect"
+import ipaddr from "ipaddr.js"
+import type { LookupFunction } from "node:net"
+import * as dns from "node:dns"
+import * as net from "node:net"
+
+export type TargetRefusal = "malformed" | "scheme" | "credentials" | "too-long" | "private-address"
+
+export class TargetRefused extends Data.TaggedError("TargetRefused")<{
+  readonly reason: TargetRefusal
+  readonly message: string
+}> {}
+
+/** Whether private targets are allowed (an admin's switch). */
+export const allowPrivateFromEnv = (env: NodeJS.ProcessEnv = process.env): boolean =>
+  /^(1|true|yes)$/i.test(env.KYOZO_WEBHOOK_ALLOW_PRIVATE ?? "")
+
+/** Names of a cloud's metadata service: refused whatever DNS says and whatever the switch. */
+const isMetadataName = (h: string): boolean =>
+  h === "metadata" || h === "metadata.google.internal" || h === "instance-data" || h.endsWith(".internal")
+
+/** Names that always mean this machine or its LAN. */
+const isLocalName = (h: string): boolean =>
+  h === "localhost" || h.endsWith(".localhost") || h.endsWith(".local")
+
+/** Metadata services are refused even when private targets are allowed. */
+const METADATA_ADDRESSES = new Set(["169.254.169.254", "fd00:ec2::254", "100.100.100.200"])
+
+/** Only ordinary public unicast addresses are allowed (IPv4-mapped IPv6 counts as its IPv4). */
+export const isPublicAddress = (address: string): boolean => {
+  if (!ipaddr.isValid(address)) return false
+  const ip = ipaddr.process(address)
+  return ip.range() === "unicast"
+}
+
+const isAllowedAddress = (address: string, allowPrivate: boolean): boolean => {
+  if (!ipaddr.isValid(address)) return false
+  const ip = ipaddr.process(address)
+  if (METADATA_ADDRESSES.has(ip.toString())) return false
+  if (ip.range() === "unicast") return true
+  if (!allowPrivate) return false
+  return ["private", "loopback", "uniqueLocal", "linkLocal", "carrierGradeNat"].includes(ip.range())
+}
+
+const refused = (reason: TargetRefusal, message: string) => new TargetRefused({ reason, message })
+
+/**
+ * The one URL rule: absolute http(s), a host, no credentials, at most 2,048 characters once
+ * normalized. Answers the normalized URL (lower-case scheme and host, numeric hosts such as
+ * `0x7f.1` written out as `127.0.0.1`), which is what is stored and called.
+ */
+export const parseTargetUrl = (raw: string): URL | TargetRefused => {
+  if (raw.includes("\0")) return refused("malformed", "The URL contains a NUL byte.")
+  let u: URL
+  try {
+    u = new URL(raw)
+  } catch {
+    return refused("malformed", "Expected an absolute http:// or https:// URL.")
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:")
+    return refused("scheme", "Expected an absolute http:// or https:// URL.")
+  // `http:/x` parses as http://x/ in WHATWG: insist on the `//` the user meant to write.
+  if (!/^https?:\/\//i.test(raw.trim()))
+    return refused("malformed", "Expected an absolute http:// or https:// URL.")
+  if (u.hostname === "") return refused("malformed", "The URL has no host.")
+  if (u.username !== "" || u.password !== "")
+    return refused("credentials", "Credentials inside the URL are not allowed: sign with the webhook secret.")
+  if (u.href.length > 2048) return refused("too-long", "The URL is longer than 2,048 characters.")
+  return u
+}
+
+/** The host of a URL without IPv6 brackets. */
+const bareHost = (u: URL): string => u.hostname.replace(/^\[|\]$/g, "")
+
+/**
+ * The check when a URL is stored: the URL rule, then the host as written (a literal address or a
+ * name that always means this machine or a metadata service). Names are resolved at call time.
+ */
+export const checkTarget = (raw: string, allowPrivate: boolean): URL | TargetRefused => {
+  const u = parseTargetUrl(raw)
+  if (u instanceof TargetRefused) return u
+  const host = bareHost(u)
+  if (net.isIP(host) !== 0) {
+    if (!isAllowedAddress(host, allowPrivate))
+      return refused(
+        "private-address",
+        "The URL points at a loopback, private, link-local or metadata address."
+      )
+  } else {
+    const h = host.toLowerCase().replace(/\.$/, "")
+    if (isMetadataName(h) || (!allowPrivate && isLocalName(h)))
+      return refused("private-address", "The URL names this machine or a metadata service.")
+  }
+  return u
+}
+
+/**
+ * A `lookup` for node's http(s) agents: resolves the name, refuses the call when any address is
+ * not allowed, and hands the checked address to the socket (no second resolution to race).
+ */
+export const guardedLookup =
+  (allowPrivate: boolean): LookupFunction =>
+  (hostname, options, callback) => {
+    dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
+      if (err) return (callback as (e: Error | null, a: string, f?: number) => void)(err, "", 4)
+      const list = addresses as unknown as ReadonlyArray<dns.LookupAddress>
+      const bad = list.find((a) => !isAllowedAddress(a.address, allowPrivate))
+      if (bad !== undefined || list.length === 0) {
+        const e = Object.assign(
+          new Error(`${hostname} resolves to a loopback, private, link-local or metadata address: refused`),
+          { code: "ETARGETREFUSED" }
+        )
+        return (callback as (e: Error | null, a: string, f?: number) => void)(e, "", 4)
+      }
+      if ((options as dns.LookupOptions).all) return (callback as any)(null, list)
+      return (callback as (e: Error | null, a: string, f?: number) => void)(
+        null,
+        list[0]!.address,
+        list[0]!.family
+      )
+    })
+  }
