@@ -300,6 +300,7 @@ export class ImageBuilder extends Effect.Service<ImageBuilder>()("@kyozo/core/Im
                 // One LABEL line in our own Dockerfile: the classic builder turns every build-time
                 // label into a step of its own (~90 ms each).
                 extraFiles: {
+                  ...planned.hints?.contextFiles,
                   [GENERATED_DOCKERFILE]: `${generated.content.trimEnd()}\n${labelLine(ownership)}\n`,
                   // Build stages only: the generated Dockerfile keeps it out of the final image.
                   ...(generated.usesBuildCa && settings.ca

@@ -97,8 +97,22 @@ export const execForm = (command: string): string => {
   return JSON.stringify(parts)
 }
 
-const copyList = (files: ReadonlyArray<string>, dest: string, chown?: string): string | undefined =>
-  files.length === 0 ? undefined : `COPY ${chown ? `--chown=${chown} ` : ""}${files.join(" ")} ${dest}`
+/** COPY lines for files; nested ones keep their folder (several sources into one folder flatten). */
+const copyList = (files: ReadonlyArray<string>, dest: string, chown?: string): string | undefined => {
+  if (files.length === 0) return undefined
+  const own = chown ? `--chown=${chown} ` : ""
+  const top = files.filter((f) => !f.includes("/"))
+  const byDir = new Map<string, Array<string>>()
+  for (const f of files.filter((f) => f.includes("/"))) {
+    const dir = f.slice(0, f.lastIndexOf("/"))
+    byDir.set(dir, [...(byDir.get(dir) ?? []), f])
+  }
+  const base = dest.endsWith("/") ? dest : `${dest}/`
+  return [
+    ...(top.length > 0 ? [`COPY ${own}${top.join(" ")} ${dest}`] : []),
+    ...[...byDir].map(([dir, fs]) => `COPY ${own}${fs.join(" ")} ${base === "./" ? "" : base}${dir}/`)
+  ].join("\n")
+}
 
 const lines = (...ls: ReadonlyArray<string | undefined | false>): string =>
   ls.filter((l): l is string => typeof l === "string").join("\n") + "\n"

@@ -70,6 +70,8 @@ export interface BuildHints {
   readonly output?: string
   /** Node front end: the script that builds it (default "build"). */
   readonly buildScriptName?: string
+  /** Files Kyozo writes into the build context, replacing the folder's (a normalised package.json). */
+  readonly contextFiles?: Readonly<Record<string, string>>
   /** Python: a folder of wheels shipped with the app; installs use it alone (`--no-index`). */
   readonly wheelDir?: string
 }
