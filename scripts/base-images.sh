@@ -2,11 +2,16 @@
 # Builds Kyozo's local base images with `docker import` from a root folder of host binaries, because
 # this machine has no image registry to pull from. Idempotent: an existing image is kept unless --force.
 #
-#   kyozo-local/node:20        the host's node + the libraries ldd lists + busybox (sh, wget, ...)
+#   kyozo-local/node:20        the host's node + npm, npx and corepack (pnpm/yarn) + the libraries ldd
+#                              lists + busybox (sh, wget, env, ...)
+#   kyozo-local/python:3       the host's real /usr/bin/python3 (never a pyenv shim) with its standard
+#                              library, pip and venv (ensurepip's wheels) + busybox
 #   kyozo-local/static:latest  busybox from Debian's busybox-static (sh, httpd, wget, nc, ...)
 #
-# Both have /etc/passwd with a non-root user (node, uid 1000) and a world-writable /tmp.
+# All have /etc/passwd with a non-root user (node, uid 1000) and a world-writable /tmp.
 # The images carry no kyozo.managed label on purpose: Kyozo's cleanup must never prune them.
+# Each carries kyozo.base-image.version: an image built by an older version of this script is
+# rebuilt (what an image holds changes with the script, not only with its presence).
 set -euo pipefail
 
 FORCE=0
@@ -25,7 +30,13 @@ for arg in "$@"; do
 done
 
 NODE_IMAGE="kyozo-local/node:20"
+PYTHON_IMAGE="kyozo-local/python:3"
 STATIC_IMAGE="kyozo-local/static:latest"
+# Bump when an image's content changes: older images are then rebuilt without --force.
+VERSION_LABEL="kyozo.base-image.version"
+NODE_VERSION=2
+PYTHON_VERSION=1
+STATIC_VERSION=1
 IMAGE_PATH="/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin"
 
 if ! docker info >/dev/null 2>&1; then
@@ -47,6 +58,20 @@ WORK="$(mktemp -d /tmp/kyozo-base-images.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 
 exists() { docker image inspect "$1" >/dev/null 2>&1; }
+# Current: present and built by this version of the script.
+current() {
+  local have
+  have="$(docker image inspect -f "{{index .Config.Labels \"$VERSION_LABEL\"}}" "$1" 2>/dev/null || true)"
+  [ "$have" = "$2" ]
+}
+# Every absolute path ldd prints for the given binaries: libraries and the dynamic loader.
+copy_libs() {
+  local root="$1" lib
+  shift
+  for lib in $(ldd "$@" 2>/dev/null | grep -o '/[^ ]*' | grep -v ':$' | sort -u); do
+    [ -e "$lib" ] && cp -L --parents "$lib" "$root/"
+  done
+}
 
 # Common skeleton: users, /tmp, busybox with one symlink per applet.
 skeleton() {
@@ -67,6 +92,8 @@ EOF
   echo "hosts: files dns" >"$root/etc/nsswitch.conf"
   chown 1000:1000 "$root/home/node"
   cp "$BUSYBOX" "$root/bin/busybox"
+  # `#!/usr/bin/env node` (npm, npx, corepack and most package bins) needs env at that path.
+  ln -s /bin/busybox "$root/usr/bin/env"
   local applet
   for applet in $("$BUSYBOX" --list); do
     [ "$applet" = "busybox" ] && continue
@@ -89,6 +116,7 @@ build_static() {
   skeleton "$root"
   echo "kyozo static" >"$root/var/www/index.html"
   import_root "$root" "$STATIC_IMAGE" \
+    --change "LABEL $VERSION_LABEL=$STATIC_VERSION" \
     --change "ENV PATH=$IMAGE_PATH" \
     --change 'WORKDIR /' \
     --change 'CMD ["sh"]'
@@ -104,11 +132,33 @@ build_node() {
   skeleton "$root"
   cp "$node" "$root/usr/local/bin/node"
   ln -s /usr/local/bin/node "$root/usr/bin/node"
-  # Every absolute path ldd prints: the libraries and the dynamic loader.
-  for lib in $(ldd "$node" | grep -o '/[^ ]*' | sort -u); do
-    cp -L --parents "$lib" "$root/"
+  copy_libs "$root" "$node"
+  # npm and corepack as the host has them (Debian/NodeSource put them next to node's prefix).
+  local modules="" tool
+  for modules in "$(dirname "$(dirname "$node")")/lib/node_modules" /usr/lib/node_modules /usr/local/lib/node_modules; do
+    [ -f "$modules/npm/bin/npm-cli.js" ] && break
   done
+  if [ ! -f "$modules/npm/bin/npm-cli.js" ]; then
+    echo "base-images: npm is not installed next to node on this machine (apt-get install -y npm)" >&2
+    exit 1
+  fi
+  mkdir -p "$root/usr/local/lib/node_modules"
+  cp -a "$modules/npm" "$root/usr/local/lib/node_modules/npm"
+  ln -s ../lib/node_modules/npm/bin/npm-cli.js "$root/usr/local/bin/npm"
+  ln -s ../lib/node_modules/npm/bin/npx-cli.js "$root/usr/local/bin/npx"
+  if [ -f "$modules/corepack/dist/corepack.js" ]; then
+    cp -a "$modules/corepack" "$root/usr/local/lib/node_modules/corepack"
+    ln -s ../lib/node_modules/corepack/dist/corepack.js "$root/usr/local/bin/corepack"
+    # pnpm and yarn through corepack, as in the official image (fetched on first use).
+    for tool in pnpm pnpx yarn yarnpkg; do
+      [ -f "$root/usr/local/lib/node_modules/corepack/dist/$tool.js" ] &&
+        ln -s ../lib/node_modules/corepack/dist/$tool.js "$root/usr/local/bin/$tool"
+    done
+  else
+    echo "base-images: corepack not found next to npm: pnpm/yarn projects will need it" >&2
+  fi
   import_root "$root" "$NODE_IMAGE" \
+    --change "LABEL $VERSION_LABEL=$NODE_VERSION" \
     --change "ENV PATH=$IMAGE_PATH" \
     --change 'ENV NODE_ENV=production' \
     --change 'WORKDIR /home/node' \
@@ -126,6 +176,70 @@ check_node() {
     echo "base-images: $NODE_IMAGE has no wget" >&2
     exit 1
   }
+  out="$(docker run --rm "$NODE_IMAGE" npm --version)" || {
+    echo "base-images: $NODE_IMAGE cannot run npm (got: $out)" >&2
+    exit 1
+  }
+}
+
+# The real interpreter: /usr/bin/python3 (a pyenv shim first on PATH is a shell script).
+host_python() {
+  local py
+  for py in /usr/bin/python3 /usr/local/bin/python3; do
+    [ -x "$py" ] && file -L "$py" 2>/dev/null | grep -q ELF && {
+      readlink -f "$py"
+      return
+    }
+  done
+}
+
+build_python() {
+  local root="$WORK/python" py ver stdlib pip
+  py="$(host_python)"
+  if [ -z "$py" ]; then
+    echo "base-images: no python3 binary in /usr/bin (apt-get install -y python3 python3-pip python3-venv)" >&2
+    return 1
+  fi
+  ver="$("$py" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+  stdlib="$("$py" -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')"
+  pip="$("$py" -c 'import os, pip; print(os.path.dirname(pip.__file__))' 2>/dev/null || true)"
+  if [ -z "$pip" ]; then
+    echo "base-images: python3 on this machine has no pip (apt-get install -y python3-pip python3-venv)" >&2
+    return 1
+  fi
+  skeleton "$root"
+  mkdir -p "$root/usr/local/bin" "$root/usr/lib/python3/dist-packages"
+  cp -L --parents "$py" "$root/"
+  ln -sf "$(basename "$py")" "$root/$(dirname "$py")/python3"
+  ln -sf "$(basename "$py")" "$root/$(dirname "$py")/python"
+  # The standard library without its tests; the host's own site packages stay out, except pip.
+  tar -C / --exclude="${stdlib#/}/test" --exclude="${stdlib#/}/EXTERNALLY-MANAGED" -c "${stdlib#/}" | tar -C "$root" -x
+  cp -a "$pip" "$root/usr/lib/python3/dist-packages/pip"
+  # venv: Debian's ensurepip installs pip and setuptools from these wheels.
+  if [ -d /usr/share/python-wheels ]; then
+    mkdir -p "$root/usr/share"
+    cp -a /usr/share/python-wheels "$root/usr/share/python-wheels"
+  fi
+  copy_libs "$root" "$py" "$stdlib"/lib-dynload/*.so
+  printf '#!/bin/sh\nexec %s -m pip "$@"\n' "$py" >"$root/usr/local/bin/pip"
+  chmod 755 "$root/usr/local/bin/pip"
+  ln -s pip "$root/usr/local/bin/pip3"
+  import_root "$root" "$PYTHON_IMAGE" \
+    --change "LABEL $VERSION_LABEL=$PYTHON_VERSION" \
+    --change "LABEL kyozo.python.version=$ver" \
+    --change "ENV PATH=$IMAGE_PATH" \
+    --change 'ENV LANG=C.UTF-8 PYTHONUNBUFFERED=1' \
+    --change 'WORKDIR /home/node' \
+    --change 'CMD ["python3"]'
+}
+
+check_python() {
+  local out
+  out="$(docker run --rm "$PYTHON_IMAGE" sh -c 'python -m venv /tmp/v && /tmp/v/bin/pip --version >/dev/null && python -c "import ssl, sqlite3, json; print(1)"')" || true
+  [ "$out" = "1" ] || {
+    echo "base-images: $PYTHON_IMAGE cannot make a venv with pip (got: $out)" >&2
+    exit 1
+  }
 }
 
 # An httpd inside the image answers a wget inside the same container (no traffic leaves the container).
@@ -138,16 +252,22 @@ check_static() {
   }
 }
 
-if [ "$FORCE" = 1 ] || ! exists "$STATIC_IMAGE"; then
+if [ "$FORCE" = 1 ] || ! current "$STATIC_IMAGE" "$STATIC_VERSION"; then
   build_static
   check_static
 else
-  echo "base-images: $STATIC_IMAGE exists (use --force to rebuild)"
+  echo "base-images: $STATIC_IMAGE is current (use --force to rebuild)"
 fi
 
-if [ "$FORCE" = 1 ] || ! exists "$NODE_IMAGE"; then
+if [ "$FORCE" = 1 ] || ! current "$NODE_IMAGE" "$NODE_VERSION"; then
   build_node
   check_node
 else
-  echo "base-images: $NODE_IMAGE exists (use --force to rebuild)"
+  echo "base-images: $NODE_IMAGE is current (use --force to rebuild)"
+fi
+
+if [ "$FORCE" = 1 ] || ! current "$PYTHON_IMAGE" "$PYTHON_VERSION"; then
+  build_python && check_python
+else
+  echo "base-images: $PYTHON_IMAGE is current (use --force to rebuild)"
 fi

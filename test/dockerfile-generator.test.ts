@@ -89,7 +89,7 @@ describe("generated Dockerfiles", () => {
   it.effect("node with dependencies installs production-only with npm ci", () =>
     Effect.gen(function* () {
       const { lines } = yield* generate("node-express")
-      expect(lines).toContain("RUN npm ci --omit=dev")
+      expect(lines).toContain("RUN npm ci --omit=dev --no-audit --no-fund")
       expect(lines.filter((l) => l.startsWith("FROM ")).length).toBe(2)
       const pnpm = yield* generate("node-fastify")
       expect(pnpm.text).toMatch(/pnpm install --prod --frozen-lockfile/)

@@ -6,15 +6,31 @@
  * Builds for the same tag are serialised (a per-tag semaphore): the second caller finds the image
  * the first one built instead of building it again.
  */
-import { Effect, Option, Stream } from "effect"
+import { Duration, Effect, Option, Stream } from "effect"
 import * as path from "node:path"
 import { BuildContextUnreadable, fromFolder, type BuildContextError } from "./BuildContext.js"
 import { ContainerRuntime, type ImageInfo } from "./ContainerRuntime.js"
-import { BaseImages } from "./dockerfile/BaseImages.js"
-import { generateDockerfile } from "./dockerfile/DockerfileGenerator.js"
+import {
+  BASE_IMAGE_KEYS,
+  type BaseImageKey,
+  type BaseImageMap,
+  BaseImages,
+  LOCAL_BASE_IMAGES
+} from "./dockerfile/BaseImages.js"
+import {
+  BUILD_CA_CONTEXT_FILE,
+  BuildSettings,
+  type BuildSettingsShape,
+  loadBuildSettings
+} from "./dockerfile/BuildSettings.js"
+import {
+  type DockerfileBuildOptions,
+  type GeneratedDockerfile,
+  generateDockerfile
+} from "./dockerfile/DockerfileGenerator.js"
 import { labelsFor, Service } from "./Labels.js"
 import { Registries } from "./Registries.js"
-import { BuildFailed, ImageNotFound, type RuntimeError } from "./RuntimeErrors.js"
+import { BaseImageUnavailable, BuildFailed, ImageNotFound, type RuntimeError } from "./RuntimeErrors.js"
 import type { PlannedService } from "./topology/Topology.js"
 
 export const ContextHashLabel = "kyozo.context-hash"
@@ -73,10 +89,54 @@ const dockerfileOf = (planned: PlannedService): string => {
   return rel === "" || rel.startsWith("..") ? "Dockerfile" : rel
 }
 
+/** The images a Dockerfile builds FROM (stage names excluded). */
+export const fromImages = (dockerfile: string): Array<string> => {
+  const stages = new Set<string>()
+  const out: Array<string> = []
+  for (const m of dockerfile.matchAll(/^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?/gim)) {
+    const ref = m[1]!
+    if (!stages.has(ref.toLowerCase()) && !out.includes(ref)) out.push(ref)
+    if (m[2]) stages.add(m[2].toLowerCase())
+  }
+  return out
+}
+
+/** A classic-builder failure of a FROM step that could not pull: the image it named, else undefined. */
+export const pullFailureImage = (reason: string, logTail: ReadonlyArray<string>): string | undefined => {
+  if (
+    !/registry|pull access denied|manifest|dial tcp|no such host|not found|unauthorized|connection refused/i.test(
+      reason
+    )
+  )
+    return undefined
+  const step = [...logTail].reverse().find((l) => /^Step \d+\/\d+ : /i.test(l))
+  return step ? /^Step \d+\/\d+ : FROM\s+(?:--platform=\S+\s+)?(\S+)/i.exec(step)?.[1] : undefined
+}
+
+/** How long a "cannot be pulled, use the local image" decision is reused before pulling again. */
+const withStandIn = (images: BaseImageMap, keys: ReadonlyArray<BaseImageKey>, local: string): BaseImageMap =>
+  Object.assign({}, images, Object.fromEntries(keys.map((k) => [k, local]))) as BaseImageMap
+
+const FALLBACK_TTL = Duration.toMillis("10 minutes")
+const PULL_TIMEOUT = "2 minutes"
+
 export class ImageBuilder extends Effect.Service<ImageBuilder>()("@kyozo/core/ImageBuilder", {
   effect: Effect.gen(function* () {
     const runtime = yield* ContainerRuntime
     const { images: baseImages } = yield* BaseImages
+    // Optional, like Registries: layers built without it read the same variables directly.
+    const configured = yield* Effect.serviceOption(BuildSettings)
+    const settings: BuildSettingsShape = Option.isSome(configured)
+      ? configured.value
+      : yield* Effect.orDie(loadBuildSettings)
+    const buildOptions: DockerfileBuildOptions = {
+      ca: settings.ca !== undefined,
+      ...(settings.npmRegistry ? { npmRegistry: settings.npmRegistry } : {}),
+      ...(settings.pipIndexUrl ? { pipIndexUrl: settings.pipIndexUrl } : {}),
+      ...(settings.pipFindLinks ? { pipFindLinks: settings.pipFindLinks } : {})
+    }
+    /** Configured base image → local stand-in, decided when the configured one could not be pulled. */
+    const standIns = new Map<string, { readonly local: string; readonly at: number }>()
     // Optional: without registry configuration images stay on the engine only.
     const registries = Option.getOrUndefined(yield* Effect.serviceOption(Registries))
 
@@ -137,6 +197,59 @@ export class ImageBuilder extends Effect.Service<ImageBuilder>()("@kyozo/core/Im
       })
 
     /**
+     * The base-image map a generated Dockerfile can build on here: each FROM image is on the engine,
+     * or pulled, or (when it cannot be pulled) replaced by the local base image of its key. None of
+     * those: a typed error that names the fix, never a raw pull error from inside the build.
+     */
+    const usableBaseImages = (input: EnsureImageInput, generated: GeneratedDockerfile) =>
+      Effect.gen(function* () {
+        const say = (line: string) => (input.onLog ? input.onLog(line) : Effect.void)
+        let images: BaseImageMap = baseImages
+        for (const ref of fromImages(generated.content)) {
+          const keys = BASE_IMAGE_KEYS.filter((k) => baseImages[k] === ref)
+          const known = standIns.get(ref)
+          if (
+            known &&
+            Date.now() - known.at < FALLBACK_TTL &&
+            (yield* existing(known.local))._tag === "Some"
+          ) {
+            images = withStandIn(images, keys, known.local)
+            continue
+          }
+          if ((yield* existing(ref))._tag === "Some") continue
+          const auth = registries?.authFor(input.teamId, ref)
+          const pulled = yield* runtime.pullImage(ref, auth ? { auth } : undefined).pipe(
+            Stream.runDrain,
+            Effect.timeoutFail({
+              duration: PULL_TIMEOUT,
+              onTimeout: () => new ImageNotFound({ image: ref })
+            }),
+            Effect.as(undefined),
+            Effect.catchTags({
+              ImageNotFound: () => Effect.succeed("not found in any reachable registry"),
+              DockerApiError: (e) => Effect.succeed(e.detail)
+            })
+          )
+          if (pulled === undefined) continue
+          const local = keys.map((k) => LOCAL_BASE_IMAGES[k]).find((l) => l !== undefined && l !== ref)
+          if (local !== undefined && (yield* existing(local))._tag === "Some") {
+            standIns.set(ref, { local, at: Date.now() })
+            yield* say(`base image ${ref} cannot be pulled (${pulled}): building on the local ${local}`)
+            yield* Effect.logWarning(`base image ${ref} cannot be pulled (${pulled}); using ${local}`)
+            images = withStandIn(images, keys, local)
+            continue
+          }
+          return yield* new BaseImageUnavailable({
+            image: ref,
+            key: keys[0] ?? null,
+            reason: /not found/i.test(pulled) ? "NotFound" : "PullFailed",
+            detail: pulled
+          })
+        }
+        return images
+      })
+
+    /**
      * With a push registry configured for the team, the new image also goes there. A failed push
      * is reported in the build log and the log, not fatal: the image is on this engine.
      */
@@ -171,7 +284,11 @@ export class ImageBuilder extends Effect.Service<ImageBuilder>()("@kyozo/core/Im
             reason: "the service's build context is outside the deployed folder"
           })
         }
-        const generated = generateDockerfile(planned, baseImages)
+        let generated = generateDockerfile(planned, baseImages, buildOptions)
+        if (generated) {
+          const images = yield* usableBaseImages(input, generated)
+          if (images !== baseImages) generated = generateDockerfile(planned, images, buildOptions)
+        }
         const ownership = {
           ...input.labels,
           ...labelsFor({ serviceId: input.serviceId, teamId: input.teamId })
@@ -183,7 +300,12 @@ export class ImageBuilder extends Effect.Service<ImageBuilder>()("@kyozo/core/Im
                 // One LABEL line in our own Dockerfile: the classic builder turns every build-time
                 // label into a step of its own (~90 ms each).
                 extraFiles: {
-                  [GENERATED_DOCKERFILE]: `${generated.content.trimEnd()}\n${labelLine(ownership)}\n`
+                  ...planned.hints?.contextFiles,
+                  [GENERATED_DOCKERFILE]: `${generated.content.trimEnd()}\n${labelLine(ownership)}\n`,
+                  // Build stages only: the generated Dockerfile keeps it out of the final image.
+                  ...(generated.usesBuildCa && settings.ca
+                    ? { [BUILD_CA_CONTEXT_FILE]: settings.ca.pem }
+                    : {})
                 },
                 // The name is Kyozo's own: a stale copy in the folder must not win over the fresh one.
                 replaceExisting: true,
@@ -228,6 +350,23 @@ export class ImageBuilder extends Effect.Service<ImageBuilder>()("@kyozo/core/Im
                     if (tail.length > LOG_TAIL) tail.shift()
                     return input.onLog ? input.onLog(event.line) : Effect.void
                   })
+                ),
+                // A FROM the engine could not pull (a user's Dockerfile on a host without a registry).
+                Effect.catchTag(
+                  "BuildFailed",
+                  (e): Effect.Effect<never, BuildFailed | BaseImageUnavailable> => {
+                    const image = pullFailureImage(e.reason, e.logTail.length > 0 ? e.logTail : tail)
+                    return image === undefined
+                      ? Effect.fail(e)
+                      : Effect.fail(
+                          new BaseImageUnavailable({
+                            image,
+                            key: BASE_IMAGE_KEYS.find((k) => baseImages[k] === image) ?? null,
+                            reason: /not found|does not exist/i.test(e.reason) ? "NotFound" : "PullFailed",
+                            detail: e.reason
+                          })
+                        )
+                  }
                 )
               )
             if (builtId === undefined) {
@@ -325,5 +464,5 @@ export class ImageBuilder extends Effect.Service<ImageBuilder>()("@kyozo/core/Im
 
     return { ensureImage, retained, pruneRetained } as const
   }),
-  dependencies: [BaseImages.Default, Registries.Default]
+  dependencies: [BaseImages.Default, BuildSettings.Default, Registries.Default]
 }) {}

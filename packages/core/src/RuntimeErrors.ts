@@ -119,6 +119,23 @@ export class InvalidContainerState extends Schema.TaggedError<InvalidContainerSt
   }
 }
 
+/**
+ * A generated Dockerfile's base image is neither on the engine nor pullable (a host without a
+ * registry), and no local base image stands in for it.
+ */
+export class BaseImageUnavailable extends Schema.TaggedError<BaseImageUnavailable>()("BaseImageUnavailable", {
+  image: Schema.String,
+  /** The base-image map key it came from, when known. */
+  key: Schema.NullOr(Schema.String),
+  reason: Schema.Literal("PullFailed", "NotFound"),
+  detail: Schema.String
+}) {
+  override get message() {
+    const key = this.key ?? "<key>"
+    return `Base image ${this.image} is not on this Docker engine and cannot be pulled (${this.detail}). On a host without a registry, build the local base images with scripts/base-images.sh, or point the base-image map at an image this engine has (KYOZO_BASE_IMAGES=${key}=<image>).`
+  }
+}
+
 export const RuntimeError = Schema.Union(
   DockerUnavailable,
   DockerTimeout,
@@ -131,7 +148,8 @@ export const RuntimeError = Schema.Union(
   BuildFailed,
   CircuitOpen,
   MockFault,
-  InvalidContainerState
+  InvalidContainerState,
+  BaseImageUnavailable
 )
 export type RuntimeError = typeof RuntimeError.Type
 

@@ -46,6 +46,18 @@ export const DEFAULT_BASE_IMAGES: BaseImageMap = {
   static: "busybox:1.36"
 }
 
+/**
+ * The local images scripts/base-images.sh makes, by key: they stand in for a configured base image
+ * that is missing and cannot be pulled (a host without a registry).
+ */
+export const LOCAL_BASE_IMAGES: Partial<Record<BaseImageKey, string>> = {
+  node: "kyozo-local/node:20",
+  python: "kyozo-local/python:3",
+  static: "kyozo-local/static:latest",
+  // Static Go binaries run on busybox as well as on distroless.
+  "go-runtime": "kyozo-local/static:latest"
+}
+
 export class BaseImagesError extends Data.TaggedError("BaseImagesError")<{ readonly message: string }> {}
 
 const isKey = (k: string): k is BaseImageKey => (BASE_IMAGE_KEYS as ReadonlyArray<string>).includes(k)

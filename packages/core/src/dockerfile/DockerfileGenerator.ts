@@ -5,11 +5,81 @@
  */
 import type { BuildHints, DetectedService, PlannedService } from "../topology/Topology.js"
 import { type BaseImageMap, DEFAULT_BASE_IMAGES } from "./BaseImages.js"
+import { BUILD_CA_CONTEXT_FILE, BUILD_CA_PATH } from "./BuildSettings.js"
 
 export interface GeneratedDockerfile {
   readonly service: string
   readonly path: string
   readonly content: string
+  /** The Dockerfile copies BUILD_CA_CONTEXT_FILE: the build context must carry it. */
+  readonly usesBuildCa?: boolean
+}
+
+/** How the build reaches package registries (see BuildSettings). */
+export interface DockerfileBuildOptions {
+  /** The context will carry a CA bundle (BUILD_CA_CONTEXT_FILE) that build stages trust. */
+  readonly ca?: boolean
+  readonly npmRegistry?: string
+  readonly pipIndexUrl?: string
+  readonly pipFindLinks?: string
+}
+
+/**
+ * One generation: the base images, the build options, and what the Dockerfile turned out to need.
+ * A build stage that installs packages calls `trust`; a stage that copies the sources calls `src`,
+ * so with a CA in the context the sources come from a stage that removed it again.
+ */
+interface Gen {
+  readonly img: BaseImageMap
+  readonly opts: DockerfileBuildOptions
+  usesCa: boolean
+  sourceImage?: string
+}
+
+const SOURCE_STAGE = "kyozo-source"
+const SRC_MARK = "\u0000src"
+
+/** Lines that make a build stage trust the build CA for every usual package tool (build stages only). */
+const trust = (g: Gen, extra: ReadonlyArray<string> = []): ReadonlyArray<string> => {
+  const env = [...extra]
+  if (g.opts.ca) {
+    g.usesCa = true
+    const p = BUILD_CA_PATH
+    env.unshift(
+      `NODE_EXTRA_CA_CERTS=${p} npm_config_cafile=${p} PIP_CERT=${p} SSL_CERT_FILE=${p} REQUESTS_CA_BUNDLE=${p} CURL_CA_BUNDLE=${p} GIT_SSL_CAINFO=${p} CARGO_HTTP_CAINFO=${p} DENO_CERT=${p} HEX_CACERTS_PATH=${p}`
+    )
+  }
+  return [
+    ...(g.opts.ca ? [`COPY ${BUILD_CA_CONTEXT_FILE} ${BUILD_CA_PATH}`] : []),
+    ...(env.length > 0 ? [`ENV ${env.join(" ")}`] : [])
+  ]
+}
+
+/** `COPY . <dest>` of the sources; resolved in `finish` (from the CA-free source stage when needed). */
+const src = (g: Gen, image: string, dest: string, chown?: string): string => {
+  g.sourceImage ??= image
+  return `${SRC_MARK} ${chown ?? "-"} ${dest}`
+}
+
+const finish = (g: Gen, body: string): string => {
+  const viaStage = g.usesCa
+  const out = body.replace(
+    new RegExp(`^${SRC_MARK} (\\S+) (\\S+)$`, "gm"),
+    (_m, chown: string, dest: string) => {
+      const own = chown === "-" ? "" : `--chown=${chown} `
+      return viaStage ? `COPY --from=${SOURCE_STAGE} ${own}/src/ ${dest}` : `COPY ${own}. ${dest}`
+    }
+  )
+  if (!viaStage || !out.includes(`--from=${SOURCE_STAGE}`)) return out
+  // The sources without the CA bundle: later stages copy from here, never the context itself.
+  return (
+    lines(
+      `FROM ${g.sourceImage} AS ${SOURCE_STAGE}`,
+      "COPY . /src",
+      `RUN rm -f /src/${BUILD_CA_CONTEXT_FILE}`,
+      ""
+    ) + out
+  )
 }
 
 /** Numeric ids work in images without /etc/passwd (distroless, imported busybox images). */
@@ -27,8 +97,22 @@ export const execForm = (command: string): string => {
   return JSON.stringify(parts)
 }
 
-const copyList = (files: ReadonlyArray<string>, dest: string, chown?: string): string | undefined =>
-  files.length === 0 ? undefined : `COPY ${chown ? `--chown=${chown} ` : ""}${files.join(" ")} ${dest}`
+/** COPY lines for files; nested ones keep their folder (several sources into one folder flatten). */
+const copyList = (files: ReadonlyArray<string>, dest: string, chown?: string): string | undefined => {
+  if (files.length === 0) return undefined
+  const own = chown ? `--chown=${chown} ` : ""
+  const top = files.filter((f) => !f.includes("/"))
+  const byDir = new Map<string, Array<string>>()
+  for (const f of files.filter((f) => f.includes("/"))) {
+    const dir = f.slice(0, f.lastIndexOf("/"))
+    byDir.set(dir, [...(byDir.get(dir) ?? []), f])
+  }
+  const base = dest.endsWith("/") ? dest : `${dest}/`
+  return [
+    ...(top.length > 0 ? [`COPY ${own}${top.join(" ")} ${dest}`] : []),
+    ...[...byDir].map(([dir, fs]) => `COPY ${own}${fs.join(" ")} ${base === "./" ? "" : base}${dir}/`)
+  ].join("\n")
+}
 
 const lines = (...ls: ReadonlyArray<string | undefined | false>): string =>
   ls.filter((l): l is string => typeof l === "string").join("\n") + "\n"
@@ -50,14 +134,69 @@ const nodeInstall = (h: BuildHints, prodOnly: boolean): string => {
       return `RUN npm install -g bun && bun install ${prodOnly ? "--production" : ""}`.trimEnd()
     default:
       return lock.includes("package-lock.json") || lock.includes("npm-shrinkwrap.json")
-        ? `RUN npm ci${prodOnly ? " --omit=dev" : ""}`
-        : `RUN npm install${prodOnly ? " --omit=dev" : ""}`
+        ? `RUN npm ci${prodOnly ? " --omit=dev" : ""} --no-audit --no-fund`
+        : `RUN npm install${prodOnly ? " --omit=dev" : ""} --no-audit --no-fund`
   }
 }
 
-const node = (s: DetectedService, h: BuildHints, img: BaseImageMap): string => {
+/** Registry mirror settings for the install stage (npm, pnpm and yarn 1 read npm_config_registry). */
+const npmEnv = (g: Gen): ReadonlyArray<string> =>
+  g.opts.npmRegistry
+    ? [
+        `npm_config_registry=${g.opts.npmRegistry} COREPACK_NPM_REGISTRY=${g.opts.npmRegistry} YARN_NPM_REGISTRY_SERVER=${g.opts.npmRegistry}`
+      ]
+    : []
+
+const runScript = (h: BuildHints, script: string): string =>
+  h.packageManager === "npm" || !h.packageManager ? `npm run ${script}` : `${h.packageManager} run ${script}`
+
+/** Static file server stage for a built front end (or a plain site) on `port`. */
+const serveStatic = (
+  g: Gen,
+  port: number,
+  copy: (dest: string, chown: string) => string
+): ReadonlyArray<string> => {
+  const image = g.img.static
+  if (/nginx/.test(image)) {
+    return [
+      `FROM ${image} AS runtime`,
+      // Unprivileged nginx: listen on the detected port, pid and caches under /tmp.
+      `RUN sed -i 's/listen\\s*80;/listen ${port};/; s/listen\\s*\\[::\\]:80;/listen [::]:${port};/' /etc/nginx/conf.d/default.conf && sed -i '/^user/d; s,/var/run/nginx.pid,/tmp/nginx.pid,; s,/run/nginx.pid,/tmp/nginx.pid,' /etc/nginx/nginx.conf && chown -R 101:101 /var/cache/nginx`,
+      copy("/usr/share/nginx/html/", "101:101"),
+      ...tail(port, "101:101", JSON.stringify(["nginx", "-g", "daemon off;"]))
+    ]
+  }
+  return [
+    `FROM ${image} AS runtime`,
+    copy("/site/", STATIC_UID),
+    ...tail(port, STATIC_UID, JSON.stringify(["httpd", "-f", "-p", String(port), "-h", "/site"]))
+  ]
+}
+
+const node = (s: DetectedService, h: BuildHints, g: Gen): string => {
+  const img = g.img
   const cmd = execForm(s.startCommand ?? "node index.js")
   const env = `ENV NODE_ENV=production PATH=/app/node_modules/.bin:${SYSTEM_PATH}${s.port !== null ? ` PORT=${s.port}` : ""}`
+  if (h.output !== undefined) {
+    // A front end: build with the dev dependencies, then only the output is served.
+    const out = h.output.replace(/^\.\/|\/$/g, "")
+    return lines(
+      `FROM ${img.node} AS build`,
+      "WORKDIR /app",
+      ...trust(g, npmEnv(g)),
+      copyList(h.manifests, "./"),
+      // NODE_ENV=production would make npm skip the build tools in devDependencies.
+      nodeInstall(h, false),
+      src(g, img.node, "./"),
+      `RUN ${runScript(h, h.buildScriptName ?? "build")}`,
+      "",
+      ...serveStatic(
+        g,
+        s.port ?? 8080,
+        (dest, chown) => `COPY --from=build --chown=${chown} /app/${out}/ ${dest}`
+      )
+    )
+  }
   if (!h.hasDependencies) {
     // Nothing to install: no install stage, so base images without npm build too.
     return lines(
@@ -65,13 +204,11 @@ const node = (s: DetectedService, h: BuildHints, img: BaseImageMap): string => {
       "WORKDIR /app",
       env,
       copyList(h.manifests, "./", NODE_UID),
-      `COPY --chown=${NODE_UID} . .`,
+      src(g, img.node, "./", NODE_UID),
       ...tail(s.port, NODE_UID, cmd)
     )
   }
   if (h.buildScript) {
-    const run =
-      h.packageManager === "npm" || !h.packageManager ? "npm run build" : `${h.packageManager} run build`
     const prune =
       h.packageManager === "npm" || !h.packageManager
         ? "npm prune --omit=dev"
@@ -81,10 +218,11 @@ const node = (s: DetectedService, h: BuildHints, img: BaseImageMap): string => {
     return lines(
       `FROM ${img.node} AS build`,
       "WORKDIR /app",
+      ...trust(g, npmEnv(g)),
       copyList(h.manifests, "./"),
       nodeInstall(h, false),
-      "COPY . .",
-      `RUN ${run} && ${prune}`,
+      src(g, img.node, "./"),
+      `RUN ${runScript(h, "build")} && ${prune}`,
       "",
       `FROM ${img.node} AS runtime`,
       "WORKDIR /app",
@@ -96,6 +234,7 @@ const node = (s: DetectedService, h: BuildHints, img: BaseImageMap): string => {
   return lines(
     `FROM ${img.node} AS deps`,
     "WORKDIR /app",
+    ...trust(g, npmEnv(g)),
     copyList(h.manifests, "./"),
     nodeInstall(h, true),
     "",
@@ -104,16 +243,21 @@ const node = (s: DetectedService, h: BuildHints, img: BaseImageMap): string => {
     env,
     copyList(h.manifests, "./", NODE_UID),
     `COPY --from=deps --chown=${NODE_UID} /app/node_modules ./node_modules`,
-    `COPY --chown=${NODE_UID} . .`,
+    src(g, img.node, "./", NODE_UID),
     ...tail(s.port, NODE_UID, cmd)
   )
 }
 
-const python = (s: DetectedService, h: BuildHints, img: BaseImageMap): string => {
+const python = (s: DetectedService, h: BuildHints, g: Gen): string => {
+  const img = g.img
   const m = h.manifests
+  // Wheels shipped in the folder: an offline install, as air-gapped sites do it.
+  const wheels = h.wheelDir
+  const pip = wheels ? `pip install --no-index --find-links=/app/${wheels}` : "pip install"
+  const copyWheels = wheels ? [`COPY ${wheels} ./${wheels}`] : []
   let install: Array<string>
   if (m.includes("requirements.txt"))
-    install = ["COPY requirements.txt ./", "RUN pip install -r requirements.txt"]
+    install = ["COPY requirements.txt ./", ...copyWheels, `RUN ${pip} -r requirements.txt`]
   else if (m.includes("Pipfile"))
     install = [
       copyList(
@@ -128,18 +272,24 @@ const python = (s: DetectedService, h: BuildHints, img: BaseImageMap): string =>
         m.filter((f) => /^(pyproject\.toml|poetry\.lock|uv\.lock|setup\.(py|cfg))$/.test(f)),
         "./"
       )!,
+      ...copyWheels,
       // Dependencies first (cached), then the project itself once the sources are in.
-      `RUN python -c "import tomllib;d=tomllib.load(open('pyproject.toml','rb'));print('\\n'.join(d.get('project',{}).get('dependencies',[])))" > /tmp/req.txt && pip install -r /tmp/req.txt`
+      `RUN python -c "import tomllib;d=tomllib.load(open('pyproject.toml','rb'));print('\\n'.join(d.get('project',{}).get('dependencies',[])))" > /tmp/req.txt && ${pip} -r /tmp/req.txt`
     ]
   else {
     const reqs = m.filter((f) => f.endsWith(".txt"))
-    install = reqs.length > 0 ? [copyList(reqs, "./")!, `RUN pip install -r ${reqs[0]}`] : []
+    install = reqs.length > 0 ? [copyList(reqs, "./")!, ...copyWheels, `RUN ${pip} -r ${reqs[0]}`] : []
   }
+  const mirrors = [
+    ...(g.opts.pipIndexUrl && !wheels ? [`PIP_INDEX_URL=${g.opts.pipIndexUrl}`] : []),
+    ...(g.opts.pipFindLinks && !wheels ? [`PIP_FIND_LINKS=${g.opts.pipFindLinks}`] : [])
+  ]
   const cmd = execForm(s.startCommand ?? "python main.py")
   return lines(
     `FROM ${img.python} AS build`,
     "WORKDIR /app",
     "ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1",
+    ...(install.length > 0 && !wheels ? trust(g, mirrors) : []),
     "RUN python -m venv /opt/venv",
     `ENV PATH=/opt/venv/bin:${SYSTEM_PATH}`,
     ...install,
@@ -148,18 +298,22 @@ const python = (s: DetectedService, h: BuildHints, img: BaseImageMap): string =>
     "WORKDIR /app",
     `ENV PATH=/opt/venv/bin:${SYSTEM_PATH} PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1${s.port !== null ? ` PORT=${s.port}` : ""}`,
     "COPY --from=build /opt/venv /opt/venv",
-    `COPY --chown=${APP_UID} . .`,
+    src(g, img.python, ".", APP_UID),
     ...tail(s.port, APP_UID, cmd)
   )
 }
 
-const go = (s: DetectedService, h: BuildHints, img: BaseImageMap): string =>
-  lines(
+const go = (s: DetectedService, h: BuildHints, g: Gen): string => {
+  const img = g.img
+  // Without go.mod (GOPATH-era code): a module is made for it; tidy resolves its imports.
+  const moduleless = !h.manifests.includes("go.mod")
+  return lines(
     `FROM ${img.go} AS build`,
     "WORKDIR /src",
-    copyList(h.manifests, "./"),
-    "RUN go mod download",
-    "COPY . .",
+    ...trust(g),
+    ...(moduleless
+      ? ["COPY . .", "RUN go mod init app && go mod tidy"]
+      : [copyList(h.manifests, "./"), "RUN go mod download", "COPY . ."]),
     `RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/server ${h.target ?? "."}`,
     "",
     `FROM ${img["go-runtime"]} AS runtime`,
@@ -167,42 +321,46 @@ const go = (s: DetectedService, h: BuildHints, img: BaseImageMap): string =>
     ...(s.port !== null ? [`ENV PORT=${s.port}`] : []),
     ...tail(s.port, "65532:65532", execForm("/app/server"))
   )
+}
 
-const ruby = (s: DetectedService, h: BuildHints, img: BaseImageMap): string =>
+const ruby = (s: DetectedService, h: BuildHints, g: Gen): string =>
   lines(
-    `FROM ${img.ruby} AS build`,
+    `FROM ${g.img.ruby} AS build`,
     "WORKDIR /app",
+    ...trust(g),
     "ENV BUNDLE_WITHOUT=development:test BUNDLE_DEPLOYMENT=1 BUNDLE_PATH=/usr/local/bundle",
     copyList(h.manifests, "./"),
     "RUN bundle install",
     "",
-    `FROM ${img.ruby} AS runtime`,
+    `FROM ${g.img.ruby} AS runtime`,
     "WORKDIR /app",
     `ENV BUNDLE_WITHOUT=development:test BUNDLE_DEPLOYMENT=1 BUNDLE_PATH=/usr/local/bundle RAILS_ENV=production RACK_ENV=production${s.port !== null ? ` PORT=${s.port}` : ""}`,
     "COPY --from=build /usr/local/bundle /usr/local/bundle",
-    `COPY --chown=${APP_UID} . .`,
+    src(g, g.img.ruby, ".", APP_UID),
     ...tail(s.port, APP_UID, execForm(s.startCommand ?? "bundle exec rackup -o 0.0.0.0"))
   )
 
-const rust = (s: DetectedService, h: BuildHints, img: BaseImageMap): string => {
+const rust = (s: DetectedService, h: BuildHints, g: Gen): string => {
   const bin = h.target ?? "app"
   return lines(
-    `FROM ${img.rust} AS build`,
+    `FROM ${g.img.rust} AS build`,
     "WORKDIR /src",
+    ...trust(g),
     copyList(h.manifests, "./"),
     // A stub main builds the dependencies into a cached layer before the sources arrive.
     'RUN mkdir src && echo "fn main() {}" > src/main.rs && cargo build --release && rm -rf src',
     "COPY . .",
     "RUN touch src/main.rs && cargo build --release",
     "",
-    `FROM ${img["rust-runtime"]} AS runtime`,
+    `FROM ${g.img["rust-runtime"]} AS runtime`,
     `COPY --from=build /src/target/release/${bin} /app/${bin}`,
     ...(s.port !== null ? [`ENV PORT=${s.port}`] : []),
     ...tail(s.port, APP_UID, execForm(`/app/${bin}`))
   )
 }
 
-const java = (s: DetectedService, h: BuildHints, img: BaseImageMap): string => {
+const java = (s: DetectedService, h: BuildHints, g: Gen): string => {
+  const img = g.img
   const gradle = h.buildTool === "gradle"
   return lines(
     `FROM ${gradle ? img["java-gradle"] : img["java-maven"]} AS build`,
@@ -222,24 +380,25 @@ const java = (s: DetectedService, h: BuildHints, img: BaseImageMap): string => {
   )
 }
 
-const php = (s: DetectedService, h: BuildHints, img: BaseImageMap): string =>
-  lines(
-    ...(h.manifests.includes("composer.json")
+const php = (s: DetectedService, h: BuildHints, g: Gen): string => {
+  const img = g.img
+  const composer = h.manifests.includes("composer.json")
+  return lines(
+    ...(composer
       ? [
           `FROM ${img["php-composer"]} AS deps`,
           "WORKDIR /app",
+          ...trust(g),
           copyList(h.manifests, "./"),
           "RUN composer install --no-dev --no-scripts --no-autoloader --prefer-dist --ignore-platform-reqs",
-          "COPY . .",
+          src(g, img.php, "."),
           "RUN composer dump-autoload --no-dev --optimize",
           ""
         ]
       : []),
     `FROM ${img.php} AS runtime`,
     "WORKDIR /app",
-    ...(h.manifests.includes("composer.json")
-      ? [`COPY --from=deps --chown=${APP_UID} /app /app`]
-      : [`COPY --chown=${APP_UID} . .`]),
+    ...(composer ? [`COPY --from=deps --chown=${APP_UID} /app /app`] : [src(g, img.php, ".", APP_UID)]),
     ...(s.port !== null ? [`ENV PORT=${s.port}`] : []),
     ...tail(
       s.port,
@@ -247,16 +406,18 @@ const php = (s: DetectedService, h: BuildHints, img: BaseImageMap): string =>
       execForm(s.startCommand ?? `php -S 0.0.0.0:${s.port ?? 8000} -t ${h.siteDir ?? "."}`)
     )
   )
+}
 
-const deno = (s: DetectedService, h: BuildHints, img: BaseImageMap): string =>
+const deno = (s: DetectedService, h: BuildHints, g: Gen): string =>
   lines(
-    `FROM ${img.deno} AS deps`,
+    `FROM ${g.img.deno} AS deps`,
     "WORKDIR /app",
+    ...trust(g),
     copyList(h.manifests, "./"),
-    "COPY . .",
+    src(g, g.img.deno, "."),
     h.target ? `RUN deno cache ${h.target}` : "RUN deno install || true",
     "",
-    `FROM ${img.deno} AS runtime`,
+    `FROM ${g.img.deno} AS runtime`,
     "WORKDIR /app",
     "ENV DENO_DIR=/deno-dir",
     "COPY --from=deps --chown=1993:1993 /deno-dir /deno-dir",
@@ -269,11 +430,12 @@ const deno = (s: DetectedService, h: BuildHints, img: BaseImageMap): string =>
     )
   )
 
-const elixir = (s: DetectedService, h: BuildHints, img: BaseImageMap): string => {
+const elixir = (s: DetectedService, h: BuildHints, g: Gen): string => {
   const app = h.target ?? "app"
   return lines(
-    `FROM ${img.elixir} AS build`,
+    `FROM ${g.img.elixir} AS build`,
     "WORKDIR /src",
+    ...trust(g),
     "ENV MIX_ENV=prod",
     "RUN mix local.hex --force && mix local.rebar --force",
     copyList(h.manifests, "./"),
@@ -281,7 +443,7 @@ const elixir = (s: DetectedService, h: BuildHints, img: BaseImageMap): string =>
     "COPY . .",
     "RUN mix release --path /out",
     "",
-    `FROM ${img["elixir-runtime"]} AS runtime`,
+    `FROM ${g.img["elixir-runtime"]} AS runtime`,
     "WORKDIR /app",
     `ENV LANG=C.UTF-8 PHX_SERVER=true${s.port !== null ? ` PORT=${s.port}` : ""}`,
     `COPY --from=build --chown=${APP_UID} /out /app`,
@@ -289,29 +451,13 @@ const elixir = (s: DetectedService, h: BuildHints, img: BaseImageMap): string =>
   )
 }
 
-const staticSite = (s: DetectedService, h: BuildHints, img: BaseImageMap): string => {
+const staticSite = (s: DetectedService, h: BuildHints, g: Gen): string => {
   const port = s.port ?? 8080
-  const src = h.siteDir && h.siteDir !== "." ? `${h.siteDir}/` : "."
-  if (/nginx/.test(img.static)) {
-    return lines(
-      `FROM ${img.static} AS runtime`,
-      // Unprivileged nginx: listen on the detected port, pid and caches under /tmp.
-      `RUN sed -i 's/listen\\s*80;/listen ${port};/; s/listen\\s*\\[::\\]:80;/listen [::]:${port};/' /etc/nginx/conf.d/default.conf && sed -i '/^user/d; s,/var/run/nginx.pid,/tmp/nginx.pid,; s,/run/nginx.pid,/tmp/nginx.pid,' /etc/nginx/nginx.conf && chown -R 101:101 /var/cache/nginx`,
-      `COPY --chown=101:101 ${src} /usr/share/nginx/html/`,
-      ...tail(port, "101:101", JSON.stringify(["nginx", "-g", "daemon off;"]))
-    )
-  }
-  return lines(
-    `FROM ${img.static} AS runtime`,
-    `COPY --chown=${STATIC_UID} ${src} /site/`,
-    ...tail(port, STATIC_UID, JSON.stringify(["httpd", "-f", "-p", String(port), "-h", "/site"]))
-  )
+  const from = h.siteDir && h.siteDir !== "." ? `${h.siteDir}/` : "."
+  return lines(...serveStatic(g, port, (dest, chown) => `COPY --chown=${chown} ${from} ${dest}`))
 }
 
-const GENERATORS: Record<
-  BuildHints["stack"],
-  (s: DetectedService, h: BuildHints, img: BaseImageMap) => string
-> = {
+const GENERATORS: Record<BuildHints["stack"], (s: DetectedService, h: BuildHints, g: Gen) => string> = {
   node,
   python,
   go,
@@ -327,11 +473,19 @@ const GENERATORS: Record<
 /** The Dockerfile for a planned service; undefined when it brings its own Dockerfile or is an image. */
 export const generateDockerfile = (
   planned: PlannedService,
-  images: BaseImageMap = DEFAULT_BASE_IMAGES
+  images: BaseImageMap = DEFAULT_BASE_IMAGES,
+  build: DockerfileBuildOptions = {}
 ): GeneratedDockerfile | undefined => {
   if (!planned.hints) return undefined
-  const content = `# Generated by kyozo for ${planned.service.name} (${planned.hints.stack})\n${GENERATORS[planned.hints.stack](planned.service, planned.hints, images)}`
-  return { service: planned.service.name, path: planned.service.path, content }
+  const g: Gen = { img: images, opts: build, usesCa: false }
+  const body = finish(g, GENERATORS[planned.hints.stack](planned.service, planned.hints, g))
+  const content = `# Generated by kyozo for ${planned.service.name} (${planned.hints.stack})\n${body}`
+  return {
+    service: planned.service.name,
+    path: planned.service.path,
+    content,
+    ...(g.usesCa ? { usesBuildCa: true } : {})
+  }
 }
 
 /** Entries never worth sending to a build: dependencies, VCS data, local env files, build output. */
@@ -349,5 +503,6 @@ export const DEFAULT_DOCKERIGNORE =
     ".env",
     ".env.*",
     "!.env.example",
-    "Dockerfile.kyozo"
+    "Dockerfile.kyozo",
+    ".kyozo-build-ca.pem"
   ].join("\n") + "\n"

@@ -50,7 +50,16 @@ export const FRAMEWORK_DEFAULT_PORTS: Readonly<Record<string, number>> = {
   phoenix: 4000,
   plug: 4000,
   oak: 8000,
-  fresh: 8000
+  fresh: 8000,
+  // Front ends: the port of their preview/production server (Kyozo serves built ones on it).
+  astro: 4321,
+  angular: 4200,
+  vite: 4173,
+  "create-react-app": 3000,
+  vue: 8080,
+  gatsby: 9000,
+  docusaurus: 3000,
+  parcel: 1234
 }
 
 /** Default port per stack when no framework is known. */

@@ -66,6 +66,14 @@ export interface BuildHints {
   readonly buildTool?: "maven" | "gradle"
   /** Static: folder (relative to the service path) holding the site. */
   readonly siteDir?: string
+  /** Node front end: the folder its build writes (served by a static server; nothing else ships). */
+  readonly output?: string
+  /** Node front end: the script that builds it (default "build"). */
+  readonly buildScriptName?: string
+  /** Files Kyozo writes into the build context, replacing the folder's (a normalised package.json). */
+  readonly contextFiles?: Readonly<Record<string, string>>
+  /** Python: a folder of wheels shipped with the app; installs use it alone (`--no-index`). */
+  readonly wheelDir?: string
 }
 
 export interface PlannedService {
