@@ -38,6 +38,8 @@ import * as UploadRoutes from "./UploadRoutes.js"
 import * as EventsRoutes from "./EventsRoutes.js"
 import * as RateLimit from "./RateLimit.js"
 import * as Tracing from "./Tracing.js"
+import * as Sessions from "./Sessions.js"
+import * as DashboardRoutes from "./DashboardRoutes.js"
 
 /** Repositories of the API (authentication, who-am-I) and of the deployer. */
 const ReposLive = Layer.mergeAll(
@@ -93,7 +95,9 @@ export const RoutesLive = Layer.mergeAll(
   RpcLive,
   UploadRoutes.layer,
   EventsRoutes.layer,
-  RestApi.layer
+  RestApi.layer,
+  Sessions.layer,
+  DashboardRoutes.layer
 )
 
 export const HttpLive = Layer.unwrapEffect(

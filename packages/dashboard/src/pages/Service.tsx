@@ -1,0 +1,446 @@
+/** One service: status and actions, charts, health, deployments with their steps, logs, settings. */
+import { useEffect, useMemo, useState } from "preact/hooks"
+import { api, type Deployment, type KyozoEvent, type Service } from "../api.js"
+import { navigate, useApp } from "../app.js"
+import { TimeChart } from "../chart.js"
+import * as events from "../events.js"
+import { bytes, Confirm, ErrorBox, Section, StatusDot, useLoad, when } from "../ui.js"
+
+type Window = "hour" | "day" | "week"
+
+export const ServicePage = ({ id }: { id: string }) => {
+  const app = useApp()
+  const service = useLoad(() => api.service(id), [id])
+  const deployments = useLoad(() => api.deployments(id), [id])
+  const history = useLoad(() => api.serviceEvents(id), [id])
+  const [actionError, setActionError] = useState<unknown>(undefined)
+  const [busy, setBusy] = useState<string | undefined>(undefined)
+  const [confirm, setConfirm] = useState<"delete" | "rollback" | undefined>(undefined)
+  const [rollbackTo, setRollbackTo] = useState("")
+  const [notice, setNotice] = useState<string | undefined>(undefined)
+
+  useEffect(() => {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    return events.onEvent((e) => {
+      if (e.serviceId !== id) return
+      clearTimeout(timer)
+      timer = setTimeout(() => {
+        service.reload()
+        deployments.reload()
+        history.reload()
+      }, 250)
+    })
+  }, [id])
+
+  const s = service.data
+  if (service.error && !s)
+    return (
+      <div class="page">
+        <p>
+          <a href="#/services">← Services</a>
+        </p>
+        <ErrorBox error={service.error} />
+      </div>
+    )
+  if (!s) return <div class="page muted">Loading…</div>
+  const a = s.attributes
+
+  const act = (label: string, run: () => Promise<unknown>, done?: string) => {
+    setBusy(label)
+    setActionError(undefined)
+    setNotice(undefined)
+    run().then(
+      () => {
+        setBusy(undefined)
+        if (done) setNotice(done)
+        service.reload()
+        deployments.reload()
+      },
+      (e) => {
+        setBusy(undefined)
+        setActionError(e)
+      }
+    )
+  }
+  const retained = (deployments.data ?? []).filter((d) => d.attributes.image && d.attributes.image !== a.image)
+  const off = app.engineDown !== undefined || busy !== undefined
+  const offTitle = app.engineDown ?? (busy ? `${busy}…` : undefined)
+
+  return (
+    <div class="page">
+      <p class="crumbs">
+        <a href="#/services">← Services</a>
+      </p>
+      <div class="page-head">
+        <div>
+          <h1>{a.name}</h1>
+          <p class="sub">
+            <StatusDot status={a.status} /> <span class="muted">desired: {a.desiredState}</span>
+            {a.framework ? <span class="tag">{a.framework}</span> : null}
+            {a.kind ? <span class="tag">{a.kind}</span> : null}
+          </p>
+          <p class="sub">
+            {a.url ? (
+              <a href={a.url} target="_blank" rel="noopener noreferrer" class="url-link">
+                {a.url}
+              </a>
+            ) : (
+              <span class="muted">No URL yet</span>
+            )}{" "}
+            · <span class="mono">{a.image ?? "no image"}</span>
+          </p>
+        </div>
+        {app.can.deploy ? (
+          <div class="actions" role="group" aria-label="Service actions">
+            <button type="button" class="btn btn-primary" disabled={off} title={offTitle}
+              onClick={() => act("Redeploy", () => api.redeploy(id), "Redeploy started.")}>
+              Redeploy
+            </button>
+            {a.desiredState === "stopped" ? (
+              <button type="button" class="btn" disabled={off} title={offTitle}
+                onClick={() => act("Start", () => api.start(id), "Started.")}>
+                Start
+              </button>
+            ) : (
+              <button type="button" class="btn" disabled={off} title={offTitle}
+                onClick={() => act("Stop", () => api.stop(id), "Stopped.")}>
+                Stop
+              </button>
+            )}
+            <button type="button" class="btn" disabled={off} title={offTitle}
+              onClick={() => act("Restart", () => api.restart(id), "Restarted.")}>
+              Restart
+            </button>
+            <button type="button" class="btn" disabled={off || retained.length === 0}
+              title={retained.length === 0 ? "No earlier image is retained" : offTitle}
+              onClick={() => {
+                setRollbackTo(retained[0]?.id ?? "")
+                setConfirm("rollback")
+              }}>
+              Roll back
+            </button>
+            <button type="button" class="btn btn-danger" disabled={busy !== undefined} onClick={() => setConfirm("delete")}>
+              Delete
+            </button>
+          </div>
+        ) : null}
+      </div>
+      {app.engineDown && app.can.deploy ? <p class="hint">Actions are disabled: {app.engineDown}</p> : null}
+      {notice ? (
+        <p class="notice" role="status">
+          {notice}
+        </p>
+      ) : null}
+      <ErrorBox error={actionError} onDismiss={() => setActionError(undefined)} />
+
+      {confirm === "delete" ? (
+        <Confirm
+          title={`Delete ${a.name}?`}
+          body={<p>Its containers, proxy and retained images are removed. This cannot be undone.</p>}
+          confirmLabel="Delete service"
+          typeToConfirm={a.name}
+          onCancel={() => setConfirm(undefined)}
+          onConfirm={() => {
+            setConfirm(undefined)
+            act("Delete", () => api.deleteService(id).then(() => navigate("/services")))
+          }}
+        />
+      ) : null}
+      {confirm === "rollback" ? (
+        <Confirm
+          title={`Roll ${a.name} back`}
+          body={
+            <label class="field">
+              <span>Image to roll back to</span>
+              <select value={rollbackTo} onChange={(e) => setRollbackTo(e.currentTarget.value)}>
+                {retained.map((d) => (
+                  <option value={d.id} key={d.id}>
+                    {d.attributes.image} — {new Date(d.attributes.createdAt).toLocaleString()}
+                  </option>
+                ))}
+              </select>
+            </label>
+          }
+          confirmLabel="Roll back"
+          onCancel={() => setConfirm(undefined)}
+          onConfirm={() => {
+            setConfirm(undefined)
+            act("Roll back", () => api.rollback(id, rollbackTo || undefined), "Rollback started.")
+          }}
+        />
+      ) : null}
+
+      <div class="grid">
+        <Metrics id={id} />
+        <Section title="Limits and cost" id="limits">
+          <Limits service={s} onSaved={service.reload} />
+          <Recommendations id={id} />
+        </Section>
+        <Section title="Health history" id="health">
+          <Health id={id} />
+        </Section>
+        <Section title="Environment" id="env">
+          {a.envKeys.length === 0 ? (
+            <p class="muted">No environment variables.</p>
+          ) : (
+            <ul class="keys" aria-label="Environment variable names (values are never shown)">
+              {a.envKeys.map((k) => (
+                <li key={k} class="mono">
+                  {k} <span class="muted">= ••••</span>
+                </li>
+              ))}
+            </ul>
+          )}
+          <p class="hint">Values are secrets and are never sent to the dashboard.</p>
+          <AlertRules id={id} />
+        </Section>
+      </div>
+      <Section title="Deployments" id="deployments">
+        <Timeline deployments={deployments.data ?? []} events={history.data ?? []} error={deployments.error} />
+      </Section>
+      <Section title="Logs" id="logs">
+        <Logs id={id} />
+      </Section>
+    </div>
+  )
+}
+
+const Metrics = ({ id }: { id: string }) => {
+  const [win, setWin] = useState<Window>("hour")
+  const metrics = useLoad(() => api.metrics(id, win), [id, win])
+  useEffect(() => {
+    const t = setInterval(metrics.reload, 60_000)
+    return () => clearInterval(t)
+  }, [id, win])
+  const series = useMemo(() => {
+    const rows = [...(metrics.data ?? [])].sort((x, y) => x.attributes.sampledAt.localeCompare(y.attributes.sampledAt))
+    return {
+      times: rows.map((r) => new Date(r.attributes.sampledAt).getTime() / 1000),
+      cpu: rows.map((r) => Math.round(r.attributes.cpuPercent * 10) / 10),
+      mem: rows.map((r) => Math.round((r.attributes.memoryBytes / 1024 / 1024) * 10) / 10)
+    }
+  }, [metrics.data])
+  return (
+    <Section
+      title="CPU and memory"
+      id="metrics"
+      actions={
+        <div class="tabs" role="radiogroup" aria-label="Time window">
+          {(["hour", "day", "week"] as const).map((w) => (
+            <button type="button" role="radio" aria-checked={w === win} class={w === win ? "tab on" : "tab"} onClick={() => setWin(w)} key={w}>
+              {w === "hour" ? "Hour" : w === "day" ? "Day" : "Week"}
+            </button>
+          ))}
+        </div>
+      }
+    >
+      <ErrorBox error={metrics.error} />
+      <div class="charts">
+        <TimeChart label="CPU" unit="%" times={series.times} values={series.cpu} color="#4338ca" />
+        <TimeChart label="Memory" unit=" MiB" times={series.times} values={series.mem} color="#0f766e" />
+      </div>
+    </Section>
+  )
+}
+
+const Limits = ({ service, onSaved }: { service: Service; onSaved: () => void }) => {
+  const app = useApp()
+  const a = service.attributes
+  const [cpu, setCpu] = useState(String(a.cpuMillis))
+  const [mem, setMem] = useState(String(a.memoryMb))
+  const [error, setError] = useState<unknown>(undefined)
+  const [saved, setSaved] = useState(false)
+  if (!app.can.deploy)
+    return (
+      <dl class="facts">
+        <dt>CPU</dt>
+        <dd>{a.cpuMillis} millicores</dd>
+        <dt>Memory</dt>
+        <dd>{a.memoryMb} MiB</dd>
+        <dt>Restarts</dt>
+        <dd>{a.restartCount}</dd>
+      </dl>
+    )
+  return (
+    <form
+      class="limits"
+      onSubmit={(e) => {
+        e.preventDefault()
+        setError(undefined)
+        setSaved(false)
+        api.updateService(service.id, { cpuMillis: Number(cpu), memoryMb: Number(mem) }).then(
+          () => {
+            setSaved(true)
+            onSaved()
+          },
+          setError
+        )
+      }}
+    >
+      <label class="field inline">
+        <span>CPU (millicores)</span>
+        <input type="number" min={10} max={64000} value={cpu} onInput={(e) => setCpu(e.currentTarget.value)} />
+      </label>
+      <label class="field inline">
+        <span>Memory (MiB)</span>
+        <input type="number" min={6} value={mem} onInput={(e) => setMem(e.currentTarget.value)} />
+      </label>
+      <button type="submit" class="btn">
+        Save limits
+      </button>
+      {saved ? <span role="status" class="muted"> Saved; applies at the next deploy.</span> : null}
+      <p class="muted">Restarts so far: {a.restartCount} · policy: {JSON.stringify(a.restartPolicy)}</p>
+      <ErrorBox error={error} />
+    </form>
+  )
+}
+
+const money = (n: number) => `$${n.toFixed(2)}`
+
+const Recommendations = ({ id }: { id: string }) => {
+  const r = useLoad(() => api.recommendations(id), [id])
+  if (r.error) return <ErrorBox error={r.error} />
+  if (!r.data) return null
+  const x = r.data.attributes
+  return (
+    <div class="reco">
+      <h3>Recommendation (past week)</h3>
+      <p>
+        {x.cpuMillis} millicores, {x.memoryMb} MiB — <strong>{money(x.monthlyCost)}/month</strong>{" "}
+        <span class="muted">
+          (now {x.currentCpuMillis} m, {x.currentMemoryMb} MiB, {money(x.currentMonthlyCost)}/month; p95 CPU{" "}
+          {x.p95CpuPercent.toFixed(1)}%, memory {bytes(x.p95MemoryBytes)}, {x.samples} samples)
+        </span>
+      </p>
+    </div>
+  )
+}
+
+const Health = ({ id }: { id: string }) => {
+  const h = useLoad(() => api.health(id), [id])
+  useEffect(() => {
+    const t = setInterval(h.reload, 30_000)
+    return () => clearInterval(t)
+  }, [id])
+  if (h.error) return <ErrorBox error={h.error} />
+  const rows = h.data ?? []
+  if (rows.length === 0) return <p class="muted">No health checks yet.</p>
+  return (
+    <>
+      <div class="healthbar" role="img" aria-label={`Last ${rows.length} checks, newest first`}>
+        {rows.map((c) => (
+          <span key={c.id} class={`tick tick-${c.attributes.status === "healthy" ? "ok" : "bad"}`} title={`${c.attributes.status} ${c.attributes.checkedAt}`} />
+        ))}
+      </div>
+      <ul class="plain">
+        {rows.slice(0, 5).map((c) => (
+          <li key={c.id}>
+            <StatusDot status={c.attributes.status} /> {c.attributes.checkType}
+            {c.attributes.latencyMs !== null ? ` · ${c.attributes.latencyMs} ms` : ""} · {when(c.attributes.checkedAt)}
+            {c.attributes.detail ? <span class="muted"> — {c.attributes.detail}</span> : null}
+          </li>
+        ))}
+      </ul>
+    </>
+  )
+}
+
+const AlertRules = ({ id }: { id: string }) => {
+  const rules = useLoad(() => api.alertRules(), [id])
+  const mine = (rules.data ?? []).filter((r) => r.attributes.serviceId === null || r.attributes.serviceId === id)
+  return (
+    <>
+      <h3>Alert rules</h3>
+      {rules.error ? <ErrorBox error={rules.error} /> : null}
+      {mine.length === 0 ? (
+        <p class="muted">No alert rules apply.</p>
+      ) : (
+        <ul class="plain">
+          {mine.map((r) => (
+            <li key={r.id}>
+              {r.attributes.metric} {r.attributes.comparator} {r.attributes.threshold} for {r.attributes.durationSeconds} s
+              {r.attributes.serviceId === null ? <span class="tag">team-wide</span> : null}
+              {!r.attributes.enabled ? <span class="tag">off</span> : null}
+            </li>
+          ))}
+        </ul>
+      )}
+    </>
+  )
+}
+
+export const Timeline = ({
+  deployments,
+  events: evs,
+  error
+}: {
+  deployments: ReadonlyArray<Deployment>
+  events: ReadonlyArray<KyozoEvent>
+  error: unknown
+}) => {
+  if (error) return <ErrorBox error={error} />
+  if (deployments.length === 0) return <p class="muted">No deployments yet.</p>
+  return (
+    <ol class="timeline">
+      {deployments.map((d) => {
+        const steps = evs.filter((e) => e.deploymentId === d.id)
+        const log = steps.flatMap((e) => {
+          const l = (e.data as { log?: unknown; buildLog?: unknown }).log ?? (e.data as { buildLog?: unknown }).buildLog
+          return typeof l === "string" ? [l] : Array.isArray(l) ? l.map(String) : []
+        })
+        return (
+          <li key={d.id} class="deploy">
+            <div class="deploy-head">
+              <StatusDot status={d.attributes.status} />
+              <span class="mono">{d.attributes.image ?? "—"}</span>
+              <span class="muted">
+                {when(d.attributes.createdAt)}
+                {d.attributes.finishedAt
+                  ? ` · ${Math.max(0, Math.round((new Date(d.attributes.finishedAt).getTime() - new Date(d.attributes.createdAt).getTime()) / 1000))} s`
+                  : ""}
+              </span>
+            </div>
+            {d.attributes.error ? <p class="error-text">{d.attributes.error}</p> : null}
+            <details>
+              <summary>
+                Steps ({steps.length}){log.length > 0 ? " and build log" : ""}
+              </summary>
+              <ol class="steps">
+                {steps.map((e) => (
+                  <li key={e.id}>
+                    <span class="mono step-type">{e.type}</span> {e.message}{" "}
+                    <span class="muted">{new Date(e.createdAt).toLocaleTimeString()}</span>
+                  </li>
+                ))}
+              </ol>
+              {log.length > 0 ? <pre class="log">{log.join("\n")}</pre> : null}
+            </details>
+          </li>
+        )
+      })}
+    </ol>
+  )
+}
+
+const Logs = ({ id }: { id: string }) => {
+  const [follow, setFollow] = useState(true)
+  const logs = useLoad(() => api.logs(id, 300), [id])
+  useEffect(() => {
+    if (!follow) return
+    const t = setInterval(logs.reload, 3000)
+    return () => clearInterval(t)
+  }, [id, follow])
+  return (
+    <>
+      <label class="check">
+        <input type="checkbox" checked={follow} onChange={(e) => setFollow(e.currentTarget.checked)} /> Follow (refresh
+        every 3 s)
+      </label>
+      {logs.error ? <ErrorBox error={logs.error} /> : null}
+      <pre class="log" tabIndex={0} aria-label="Service logs">
+        {(logs.data ?? []).map((l) => (l.attributes.stream === "stderr" ? "! " : "") + l.attributes.line).join("\n") ||
+          "No log lines."}
+      </pre>
+    </>
+  )
+}
