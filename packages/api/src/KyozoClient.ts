@@ -4,13 +4,15 @@
  *
  *   const program = Effect.flatMap(KyozoClient, (kyozo) => kyozo.ListServices())
  *   program.pipe(Effect.provide(KyozoClient.layer({ url: "http://127.0.0.1:4040", token })))
+ *
+ * This module imports the RPC contract and @effect/rpc only when a layer is built: the `kyozo`
+ * command line imports the tag at start, and `kyozo --version` must not pay for the whole contract.
  */
-import { FetchHttpClient, HttpClient, HttpClientRequest } from "@effect/platform"
-import { RpcClient, RpcSerialization } from "@effect/rpc"
+import type { RpcClient } from "@effect/rpc"
 import type { RpcClientError } from "@effect/rpc/RpcClientError"
 import type { RpcGroup } from "@effect/rpc"
-import { Context, Layer } from "effect"
-import { KyozoRpc } from "./KyozoRpc.js"
+import { Context, Effect, Layer } from "effect"
+import type { KyozoRpc } from "./KyozoRpc.js"
 
 export interface ClientOptions {
   /** Base URL of the server, e.g. `http://127.0.0.1:4040` (the RPC endpoint is `<url>/rpc`). */
@@ -21,16 +23,15 @@ export interface ClientOptions {
 
 export type KyozoClientShape = RpcClient.RpcClient<RpcGroup.Rpcs<typeof KyozoRpc>, RpcClientError>
 
+const load = Effect.promise(() => import("./internal/KyozoClientLayer.js"))
+
 export class KyozoClient extends Context.Tag("@kyozo/api/KyozoClient")<KyozoClient, KyozoClientShape>() {
   static readonly layer = (options: ClientOptions): Layer.Layer<KyozoClient> =>
-    Layer.scoped(KyozoClient, RpcClient.make(KyozoRpc)).pipe(Layer.provide(protocol(options)))
+    Layer.unwrapEffect(Effect.map(load, (m) => m.clientLayer(KyozoClient, options)))
 }
 
 export const rpcUrl = (baseUrl: string): string => `${baseUrl.replace(/\/+$/, "")}/rpc`
 
 /** The HTTP protocol with the bearer key; exported for callers that build their own client. */
 export const protocol = (options: ClientOptions): Layer.Layer<RpcClient.Protocol> =>
-  RpcClient.layerProtocolHttp({
-    url: rpcUrl(options.url),
-    transformClient: HttpClient.mapRequest(HttpClientRequest.bearerToken(options.token))
-  }).pipe(Layer.provide([RpcSerialization.layerNdjson, FetchHttpClient.layer]))
+  Layer.unwrapEffect(Effect.map(load, (m) => m.protocol(rpcUrl(options.url), options.token)))

@@ -5,12 +5,10 @@
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
-import { BaseImages } from "@kyozo/core/dockerfile/BaseImages"
-import { generateDockerfile, type GeneratedDockerfile } from "@kyozo/core/dockerfile/DockerfileGenerator"
-import { detectPlan } from "@kyozo/core/topology/TopologyDetector"
-import { toResult, type DetectedService } from "@kyozo/core/topology/Topology"
+import type { GeneratedDockerfile } from "@kyozo/core/dockerfile/DockerfileGenerator"
+import type { DetectedService } from "@kyozo/core/topology/Topology"
 import { Console, Effect } from "effect"
-import * as path from "node:path"
+import { resolveFolder } from "./Folder.js"
 
 const folder = Args.text({ name: "folder" }).pipe(
   Args.withDescription("the folder to inspect"),
@@ -21,8 +19,15 @@ const dockerfile = Options.boolean("dockerfile").pipe(
   Options.withDescription("also show the Dockerfiles Kyozo would generate")
 )
 
-/** pnpm runs scripts from the workspace root; INIT_CWD is where the user typed the command. */
-export const resolveFolder = (f: string): string => path.resolve(process.env.INIT_CWD ?? process.cwd(), f)
+export { resolveFolder }
+
+// Detection and the Dockerfile generator load on use: other commands must not pay for them.
+const load = Effect.promise(async () => ({
+  ...(await import("@kyozo/core/dockerfile/BaseImages")),
+  ...(await import("@kyozo/core/dockerfile/DockerfileGenerator")),
+  ...(await import("@kyozo/core/topology/TopologyDetector")),
+  ...(await import("@kyozo/core/topology/Topology"))
+}))
 
 const describe = (s: DetectedService): string => {
   const parts = [
@@ -39,11 +44,12 @@ const describe = (s: DetectedService): string => {
 
 export const detectCommand = Command.make("detect", { folder, json, dockerfile }, (args) =>
   Effect.gen(function* () {
+    const { BaseImages, detectPlan, generateDockerfile, toResult } = yield* load
     const plan = yield* detectPlan(resolveFolder(args.folder))
     const result = toResult(plan)
     let dockerfiles: Array<GeneratedDockerfile> = []
     if (args.dockerfile) {
-      const { images } = yield* BaseImages
+      const { images } = yield* Effect.provide(BaseImages, BaseImages.Default)
       dockerfiles = plan.services
         .map((p) => generateDockerfile(p, images))
         .filter((d): d is GeneratedDockerfile => d !== undefined)
@@ -66,5 +72,5 @@ export const detectCommand = Command.make("detect", { folder, json, dockerfile }
     const own = plan.services.filter((p) => !p.hints && p.service.kind === "dockerfile")
     for (const p of own)
       yield* Console.log(`\n# ---- ${p.service.name}: uses its own Dockerfile in ${p.service.path}`)
-  }).pipe(Effect.provide(BaseImages.Default))
+  })
 ).pipe(Command.withDescription("Detect what runs in a folder, with evidence"))

@@ -13,10 +13,12 @@ const startedAt = Date.now()
 export const healthz = HttpLayerRouter.add(
   "GET",
   "/healthz",
-  Effect.succeed(
+  // `runtime` is fixed at start (no engine call): clients use it to say when services are simulated.
+  Effect.map(ContainerManager, (manager) =>
     HttpServerResponse.unsafeJson({
       status: "ok",
-      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000)
+      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+      runtime: manager.runtimeMode
     })
   )
 )

@@ -1,0 +1,23 @@
+/** The heavy half of KyozoClient: the RPC client over HTTP + NDJSON, loaded when a layer is built. */
+import { FetchHttpClient, HttpClient, HttpClientRequest } from "@effect/platform"
+import { RpcClient, RpcSerialization } from "@effect/rpc"
+import type { RpcClientError } from "@effect/rpc/RpcClientError"
+import type { RpcGroup } from "@effect/rpc"
+import { type Context, Layer } from "effect"
+import { KyozoRpc } from "../KyozoRpc.js"
+
+type Shape = RpcClient.RpcClient<RpcGroup.Rpcs<typeof KyozoRpc>, RpcClientError>
+
+export const protocol = (url: string, token: string): Layer.Layer<RpcClient.Protocol> =>
+  RpcClient.layerProtocolHttp({
+    url,
+    transformClient: HttpClient.mapRequest(HttpClientRequest.bearerToken(token))
+  }).pipe(Layer.provide([RpcSerialization.layerNdjson, FetchHttpClient.layer]))
+
+export const clientLayer = <I>(
+  tag: Context.Tag<I, Shape>,
+  options: { readonly url: string; readonly token: string }
+): Layer.Layer<I> =>
+  Layer.scoped(tag, RpcClient.make(KyozoRpc)).pipe(
+    Layer.provide(protocol(`${options.url.replace(/\/+$/, "")}/rpc`, options.token))
+  )
