@@ -53,8 +53,22 @@ export interface AdminResponse {
 
 const REQUEST_TIMEOUT_MS = 10_000
 
-/** One admin request. Transport failures are EdgeUnavailable; HTTP errors come back as status. */
+/**
+ * One admin request. Transport failures are EdgeUnavailable; HTTP errors come back as status.
+ * A `load` makes Caddy restart its admin listener, so a request right after may meet a closed
+ * socket: transport failures are retried briefly (every admin call Kyozo makes is idempotent).
+ */
 export const request = (
+  admin: AdminEndpoint,
+  method: string,
+  urlPath: string,
+  body?: unknown
+): Effect.Effect<AdminResponse, EdgeUnavailable> =>
+  requestOnce(admin, method, urlPath, body).pipe(
+    Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.intersect(Schedule.recurs(10))))
+  )
+
+const requestOnce = (
   admin: AdminEndpoint,
   method: string,
   urlPath: string,
@@ -92,7 +106,7 @@ export const request = (
 
 /** The running config, or none when nothing answers on the endpoint. */
 export const currentConfig = (admin: AdminEndpoint): Effect.Effect<Option.Option<unknown>> =>
-  request(admin, "GET", "/config/").pipe(
+  requestOnce(admin, "GET", "/config/").pipe(
     Effect.map((r) => (r.status === 200 ? Option.some(JSON.parse(r.body || "null") as unknown) : Option.none())),
     Effect.catchAll(() => Effect.succeedNone),
     Effect.catchAllDefect(() => Effect.succeedNone)
@@ -147,7 +161,18 @@ export const stop = (admin: AdminEndpoint, dataDir?: string): Effect.Effect<bool
       Effect.map((r) => r.status === 200),
       Effect.orElseSucceed(() => false)
     )
-    if (!answered) return false
+    if (!answered) {
+      // The endpoint is silent: kill the Caddy this data dir started, if it still runs.
+      const pid = dataDir === undefined ? null : readPid(dataDir)
+      if (pid === null) return false
+      yield* Effect.sync(() => {
+        try {
+          process.kill(pid, "SIGTERM")
+        } catch {
+          // already gone
+        }
+      })
+    }
     yield* currentConfig(admin).pipe(
       Effect.flatMap((c) => (Option.isNone(c) ? Effect.void : Effect.fail("still up"))),
       Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo("5 seconds"))),
