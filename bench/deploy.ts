@@ -20,7 +20,7 @@ import { resolveBaseImages } from "@kyozo/core/dockerfile/BaseImages"
 import { DEFAULT_DOCKERIGNORE, generateDockerfile } from "@kyozo/core/dockerfile/DockerfileGenerator"
 import { makeTeamId } from "@kyozo/core/domain/Ids"
 import { ImageBuilder } from "@kyozo/core/ImageBuilder"
-import * as ServiceProxy from "@kyozo/core/ServiceProxy"
+import * as InProcessEdge from "@kyozo/core/edge/InProcessEdge"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { TeamRepo } from "@kyozo/core/TeamRepo"
 import { detectPlan } from "@kyozo/core/topology/TopologyDetector"
@@ -182,7 +182,7 @@ const AppLayer = DeployerLive.layerAll({
   workspacesRoot: workspaces,
   settings: { drainTimeout: "1 second", stopTimeoutSeconds: 1 }
 }).pipe(
-  Layer.provideMerge(Layer.mergeAll(ImageBuilder.Default, ServiceProxy.layer, Repos)),
+  Layer.provideMerge(Layer.mergeAll(ImageBuilder.Default, InProcessEdge.layer({ reason: "bench" }), Repos)),
   Layer.provideMerge(DurableEngine.layer("pglite")),
   Layer.provideMerge(DockerRuntime.layer),
   Layer.provideMerge(Database.migrated(Database.layerPglite(dataDir))),

@@ -10,7 +10,8 @@ import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
 import { makeTeamId, type TeamId } from "@kyozo/core/domain/Ids"
 import { ImageBuilder } from "@kyozo/core/ImageBuilder"
 import * as MockRuntime from "@kyozo/core/MockRuntime"
-import * as ServiceProxy from "@kyozo/core/ServiceProxy"
+import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
+import * as InProcessEdge from "@kyozo/core/edge/InProcessEdge"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { TeamRepo } from "@kyozo/core/TeamRepo"
 import { TopologyRepo } from "@kyozo/core/TopologyRepo"
@@ -65,7 +66,7 @@ const TestLayer = DeployerLive.layerAll({
       )
   }
 }).pipe(
-  Layer.provideMerge(Layer.mergeAll(ImageBuilder.Default, ServiceProxy.layer, Repos)),
+  Layer.provideMerge(Layer.mergeAll(ImageBuilder.Default, InProcessEdge.layer({ reason: "test" }), Repos)),
   Layer.provideMerge(DurableEngine.layerTest),
   Layer.provideMerge(MockRuntime.layer),
   Layer.provideMerge(pgliteLayer),
@@ -282,7 +283,7 @@ describe("Deployer on the mock runtime", () => {
       Effect.gen(function* () {
         const deployer = yield* Deployer
         const runtime = yield* ContainerRuntime
-        const proxy = yield* ServiceProxy.ServiceProxy
+        const proxy = yield* EdgeRouter
         const deployments = yield* DeploymentRepo
         const view = yield* deployer.get(teamA, "web")
         // A crash between writing the row and sending to the entity: no stored message.
@@ -299,7 +300,7 @@ describe("Deployer on the mock runtime", () => {
         })
         // The process restarted: no proxies.
         yield* proxy.remove(view.id)
-        expect(yield* proxy.status(view.id)).toBeUndefined()
+        expect(yield* proxy.route(view.id)).toBeUndefined()
 
         const report = yield* Reconciler.reconcile({ dispatchGrace: 0 })
         expect(report.compensated).toContain(orphan.id)
@@ -307,10 +308,10 @@ describe("Deployer on the mock runtime", () => {
         expect(report.routed).toContain(view.id)
         expect(Option.getOrThrow(yield* deployments.get(teamA, orphan.id)).status).toBe("compensated")
         expect((yield* listOwned(view.id)).map((c) => c.id)).toEqual([view.containerId])
-        const status = yield* proxy.status(view.id)
+        const status = yield* proxy.route(view.id)
         expect(`http://127.0.0.1:${status!.hostPort}`).toBe(view.url)
         const info = yield* runtime.inspectContainer(view.containerId!)
-        expect(status!.upstream?.port).toBe(info.ports[0]!.hostPort)
+        expect(status!.upstreams[0]?.port).toBe(info.ports[0]!.hostPort)
 
         // Level-driven: a second pass finds nothing left to fix.
         const again = yield* Reconciler.reconcile({ dispatchGrace: 0 })
@@ -362,12 +363,12 @@ describe("Deployer on the mock runtime", () => {
     it.effect("remove takes the container, the proxy and the images away", () =>
       Effect.gen(function* () {
         const deployer = yield* Deployer
-        const proxy = yield* ServiceProxy.ServiceProxy
-        expect(yield* proxy.status(serviceId)).toBeDefined()
+        const proxy = yield* EdgeRouter
+        expect(yield* proxy.route(serviceId)).toBeDefined()
         yield* deployer.remove(teamA, "web")
         expect((yield* Effect.flip(deployer.get(teamA, "web")))._tag).toBe("ServiceNotFound")
         expect(yield* runningFor(serviceId, 0)).toEqual([])
-        expect(yield* proxy.status(serviceId)).toBeUndefined()
+        expect(yield* proxy.route(serviceId)).toBeUndefined()
         const images = yield* ImageBuilder
         expect(yield* images.retained(serviceId)).toEqual([])
       })

@@ -21,7 +21,7 @@ import { ImageBuilder } from "@kyozo/core/ImageBuilder"
 import * as Labels from "@kyozo/core/Labels"
 import { MaintenancePasses } from "@kyozo/core/MaintenancePasses"
 import * as MockRuntime from "@kyozo/core/MockRuntime"
-import * as ServiceProxy from "@kyozo/core/ServiceProxy"
+import { testEdgeLayer } from "./support/edge.js"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { TeamRepo } from "@kyozo/core/TeamRepo"
 import { TopologyRepo } from "@kyozo/core/TopologyRepo"
@@ -341,7 +341,7 @@ const DeployLayer = DeployerLive.layerAll({
   Layer.provideMerge(
     Layer.mergeAll(
       ImageBuilder.Default,
-      ServiceProxy.layer,
+      testEdgeLayer(),
       ServiceRepo.Default,
       DeploymentRepo.Default,
       DeploymentEventRepo.Default,
@@ -529,7 +529,7 @@ const OutageLayer = Layer.mergeAll(
   Layer.provideMerge(
     Layer.mergeAll(
       ImageBuilder.Default,
-      ServiceProxy.layer,
+      testEdgeLayer(),
       ServiceRepo.Default,
       DeploymentRepo.Default,
       DeploymentEventRepo.Default,

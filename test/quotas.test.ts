@@ -10,7 +10,7 @@ import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
 import { makeTeamId, type TeamId } from "@kyozo/core/domain/Ids"
 import { ImageBuilder } from "@kyozo/core/ImageBuilder"
 import * as MockRuntime from "@kyozo/core/MockRuntime"
-import * as ServiceProxy from "@kyozo/core/ServiceProxy"
+import * as InProcessEdge from "@kyozo/core/edge/InProcessEdge"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { TeamRepo } from "@kyozo/core/TeamRepo"
 import { TopologyRepo } from "@kyozo/core/TopologyRepo"
@@ -51,7 +51,7 @@ const TestLayer = DeployerLive.layerAll({
     probe: () => Effect.succeed(true)
   }
 }).pipe(
-  Layer.provideMerge(Layer.mergeAll(ImageBuilder.Default, ServiceProxy.layer, Repos)),
+  Layer.provideMerge(Layer.mergeAll(ImageBuilder.Default, InProcessEdge.layer({ reason: "test" }), Repos)),
   Layer.provideMerge(DurableEngine.layerTest),
   Layer.provideMerge(MockRuntime.layer),
   Layer.provideMerge(pgliteLayer),

@@ -12,7 +12,8 @@ import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
 import * as DockerRuntime from "@kyozo/core/DockerRuntime"
 import type { TeamId } from "@kyozo/core/domain/Ids"
 import { ImageBuilder } from "@kyozo/core/ImageBuilder"
-import * as ServiceProxy from "@kyozo/core/ServiceProxy"
+// In-process edge: this runner is SIGKILLed by the crash tests, and a Caddy it started would outlive it.
+import * as InProcessEdge from "@kyozo/core/edge/InProcessEdge"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { TeamRepo } from "@kyozo/core/TeamRepo"
 import { TopologyRepo } from "@kyozo/core/TopologyRepo"
@@ -42,7 +43,7 @@ const AppLayer = DeployerLive.layerAll({
   settings: { healthTimeout: "40 seconds", drainTimeout: "1 second", stopTimeoutSeconds: 1 }
 }).pipe(
   Layer.provideMerge(mode === "resume" ? Reconciler.layer({ dispatchGrace: 0 }) : Layer.empty),
-  Layer.provideMerge(Layer.mergeAll(ImageBuilder.Default, ServiceProxy.layer, Repos)),
+  Layer.provideMerge(Layer.mergeAll(ImageBuilder.Default, InProcessEdge.layer({ reason: "deploy-runner" }), Repos)),
   Layer.provideMerge(DurableEngine.layer("pglite")),
   Layer.provideMerge(DockerRuntime.layer),
   Layer.provideMerge(Database.migrated(Database.layerPglite(dataDir!)))

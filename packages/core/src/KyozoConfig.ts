@@ -42,6 +42,14 @@ export class KyozoConfig extends Effect.Service<KyozoConfig>()("@kyozo/core/Kyoz
     const breakerResetAfter = yield* Config.duration("KYOZO_BREAKER_RESET").pipe(
       Config.withDefault(Duration.seconds(10))
     )
+    // The edge router (issue 10): Caddy as a separate data plane, or the in-process fallback.
+    const edge = yield* Config.literal("auto", "caddy", "inprocess")("KYOZO_EDGE").pipe(
+      Config.withDefault("auto" as const)
+    )
+    const caddyAdmin = yield* Config.option(Config.string("KYOZO_CADDY_ADMIN"))
+    const edgePort = yield* Config.integer("KYOZO_EDGE_PORT").pipe(Config.withDefault(4080))
+    const edgeHost = yield* Config.string("KYOZO_EDGE_HOST").pipe(Config.withDefault("127.0.0.1"))
+    const domain = yield* Config.string("KYOZO_DOMAIN").pipe(Config.withDefault("localhost"))
     return {
       host,
       port,
@@ -54,7 +62,12 @@ export class KyozoConfig extends Effect.Service<KyozoConfig>()("@kyozo/core/Kyoz
       cleanupInterval,
       dockerTimeout,
       breakerThreshold,
-      breakerResetAfter
+      breakerResetAfter,
+      edge: edge as "auto" | "caddy" | "inprocess",
+      caddyAdmin: Option.getOrUndefined(caddyAdmin),
+      edgePort,
+      edgeHost,
+      domain
     } as const
   })
 }) {}

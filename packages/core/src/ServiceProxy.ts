@@ -16,7 +16,7 @@
  * HTTP client that is a failed request, so deploys route only to an upstream that passed health.
  * Socket errors are logged and never escape: one bad connection must not take the process down.
  */
-import { Context, Duration, Effect, Layer, Runtime, Schema } from "effect"
+import { Context, Duration, Effect, Layer, Runtime, Schema, type Scope } from "effect"
 import * as net from "node:net"
 
 /** Where a service's traffic goes. Kyozo's network rule: always a port published on 127.0.0.1. */
@@ -97,6 +97,11 @@ export interface ServiceProxyShape {
    * are. May be called before `ensure`: the listener uses the route once it starts.
    */
   readonly route: (serviceId: string, upstream: ProxyUpstream) => Effect.Effect<void>
+  /**
+   * Several upstreams (replicas): new connections go round-robin among them; an empty list
+   * forgets the route (connections are then closed at once).
+   */
+  readonly routeAll: (serviceId: string, upstreams: ReadonlyArray<ProxyUpstream>) => Effect.Effect<void>
   /** Waits until no open connection goes to `upstream`, or `timeout`; reports what is left. */
   readonly drain: (
     serviceId: string,
@@ -141,7 +146,15 @@ const make = Effect.gen(function* () {
   const runtime = yield* Effect.runtime<never>()
   const runLog = (effect: Effect.Effect<void>) => Runtime.runFork(runtime)(effect)
 
-  const routes = new Map<string, ProxyUpstream>()
+  const routes = new Map<string, ReadonlyArray<ProxyUpstream>>()
+  const turns = new Map<string, number>()
+  const pick = (serviceId: string): ProxyUpstream | undefined => {
+    const all = routes.get(serviceId)
+    if (!all || all.length === 0) return undefined
+    const turn = turns.get(serviceId) ?? 0
+    turns.set(serviceId, (turn + 1) % all.length)
+    return all[turn % all.length]
+  }
   const listeners = new Map<string, Listener>()
   // Called whenever an upstream connection ends or a listener goes away: drains re-check.
   const changeWatchers = new Set<() => void>()
@@ -161,7 +174,7 @@ const make = Effect.gen(function* () {
   }
 
   const forward = (listener: Listener, client: net.Socket) => {
-    const target = routes.get(listener.serviceId)
+    const target = pick(listener.serviceId)
     if (!target) {
       listener.rejected++
       client.on("error", () => {})
@@ -280,7 +293,7 @@ const make = Effect.gen(function* () {
       entry.open++
       byUpstream.set(key, entry)
     }
-    const upstream = routes.get(listener.serviceId)
+    const upstream = routes.get(listener.serviceId)?.[0]
     return {
       serviceId: listener.serviceId,
       host: listener.host,
@@ -296,6 +309,7 @@ const make = Effect.gen(function* () {
   const remove = (serviceId: string) =>
     Effect.suspend(() => {
       routes.delete(serviceId)
+      turns.delete(serviceId)
       const listener = listeners.get(serviceId)
       if (!listener) return Effect.void
       listeners.delete(serviceId)
@@ -325,7 +339,12 @@ const make = Effect.gen(function* () {
       ),
     route: (serviceId, upstream) =>
       Effect.sync(() => {
-        routes.set(serviceId, { host: upstream.host, port: upstream.port })
+        routes.set(serviceId, [{ host: upstream.host, port: upstream.port }])
+      }),
+    routeAll: (serviceId, upstreams) =>
+      Effect.sync(() => {
+        if (upstreams.length === 0) routes.delete(serviceId)
+        else routes.set(serviceId, upstreams.map((u) => ({ host: u.host, port: u.port })))
       }),
     drain: (serviceId, upstream, timeout) =>
       Effect.async<void>((resume) => {
@@ -342,7 +361,7 @@ const make = Effect.gen(function* () {
         Effect.timeoutOption(timeout),
         Effect.map(() => ({ remaining: openTo(serviceId, upstream) }))
       ),
-    current: (serviceId) => Effect.sync(() => routes.get(serviceId)),
+    current: (serviceId) => Effect.sync(() => routes.get(serviceId)?.[0]),
     status: (serviceId) =>
       Effect.sync(() => {
         const listener = listeners.get(serviceId)
@@ -356,3 +375,6 @@ const make = Effect.gen(function* () {
 
 /** Closing the layer's scope closes every listener and every socket through them. */
 export const layer: Layer.Layer<ServiceProxy> = Layer.scoped(ServiceProxy, make)
+
+/** The proxy itself, for the in-process edge (which owns its scope). */
+export const makeProxy: Effect.Effect<ServiceProxyShape, never, Scope.Scope> = make

@@ -16,13 +16,14 @@ import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
 import { ImageBuilder } from "@kyozo/core/ImageBuilder"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
 import * as RuntimeSelection from "@kyozo/core/RuntimeSelection"
-import * as ServiceProxy from "@kyozo/core/ServiceProxy"
+import * as EdgeSelection from "@kyozo/core/edge/EdgeSelection"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { TeamRepo } from "@kyozo/core/TeamRepo"
 import { TopologyRepo } from "@kyozo/core/TopologyRepo"
 import { UserRepo } from "@kyozo/core/UserRepo"
 import * as DeployerLive from "@kyozo/workers/DeployerLive"
 import * as DurableEngine from "@kyozo/workers/DurableEngine"
+import * as EdgeRoutes from "@kyozo/workers/EdgeRoutes"
 import * as Reconciler from "@kyozo/workers/Reconciler"
 import { WebhookDispatcher } from "@kyozo/workers/WebhookDispatcher"
 import * as Workers from "@kyozo/workers/Workers"
@@ -70,9 +71,11 @@ export const CoreLive = Layer.mergeAll(
   // After a crash: proxies re-routed, unfinished deploys resumed or compensated (DESIGN.md: reconcile).
   Reconciler.layer(),
   WebhookDispatcher.layer,
-  KeySessions.Default
+  KeySessions.Default,
+  // Routes follow containers: engine events, the engine coming back, a periodic pass (issue 10).
+  EdgeRoutes.layer()
 ).pipe(
-  Layer.provideMerge(Layer.mergeAll(ImageBuilder.Default, ServiceProxy.layer)),
+  Layer.provideMerge(Layer.mergeAll(ImageBuilder.Default, EdgeSelection.layer)),
   Layer.provideMerge(ContainerManagerLayer.layer),
   Layer.provideMerge(Workers.layer),
   Layer.provideMerge(DurableEngine.layerFromDatabase()),

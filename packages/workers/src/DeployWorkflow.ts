@@ -21,7 +21,8 @@ import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
 import { ImageBuilder } from "@kyozo/core/ImageBuilder"
 import { labelsFor } from "@kyozo/core/Labels"
 import type { RuntimeError } from "@kyozo/core/RuntimeErrors"
-import { ServiceProxy } from "@kyozo/core/ServiceProxy"
+import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
+import { freePort } from "@kyozo/core/edge/FreePort"
 import { containerName, teamNetwork } from "@kyozo/core/ServiceNaming"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import type { PlannedService } from "@kyozo/core/topology/Topology"
@@ -29,6 +30,7 @@ import { Cause, Duration, Effect, Layer, Option, PubSub, Schedule, Schema } from
 import * as http from "node:http"
 import * as net from "node:net"
 import { DeployFailed, type DeployProgress } from "./Deployer.js"
+import { syncService } from "./EdgeRoutes.js"
 
 // ---------------------------------------------------------------------------------------------
 // Settings and the health probe
@@ -243,7 +245,6 @@ const deployLayer = (settings: DeploySettings) =>
       const deployments = yield* DeploymentRepo
       const events = yield* DeploymentEventRepo
       const builder = yield* ImageBuilder
-      const proxy = yield* ServiceProxy
       const bus = yield* DeployBus
       const { teamId, serviceId, deploymentId } = payload
 
@@ -321,7 +322,10 @@ const deployLayer = (settings: DeploySettings) =>
             yield* runtime
               .createNetwork({ name: network, labels: labelsFor({ teamId }) })
               .pipe(Effect.catchTag("NameConflict", () => Effect.void))
-            const spec = containerSpec(row, image, name, network, payload.aliases, deploymentId)
+            // The published port is pinned now, so a restart (by Kyozo or after an engine restart)
+            // keeps it and the edge's upstream stays valid; where it cannot, the route sync follows.
+            const pinned = row.internalPort === null ? null : yield* freePort()
+            const spec = containerSpec(row, image, name, network, payload.aliases, deploymentId, pinned)
             const ref = yield* runtime
               .createContainer(spec)
               .pipe(
@@ -424,26 +428,18 @@ const deployLayer = (settings: DeploySettings) =>
           error: StepFailed,
           execute: Effect.gen(function* () {
             yield* status("switching")
-            const row = yield* serviceRow
-            const info = yield* runtime.inspectContainer(containerId)
-            const upstreamPort = publishedPort(info, row.internalPort)
-            let hostPort: number | null = row.hostPort
-            if (upstreamPort !== null) {
-              const ensured = yield* proxy.ensure(
-                serviceId,
-                row.hostPort === null ? {} : { hostPort: row.hostPort }
-              )
-              hostPort = ensured.hostPort
-              yield* proxy.route(serviceId, { host: "127.0.0.1", port: upstreamPort })
-            }
-            yield* services.updateObserved(serviceId, {
+            const before = yield* serviceRow
+            const updated = yield* services.updateObserved(serviceId, {
               image,
               containerId,
               containerName: containerNameValue,
               currentDeploymentId: deploymentId,
-              hostPort,
               status: "running"
             })
+            // The edge now sends new requests to the new container only (level-driven: the row
+            // names the current deployment, the engine shows its running containers).
+            const synced = yield* syncService(Option.getOrElse(updated, () => before))
+            const hostPort = synced.hostPort
             yield* record(
               "deploy.switched",
               hostPort === null ? "Now serving" : `Now serving on http://127.0.0.1:${hostPort}`,
@@ -478,23 +474,19 @@ const deployLayer = (settings: DeploySettings) =>
           error: StepFailed,
           execute: Effect.gen(function* () {
             const row = yield* serviceRow
-            // The switch may have pointed the proxy at the new container before failing: point it back.
+            // The switch may have pointed the edge at the new container before failing: point it back.
             if (created.previousContainerId !== null) {
-              const old = yield* runtime.inspectContainer(created.previousContainerId).pipe(Effect.option)
-              const oldPort = Option.isSome(old) ? publishedPort(old.value, row.internalPort) : null
-              if (oldPort !== null && row.hostPort !== null) {
-                // ensure too: after a restart the listener may not exist yet in this process.
-                yield* proxy.ensure(serviceId, { hostPort: row.hostPort }).pipe(
-                  Effect.zipRight(proxy.route(serviceId, { host: "127.0.0.1", port: oldPort })),
-                  Effect.catchAllCause((c) => Effect.logWarning("route back failed", c))
-                )
-              }
-              if (row.containerId === created.containerId) {
-                yield* services.updateObserved(serviceId, {
-                  containerId: created.previousContainerId,
-                  status: "running"
-                })
-              }
+              const reverted =
+                row.containerId === created.containerId
+                  ? yield* services.updateObserved(serviceId, {
+                      containerId: created.previousContainerId,
+                      currentDeploymentId: row.currentDeploymentId === deploymentId ? null : row.currentDeploymentId,
+                      status: "running"
+                    })
+                  : Option.some(row)
+              yield* syncService(Option.getOrElse(reverted, () => row)).pipe(
+                Effect.catchAllCause((c) => Effect.logWarning("route back failed", c))
+              )
             }
             // The engine may be what failed (dockerd gone, breaker open): retry for about half a
             // minute, then leave the container to the cleanup pass rather than leave the deployment
@@ -616,7 +608,7 @@ const retireLayer = (settings: DeploySettings) =>
       const runtime = yield* ContainerRuntime
       const services = yield* ServiceRepo
       const events = yield* DeploymentEventRepo
-      const proxy = yield* ServiceProxy
+      const edge = yield* EdgeRouter
       yield* Activity.make({
         name: "retire",
         execute: Effect.gen(function* () {
@@ -627,7 +619,7 @@ const retireLayer = (settings: DeploySettings) =>
           if (row?.containerId === payload.containerId) return
           const oldPort = publishedPort(old.value, row?.internalPort ?? null)
           if (oldPort !== null) {
-            yield* proxy.drain(payload.serviceId, { host: "127.0.0.1", port: oldPort }, settings.drainTimeout)
+            yield* edge.drain(payload.serviceId, { host: "127.0.0.1", port: oldPort }, settings.drainTimeout)
           }
           yield* runtime
             .stopContainer(payload.containerId, { timeoutSeconds: settings.stopTimeoutSeconds })
@@ -653,7 +645,9 @@ export const containerSpec = (
   name: string,
   network: string,
   aliases: ReadonlyArray<string>,
-  deploymentId: string
+  deploymentId: string,
+  /** The host port to publish on 127.0.0.1 (pinned so restarts keep it); null lets the engine pick. */
+  hostPort: number | null = null
 ): ContainerSpec => {
   const env: Record<string, string> = { ...row.env }
   if (row.internalPort !== null) env.PORT = String(row.internalPort)
@@ -662,7 +656,10 @@ export const containerSpec = (
     image,
     labels: labelsFor({ serviceId: row.id, teamId: row.teamId, deploymentId }),
     env,
-    ports: row.internalPort === null ? [] : [{ containerPort: row.internalPort }],
+    ports:
+      row.internalPort === null
+        ? []
+        : [hostPort === null ? { containerPort: row.internalPort } : { containerPort: row.internalPort, hostPort }],
     memoryBytes: row.memoryMb * 1024 * 1024,
     nanoCpus: row.cpuMillis * 1_000_000,
     network,

@@ -2,8 +2,8 @@
  * Start-up reconcile of deploys (callable later too). The rows are the desired state, the engine
  * and the proxies the observed one; after a crash:
  *
- * - the proxies are gone (they live in the process): every service that should run and whose
- *   container runs gets its stable port back and is routed to that container;
+ * - the edge's routes are made to match: every service gets its stable port back (an adopted
+ *   Caddy still has it; the in-process proxy starts it again) and its running containers as upstreams;
  * - a deployment whose Deploy message was never stored (the process died between writing the row
  *   and sending to the ServiceEntity) will never be resumed by the engine: it is compensated.
  *   Deployments whose message is stored are left alone: the engine resumes them;
@@ -20,10 +20,9 @@ import type { Deployment } from "@kyozo/core/domain/Deployment"
 import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
 import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
 import * as Labels from "@kyozo/core/Labels"
-import { ServiceProxy } from "@kyozo/core/ServiceProxy"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { Duration, Effect, Layer, Option } from "effect"
-import { publishedPort } from "./DeployWorkflow.js"
+import { syncService } from "./EdgeRoutes.js"
 import * as DurableEngine from "./DurableEngine.js"
 import { ServiceEntity } from "./ServiceEntity.js"
 
@@ -52,7 +51,6 @@ export const reconcile = (options: ReconcileOptions = {}) =>
     const deployments = yield* DeploymentRepo
     const events = yield* DeploymentEventRepo
     const runtime = yield* ContainerRuntime
-    const proxy = yield* ServiceProxy
     const sharding = yield* Sharding.Sharding
     const storage = yield* MessageStorage.MessageStorage
     const grace = Duration.toMillis(Duration.decode(options.dispatchGrace ?? Duration.seconds(30)))
@@ -123,18 +121,16 @@ export const reconcile = (options: ReconcileOptions = {}) =>
         yield* runtime.removeContainer(c.id, { force: true })
         removed.push(c.id)
       }
-      if (svc.desiredState !== "running" || svc.containerId === null) continue
       // A deploy in flight routes (or routes back) itself when it switches or compensates.
       if (yield* hasInFlight(svc.id)) continue
-      const info = yield* runtime.inspectContainer(svc.containerId).pipe(Effect.option)
-      if (Option.isNone(info) || !info.value.running) continue
-      const port = publishedPort(info.value, svc.internalPort)
-      if (port === null) continue
-      const ensured = yield* proxy.ensure(svc.id, svc.hostPort === null ? {} : { hostPort: svc.hostPort })
-      yield* proxy.route(svc.id, { host: "127.0.0.1", port })
-      if (ensured.hostPort !== svc.hostPort)
-        yield* services.updateObserved(svc.id, { hostPort: ensured.hostPort })
-      routed.push(svc.id)
+      // The edge (an adopted Caddy, or a fresh in-process proxy) gets the routes the rows and the
+      // engine say, stable ports included.
+      const synced = yield* Effect.either(syncService(svc))
+      if (synced._tag === "Left") {
+        yield* Effect.logWarning(`reconcile: edge route of ${svc.name} failed: ${synced.left.message}`)
+        continue
+      }
+      if (synced.right.upstreams.length > 0) routed.push(svc.id)
     }
 
     const report: ReconcileReport = { routed, compensated, removed, resuming }

@@ -10,11 +10,12 @@ import * as Rpc from "@effect/rpc/Rpc"
 import { ContainerRuntime, Defaults } from "@kyozo/core/ContainerRuntime"
 import type { ServiceId } from "@kyozo/core/domain/Ids"
 import { ContainerNotFound, RuntimeError } from "@kyozo/core/RuntimeErrors"
-import { ServiceProxy } from "@kyozo/core/ServiceProxy"
+import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { Effect, Option, Schema } from "effect"
 import { DeployFailed } from "./Deployer.js"
-import { DeployOutcome, DeployPayload, DeployWorkflow, publishedPort } from "./DeployWorkflow.js"
+import { DeployOutcome, DeployPayload, DeployWorkflow } from "./DeployWorkflow.js"
+import { syncServiceId } from "./EdgeRoutes.js"
 
 const ServiceOp = { serviceId: Schema.String }
 
@@ -37,29 +38,19 @@ export const layer = ServiceEntity.toLayer(
   Effect.gen(function* () {
     const runtime = yield* ContainerRuntime
     const services = yield* ServiceRepo
-    const proxy = yield* ServiceProxy
+    const edge = yield* EdgeRouter
 
     const row = (serviceId: string) =>
       services.findByIdAnyTeam(serviceId as ServiceId).pipe(Effect.map(Option.getOrNull), Effect.orDie)
 
     const gone = (id: string) => Effect.fail(new ContainerNotFound({ container: id }))
 
-    // After a start the container has a new ephemeral host port: point the proxy at it again.
+    // After a start or a stop the edge follows what the engine shows (pinned ports usually stay).
     const reroute = (serviceId: string) =>
-      Effect.gen(function* () {
-        const svc = yield* row(serviceId)
-        if (svc === null || svc.containerId === null) return
-        const info = yield* runtime.inspectContainer(svc.containerId)
-        const port = publishedPort(info, svc.internalPort)
-        if (port === null) return
-        const ensured = yield* proxy
-          .ensure(serviceId, svc.hostPort === null ? {} : { hostPort: svc.hostPort })
-          .pipe(Effect.orDie)
-        yield* proxy.route(serviceId, { host: "127.0.0.1", port })
-        if (ensured.hostPort !== svc.hostPort) {
-          yield* services.updateObserved(svc.id, { hostPort: ensured.hostPort }).pipe(Effect.orDie)
-        }
-      })
+      syncServiceId(serviceId).pipe(
+        Effect.asVoid,
+        Effect.catchAllCause((cause) => Effect.logWarning(`edge sync of ${serviceId} failed`, cause))
+      )
 
     return ServiceEntity.of({
       Deploy: (envelope) => DeployWorkflow.execute(envelope.payload),
@@ -74,6 +65,7 @@ export const layer = ServiceEntity.toLayer(
               .pipe(Effect.catchTag("ContainerNotFound", () => Effect.void))
           }
           yield* services.updateObserved(svc.id, { status: "stopped" }).pipe(Effect.orDie)
+          yield* reroute(payload.serviceId)
         }),
 
       Start: ({ payload }) =>
@@ -100,7 +92,9 @@ export const layer = ServiceEntity.toLayer(
 
       Remove: ({ payload }) =>
         Effect.gen(function* () {
-          yield* proxy.remove(payload.serviceId)
+          yield* edge.remove(payload.serviceId).pipe(
+            Effect.catchAll((e) => Effect.logWarning(`edge route of ${payload.serviceId} not removed: ${e.message}`))
+          )
           // Every container labelled for the service, not just the current one: a crashed deploy
           // may have left one behind.
           const owned = yield* runtime.listContainers({

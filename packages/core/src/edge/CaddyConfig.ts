@@ -1,0 +1,160 @@
+/**
+ * The whole Caddy config Kyozo wants, from its routes (a pure function, so every change is one
+ * atomic `POST /load`), and the reverse: the routes found in a running Caddy's config, so a Kyozo
+ * that adopts a Caddy after a crash pushes nothing that drops a serving route.
+ *
+ * One `servers` entry per service with its own `listen` (the stable per-service port), plus one
+ * shared server whose host matchers serve `<service>.<team>.<domain>`. Upstreams get round-robin,
+ * a retry window (`try_duration`) and passive health: a dead replica is skipped and the request
+ * retried on another, so a killed container costs no failed request.
+ */
+import { listenValue, type AdminEndpoint } from "./CaddyAdmin.js"
+import { simulatedPage, type Upstream, unavailableText } from "./EdgeRouter.js"
+
+export interface RouteEntry {
+  readonly serviceId: string
+  readonly hostPort: number
+  readonly hostName: string | null
+  readonly simulated: boolean
+  readonly label: string
+  readonly upstreams: ReadonlyArray<Upstream>
+}
+
+export interface SharedListener {
+  readonly host: string
+  readonly port: number
+}
+
+export const SERVICE_SERVER_PREFIX = "kyozo-svc-"
+export const HOSTS_SERVER = "kyozo-hosts"
+
+/** How long a request waits for some upstream to take it (a restart, a rolling step). */
+export const TRY_DURATION = "5s"
+
+const handlerFor = (route: RouteEntry) => {
+  if (route.simulated) {
+    return {
+      handler: "static_response",
+      status_code: 200,
+      headers: { "Content-Type": ["text/html; charset=utf-8"], "Kyozo-Runtime": ["mock"] },
+      body: simulatedPage(route.label)
+    }
+  }
+  if (route.upstreams.length === 0) {
+    return {
+      handler: "static_response",
+      status_code: 503,
+      headers: { "Content-Type": ["text/plain; charset=utf-8"], "Retry-After": ["2"], "Kyozo-Edge": ["no-upstream"] },
+      body: unavailableText(route.label)
+    }
+  }
+  return {
+    handler: "reverse_proxy",
+    upstreams: route.upstreams.map((u) => ({ dial: `${u.host}:${u.port}` })),
+    load_balancing: {
+      selection_policy: { policy: "round_robin" },
+      try_duration: TRY_DURATION,
+      try_interval: "100ms"
+    },
+    health_checks: { passive: { fail_duration: "2s", max_fails: 1 } }
+  }
+}
+
+export const buildConfig = (
+  admin: AdminEndpoint,
+  host: string,
+  routes: ReadonlyArray<RouteEntry>,
+  shared: SharedListener | null
+) => {
+  const servers: Record<string, unknown> = {}
+  const sorted = [...routes].sort((a, b) => a.serviceId.localeCompare(b.serviceId))
+  for (const route of sorted) {
+    servers[`${SERVICE_SERVER_PREFIX}${route.serviceId}`] = {
+      listen: [`${host}:${route.hostPort}`],
+      automatic_https: { disable: true },
+      routes: [{ handle: [handlerFor(route)] }]
+    }
+  }
+  if (shared !== null) {
+    const named = sorted.filter((r) => r.hostName !== null)
+    servers[HOSTS_SERVER] = {
+      listen: [`${shared.host}:${shared.port}`],
+      automatic_https: { disable: true },
+      routes: [
+        ...named.map((r) => ({
+          "@id": `kyozo-host-${r.serviceId}`,
+          match: [{ host: [r.hostName] }],
+          handle: [handlerFor(r)],
+          terminal: true
+        })),
+        {
+          handle: [
+            {
+              handler: "static_response",
+              status_code: 404,
+              headers: { "Content-Type": ["text/plain; charset=utf-8"] },
+              body: "No Kyozo service has this host name.\n"
+            }
+          ]
+        }
+      ]
+    }
+  }
+  return {
+    admin: { listen: listenValue(admin), config: { persist: false } },
+    apps: { http: { servers } }
+  }
+}
+
+interface ParsedServer {
+  readonly listen?: ReadonlyArray<string>
+  readonly routes?: ReadonlyArray<{
+    readonly "@id"?: string
+    readonly match?: ReadonlyArray<{ readonly host?: ReadonlyArray<string> }>
+    readonly handle?: ReadonlyArray<{
+      readonly handler?: string
+      readonly upstreams?: ReadonlyArray<{ readonly dial?: string }>
+      readonly headers?: Record<string, ReadonlyArray<string>>
+    }>
+  }>
+}
+
+const portOf = (listen: string | undefined): number | null => {
+  const m = /:(\d+)$/.exec(listen ?? "")
+  return m ? Number(m[1]) : null
+}
+
+/** The routes Kyozo left in a running Caddy (servers it did not make are ignored). */
+export const parseRoutes = (config: unknown): ReadonlyArray<RouteEntry> => {
+  const servers = (config as { apps?: { http?: { servers?: Record<string, ParsedServer> } } } | null)?.apps?.http
+    ?.servers
+  if (!servers) return []
+  const hostNames = new Map<string, string>()
+  for (const r of servers[HOSTS_SERVER]?.routes ?? []) {
+    const id = r["@id"]
+    const name = r.match?.[0]?.host?.[0]
+    if (id?.startsWith("kyozo-host-") && name) hostNames.set(id.slice("kyozo-host-".length), name)
+  }
+  const out: Array<RouteEntry> = []
+  for (const [name, server] of Object.entries(servers)) {
+    if (!name.startsWith(SERVICE_SERVER_PREFIX)) continue
+    const serviceId = name.slice(SERVICE_SERVER_PREFIX.length)
+    const hostPort = portOf(server.listen?.[0])
+    if (hostPort === null) continue
+    const handler = server.routes?.[0]?.handle?.[0]
+    const upstreams: Array<Upstream> = []
+    for (const u of handler?.upstreams ?? []) {
+      const m = /^(.+):(\d+)$/.exec(u.dial ?? "")
+      if (m) upstreams.push({ host: m[1]!, port: Number(m[2]) })
+    }
+    out.push({
+      serviceId,
+      hostPort,
+      hostName: hostNames.get(serviceId) ?? null,
+      simulated: handler?.handler === "static_response" && handler.headers?.["Kyozo-Runtime"]?.[0] === "mock",
+      label: serviceId,
+      upstreams
+    })
+  }
+  return out
+}

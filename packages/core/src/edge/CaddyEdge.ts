@@ -1,0 +1,235 @@
+/**
+ * The Caddy edge: Kyozo's routes kept in memory and applied to a Caddy process as one whole
+ * config (`POST /load`, atomic and graceful: open connections finish on the old config). Caddy is
+ * adopted when its admin endpoint already answers (a Kyozo restart after a crash: the routes it
+ * serves are read back first, so nothing is dropped), else started detached. Closing the layer
+ * leaves Caddy running (the data plane outlives the control plane) unless `stopOnClose` (tests).
+ */
+import { Duration, Effect, Layer, Option, Schedule, type Scope } from "effect"
+import * as Admin from "./CaddyAdmin.js"
+import { buildConfig, parseRoutes, type RouteEntry, type SharedListener } from "./CaddyConfig.js"
+import {
+  EdgeApplyFailed,
+  EdgeRouter,
+  type EdgeRouterShape,
+  type EdgeRouteStatus,
+  EdgeUnavailable,
+  sameUpstreams
+} from "./EdgeRouter.js"
+import { freePort } from "./FreePort.js"
+
+export interface CaddyEdgeOptions {
+  readonly dataDir: string
+  readonly admin: Admin.AdminEndpoint
+  /** The binary to start when none answers; null: adopt only. */
+  readonly bin: string | null
+  /** Where per-service ports listen (default 127.0.0.1). */
+  readonly host?: string
+  /** The shared host-name port (KYOZO_EDGE_PORT); null serves no host names. */
+  readonly sharedPort: number | null
+  readonly domain: string
+  /** Why this edge was chosen, for the status. */
+  readonly reason?: string
+  /** Stop Caddy when the layer closes (tests); by default it keeps serving. */
+  readonly stopOnClose?: boolean
+}
+
+const inUsePort = (error: string): number | null => {
+  const m = /listen tcp [^\s]*:(\d+): bind: address already in use/.exec(error)
+  return m ? Number(m[1]) : null
+}
+
+export const make = (
+  options: CaddyEdgeOptions
+): Effect.Effect<EdgeRouterShape, EdgeUnavailable, Scope.Scope> =>
+  Effect.gen(function* () {
+    const host = options.host ?? "127.0.0.1"
+    const admin = options.admin
+    const running = yield* Admin.currentConfig(admin)
+    let pid: number | null
+    let reason: string
+    const routes = new Map<string, RouteEntry>()
+    if (Option.isSome(running)) {
+      for (const r of parseRoutes(running.value)) routes.set(r.serviceId, r)
+      pid = Admin.readPid(options.dataDir)
+      reason = `${options.reason ?? "caddy"}: adopted the Caddy answering at ${Admin.describeAdmin(admin)} (${routes.size} routes)`
+    } else {
+      if (options.bin === null) {
+        return yield* new EdgeUnavailable({
+          reason: "not-installed",
+          detail: "no caddy binary on PATH and none answering the admin endpoint"
+        })
+      }
+      const started = yield* Admin.start({ bin: options.bin, dataDir: options.dataDir, admin })
+      pid = started.pid
+      reason = `${options.reason ?? "caddy"}: started ${options.bin} (pid ${pid})`
+    }
+    yield* Effect.logInfo(`Edge: Caddy — ${reason}`)
+
+    if (options.stopOnClose === true) {
+      yield* Effect.addFinalizer(() => Admin.stop(admin, options.dataDir))
+    }
+
+    const lock = yield* Effect.makeSemaphore(1)
+    let lastApplied: string | null = null
+    let lastError: string | null = null
+    // Set when the shared port could not be bound: host names are off, per-service ports keep working.
+    let sharedBlocked: string | null = null
+    const shared = (): SharedListener | null =>
+      options.sharedPort === null || sharedBlocked !== null ? null : { host, port: options.sharedPort }
+
+    /** Pushes the current routes when they differ from what Caddy has; Caddy's refusal as a string. */
+    const apply: Effect.Effect<boolean, EdgeUnavailable | string> = Effect.gen(function* () {
+      const config = buildConfig(admin, host, [...routes.values()], shared())
+      const json = JSON.stringify(config)
+      if (json === lastApplied) return false
+      const loaded = yield* Effect.either(Admin.load(admin, config))
+      if (loaded._tag === "Left" && typeof loaded.left === "string") {
+        const port = inUsePort(loaded.left)
+        if (port !== null && port === options.sharedPort && sharedBlocked === null) {
+          sharedBlocked = loaded.left
+          yield* Effect.logWarning(
+            `Edge: the shared host-name port ${port} is in use (${loaded.left}); serving per-service ports only.`
+          )
+          return yield* apply
+        }
+        lastError = loaded.left
+        return yield* Effect.fail(loaded.left)
+      }
+      if (loaded._tag === "Left") return yield* Effect.fail(loaded.left)
+      lastApplied = json
+      lastError = null
+      return true
+    })
+
+    const refused = (serviceId: string) => (e: EdgeUnavailable | string) =>
+      typeof e === "string"
+        ? new EdgeApplyFailed({ serviceId, reason: inUsePort(e) !== null ? "port-in-use" : "rejected", detail: e })
+        : e
+
+    const statusOf = (r: RouteEntry): EdgeRouteStatus => ({
+      serviceId: r.serviceId,
+      hostPort: r.hostPort,
+      hostName: r.hostName,
+      simulated: r.simulated,
+      upstreams: r.upstreams.map((u) => ({ host: u.host, port: u.port }))
+    })
+
+    /** Applies one change; on refusal the previous entry comes back, so memory matches Caddy. */
+    const change = (serviceId: string, next: RouteEntry | undefined) =>
+      Effect.gen(function* () {
+        const previous = routes.get(serviceId)
+        if (next === undefined) routes.delete(serviceId)
+        else routes.set(serviceId, next)
+        return yield* apply.pipe(
+          Effect.tapError(() =>
+            Effect.sync(() => {
+              if (previous === undefined) routes.delete(serviceId)
+              else routes.set(serviceId, previous)
+            })
+          ),
+          Effect.mapError(refused(serviceId))
+        )
+      })
+
+    const ensure: EdgeRouterShape["ensure"] = (serviceId, ensureOptions = {}) =>
+      lock.withPermits(1)(
+        Effect.gen(function* () {
+          const existing = routes.get(serviceId)
+          const requested = ensureOptions.hostPort ?? 0
+          if (existing !== undefined && requested !== 0 && requested !== existing.hostPort) {
+            return yield* new EdgeApplyFailed({
+              serviceId,
+              reason: "port-mismatch",
+              detail: `it listens on port ${existing.hostPort}, not ${requested}`
+            })
+          }
+          const base = {
+            serviceId,
+            hostName: ensureOptions.hostName === undefined ? (existing?.hostName ?? null) : ensureOptions.hostName,
+            simulated: ensureOptions.simulated ?? existing?.simulated ?? false,
+            label: ensureOptions.label ?? existing?.label ?? serviceId,
+            upstreams: existing?.upstreams ?? []
+          }
+          if (existing !== undefined || requested !== 0) {
+            yield* change(serviceId, { ...base, hostPort: existing?.hostPort ?? requested })
+            return { hostPort: existing?.hostPort ?? requested }
+          }
+          // A fresh port: another program may grab it between the probe and Caddy's bind; try again.
+          let attempt = 0
+          while (true) {
+            const port = yield* freePort(host)
+            const result = yield* Effect.either(change(serviceId, { ...base, hostPort: port }))
+            if (result._tag === "Right") return { hostPort: port }
+            if (result.left._tag !== "EdgeApplyFailed" || result.left.reason !== "port-in-use" || ++attempt >= 3)
+              return yield* Effect.fail(result.left)
+          }
+        })
+      )
+
+    const service: EdgeRouterShape = {
+      kind: "caddy",
+      ensure,
+      setUpstreams: (serviceId, upstreams) =>
+        lock.withPermits(1)(
+          Effect.gen(function* () {
+            const existing = routes.get(serviceId)
+            if (existing === undefined) {
+              return yield* new EdgeApplyFailed({
+                serviceId,
+                reason: "rejected",
+                detail: "no route yet: ensure it first"
+              })
+            }
+            if (sameUpstreams(existing.upstreams, upstreams)) return { changed: false }
+            yield* change(serviceId, { ...existing, upstreams: [...upstreams] })
+            return { changed: true }
+          })
+        ),
+      drain: (_serviceId, upstream, timeout) => {
+        const address = `${upstream.host}:${upstream.port}`
+        const inFlight = Admin.upstreamHealth(admin).pipe(
+          Effect.map((all) => all.find((u) => u.address === address)?.num_requests ?? 0)
+        )
+        return inFlight.pipe(
+          Effect.repeat({
+            until: (n) => n === 0,
+            schedule: Schedule.spaced(Duration.millis(100))
+          }),
+          Effect.timeoutOption(timeout),
+          Effect.zipRight(inFlight),
+          Effect.map((remaining) => ({ remaining }))
+        )
+      },
+      route: (serviceId) =>
+        Effect.sync(() => {
+          const r = routes.get(serviceId)
+          return r ? statusOf(r) : undefined
+        }),
+      routes: Effect.sync(() => [...routes.values()].map(statusOf)),
+      remove: (serviceId) =>
+        lock.withPermits(1)(routes.has(serviceId) ? Effect.asVoid(change(serviceId, undefined)) : Effect.void),
+      status: Effect.sync(() => ({
+        kind: "caddy" as const,
+        reason,
+        survivesRestart: true,
+        admin: Admin.describeAdmin(admin),
+        pid,
+        sharedPort: shared()?.port ?? null,
+        domain: options.domain,
+        lastError: lastError ?? sharedBlocked,
+        routes: routes.size
+      }))
+    }
+
+    // Adopted routes go back at once (and a fresh Caddy gets its shared listener).
+    yield* lock.withPermits(1)(apply).pipe(
+      Effect.catchAll((e) =>
+        Effect.logWarning(`Edge: first apply refused: ${typeof e === "string" ? e : e.message}`)
+      )
+    )
+    return service
+  })
+
+export const layer = (options: CaddyEdgeOptions): Layer.Layer<EdgeRouter, EdgeUnavailable> =>
+  Layer.scoped(EdgeRouter, make(options))

@@ -1,0 +1,205 @@
+/**
+ * The EdgeRouter contract, run against both layers: a real Caddy (driven through its admin API on
+ * a unix socket) and the in-process fallback. Upstreams are small HTTP servers on 127.0.0.1.
+ * Then what only Caddy does: a dead replica hidden by retries, host names on the shared port, and
+ * routes that keep serving after the layer that made them is gone (Kyozo down), adopted again.
+ */
+import * as CaddyAdmin from "@kyozo/core/edge/CaddyAdmin"
+import * as CaddyEdge from "@kyozo/core/edge/CaddyEdge"
+import { EdgeRouter, type EdgeRouterShape } from "@kyozo/core/edge/EdgeRouter"
+import * as InProcessEdge from "@kyozo/core/edge/InProcessEdge"
+import { Effect, Exit, Layer, Scope } from "effect"
+import * as http from "node:http"
+import type * as net from "node:net"
+import { afterAll, describe, expect, it } from "vitest"
+import { caddyLayer, caddySuite, edgeDataDir } from "./support/edge.js"
+import { freePort } from "./support/server.js"
+
+const caddy = caddySuite("edge-router (Caddy)")
+
+const servers: Array<http.Server> = []
+afterAll(async () => {
+  for (const s of servers) {
+    s.closeAllConnections()
+    await new Promise((r) => s.close(r))
+  }
+})
+
+/** An upstream answering `name` on every request. */
+const upstream = async (name: string) => {
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { "content-type": "text/plain" })
+    res.end(name)
+  })
+  servers.push(server)
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r))
+  return { host: "127.0.0.1", port: (server.address() as net.AddressInfo).port, server }
+}
+
+/** One GET on a fresh connection (a kept-alive one would stay on its old upstream). */
+const get = (port: number, headers: Record<string, string> = {}) =>
+  new Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }>((resolve) => {
+    const req = http.get({ host: "127.0.0.1", port, path: "/", headers, agent: false, timeout: 8000 }, (res) => {
+      let body = ""
+      res.setEncoding("utf8")
+      res.on("data", (c: string) => (body += c))
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }))
+      res.on("error", (e) => resolve({ status: 0, body: String(e), headers: {} }))
+    })
+    req.on("timeout", () => req.destroy(new Error("timeout")))
+    req.on("error", (e) => resolve({ status: 0, body: String(e), headers: {} }))
+  })
+
+/** Builds the edge in a scope of its own; `close` is the end of the Kyozo process using it. */
+const open = async (edgeLayer: Layer.Layer<EdgeRouter, unknown>) => {
+  const scope = Effect.runSync(Scope.make())
+  const ctx = await Effect.runPromise(Layer.buildWithScope(edgeLayer, scope))
+  const edge: EdgeRouterShape = ctx.unsafeMap.get(EdgeRouter.key) as EdgeRouterShape
+  const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
+  return { edge, run, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
+}
+
+const layers: Array<[string, boolean, () => Layer.Layer<EdgeRouter, unknown>]> = [
+  ["in-process", true, () => InProcessEdge.layer({ reason: "test" })],
+  ["caddy", caddy.available, () => caddyLayer()]
+]
+
+for (const [name, enabled, makeLayer] of layers) {
+  describe.skipIf(!enabled)(`EdgeRouter contract: ${name}`, () => {
+    it("gives a stable port, routes, switches, balances, and pushes only changes", async () => {
+      const { edge, run, close } = await open(makeLayer())
+      try {
+        const a = await upstream("a")
+        const b = await upstream("b")
+        const { hostPort } = await run(edge.ensure("svc1", { label: "web" }))
+        expect(hostPort).toBeGreaterThan(0)
+        expect((await run(edge.ensure("svc1"))).hostPort).toBe(hostPort)
+
+        // No upstream: never a 2xx.
+        expect((await get(hostPort)).status).not.toBe(200)
+
+        expect((await run(edge.setUpstreams("svc1", [a]))).changed).toBe(true)
+        expect(await get(hostPort)).toMatchObject({ status: 200, body: "a" })
+        expect((await run(edge.setUpstreams("svc1", [{ host: a.host, port: a.port }]))).changed).toBe(false)
+
+        await run(edge.setUpstreams("svc1", [b]))
+        expect(await get(hostPort)).toMatchObject({ status: 200, body: "b" })
+
+        await run(edge.setUpstreams("svc1", [a, b]))
+        const seen = new Set<string>()
+        for (let i = 0; i < 10; i++) seen.add((await get(hostPort)).body)
+        expect([...seen].sort()).toEqual(["a", "b"])
+        expect((await run(edge.route("svc1")))?.upstreams).toHaveLength(2)
+
+        await run(edge.setUpstreams("svc1", []))
+        expect((await get(hostPort)).status).not.toBe(200)
+      } finally {
+        await close()
+      }
+    })
+
+    it("honours a requested port, refuses to move it, and frees it on remove", async () => {
+      const { edge, run, close } = await open(makeLayer())
+      try {
+        const port = await freePort()
+        expect((await run(edge.ensure("svc2", { hostPort: port }))).hostPort).toBe(port)
+        const moved = await Effect.runPromise(Effect.flip(edge.ensure("svc2", { hostPort: port + 1 })))
+        expect(moved).toMatchObject({ _tag: "EdgeApplyFailed", reason: "port-mismatch" })
+        const a = await upstream("two")
+        await run(edge.setUpstreams("svc2", [a]))
+        expect((await get(port)).body).toBe("two")
+        await run(edge.remove("svc2"))
+        expect(await run(edge.route("svc2"))).toBeUndefined()
+        expect((await get(port)).status).toBe(0)
+      } finally {
+        await close()
+      }
+    })
+
+    it("answers a simulated service with a page that says so", async () => {
+      const { edge, run, close } = await open(makeLayer())
+      try {
+        const { hostPort } = await run(edge.ensure("svc3", { simulated: true, label: "sim-web" }))
+        const res = await get(hostPort)
+        expect(res.status).toBe(200)
+        expect(res.headers["kyozo-runtime"]).toBe("mock")
+        expect(res.body).toContain("sim-web")
+        expect(res.body).toContain("simulated")
+      } finally {
+        await close()
+      }
+    })
+
+    it("reports what it is", async () => {
+      const { edge, run, close } = await open(makeLayer())
+      try {
+        const status = await run(edge.status)
+        expect(status.kind).toBe(name === "caddy" ? "caddy" : "inprocess")
+        expect(status.survivesRestart).toBe(name === "caddy")
+      } finally {
+        await close()
+      }
+    })
+  })
+}
+
+describe.skipIf(!caddy.available)("Caddy edge", () => {
+  it("hides a dead upstream: zero failed requests while one of two is gone", async () => {
+    const { edge, run, close } = await open(caddyLayer())
+    try {
+      const a = await upstream("a")
+      const b = await upstream("b")
+      const { hostPort } = await run(edge.ensure("lb", {}))
+      await run(edge.setUpstreams("lb", [a, b]))
+      b.server.closeAllConnections()
+      await new Promise((r) => b.server.close(r))
+      let failed = 0
+      for (let i = 0; i < 30; i++) if ((await get(hostPort)).status !== 200) failed++
+      expect(failed).toBe(0)
+    } finally {
+      await close()
+    }
+  })
+
+  it("serves <service>.<team>.<domain> on the shared port", async () => {
+    const shared = await freePort()
+    const { edge, run, close } = await open(caddyLayer({ sharedPort: shared }))
+    try {
+      const a = await upstream("named")
+      await run(edge.ensure("named", { hostName: "web.acme-inc.localhost" }))
+      await run(edge.setUpstreams("named", [a]))
+      expect(await get(shared, { host: "web.acme-inc.localhost" })).toMatchObject({ status: 200, body: "named" })
+      expect((await get(shared, { host: "other.acme-inc.localhost" })).status).toBe(404)
+      expect((await run(edge.status)).sharedPort).toBe(shared)
+    } finally {
+      await close()
+    }
+  })
+
+  it("keeps serving when the Kyozo that made the routes is gone, and the next one adopts them", async () => {
+    const dataDir = edgeDataDir()
+    const admin = CaddyAdmin.defaultAdmin(dataDir)
+    const options = { dataDir, admin, bin: caddy.bin, sharedPort: null, domain: "localhost" }
+    // The first "Kyozo" leaves Caddy running when it goes (the production default).
+    const first = await open(CaddyEdge.layer(options))
+    const a = await upstream("kept")
+    const { hostPort } = await first.run(first.edge.ensure("kept", {}))
+    await first.run(first.edge.setUpstreams("kept", [a]))
+    await first.close()
+    try {
+      for (let i = 0; i < 10; i++) expect((await get(hostPort)).body).toBe("kept")
+      const second = await open(CaddyEdge.layer({ ...options, stopOnClose: true }))
+      try {
+        expect((await second.run(second.edge.status)).reason).toContain("adopted")
+        const route = await second.run(second.edge.route("kept"))
+        expect(route).toMatchObject({ hostPort, upstreams: [{ host: "127.0.0.1", port: a.port }] })
+        expect((await get(hostPort)).body).toBe("kept")
+      } finally {
+        await second.close()
+      }
+      expect(await Effect.runPromise(CaddyAdmin.currentConfig(admin))).toMatchObject({ _tag: "None" })
+    } finally {
+      await Effect.runPromise(CaddyAdmin.stop(admin, dataDir))
+    }
+  })
+})
