@@ -5,7 +5,7 @@
  *
  *   pnpm bench:startup         (BENCH_ROUNDS=3, BENCH_IDLE_MS=10000; runtime forced to mock)
  *
- * The server runs as users run it: the built JavaScript when it exists, else through tsx.
+ * The server runs as `pnpm start` runs it: the bin shim that loads the built bundle.
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -16,10 +16,7 @@ import { freePort, repoRoot, sleep } from "../test/support/server.js"
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
 const idleMs = Number(process.env.BENCH_IDLE_MS ?? 10_000)
 
-const builtEntry = ["packages/server/dist/main.js", "packages/server/dist/main.mjs"]
-  .map((file) => path.join(repoRoot, file))
-  .find((file) => fs.existsSync(file))
-const serverArgs = builtEntry ? [builtEntry] : ["--import", "tsx", "packages/server/src/main.ts"]
+const serverArgs = [path.join(repoRoot, "packages/server/bin/kyozo-server.mjs")]
 
 const bareServer = `require("node:http").createServer((q, s) => s.end("ok")).listen(Number(process.env.KYOZO_PORT), "127.0.0.1")`
 
