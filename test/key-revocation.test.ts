@@ -1,14 +1,21 @@
 /**
  * Revoked and expired API keys fail at once, on every front door: RPC, `POST /v1/uploads` and
- * `GET /v1/events`. Verification is never cached, so the very next request after a revocation
- * (or after the expiry instant) is refused.
+ * `GET /v1/events`. A verified key is cached only until anything that can end it changes, so the
+ * very next request after a revocation (or after the expiry instant) is refused, on PostgreSQL and
+ * on the embedded database; a revocation by another process reaches the server through NOTIFY.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { KyozoClient } from "@kyozo/api/KyozoClient"
 import { Unauthorized } from "@kyozo/api/KyozoRpc"
 import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
+import type { ApiKeyId } from "@kyozo/core/domain/Ids"
+import { TeamRepo } from "@kyozo/core/TeamRepo"
 import { Effect, Either } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import { afterAll, beforeAll } from "vitest"
+import { startServer, waitFor } from "./support/server.js"
 import { startTenantServer, type Tenant, type TenantServer } from "./support/tenants.js"
 
 let ts: TenantServer
@@ -23,13 +30,22 @@ afterAll(async () => {
   await ts?.close()
 })
 
-const rpc = <A, E>(token: string, f: (c: KyozoClient["Type"]) => Effect.Effect<A, E>) =>
+const rpcAt = <A, E>(url: string, token: string, f: (c: KyozoClient["Type"]) => Effect.Effect<A, E>) =>
   Effect.runPromise(
-    Effect.flatMap(KyozoClient, f).pipe(
-      Effect.either,
-      Effect.provide(KyozoClient.layer({ url: ts.base, token }))
-    )
+    Effect.flatMap(KyozoClient, f).pipe(Effect.either, Effect.provide(KyozoClient.layer({ url, token })))
   )
+
+const rpc = <A, E>(token: string, f: (c: KyozoClient["Type"]) => Effect.Effect<A, E>) =>
+  rpcAt(ts.base, token, f)
+
+/** Polls until the key is refused; returns how long that took. */
+const refusedWithin = async (token: string, ms: number) => {
+  const started = Date.now()
+  await waitFor("the key to be refused", ms, async () =>
+    Either.isLeft(await rpc(token, (c) => c.WhoAmI())) ? true : undefined
+  )
+  return Date.now() - started
+}
 
 const uploadStatus = async (token: string) =>
   (
@@ -88,4 +104,54 @@ describe("key lifecycle", () => {
     await new Promise((r) => setTimeout(r, 1_700))
     await expectRefusedEverywhere(key)
   })
+
+  it("a key revoked by another process on the same database is refused within a second", async () => {
+    const { key, apiKey } = await ts.run(
+      Effect.flatMap(ApiKeyRepo, (keys) => keys.issue({ teamId: team.teamId, userId: team.userId }))
+    )
+    // Used twice: the second answer comes from the server's cache of verified keys.
+    await expectAcceptedEverywhere(key)
+    await expectAcceptedEverywhere(key)
+    // This test process is the other process: the server learns of it only through the database.
+    await ts.run(Effect.flatMap(ApiKeyRepo, (keys) => keys.revoke(team.teamId, apiKey.id as ApiKeyId)))
+    expect(await refusedWithin(key, 1_000)).toBeLessThan(1_000)
+    await expectRefusedEverywhere(key)
+  })
+
+  it("a member removed by another process loses access within a second", async () => {
+    const member = await ts.newTenant("leaver", "member")
+    await ts.run(Effect.flatMap(TeamRepo, (teams) => teams.addMember(team.teamId, member.userId, "viewer")))
+    const { key } = await ts.run(
+      Effect.flatMap(ApiKeyRepo, (keys) => keys.issue({ teamId: team.teamId, userId: member.userId }))
+    )
+    await expectAcceptedEverywhere(key)
+    await ts.run(Effect.flatMap(TeamRepo, (teams) => teams.removeMember(team.teamId, member.userId)))
+    expect(await refusedWithin(key, 1_000)).toBeLessThan(1_000)
+  })
+})
+
+describe("key lifecycle on the embedded database", () => {
+  it("a revoked key is refused by the very next request", async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-revoke-pglite-"))
+    const server = await startServer({ KYOZO_RUNTIME: "mock", KYOZO_DATA_DIR: dataDir })
+    try {
+      await waitFor("server /healthz", 60_000, async () =>
+        (await server.get("/healthz")).status === 200 ? true : undefined
+      )
+      const base = `http://127.0.0.1:${server.port}`
+      const owner = JSON.parse(fs.readFileSync(path.join(dataDir, "credentials.json"), "utf8"))
+        .token as string
+      const issued = Either.getOrThrow(await rpcAt(base, owner, (c) => c.IssueApiKey({ name: "embedded" })))
+      for (let i = 0; i < 3; i++)
+        expect(Either.isRight(await rpcAt(base, issued.key, (c) => c.WhoAmI()))).toBe(true)
+      expect(Either.isRight(await rpcAt(base, owner, (c) => c.RevokeApiKey({ keyId: issued.keyId })))).toBe(
+        true
+      )
+      expect(Either.isLeft(await rpcAt(base, issued.key, (c) => c.WhoAmI()))).toBe(true)
+      expect(Either.isRight(await rpcAt(base, owner, (c) => c.WhoAmI()))).toBe(true)
+    } finally {
+      await server.stop()
+      fs.rmSync(dataDir, { recursive: true, force: true })
+    }
+  }, 90_000)
 })

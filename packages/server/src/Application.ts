@@ -38,6 +38,7 @@ import * as StatusRoutes from "./StatusRoutes.js"
 import * as UploadRoutes from "./UploadRoutes.js"
 import * as EventsRoutes from "./EventsRoutes.js"
 import * as RateLimit from "./RateLimit.js"
+import { PrincipalCache } from "./PrincipalCache.js"
 import * as Tracing from "./Tracing.js"
 import * as Sessions from "./Sessions.js"
 import * as DashboardRoutes from "./DashboardRoutes.js"
@@ -67,6 +68,7 @@ const DeployerLayer = Layer.unwrapEffect(
 export const CoreLive = Layer.mergeAll(
   DeployerLayer,
   RateLimit.layer,
+  PrincipalCache.Default,
   Auth.BootstrapLive,
   // After a crash: proxies re-routed, unfinished deploys resumed or compensated (DESIGN.md: reconcile).
   Reconciler.layer(),

@@ -9,11 +9,13 @@
 import { SqlClient } from "@effect/sql"
 import { Authentication, type Principal, type RateLimited, Unauthorized } from "@kyozo/api/KyozoRpc"
 import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
+import * as AuthEpoch from "@kyozo/core/AuthEpoch"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
 import { TeamRepo } from "@kyozo/core/TeamRepo"
 import { UserRepo } from "@kyozo/core/UserRepo"
 import { Effect, Layer, Option, Schema } from "effect"
 import * as Credentials from "./Credentials.js"
+import { PrincipalCache } from "./PrincipalCache.js"
 import { RateLimiter } from "./RateLimit.js"
 
 const unauthorized = (detail: string) => new Unauthorized({ message: detail })
@@ -31,44 +33,61 @@ export type Authenticate = (
 
 /**
  * Verifies an `authorization` header value and takes a token from the key's rate-limit bucket;
- * shared by the RPC middleware and the HTTP routes. Nothing is cached: a revoked key fails at once.
+ * shared by the RPC middleware and the HTTP routes. A verified key is remembered by the
+ * PrincipalCache only until anything that can end it changes, so a revoked key fails at once.
  */
-export const makeAuthenticate: Effect.Effect<Authenticate, never, ApiKeyRepo | TeamRepo | RateLimiter> =
-  Effect.gen(function* () {
-    const keys = yield* ApiKeyRepo
-    const teams = yield* TeamRepo
-    const limiter = yield* RateLimiter
-    // last_used_at is bookkeeping: written at most once a minute per key, not on every request.
-    const touched = new Map<string, number>()
-    const TOUCH_EVERY_MS = 60_000
-    return (authorization) =>
-      Effect.gen(function* () {
-        const token = bearerToken(authorization)
-        if (Option.isNone(token))
-          return yield* unauthorized("Missing bearer token: send `authorization: Bearer kz_…`.")
-        const key = yield* keys.verify(token.value)
-        if (Option.isNone(key)) return yield* unauthorized("Invalid, revoked or expired API key.")
-        const role = yield* teams.roleOf(key.value.teamId, key.value.userId)
-        if (Option.isNone(role)) return yield* unauthorized("Invalid, revoked or expired API key.")
-        yield* limiter.take(key.value.id)
-        // Bookkeeping only: a failed update must not fail the request.
-        const now = Date.now()
-        if (now - (touched.get(key.value.id) ?? 0) >= TOUCH_EVERY_MS) {
-          if (touched.size > 10_000) touched.clear()
-          touched.set(key.value.id, now)
-          yield* keys.touchLastUsed(key.value.id).pipe(Effect.ignore)
-        }
-        return {
-          userId: key.value.userId,
-          teamId: key.value.teamId,
-          role: role.value,
-          keyId: key.value.id
-        } satisfies Principal
-      }).pipe(
-        // A database outage is not the caller's fault: a defect (500), not a 401.
-        Effect.catchTag("SqlError", (e) => Effect.die(e))
-      )
-  })
+export const makeAuthenticate: Effect.Effect<
+  Authenticate,
+  never,
+  ApiKeyRepo | TeamRepo | RateLimiter | PrincipalCache
+> = Effect.gen(function* () {
+  const keys = yield* ApiKeyRepo
+  const teams = yield* TeamRepo
+  const limiter = yield* RateLimiter
+  const cache = yield* PrincipalCache
+  // last_used_at is bookkeeping: written at most once a minute per key, not on every request.
+  const touched = new Map<string, number>()
+  const TOUCH_EVERY_MS = 60_000
+
+  const verify = (token: string) =>
+    Effect.gen(function* () {
+      // Read before the queries: a change landing while they run leaves the entry stale.
+      const epoch = AuthEpoch.current()
+      const key = yield* keys.verify(token)
+      if (Option.isNone(key)) return yield* unauthorized("Invalid, revoked or expired API key.")
+      const role = yield* teams.roleOf(key.value.teamId, key.value.userId)
+      if (Option.isNone(role)) return yield* unauthorized("Invalid, revoked or expired API key.")
+      const principal: Principal = {
+        userId: key.value.userId,
+        teamId: key.value.teamId,
+        role: role.value,
+        keyId: key.value.id
+      }
+      cache.set(token, principal, epoch, key.value.expiresAt)
+      return principal
+    })
+
+  return (authorization) =>
+    Effect.gen(function* () {
+      const token = bearerToken(authorization)
+      if (Option.isNone(token))
+        return yield* unauthorized("Missing bearer token: send `authorization: Bearer kz_…`.")
+      const cached = cache.get(token.value)
+      const principal = Option.isSome(cached) ? cached.value : yield* verify(token.value)
+      yield* limiter.take(principal.keyId)
+      // Bookkeeping only: a failed update must not fail the request.
+      const now = Date.now()
+      if (now - (touched.get(principal.keyId) ?? 0) >= TOUCH_EVERY_MS) {
+        if (touched.size > 10_000) touched.clear()
+        touched.set(principal.keyId, now)
+        yield* keys.touchLastUsed(principal.keyId).pipe(Effect.ignore)
+      }
+      return principal
+    }).pipe(
+      // A database outage is not the caller's fault: a defect (500), not a 401.
+      Effect.catchTag("SqlError", (e) => Effect.die(e))
+    )
+})
 
 /** The RPC middleware: headers arrive lower-cased. */
 export const AuthLive = Layer.effect(
