@@ -16,7 +16,8 @@ import {
   expectStatus,
   memberWithKey,
   type Started,
-  start
+  start,
+  workspaceApp
 } from "./support/rest.js"
 import { INTERNAL_TARGETS } from "./support/targets.js"
 
@@ -92,7 +93,7 @@ beforeAll(async () => {
   )
   expectStatus(await b("DELETE", `/v1/members/${creator.id}`), 204, "creator leaves B")
   expectStatus(await bootstrapB("GET", "/v1/teams/current"), 401, "creator's B key")
-  const own = await deployService(b, "app2", "bravo")
+  const own = await deployService(b, workspaceApp(s.dataDir, B.teamId, "app2"), "bravo")
   B.serviceId = own.serviceId
   B.deploymentId = own.deploymentId
   bViewer = caller(s.server.port, (await memberWithKey(b, "vera@b.example", "viewer")).token)

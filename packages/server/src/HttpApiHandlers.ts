@@ -54,6 +54,8 @@ import { Deployer, type DeployError, type DeployRequest, type DeploySource } fro
 import { loadPrices, recommend } from "@kyozo/workers/Recommendations"
 import { Deferred, Effect, Layer, Option, Redacted, Stream } from "effect"
 import { makeAuthenticate } from "./Auth.js"
+import { Services } from "./application/Services.js"
+import { Sources } from "./application/Sources.js"
 import { KeySessions } from "./KeySessions.js"
 import { canAssignRole, Policy, requireRole } from "./Policy.js"
 
@@ -212,7 +214,9 @@ const LocalRepos = Layer.mergeAll(
   MetricSampleRepo.Default,
   WebhookRepo.Default,
   AlertRepo.Default,
-  Policy.Default
+  Policy.Default,
+  Services.Default,
+  Sources.Default
 )
 
 const TeamsLive = HttpApiBuilder.group(KyozoHttpApi, "teams", (handlers) =>
@@ -519,6 +523,8 @@ const storedSource = (s: ServiceInstance): Option.Option<DeploySource> => {
 
 const ServicesLive = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =>
   Effect.gen(function* () {
+    const app = yield* Services
+    const sources = yield* Sources
     const services = yield* ServiceRepo
     const deployer = yield* Deployer
     const deployments = yield* DeploymentRepo
@@ -568,7 +574,10 @@ const ServicesLive = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =
           const { source, name } = payload.data.attributes
           yield* policy.requireDeploy(name).pipe(Effect.mapError(denied))
           const p = yield* principal
-          const request: DeployRequest = { source: sourceOf(source), ...(name === undefined ? {} : { name }) }
+          const resolved = yield* sources
+            .resolve(p.teamId, sourceOf(source))
+            .pipe(Effect.mapError(deployError))
+          const request: DeployRequest = { source: resolved, ...(name === undefined ? {} : { name }) }
           const docs = yield* startDeploy(deployer, deployments, p.teamId, request).pipe(
             Effect.mapError(deployError)
           )
@@ -582,23 +591,10 @@ const ServicesLive = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =
         )
       )
       .handle("updateService", ({ path, payload }) =>
-        Effect.gen(function* () {
-          const { principal: p, service } = yield* policy
-            .requireService("change the service's settings", path.serviceId, "manage")
-            .pipe(Effect.mapError(policyError))
-          const a = payload.data.attributes
-          const updated = yield* services
-            .update(p.teamId, service.id, {
-              ...(a.cpuMillis === undefined ? {} : { cpuMillis: a.cpuMillis }),
-              ...(a.memoryMb === undefined ? {} : { memoryMb: a.memoryMb }),
-              ...(a.env === undefined ? {} : { env: a.env }),
-              ...(a.healthConfig === undefined ? {} : { healthConfig: a.healthConfig }),
-              ...(a.restartPolicy === undefined ? {} : { restartPolicy: a.restartPolicy })
-            })
-            .pipe(Effect.orDie)
-          if (Option.isNone(updated)) return yield* Effect.fail(notFound("service"))
-          return { data: serviceDoc(updated.value) }
-        })
+        app.update(path.serviceId, payload.data.attributes).pipe(
+          Effect.mapError((e) => (e._tag === "QuotaExceeded" ? deployError(e) : policyError(e))),
+          Effect.map((updated) => ({ data: serviceDoc(updated) }))
+        )
       )
       .handle("deleteService", ({ path }) =>
         Effect.gen(function* () {
@@ -622,6 +618,7 @@ const logLineDoc = (
 
 const DeploymentsLive = HttpApiBuilder.group(KyozoHttpApi, "deployments", (handlers) =>
   Effect.gen(function* () {
+    const sources = yield* Sources
     const deployer = yield* Deployer
     const deployments = yield* DeploymentRepo
     const policy = yield* Policy
@@ -669,8 +666,11 @@ const DeploymentsLive = HttpApiBuilder.group(KyozoHttpApi, "deployments", (handl
                 "The service has no stored source to deploy from."
               )
             )
+          const resolved = yield* sources
+            .resolveStored(p.teamId, source.value)
+            .pipe(Effect.mapError(deployError))
           const docs = yield* startDeploy(deployer, deployments, p.teamId, {
-            source: source.value,
+            source: resolved,
             name: service.name
           }).pipe(Effect.mapError(deployError))
           return yield* listDoc(docs)
@@ -707,8 +707,10 @@ const DetectionsLive = HttpApiBuilder.group(KyozoHttpApi, "detections", (handler
   Effect.gen(function* () {
     const topology = yield* TopologyRepo
     const policy = yield* Policy
+    const sources = yield* Sources
     const doc = (d: {
       id: string
+      teamId: TeamId
       serviceId: string | null
       rootPath: string
       result: unknown
@@ -716,7 +718,12 @@ const DetectionsLive = HttpApiBuilder.group(KyozoHttpApi, "detections", (handler
     }) => ({
       type: "detections" as const,
       id: d.id,
-      attributes: { rootPath: d.rootPath, result: d.result, detectedAt: d.detectedAt.toISOString() },
+      // The team's own view of the folder: never the server's absolute path.
+      attributes: {
+        rootPath: sources.display(d.teamId, d.rootPath),
+        result: d.result,
+        detectedAt: d.detectedAt.toISOString()
+      },
       relationships: { service: ref("services", d.serviceId) }
     })
     return handlers
