@@ -128,6 +128,7 @@ const expectClean = (text: string, sent: ReadonlyArray<string> = []) => {
 /** Every REST route with team A's ids filled in, and a body where one is needed. */
 const crossTeamCases = (): Record<string, { path: string; body?: unknown }> => ({
   "GET /v1/teams/:teamId": { path: `/v1/teams/${A.teamId}` },
+  "PATCH /v1/teams/:teamId": { path: `/v1/teams/${A.teamId}`, body: doc("teams", { quotaServices: 1000 }) },
   "PATCH /v1/members/:userId": { path: `/v1/members/${A.userId}`, body: doc("members", { role: "viewer" }) },
   "DELETE /v1/members/:userId": { path: `/v1/members/${A.userId}` },
   "DELETE /v1/api-keys/:keyId": { path: `/v1/api-keys/${A.keyId}` },

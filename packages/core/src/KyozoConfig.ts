@@ -1,7 +1,7 @@
 /**
  * Configuration from the environment. Every variable is documented in the README's table.
  */
-import { Config, Duration, Effect, Option } from "effect"
+import { Config, Duration, Effect, Option, Redacted } from "effect"
 import * as os from "node:os"
 import * as path from "node:path"
 
@@ -42,11 +42,22 @@ export class KyozoConfig extends Effect.Service<KyozoConfig>()("@kyozo/core/Kyoz
     const breakerResetAfter = yield* Config.duration("KYOZO_BREAKER_RESET").pipe(
       Config.withDefault(Duration.seconds(10))
     )
+    // Quotas of a new team: by default 100 services of the default size (500 millicores, 512 MB).
+    const defaultQuotas = {
+      quotaServices: yield* Config.integer("KYOZO_DEFAULT_QUOTA_SERVICES").pipe(Config.withDefault(100)),
+      quotaCpuMillis: yield* Config.integer("KYOZO_DEFAULT_QUOTA_CPU_MILLIS").pipe(
+        Config.withDefault(50_000)
+      ),
+      quotaMemoryMb: yield* Config.integer("KYOZO_DEFAULT_QUOTA_MEMORY_MB").pipe(Config.withDefault(51_200))
+    }
     return {
       host,
       port,
       dataDir,
-      databaseUrl: Option.getOrUndefined(databaseUrl),
+      // `DATABASE_URL=` (set but empty) means the embedded database, like unset.
+      databaseUrl: Option.getOrUndefined(
+        Option.filter(databaseUrl, (url) => Redacted.value(url).trim() !== "")
+      ),
       runtime: runtime as RuntimeChoice,
       dockerHost: Option.getOrUndefined(dockerHost),
       healthInterval,
@@ -54,7 +65,8 @@ export class KyozoConfig extends Effect.Service<KyozoConfig>()("@kyozo/core/Kyoz
       cleanupInterval,
       dockerTimeout,
       breakerThreshold,
-      breakerResetAfter
+      breakerResetAfter,
+      defaultQuotas
     } as const
   })
 }) {}

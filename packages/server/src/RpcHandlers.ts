@@ -11,6 +11,7 @@ import {
   KyozoRpc,
   type LogLineView,
   type Principal,
+  type TeamView,
   type WhoAmIView
 } from "@kyozo/api/KyozoRpc"
 import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
@@ -24,6 +25,7 @@ import { UserRepo } from "@kyozo/core/UserRepo"
 import { Deployer } from "@kyozo/workers/Deployer"
 import { Effect, Layer, Option, Stream } from "effect"
 import { Sources } from "./application/Sources.js"
+import { Teams } from "./application/Teams.js"
 import { KeySessions } from "./KeySessions.js"
 import { Policy, requireRole } from "./Policy.js"
 
@@ -48,6 +50,7 @@ export const layer = KyozoRpc.toLayer(
     const policy = yield* Policy
     const sessions = yield* KeySessions
     const sources = yield* Sources
+    const teamsApp = yield* Teams
     /** A stream of the caller's, ended when the caller's key stops being valid. */
     const guarded = <A, E, R>(f: (p: Principal) => Stream.Stream<A, E, R>) =>
       Stream.unwrap(Effect.map(CurrentPrincipal, (p) => f(p).pipe(sessions.guard(p.keyId))))
@@ -136,7 +139,8 @@ export const layer = KyozoRpc.toLayer(
           return {
             ...p,
             email: Option.match(user, { onNone: () => "", onSome: (u) => u.email }),
-            teamName: Option.match(team, { onNone: () => "", onSome: (t) => t.name })
+            teamName: Option.match(team, { onNone: () => "", onSome: (t) => t.name }),
+            instanceAdmin: Option.match(user, { onNone: () => false, onSome: (u) => u.instanceAdmin })
           } satisfies WhoAmIView
         }).pipe(Effect.orDie),
       IssueApiKey: ({ name, expiresInSeconds }) =>
@@ -160,7 +164,15 @@ export const layer = KyozoRpc.toLayer(
           const revoked = yield* keys.revoke(p.teamId, ApiKeyId.make(keyId)).pipe(Effect.orDie)
           if (!revoked) return yield* new ApiKeyNotFound({ keyId })
           yield* sessions.end(keyId)
-        })
+        }),
+      SetTeamQuotas: ({ teamId, ...quotas }) =>
+        Effect.map(teamsApp.setQuotas(teamId, quotas), (t): TeamView => ({
+          id: t.id,
+          name: t.name,
+          quotaServices: t.quotaServices,
+          quotaCpuMillis: t.quotaCpuMillis,
+          quotaMemoryMb: t.quotaMemoryMb
+        }))
     }
   })
-).pipe(Layer.provide(Layer.mergeAll(Policy.Default, Sources.Default)))
+).pipe(Layer.provide(Layer.mergeAll(Policy.Default, Sources.Default, Teams.Default)))
