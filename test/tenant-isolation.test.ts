@@ -16,7 +16,8 @@ import {
   expectStatus,
   memberWithKey,
   type Started,
-  start
+  start,
+  workspaceApp
 } from "./support/rest.js"
 import { INTERNAL_TARGETS } from "./support/targets.js"
 
@@ -92,7 +93,7 @@ beforeAll(async () => {
   )
   expectStatus(await b("DELETE", `/v1/members/${creator.id}`), 204, "creator leaves B")
   expectStatus(await bootstrapB("GET", "/v1/teams/current"), 401, "creator's B key")
-  const own = await deployService(b, "app2", "bravo")
+  const own = await deployService(b, workspaceApp(s.dataDir, B.teamId, "app2"), "bravo")
   B.serviceId = own.serviceId
   B.deploymentId = own.deploymentId
   bViewer = caller(s.server.port, (await memberWithKey(b, "vera@b.example", "viewer")).token)
@@ -127,6 +128,7 @@ const expectClean = (text: string, sent: ReadonlyArray<string> = []) => {
 /** Every REST route with team A's ids filled in, and a body where one is needed. */
 const crossTeamCases = (): Record<string, { path: string; body?: unknown }> => ({
   "GET /v1/teams/:teamId": { path: `/v1/teams/${A.teamId}` },
+  "PATCH /v1/teams/:teamId": { path: `/v1/teams/${A.teamId}`, body: doc("teams", { quotaServices: 1000 }) },
   "PATCH /v1/members/:userId": { path: `/v1/members/${A.userId}`, body: doc("members", { role: "viewer" }) },
   "DELETE /v1/members/:userId": { path: `/v1/members/${A.userId}` },
   "DELETE /v1/api-keys/:keyId": { path: `/v1/api-keys/${A.keyId}` },

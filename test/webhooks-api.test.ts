@@ -10,7 +10,15 @@ import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type Call, caller, deployService, doc, expectStatus, memberWithKey } from "./support/rest.js"
+import {
+  type Call,
+  caller,
+  deployService,
+  doc,
+  expectStatus,
+  memberWithKey,
+  workspaceApp
+} from "./support/rest.js"
 import { type ServerProcess, startServer, waitFor } from "./support/server.js"
 
 let server: ServerProcess
@@ -35,16 +43,6 @@ beforeAll(async () => {
   receiverUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`
 
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-webhooks-api-"))
-  const app = path.join(dataDir, "workspaces", "app")
-  fs.mkdirSync(app, { recursive: true })
-  fs.writeFileSync(
-    path.join(app, "package.json"),
-    JSON.stringify({ name: "app", scripts: { start: "node index.js" } })
-  )
-  fs.writeFileSync(
-    path.join(app, "index.js"),
-    'require("http").createServer((q,r)=>r.end("ok")).listen(3000)\n'
-  )
   // Metrics every second, so the recommendation has samples to work on.
   server = await startServer({
     KYOZO_RUNTIME: "mock",
@@ -60,6 +58,7 @@ beforeAll(async () => {
     throw new Error(`${e}\n${server.log()}`)
   })
   const creds = JSON.parse(fs.readFileSync(path.join(dataDir, "credentials.json"), "utf8"))
+  workspaceApp(dataDir, creds.teamId, "app")
   owner = caller(server.port, creds.token)
   member = caller(server.port, (await memberWithKey(owner, "mia@example.com", "member")).token)
   viewer = caller(server.port, (await memberWithKey(owner, "vic@example.com", "viewer")).token)

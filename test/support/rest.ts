@@ -54,14 +54,30 @@ export interface Started {
   readonly stop: () => Promise<void>
 }
 
-/** A server on the mock runtime with a fresh data dir; a `app` folder in its workspaces. */
-export const start = async (prefix: string): Promise<Started> => {
+/** A small node app in a team's own workspace folder (`<dataDir>/workspaces/<teamId>/<name>`). */
+export const workspaceApp = (dataDir: string, teamId: string, name: string): string => {
+  const dir = path.join(dataDir, "workspaces", teamId, name)
+  fs.mkdirSync(dir, { recursive: true })
+  fs.writeFileSync(
+    path.join(dir, "package.json"),
+    JSON.stringify({ name, scripts: { start: "node index.js" } })
+  )
+  fs.writeFileSync(
+    path.join(dir, "index.js"),
+    'require("http").createServer((q,r)=>r.end("ok")).listen(3000)\n'
+  )
+  return name
+}
+
+/** A server on the mock runtime with a fresh data dir; `app` and `app2` in the bootstrap team's workspace. */
+export const start = async (prefix: string, env: Record<string, string> = {}): Promise<Started> => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
   // No rate limit: the matrices send hundreds of requests.
   const server = await startServer({
     KYOZO_RUNTIME: "mock",
     KYOZO_DATA_DIR: dataDir,
-    KYOZO_RATE_LIMIT: "off"
+    KYOZO_RATE_LIMIT: "off",
+    ...env
   })
   await waitFor("server /healthz", 60_000, async () =>
     (await server.get("/healthz")).status === 200 ? true : undefined
@@ -69,18 +85,7 @@ export const start = async (prefix: string): Promise<Started> => {
     throw new Error(`${e}\n${server.log()}`)
   })
   const creds = JSON.parse(fs.readFileSync(path.join(dataDir, "credentials.json"), "utf8"))
-  for (const name of ["app", "app2"]) {
-    const dir = path.join(dataDir, "workspaces", name)
-    fs.mkdirSync(dir, { recursive: true })
-    fs.writeFileSync(
-      path.join(dir, "package.json"),
-      JSON.stringify({ name, scripts: { start: "node index.js" } })
-    )
-    fs.writeFileSync(
-      path.join(dir, "index.js"),
-      'require("http").createServer((q,r)=>r.end("ok")).listen(3000)\n'
-    )
-  }
+  for (const name of ["app", "app2"]) workspaceApp(dataDir, creds.teamId, name)
   return {
     server,
     dataDir,

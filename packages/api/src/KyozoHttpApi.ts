@@ -23,7 +23,7 @@ import { Role } from "@kyozo/core/domain/Membership"
 import { RestartPolicy } from "@kyozo/core/domain/ServiceInstance"
 import { Permission } from "@kyozo/core/domain/ServicePermission"
 import { Schema } from "effect"
-import { CurrentPrincipal } from "./KyozoRpc.js"
+import { CurrentPrincipal, TeamQuotas } from "./KyozoRpc.js"
 
 export const JSON_API = "application/vnd.api+json"
 
@@ -334,6 +334,12 @@ export class TeamsApi extends HttpApiGroup.make("teams")
         body("teams", { name: Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9][A-Za-z0-9 _.-]{0,62}$/)) })
       )
       .addSuccess(single(TeamResource, 201))
+  )
+  .add(
+    /** Quotas: instance admins only (403 on one's own team, 404 on another's). */
+    HttpApiEndpoint.patch("updateTeam")`/teams/${HttpApiSchema.param("teamId", Id)}`
+      .setPayload(body("teams", TeamQuotas.fields))
+      .addSuccess(single(TeamResource))
   )
   .addError(NotFound)
   .addError(Denied)

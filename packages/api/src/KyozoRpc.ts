@@ -112,7 +112,9 @@ export type RuntimeStatusView = typeof RuntimeStatusView.Type
 export const WhoAmIView = Schema.Struct({
   ...Principal.fields,
   email: Schema.String,
-  teamName: Schema.String
+  teamName: Schema.String,
+  /** An instance admin creates teams, changes quotas and reads /metrics. */
+  instanceAdmin: Schema.optionalWith(Schema.Boolean, { default: () => false })
 })
 export type WhoAmIView = typeof WhoAmIView.Type
 
@@ -132,6 +134,51 @@ export class ApiKeyNotFound extends Schema.TaggedError<ApiKeyNotFound>()("ApiKey
     return `No active API key ${this.keyId} in your team.`
   }
 }
+
+/** Only instance admins may do this (create teams, change quotas, read /metrics). */
+export class InstanceAdminRequired extends Schema.TaggedError<InstanceAdminRequired>()(
+  "InstanceAdminRequired",
+  {
+    operation: Schema.String
+  }
+) {
+  override get message() {
+    return `Only an instance admin can ${this.operation}: ask the admin of this Kyozo server.`
+  }
+}
+
+/** No such team, or one the caller may not see (the two are not told apart). */
+export class TeamNotFound extends Schema.TaggedError<TeamNotFound>()("TeamNotFound", {
+  teamId: Schema.String
+}) {
+  override get message() {
+    return `No team ${this.teamId} visible to you.`
+  }
+}
+
+/** A team's quotas: at most this many services, millicores and megabytes of memory. */
+export const QuotaValue = Schema.Int.pipe(Schema.between(0, 1_000_000_000))
+export const TeamQuotas = Schema.Struct({
+  quotaServices: Schema.optional(QuotaValue),
+  quotaCpuMillis: Schema.optional(QuotaValue),
+  quotaMemoryMb: Schema.optional(QuotaValue)
+})
+
+export const TeamView = Schema.Struct({
+  id: TeamId,
+  name: Schema.String,
+  quotaServices: Schema.Number,
+  quotaCpuMillis: Schema.Number,
+  quotaMemoryMb: Schema.Number
+})
+export type TeamView = typeof TeamView.Type
+
+/** Bounded like the REST path ids: at most 128 characters, no NUL. */
+export const RpcId = Schema.String.pipe(
+  Schema.minLength(1),
+  Schema.maxLength(128),
+  Schema.filter((s) => !s.includes("\0") || "must not contain NUL bytes")
+)
 
 const ServiceRef = { service: Schema.String }
 
@@ -185,5 +232,11 @@ export class KyozoRpc extends RpcGroup.make(
   Rpc.make("RevokeApiKey", {
     payload: { keyId: Schema.String },
     error: Schema.Union(Forbidden, ApiKeyNotFound)
+  }),
+  /** An instance admin changes a team's quotas (others: InstanceAdminRequired on their team, TeamNotFound elsewhere). */
+  Rpc.make("SetTeamQuotas", {
+    payload: { teamId: RpcId, ...TeamQuotas.fields },
+    success: TeamView,
+    error: Schema.Union(InstanceAdminRequired, TeamNotFound)
   })
 ).middleware(Authentication) {}

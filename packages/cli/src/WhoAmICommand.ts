@@ -12,6 +12,8 @@ export const whoamiCommand = Command.make("whoami", { json }, (args) =>
     const me = yield* client.WhoAmI()
     yield* args.json
       ? printJson({ ...me, url })
-      : Console.log(`${me.email} — ${me.role} of team ${me.teamName} (${me.teamId}) at ${url}`)
+      : Console.log(
+          `${me.email} — ${me.role} of team ${me.teamName} (${me.teamId})${me.instanceAdmin ? ", instance admin" : ""} at ${url}`
+        )
   }).pipe(Effect.provide(ClientLive))
 ).pipe(Command.withDescription("Show who the configured API key belongs to"))

@@ -15,6 +15,7 @@ import { psCommand } from "./PsCommand.js"
 import { rollbackCommand } from "./RollbackCommand.js"
 import { serverCommand } from "./ServerCommand.js"
 import { restartCommand, rmCommand, startCommand, stopCommand } from "./ServiceCommand.js"
+import { teamCommand } from "./TeamCommand.js"
 import { whoamiCommand } from "./WhoAmICommand.js"
 
 const kyozo = Command.make("kyozo").pipe(
@@ -31,7 +32,8 @@ const kyozo = Command.make("kyozo").pipe(
     rollbackCommand,
     eventsCommand,
     whoamiCommand,
-    serverCommand
+    serverCommand,
+    teamCommand
   ])
 )
 

@@ -1,7 +1,7 @@
 /**
  * Configuration from the environment. Every variable is documented in the README's table.
  */
-import { Config, Duration, Effect, Option } from "effect"
+import { Config, Duration, Effect, Option, Redacted } from "effect"
 import * as os from "node:os"
 import * as path from "node:path"
 
@@ -50,11 +50,22 @@ export class KyozoConfig extends Effect.Service<KyozoConfig>()("@kyozo/core/Kyoz
     const edgePort = yield* Config.integer("KYOZO_EDGE_PORT").pipe(Config.withDefault(4080))
     const edgeHost = yield* Config.string("KYOZO_EDGE_HOST").pipe(Config.withDefault("127.0.0.1"))
     const domain = yield* Config.string("KYOZO_DOMAIN").pipe(Config.withDefault("localhost"))
+    // Quotas of a new team: by default 100 services of the default size (500 millicores, 512 MB).
+    const defaultQuotas = {
+      quotaServices: yield* Config.integer("KYOZO_DEFAULT_QUOTA_SERVICES").pipe(Config.withDefault(100)),
+      quotaCpuMillis: yield* Config.integer("KYOZO_DEFAULT_QUOTA_CPU_MILLIS").pipe(
+        Config.withDefault(50_000)
+      ),
+      quotaMemoryMb: yield* Config.integer("KYOZO_DEFAULT_QUOTA_MEMORY_MB").pipe(Config.withDefault(51_200))
+    }
     return {
       host,
       port,
       dataDir,
-      databaseUrl: Option.getOrUndefined(databaseUrl),
+      // `DATABASE_URL=` (set but empty) means the embedded database, like unset.
+      databaseUrl: Option.getOrUndefined(
+        Option.filter(databaseUrl, (url) => Redacted.value(url).trim() !== "")
+      ),
       runtime: runtime as RuntimeChoice,
       dockerHost: Option.getOrUndefined(dockerHost),
       healthInterval,
@@ -67,7 +78,8 @@ export class KyozoConfig extends Effect.Service<KyozoConfig>()("@kyozo/core/Kyoz
       caddyAdmin: Option.getOrUndefined(caddyAdmin),
       edgePort,
       edgeHost,
-      domain
+      domain,
+      defaultQuotas
     } as const
   })
 }) {}

@@ -83,6 +83,23 @@ export class TeamRepo extends Effect.Service<TeamRepo>()("@kyozo/core/TeamRepo",
     const listMembers = (teamId: TeamId): Effect.Effect<ReadonlyArray<Membership>, SqlError> =>
       memberships.all(sql`SELECT * FROM memberships WHERE team_id = ${teamId} ORDER BY created_at, user_id`)
 
-    return { create, findById, listForUser, addMember, removeMember, roleOf, listMembers } as const
+    /** Changes a team's quotas (fields left out stay); none when there is no such team. */
+    const setQuotas = (
+      id: TeamId,
+      quotas: {
+        readonly quotaServices?: number
+        readonly quotaCpuMillis?: number
+        readonly quotaMemoryMb?: number
+      }
+    ): Effect.Effect<Option.Option<Team>, SqlError> =>
+      teams.first(
+        sql`UPDATE teams SET
+              quota_services = coalesce(${quotas.quotaServices ?? null}::integer, quota_services),
+              quota_cpu_millis = coalesce(${quotas.quotaCpuMillis ?? null}::integer, quota_cpu_millis),
+              quota_memory_mb = coalesce(${quotas.quotaMemoryMb ?? null}::integer, quota_memory_mb)
+            WHERE id = ${id} RETURNING *`
+      )
+
+    return { create, findById, listForUser, addMember, removeMember, roleOf, listMembers, setQuotas } as const
   })
 }) {}

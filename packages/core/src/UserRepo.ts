@@ -18,6 +18,7 @@ export interface CreateUser {
   readonly id?: UserId
   readonly email: string
   readonly name?: string
+  readonly instanceAdmin?: boolean
 }
 
 export class UserRepo extends Effect.Service<UserRepo>()("@kyozo/core/UserRepo", {
@@ -28,8 +29,9 @@ export class UserRepo extends Effect.Service<UserRepo>()("@kyozo/core/UserRepo",
     const create = (input: CreateUser): Effect.Effect<User, EmailTaken | SqlError> =>
       users
         .single(
-          sql`INSERT INTO users (id, email, name)
-              VALUES (${input.id ?? makeUserId()}, ${input.email}, ${input.name ?? ""}) RETURNING *`
+          sql`INSERT INTO users (id, email, name, instance_admin)
+              VALUES (${input.id ?? makeUserId()}, ${input.email}, ${input.name ?? ""}, ${input.instanceAdmin ?? false})
+              RETURNING *`
         )
         .pipe(
           Effect.catchTag("SqlError", (e): Effect.Effect<never, EmailTaken | SqlError> =>
@@ -49,6 +51,15 @@ export class UserRepo extends Effect.Service<UserRepo>()("@kyozo/core/UserRepo",
         sql`SELECT u.* FROM users u JOIN memberships m ON m.user_id = u.id WHERE m.team_id = ${teamId} ORDER BY u.email`
       )
 
-    return { create, findById, findByEmail, listByTeam } as const
+    /** Whether the user is an instance admin (false for unknown users). */
+    const isInstanceAdmin = (id: UserId): Effect.Effect<boolean, SqlError> =>
+      sql`SELECT 1 FROM users WHERE id = ${id} AND instance_admin`.pipe(Effect.map((r) => r.length > 0))
+
+    const setInstanceAdmin = (id: UserId, value: boolean): Effect.Effect<boolean, SqlError> =>
+      sql`UPDATE users SET instance_admin = ${value} WHERE id = ${id} RETURNING id`.pipe(
+        Effect.map((r) => r.length > 0)
+      )
+
+    return { create, findById, findByEmail, listByTeam, isInstanceAdmin, setInstanceAdmin } as const
   })
 }) {}

@@ -124,8 +124,9 @@ export const bootstrap = Effect.gen(function* () {
   // One short transaction: a crash half-way must not leave a user without a key (the next start
   // would see a user and never print a key).
   const issued = yield* Effect.gen(function* () {
-    const team = yield* teams.create({ name: BOOTSTRAP_TEAM })
-    const user = yield* users.create({ email: BOOTSTRAP_EMAIL, name: "Administrator" })
+    const team = yield* teams.create({ name: BOOTSTRAP_TEAM, ...config.defaultQuotas })
+    // The first user runs the instance: it creates teams and sets their quotas.
+    const user = yield* users.create({ email: BOOTSTRAP_EMAIL, name: "Administrator", instanceAdmin: true })
     yield* teams.addMember(team.id, user.id, "owner")
     const { key } = yield* keys.issue({ teamId: team.id, userId: user.id, name: "bootstrap" })
     return { key, teamId: team.id }
@@ -133,7 +134,7 @@ export const bootstrap = Effect.gen(function* () {
   const url = localUrl(config.host, config.port)
   const file = yield* Credentials.write(config.dataDir, { url, token: issued.key, teamId: issued.teamId })
   yield* Effect.logInfo(
-    `First start: created admin ${BOOTSTRAP_EMAIL} (owner of team "${BOOTSTRAP_TEAM}"). ` +
+    `First start: created instance admin ${BOOTSTRAP_EMAIL} (owner of team "${BOOTSTRAP_TEAM}"). ` +
       `API key (shown once): ${issued.key} — also written to ${file} (mode 0600).`
   )
 }).pipe(Effect.withSpan("Auth.bootstrap"))

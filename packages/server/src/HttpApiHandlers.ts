@@ -19,7 +19,12 @@ import {
   Unavailable,
   Unprocessable
 } from "@kyozo/api/KyozoHttpApi"
-import { CurrentPrincipal, type Forbidden, type Principal } from "@kyozo/api/KyozoRpc"
+import {
+  CurrentPrincipal,
+  type Forbidden,
+  type InstanceAdminRequired,
+  type TeamNotFound
+} from "@kyozo/api/KyozoRpc"
 import { type AlertRule, AlertRepo } from "@kyozo/core/AlertRepo"
 import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
 import { ContainerManager } from "@kyozo/core/ContainerManager"
@@ -45,7 +50,7 @@ import { allowPrivateFromEnv, checkTarget, TargetRefused } from "@kyozo/core/Out
 import { PermissionRepo } from "@kyozo/core/PermissionRepo"
 import { serviceUrl } from "@kyozo/core/ServiceNaming"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
-import { TeamRepo } from "@kyozo/core/TeamRepo"
+import { type TeamNameTaken, TeamRepo } from "@kyozo/core/TeamRepo"
 import { TopologyRepo } from "@kyozo/core/TopologyRepo"
 import { UserRepo } from "@kyozo/core/UserRepo"
 import { type Webhook, type WebhookDelivery, WebhookId } from "@kyozo/core/Webhook"
@@ -54,6 +59,9 @@ import { Deployer, type DeployError, type DeployRequest, type DeploySource } fro
 import { loadPrices, recommend } from "@kyozo/workers/Recommendations"
 import { Deferred, Effect, Layer, Option, Redacted, Stream } from "effect"
 import { makeAuthenticate } from "./Auth.js"
+import { Services } from "./application/Services.js"
+import { Teams } from "./application/Teams.js"
+import { Sources } from "./application/Sources.js"
 import { KeySessions } from "./KeySessions.js"
 import { canAssignRole, Policy, requireRole } from "./Policy.js"
 
@@ -212,65 +220,59 @@ const LocalRepos = Layer.mergeAll(
   MetricSampleRepo.Default,
   WebhookRepo.Default,
   AlertRepo.Default,
-  Policy.Default
+  Policy.Default,
+  Services.Default,
+  Sources.Default,
+  Teams.Default
 )
+
+/** Teams' domain errors as JSON:API errors: another team is a 404 like an unknown one. */
+const teamError = (e: InstanceAdminRequired | TeamNotFound | TeamNameTaken): NotFound | Denied | Conflict => {
+  switch (e._tag) {
+    case "TeamNotFound":
+      return notFound("team")
+    case "InstanceAdminRequired":
+      return apiError(Denied, 403, "instance_admin_required", "Instance admin required", e.message)
+    case "TeamNameTaken":
+      return apiError(Conflict, 409, "team_name_taken", "Team name taken", "A team with this name exists.", {
+        pointer: "/data/attributes/name"
+      })
+  }
+}
 
 const TeamsLive = HttpApiBuilder.group(KyozoHttpApi, "teams", (handlers) =>
   Effect.gen(function* () {
-    const teams = yield* TeamRepo
-    const keys = yield* ApiKeyRepo
-    const ownTeam = (p: Principal) =>
-      teams
-        .findById(p.teamId)
-        .pipe(
-          Effect.orDie,
-          Effect.flatMap(
-            Option.match({ onNone: () => Effect.fail(notFound("team")), onSome: Effect.succeed })
-          )
-        )
+    const app = yield* Teams
     return handlers
       .handle("currentTeam", () =>
-        Effect.flatMap(principal, ownTeam).pipe(Effect.map((t) => ({ data: teamDoc(t) })))
+        app.current.pipe(
+          Effect.mapError(teamError),
+          Effect.map((t) => ({ data: teamDoc(t) }))
+        )
       )
       .handle("getTeam", ({ path }) =>
         Effect.gen(function* () {
           const p = yield* principal
-          // Only one's own team is visible: any other id is simply not there.
+          // Only one's own team is visible here: any other id is simply not there.
           if (path.teamId !== p.teamId) return yield* Effect.fail(notFound("team"))
-          return { data: teamDoc(yield* ownTeam(p)) }
+          return { data: teamDoc(yield* app.visible(path.teamId).pipe(Effect.mapError(teamError))) }
         })
       )
       .handle("createTeam", ({ payload }) =>
-        Effect.gen(function* () {
-          const p = yield* requireRole("create teams", "admin").pipe(Effect.mapError(denied))
-          const created = yield* Effect.gen(function* () {
-            const team = yield* teams.create({ name: payload.data.attributes.name })
-            yield* teams.addMember(team.id, p.userId, "owner")
-            const issued = yield* keys.issue({ teamId: team.id, userId: p.userId, name: "team owner" })
-            return { team, issued }
-          }).pipe(
-            Effect.catchTag("TeamNameTaken", () =>
-              Effect.fail(
-                apiError(
-                  Conflict,
-                  409,
-                  "team_name_taken",
-                  "Team name taken",
-                  "A team with this name exists.",
-                  {
-                    pointer: "/data/attributes/name"
-                  }
-                )
-              )
-            ),
-            Effect.catchTag("SqlError", Effect.die)
-          )
+        app.create(payload.data.attributes.name).pipe(
+          Effect.mapError(teamError),
           // The owner key of the new team is shown once, like every issued key.
-          return {
+          Effect.map((created) => ({
             data: teamDoc(created.team),
-            meta: { ownerKey: apiKeyDoc(created.issued.apiKey, created.issued.key) }
-          }
-        })
+            meta: { ownerKey: apiKeyDoc(created.apiKey, created.key) }
+          }))
+        )
+      )
+      .handle("updateTeam", ({ path, payload }) =>
+        app.setQuotas(path.teamId, payload.data.attributes).pipe(
+          Effect.mapError(teamError),
+          Effect.map((t) => ({ data: teamDoc(t) }))
+        )
       )
   })
 )
@@ -519,6 +521,8 @@ const storedSource = (s: ServiceInstance): Option.Option<DeploySource> => {
 
 const ServicesLive = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =>
   Effect.gen(function* () {
+    const app = yield* Services
+    const sources = yield* Sources
     const services = yield* ServiceRepo
     const deployer = yield* Deployer
     const deployments = yield* DeploymentRepo
@@ -568,7 +572,10 @@ const ServicesLive = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =
           const { source, name } = payload.data.attributes
           yield* policy.requireDeploy(name).pipe(Effect.mapError(denied))
           const p = yield* principal
-          const request: DeployRequest = { source: sourceOf(source), ...(name === undefined ? {} : { name }) }
+          const resolved = yield* sources
+            .resolve(p.teamId, sourceOf(source))
+            .pipe(Effect.mapError(deployError))
+          const request: DeployRequest = { source: resolved, ...(name === undefined ? {} : { name }) }
           const docs = yield* startDeploy(deployer, deployments, p.teamId, request).pipe(
             Effect.mapError(deployError)
           )
@@ -582,23 +589,10 @@ const ServicesLive = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =
         )
       )
       .handle("updateService", ({ path, payload }) =>
-        Effect.gen(function* () {
-          const { principal: p, service } = yield* policy
-            .requireService("change the service's settings", path.serviceId, "manage")
-            .pipe(Effect.mapError(policyError))
-          const a = payload.data.attributes
-          const updated = yield* services
-            .update(p.teamId, service.id, {
-              ...(a.cpuMillis === undefined ? {} : { cpuMillis: a.cpuMillis }),
-              ...(a.memoryMb === undefined ? {} : { memoryMb: a.memoryMb }),
-              ...(a.env === undefined ? {} : { env: a.env }),
-              ...(a.healthConfig === undefined ? {} : { healthConfig: a.healthConfig }),
-              ...(a.restartPolicy === undefined ? {} : { restartPolicy: a.restartPolicy })
-            })
-            .pipe(Effect.orDie)
-          if (Option.isNone(updated)) return yield* Effect.fail(notFound("service"))
-          return { data: serviceDoc(updated.value) }
-        })
+        app.update(path.serviceId, payload.data.attributes).pipe(
+          Effect.mapError((e) => (e._tag === "QuotaExceeded" ? deployError(e) : policyError(e))),
+          Effect.map((updated) => ({ data: serviceDoc(updated) }))
+        )
       )
       .handle("deleteService", ({ path }) =>
         Effect.gen(function* () {
@@ -622,6 +616,7 @@ const logLineDoc = (
 
 const DeploymentsLive = HttpApiBuilder.group(KyozoHttpApi, "deployments", (handlers) =>
   Effect.gen(function* () {
+    const sources = yield* Sources
     const deployer = yield* Deployer
     const deployments = yield* DeploymentRepo
     const policy = yield* Policy
@@ -669,8 +664,11 @@ const DeploymentsLive = HttpApiBuilder.group(KyozoHttpApi, "deployments", (handl
                 "The service has no stored source to deploy from."
               )
             )
+          const resolved = yield* sources
+            .resolveStored(p.teamId, source.value)
+            .pipe(Effect.mapError(deployError))
           const docs = yield* startDeploy(deployer, deployments, p.teamId, {
-            source: source.value,
+            source: resolved,
             name: service.name
           }).pipe(Effect.mapError(deployError))
           return yield* listDoc(docs)
@@ -707,8 +705,10 @@ const DetectionsLive = HttpApiBuilder.group(KyozoHttpApi, "detections", (handler
   Effect.gen(function* () {
     const topology = yield* TopologyRepo
     const policy = yield* Policy
+    const sources = yield* Sources
     const doc = (d: {
       id: string
+      teamId: TeamId
       serviceId: string | null
       rootPath: string
       result: unknown
@@ -716,7 +716,12 @@ const DetectionsLive = HttpApiBuilder.group(KyozoHttpApi, "detections", (handler
     }) => ({
       type: "detections" as const,
       id: d.id,
-      attributes: { rootPath: d.rootPath, result: d.result, detectedAt: d.detectedAt.toISOString() },
+      // The team's own view of the folder: never the server's absolute path.
+      attributes: {
+        rootPath: sources.display(d.teamId, d.rootPath),
+        result: d.result,
+        detectedAt: d.detectedAt.toISOString()
+      },
       relationships: { service: ref("services", d.serviceId) }
     })
     return handlers

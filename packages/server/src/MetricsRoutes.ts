@@ -1,26 +1,63 @@
 /**
- * `GET /metrics`: Prometheus text. No auth here, like /healthz: scrapers sit on the admin's
- * network; the lead decides the binding when wiring it into Application.ts.
+ * `GET /metrics`: Prometheus text. It names every team's services, so it needs
+ * `Authorization: Bearer <token>` with either the scrape token `KYOZO_METRICS_TOKEN` (compared in
+ * constant time) or an API key of an instance admin; anything else is a 401.
  */
-import { HttpLayerRouter, HttpServerResponse } from "@effect/platform"
+import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import * as PrometheusText from "@kyozo/core/PrometheusText"
-import { Effect } from "effect"
+import { UserRepo } from "@kyozo/core/UserRepo"
+import { Config, Effect, Layer, Option, Redacted } from "effect"
+import { createHash, timingSafeEqual } from "node:crypto"
+import { bearerToken, makeAuthenticate } from "./Auth.js"
+import { errorResponse } from "./UploadRoutes.js"
 
-export const metrics = HttpLayerRouter.add(
-  "GET",
-  "/metrics",
-  PrometheusText.renderMetrics.pipe(
-    Effect.map((body) => HttpServerResponse.text(body, { contentType: PrometheusText.ContentType })),
-    Effect.catchAllCause((cause) =>
-      Effect.as(
-        Effect.logWarning("/metrics failed", cause),
-        HttpServerResponse.text("# metrics unavailable\n", {
-          status: 503,
-          contentType: PrometheusText.ContentType
-        })
-      )
+const digest = (s: string) => createHash("sha256").update(s, "utf8").digest()
+
+const unauthorized = () =>
+  errorResponse(
+    401,
+    "Unauthorized",
+    "Unauthorized",
+    "Send `Authorization: Bearer <token>` with the scrape token (KYOZO_METRICS_TOKEN) or an instance admin's API key."
+  ).pipe(HttpServerResponse.setHeader("www-authenticate", 'Bearer realm="kyozo-metrics"'))
+
+const render = PrometheusText.renderMetrics.pipe(
+  Effect.map((body) => HttpServerResponse.text(body, { contentType: PrometheusText.ContentType })),
+  Effect.catchAllCause((cause) =>
+    Effect.as(
+      Effect.logWarning("/metrics failed", cause),
+      HttpServerResponse.text("# metrics unavailable\n", {
+        status: 503,
+        contentType: PrometheusText.ContentType
+      })
     )
   )
 )
 
-export const layer = metrics
+export const layer = Layer.unwrapEffect(
+  Effect.gen(function* () {
+    const authenticate = yield* makeAuthenticate
+    const users = yield* UserRepo
+    const configured = yield* Config.option(Config.redacted("KYOZO_METRICS_TOKEN")).pipe(Effect.orDie)
+    const scrape = Option.filter(
+      Option.map(configured, (t) => Redacted.value(t).trim()),
+      (t) => t !== ""
+    ).pipe(Option.map(digest))
+
+    const allowed = (authorization: string | undefined) =>
+      Effect.gen(function* () {
+        const token = bearerToken(authorization)
+        if (Option.isNone(token)) return false
+        if (Option.isSome(scrape) && timingSafeEqual(scrape.value, digest(token.value))) return true
+        const principal = yield* authenticate(authorization).pipe(Effect.option)
+        if (Option.isNone(principal)) return false
+        return yield* users.isInstanceAdmin(principal.value.userId).pipe(Effect.orDie)
+      })
+
+    return HttpLayerRouter.add("GET", "/metrics", (request: HttpServerRequest.HttpServerRequest) =>
+      Effect.flatMap(allowed(request.headers["authorization"]), (ok) =>
+        ok ? render : Effect.succeed(unauthorized())
+      )
+    )
+  })
+)

@@ -11,22 +11,21 @@ import {
   KyozoRpc,
   type LogLineView,
   type Principal,
+  type TeamView,
   type WhoAmIView
 } from "@kyozo/api/KyozoRpc"
 import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
 import { ContainerManager } from "@kyozo/core/ContainerManager"
 import type { DeploymentEvent } from "@kyozo/core/domain/DeploymentEvent"
 import { ApiKeyId } from "@kyozo/core/domain/Ids"
-import { KyozoConfig } from "@kyozo/core/KyozoConfig"
 import { TeamRepo } from "@kyozo/core/TeamRepo"
 import { detectPlan } from "@kyozo/core/topology/TopologyDetector"
 import { toResult } from "@kyozo/core/topology/Topology"
-import * as Uploads from "@kyozo/core/Uploads"
-import * as Workspaces from "@kyozo/core/Workspaces"
 import { UserRepo } from "@kyozo/core/UserRepo"
-import { Deployer, type DeploySource, InvalidSource } from "@kyozo/workers/Deployer"
+import { Deployer } from "@kyozo/workers/Deployer"
 import { Effect, Layer, Option, Stream } from "effect"
-import * as fs from "node:fs"
+import { Sources } from "./application/Sources.js"
+import { Teams } from "./application/Teams.js"
 import { KeySessions } from "./KeySessions.js"
 import { Policy, requireRole } from "./Policy.js"
 
@@ -45,39 +44,27 @@ export const layer = KyozoRpc.toLayer(
   Effect.gen(function* () {
     const deployer = yield* Deployer
     const manager = yield* ContainerManager
-    const config = yield* KyozoConfig
     const users = yield* UserRepo
     const teams = yield* TeamRepo
     const keys = yield* ApiKeyRepo
     const policy = yield* Policy
     const sessions = yield* KeySessions
+    const sources = yield* Sources
+    const teamsApp = yield* Teams
     /** A stream of the caller's, ended when the caller's key stops being valid. */
     const guarded = <A, E, R>(f: (p: Principal) => Stream.Stream<A, E, R>) =>
       Stream.unwrap(Effect.map(CurrentPrincipal, (p) => f(p).pipe(sessions.guard(p.keyId))))
 
-    /** The folder of a source on this server; an unknown upload is InvalidSource, like a bad path. */
-    const folderOf = (source: DeploySource) =>
-      Effect.flatMap(CurrentPrincipal, (principal) => {
-        if (source._tag === "Upload") {
-          const dir = Uploads.uploadDir(config.dataDir, principal.teamId, source.uploadId)
-          return dir !== undefined && fs.existsSync(dir)
-            ? Effect.succeed(dir)
-            : Effect.fail(
-                new InvalidSource({ source: source.uploadId, reason: "no such upload in your team" })
-              )
-        }
-        // Same rule as the deployer: a path must lie inside the workspaces root.
-        return Workspaces.resolveInside(Workspaces.rootFor(config.dataDir), source.path).pipe(
-          Effect.mapError((e) => new InvalidSource({ source: source.path, reason: e.message }))
-        )
-      })
-
     return {
       Deploy: (request) =>
         Stream.unwrap(
-          Effect.map(policy.requireDeploy(request.name), (principal) =>
-            deployer.deploy(principal.teamId, request).pipe(sessions.guard(principal.keyId))
-          )
+          Effect.gen(function* () {
+            const principal = yield* policy.requireDeploy(request.name)
+            const source = yield* sources.resolve(principal.teamId, request.source)
+            return deployer
+              .deploy(principal.teamId, { ...request, source })
+              .pipe(sessions.guard(principal.keyId))
+          })
         ),
       ListServices: () => Effect.flatMap(CurrentPrincipal, (p) => deployer.list(p.teamId)),
       GetService: ({ service }) => Effect.flatMap(CurrentPrincipal, (p) => deployer.get(p.teamId, service)),
@@ -119,7 +106,11 @@ export const layer = KyozoRpc.toLayer(
             })
             .pipe(Stream.map(toEventView))
         ),
-      Detect: ({ source }) => folderOf(source).pipe(Effect.flatMap(detectPlan), Effect.map(toResult)),
+      Detect: ({ source }) =>
+        Effect.flatMap(CurrentPrincipal, (p) => sources.folderOf(p.teamId, source)).pipe(
+          Effect.flatMap(detectPlan),
+          Effect.map(toResult)
+        ),
       RuntimeStatus: () =>
         Effect.gen(function* () {
           const breaker = yield* manager.circuitBreakerStatus
@@ -148,7 +139,8 @@ export const layer = KyozoRpc.toLayer(
           return {
             ...p,
             email: Option.match(user, { onNone: () => "", onSome: (u) => u.email }),
-            teamName: Option.match(team, { onNone: () => "", onSome: (t) => t.name })
+            teamName: Option.match(team, { onNone: () => "", onSome: (t) => t.name }),
+            instanceAdmin: Option.match(user, { onNone: () => false, onSome: (u) => u.instanceAdmin })
           } satisfies WhoAmIView
         }).pipe(Effect.orDie),
       IssueApiKey: ({ name, expiresInSeconds }) =>
@@ -172,7 +164,15 @@ export const layer = KyozoRpc.toLayer(
           const revoked = yield* keys.revoke(p.teamId, ApiKeyId.make(keyId)).pipe(Effect.orDie)
           if (!revoked) return yield* new ApiKeyNotFound({ keyId })
           yield* sessions.end(keyId)
-        })
+        }),
+      SetTeamQuotas: ({ teamId, ...quotas }) =>
+        Effect.map(teamsApp.setQuotas(teamId, quotas), (t): TeamView => ({
+          id: t.id,
+          name: t.name,
+          quotaServices: t.quotaServices,
+          quotaCpuMillis: t.quotaCpuMillis,
+          quotaMemoryMb: t.quotaMemoryMb
+        }))
     }
   })
-).pipe(Layer.provide(Policy.Default))
+).pipe(Layer.provide(Layer.mergeAll(Policy.Default, Sources.Default, Teams.Default)))

@@ -110,7 +110,7 @@ export const make = (options: DeployerOptions = {}) =>
     const services = yield* ServiceRepo
     const deployments = yield* DeploymentRepo
     const events = yield* DeploymentEventRepo
-    const checkQuotas = yield* Quotas.make
+    const quotas = yield* Quotas.makeGate
     const topology = yield* TopologyRepo
     const builder = yield* ImageBuilder
     const runtime = yield* ContainerRuntime
@@ -246,32 +246,36 @@ export const make = (options: DeployerOptions = {}) =>
               ? { type: "upload", uploadId: request.source.uploadId }
               : { type: "path", path: request.source.path }
 
-          // Quotas before any row: a refused deploy leaves nothing behind.
-          let added = 0
-          for (const p of plan.services) {
-            if (Option.isNone(yield* services.findByName(teamId, nameFor(p)))) added++
-          }
-          yield* checkQuotas(teamId, { services: added })
-
-          // Rows first (short statements), then the deploys.
+          // New rows under the team's quota lock: a refused deploy leaves nothing behind, and two
+          // deploys racing at the limit cannot both pass.
           const rows = new Map<string, ServiceInstance>()
-          for (const p of plan.services) {
-            const name = nameFor(p)
-            const existing = yield* services.findByName(teamId, name)
-            const fields = {
-              kind: p.service.kind,
-              framework: p.service.framework,
-              internalPort: p.service.port,
-              source: { ...sourceInfo, service: p.service.path }
+          const countNew = Effect.gen(function* () {
+            let added = 0
+            for (const p of plan.services) {
+              if (Option.isNone(yield* services.findByName(teamId, nameFor(p)))) added++
             }
-            const row = Option.isSome(existing)
-              ? Option.getOrElse(
-                  yield* services.update(teamId, existing.value.id, { ...fields, desiredState: "running" }),
-                  () => existing.value
-                )
-              : yield* services.create({ teamId, name, ...fields })
-            rows.set(p.service.name, row)
-          }
+            return { services: added }
+          })
+          const writeRows = Effect.gen(function* () {
+            for (const p of plan.services) {
+              const name = nameFor(p)
+              const existing = yield* services.findByName(teamId, name)
+              const fields = {
+                kind: p.service.kind,
+                framework: p.service.framework,
+                internalPort: p.service.port,
+                source: { ...sourceInfo, service: p.service.path }
+              }
+              const row = Option.isSome(existing)
+                ? Option.getOrElse(
+                    yield* services.update(teamId, existing.value.id, { ...fields, desiredState: "running" }),
+                    () => existing.value
+                  )
+                : yield* services.create({ teamId, name, ...fields })
+              rows.set(p.service.name, row)
+            }
+          })
+          yield* quotas.withinQuota(teamId, countNew, writeRows)
           const edges: Array<NewDependency> = []
           for (const p of plan.services) {
             const row = rows.get(p.service.name)!

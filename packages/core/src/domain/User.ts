@@ -6,5 +6,7 @@ export class User extends Schema.Class<User>("User")({
   id: UserId,
   email: Schema.String,
   name: Schema.String,
+  /** May create teams, change quotas, read /metrics and make others instance admins. */
+  instanceAdmin: Schema.optionalWith(Schema.Boolean, { default: () => false }),
   createdAt: Schema.DateFromSelf
 }) {}

@@ -1,0 +1,95 @@
+/**
+ * Teams, the rules every front door (REST, RPC, CLI) calls. Only instance admins create teams and
+ * change quotas; everyone else sees only their own team: another team's id is TeamNotFound, the
+ * same as an id that does not exist. New teams get the configured default quotas.
+ * Storage errors are defects here, once; failures are the typed domain errors of the contract.
+ */
+import { CurrentPrincipal, InstanceAdminRequired, TeamNotFound } from "@kyozo/api/KyozoRpc"
+import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
+import type { ApiKey } from "@kyozo/core/domain/ApiKey"
+import type { TeamId } from "@kyozo/core/domain/Ids"
+import type { Team } from "@kyozo/core/domain/Team"
+import { KyozoConfig } from "@kyozo/core/KyozoConfig"
+import { TeamNameTaken, TeamRepo } from "@kyozo/core/TeamRepo"
+import { UserRepo } from "@kyozo/core/UserRepo"
+import { Effect, Option } from "effect"
+
+export interface QuotaChange {
+  readonly quotaServices?: number | undefined
+  readonly quotaCpuMillis?: number | undefined
+  readonly quotaMemoryMb?: number | undefined
+}
+
+export class Teams extends Effect.Service<Teams>()("@kyozo/server/application/Teams", {
+  effect: Effect.gen(function* () {
+    const teams = yield* TeamRepo
+    const users = yield* UserRepo
+    const keys = yield* ApiKeyRepo
+    const config = yield* KyozoConfig
+
+    /** Whether the caller is an instance admin. */
+    const isInstanceAdmin = Effect.flatMap(CurrentPrincipal, (p) => users.isInstanceAdmin(p.userId)).pipe(
+      Effect.orDie
+    )
+
+    const requireInstanceAdmin = (operation: string) =>
+      Effect.flatMap(isInstanceAdmin, (yes) =>
+        yes ? Effect.void : Effect.fail(new InstanceAdminRequired({ operation }))
+      )
+
+    /** A team the caller may see: their own, or any for an instance admin. */
+    const visible = (teamId: string): Effect.Effect<Team, TeamNotFound, CurrentPrincipal> =>
+      Effect.gen(function* () {
+        const p = yield* CurrentPrincipal
+        if (teamId !== p.teamId && !(yield* isInstanceAdmin)) return yield* new TeamNotFound({ teamId })
+        const found = yield* teams.findById(teamId as TeamId).pipe(Effect.orDie)
+        if (Option.isNone(found)) return yield* new TeamNotFound({ teamId })
+        return found.value
+      })
+
+    /** The caller's own team. */
+    const current = Effect.flatMap(CurrentPrincipal, (p) => visible(p.teamId))
+
+    /** A new team (instance admins only), the caller its owner, with an owner key shown once. */
+    const create = (
+      name: string
+    ): Effect.Effect<
+      { readonly team: Team; readonly apiKey: ApiKey; readonly key: string },
+      InstanceAdminRequired | TeamNameTaken,
+      CurrentPrincipal
+    > =>
+      Effect.gen(function* () {
+        yield* requireInstanceAdmin("create teams")
+        const p = yield* CurrentPrincipal
+        const team = yield* teams.create({ name, ...config.defaultQuotas })
+        yield* teams.addMember(team.id, p.userId, "owner")
+        const issued = yield* keys.issue({ teamId: team.id, userId: p.userId, name: "team owner" })
+        return { team, ...issued }
+      }).pipe(Effect.catchTag("SqlError", Effect.die))
+
+    /**
+     * Changes a team's quotas. Another team is TeamNotFound for anyone but an instance admin
+     * (nothing is confirmed about it); on their own team, non-admins get InstanceAdminRequired.
+     */
+    const setQuotas = (
+      teamId: string,
+      change: QuotaChange
+    ): Effect.Effect<Team, InstanceAdminRequired | TeamNotFound, CurrentPrincipal> =>
+      Effect.gen(function* () {
+        yield* visible(teamId)
+        yield* requireInstanceAdmin("change team quotas")
+        const updated = yield* teams
+          .setQuotas(teamId as TeamId, {
+            ...(change.quotaServices === undefined ? {} : { quotaServices: change.quotaServices }),
+            ...(change.quotaCpuMillis === undefined ? {} : { quotaCpuMillis: change.quotaCpuMillis }),
+            ...(change.quotaMemoryMb === undefined ? {} : { quotaMemoryMb: change.quotaMemoryMb })
+          })
+          .pipe(Effect.orDie)
+        if (Option.isNone(updated)) return yield* new TeamNotFound({ teamId })
+        return updated.value
+      })
+
+    return { isInstanceAdmin, requireInstanceAdmin, visible, current, create, setQuotas } as const
+  }),
+  dependencies: [TeamRepo.Default, UserRepo.Default, ApiKeyRepo.Default]
+}) {}
