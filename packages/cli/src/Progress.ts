@@ -80,14 +80,15 @@ export const makeRenderer = (mode: Mode, out: NodeJS.WriteStream = process.stdou
       .filter(([, s]) => s.phase !== "done" && s.phase !== "failed")
       .map(([name, s]) => {
         const elapsed = seconds(Date.now() - s.started)
+        // Elapsed before the layer text, so a narrow terminal cuts the layer, not the clock.
         const what =
           s.phase === "build" && s.step
-            ? `build  step ${s.step.n}${s.step.of ? `/${s.step.of}` : ""}  ${s.step.layer}`
+            ? `build step ${s.step.n}${s.step.of ? `/${s.step.of}` : ""}  ${elapsed}  ${s.step.layer}`
             : s.phase === "health"
-              ? `health gate  attempt ${s.attempts}${s.detail ? `  ${s.detail}` : ""}`
-              : `${s.phase}${s.detail ? `  ${s.detail}` : ""}`
-        const line = `${sp} ${name}  ${what}  ${elapsed}`
-        const width = out.columns ?? 100
+              ? `health gate  ${s.attempts === 0 ? "waiting" : `attempt ${s.attempts}`}  ${elapsed}${s.detail ? `  ${s.detail}` : ""}`
+              : `${s.phase}  ${elapsed}${s.detail ? `  ${s.detail}` : ""}`
+        const line = `${sp} ${name}  ${what}`
+        const width = out.columns || 100
         return line.length > width - 1 ? line.slice(0, width - 2) + "…" : line
       })
   }
@@ -136,7 +137,8 @@ export const makeRenderer = (mode: Mode, out: NodeJS.WriteStream = process.stdou
       if (mode === "json") return json(p)
       switch (p._tag) {
         case "Detected":
-          for (const s of p.services) state(s.name)
+          // Live lines start with the first step: a service is deployed under its own name,
+          // which can differ from the detected one.
           return say(`detected ${p.services.map((s) => `${s.name} (${s.kind})`).join(", ") || "nothing"}`)
         case "BuildLog": {
           const s = state(p.service)
@@ -161,7 +163,7 @@ export const makeRenderer = (mode: Mode, out: NodeJS.WriteStream = process.stdou
             s.phase = next
             s.detail = ""
           }
-          return say(`${p.service}: ${p.message}${next === "build" || next === undefined ? "" : ""}`)
+          return say(`${p.service}: ${p.message}`)
         }
         case "Deployed": {
           const d = p.deployment
