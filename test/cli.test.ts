@@ -193,6 +193,26 @@ describe("kyozo CLI (built bin, mock runtime)", () => {
     expect(JSON.parse((await kyozo(["ps", "--json"])).stdout)).toEqual([])
   }, 120_000)
 
+  it("server runs a Kyozo server in this process, which stops on SIGTERM", async () => {
+    const own = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-cli-server-"))
+    const port = await freePort()
+    const live = spawnKyozo(own, ["server"], { KYOZO_RUNTIME: "mock", KYOZO_PORT: String(port) })
+    try {
+      const health = await waitFor("kyozo server /healthz", 90_000, async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined)
+        return res?.ok ? ((await res.json()) as { status: string; runtime: string }) : undefined
+      })
+      expect(health).toMatchObject({ status: "ok", runtime: "mock" })
+      expect(fs.existsSync(path.join(own, "credentials.json"))).toBe(true)
+      live.child.kill("SIGTERM")
+      await live.exited
+      expect(await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => "closed")).toBe("closed")
+    } finally {
+      if (live.child.exitCode === null) live.child.kill("SIGKILL")
+      fs.rmSync(own, { recursive: true, force: true })
+    }
+  }, 120_000)
+
   it("login stores a server and key by name; later commands use it; use switches servers", async () => {
     const own = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-login-"))
     try {

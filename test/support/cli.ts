@@ -30,6 +30,8 @@ export const cliEnv = (dataDir: string, env: Record<string, string> = {}): Recor
   delete full.KYOZO_TOKEN
   delete full.KYOZO_SERVER
   delete full.INIT_CWD
+  // The CLI never needs it; `kyozo server` in a test must use its own embedded database.
+  delete full.DATABASE_URL
   return Object.assign(full, { KYOZO_DATA_DIR: dataDir }, env)
 }
 

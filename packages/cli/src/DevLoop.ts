@@ -96,9 +96,11 @@ export const devLoop = (root: string, options: DevOptions) =>
         })
 
       const detected: Array<{ name: string; path: string }> = []
+      let lastDeployed: ReadonlyArray<DeploymentSummary> = []
       const deployOnce = Effect.gen(function* () {
         const result = yield* deployFolder(root, { name: options.name, json: options.json })
         detected.splice(0, detected.length, ...result.detected)
+        lastDeployed = result.deployed
         yield* followLogs(result.deployed)
         return result.deployed
       })
@@ -130,7 +132,10 @@ export const devLoop = (root: string, options: DevOptions) =>
           if (more.length === 0) break
         }
         const now = yield* hashes(root, detected)
-        const changed = [...now.entries()].filter(([n, h]) => known.get(n) !== h).map(([n]) => n)
+        // A single service is deployed under its own name (the folder's, or --name): say that one.
+        const label = (n: string) =>
+          detected.length === 1 && lastDeployed.length === 1 ? lastDeployed[0]!.serviceName : n
+        const changed = [...now.entries()].filter(([n, h]) => known.get(n) !== h).map(([n]) => label(n))
         if (changed.length === 0) return
         redeploys++
         yield* say(options.json, `changed: ${changed.join(", ")}: redeploying (#${redeploys})`, {
