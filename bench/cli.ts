@@ -42,7 +42,12 @@ const freePort = (): Promise<number> =>
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-bench-cli-"))
 const port = await freePort()
-const env: NodeJS.ProcessEnv = { ...process.env, KYOZO_DATA_DIR: dataDir, KYOZO_PORT: String(port), KYOZO_RUNTIME: "mock" }
+const env: NodeJS.ProcessEnv = {
+  ...process.env,
+  KYOZO_DATA_DIR: dataDir,
+  KYOZO_PORT: String(port),
+  KYOZO_RUNTIME: "mock"
+}
 delete env.DATABASE_URL
 delete env.KYOZO_URL
 delete env.KYOZO_TOKEN
