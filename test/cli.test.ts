@@ -302,6 +302,13 @@ describe("kyozo CLI (built bin, mock runtime)", () => {
       expect(bad.stderr).toContain(`${file}:${lineOfReplicas}: services[0].replicas`)
     }
     fs.writeFileSync(file, '{ "services": [ { "name": "x", } ] }')
+    const withEnv = copyFixture("node-env-backing", "node-env")
+    fs.writeFileSync(path.join(withEnv, "worker.js"), "const key = process.env.API_KEY\n")
+    expect((await kyozo(["init", withEnv])).code).toBe(0)
+    const envs = JSON.parse(fs.readFileSync(path.join(withEnv, "kyozo.json"), "utf8")).services[0].env
+    expect(envs).toEqual(["API_KEY", "DATABASE_URL", "REDIS_URL"])
+    expect(fs.readFileSync(path.join(withEnv, "kyozo.json"), "utf8")).not.toContain("mysql://")
+
     const syntax = await kyozo(["detect", dir])
     expect(syntax.code).toBe(1)
     expect(syntax.stderr).toMatch(/kyozo\.json:1: not valid JSON/)

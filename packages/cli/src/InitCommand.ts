@@ -27,7 +27,10 @@ export class NothingToInit extends Schema.TaggedError<NothingToInit>()("NothingT
 const folder = Args.text({ name: "folder" }).pipe(Args.withDescription("the folder"), Args.withDefault("."))
 const force = Options.boolean("force").pipe(Options.withDescription("replace an existing kyozo.json"))
 
-/** Names of environment variables the code reads, from `process.env.X` / `os.environ["X"]` / `ENV["X"]`. */
+/**
+ * Names of environment variables the service reads: `process.env.X`, `os.environ["X"]`,
+ * `ENV["X"]`, `os.Getenv("X")` in its sources, and the keys of a shipped `.env.example`.
+ */
 const envKeys = (dir: string): Array<string> => {
   const found = new Set<string>()
   const patterns = [
@@ -52,6 +55,15 @@ const envKeys = (dir: string): Array<string> => {
     }
   }
   walk(dir, 0)
+  // Keys (never values) of an example env file the project ships.
+  for (const example of [".env.example", ".env.sample", ".env.template", ".env.dist"]) {
+    const file = path.join(dir, example)
+    if (!fs.existsSync(file)) continue
+    for (const line of fs.readFileSync(file, "utf8").split(/\r?\n/)) {
+      const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=/.exec(line)
+      if (m) found.add(m[1]!)
+    }
+  }
   // The port is Kyozo's to set.
   found.delete("PORT")
   return [...found].sort()
