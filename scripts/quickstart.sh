@@ -30,29 +30,30 @@ check_pin() {
 }
 
 # Runs README command 1 in $1 (a checkout) in the background, waits for /healthz, stops it.
+# $2, when given, is the PATH the command runs with (this script keeps its own tools).
 run_until_healthy() {
-  local dir=$1 line port data log pid
+  local dir=$1 path=${2:-$PATH} line port data log pid pgid i ok=0
   line=$(readme_line 1)
   port=${QUICKSTART_PORT:-4048}
   data=$(mktemp -d -t kyozo-quickstart-XXXXXX)
   log="$data/quickstart.log"
   echo "running README line in $dir: $line"
-  # Own process group, so stopping it stops npm, pnpm and the server alike.
-  (cd "$dir" && env -u DATABASE_URL KYOZO_DATA_DIR="$data" KYOZO_PORT="$port" setsid bash -c "$line" >"$log" 2>&1) &
+  # A session of its own (its id written first), so stopping it stops npm, pnpm and the server alike.
+  (cd "$dir" && env -u DATABASE_URL PATH="$path" KYOZO_DATA_DIR="$data" KYOZO_PORT="$port" \
+    setsid bash -c 'echo $$ >"$1"; exec bash -c "$2"' quickstart "$data/pgid" "$line" >"$log" 2>&1) &
   pid=$!
-  stop() {
-    kill -TERM -- "-$pid" 2>/dev/null || true
-    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    kill -KILL -- "-$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  }
-  local ok=0
-  for _ in $(seq 1 600); do
+  for ((i = 0; i < 600; i++)); do
     if curl -fsS "http://127.0.0.1:$port/healthz" >"$data/health.json" 2>/dev/null; then ok=1; break; fi
     if ! kill -0 "$pid" 2>/dev/null; then break; fi
     sleep 0.5
   done
-  stop
+  pgid=$(cat "$data/pgid" 2>/dev/null || true)
+  if [[ -n "$pgid" ]]; then
+    kill -TERM -- "-$pgid" 2>/dev/null || true
+    for ((i = 0; i < 40; i++)); do kill -0 -- "-$pgid" 2>/dev/null || break; sleep 0.25; done
+    kill -KILL -- "-$pgid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
   if [[ $ok -ne 1 ]]; then
     echo "quick start: the server never answered /healthz on port $port; its output:" >&2
     tail -n 60 "$log" >&2
@@ -76,7 +77,7 @@ fresh() {
     if p=$(command -v "$t"); then ln -s "$p" "$tools/$t"; fi
   done
   if PATH="$tools" command -v pnpm >/dev/null 2>&1; then echo "pnpm is still on PATH" >&2; return 1; fi
-  npm_config_prefix="$prefix" PATH="$prefix/bin:$tools" run_until_healthy "$work/kyozo"
+  npm_config_prefix="$prefix" run_until_healthy "$work/kyozo" "$prefix/bin:$tools"
   echo "fresh clone: ok ($(ls "$prefix/bin"))"
 }
 

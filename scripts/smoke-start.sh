@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 data=$(mktemp -d -t kyozo-smoke-XXXXXX)
 port=${KYOZO_SMOKE_PORT:-4049}
 log="$data/server.log"
-env -u DATABASE_URL KYOZO_DATA_DIR="$data" KYOZO_PORT="$port" node --import tsx packages/server/src/main.ts >"$log" 2>&1 &
+env -u DATABASE_URL KYOZO_DATA_DIR="$data" KYOZO_PORT="$port" node packages/server/bin/kyozo-server.mjs >"$log" 2>&1 &
 pid=$!
 cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"; }
 trap cleanup EXIT

@@ -1,12 +1,14 @@
 import { describe, expect, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
 import * as path from "node:path"
+import { kyozoBin } from "./support/cli.js"
 
 const ROOT = path.resolve(__dirname, "..")
 const FIX = "test/fixtures/detect"
 
 const kyozo = (...args: ReadonlyArray<string>) => {
-  const r = spawnSync("pnpm", ["--silent", "kyozo", ...args], {
+  // The built bin, as a user runs it (the bundle is built by `pnpm install`).
+  const r = spawnSync(kyozoBin, args, {
     cwd: ROOT,
     encoding: "utf8",
     timeout: 60_000

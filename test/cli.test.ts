@@ -1,19 +1,26 @@
 /**
- * The `kyozo` CLI as a user runs it (`pnpm --silent kyozo …`) against a real server process on the
- * mock runtime. The CLI finds the server and its key through `<KYOZO_DATA_DIR>/credentials.json`.
+ * The `kyozo` CLI as a user runs it: the built bin (`node_modules/.bin/kyozo`, the committed shim
+ * plus the bundle the install step builds) against a real server process on the mock runtime.
+ * The CLI finds the server and its key through `<KYOZO_DATA_DIR>/credentials.json`, or through
+ * what `kyozo login` stored. On the mock runtime every command says so on stderr, once.
  */
-import { execFile } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { buildCli, kyozoBin, runKyozo, spawnKyozo } from "./support/cli.js"
 import { freePort, repoRoot, type ServerProcess, startServer, waitFor } from "./support/server.js"
 
 let server: ServerProcess
 let dataDir: string
+let work: string
+
+const mockNotice = /^kyozo: http:\/\/127\.0\.0\.1:\d+ runs on the mock runtime: services are simulated/
 
 beforeAll(async () => {
+  buildCli()
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-cli-"))
+  work = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-cli-work-"))
   server = await startServer({ KYOZO_RUNTIME: "mock", KYOZO_DATA_DIR: dataDir })
   await waitFor("credentials file", 60_000, async () =>
     fs.existsSync(path.join(dataDir, "credentials.json")) && (await server.get("/healthz")).status === 200
@@ -26,47 +33,47 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.stop()
-  if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true })
+  for (const d of [dataDir, work]) if (d) fs.rmSync(d, { recursive: true, force: true })
 })
 
-interface Run {
-  readonly code: number
-  readonly stdout: string
-  readonly stderr: string
+const kyozo = (args: ReadonlyArray<string>, env: Record<string, string> = {}, timeout = 60_000) =>
+  runKyozo(dataDir, args, { env, timeout })
+
+/** A copy of a fixture in a temp folder, so tests can change it. */
+const copyFixture = (fixture: string, as: string): string => {
+  const dir = path.join(work, as)
+  fs.cpSync(path.join(repoRoot, "test", "fixtures", "detect", fixture), dir, { recursive: true })
+  return dir
 }
 
-const kyozo = (
-  args: ReadonlyArray<string>,
-  env: Record<string, string> = {},
-  timeout = 60_000
-): Promise<Run> => {
-  const full: Record<string, string> = { ...(process.env as Record<string, string>) }
-  delete full.KYOZO_URL
-  delete full.KYOZO_TOKEN
-  Object.assign(full, { KYOZO_DATA_DIR: dataDir }, env)
-  return new Promise((resolve) => {
-    execFile(
-      "pnpm",
-      ["--silent", "kyozo", ...args],
-      { cwd: repoRoot, env: full, timeout },
-      (error, stdout, stderr) =>
-        resolve({ code: error ? (typeof error.code === "number" ? error.code : 1) : 0, stdout, stderr })
-    )
+const ndjson = (text: string) =>
+  text
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => JSON.parse(l) as Record<string, any>)
+
+describe("kyozo CLI (built bin, mock runtime)", () => {
+  it("is a real command: node_modules/.bin/kyozo prints its version", async () => {
+    expect(fs.existsSync(kyozoBin)).toBe(true)
+    const run = await kyozo(["--version"])
+    expect(run.code).toBe(0)
+    expect(run.stdout.trim()).toBe("0.1.0")
   })
-}
 
-describe("kyozo CLI", () => {
-  it("ps --json prints a JSON array, using the credentials file", async () => {
+  it("ps --json prints a JSON array on stdout; the mock notice is one line on stderr", async () => {
     const run = await kyozo(["ps", "--json"])
-    expect(run.stderr).toBe("")
     expect(run.code).toBe(0)
     expect(JSON.parse(run.stdout)).toEqual([])
+    const lines = run.stderr.trim().split("\n")
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(mockNotice)
   })
 
   it("whoami --json names the bootstrap owner", async () => {
     const run = await kyozo(["whoami", "--json"])
     expect(run.code).toBe(0)
     expect(JSON.parse(run.stdout)).toMatchObject({ role: "owner", teamName: "default" })
+    expect(run.stderr).toMatch(mockNotice)
   })
 
   it("an unknown service exits 1 with the typed error's message", async () => {
@@ -93,20 +100,217 @@ describe("kyozo CLI", () => {
     expect(run.stderr).toContain(`no Kyozo server at http://127.0.0.1:${port}: start one with \`pnpm start\``)
   })
 
-  it("deploy of the static fixture prints the service URL", async () => {
-    const fixture = path.join(repoRoot, "test", "fixtures", "detect", "static-site")
-    const run = await kyozo(["deploy", fixture, "--json"], {}, 170_000)
-    const lines = run.stdout
-      .split("\n")
-      .filter((l) => l.trim() !== "")
-      .map((l) => JSON.parse(l) as { _tag: string; deployment?: { url: string | null; serviceName: string } })
-    expect(run.stderr, run.stdout).toBe("")
-    expect(run.code).toBe(0)
-    expect(lines[0]?._tag).toBe("Detected")
+  it("deploy --json: NDJSON from upload to Deployed, marked simulated; ps shows the mock runtime", async () => {
+    const dir = copyFixture("static-site", "static-site")
+    const run = await kyozo(["deploy", dir, "--json"], {}, 170_000)
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stderr.trim()).toMatch(mockNotice)
+    const lines = ndjson(run.stdout)
+    expect(lines.map((l) => l._tag).slice(0, 3)).toEqual(["Packed", "Uploaded", "Detected"])
+    expect(lines[0]).toMatchObject({ files: 2 })
     const deployed = lines.find((l) => l._tag === "Deployed")
     expect(deployed?.deployment?.serviceName).toBe("static-site")
     expect(deployed?.deployment?.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+/)
-    const ps = JSON.parse((await kyozo(["ps", "--json"])).stdout) as Array<{ name: string; status: string }>
-    expect(ps.map((s) => s.name)).toContain("static-site")
+    expect(lines.some((l) => l._tag === "Step" && l.step === "deploy.health-attempt")).toBe(true)
+    expect(lines.at(-1)).toMatchObject({ _tag: "Simulated", runtime: "mock", services: ["static-site"] })
+
+    const ps = JSON.parse((await kyozo(["ps", "--json"])).stdout) as Array<{ name: string; runtime: string }>
+    expect(ps.find((s) => s.name === "static-site")?.runtime).toBe("mock")
+    const table = await kyozo(["ps"])
+    expect(table.stdout.split("\n")[0]).toMatch(/NAME\s+STATUS\s+RUNTIME/)
+    expect(table.stdout).toMatch(/static-site\s+running\s+mock \(simulated\)/)
   }, 180_000)
+
+  it("deploy without --json prints plain progress lines and says the service is simulated", async () => {
+    const dir = path.join(work, "static-site")
+    fs.writeFileSync(path.join(dir, "index.html"), "<h1>second version</h1>\n")
+    const run = await kyozo(["deploy", dir], {}, 170_000)
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stdout).not.toContain("\x1b[")
+    expect(run.stdout).toMatch(/^uploaded 2 files \(\d+ B\) in/m)
+    expect(run.stdout).toMatch(/static-site: build step \d+\/\d+: /)
+    expect(run.stdout).toMatch(/static-site: health gate attempt 1: /)
+    expect(run.stdout).toMatch(/^static-site → http:\/\/127\.0\.0\.1:\d+ {2}\(simulated: .*mock runtime/m)
+  }, 180_000)
+
+  it("rollback goes back to the previous deployment's image", async () => {
+    const images = async () =>
+      (JSON.parse((await kyozo(["ps", "--json"])).stdout) as Array<{ name: string; image: string }>).find(
+        (s) => s.name === "static-site"
+      )?.image
+    const second = await images()
+    const run = await kyozo(["rollback", "static-site"], {}, 120_000)
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stdout).toMatch(/^rolled back static-site to kyozo\/\S+ \(dep_\w+\): http:/)
+    const first = await images()
+    expect(first).toBeDefined()
+    expect(first).not.toBe(second)
+    expect(run.stdout).toContain(first!)
+  }, 240_000)
+
+  it("logs -f keeps following: new lines arrive after the command started", async () => {
+    const live = spawnKyozo(dataDir, ["logs", "static-site", "-f", "--tail", "0", "--json"], {
+      KYOZO_NO_MOCK_NOTICE: "1"
+    })
+    try {
+      // The mock engine writes a heartbeat line every few seconds; tail 0 means each one is new.
+      await live.waitFor(/"line"/, 30_000)
+      expect(live.child.exitCode).toBe(null)
+      expect(live.stderr()).toBe("")
+    } finally {
+      live.child.kill("SIGTERM")
+      await live.exited
+    }
+  }, 60_000)
+
+  it("events -f streams the events of an operation made while it follows", async () => {
+    const live = spawnKyozo(dataDir, ["events", "-f", "--json", "--service", "static-site"])
+    try {
+      await live.waitFor(/deploy\.succeeded/, 20_000)
+      const before = live.stdout().split("\n").filter(Boolean).length
+      fs.writeFileSync(path.join(work, "static-site", "index.html"), "<h1>third version</h1>\n")
+      const deploy = await kyozo(["deploy", path.join(work, "static-site")], {}, 120_000)
+      expect(deploy.code, deploy.stderr).toBe(0)
+      const fresh = () =>
+        ndjson(live.stdout())
+          .slice(before)
+          .map((e) => String(e.type))
+      await waitFor("the new deploy's events", 20_000, async () =>
+        fresh().includes("deploy.succeeded") ? true : undefined
+      )
+      expect(fresh()).toContain("deploy.building")
+    } finally {
+      live.child.kill("SIGTERM")
+      await live.exited
+    }
+  }, 60_000)
+
+  it("stop, start and rm operate a service by name", async () => {
+    expect((await kyozo(["stop", "static-site", "--json"])).stdout).toContain('"desiredState": "stopped"')
+    expect((await kyozo(["start", "static-site"])).stdout).toMatch(/^static-site {2}/)
+    const rm = await kyozo(["rm", "static-site"])
+    expect(rm.code, rm.stderr).toBe(0)
+    expect(JSON.parse((await kyozo(["ps", "--json"])).stdout)).toEqual([])
+  }, 120_000)
+
+  it("server runs a Kyozo server in this process, which stops on SIGTERM", async () => {
+    const own = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-cli-server-"))
+    const port = await freePort()
+    const live = spawnKyozo(own, ["server"], { KYOZO_RUNTIME: "mock", KYOZO_PORT: String(port) })
+    try {
+      const health = await waitFor("kyozo server /healthz", 90_000, async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined)
+        return res?.ok ? ((await res.json()) as { status: string; runtime: string }) : undefined
+      })
+      expect(health).toMatchObject({ status: "ok", runtime: "mock" })
+      expect(fs.existsSync(path.join(own, "credentials.json"))).toBe(true)
+      live.child.kill("SIGTERM")
+      await live.exited
+      expect(await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => "closed")).toBe("closed")
+    } finally {
+      if (live.child.exitCode === null) live.child.kill("SIGKILL")
+      fs.rmSync(own, { recursive: true, force: true })
+    }
+  }, 120_000)
+
+  it("login stores a server and key by name; later commands use it; use switches servers", async () => {
+    const own = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-login-"))
+    try {
+      const token = (
+        JSON.parse(fs.readFileSync(path.join(dataDir, "credentials.json"), "utf8")) as { token: string }
+      ).token
+      const url = `http://127.0.0.1:${server.port}`
+      // A data folder without credentials: nothing to talk to yet.
+      const before = await runKyozo(own, ["ps"])
+      expect(before.code).toBe(1)
+      expect(before.stderr).toContain("kyozo login <url>")
+      // The key arrives on stdin, never on the command line.
+      const login = await runKyozo(own, ["login", url, "--name", "local"], { input: `${token}\n` })
+      expect(login.code, login.stderr).toBe(0)
+      expect(login.stdout).toContain(`logged in to local (${url}) as admin@kyozo.local`)
+      const stored = path.join(own, "servers.json")
+      expect(fs.statSync(stored).mode & 0o777).toBe(0o600)
+      expect(JSON.parse(fs.readFileSync(stored, "utf8"))).toEqual({
+        current: "local",
+        servers: { local: { url, token } }
+      })
+      const ps = await runKyozo(own, ["ps", "--json"])
+      expect(ps.code, ps.stderr).toBe(0)
+      expect(Array.isArray(JSON.parse(ps.stdout))).toBe(true)
+      // A second server by name; the current one switches with `use`.
+      const bad = await runKyozo(own, [
+        "login",
+        url,
+        "--name",
+        "other",
+        "--token",
+        `kz_aaaaaaaa_${"b".repeat(32)}`
+      ])
+      expect(bad.code).toBe(1)
+      expect(bad.stderr).toContain("Invalid, revoked or expired API key")
+      const second = await runKyozo(own, ["login", url, "--name", "second", "--token", token])
+      expect(second.code, second.stderr).toBe(0)
+      expect((await runKyozo(own, ["servers"])).stdout).toMatch(/^ {2}local .*\n\* second /m)
+      expect((await runKyozo(own, ["use", "local"])).code).toBe(0)
+      expect((await runKyozo(own, ["servers", "--json"])).stdout).toContain('"current": true')
+      const unknown = await runKyozo(own, ["use", "nope"])
+      expect(unknown.code).toBe(1)
+      expect(unknown.stderr).toContain("no server named nope")
+      const named = await runKyozo(own, ["whoami"], { env: { KYOZO_SERVER: "second" } })
+      expect(named.code, named.stderr).toBe(0)
+    } finally {
+      fs.rmSync(own, { recursive: true, force: true })
+    }
+  }, 60_000)
+
+  it("init writes kyozo.json from detection; deploys read it; a bad field is named with its line", async () => {
+    const dir = copyFixture("node-http", "node-http")
+    const init = await kyozo(["init", dir])
+    expect(init.code, init.stderr).toBe(0)
+    const file = path.join(dir, "kyozo.json")
+    const written = JSON.parse(fs.readFileSync(file, "utf8"))
+    expect(written.services).toHaveLength(1)
+    expect(written.services[0]).toMatchObject({
+      path: ".",
+      port: 8090,
+      replicas: 1,
+      healthCheck: { type: "http" }
+    })
+    expect(written.services[0].env).toEqual([])
+
+    // Corrected once by the user: detection now reports the corrected name and port.
+    written.services[0].name = "renamed"
+    written.services[0].port = 9099
+    fs.writeFileSync(file, JSON.stringify(written, null, 2))
+    const detect = JSON.parse((await kyozo(["detect", dir, "--json"])).stdout)
+    expect(detect.services[0]).toMatchObject({ name: "renamed", port: 9099 })
+
+    written.services[0].replicas = "two"
+    fs.writeFileSync(file, JSON.stringify(written, null, 2))
+    const lineOfReplicas =
+      fs
+        .readFileSync(file, "utf8")
+        .split("\n")
+        .findIndex((l) => l.includes('"replicas"')) + 1
+    for (const args of [
+      ["init", dir],
+      ["detect", dir],
+      ["deploy", dir]
+    ]) {
+      const bad = await kyozo(args)
+      expect(bad.code).toBe(1)
+      expect(bad.stderr).toContain(`${file}:${lineOfReplicas}: services[0].replicas`)
+    }
+    fs.writeFileSync(file, '{ "services": [ { "name": "x", } ] }')
+    const withEnv = copyFixture("node-env-backing", "node-env")
+    fs.writeFileSync(path.join(withEnv, "worker.js"), "const key = process.env.API_KEY\n")
+    expect((await kyozo(["init", withEnv])).code).toBe(0)
+    const envs = JSON.parse(fs.readFileSync(path.join(withEnv, "kyozo.json"), "utf8")).services[0].env
+    expect(envs).toEqual(["API_KEY", "DATABASE_URL", "REDIS_URL"])
+    expect(fs.readFileSync(path.join(withEnv, "kyozo.json"), "utf8")).not.toContain("mysql://")
+
+    const syntax = await kyozo(["detect", dir])
+    expect(syntax.code).toBe(1)
+    expect(syntax.stderr).toMatch(/kyozo\.json:1: not valid JSON/)
+  }, 120_000)
 })

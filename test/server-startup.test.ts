@@ -34,6 +34,7 @@ describe("server start-up", () => {
     const health = await server.get("/healthz")
     expect(health.status).toBe(200)
     expect(health.body.status).toBe("ok")
+    expect(health.body.runtime).toBe("mock")
     expect(server.log()).toContain("Runtime: MOCK")
     expect(fs.existsSync(path.join(dataDir, "kyozo.lock"))).toBe(true)
 

@@ -1,22 +1,23 @@
 /**
- * `kyozo deploy <folder> [--name N] [--wait] [--json]`: packs the folder as Docker would send it
- * (.dockerignore or Kyozo's defaults honoured), uploads it to `/v1/uploads`, then runs `Deploy`
- * over RPC and prints its progress and, at the end, the URL of every running service.
- * The service name defaults to the folder's name (the server only sees an upload id).
- * `--json` prints NDJSON: one line per progress message. `--wait` also waits until every deployed
- * service reports `running`.
+ * `kyozo deploy <folder> [--name N] [--wait] [--watch] [--json]`: packs the folder as Docker would
+ * send it (.dockerignore or Kyozo's defaults honoured), uploads it to `/v1/uploads`, then runs
+ * `Deploy` over RPC and shows its progress (Progress.ts) and, at the end, the URL of every service
+ * (marked simulated when the server runs on the mock runtime). The service name defaults to the
+ * folder's name (the server only sees an upload id). `--json` prints NDJSON: one line per
+ * progress message. `--wait` also waits until every deployed service reports `running`.
+ * `--watch` is `kyozo dev`: deploy, then redeploy on change.
  */
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { KyozoClient } from "@kyozo/api/KyozoClient"
-import { fromFolder } from "@kyozo/core/BuildContext"
-import type { DeploymentSummary, DeployProgress } from "@kyozo/workers/Deployer"
-import { Chunk, Console, Duration, Effect, Option, Schema, Stream } from "effect"
+import type { DeploymentSummary } from "@kyozo/workers/Deployer"
+import { Chunk, Duration, Effect, Option, Schema, Stream } from "effect"
 import * as path from "node:path"
 import { ClientLive, Connection } from "./Connection.js"
-import { resolveFolder } from "./DetectCommand.js"
+import { resolveFolder } from "./Folder.js"
 import { json, printNdjson } from "./Output.js"
+import { makeRenderer, modeOf } from "./Progress.js"
 
 export class UploadFailed extends Schema.TaggedError<UploadFailed>()("UploadFailed", {
   status: Schema.Number,
@@ -27,15 +28,18 @@ export class UploadFailed extends Schema.TaggedError<UploadFailed>()("UploadFail
   }
 }
 
-const folder = Args.text({ name: "folder" }).pipe(
+export const folder = Args.text({ name: "folder" }).pipe(
   Args.withDescription("the folder to deploy"),
   Args.withDefault(".")
 )
-const name = Options.text("name").pipe(
+export const name = Options.text("name").pipe(
   Options.withDescription("service name (default: from detection)"),
   Options.optional
 )
 const wait = Options.boolean("wait").pipe(Options.withDescription("wait until every service is running"))
+const watch = Options.boolean("watch").pipe(
+  Options.withDescription("keep watching the folder and redeploy what changed (same as `kyozo dev`)")
+)
 
 const UploadAnswer = Schema.Struct({ uploadId: Schema.String, files: Schema.Number, bytes: Schema.Number })
 
@@ -67,47 +71,63 @@ export const upload = (url: string, token: string, tar: Uint8Array) =>
     )
   })
 
-const describe = (p: DeployProgress): string => {
-  switch (p._tag) {
-    case "Detected":
-      return `detected ${p.services.map((s) => `${s.name} (${s.kind})`).join(", ") || "nothing"}`
-    case "BuildLog":
-      return `  [${p.service}] ${p.line}`
-    case "Step":
-      return `${p.service}: ${p.step} — ${p.message}`
-    case "Deployed":
-      return `${p.deployment.serviceName}: deployed ${p.deployment.deploymentId}${p.deployment.built ? "" : " (image reused)"} in ${Math.round(p.deployment.durationMs)} ms`
-  }
-}
+// Packing loads tar-stream and .dockerignore matching: only deploy needs them.
+const loadBuildContext = Effect.promise(() => import("@kyozo/core/BuildContext"))
 
-export const deployCommand = Command.make("deploy", { folder, name, wait, json }, (args) =>
+/** One deploy of `dir`: pack, upload, deploy with progress. Answers what was deployed. */
+export const deployFolder = (dir: string, options: { readonly name?: string; readonly json: boolean }) =>
   Effect.gen(function* () {
     const client = yield* KyozoClient
-    const { url, token } = yield* Connection
-    const dir = resolveFolder(args.folder)
-    const context = yield* fromFolder(dir, { requireDockerfile: false })
-    const tar = yield* Stream.runCollect(context.tar).pipe(
-      Effect.map((chunks) => Buffer.concat(Chunk.toReadonlyArray(chunks)))
+    const connection = yield* Connection
+    const { fromFolder } = yield* loadBuildContext
+    // The folder's kyozo.json is checked here first, so a mistake names the user's own file;
+    // a single service's name there is the service's name.
+    const KyozoJson = yield* Effect.promise(() => import("@kyozo/core/topology/KyozoJson"))
+    const settings = yield* KyozoJson.read(dir)
+    const named = Option.flatMap(settings, (k) =>
+      k.services.length === 1 ? Option.some(k.services[0]!.name) : Option.none()
     )
-    const uploaded = yield* upload(url, token, tar)
-    if (!args.json)
-      yield* Console.log(`uploaded ${uploaded.files} files (${uploaded.bytes} bytes) as ${uploaded.uploadId}`)
-    const deployed: Array<DeploymentSummary> = []
-    yield* client
-      .Deploy({
-        source: { _tag: "Upload", uploadId: uploaded.uploadId },
-        name: Option.getOrElse(args.name, () => path.basename(dir))
-      })
-      .pipe(
-        Stream.runForEach((p) =>
-          Effect.zipRight(
+    const renderer = makeRenderer(modeOf(options.json))
+    return yield* Effect.gen(function* () {
+      const context = yield* fromFolder(dir, { requireDockerfile: false })
+      renderer.packed(context.fileCount, context.sizeBytes)
+      const tar = yield* Stream.runCollect(context.tar).pipe(
+        Effect.map((chunks) => Buffer.concat(Chunk.toReadonlyArray(chunks)))
+      )
+      const started = Date.now()
+      const uploaded = yield* upload(connection.url, connection.token, tar)
+      renderer.uploaded(uploaded.files, uploaded.bytes, Date.now() - started, uploaded.uploadId)
+      const deployed: Array<DeploymentSummary> = []
+      const detected: Array<{ name: string; path: string }> = []
+      yield* client
+        .Deploy({
+          source: { _tag: "Upload", uploadId: uploaded.uploadId },
+          name: options.name ?? Option.getOrElse(named, () => path.basename(dir))
+        })
+        .pipe(
+          Stream.runForEach((p) =>
             Effect.sync(() => {
               if (p._tag === "Deployed") deployed.push(p.deployment)
-            }),
-            args.json ? printNdjson(p) : Console.log(describe(p))
+              if (p._tag === "Detected")
+                detected.push(...p.services.map((s) => ({ name: s.name, path: s.path })))
+              renderer.progress(p)
+            })
           )
         )
-      )
+      renderer.finished(deployed, connection.runtime === "mock")
+      return { deployed: deployed as ReadonlyArray<DeploymentSummary>, detected }
+    }).pipe(Effect.ensuring(Effect.sync(() => renderer.close())))
+  })
+
+export const deployCommand = Command.make("deploy", { folder, name, wait, watch, json }, (args) =>
+  Effect.gen(function* () {
+    const dir = resolveFolder(args.folder)
+    if (args.watch) {
+      const dev = yield* Effect.promise(() => import("./DevLoop.js"))
+      return yield* dev.devLoop(dir, { name: Option.getOrUndefined(args.name), json: args.json })
+    }
+    const client = yield* KyozoClient
+    const { deployed } = yield* deployFolder(dir, { name: Option.getOrUndefined(args.name), json: args.json })
     if (args.wait) {
       for (const d of deployed) {
         const settled = (status: string) =>
@@ -119,10 +139,8 @@ export const deployCommand = Command.make("deploy", { folder, name, wait, json }
           view = yield* client.GetService({ service: d.serviceId })
         }
         if (args.json) yield* printNdjson({ _tag: "Service", service: view })
-        else yield* Console.log(`${view.name}: ${view.status}`)
+        else process.stdout.write(`${view.name}: ${view.status}\n`)
       }
     }
-    if (!args.json)
-      for (const d of deployed) yield* Console.log(`${d.serviceName} → ${d.url ?? "(no published port)"}`)
   }).pipe(Effect.provide(ClientLive))
 ).pipe(Command.withDescription("Deploy a folder: detect, build (or reuse), run behind a health gate"))

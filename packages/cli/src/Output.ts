@@ -15,11 +15,13 @@ export const printNdjson = (value: unknown) => Console.log(JSON.stringify(value)
 
 const pad = (s: string, n: number) => (s.length >= n ? s + " " : s + " ".repeat(n - s.length))
 
-export const serviceTable = (services: ReadonlyArray<ServiceView>): string => {
+/** `runtime` is the server's engine (`docker`, `mock`): a mock service is marked simulated. */
+export const serviceTable = (services: ReadonlyArray<ServiceView>, runtime = "-"): string => {
   if (services.length === 0) return "No services yet. Deploy a folder with `kyozo deploy <folder>`."
+  const rt = runtime === "mock" ? "mock (simulated)" : runtime
   const rows = [
-    ["NAME", "STATUS", "DESIRED", "URL", "IMAGE", "ID"],
-    ...services.map((s) => [s.name, s.status, s.desiredState, s.url ?? "-", s.image ?? "-", s.id])
+    ["NAME", "STATUS", "RUNTIME", "DESIRED", "URL", "IMAGE", "ID"],
+    ...services.map((s) => [s.name, s.status, rt, s.desiredState, s.url ?? "-", s.image ?? "-", s.id])
   ]
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)) + 1)
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : pad(c, widths[i]!))).join(" ")).join("\n")

@@ -1,14 +1,20 @@
-/** `kyozo ps [--json]`: the team's services. `--json` prints a JSON array of ServiceView. */
+/**
+ * `kyozo ps [--json]`: the team's services, with the server's runtime (mock services are
+ * simulated). `--json` prints a JSON array of ServiceView, each with `runtime` added.
+ */
 import * as Command from "@effect/cli/Command"
 import { KyozoClient } from "@kyozo/api/KyozoClient"
 import { Console, Effect } from "effect"
-import { ClientLive } from "./Connection.js"
+import { ClientLive, Connection } from "./Connection.js"
 import { json, printJson, serviceTable } from "./Output.js"
 
 export const psCommand = Command.make("ps", { json }, (args) =>
   Effect.gen(function* () {
     const client = yield* KyozoClient
+    const { runtime } = yield* Connection
     const services = yield* client.ListServices()
-    yield* args.json ? printJson(services) : Console.log(serviceTable(services))
+    yield* args.json
+      ? printJson(services.map((s) => ({ ...s, runtime: runtime ?? null })))
+      : Console.log(serviceTable(services, runtime))
   }).pipe(Effect.provide(ClientLive))
 ).pipe(Command.withDescription("List the services of your team"))

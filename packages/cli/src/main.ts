@@ -9,6 +9,10 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Cause, Effect, Exit, Option } from "effect"
 import { deployCommand } from "./DeployCommand.js"
 import { detectCommand } from "./DetectCommand.js"
+import { devCommand } from "./DevCommand.js"
+import { describeError } from "./Errors.js"
+import { initCommand } from "./InitCommand.js"
+import { loginCommand, serversCommand, useCommand } from "./LoginCommand.js"
 import { eventsCommand } from "./EventsCommand.js"
 import { logsCommand } from "./LogsCommand.js"
 import { psCommand } from "./PsCommand.js"
@@ -33,19 +37,16 @@ const kyozo = Command.make("kyozo").pipe(
     eventsCommand,
     whoamiCommand,
     serverCommand,
-    teamCommand
+    teamCommand,
+    devCommand,
+    initCommand,
+    loginCommand,
+    serversCommand,
+    useCommand
   ])
 )
 
 const cli = Command.run(kyozo, { name: "kyozo", version: "0.1.0" })
-
-const messageOf = (e: unknown): string =>
-  typeof e === "object" &&
-  e !== null &&
-  "message" in e &&
-  typeof (e as { message: unknown }).message === "string"
-    ? (e as { message: string }).message
-    : String(e)
 
 Effect.runPromiseExit(cli(process.argv).pipe(Effect.provide(NodeContext.layer))).then((exit) => {
   if (Exit.isSuccess(exit)) return
@@ -56,6 +57,7 @@ Effect.runPromiseExit(cli(process.argv).pipe(Effect.provide(NodeContext.layer)))
     return
   }
   const err = Option.isSome(failure) ? failure.value : Cause.squash(exit.cause)
-  process.stderr.write(`kyozo: ${messageOf(err)}\n`)
+  const { headline, detail } = describeError(err)
+  process.stderr.write(`kyozo: ${headline}\n${detail.map((d) => `  ${d}\n`).join("")}`)
   process.exitCode = 1
 })

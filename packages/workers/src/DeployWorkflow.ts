@@ -405,7 +405,21 @@ const deployLayer = (settings: DeploySettings) =>
                 : `${kind === "http" ? `GET ${path}` : "TCP connect"} on port ${port} does not answer yet`
               return ok && info.health !== "starting"
             })
+            let attempts = 0
             const healthy = yield* check.pipe(
+              // Each attempt is live progress for `kyozo deploy` (not an audit event: there can be many).
+              Effect.tap((ok) =>
+                bus.publish({
+                  deploymentId,
+                  progress: {
+                    _tag: "Step",
+                    service: serviceId,
+                    deploymentId,
+                    step: "deploy.health-attempt",
+                    message: `attempt ${++attempts}: ${ok ? "answering" : last}`
+                  }
+                })
+              ),
               Effect.flatMap((ok) => (ok ? Effect.succeed(true) : Effect.as(Effect.sleep(poll), false))),
               Effect.repeat({ until: (ok) => ok }),
               Effect.timeoutOption(settings.healthTimeout)

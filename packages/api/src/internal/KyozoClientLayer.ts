@@ -1,8 +1,12 @@
 /** The heavy half of KyozoClient: the RPC client over HTTP + NDJSON, loaded when a layer is built. */
-import { FetchHttpClient, HttpClient, HttpClientRequest } from "@effect/platform"
-import { RpcClient, RpcSerialization } from "@effect/rpc"
+// Module paths, not the package indexes: the CLI bundle then carries only the client side.
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as RpcClient from "@effect/rpc/RpcClient"
+import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import type { RpcClientError } from "@effect/rpc/RpcClientError"
-import type { RpcGroup } from "@effect/rpc"
+import type * as RpcGroup from "@effect/rpc/RpcGroup"
 import { type Context, Layer } from "effect"
 import { KyozoRpc } from "../KyozoRpc.js"
 

@@ -91,7 +91,7 @@ export interface TopologyPlan {
 /** Folder problems that stop detection. Crosses the wire (server, CLI), hence a Schema error. */
 export class DetectError extends Schema.TaggedError<DetectError>()("DetectError", {
   folder: Schema.String,
-  reason: Schema.Literal("NotFound", "NotADirectory", "Unreadable"),
+  reason: Schema.Literal("NotFound", "NotADirectory", "Unreadable", "InvalidKyozoJson"),
   message: Schema.String
 }) {}
 

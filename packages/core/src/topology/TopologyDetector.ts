@@ -44,6 +44,7 @@ import {
   type TopologyResult,
   toResult
 } from "./Topology.js"
+import * as KyozoJson from "./KyozoJson.js"
 
 /** Stacks in order of precedence when one folder matches several (a Rails app with a package.json is Rails). */
 const STACKS = [
@@ -432,7 +433,8 @@ export const detectPlan = (folder: string, options?: ScanOptions): Effect.Effect
     const index = yield* scanFolder(folder, options)
     const b: Builder = { index, rootName: path.basename(index.root), services: [], notes: [] }
     yield* visit(b, "", 0)
-    if (b.services.length > 0) return { root: index.root, services: b.services }
+    if (b.services.length > 0)
+      return { root: index.root, services: yield* KyozoJson.apply(index.root, b.services) }
     const reason =
       index.files.length === 0
         ? "the folder is empty: nothing to deploy"

@@ -1,0 +1,157 @@
+/**
+ * `kyozo.json` beside a folder's code: what detection found, corrected by the user once and kept
+ * in version control (`kyozo init` writes it). Detection reads it back: each entry overrides the
+ * detected service at the same `path`. A bad file is a DetectError naming the line and the field.
+ */
+import { Effect, Option, ParseResult, Schema } from "effect"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+import { parseDocument } from "yaml"
+import { DetectError, type DetectedService, type PlannedService } from "./Topology.js"
+
+export const fileName = "kyozo.json"
+
+const Name = Schema.String.pipe(
+  Schema.pattern(/^[a-z0-9][a-z0-9-]{0,62}$/, {
+    message: () => "a service name: lower-case letters, digits and '-', starting with a letter or digit"
+  })
+)
+const Port = Schema.Int.pipe(Schema.between(1, 65535, { message: () => "a port number from 1 to 65535" }))
+const EnvKey = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z_][A-Za-z0-9_]*$/, {
+    message: () => "an environment variable name such as DATABASE_URL"
+  })
+)
+
+export const HealthCheck = Schema.Struct({
+  type: Schema.optional(Schema.Literal("http", "tcp", "none")),
+  path: Schema.optional(
+    Schema.String.pipe(Schema.startsWith("/", { message: () => "a URL path starting with /" }))
+  )
+})
+
+export const KyozoJsonService = Schema.Struct({
+  name: Name,
+  /** The service's folder, relative to the file (default "."). */
+  path: Schema.optionalWith(Schema.String, { default: () => "." }),
+  port: Schema.optional(Schema.NullOr(Port)),
+  startCommand: Schema.optional(Schema.NullOr(Schema.String.pipe(Schema.nonEmptyString()))),
+  healthCheck: Schema.optional(HealthCheck),
+  replicas: Schema.optional(
+    Schema.Int.pipe(Schema.between(1, 100, { message: () => "a replica count from 1 to 100" }))
+  ),
+  /** Names of the environment variables the service reads (values never go in this file). */
+  env: Schema.optional(Schema.Array(EnvKey))
+})
+export type KyozoJsonService = typeof KyozoJsonService.Type
+
+export const KyozoJson = Schema.Struct({
+  $schema: Schema.optional(Schema.String),
+  services: Schema.Array(KyozoJsonService).pipe(Schema.minItems(1, { message: () => "at least one service" }))
+})
+export type KyozoJson = typeof KyozoJson.Type
+
+const decode = Schema.decodeUnknownEither(KyozoJson, { onExcessProperty: "error", errors: "first" })
+
+const lineAt = (text: string, offset: number): number => text.slice(0, offset).split("\n").length
+
+const fieldOf = (p: ReadonlyArray<PropertyKey>): string =>
+  p.reduce<string>(
+    (acc, k) => (typeof k === "number" ? `${acc}[${k}]` : acc === "" ? String(k) : `${acc}.${String(k)}`),
+    ""
+  )
+
+const invalid = (file: string, line: number, detail: string) =>
+  new DetectError({
+    folder: path.dirname(file),
+    reason: "InvalidKyozoJson",
+    message: `${file}:${line}: ${detail}. Fix it, or delete ${fileName} to use detection alone.`
+  })
+
+/** Parses and validates the text of a kyozo.json; a problem names its line and field. */
+export const parse = (file: string, text: string): Effect.Effect<KyozoJson, DetectError> =>
+  Effect.gen(function* () {
+    let raw: unknown
+    try {
+      raw = JSON.parse(text)
+    } catch (e) {
+      const message = (e as Error).message
+      const at = /position (\d+)/.exec(message)
+      const line = at ? lineAt(text, Number(at[1])) : 1
+      return yield* invalid(file, line, `not valid JSON (${message})`)
+    }
+    const result = decode(raw)
+    if (result._tag === "Right") return result.right
+    const issue = ParseResult.ArrayFormatter.formatErrorSync(result.left)[0]
+    const issuePath = issue?.path ?? []
+    // The JSON is valid, so the YAML parser (a superset) finds the node and its offset.
+    const doc = parseDocument(text)
+    let line = 1
+    for (let n = issuePath.length; n >= 0; n--) {
+      const node = doc.getIn(issuePath.slice(0, n) as Array<unknown>, true) as
+        { range?: [number, number] } | undefined
+      if (node && typeof node === "object" && node.range) {
+        line = lineAt(text, node.range[0])
+        break
+      }
+    }
+    const field = fieldOf(issuePath)
+    const message = issue?.message ?? "invalid"
+    return yield* invalid(file, line, `${field === "" ? "the file" : field}: ${message}`)
+  })
+
+/** The folder's kyozo.json, when it has one. */
+export const read = (root: string): Effect.Effect<Option.Option<KyozoJson>, DetectError> => {
+  const file = path.join(root, fileName)
+  return Effect.tryPromise({
+    try: () => fs.readFile(file, "utf8"),
+    catch: (e) => e as NodeJS.ErrnoException
+  }).pipe(
+    Effect.matchEffect({
+      onFailure: (e) =>
+        e.code === "ENOENT"
+          ? Effect.succeed(Option.none())
+          : Effect.fail(
+              new DetectError({
+                folder: root,
+                reason: "Unreadable",
+                message: `cannot read ${file}: ${e.message}`
+              })
+            ),
+      onSuccess: (text) => Effect.map(parse(file, text), Option.some)
+    })
+  )
+}
+
+const norm = (p: string) => path.posix.normalize(p.replace(/\\/g, "/")).replace(/^\.\/|\/$/g, "") || "."
+
+/** Detected services with the folder's kyozo.json applied (an entry overrides the service at its path). */
+export const apply = (
+  root: string,
+  planned: ReadonlyArray<PlannedService>
+): Effect.Effect<ReadonlyArray<PlannedService>, DetectError> =>
+  Effect.gen(function* () {
+    const config = yield* read(root)
+    if (Option.isNone(config)) return planned
+    const file = path.join(root, fileName)
+    const byPath = new Map(planned.map((p) => [norm(p.service.path), p]))
+    const replaced = new Map<PlannedService, PlannedService>()
+    for (const [i, entry] of config.value.services.entries()) {
+      const target = byPath.get(norm(entry.path))
+      if (!target)
+        return yield* invalid(
+          file,
+          1,
+          `services[${i}].path: no service was detected at "${entry.path}" (detected: ${[...byPath.keys()].join(", ") || "none"})`
+        )
+      const service: DetectedService = {
+        ...target.service,
+        name: entry.name,
+        port: entry.port === undefined ? target.service.port : entry.port,
+        startCommand: entry.startCommand === undefined ? target.service.startCommand : entry.startCommand,
+        evidence: [...target.service.evidence, { file: fileName, detail: "settings from kyozo.json" }]
+      }
+      replaced.set(target, { ...target, service })
+    }
+    return planned.map((p) => replaced.get(p) ?? p)
+  })

@@ -1,0 +1,180 @@
+/**
+ * The built `kyozo` bin against a server on the REAL Docker engine: the live progress display of a
+ * real build captured through a pseudo-terminal (`script`, util-linux), `logs -f` of a real
+ * container, and `kyozo dev`: an edit is served within seconds, ten rapid saves are one redeploy,
+ * Ctrl-C stops cleanly.
+ */
+import { execFile } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { buildCli, cliEnv, kyozoBin, runKyozo, spawnKyozo } from "./support/cli.js"
+import { dockerSuite, NodeImage, requireBaseImages, StaticImage } from "./support/docker.js"
+import { type ServerProcess, startServer, waitFor } from "./support/server.js"
+
+const docker = await dockerSuite("cli-docker")
+if (docker.available) await requireBaseImages(docker.client)
+
+let server: ServerProcess
+let dataDir: string
+let work: string
+
+const app = (dir: string, reply: string) => {
+  fs.mkdirSync(dir, { recursive: true })
+  fs.writeFileSync(
+    path.join(dir, "package.json"),
+    JSON.stringify({ name: "cli-app", version: "1.0.0", main: "server.js" })
+  )
+  fs.writeFileSync(
+    path.join(dir, "server.js"),
+    `const http = require("node:http")
+const port = Number(process.env.PORT) || 8090
+http.createServer((req, res) => { console.log("request " + req.url); res.end(${JSON.stringify(reply)}) }).listen(port)
+`
+  )
+}
+const setReply = (dir: string, reply: string) => {
+  const file = path.join(dir, "server.js")
+  fs.writeFileSync(
+    file,
+    fs.readFileSync(file, "utf8").replace(/res\.end\(".*?"\)/, `res.end(${JSON.stringify(reply)})`)
+  )
+}
+
+const body = async (url: string): Promise<string | undefined> => {
+  const res = await fetch(url, { signal: AbortSignal.timeout(2000) }).catch(() => undefined)
+  return res ? await res.text() : undefined
+}
+
+beforeAll(async () => {
+  if (!docker.available) return
+  buildCli()
+  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-cli-docker-"))
+  work = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-cli-docker-work-"))
+  server = await startServer({
+    KYOZO_RUNTIME: "docker",
+    KYOZO_DATA_DIR: dataDir,
+    KYOZO_BASE_IMAGES: JSON.stringify({ node: NodeImage, static: StaticImage })
+  })
+  await waitFor("credentials file", 60_000, async () =>
+    fs.existsSync(path.join(dataDir, "credentials.json")) && (await server.get("/healthz")).status === 200
+      ? true
+      : undefined
+  ).catch((e) => {
+    throw new Error(`${e}\n${server.log()}`)
+  })
+})
+
+afterAll(async () => {
+  if (!docker.available) return
+  await server?.stop()
+  // Everything the server created carries its team's label.
+  const credentials = path.join(dataDir, "credentials.json")
+  if (fs.existsSync(credentials)) {
+    const { teamId } = JSON.parse(fs.readFileSync(credentials, "utf8")) as { teamId: string }
+    const filters = JSON.stringify({ label: [`kyozo.team=${teamId}`] })
+    for (const c of await docker.client.listContainers({ all: true, filters }).catch(() => []))
+      await docker.client
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => {})
+    for (const i of await docker.client.listImages({ filters }).catch(() => []))
+      await docker.client
+        .getImage(i.Id)
+        .remove({ force: true })
+        .catch(() => {})
+    for (const n of await docker.client.listNetworks({ filters }).catch(() => []))
+      await docker.client
+        .getNetwork(n.Id)
+        .remove()
+        .catch(() => {})
+  }
+  for (const d of [dataDir, work]) if (d) fs.rmSync(d, { recursive: true, force: true })
+}, 60_000)
+
+describe.skipIf(!docker.available)("kyozo CLI on the real Docker engine", () => {
+  it("a terminal sees a live progress display of a real build: step N/M, current layer, elapsed", async () => {
+    const dir = path.join(work, "tty-app")
+    app(dir, "tty")
+    // `script` gives the command a pseudo-terminal, as a person's shell would.
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(
+        "script",
+        ["-qfec", `${kyozoBin} deploy ${dir}`, "/dev/null"],
+        { env: { ...cliEnv(dataDir), COLUMNS: "120", TERM: "xterm" }, timeout: 150_000 },
+        (error, stdout) => (error ? reject(new Error(`${error.message}\n${stdout}`)) : resolve(stdout))
+      )
+    )
+    // Redraws: cursor up and clear, then the live line for the service with the build step.
+    expect(out).toContain("\x1b[1F\x1b[J")
+    expect(out).toMatch(
+      /[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] tty-app {2}build step \d+\/\d+ {2}\d+\.\ds {2}(FROM|COPY|RUN|WORKDIR|USER|EXPOSE|CMD|LABEL)/
+    )
+    expect(out).toMatch(/tty-app {2}health gate {2}(waiting|attempt \d+)/)
+    expect(out).toMatch(/uploaded 2 files \(\d+ B\)/)
+    expect(out).toMatch(/tty-app → http:\/\/127\.0\.0\.1:\d+\r?\n/)
+    // The real engine: no mock notice, nothing simulated.
+    expect(out).not.toContain("mock runtime")
+    expect(out).not.toContain("simulated")
+  }, 180_000)
+
+  it("logs -f of a real container shows a request made while it follows", async () => {
+    const ps = JSON.parse((await runKyozo(dataDir, ["ps", "--json"])).stdout) as Array<{
+      name: string
+      url: string
+    }>
+    const svc = ps.find((s) => s.name === "tty-app")!
+    expect(svc.url).toMatch(/^http:/)
+    const live = spawnKyozo(dataDir, ["logs", "tty-app", "-f", "--tail", "0"])
+    try {
+      await new Promise((r) => setTimeout(r, 1500))
+      const marker = `/marker-${Date.now()}`
+      expect(await body(svc.url + marker)).toBe("tty")
+      await live.waitFor(new RegExp(`request ${marker}`), 20_000)
+    } finally {
+      live.child.kill("SIGTERM")
+      await live.exited
+    }
+  }, 60_000)
+
+  it("dev: an edit is served within seconds, ten rapid saves are one redeploy, Ctrl-C stops cleanly", async () => {
+    const dir = path.join(work, "dev-app")
+    app(dir, "v1")
+    const dev = spawnKyozo(dataDir, ["dev", dir, "--json"], { KYOZO_DEV_DEBOUNCE_MS: "300" })
+    try {
+      const deployed = await dev.waitFor(/"_tag":"Deployed".*?"url":"(http:\/\/127\.0\.0\.1:\d+)"/, 150_000)
+      const url = deployed[1]!
+      await dev.waitFor(/"_tag":"Watching"/, 20_000)
+      expect(await body(url)).toBe("v1")
+      const redeploys = () => (dev.stdout().match(/"_tag":"Redeploy"/g) ?? []).length
+
+      // One save: the new content is served within a few seconds.
+      const saved = Date.now()
+      setReply(dir, "v2")
+      await waitFor("v2 served", 60_000, async () => ((await body(url)) === "v2" ? true : undefined))
+      const servedAfterMs = Date.now() - saved
+      expect(servedAfterMs).toBeLessThan(30_000)
+      expect(redeploys()).toBe(1)
+
+      // A save that changes nothing the build sees (an ignored file) redeploys nothing.
+      fs.mkdirSync(path.join(dir, "node_modules"), { recursive: true })
+      fs.writeFileSync(path.join(dir, "node_modules", "noise.txt"), "x")
+      // Ten saves within a second: one redeploy, serving the last.
+      for (let i = 1; i <= 10; i++) {
+        setReply(dir, `v3-${i}`)
+        await new Promise((r) => setTimeout(r, 80))
+      }
+      await waitFor("v3-10 served", 60_000, async () => ((await body(url)) === "v3-10" ? true : undefined))
+      await new Promise((r) => setTimeout(r, 2000))
+      expect(redeploys()).toBe(2)
+      expect(dev.stdout()).not.toMatch(/"_tag":"RedeployFailed"/)
+
+      dev.child.kill("SIGINT")
+      expect(await dev.exited).toBe(0)
+      expect(dev.stdout()).toMatch(/"_tag":"Stopped","redeploys":2/)
+    } finally {
+      if (dev.child.exitCode === null) dev.child.kill("SIGKILL")
+    }
+  }, 240_000)
+})
