@@ -480,7 +480,8 @@ const deployLayer = (settings: DeploySettings) =>
                 row.containerId === created.containerId
                   ? yield* services.updateObserved(serviceId, {
                       containerId: created.previousContainerId,
-                      currentDeploymentId: row.currentDeploymentId === deploymentId ? null : row.currentDeploymentId,
+                      currentDeploymentId:
+                        row.currentDeploymentId === deploymentId ? null : row.currentDeploymentId,
                       status: "running"
                     })
                   : Option.some(row)
@@ -659,7 +660,11 @@ export const containerSpec = (
     ports:
       row.internalPort === null
         ? []
-        : [hostPort === null ? { containerPort: row.internalPort } : { containerPort: row.internalPort, hostPort }],
+        : [
+            hostPort === null
+              ? { containerPort: row.internalPort }
+              : { containerPort: row.internalPort, hostPort }
+          ],
     memoryBytes: row.memoryMb * 1024 * 1024,
     nanoCpus: row.cpuMillis * 1_000_000,
     network,
