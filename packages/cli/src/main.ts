@@ -9,6 +9,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Cause, Effect, Exit, Option } from "effect"
 import { deployCommand } from "./DeployCommand.js"
 import { detectCommand } from "./DetectCommand.js"
+import { edgeCommand } from "./EdgeCommand.js"
 import { eventsCommand } from "./EventsCommand.js"
 import { logsCommand } from "./LogsCommand.js"
 import { psCommand } from "./PsCommand.js"
@@ -31,7 +32,8 @@ const kyozo = Command.make("kyozo").pipe(
     rollbackCommand,
     eventsCommand,
     whoamiCommand,
-    serverCommand
+    serverCommand,
+    edgeCommand
   ])
 )
 
