@@ -132,6 +132,7 @@ const serviceDoc = (s: ServiceInstance) => ({
     healthConfig: s.healthConfig,
     restartPolicy: s.restartPolicy,
     restartCount: s.restartCount,
+    replicas: s.replicas,
     createdAt: s.createdAt.toISOString(),
     updatedAt: s.updatedAt.toISOString()
   },
@@ -589,7 +590,8 @@ const ServicesLive = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =
               ...(a.memoryMb === undefined ? {} : { memoryMb: a.memoryMb }),
               ...(a.env === undefined ? {} : { env: a.env }),
               ...(a.healthConfig === undefined ? {} : { healthConfig: a.healthConfig }),
-              ...(a.restartPolicy === undefined ? {} : { restartPolicy: a.restartPolicy })
+              ...(a.restartPolicy === undefined ? {} : { restartPolicy: a.restartPolicy }),
+              ...(a.replicas === undefined ? {} : { replicas: a.replicas })
             })
             .pipe(Effect.orDie)
           if (Option.isNone(updated)) return yield* Effect.fail(notFound("service"))
