@@ -212,4 +212,88 @@ describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and
     const containers = await managedContainers()
     expect(containers.filter((c) => c.State === "running")).toHaveLength(1)
   }, 180_000)
+
+  const pollWhile = async (during: () => Promise<void>) => {
+    const results: Array<string> = []
+    let polling = true
+    const poller = (async () => {
+      while (polling) {
+        results.push(await hit(url))
+        await sleep(20)
+      }
+    })()
+    await sleep(300)
+    await during()
+    polling = false
+    await poller
+    return results
+  }
+
+  const runningReplicas = async () =>
+    (await managedContainers()).filter(
+      (c) => c.State === "running" && c.Labels["kyozo.deployment"] === current()
+    )
+
+  let currentDeployment = ""
+  const current = () => currentDeployment
+
+  it("3 replicas: one docker-killed while a client polls → zero failed, back to 3 by the next pass", async () => {
+    const row = expectStatus(
+      await call("PATCH", `/v1/services/${serviceId}`, doc("services", { replicas: 3 })),
+      200,
+      "scale to 3"
+    )
+    expect(row.body.data.attributes.replicas).toBe(3)
+    currentDeployment = row.body.data.relationships.currentDeployment.data.id
+    await waitFor("3 running replicas", 30_000, async () =>
+      (await runningReplicas()).length === 3 ? true : undefined
+    )
+    const ready = await server!.get("/readyz")
+    expect(ready.body.edge.kind).toBe("caddy")
+    let victim = ""
+    const results = await pollWhile(async () => {
+      const replicas = await runningReplicas()
+      victim =
+        replicas.find((c) => !c.Names[0]!.endsWith(replicas[0]!.Names[0]!.slice(-3)))?.Id ?? replicas[1]!.Id
+      await docker.client.getContainer(victim).kill()
+      await waitFor("back to 3 replicas", 30_000, async () =>
+        (await runningReplicas()).length === 3 ? true : undefined
+      )
+      await sleep(1000)
+    })
+    const failed = results.filter((r) => r !== "data plane\n")
+    console.info(`[data-plane] replica killed: ${results.length} requests, ${failed.length} failed`)
+    expect(results.length).toBeGreaterThan(20)
+    expect(failed).toEqual([])
+    expect((await runningReplicas()).length).toBe(3)
+  }, 120_000)
+
+  it("a rolling redeploy of 3 replicas under polling: zero failed requests", async () => {
+    const before = (await runningReplicas()).map((c) => c.Id)
+    const results = await pollWhile(async () => {
+      const started = expectStatus(
+        await call("POST", `/v1/services/${serviceId}/deployments`),
+        202,
+        "redeploy"
+      )
+      const deploymentId: string = started.body.data[0].id
+      const done = await waitFor("the redeploy", 120_000, async () => {
+        const r = await call("GET", `/v1/deployments/${deploymentId}`)
+        return r.body?.data?.attributes?.finishedAt ? r.body.data.attributes : undefined
+      })
+      expect(done.status).toBe("succeeded")
+      currentDeployment = deploymentId
+      await waitFor("old replicas retired", 60_000, async () => {
+        const all = await managedContainers()
+        return all.every((c) => c.Labels["kyozo.deployment"] === deploymentId) ? true : undefined
+      })
+    })
+    const failed = results.filter((r) => r !== "data plane\n")
+    console.info(`[data-plane] rolling redeploy of 3: ${results.length} requests, ${failed.length} failed`)
+    expect(failed).toEqual([])
+    const after = await runningReplicas()
+    expect(after).toHaveLength(3)
+    expect(after.some((c) => before.includes(c.Id))).toBe(false)
+    expect((await serviceRow()).url).toBe(url)
+  }, 180_000)
 })

@@ -10,5 +10,9 @@ export const psCommand = Command.make("ps", { json }, (args) =>
     const client = yield* KyozoClient
     const services = yield* client.ListServices()
     yield* args.json ? printJson(services) : Console.log(serviceTable(services))
+    if (!args.json && services.some((s) => s.edge === "inprocess"))
+      yield* Console.log(
+        "edge: in-process fallback (no Caddy): these URLs stop answering while Kyozo is down."
+      )
   }).pipe(Effect.provide(ClientLive))
 ).pipe(Command.withDescription("List the services of your team"))

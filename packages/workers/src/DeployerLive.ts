@@ -18,6 +18,8 @@ import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
 import { ImageBuilder } from "@kyozo/core/ImageBuilder"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
 import { serviceUrl } from "@kyozo/core/ServiceNaming"
+import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
+import { hostUrlFor } from "@kyozo/core/edge/HostNames"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { detectPlan } from "@kyozo/core/topology/TopologyDetector"
 import { type PlannedService, toResult } from "@kyozo/core/topology/Topology"
@@ -107,6 +109,22 @@ const matchesImage = (info: ImageInfo, ref: string | null): boolean =>
 
 export const make = (options: DeployerOptions = {}) =>
   Effect.gen(function* () {
+    const edgeRouter = yield* Effect.serviceOption(EdgeRouter)
+    /** The row's view plus what the edge says: its host name URL, which edge serves it. */
+    const viewOf = (row: ServiceInstance): Effect.Effect<ServiceView> =>
+      Option.match(edgeRouter, {
+        onNone: () => Effect.succeed(toView(row)),
+        onSome: (edge) =>
+          Effect.gen(function* () {
+            const status = yield* edge.status
+            const route = yield* edge.route(row.id)
+            const hostUrl =
+              route?.hostName && status.sharedPort !== null
+                ? hostUrlFor(route.hostName, status.sharedPort)
+                : null
+            return { ...toView(row), hostUrl, edge: status.kind, replicas: row.replicas }
+          })
+      })
     const services = yield* ServiceRepo
     const deployments = yield* DeploymentRepo
     const events = yield* DeploymentEventRepo
@@ -329,7 +347,7 @@ export const make = (options: DeployerOptions = {}) =>
         yield* makeClient(row.id)
           .Stop({ serviceId: row.id })
           .pipe(Effect.catchAll(opFailed(row.name, "stop")))
-        return toView(yield* findService(teamId, row.id))
+        return yield* viewOf(yield* findService(teamId, row.id))
       })
 
     const start = (teamId: TeamId, service: string) =>
@@ -340,7 +358,7 @@ export const make = (options: DeployerOptions = {}) =>
         yield* makeClient(row.id)
           .Start({ serviceId: row.id })
           .pipe(Effect.catchAll(opFailed(row.name, "start")))
-        return toView(yield* findService(teamId, row.id))
+        return yield* viewOf(yield* findService(teamId, row.id))
       })
 
     const restart = (teamId: TeamId, service: string) =>
@@ -351,7 +369,7 @@ export const make = (options: DeployerOptions = {}) =>
         yield* makeClient(row.id)
           .Restart({ serviceId: row.id })
           .pipe(Effect.catchAll(opFailed(row.name, "restart")))
-        return toView(yield* findService(teamId, row.id))
+        return yield* viewOf(yield* findService(teamId, row.id))
       })
 
     const remove = (teamId: TeamId, service: string) =>
@@ -443,11 +461,11 @@ export const make = (options: DeployerOptions = {}) =>
 
     const list = (teamId: TeamId) =>
       services.list(teamId, { limit: 1000 }).pipe(
-        Effect.map((page) => page.items.map(toView)),
+        Effect.flatMap((page) => Effect.forEach(page.items, viewOf)),
         Effect.orDie
       )
 
-    const get = (teamId: TeamId, service: string) => Effect.map(findService(teamId, service), toView)
+    const get = (teamId: TeamId, service: string) => Effect.flatMap(findService(teamId, service), viewOf)
 
     const logs = (
       teamId: TeamId,
