@@ -106,6 +106,18 @@ describe.skipIf(!caddy.available)("a simulated service behind Caddy", () => {
     const named = await get(edgePort, "app.default.localhost")
     expect(named.status).toBe(200)
     expect(named.headers["kyozo-runtime"]).toBe("mock")
+
+    // Replicas through the CLI (RPC) and REST; quotas count them (default 8000 mCPU, 500 each).
+    const scaled = await kyozo(["scale", "app", "3", "--json"])
+    expect(scaled.stderr).toBe("")
+    expect(JSON.parse(scaled.stdout)).toMatchObject({ name: "app", replicas: 3, url: view.url })
+    const over = await call("PATCH", `/v1/services/${view.id}`, {
+      data: { type: "services", attributes: { replicas: 20 } }
+    })
+    expect(over.status).toBe(409)
+    expect(over.text).toContain("quota")
+    const row = await call("GET", `/v1/services/${view.id}`)
+    expect(row.body.data.attributes.replicas).toBe(3)
   }, 120_000)
 })
 

@@ -14,6 +14,7 @@ import { eventsCommand } from "./EventsCommand.js"
 import { logsCommand } from "./LogsCommand.js"
 import { psCommand } from "./PsCommand.js"
 import { rollbackCommand } from "./RollbackCommand.js"
+import { scaleCommand } from "./ScaleCommand.js"
 import { serverCommand } from "./ServerCommand.js"
 import { restartCommand, rmCommand, startCommand, stopCommand } from "./ServiceCommand.js"
 import { whoamiCommand } from "./WhoAmICommand.js"
@@ -33,7 +34,8 @@ const kyozo = Command.make("kyozo").pipe(
     eventsCommand,
     whoamiCommand,
     serverCommand,
-    edgeCommand
+    edgeCommand,
+    scaleCommand
   ])
 )
 

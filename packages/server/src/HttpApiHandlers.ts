@@ -590,12 +590,15 @@ const ServicesLive = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =
               ...(a.memoryMb === undefined ? {} : { memoryMb: a.memoryMb }),
               ...(a.env === undefined ? {} : { env: a.env }),
               ...(a.healthConfig === undefined ? {} : { healthConfig: a.healthConfig }),
-              ...(a.restartPolicy === undefined ? {} : { restartPolicy: a.restartPolicy }),
-              ...(a.replicas === undefined ? {} : { replicas: a.replicas })
+              ...(a.restartPolicy === undefined ? {} : { restartPolicy: a.restartPolicy })
             })
             .pipe(Effect.orDie)
           if (Option.isNone(updated)) return yield* Effect.fail(notFound("service"))
-          return { data: serviceDoc(updated.value) }
+          if (a.replicas === undefined) return { data: serviceDoc(updated.value) }
+          // Replicas: the Deployer's rule (quotas count replicas, converge now), as RPC and CLI use it.
+          yield* deployer.scale(p.teamId, service.id, a.replicas).pipe(Effect.mapError(deployError))
+          const scaled = yield* services.findById(p.teamId, service.id).pipe(Effect.orDie)
+          return { data: serviceDoc(Option.getOrElse(scaled, () => updated.value)) }
         })
       )
       .handle("deleteService", ({ path }) =>

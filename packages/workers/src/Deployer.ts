@@ -160,6 +160,12 @@ export interface DeployerShape {
   readonly start: (teamId: TeamId, service: string) => Effect.Effect<ServiceView, DeployError>
   readonly restart: (teamId: TeamId, service: string) => Effect.Effect<ServiceView, DeployError>
   readonly remove: (teamId: TeamId, service: string) => Effect.Effect<void, DeployError>
+  /** Sets the replica count (quotas count replicas) and converges now: new replicas start, extra go. */
+  readonly scale: (
+    teamId: TeamId,
+    service: string,
+    replicas: number
+  ) => Effect.Effect<ServiceView, DeployError>
   readonly rollback: (
     teamId: TeamId,
     service: string,

@@ -45,6 +45,8 @@ import * as DeployWorkflow from "./DeployWorkflow.js"
 import * as DurableEngine from "./DurableEngine.js"
 import * as ServiceEntity from "./ServiceEntity.js"
 import * as Quotas from "./Quotas.js"
+import * as Replicas from "./Replicas.js"
+import { syncService } from "./EdgeRoutes.js"
 
 export interface DeployerOptions {
   /** Where uploads are extracted (`<dataDir>/uploads/<team>/<id>`); default KyozoConfig.dataDir. */
@@ -110,6 +112,8 @@ const matchesImage = (info: ImageInfo, ref: string | null): boolean =>
 export const make = (options: DeployerOptions = {}) =>
   Effect.gen(function* () {
     const edgeRouter = yield* Effect.serviceOption(EdgeRouter)
+    // What scaling needs, taken once (the whole context at start: RuntimeInfo, TeamRepo… included).
+    const scaleContext = yield* Effect.context<ContainerRuntime | ServiceRepo>()
     /** The row's view plus what the edge says: its host name URL, which edge serves it. */
     const viewOf = (row: ServiceInstance): Effect.Effect<ServiceView> =>
       Option.match(edgeRouter, {
@@ -522,8 +526,42 @@ export const make = (options: DeployerOptions = {}) =>
         })
       )
 
+    const scale = (teamId: TeamId, service: string, replicas: number) =>
+      Effect.gen(function* () {
+        const row = yield* findService(teamId, service)
+        const more = replicas - row.replicas
+        if (more > 0) {
+          yield* checkQuotas(teamId, {
+            services: 0,
+            cpuMillis: row.cpuMillis * more,
+            memoryMb: row.memoryMb * more
+          })
+        }
+        const updated = Option.getOrElse(
+          yield* services.update(teamId, row.id, { replicas }).pipe(Effect.orDie),
+          () => row
+        )
+        // Converge at once rather than at the next health pass; the pass repeats it anyway.
+        const converge = Replicas.converge(updated).pipe(
+          Effect.zipRight(
+            Option.match(edgeRouter, {
+              onNone: () => Effect.void,
+              onSome: (edge) => Effect.provideService(syncService(updated), EdgeRouter, edge)
+            })
+          )
+        )
+        yield* converge.pipe(
+          Effect.provide(scaleContext),
+          Effect.catchAllCause((cause) =>
+            Effect.logWarning(`scaling ${row.name} continues in the next pass`, cause)
+          )
+        )
+        return yield* viewOf(yield* findService(teamId, row.id))
+      })
+
     return Deployer.of({
       deploy,
+      scale,
       stop,
       start,
       restart,
