@@ -8,7 +8,12 @@ port=${KYOZO_SMOKE_PORT:-4049}
 log="$data/server.log"
 env -u DATABASE_URL KYOZO_DATA_DIR="$data" KYOZO_PORT="$port" node packages/server/bin/kyozo-server.mjs >"$log" 2>&1 &
 pid=$!
-cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"; }
+cleanup() {
+  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  # The edge (Caddy) outlives Kyozo by design: stop the one this smoke start made.
+  KYOZO_DATA_DIR="$data" node --import tsx packages/cli/src/main.ts edge stop >/dev/null 2>&1 || true
+  rm -rf "$data"
+}
 trap cleanup EXIT
 for _ in $(seq 1 120); do
   if curl -fsS "http://127.0.0.1:$port/readyz" >"$data/ready.json" 2>/dev/null; then break; fi
@@ -19,4 +24,7 @@ curl -fsS "http://127.0.0.1:$port/healthz"; echo
 cat "$data/ready.json"; echo
 grep -q '"status":"ready"' "$data/ready.json" || { echo "not ready"; cat "$log"; exit 1; }
 grep -q '"database":"ok"' "$data/ready.json"
+if [ "${KYOZO_REQUIRE_CADDY:-}" = "1" ]; then
+  grep -q '"kind":"caddy"' "$data/ready.json" || { echo "edge is not caddy"; cat "$log"; exit 1; }
+fi
 echo "smoke: ok"

@@ -39,13 +39,16 @@ const upstream = async (name: string) => {
 /** One GET on a fresh connection (a kept-alive one would stay on its old upstream). */
 const get = (port: number, headers: Record<string, string> = {}) =>
   new Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }>((resolve) => {
-    const req = http.get({ host: "127.0.0.1", port, path: "/", headers, agent: false, timeout: 8000 }, (res) => {
-      let body = ""
-      res.setEncoding("utf8")
-      res.on("data", (c: string) => (body += c))
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }))
-      res.on("error", (e) => resolve({ status: 0, body: String(e), headers: {} }))
-    })
+    const req = http.get(
+      { host: "127.0.0.1", port, path: "/", headers, agent: false, timeout: 8000 },
+      (res) => {
+        let body = ""
+        res.setEncoding("utf8")
+        res.on("data", (c: string) => (body += c))
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }))
+        res.on("error", (e) => resolve({ status: 0, body: String(e), headers: {} }))
+      }
+    )
     req.on("timeout", () => req.destroy(new Error("timeout")))
     req.on("error", (e) => resolve({ status: 0, body: String(e), headers: {} }))
   })
@@ -168,7 +171,10 @@ describe.skipIf(!caddy.available)("Caddy edge", () => {
       const a = await upstream("named")
       await run(edge.ensure("named", { hostName: "web.acme-inc.localhost" }))
       await run(edge.setUpstreams("named", [a]))
-      expect(await get(shared, { host: "web.acme-inc.localhost" })).toMatchObject({ status: 200, body: "named" })
+      expect(await get(shared, { host: "web.acme-inc.localhost" })).toMatchObject({
+        status: 200,
+        body: "named"
+      })
       expect((await get(shared, { host: "other.acme-inc.localhost" })).status).toBe(404)
       expect((await run(edge.status)).sharedPort).toBe(shared)
     } finally {

@@ -43,7 +43,9 @@ const AppLayer = DeployerLive.layerAll({
   settings: { healthTimeout: "40 seconds", drainTimeout: "1 second", stopTimeoutSeconds: 1 }
 }).pipe(
   Layer.provideMerge(mode === "resume" ? Reconciler.layer({ dispatchGrace: 0 }) : Layer.empty),
-  Layer.provideMerge(Layer.mergeAll(ImageBuilder.Default, InProcessEdge.layer({ reason: "deploy-runner" }), Repos)),
+  Layer.provideMerge(
+    Layer.mergeAll(ImageBuilder.Default, InProcessEdge.layer({ reason: "deploy-runner" }), Repos)
+  ),
   Layer.provideMerge(DurableEngine.layer("pglite")),
   Layer.provideMerge(DockerRuntime.layer),
   Layer.provideMerge(Database.migrated(Database.layerPglite(dataDir!)))

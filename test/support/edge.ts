@@ -23,7 +23,9 @@ export const caddySuite = (suite: string): CaddySuite => {
   const bin = caddyBin()
   if (bin === null) {
     if (process.env.KYOZO_REQUIRE_CADDY === "1") {
-      throw new Error(`[${suite}] KYOZO_REQUIRE_CADDY=1 but no caddy binary is on PATH. apt-get install -y caddy.`)
+      throw new Error(
+        `[${suite}] KYOZO_REQUIRE_CADDY=1 but no caddy binary is on PATH. apt-get install -y caddy.`
+      )
     }
     const bar = "!".repeat(78)
     console.warn(
@@ -37,7 +39,9 @@ export const caddySuite = (suite: string): CaddySuite => {
 export const edgeDataDir = (): string => fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-edge-"))
 
 /** A Caddy edge in its own temp dir, stopped on close. */
-export const caddyLayer = (options: { dataDir?: string; sharedPort?: number | null; domain?: string } = {}) => {
+export const caddyLayer = (
+  options: { dataDir?: string; sharedPort?: number | null; domain?: string } = {}
+) => {
   const dataDir = options.dataDir ?? edgeDataDir()
   return CaddyEdge.layer({
     dataDir,

@@ -1,4 +1,6 @@
 /** Spawns a real Kyozo server process (`node --import tsx packages/server/src/main.ts`) for tests. */
+import * as CaddyAdmin from "@kyozo/core/edge/CaddyAdmin"
+import { Effect } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as net from "node:net"
 import * as path from "node:path"
@@ -15,6 +17,10 @@ export const freePort = (): Promise<number> =>
       )
     })
   })
+
+/** Stops the Caddy a Kyozo on this data dir started or adopted, if one answers. */
+export const stopEdge = (dataDir: string): Promise<boolean> =>
+  Effect.runPromise(CaddyAdmin.stop(CaddyAdmin.defaultAdmin(dataDir), dataDir))
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -46,6 +52,8 @@ export const startServer = async (env: Record<string, string>): Promise<ServerPr
   const port = Number(env.KYOZO_PORT ?? (await freePort()))
   const full: Record<string, string> = { ...(process.env as Record<string, string>) }
   delete full.DATABASE_URL
+  // Each server gets its own shared edge port (4080 would collide between parallel test files).
+  if (env.KYOZO_EDGE_PORT === undefined) full.KYOZO_EDGE_PORT = String(await freePort())
   Object.assign(full, env, { KYOZO_PORT: String(port) })
   let output = ""
   const child = spawn(process.execPath, ["--import", "tsx", "packages/server/src/main.ts"], {
@@ -74,7 +82,10 @@ export const startServer = async (env: Record<string, string>): Promise<ServerPr
     get,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM")
-      return exited
+      const code = await exited
+      // The edge (Caddy) outlives Kyozo by design; a test stops every Caddy its servers started.
+      if (full.KYOZO_DATA_DIR) await stopEdge(full.KYOZO_DATA_DIR)
+      return code
     }
   }
 }

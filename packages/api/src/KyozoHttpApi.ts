@@ -188,6 +188,8 @@ export const ServiceResource = resource("services", {
   healthConfig: Schema.Unknown,
   restartPolicy: RestartPolicy,
   restartCount: Schema.Number,
+  /** Containers serving the service behind the edge. */
+  replicas: Schema.optional(Schema.Number),
   createdAt: DateString,
   updatedAt: DateString
 })
@@ -423,7 +425,8 @@ export class ServicesApi extends HttpApiGroup.make("services")
           memoryMb: Schema.optional(Schema.Int.pipe(Schema.between(6, 1_048_576))),
           env: Schema.optional(EnvVars),
           healthConfig: Schema.optional(HealthCheckConfig),
-          restartPolicy: Schema.optional(RestartPolicy)
+          restartPolicy: Schema.optional(RestartPolicy),
+          replicas: Schema.optional(Schema.Int.pipe(Schema.between(1, 20)))
         })
       )
       .addSuccess(single(ServiceResource))

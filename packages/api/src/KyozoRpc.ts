@@ -195,6 +195,11 @@ export class KyozoRpc extends RpcGroup.make(
   Rpc.make("StartService", { payload: ServiceRef, success: ServiceView, error: OperationError }),
   Rpc.make("RestartService", { payload: ServiceRef, success: ServiceView, error: OperationError }),
   Rpc.make("RemoveService", { payload: ServiceRef, error: OperationError }),
+  Rpc.make("ScaleService", {
+    payload: { service: Schema.String, replicas: Schema.Int.pipe(Schema.between(1, 20)) },
+    success: ServiceView,
+    error: OperationError
+  }),
   Rpc.make("Rollback", { payload: RollbackRequest, success: DeploymentSummary, error: OperationError }),
   Rpc.make("Logs", {
     payload: {

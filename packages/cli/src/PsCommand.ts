@@ -16,5 +16,9 @@ export const psCommand = Command.make("ps", { json }, (args) =>
     yield* args.json
       ? printJson(services.map((s) => ({ ...s, runtime: runtime ?? null })))
       : Console.log(serviceTable(services, runtime))
+    if (!args.json && services.some((s) => s.edge === "inprocess"))
+      yield* Console.log(
+        "edge: in-process fallback (no Caddy): these URLs stop answering while Kyozo is down."
+      )
   }).pipe(Effect.provide(ClientLive))
 ).pipe(Command.withDescription("List the services of your team"))

@@ -13,10 +13,12 @@ import { devCommand } from "./DevCommand.js"
 import { describeError } from "./Errors.js"
 import { initCommand } from "./InitCommand.js"
 import { loginCommand, serversCommand, useCommand } from "./LoginCommand.js"
+import { edgeCommand } from "./EdgeCommand.js"
 import { eventsCommand } from "./EventsCommand.js"
 import { logsCommand } from "./LogsCommand.js"
 import { psCommand } from "./PsCommand.js"
 import { rollbackCommand } from "./RollbackCommand.js"
+import { scaleCommand } from "./ScaleCommand.js"
 import { serverCommand } from "./ServerCommand.js"
 import { restartCommand, rmCommand, startCommand, stopCommand } from "./ServiceCommand.js"
 import { teamCommand } from "./TeamCommand.js"
@@ -42,7 +44,9 @@ const kyozo = Command.make("kyozo").pipe(
     initCommand,
     loginCommand,
     serversCommand,
-    useCommand
+    useCommand,
+    edgeCommand,
+    scaleCommand
   ])
 )
 

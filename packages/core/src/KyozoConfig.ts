@@ -43,9 +43,11 @@ export class KyozoConfig extends Effect.Service<KyozoConfig>()("@kyozo/core/Kyoz
       Config.withDefault(Duration.seconds(10))
     )
     // The edge router (issue 10): Caddy as a separate data plane, or the in-process fallback.
-    const edge = yield* Config.literal("auto", "caddy", "inprocess")("KYOZO_EDGE").pipe(
-      Config.withDefault("auto" as const)
-    )
+    const edge = yield* Config.literal(
+      "auto",
+      "caddy",
+      "inprocess"
+    )("KYOZO_EDGE").pipe(Config.withDefault("auto" as const))
     const caddyAdmin = yield* Config.option(Config.string("KYOZO_CADDY_ADMIN"))
     const edgePort = yield* Config.integer("KYOZO_EDGE_PORT").pipe(Config.withDefault(4080))
     const edgeHost = yield* Config.string("KYOZO_EDGE_HOST").pipe(Config.withDefault("127.0.0.1"))

@@ -344,7 +344,11 @@ const make = Effect.gen(function* () {
     routeAll: (serviceId, upstreams) =>
       Effect.sync(() => {
         if (upstreams.length === 0) routes.delete(serviceId)
-        else routes.set(serviceId, upstreams.map((u) => ({ host: u.host, port: u.port })))
+        else
+          routes.set(
+            serviceId,
+            upstreams.map((u) => ({ host: u.host, port: u.port }))
+          )
       }),
     drain: (serviceId, upstream, timeout) =>
       Effect.async<void>((resume) => {

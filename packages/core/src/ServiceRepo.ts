@@ -66,6 +66,7 @@ export interface UpdateService {
   readonly env?: Readonly<Record<string, string>>
   readonly healthConfig?: HealthCheckConfig
   readonly restartPolicy?: RestartPolicy
+  readonly replicas?: number
   readonly source?: Readonly<Record<string, unknown>>
 }
 
@@ -190,6 +191,7 @@ export class ServiceRepo extends Effect.Service<ServiceRepo>()("@kyozo/core/Serv
         env: patch.env === undefined ? undefined : jsonb(patch.env),
         health_config: patch.healthConfig === undefined ? undefined : jsonb(encodeHealth(patch.healthConfig)),
         restart_policy: patch.restartPolicy,
+        replicas: patch.replicas,
         source: patch.source === undefined ? undefined : jsonb(patch.source)
       })
       const set =

@@ -142,6 +142,7 @@ const serviceDoc = (s: ServiceInstance) => ({
     healthConfig: s.healthConfig,
     restartPolicy: s.restartPolicy,
     restartCount: s.restartCount,
+    replicas: s.replicas,
     createdAt: s.createdAt.toISOString(),
     updatedAt: s.updatedAt.toISOString()
   },
@@ -590,7 +591,7 @@ const ServicesLive = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =
       )
       .handle("updateService", ({ path, payload }) =>
         app.update(path.serviceId, payload.data.attributes).pipe(
-          Effect.mapError((e) => (e._tag === "QuotaExceeded" ? deployError(e) : policyError(e))),
+          Effect.mapError((e) => (e._tag === "Forbidden" ? policyError(e) : deployError(e))),
           Effect.map((updated) => ({ data: serviceDoc(updated) }))
         )
       )

@@ -68,6 +68,10 @@ export const layer = KyozoRpc.toLayer(
         ),
       ListServices: () => Effect.flatMap(CurrentPrincipal, (p) => deployer.list(p.teamId)),
       GetService: ({ service }) => Effect.flatMap(CurrentPrincipal, (p) => deployer.get(p.teamId, service)),
+      ScaleService: ({ service, replicas }) =>
+        Effect.flatMap(policy.requireService("scale services", service, "deploy"), (a) =>
+          deployer.scale(a.principal.teamId, a.service.id, replicas)
+        ),
       StopService: ({ service }) =>
         Effect.flatMap(policy.requireService("stop services", service, "deploy"), (a) =>
           deployer.stop(a.principal.teamId, a.service.id)

@@ -6,6 +6,7 @@
 import { HttpLayerRouter, HttpServerResponse } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
 import { ContainerManager } from "@kyozo/core/ContainerManager"
+import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
 import { Duration, Effect, Layer } from "effect"
 
 const startedAt = Date.now()
@@ -37,11 +38,16 @@ export const readyz = HttpLayerRouter.add(
     const breaker = yield* manager.circuitBreakerStatus
     const schedules = yield* manager.schedules
     const ready = database === "ok"
+    // Which data plane serves the URLs; "inprocess" means they stop answering when Kyozo stops.
+    const edge = yield* Effect.serviceOption(EdgeRouter).pipe(
+      Effect.flatMap((e) => (e._tag === "Some" ? Effect.map(e.value.status, (s) => s) : Effect.succeed(null)))
+    )
     return HttpServerResponse.unsafeJson(
       {
         status: ready ? "ready" : "not-ready",
         database,
         runtime: { mode: manager.runtimeMode, reason: manager.runtimeReason, breaker },
+        edge,
         schedules: schedules.map((s) => ({
           pass: s.pass,
           runs: s.runs,

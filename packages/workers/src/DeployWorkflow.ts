@@ -31,6 +31,7 @@ import * as http from "node:http"
 import * as net from "node:net"
 import { DeployFailed, type DeployProgress } from "./Deployer.js"
 import { syncService } from "./EdgeRoutes.js"
+import { createReplica } from "./Replicas.js"
 
 // ---------------------------------------------------------------------------------------------
 // Settings and the health probe
@@ -434,6 +435,53 @@ const deployLayer = (settings: DeploySettings) =>
           }).pipe(asStep("health"))
         })
 
+      // (d2) the other replicas of the new deployment, each behind the same health gate
+      const replicasUp = (image: string) =>
+        Activity.make({
+          name: "replicas",
+          success: Schema.Array(Schema.String),
+          error: StepFailed,
+          execute: Effect.gen(function* () {
+            const row = yield* serviceRow
+            if (row.replicas <= 1) return []
+            const ids: Array<string> = []
+            for (let index = 1; index < row.replicas; index++) {
+              const ref = yield* createReplica(row, deploymentId, image, index)
+              ids.push(ref.id)
+            }
+            const port = row.healthConfig.port ?? row.internalPort
+            if (port !== null) {
+              for (const id of ids) {
+                yield* Effect.gen(function* () {
+                  const info = yield* runtime.inspectContainer(id)
+                  const hostPort = publishedPort(info, port)
+                  if (!info.running || hostPort === null) return false
+                  return yield* settings.probe(
+                    {
+                      kind: row.healthConfig.type === "tcp" ? "tcp" : "http",
+                      host: "127.0.0.1",
+                      port: hostPort,
+                      path: row.healthConfig.type === "http" ? row.healthConfig.path : "/",
+                      containerId: id
+                    },
+                    2000
+                  )
+                }).pipe(
+                  Effect.flatMap((ok) => (ok ? Effect.void : Effect.fail("not yet" as const))),
+                  Effect.retry(Schedule.spaced(settings.healthPollInterval)),
+                  Effect.timeoutFail({
+                    duration: settings.healthTimeout,
+                    onTimeout: () =>
+                      new StepFailed({ step: "replicas", reason: `replica ${id} not healthy in time` })
+                  })
+                )
+              }
+            }
+            yield* record("deploy.replicas", `${row.replicas} replicas healthy`, { replicas: row.replicas })
+            return ids
+          }).pipe(asStep("replicas"))
+        })
+
       // (e) switch the stable address to the new container
       const switchOver = (containerId: string, containerNameValue: string, image: string) =>
         Activity.make({
@@ -494,7 +542,8 @@ const deployLayer = (settings: DeploySettings) =>
                 row.containerId === created.containerId
                   ? yield* services.updateObserved(serviceId, {
                       containerId: created.previousContainerId,
-                      currentDeploymentId: row.currentDeploymentId === deploymentId ? null : row.currentDeploymentId,
+                      currentDeploymentId:
+                        row.currentDeploymentId === deploymentId ? null : row.currentDeploymentId,
                       status: "running"
                     })
                   : Option.some(row)
@@ -505,6 +554,14 @@ const deployLayer = (settings: DeploySettings) =>
             // The engine may be what failed (dockerd gone, breaker open): retry for about half a
             // minute, then leave the container to the cleanup pass rather than leave the deployment
             // unfinished. The deployment must end compensated either way.
+            // The other replicas of this deployment go too (they never served).
+            const replicas = yield* runtime
+              .listContainers({ all: true, labels: { "kyozo.deployment": deploymentId } })
+              .pipe(Effect.orElseSucceed(() => []))
+            for (const c of replicas) {
+              if (c.id !== created.containerId)
+                yield* runtime.removeContainer(c.id, { force: true }).pipe(Effect.ignore)
+            }
             yield* runtime.removeContainer(created.containerId, { force: true }).pipe(
               Effect.retry({
                 schedule: Schedule.exponential("500 millis").pipe(
@@ -579,6 +636,7 @@ const deployLayer = (settings: DeploySettings) =>
       const switched = yield* Effect.gen(function* () {
         yield* start(created.containerId)
         yield* healthGate(created.containerId)
+        yield* replicasUp(built.image)
         return yield* switchOver(created.containerId, created.containerName, built.image)
       }).pipe(
         Effect.catchTag("StepFailed", (e) =>
@@ -589,6 +647,17 @@ const deployLayer = (settings: DeploySettings) =>
       yield* finish(created.previousContainerId, built.image).pipe(
         Effect.catchTag("StepFailed", (e) => Effect.logWarning(`finish: ${e.reason}`))
       )
+      // Every container of an older deployment retires (replicas included), not only the row's.
+      const older = yield* runtime
+        .listContainers({ all: true, labels: { "kyozo.service": serviceId } })
+        .pipe(Effect.orElseSucceed(() => []))
+      for (const c of older) {
+        if (c.labels["kyozo.deployment"] === deploymentId || c.id === created.previousContainerId) continue
+        yield* RetireWorkflow.execute(
+          { teamId, serviceId, deploymentId, containerId: c.id },
+          { discard: true }
+        )
+      }
       if (created.previousContainerId !== null) {
         // Durable but not awaited: draining and a graceful stop (many PID-1 apps ignore SIGTERM and
         // take the whole stop timeout) must not make the deploy slower.
@@ -673,7 +742,11 @@ export const containerSpec = (
     ports:
       row.internalPort === null
         ? []
-        : [hostPort === null ? { containerPort: row.internalPort } : { containerPort: row.internalPort, hostPort }],
+        : [
+            hostPort === null
+              ? { containerPort: row.internalPort }
+              : { containerPort: row.internalPort, hostPort }
+          ],
     memoryBytes: row.memoryMb * 1024 * 1024,
     nanoCpus: row.cpuMillis * 1_000_000,
     network,

@@ -109,6 +109,11 @@ export const ServiceView = Schema.Struct({
   currentDeploymentId: Schema.NullOr(DeploymentId),
   /** http://127.0.0.1:<port> where the service answers, when it publishes a port. */
   url: Schema.NullOr(Schema.String),
+  /** http://<service>.<team>.<KYOZO_DOMAIN>:<KYOZO_EDGE_PORT>, when the edge serves host names. */
+  hostUrl: Schema.optional(Schema.NullOr(Schema.String)),
+  /** Which edge serves `url`: "inprocess" stops answering while Kyozo is down. */
+  edge: Schema.optional(Schema.Literal("caddy", "inprocess")),
+  replicas: Schema.optional(Schema.Number),
   containerId: Schema.NullOr(Schema.String),
   restartCount: Schema.Number,
   updatedAt: Schema.String
@@ -155,6 +160,12 @@ export interface DeployerShape {
   readonly start: (teamId: TeamId, service: string) => Effect.Effect<ServiceView, DeployError>
   readonly restart: (teamId: TeamId, service: string) => Effect.Effect<ServiceView, DeployError>
   readonly remove: (teamId: TeamId, service: string) => Effect.Effect<void, DeployError>
+  /** Sets the replica count (quotas count replicas) and converges now: new replicas start, extra go. */
+  readonly scale: (
+    teamId: TeamId,
+    service: string,
+    replicas: number
+  ) => Effect.Effect<ServiceView, DeployError>
   readonly rollback: (
     teamId: TeamId,
     service: string,

@@ -18,6 +18,8 @@ import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
 import { ImageBuilder } from "@kyozo/core/ImageBuilder"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
 import { serviceUrl } from "@kyozo/core/ServiceNaming"
+import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
+import { hostUrlFor } from "@kyozo/core/edge/HostNames"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { detectPlan } from "@kyozo/core/topology/TopologyDetector"
 import { type PlannedService, toResult } from "@kyozo/core/topology/Topology"
@@ -43,6 +45,8 @@ import * as DeployWorkflow from "./DeployWorkflow.js"
 import * as DurableEngine from "./DurableEngine.js"
 import * as ServiceEntity from "./ServiceEntity.js"
 import * as Quotas from "./Quotas.js"
+import * as Replicas from "./Replicas.js"
+import { syncService } from "./EdgeRoutes.js"
 
 export interface DeployerOptions {
   /** Where uploads are extracted (`<dataDir>/uploads/<team>/<id>`); default KyozoConfig.dataDir. */
@@ -107,6 +111,24 @@ const matchesImage = (info: ImageInfo, ref: string | null): boolean =>
 
 export const make = (options: DeployerOptions = {}) =>
   Effect.gen(function* () {
+    const edgeRouter = yield* Effect.serviceOption(EdgeRouter)
+    // What scaling needs, taken once (the whole context at start: RuntimeInfo, TeamRepo… included).
+    const scaleContext = yield* Effect.context<ContainerRuntime | ServiceRepo>()
+    /** The row's view plus what the edge says: its host name URL, which edge serves it. */
+    const viewOf = (row: ServiceInstance): Effect.Effect<ServiceView> =>
+      Option.match(edgeRouter, {
+        onNone: () => Effect.succeed(toView(row)),
+        onSome: (edge) =>
+          Effect.gen(function* () {
+            const status = yield* edge.status
+            const route = yield* edge.route(row.id)
+            const hostUrl =
+              route?.hostName && status.sharedPort !== null
+                ? hostUrlFor(route.hostName, status.sharedPort)
+                : null
+            return { ...toView(row), hostUrl, edge: status.kind, replicas: row.replicas }
+          })
+      })
     const services = yield* ServiceRepo
     const deployments = yield* DeploymentRepo
     const events = yield* DeploymentEventRepo
@@ -333,7 +355,7 @@ export const make = (options: DeployerOptions = {}) =>
         yield* makeClient(row.id)
           .Stop({ serviceId: row.id })
           .pipe(Effect.catchAll(opFailed(row.name, "stop")))
-        return toView(yield* findService(teamId, row.id))
+        return yield* viewOf(yield* findService(teamId, row.id))
       })
 
     const start = (teamId: TeamId, service: string) =>
@@ -344,7 +366,7 @@ export const make = (options: DeployerOptions = {}) =>
         yield* makeClient(row.id)
           .Start({ serviceId: row.id })
           .pipe(Effect.catchAll(opFailed(row.name, "start")))
-        return toView(yield* findService(teamId, row.id))
+        return yield* viewOf(yield* findService(teamId, row.id))
       })
 
     const restart = (teamId: TeamId, service: string) =>
@@ -355,7 +377,7 @@ export const make = (options: DeployerOptions = {}) =>
         yield* makeClient(row.id)
           .Restart({ serviceId: row.id })
           .pipe(Effect.catchAll(opFailed(row.name, "restart")))
-        return toView(yield* findService(teamId, row.id))
+        return yield* viewOf(yield* findService(teamId, row.id))
       })
 
     const remove = (teamId: TeamId, service: string) =>
@@ -447,11 +469,11 @@ export const make = (options: DeployerOptions = {}) =>
 
     const list = (teamId: TeamId) =>
       services.list(teamId, { limit: 1000 }).pipe(
-        Effect.map((page) => page.items.map(toView)),
+        Effect.flatMap((page) => Effect.forEach(page.items, viewOf)),
         Effect.orDie
       )
 
-    const get = (teamId: TeamId, service: string) => Effect.map(findService(teamId, service), toView)
+    const get = (teamId: TeamId, service: string) => Effect.flatMap(findService(teamId, service), viewOf)
 
     const logs = (
       teamId: TeamId,
@@ -508,8 +530,43 @@ export const make = (options: DeployerOptions = {}) =>
         })
       )
 
+    const scale = (teamId: TeamId, service: string, replicas: number) =>
+      Effect.gen(function* () {
+        const row = yield* findService(teamId, service)
+        // Under the team's quota lock, like every change of limits or replicas: what more replicas
+        // add is read there, so two racing scale-ups cannot both pass.
+        const additions = Effect.map(services.findById(teamId, row.id), (current) => {
+          const now = Option.getOrElse(current, () => row)
+          const more = replicas - now.replicas
+          return { services: 0, cpuMillis: now.cpuMillis * more, memoryMb: now.memoryMb * more }
+        })
+        const updated = Option.getOrElse(
+          yield* quotas
+            .withinQuota(teamId, additions, services.update(teamId, row.id, { replicas }))
+            .pipe(Effect.catchTag("ServiceNameTaken", Effect.die)),
+          () => row
+        )
+        // Converge at once rather than at the next health pass; the pass repeats it anyway.
+        const converge = Replicas.converge(updated).pipe(
+          Effect.zipRight(
+            Option.match(edgeRouter, {
+              onNone: () => Effect.void,
+              onSome: (edge) => Effect.provideService(syncService(updated), EdgeRouter, edge)
+            })
+          )
+        )
+        yield* converge.pipe(
+          Effect.provide(scaleContext),
+          Effect.catchAllCause((cause) =>
+            Effect.logWarning(`scaling ${row.name} continues in the next pass`, cause)
+          )
+        )
+        return yield* viewOf(yield* findService(teamId, row.id))
+      })
+
     return Deployer.of({
       deploy,
+      scale,
       stop,
       start,
       restart,

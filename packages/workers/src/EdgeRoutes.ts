@@ -38,7 +38,9 @@ export const desiredUpstreams = (
         (service.currentDeploymentId !== null && c.labels[Labels.Deployment] === service.currentDeploymentId))
   )
   const withPort = current.flatMap((c) => {
-    const p = c.ports.find((x) => x.containerPort === service.internalPort && x.protocol === "tcp" && x.hostPort > 0)
+    const p = c.ports.find(
+      (x) => x.containerPort === service.internalPort && x.protocol === "tcp" && x.hostPort > 0
+    )
     return p === undefined ? [] : [{ container: c, upstream: { host: "127.0.0.1", port: p.hostPort } }]
   })
   const healthy = withPort.filter((x) => !/\(unhealthy\)/.test(x.container.status))
@@ -137,7 +139,9 @@ export const syncAll = Effect.gen(function* () {
 }).pipe(Effect.withSpan("EdgeRoutes.syncAll"))
 
 const messageOf = (e: unknown) =>
-  typeof e === "object" && e !== null && "message" in e ? String((e as { message: unknown }).message) : String(e)
+  typeof e === "object" && e !== null && "message" in e
+    ? String((e as { message: unknown }).message)
+    : String(e)
 
 export interface RouteLoopOptions {
   /** Full sync period besides events (default 5 s): catches anything an event missed. */
@@ -159,23 +163,24 @@ export const layer = (options: RouteLoopOptions = {}) =>
         effect.pipe(Effect.catchAllCause((cause) => Effect.logWarning(`${what} failed`, cause)))
 
       // Periodic full sync (level-driven safety net).
-      yield* logged("edge sync", syncAll).pipe(
-        Effect.repeat(Schedule.spaced(interval)),
-        Effect.forkScoped
-      )
+      yield* logged("edge sync", syncAll).pipe(Effect.repeat(Schedule.spaced(interval)), Effect.forkScoped)
 
       // Docker events of managed containers: sync their service at once.
       const relevant = new Set(["start", "die", "stop", "kill", "restart", "destroy", "unpause", "pause"])
       let since = Date.now()
       const eventLoop = () =>
         runtime.events({ labels: { [Labels.Managed]: "true" }, since }).pipe(
-        Stream.filter((e) => e.type === "container" && (relevant.has(e.action) || e.action.startsWith("health_status"))),
-        Stream.tap((e) => Effect.sync(() => (since = Math.max(since, e.time)))),
-        Stream.runForEach((e) => {
-          const serviceId = e.labels[Labels.Service]
-          return serviceId === undefined ? Effect.void : logged("edge sync on event", syncServiceId(serviceId))
-        })
-      )
+          Stream.filter(
+            (e) => e.type === "container" && (relevant.has(e.action) || e.action.startsWith("health_status"))
+          ),
+          Stream.tap((e) => Effect.sync(() => (since = Math.max(since, e.time)))),
+          Stream.runForEach((e) => {
+            const serviceId = e.labels[Labels.Service]
+            return serviceId === undefined
+              ? Effect.void
+              : logged("edge sync on event", syncServiceId(serviceId))
+          })
+        )
       yield* Effect.suspend(eventLoop).pipe(
         Effect.catchAllCause((cause) => Effect.logDebug("engine events stream ended", cause)),
         Effect.repeat(Schedule.spaced(Duration.seconds(1))),

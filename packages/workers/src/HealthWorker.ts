@@ -31,6 +31,8 @@ export interface Observation {
   /** What the engine said of the container ("missing": no container at all); recovery acts on it. */
   readonly containerState?: ContainerState | "missing"
   readonly exitCode?: number | null
+  /** Counts at once, without thresholds (the engine is gone and users' requests fail). */
+  readonly immediate?: boolean
 }
 
 /** Consecutive results of one service: thresholds turn raw probe results into a status change. */
@@ -116,6 +118,39 @@ export const probeHttp = (
       `http ${port}${path}: ${e instanceof Error ? (e.name === "TimeoutError" ? `no answer in ${Duration.format(timeout)}` : e.message) : String(e)}`
   })
 
+/**
+ * A port without a configured check: HTTP GET / first (healthy below 500); bytes that are not
+ * HTTP mean something else listens, and a TCP connect decides.
+ */
+export const probePort = (
+  port: number,
+  timeout: Duration.Duration
+): Effect.Effect<{ readonly http: boolean; readonly detail: string }, string> =>
+  probeHttp(port, "/", timeout).pipe(
+    Effect.flatMap((code) =>
+      code < 500
+        ? Effect.succeed({ http: true, detail: `GET / on ${port} answered ${code}` })
+        : Effect.fail(`GET / on ${port} answered ${code}`)
+    ),
+    Effect.catchAll((httpError) =>
+      httpError.startsWith("GET /")
+        ? Effect.fail(httpError)
+        : probeTcp(port, timeout).pipe(
+            Effect.as({ http: false, detail: `tcp ${port} open (not HTTP)` }),
+            Effect.mapError(() => httpError)
+          )
+    )
+  )
+
+/** The service's URL on the edge, as a user's request meets it: fails on no answer or a 5xx. */
+export const probeEdge = (hostPort: number, timeout: Duration.Duration): Effect.Effect<void, string> =>
+  probeHttp(hostPort, "/", timeout).pipe(
+    Effect.mapError((e) => `its URL http://${PROBE_HOST}:${hostPort} fails (${e})`),
+    Effect.flatMap((code) =>
+      code < 500 ? Effect.void : Effect.fail(`its URL http://${PROBE_HOST}:${hostPort} answers ${code}`)
+    )
+  )
+
 export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers/HealthWorker", {
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
@@ -167,7 +202,30 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
 
     /** The raw observation, with the container's state and exit code attached for recovery. */
     const observe = (service: ServiceInstance): Effect.Effect<Observation, unknown> =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => probe(service, now))
+      Effect.flatMap(Clock.currentTimeMillis, (now) => probe(service, now)).pipe(
+        Effect.catchAll((error) => whileEngineAway(service, error))
+      )
+
+    /**
+     * The engine does not answer: what users meet is still knowable through the URL. A URL that
+     * fails makes the service unhealthy at once (never "running" while requests fail); one that
+     * answers leaves the verdict to the next pass that reaches the engine.
+     */
+    const whileEngineAway = (service: ServiceInstance, error: unknown) =>
+      Effect.gen(function* () {
+        if (service.hostPort === null || runtime.mode === "mock") return yield* Effect.fail(error)
+        const { probeTimeout } = yield* WorkerSettings
+        const url = yield* Effect.either(probeEdge(service.hostPort, probeTimeout))
+        if (url._tag === "Right") return yield* Effect.fail(error)
+        return {
+          containerId: service.containerId,
+          checkType: "http",
+          status: "unhealthy",
+          latencyMs: null,
+          detail: `engine unreachable and ${url.left}`,
+          immediate: true
+        } satisfies Observation
+      })
 
     const probe = (service: ServiceInstance, now: number) =>
       Effect.gen(function* () {
@@ -316,7 +374,42 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
             })
           }
           case "docker": {
-            // No HEALTHCHECK in the image: running is the best signal there is.
+            // No HEALTHCHECK in the image: probe through the port (HTTP GET / where it speaks HTTP,
+            // healthy below 500; a TCP connect otherwise) and through the URL on the edge.
+            if (info.health === "none" && service.internalPort !== null && runtime.mode !== "mock") {
+              const port = hostPortFor(service, config, info)
+              if (port !== null) {
+                const { result, latencyMs } = yield* timed(probePort(port, probeTimeout))
+                if (result._tag === "Left") {
+                  return {
+                    containerId: info.id,
+                    checkType: "tcp",
+                    status: "unhealthy",
+                    latencyMs: null,
+                    detail: result.left
+                  } satisfies Observation
+                }
+                if (result.right.http && service.hostPort !== null && service.hostPort !== port) {
+                  const url = yield* Effect.either(probeEdge(service.hostPort, probeTimeout))
+                  if (url._tag === "Left") {
+                    return {
+                      containerId: info.id,
+                      checkType: "http",
+                      status: "unhealthy",
+                      latencyMs: null,
+                      detail: `the container answers on ${port}, but ${url.left}`
+                    } satisfies Observation
+                  }
+                }
+                return {
+                  containerId: info.id,
+                  checkType: result.right.http ? "http" : "tcp",
+                  status: "healthy",
+                  latencyMs,
+                  detail: result.right.detail
+                } satisfies Observation
+              }
+            }
             const status: HealthStatus = info.health === "none" ? "healthy" : info.health
             const detail =
               info.health === "none" ? "running (no healthcheck)" : `engine reports ${info.health}`
@@ -420,7 +513,7 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
           seed,
           observation.status,
           service.healthConfig,
-          observation.checkType === "state"
+          observation.checkType === "state" || observation.immediate === true
         )
         if (next.effective !== seed.effective) {
           const from = previous ? previous.effective : service.status

@@ -61,9 +61,9 @@ export const makeGate: Effect.Effect<QuotaGate, never, SqlClient.SqlClient> = Ef
         const rows = yield* sql`
           SELECT (SELECT count(*) FROM container_service_instances s
                     WHERE s.team_id = t.id AND s.deleted_at IS NULL)::text AS services,
-                 (SELECT coalesce(sum(cpu_millis), 0) FROM container_service_instances s
+                 (SELECT coalesce(sum(cpu_millis * replicas), 0) FROM container_service_instances s
                     WHERE s.team_id = t.id AND s.deleted_at IS NULL)::text AS cpu,
-                 (SELECT coalesce(sum(memory_mb), 0) FROM container_service_instances s
+                 (SELECT coalesce(sum(memory_mb * replicas), 0) FROM container_service_instances s
                     WHERE s.team_id = t.id AND s.deleted_at IS NULL)::text AS memory,
                  t.quota_services, t.quota_cpu_millis, t.quota_memory_mb
             FROM teams t WHERE t.id = ${teamId}`

@@ -92,9 +92,13 @@ export const layer = ServiceEntity.toLayer(
 
       Remove: ({ payload }) =>
         Effect.gen(function* () {
-          yield* edge.remove(payload.serviceId).pipe(
-            Effect.catchAll((e) => Effect.logWarning(`edge route of ${payload.serviceId} not removed: ${e.message}`))
-          )
+          yield* edge
+            .remove(payload.serviceId)
+            .pipe(
+              Effect.catchAll((e) =>
+                Effect.logWarning(`edge route of ${payload.serviceId} not removed: ${e.message}`)
+              )
+            )
           // Every container labelled for the service, not just the current one: a crashed deploy
           // may have left one behind.
           const owned = yield* runtime.listContainers({

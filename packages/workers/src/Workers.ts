@@ -11,6 +11,8 @@ import { CleanupWorker } from "./CleanupWorker.js"
 import { HealthWorker } from "./HealthWorker.js"
 import { MetricsWorker } from "./MetricsWorker.js"
 import { RecoveryWorker } from "./RecoveryWorker.js"
+import * as Replicas from "./Replicas.js"
+import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 
 /** The health report with the recovery pass's actions folded in. */
 const merge = (health: PassReport, recovery: PassReport): PassReport => ({
@@ -28,15 +30,24 @@ export const layer: Layer.Layer<MaintenancePasses, never, SqlClient.SqlClient | 
       const recovery = yield* RecoveryWorker
       const metrics = yield* MetricsWorker
       const cleanup = yield* CleanupWorker
+      const context = yield* Effect.context<ServiceRepo | ContainerRuntime>()
       const healthPass = Effect.gen(function* () {
         const { report, results } = yield* health.pass
         const recovered = yield* recovery.run(results)
-        return merge(report, recovered)
+        // Replicas 1…n-1 of each current deployment (replica 0 is recovery's, above).
+        const replicas = yield* Effect.provide(Replicas.convergeAll, context)
+        return merge(merge(report, recovered), {
+          ...report,
+          acted: replicas.notes.length,
+          failures: replicas.failures,
+          notes: replicas.notes
+        })
       })
       return { health: healthPass, metrics: metrics.run, cleanup: cleanup.run }
     })
   ).pipe(
     Layer.provide(RecoveryWorker.Default),
+    Layer.provide(ServiceRepo.Default),
     Layer.provideMerge(Layer.mergeAll(HealthWorker.Default, MetricsWorker.Default, CleanupWorker.Default))
   )
 

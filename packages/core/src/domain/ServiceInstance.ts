@@ -49,6 +49,8 @@ export class ServiceInstance extends Schema.Class<ServiceInstance>("ServiceInsta
   env: Schema.Record({ key: Schema.String, value: Schema.String }),
   healthConfig: HealthCheckConfig,
   restartPolicy: RestartPolicy,
+  /** Containers of the current deployment, load-balanced by the edge (column default 1). */
+  replicas: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 20)), { default: () => 1 }),
   restartCount: Schema.Int,
   lastRestartAt: Schema.NullOr(Schema.DateFromSelf),
   /** Where the folder came from (upload, git, path…): free-form, written by the deploy path. */

@@ -95,7 +95,10 @@ const requestOnce = (
     req.on("error", (e) =>
       resume(
         Effect.fail(
-          new EdgeUnavailable({ reason: "admin-unreachable", detail: `${describeAdmin(admin)}: ${e.message}` })
+          new EdgeUnavailable({
+            reason: "admin-unreachable",
+            detail: `${describeAdmin(admin)}: ${e.message}`
+          })
         )
       )
     )
@@ -107,7 +110,9 @@ const requestOnce = (
 /** The running config, or none when nothing answers on the endpoint. */
 export const currentConfig = (admin: AdminEndpoint): Effect.Effect<Option.Option<unknown>> =>
   requestOnce(admin, "GET", "/config/").pipe(
-    Effect.map((r) => (r.status === 200 ? Option.some(JSON.parse(r.body || "null") as unknown) : Option.none())),
+    Effect.map((r) =>
+      r.status === 200 ? Option.some(JSON.parse(r.body || "null") as unknown) : Option.none()
+    ),
     Effect.catchAll(() => Effect.succeedNone),
     Effect.catchAllDefect(() => Effect.succeedNone)
   )
@@ -136,7 +141,9 @@ export interface UpstreamHealth {
 
 export const upstreamHealth = (admin: AdminEndpoint): Effect.Effect<ReadonlyArray<UpstreamHealth>> =>
   request(admin, "GET", "/reverse_proxy/upstreams").pipe(
-    Effect.map((r) => (r.status === 200 ? (JSON.parse(r.body || "[]") as ReadonlyArray<UpstreamHealth>) : [])),
+    Effect.map((r) =>
+      r.status === 200 ? (JSON.parse(r.body || "[]") as ReadonlyArray<UpstreamHealth>) : []
+    ),
     Effect.catchAll(() => Effect.succeed([])),
     Effect.catchAllDefect(() => Effect.succeed([]))
   )
@@ -241,11 +248,14 @@ export const start = (options: {
         fs.writeFileSync(pidFile(options.dataDir), String(child.pid))
         return child.pid
       },
-      catch: (e) => new EdgeUnavailable({ reason: "start-failed", detail: e instanceof Error ? e.message : String(e) })
+      catch: (e) =>
+        new EdgeUnavailable({ reason: "start-failed", detail: e instanceof Error ? e.message : String(e) })
     })
     const up = yield* currentConfig(options.admin).pipe(
       Effect.flatMap((c) => (Option.isSome(c) ? Effect.void : Effect.fail("not yet"))),
-      Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.upTo(options.startTimeout ?? Duration.seconds(10)))),
+      Effect.retry(
+        Schedule.spaced("50 millis").pipe(Schedule.upTo(options.startTimeout ?? Duration.seconds(10)))
+      ),
       Effect.either
     )
     if (up._tag === "Left") {

@@ -44,7 +44,11 @@ const handlerFor = (route: RouteEntry) => {
     return {
       handler: "static_response",
       status_code: 503,
-      headers: { "Content-Type": ["text/plain; charset=utf-8"], "Retry-After": ["2"], "Kyozo-Edge": ["no-upstream"] },
+      headers: {
+        "Content-Type": ["text/plain; charset=utf-8"],
+        "Retry-After": ["2"],
+        "Kyozo-Edge": ["no-upstream"]
+      },
       body: unavailableText(route.label)
     }
   }
@@ -126,8 +130,8 @@ const portOf = (listen: string | undefined): number | null => {
 
 /** The routes Kyozo left in a running Caddy (servers it did not make are ignored). */
 export const parseRoutes = (config: unknown): ReadonlyArray<RouteEntry> => {
-  const servers = (config as { apps?: { http?: { servers?: Record<string, ParsedServer> } } } | null)?.apps?.http
-    ?.servers
+  const servers = (config as { apps?: { http?: { servers?: Record<string, ParsedServer> } } } | null)?.apps
+    ?.http?.servers
   if (!servers) return []
   const hostNames = new Map<string, string>()
   for (const r of servers[HOSTS_SERVER]?.routes ?? []) {

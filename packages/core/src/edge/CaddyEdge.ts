@@ -104,7 +104,11 @@ export const make = (
 
     const refused = (serviceId: string) => (e: EdgeUnavailable | string) =>
       typeof e === "string"
-        ? new EdgeApplyFailed({ serviceId, reason: inUsePort(e) !== null ? "port-in-use" : "rejected", detail: e })
+        ? new EdgeApplyFailed({
+            serviceId,
+            reason: inUsePort(e) !== null ? "port-in-use" : "rejected",
+            detail: e
+          })
         : e
 
     const statusOf = (r: RouteEntry): EdgeRouteStatus => ({
@@ -146,7 +150,8 @@ export const make = (
           }
           const base = {
             serviceId,
-            hostName: ensureOptions.hostName === undefined ? (existing?.hostName ?? null) : ensureOptions.hostName,
+            hostName:
+              ensureOptions.hostName === undefined ? (existing?.hostName ?? null) : ensureOptions.hostName,
             simulated: ensureOptions.simulated ?? existing?.simulated ?? false,
             label: ensureOptions.label ?? existing?.label ?? serviceId,
             upstreams: existing?.upstreams ?? []
@@ -161,7 +166,11 @@ export const make = (
             const port = yield* freePort(host)
             const result = yield* Effect.either(change(serviceId, { ...base, hostPort: port }))
             if (result._tag === "Right") return { hostPort: port }
-            if (result.left._tag !== "EdgeApplyFailed" || result.left.reason !== "port-in-use" || ++attempt >= 3)
+            if (
+              result.left._tag !== "EdgeApplyFailed" ||
+              result.left.reason !== "port-in-use" ||
+              ++attempt >= 3
+            )
               return yield* Effect.fail(result.left)
           }
         })
@@ -208,7 +217,9 @@ export const make = (
         }),
       routes: Effect.sync(() => [...routes.values()].map(statusOf)),
       remove: (serviceId) =>
-        lock.withPermits(1)(routes.has(serviceId) ? Effect.asVoid(change(serviceId, undefined)) : Effect.void),
+        lock.withPermits(1)(
+          routes.has(serviceId) ? Effect.asVoid(change(serviceId, undefined)) : Effect.void
+        ),
       status: Effect.sync(() => ({
         kind: "caddy" as const,
         reason,
@@ -223,11 +234,13 @@ export const make = (
     }
 
     // Adopted routes go back at once (and a fresh Caddy gets its shared listener).
-    yield* lock.withPermits(1)(apply).pipe(
-      Effect.catchAll((e) =>
-        Effect.logWarning(`Edge: first apply refused: ${typeof e === "string" ? e : e.message}`)
+    yield* lock
+      .withPermits(1)(apply)
+      .pipe(
+        Effect.catchAll((e) =>
+          Effect.logWarning(`Edge: first apply refused: ${typeof e === "string" ? e : e.message}`)
+        )
       )
-    )
     return service
   })
 

@@ -99,7 +99,10 @@ export type EdgeError = EdgeUnavailable | EdgeApplyFailed
 export interface EdgeRouterShape {
   readonly kind: EdgeKind
   /** Declares the service's route (idempotent); returns its stable port. */
-  readonly ensure: (serviceId: string, options?: EnsureRoute) => Effect.Effect<{ readonly hostPort: number }, EdgeError>
+  readonly ensure: (
+    serviceId: string,
+    options?: EnsureRoute
+  ) => Effect.Effect<{ readonly hostPort: number }, EdgeError>
   /**
    * The service's upstreams from now on (empty: the edge answers 503). Pushes to the edge only
    * when the set differs from the current one; `changed` says whether it did.

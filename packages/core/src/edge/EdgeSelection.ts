@@ -17,10 +17,16 @@ export const layer: Layer.Layer<EdgeRouter, EdgeUnavailable, KyozoConfig> = Laye
   Effect.gen(function* () {
     const config = yield* KyozoConfig
     if (config.edge === "inprocess") {
-      return InProcessEdge.layer({ reason: "KYOZO_EDGE=inprocess", domain: config.domain, host: config.edgeHost })
+      return InProcessEdge.layer({
+        reason: "KYOZO_EDGE=inprocess",
+        domain: config.domain,
+        host: config.edgeHost
+      })
     }
     const admin =
-      config.caddyAdmin === undefined ? Admin.defaultAdmin(config.dataDir) : Admin.parseAdmin(config.caddyAdmin)
+      config.caddyAdmin === undefined
+        ? Admin.defaultAdmin(config.dataDir)
+        : Admin.parseAdmin(config.caddyAdmin)
     if (admin === null) {
       return Layer.fail(
         new EdgeUnavailable({
@@ -41,7 +47,11 @@ export const layer: Layer.Layer<EdgeRouter, EdgeUnavailable, KyozoConfig> = Laye
     if (config.edge === "caddy") return caddy
     return caddy.pipe(
       Layer.catchAll((e) =>
-        InProcessEdge.layer({ reason: `KYOZO_EDGE=auto, ${e.message}`, domain: config.domain, host: config.edgeHost })
+        InProcessEdge.layer({
+          reason: `KYOZO_EDGE=auto, ${e.message}`,
+          domain: config.domain,
+          host: config.edgeHost
+        })
       )
     )
   })

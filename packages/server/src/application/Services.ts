@@ -7,7 +7,7 @@ import type { CurrentPrincipal, Forbidden } from "@kyozo/api/KyozoRpc"
 import type { HealthCheckConfig } from "@kyozo/core/domain/HealthCheckConfig"
 import type { RestartPolicy, ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
-import { type QuotaExceeded, ServiceNotFound } from "@kyozo/workers/Deployer"
+import { type DeployError, Deployer, type QuotaExceeded, ServiceNotFound } from "@kyozo/workers/Deployer"
 import * as Quotas from "@kyozo/workers/Quotas"
 import { Effect, Option } from "effect"
 import { Policy } from "../Policy.js"
@@ -18,6 +18,8 @@ export interface ServicePatch {
   readonly env?: Readonly<Record<string, string>>
   readonly healthConfig?: HealthCheckConfig
   readonly restartPolicy?: RestartPolicy
+  /** Applied by the Deployer: quotas count replicas, and the change converges at once. */
+  readonly replicas?: number
 }
 
 export class Services extends Effect.Service<Services>()("@kyozo/server/application/Services", {
@@ -25,12 +27,17 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
     const services = yield* ServiceRepo
     const policy = yield* Policy
     const quotas = yield* Quotas.makeGate
+    const deployer = yield* Deployer
 
     /** Changes settings of a service of the caller's team; raising limits must fit the team's quotas. */
     const update = (
       service: string,
       patch: ServicePatch
-    ): Effect.Effect<ServiceInstance, Forbidden | ServiceNotFound | QuotaExceeded, CurrentPrincipal> =>
+    ): Effect.Effect<
+      ServiceInstance,
+      Forbidden | ServiceNotFound | QuotaExceeded | DeployError,
+      CurrentPrincipal
+    > =>
       Effect.gen(function* () {
         const { principal, service: found } = yield* policy.requireService(
           "change the service's settings",
@@ -61,7 +68,9 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
           .withinQuota(teamId, additions, apply)
           .pipe(Effect.catchTag("ServiceNameTaken", Effect.die))
         if (Option.isNone(updated)) return yield* new ServiceNotFound({ service })
-        return updated.value
+        if (patch.replicas === undefined || patch.replicas === updated.value.replicas) return updated.value
+        yield* deployer.scale(teamId, id, patch.replicas)
+        return Option.getOrElse(yield* services.findById(teamId, id).pipe(Effect.orDie), () => updated.value)
       })
 
     return { update } as const

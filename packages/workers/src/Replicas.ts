@@ -1,0 +1,125 @@
+/**
+ * Replicas, level-driven: the current deployment of a service should have `replicas` containers.
+ * Replica 0 is the deployment's own container (the row's containerId, restarted by the recovery
+ * worker with its backoff); replicas 1…n-1 are `<container name>-r<i>`. Each pass starts a stopped
+ * replica, re-creates a missing one from the current image (its own pinned 127.0.0.1 port), and
+ * removes replicas beyond the count (scale in). Then the edge follows (EdgeRoutes.syncService).
+ * A deploy in flight owns its service: nothing is touched while the row says `deploying`.
+ */
+import { ContainerRuntime, type ContainerSummary } from "@kyozo/core/ContainerRuntime"
+import type { ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
+import { freePort } from "@kyozo/core/edge/FreePort"
+import * as Labels from "@kyozo/core/Labels"
+import { containerName, teamNetwork } from "@kyozo/core/ServiceNaming"
+import { ServiceRepo } from "@kyozo/core/ServiceRepo"
+import { Effect } from "effect"
+import { containerSpec } from "./DeployWorkflow.js"
+
+/** The name of replica `index` of a deployment (replica 0 keeps the deployment's container name). */
+export const replicaName = (serviceName: string, deploymentId: string, index: number): string =>
+  index === 0
+    ? containerName(serviceName, deploymentId)
+    : `${containerName(serviceName, deploymentId)}-r${index}`
+
+/** Which replica a container is, from its name; null for a container that is not one. */
+export const replicaIndex = (serviceName: string, deploymentId: string, name: string): number | null => {
+  const base = containerName(serviceName, deploymentId)
+  if (name === base) return 0
+  const m = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}-r(\\d+)$`).exec(name)
+  return m ? Number(m[1]) : null
+}
+
+export interface ConvergeResult {
+  readonly started: number
+  readonly created: number
+  readonly removed: number
+}
+
+const none: ConvergeResult = { started: 0, created: 0, removed: 0 }
+
+/** Creates and starts replica `index` of the service's current deployment. */
+export const createReplica = (service: ServiceInstance, deploymentId: string, image: string, index: number) =>
+  Effect.gen(function* () {
+    const runtime = yield* ContainerRuntime
+    const name = replicaName(service.name, deploymentId, index)
+    const pinned = service.internalPort === null ? null : yield* freePort()
+    const spec = containerSpec(service, image, name, teamNetwork(service.teamId), [], deploymentId, pinned)
+    const ref = yield* runtime
+      .createContainer(spec)
+      .pipe(
+        Effect.catchTag("NameConflict", () =>
+          Effect.map(runtime.inspectContainer(name), (info) => ({ id: info.id, name }))
+        )
+      )
+    const info = yield* runtime.inspectContainer(ref.id)
+    if (!info.running) yield* runtime.startContainer(ref.id)
+    return ref
+  })
+
+export const converge = (
+  service: ServiceInstance
+): Effect.Effect<ConvergeResult, unknown, ContainerRuntime> =>
+  Effect.gen(function* () {
+    const deploymentId = service.currentDeploymentId
+    if (
+      service.desiredState !== "running" ||
+      service.status === "deploying" ||
+      deploymentId === null ||
+      service.image === null
+    )
+      return none
+    const runtime = yield* ContainerRuntime
+    const owned = yield* runtime.listContainers({
+      all: true,
+      labels: { [Labels.Service]: service.id, [Labels.Deployment]: deploymentId }
+    })
+    const byIndex = new Map<number, ContainerSummary>()
+    for (const c of owned) {
+      const index = c.id === service.containerId ? 0 : replicaIndex(service.name, deploymentId, c.name)
+      if (index !== null) byIndex.set(index, c)
+    }
+    let started = 0
+    let created = 0
+    let removed = 0
+    for (let index = 1; index < service.replicas; index++) {
+      const c = byIndex.get(index)
+      if (c === undefined) {
+        yield* createReplica(service, deploymentId, service.image, index)
+        created++
+      } else if (c.state !== "running" && c.state !== "restarting" && c.state !== "paused") {
+        if (service.restartPolicy === "never") continue
+        yield* runtime.startContainer(c.id)
+        started++
+      }
+    }
+    for (const [index, c] of byIndex) {
+      if (index < service.replicas || index === 0) continue
+      yield* runtime.removeContainer(c.id, { force: true })
+      removed++
+    }
+    if (started + created + removed > 0) {
+      yield* Effect.logInfo(
+        `replicas of ${service.name}: ${created} created, ${started} started, ${removed} removed (want ${service.replicas})`
+      )
+    }
+    return { started, created, removed }
+  })
+
+/** Every running service; one failure is logged and does not stop the others. */
+export const convergeAll = Effect.gen(function* () {
+  const services = yield* ServiceRepo
+  const notes: Array<string> = []
+  let failures = 0
+  for (const service of yield* services.listDesired()) {
+    const result = yield* Effect.either(converge(service))
+    if (result._tag === "Left") {
+      failures++
+      yield* Effect.logWarning(`replicas of ${service.name} not converged`, result.left)
+      continue
+    }
+    const r = result.right
+    if (r.started + r.created + r.removed > 0)
+      notes.push(`${service.id} replicas: +${r.created} created, ${r.started} started, -${r.removed}`)
+  }
+  return { notes, failures }
+})

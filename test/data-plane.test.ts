@@ -1,0 +1,299 @@
+/**
+ * The data plane as a user meets it, on the real engine and a real Caddy, through a real Kyozo
+ * server process (KYOZO_EDGE=caddy) and its REST API:
+ * - Kyozo SIGKILLed while a service serves: every request through the URL succeeds while Kyozo is
+ *   down and while it starts again; after the restart on the same data dir, one container and the
+ *   same URL.
+ * - dockerd SIGKILLed under the serving service and started again (scripts/start-docker.sh): the
+ *   URL answers again within 10 s of the engine's return with no redeploy, and the service's status
+ *   is never `running` while the URL fails.
+ * The server's Caddy is stopped at the end (`stopEdge`), whatever happened.
+ */
+import { execFileSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { dockerSuite, NodeImage, StaticImage } from "./support/docker.js"
+import { caddySuite } from "./support/edge.js"
+import { caller, type Call, doc, expectStatus } from "./support/rest.js"
+import { repoRoot, type ServerProcess, sleep, startServer, stopEdge, waitFor } from "./support/server.js"
+
+const docker = await dockerSuite("data-plane")
+const caddy = caddySuite("data-plane")
+
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-dp-"))
+const env: Record<string, string> = {
+  KYOZO_RUNTIME: "docker",
+  KYOZO_EDGE: "caddy",
+  KYOZO_DATA_DIR: dataDir,
+  KYOZO_RATE_LIMIT: "off",
+  KYOZO_HEALTH_INTERVAL: "1 second",
+  KYOZO_BREAKER_THRESHOLD: "2",
+  KYOZO_BREAKER_RESET: "1 second",
+  KYOZO_DOCKER_TIMEOUT: "5 seconds",
+  KYOZO_BASE_IMAGES: JSON.stringify({ node: NodeImage, static: StaticImage })
+}
+
+let server: ServerProcess | undefined
+let call: Call
+let serviceId = ""
+let url = ""
+
+const boot = async () => {
+  server = await startServer(env)
+  await waitFor("server /healthz", 60_000, async () =>
+    (await server!.get("/healthz")).status === 200 ? true : undefined
+  ).catch((e) => {
+    throw new Error(`${e}\n${server!.log()}`)
+  })
+  const creds = JSON.parse(fs.readFileSync(path.join(dataDir, "credentials.json"), "utf8"))
+  call = caller(server.port, creds.token)
+}
+
+/** One request through the URL on a fresh connection: the body, or an error string. */
+const hit = async (target: string): Promise<string> => {
+  try {
+    const res = await fetch(target, { signal: AbortSignal.timeout(6000), headers: { connection: "close" } })
+    const body = await res.text()
+    return res.status === 200 ? body : `HTTP ${res.status}`
+  } catch (e) {
+    return `ERROR ${(e as Error).message}`
+  }
+}
+
+const serviceRow = async () => (await call("GET", `/v1/services/${serviceId}`)).body?.data?.attributes
+
+const managedContainers = () =>
+  docker.client.listContainers({ all: true, filters: { label: [`kyozo.service=${serviceId}`] } })
+
+const dockerdPids = (): Array<number> => {
+  try {
+    return execFileSync("pidof", ["dockerd"], { encoding: "utf8" })
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number)
+  } catch {
+    return []
+  }
+}
+
+describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and Caddy", () => {
+  beforeAll(async () => {
+    const site = path.join(dataDir, "workspaces", "dp-site")
+    fs.mkdirSync(site, { recursive: true })
+    fs.writeFileSync(path.join(site, "index.html"), "data plane\n")
+    fs.writeFileSync(
+      path.join(site, "Dockerfile"),
+      [
+        `FROM ${StaticImage}`,
+        "COPY index.html /site/index.html",
+        "EXPOSE 8080",
+        `CMD ["httpd", "-f", "-p", "8080", "-h", "/site"]`,
+        ""
+      ].join("\n")
+    )
+    await boot()
+    const created = expectStatus(
+      await call("POST", "/v1/services", doc("services", { source: { path: "dp-site" }, name: "dp-site" })),
+      202,
+      "deploy dp-site"
+    )
+    serviceId = created.body.data[0].relationships.service.data.id
+    const deploymentId: string = created.body.data[0].id
+    await waitFor("the deployment", 120_000, async () => {
+      const r = await call("GET", `/v1/deployments/${deploymentId}`)
+      return r.body?.data?.attributes?.finishedAt ? r.body.data.attributes : undefined
+    })
+    url = (await serviceRow()).url
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+    expect(await hit(url)).toBe("data plane\n")
+  }, 180_000)
+
+  afterAll(async () => {
+    await server?.stop()
+    await stopEdge(dataDir)
+    for (const c of await docker.client
+      .listContainers({ all: true, filters: { label: [`kyozo.service=${serviceId}`] } })
+      .catch(() => []))
+      await docker.client
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => {})
+    fs.rmSync(dataDir, { recursive: true, force: true })
+  }, 60_000)
+
+  it("the edge is Caddy, and says so in /readyz", async () => {
+    const ready = await server!.get("/readyz")
+    expect(ready.body.edge).toMatchObject({ kind: "caddy", survivesRestart: true })
+  })
+
+  it("Kyozo SIGKILLed: every request through the URL succeeds while it is down; same URL after", async () => {
+    const results: Array<string> = []
+    let polling = true
+    const poller = (async () => {
+      while (polling) {
+        results.push(await hit(url))
+        await sleep(50)
+      }
+    })()
+    await sleep(500)
+    server!.child.kill("SIGKILL")
+    await server!.exited
+    const down = results.length
+    await sleep(3000)
+    const whileDown = results.length - down
+    await boot()
+    await waitFor("the service row after restart", 30_000, async () =>
+      (await serviceRow())?.url ? true : undefined
+    )
+    await sleep(2000)
+    polling = false
+    await poller
+    const failed = results.filter((r) => r !== "data plane\n")
+    console.info(
+      `[data-plane] Kyozo SIGKILL: ${results.length} requests, ${whileDown} while Kyozo was down, ${failed.length} failed`
+    )
+    expect(whileDown).toBeGreaterThan(10)
+    expect(failed).toEqual([])
+    expect((await serviceRow()).url).toBe(url)
+    const containers = await managedContainers()
+    expect(containers.filter((c) => c.State === "running")).toHaveLength(1)
+    expect(containers).toHaveLength(1)
+  }, 120_000)
+
+  it("dockerd SIGKILLed and started again: the URL answers within 10 s, never `running` while it fails", async () => {
+    const pids = dockerdPids()
+    expect(pids.length).toBeGreaterThan(0)
+    const statuses: Array<{ at: number; url: string; status: string }> = []
+    let watching = true
+    const watcher = (async () => {
+      while (watching) {
+        const [body, row] = await Promise.all([hit(url), serviceRow().catch(() => undefined)])
+        statuses.push({ at: Date.now(), url: body, status: row?.status ?? "?" })
+        await sleep(200)
+      }
+    })()
+    for (const pid of pids) process.kill(pid, "SIGKILL")
+    await sleep(3000)
+    execFileSync("bash", [path.join(repoRoot, "scripts/start-docker.sh")], {
+      stdio: "inherit",
+      timeout: 120_000
+    })
+    const back = Date.now()
+    const answered = await waitFor("the URL to answer again", 30_000, async () =>
+      (await hit(url)) === "data plane\n" ? Date.now() : undefined
+    )
+    // Let the health pass catch up, then look at the whole record.
+    await waitFor("status running again", 30_000, async () =>
+      (await serviceRow())?.status === "running" ? true : undefined
+    )
+    await sleep(1500)
+    watching = false
+    await watcher
+    const recoverMs = answered - back
+    const failing = statuses.filter((s) => s.url !== "data plane\n")
+    // A status read in the same instant as a failed request may predate the failure by one health
+    // interval (1 s here) plus a probe; beyond that, "running" while the URL fails is a lie.
+    const lies = failing.filter(
+      (s) =>
+        s.status === "running" &&
+        statuses.some((o) => o.url !== "data plane\n" && o.at <= s.at - 3000 && o.at >= s.at - 60_000) &&
+        statuses.filter((o) => o.at > s.at - 3000 && o.at <= s.at).every((o) => o.url !== "data plane\n")
+    )
+    console.info(
+      `[data-plane] dockerd SIGKILL: URL answered ${recoverMs} ms after the engine was back; ${failing.length} failed samples; statuses seen: ${[...new Set(statuses.map((s) => s.status))].join(", ")}`
+    )
+    expect(recoverMs).toBeLessThan(10_000)
+    expect(lies).toEqual([])
+    expect(failing.some((s) => s.status === "unhealthy")).toBe(true)
+    expect((await serviceRow()).url).toBe(url)
+    const containers = await managedContainers()
+    expect(containers.filter((c) => c.State === "running")).toHaveLength(1)
+  }, 180_000)
+
+  const pollWhile = async (during: () => Promise<void>) => {
+    const results: Array<string> = []
+    let polling = true
+    const poller = (async () => {
+      while (polling) {
+        results.push(await hit(url))
+        await sleep(20)
+      }
+    })()
+    await sleep(300)
+    await during()
+    polling = false
+    await poller
+    return results
+  }
+
+  const runningReplicas = async () =>
+    (await managedContainers()).filter(
+      (c) => c.State === "running" && c.Labels["kyozo.deployment"] === current()
+    )
+
+  let currentDeployment = ""
+  const current = () => currentDeployment
+
+  it("3 replicas: one docker-killed while a client polls → zero failed, back to 3 by the next pass", async () => {
+    const row = expectStatus(
+      await call("PATCH", `/v1/services/${serviceId}`, doc("services", { replicas: 3 })),
+      200,
+      "scale to 3"
+    )
+    expect(row.body.data.attributes.replicas).toBe(3)
+    currentDeployment = row.body.data.relationships.currentDeployment.data.id
+    await waitFor("3 running replicas", 30_000, async () =>
+      (await runningReplicas()).length === 3 ? true : undefined
+    )
+    const ready = await server!.get("/readyz")
+    expect(ready.body.edge.kind).toBe("caddy")
+    let victim = ""
+    const results = await pollWhile(async () => {
+      const replicas = await runningReplicas()
+      victim =
+        replicas.find((c) => !c.Names[0]!.endsWith(replicas[0]!.Names[0]!.slice(-3)))?.Id ?? replicas[1]!.Id
+      await docker.client.getContainer(victim).kill()
+      await waitFor("back to 3 replicas", 30_000, async () =>
+        (await runningReplicas()).length === 3 ? true : undefined
+      )
+      await sleep(1000)
+    })
+    const failed = results.filter((r) => r !== "data plane\n")
+    console.info(`[data-plane] replica killed: ${results.length} requests, ${failed.length} failed`)
+    expect(results.length).toBeGreaterThan(20)
+    expect(failed).toEqual([])
+    expect((await runningReplicas()).length).toBe(3)
+  }, 120_000)
+
+  it("a rolling redeploy of 3 replicas under polling: zero failed requests", async () => {
+    const before = (await runningReplicas()).map((c) => c.Id)
+    const results = await pollWhile(async () => {
+      const started = expectStatus(
+        await call("POST", `/v1/services/${serviceId}/deployments`),
+        202,
+        "redeploy"
+      )
+      const deploymentId: string = started.body.data[0].id
+      const done = await waitFor("the redeploy", 120_000, async () => {
+        const r = await call("GET", `/v1/deployments/${deploymentId}`)
+        return r.body?.data?.attributes?.finishedAt ? r.body.data.attributes : undefined
+      })
+      expect(done.status).toBe("succeeded")
+      currentDeployment = deploymentId
+      await waitFor("old replicas retired", 60_000, async () => {
+        const all = await managedContainers()
+        return all.every((c) => c.Labels["kyozo.deployment"] === deploymentId) ? true : undefined
+      })
+    })
+    const failed = results.filter((r) => r !== "data plane\n")
+    console.info(`[data-plane] rolling redeploy of 3: ${results.length} requests, ${failed.length} failed`)
+    expect(failed).toEqual([])
+    const after = await runningReplicas()
+    expect(after).toHaveLength(3)
+    expect(after.some((c) => before.includes(c.Id))).toBe(false)
+    expect((await serviceRow()).url).toBe(url)
+  }, 180_000)
+})
