@@ -21,7 +21,7 @@ import type {
   WebhookResource
 } from "@kyozo/api/KyozoHttpApi"
 import type { EventView } from "@kyozo/api/KyozoRpc"
-import type { SessionDocument } from "@kyozo/api/KyozoSession"
+import type { CurrentSessionDocument, SessionDocument } from "@kyozo/api/KyozoSession"
 import type { TopologyResult } from "@kyozo/core/topology/Topology"
 
 export type Service = typeof ServiceResource.Type
@@ -146,7 +146,7 @@ export const listAll = async <R>(path: string): Promise<ReadonlyArray<R>> => {
 // Session
 
 export const session = {
-  current: () => call<SessionDocument>("GET", "/v1/session").then((d) => d.data.attributes),
+  current: () => call<CurrentSessionDocument>("GET", "/v1/session").then((d) => d.data?.attributes ?? null),
   signIn: (apiKey: string) =>
     call<SessionDocument>("POST", "/v1/session", doc("sessions", { apiKey })).then((d) => d.data.attributes),
   signOut: () => call<void>("DELETE", "/v1/session")
@@ -180,7 +180,9 @@ const rpcError = (error: unknown): ApiError => {
     e._tag === "Forbidden"
       ? `Your role may not ${e.operation ?? "do this"}; it needs ${e.required ?? "a higher role"}.`
       : (e.message ?? JSON.stringify(error))
-  return new ApiError(status, [{ status: String(status), code: e._tag ?? "rpc_failed", title: e._tag ?? "Failed", detail }])
+  return new ApiError(status, [
+    { status: String(status), code: e._tag ?? "rpc_failed", title: e._tag ?? "Failed", detail }
+  ])
 }
 
 /** One RPC; a streaming RPC's chunks are collected until its end. */
@@ -203,7 +205,8 @@ export const rpc = async <T>(tag: string, payload: Record<string, unknown>): Pro
   for (const line of text.split("\n")) {
     if (line.trim() === "") continue
     const message = JSON.parse(line) as { _tag: string; values?: ReadonlyArray<unknown> } | RpcExit
-    if (message._tag === "Chunk") chunks.push(...((message as { values?: ReadonlyArray<unknown> }).values ?? []))
+    if (message._tag === "Chunk")
+      chunks.push(...((message as { values?: ReadonlyArray<unknown> }).values ?? []))
     if (message._tag === "Exit") {
       const exit = (message as RpcExit).exit
       if (exit._tag === "Failure") {
@@ -228,7 +231,9 @@ export const api = {
   services: () => listAll<Service>("/v1/services?page[size]=100"),
   service: (id: string) => call<Single<Service>>("GET", `/v1/services/${enc(id)}`).then((d) => d.data),
   updateService: (id: string, attributes: Record<string, unknown>) =>
-    call<Single<Service>>("PATCH", `/v1/services/${enc(id)}`, doc("services", attributes)).then((d) => d.data),
+    call<Single<Service>>("PATCH", `/v1/services/${enc(id)}`, doc("services", attributes)).then(
+      (d) => d.data
+    ),
   deleteService: (id: string) => call<void>("DELETE", `/v1/services/${enc(id)}`),
   createService: (uploadId: string, name: string | undefined) =>
     call<Collection<Deployment>>(
@@ -239,21 +244,28 @@ export const api = {
   redeploy: (id: string) =>
     call<Collection<Deployment>>("POST", `/v1/services/${enc(id)}/deployments`).then((d) => d.data),
   rollback: (id: string, to: string | undefined) =>
-    call<Single<Deployment>>("POST", `/v1/services/${enc(id)}/rollback`, doc("rollbacks", to ? { to } : {})).then(
-      (d) => d.data
-    ),
+    call<Single<Deployment>>(
+      "POST",
+      `/v1/services/${enc(id)}/rollback`,
+      doc("rollbacks", to ? { to } : {})
+    ).then((d) => d.data),
   deployments: (serviceId: string) =>
-    call<Collection<Deployment>>("GET", `/v1/deployments?page[size]=50&filter[service]=${enc(serviceId)}`).then(
-      (d) => d.data
-    ),
+    call<Collection<Deployment>>(
+      "GET",
+      `/v1/deployments?page[size]=50&filter[service]=${enc(serviceId)}`
+    ).then((d) => d.data),
   logs: (id: string, tail = 200) =>
     call<Collection<LogLine>>("GET", `/v1/services/${enc(id)}/logs?tail=${tail}`).then((d) => d.data),
   health: (id: string) =>
     call<Collection<HealthCheck>>("GET", `/v1/services/${enc(id)}/health?page[size]=30`).then((d) => d.data),
   metrics: (id: string, window: "hour" | "day" | "week") =>
-    call<Collection<MetricSample>>("GET", `/v1/services/${enc(id)}/metrics?window=${window}`).then((d) => d.data),
+    call<Collection<MetricSample>>("GET", `/v1/services/${enc(id)}/metrics?window=${window}`).then(
+      (d) => d.data
+    ),
   recommendations: (id: string) =>
-    call<Single<Recommendation>>("GET", `/v1/services/${enc(id)}/recommendations?window=week`).then((d) => d.data),
+    call<Single<Recommendation>>("GET", `/v1/services/${enc(id)}/recommendations?window=week`).then(
+      (d) => d.data
+    ),
   alertRules: () => listAll<AlertRule>("/v1/alert-rules"),
   members: () => listAll<Member>("/v1/members"),
   addMember: (email: string, role: Role) =>
@@ -263,23 +275,26 @@ export const api = {
   removeMember: (userId: string) => call<void>("DELETE", `/v1/members/${enc(userId)}`),
   apiKeys: () => listAll<ApiKey>("/v1/api-keys"),
   issueKey: (name: string, userId?: string) =>
-    call<Single<ApiKey>>("POST", "/v1/api-keys", doc("api-keys", { name, ...(userId ? { userId } : {}) })).then(
-      (d) => d.data
-    ),
+    call<Single<ApiKey>>(
+      "POST",
+      "/v1/api-keys",
+      doc("api-keys", { name, ...(userId ? { userId } : {}) })
+    ).then((d) => d.data),
   revokeKey: (id: string) => call<void>("DELETE", `/v1/api-keys/${enc(id)}`),
   webhooks: () => listAll<Webhook>("/v1/webhooks"),
   createWebhook: (url: string) =>
     call<Single<Webhook>>("POST", "/v1/webhooks", doc("webhooks", { url })).then((d) => d.data),
   deleteWebhook: (id: string) => call<void>("DELETE", `/v1/webhooks/${enc(id)}`),
   deliveries: (id: string) =>
-    call<Collection<WebhookDelivery>>("GET", `/v1/webhooks/${enc(id)}/deliveries?page[size]=20`).then((d) => d.data),
+    call<Collection<WebhookDelivery>>("GET", `/v1/webhooks/${enc(id)}/deliveries?page[size]=20`).then(
+      (d) => d.data
+    ),
   // RPC-only operations
   stop: (service: string) => rpc<unknown>("StopService", { service }),
   start: (service: string) => rpc<unknown>("StartService", { service }),
   restart: (service: string) => rpc<unknown>("RestartService", { service }),
   detect: (uploadId: string) => rpc<Topology>("Detect", { source: { _tag: "Upload", uploadId } }),
-  serviceEvents: (service: string) =>
-    rpc<ReadonlyArray<KyozoEvent>>("Events", { service, follow: false })
+  serviceEvents: (service: string) => rpc<ReadonlyArray<KyozoEvent>>("Events", { service, follow: false })
 }
 
 /** Uploads a tar with progress (XHR: fetch reports no upload progress). */

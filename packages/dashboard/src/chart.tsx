@@ -29,9 +29,17 @@ export const TimeChart = ({
         scales: { x: { time: true } },
         axes: [
           { stroke: "#475569", grid: { stroke: "#e2e8f0" } },
-          { stroke: "#475569", grid: { stroke: "#e2e8f0" }, size: 56, values: (_u, v) => v.map((x) => `${x}${unit}`) }
+          {
+            stroke: "#475569",
+            grid: { stroke: "#e2e8f0" },
+            size: 56,
+            values: (_u, v) => v.map((x) => `${x}${unit}`)
+          }
         ],
-        series: [{}, { label, stroke: color, width: 2, fill: color + "22", points: { show: times.length < 3 } }]
+        series: [
+          {},
+          { label, stroke: color, width: 2, fill: color + "22", points: { show: times.length < 3 } }
+        ]
       },
       [times as number[], values as number[]],
       el

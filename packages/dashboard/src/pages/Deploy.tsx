@@ -31,7 +31,11 @@ const fromInput = (list: FileList): Picked => {
   return { name: root, files }
 }
 
-const readEntry = async (entry: FileSystemEntry, prefix: string, out: Array<{ path: string; file: File }>) => {
+const readEntry = async (
+  entry: FileSystemEntry,
+  prefix: string,
+  out: Array<{ path: string; file: File }>
+) => {
   const path = prefix === "" ? entry.name : `${prefix}/${entry.name}`
   if (SKIP.test(path)) return
   if (entry.isFile) {
@@ -224,7 +228,12 @@ export const DeployPage = () => {
                     <span class="muted">port {svc.port ?? "none"}</span>
                     <span class="confidence" title="How sure the detection is">
                       confidence {Math.round(svc.confidence * 100)}%
-                      <meter min={0} max={1} value={svc.confidence} aria-label={`Confidence for ${svc.name}`} />
+                      <meter
+                        min={0}
+                        max={1}
+                        value={svc.confidence}
+                        aria-label={`Confidence for ${svc.name}`}
+                      />
                     </span>
                   </div>
                   <ul class="evidence" aria-label={`Evidence for ${svc.name}`}>
@@ -252,10 +261,19 @@ export const DeployPage = () => {
             >
               <label class="field inline">
                 <span>Service name</span>
-                <input value={name} onInput={(e) => setName(e.currentTarget.value)} pattern="[a-z0-9][a-z0-9_.\-]{0,62}" required />
+                <input
+                  value={name}
+                  onInput={(e) => setName(e.currentTarget.value)}
+                  pattern="[a-z0-9][a-z0-9_.\-]{0,62}"
+                  required
+                />
               </label>
               <p class="hint">The port comes from the detection above; the health gate checks it.</p>
-              <button type="submit" class="btn btn-primary" disabled={app.engineDown !== undefined || topology.services.length === 0}>
+              <button
+                type="submit"
+                class="btn btn-primary"
+                disabled={app.engineDown !== undefined || topology.services.length === 0}
+              >
                 Deploy
               </button>
               <button type="button" class="btn" onClick={() => (setStage("pick"), setTopology(undefined))}>

@@ -62,7 +62,9 @@ export const ServicePage = ({ id }: { id: string }) => {
       }
     )
   }
-  const retained = (deployments.data ?? []).filter((d) => d.attributes.image && d.attributes.image !== a.image)
+  const retained = (deployments.data ?? []).filter(
+    (d) => d.attributes.image && d.attributes.image !== a.image
+  )
   const off = app.engineDown !== undefined || busy !== undefined
   const offTitle = app.engineDown ?? (busy ? `${busy}…` : undefined)
 
@@ -92,34 +94,63 @@ export const ServicePage = ({ id }: { id: string }) => {
         </div>
         {app.can.deploy ? (
           <div class="actions" role="group" aria-label="Service actions">
-            <button type="button" class="btn btn-primary" disabled={off} title={offTitle}
-              onClick={() => act("Redeploy", () => api.redeploy(id), "Redeploy started.")}>
+            <button
+              type="button"
+              class="btn btn-primary"
+              disabled={off}
+              title={offTitle}
+              onClick={() => act("Redeploy", () => api.redeploy(id), "Redeploy started.")}
+            >
               Redeploy
             </button>
             {a.desiredState === "stopped" ? (
-              <button type="button" class="btn" disabled={off} title={offTitle}
-                onClick={() => act("Start", () => api.start(id), "Started.")}>
+              <button
+                type="button"
+                class="btn"
+                disabled={off}
+                title={offTitle}
+                onClick={() => act("Start", () => api.start(id), "Started.")}
+              >
                 Start
               </button>
             ) : (
-              <button type="button" class="btn" disabled={off} title={offTitle}
-                onClick={() => act("Stop", () => api.stop(id), "Stopped.")}>
+              <button
+                type="button"
+                class="btn"
+                disabled={off}
+                title={offTitle}
+                onClick={() => act("Stop", () => api.stop(id), "Stopped.")}
+              >
                 Stop
               </button>
             )}
-            <button type="button" class="btn" disabled={off} title={offTitle}
-              onClick={() => act("Restart", () => api.restart(id), "Restarted.")}>
+            <button
+              type="button"
+              class="btn"
+              disabled={off}
+              title={offTitle}
+              onClick={() => act("Restart", () => api.restart(id), "Restarted.")}
+            >
               Restart
             </button>
-            <button type="button" class="btn" disabled={off || retained.length === 0}
+            <button
+              type="button"
+              class="btn"
+              disabled={off || retained.length === 0}
               title={retained.length === 0 ? "No earlier image is retained" : offTitle}
               onClick={() => {
                 setRollbackTo(retained[0]?.id ?? "")
                 setConfirm("rollback")
-              }}>
+              }}
+            >
               Roll back
             </button>
-            <button type="button" class="btn btn-danger" disabled={busy !== undefined} onClick={() => setConfirm("delete")}>
+            <button
+              type="button"
+              class="btn btn-danger"
+              disabled={busy !== undefined}
+              onClick={() => setConfirm("delete")}
+            >
               Delete
             </button>
           </div>
@@ -196,7 +227,11 @@ export const ServicePage = ({ id }: { id: string }) => {
         </Section>
       </div>
       <Section title="Deployments" id="deployments">
-        <Timeline deployments={deployments.data ?? []} events={history.data ?? []} error={deployments.error} />
+        <Timeline
+          deployments={deployments.data ?? []}
+          events={history.data ?? []}
+          error={deployments.error}
+        />
       </Section>
       <Section title="Logs" id="logs">
         <Logs id={id} />
@@ -213,7 +248,9 @@ const Metrics = ({ id }: { id: string }) => {
     return () => clearInterval(t)
   }, [id, win])
   const series = useMemo(() => {
-    const rows = [...(metrics.data ?? [])].sort((x, y) => x.attributes.sampledAt.localeCompare(y.attributes.sampledAt))
+    const rows = [...(metrics.data ?? [])].sort((x, y) =>
+      x.attributes.sampledAt.localeCompare(y.attributes.sampledAt)
+    )
     return {
       times: rows.map((r) => new Date(r.attributes.sampledAt).getTime() / 1000),
       cpu: rows.map((r) => Math.round(r.attributes.cpuPercent * 10) / 10),
@@ -227,7 +264,14 @@ const Metrics = ({ id }: { id: string }) => {
       actions={
         <div class="tabs" role="radiogroup" aria-label="Time window">
           {(["hour", "day", "week"] as const).map((w) => (
-            <button type="button" role="radio" aria-checked={w === win} class={w === win ? "tab on" : "tab"} onClick={() => setWin(w)} key={w}>
+            <button
+              type="button"
+              role="radio"
+              aria-checked={w === win}
+              class={w === win ? "tab on" : "tab"}
+              onClick={() => setWin(w)}
+              key={w}
+            >
               {w === "hour" ? "Hour" : w === "day" ? "Day" : "Week"}
             </button>
           ))}
@@ -268,18 +312,21 @@ const Limits = ({ service, onSaved }: { service: Service; onSaved: () => void })
         e.preventDefault()
         setError(undefined)
         setSaved(false)
-        api.updateService(service.id, { cpuMillis: Number(cpu), memoryMb: Number(mem) }).then(
-          () => {
-            setSaved(true)
-            onSaved()
-          },
-          setError
-        )
+        api.updateService(service.id, { cpuMillis: Number(cpu), memoryMb: Number(mem) }).then(() => {
+          setSaved(true)
+          onSaved()
+        }, setError)
       }}
     >
       <label class="field inline">
         <span>CPU (millicores)</span>
-        <input type="number" min={10} max={64000} value={cpu} onInput={(e) => setCpu(e.currentTarget.value)} />
+        <input
+          type="number"
+          min={10}
+          max={64000}
+          value={cpu}
+          onInput={(e) => setCpu(e.currentTarget.value)}
+        />
       </label>
       <label class="field inline">
         <span>Memory (MiB)</span>
@@ -288,8 +335,15 @@ const Limits = ({ service, onSaved }: { service: Service; onSaved: () => void })
       <button type="submit" class="btn">
         Save limits
       </button>
-      {saved ? <span role="status" class="muted"> Saved; applies at the next deploy.</span> : null}
-      <p class="muted">Restarts so far: {a.restartCount} · policy: {JSON.stringify(a.restartPolicy)}</p>
+      {saved ? (
+        <span role="status" class="muted">
+          {" "}
+          Saved; applies at the next deploy.
+        </span>
+      ) : null}
+      <p class="muted">
+        Restarts so far: {a.restartCount} · policy: {JSON.stringify(a.restartPolicy)}
+      </p>
       <ErrorBox error={error} />
     </form>
   )
@@ -329,14 +383,19 @@ const Health = ({ id }: { id: string }) => {
     <>
       <div class="healthbar" role="img" aria-label={`Last ${rows.length} checks, newest first`}>
         {rows.map((c) => (
-          <span key={c.id} class={`tick tick-${c.attributes.status === "healthy" ? "ok" : "bad"}`} title={`${c.attributes.status} ${c.attributes.checkedAt}`} />
+          <span
+            key={c.id}
+            class={`tick tick-${c.attributes.status === "healthy" ? "ok" : "bad"}`}
+            title={`${c.attributes.status} ${c.attributes.checkedAt}`}
+          />
         ))}
       </div>
       <ul class="plain">
         {rows.slice(0, 5).map((c) => (
           <li key={c.id}>
             <StatusDot status={c.attributes.status} /> {c.attributes.checkType}
-            {c.attributes.latencyMs !== null ? ` · ${c.attributes.latencyMs} ms` : ""} · {when(c.attributes.checkedAt)}
+            {c.attributes.latencyMs !== null ? ` · ${c.attributes.latencyMs} ms` : ""} ·{" "}
+            {when(c.attributes.checkedAt)}
             {c.attributes.detail ? <span class="muted"> — {c.attributes.detail}</span> : null}
           </li>
         ))}
@@ -347,7 +406,9 @@ const Health = ({ id }: { id: string }) => {
 
 const AlertRules = ({ id }: { id: string }) => {
   const rules = useLoad(() => api.alertRules(), [id])
-  const mine = (rules.data ?? []).filter((r) => r.attributes.serviceId === null || r.attributes.serviceId === id)
+  const mine = (rules.data ?? []).filter(
+    (r) => r.attributes.serviceId === null || r.attributes.serviceId === id
+  )
   return (
     <>
       <h3>Alert rules</h3>
@@ -358,7 +419,8 @@ const AlertRules = ({ id }: { id: string }) => {
         <ul class="plain">
           {mine.map((r) => (
             <li key={r.id}>
-              {r.attributes.metric} {r.attributes.comparator} {r.attributes.threshold} for {r.attributes.durationSeconds} s
+              {r.attributes.metric} {r.attributes.comparator} {r.attributes.threshold} for{" "}
+              {r.attributes.durationSeconds} s
               {r.attributes.serviceId === null ? <span class="tag">team-wide</span> : null}
               {!r.attributes.enabled ? <span class="tag">off</span> : null}
             </li>
@@ -385,7 +447,9 @@ export const Timeline = ({
       {deployments.map((d) => {
         const steps = evs.filter((e) => e.deploymentId === d.id)
         const log = steps.flatMap((e) => {
-          const l = (e.data as { log?: unknown; buildLog?: unknown }).log ?? (e.data as { buildLog?: unknown }).buildLog
+          const l =
+            (e.data as { log?: unknown; buildLog?: unknown }).log ??
+            (e.data as { buildLog?: unknown }).buildLog
           return typeof l === "string" ? [l] : Array.isArray(l) ? l.map(String) : []
         })
         return (
@@ -433,13 +497,14 @@ const Logs = ({ id }: { id: string }) => {
   return (
     <>
       <label class="check">
-        <input type="checkbox" checked={follow} onChange={(e) => setFollow(e.currentTarget.checked)} /> Follow (refresh
-        every 3 s)
+        <input type="checkbox" checked={follow} onChange={(e) => setFollow(e.currentTarget.checked)} /> Follow
+        (refresh every 3 s)
       </label>
       {logs.error ? <ErrorBox error={logs.error} /> : null}
       <pre class="log" tabIndex={0} aria-label="Service logs">
-        {(logs.data ?? []).map((l) => (l.attributes.stream === "stderr" ? "! " : "") + l.attributes.line).join("\n") ||
-          "No log lines."}
+        {(logs.data ?? [])
+          .map((l) => (l.attributes.stream === "stderr" ? "! " : "") + l.attributes.line)
+          .join("\n") || "No log lines."}
       </pre>
     </>
   )
