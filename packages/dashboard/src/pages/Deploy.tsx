@@ -189,8 +189,10 @@ export const DeployPage = () => {
               <input
                 type="file"
                 class="sr-only"
-                // @ts-expect-error: the directory picker attribute is not in the DOM typings
-                webkitdirectory=""
+                // The directory picker: a DOM property (a boolean), so it is set on the element.
+                ref={(el) => {
+                  if (el) el.webkitdirectory = true
+                }}
                 multiple
                 disabled={stage === "uploading" || app.engineDown !== undefined}
                 onChange={(e) => {
