@@ -183,7 +183,9 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
     expect(session.sameSite).toBe("Strict")
     expect(session.expires).toBeGreaterThan(Date.now() / 1000)
     // The cookie is not readable by script.
-    expect(await page.evaluate(() => (globalThis as any).document.cookie as string)).not.toContain("kyozo_session")
+    expect(await page.evaluate(() => (globalThis as any).document.cookie as string)).not.toContain(
+      "kyozo_session"
+    )
     await page.getByRole("button", { name: "Sign out" }).click()
     await page.getByLabel("API key").waitFor()
     expect((await page.context().cookies()).find((c) => c.name === "kyozo_session")).toBeUndefined()
@@ -258,7 +260,18 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
       })
       expect(served).toContain("Hello from a folder deployed in the browser")
 
-      // The chart: metrics samples arrive every 2 s on this server.
+      // The chart: metrics samples arrive every 2 s on this server; switching windows re-reads them.
+      await expect
+        .poll(
+          async () => {
+            await page.getByRole("radio", { name: "Day" }).click()
+            await page.getByRole("radio", { name: "Hour" }).click()
+            const label = await page.locator("figure.chart [role=img]").first().getAttribute("aria-label")
+            return Number(/(\d+) samples/.exec(label ?? "")?.[1] ?? 0)
+          },
+          { timeout: 30_000, intervals: [1500] }
+        )
+        .toBeGreaterThan(0)
       await expect
         .poll(async () => (await page.locator("figure.chart canvas").count()) >= 2, { timeout: 10_000 })
         .toBe(true)
@@ -397,6 +410,25 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
     expect((await caller(ts.server.port, issued)("GET", "/v1/services")).status).toBe(200)
     await page.getByRole("button", { name: "Done" }).click()
     expect(await page.locator("body").textContent()).not.toContain(issued)
+
+    // A session signed in with that key ends when the key is revoked here.
+    const second = await newPage()
+    await signIn(second.page, issued)
+    await page.getByRole("button", { name: `Revoke ${issued.slice(0, 11)}` }).click()
+    await page.getByRole("dialog").getByRole("button", { name: "Revoke key" }).click()
+    await expect
+      .poll(() => page.locator("tr", { hasText: "from-dashboard" }).textContent())
+      .toContain("revoked")
+    await second.page.reload()
+    await second.page.getByLabel("API key").waitFor({ timeout: 10_000 })
+    expect(second.errors).toEqual([])
+    await second.page.context().close()
+
+    await page.getByLabel("Webhook URL").fill("https://hooks.example.test/kyozo")
+    await page.getByRole("button", { name: "Add webhook" }).click()
+    await expect.poll(() => page.locator("#main").textContent()).toContain("Signing secret (shown once)")
+    await page.getByRole("button", { name: "Deliveries" }).click()
+    await expect.poll(() => page.locator("#main").textContent()).toContain("No deliveries yet.")
     await axe(page, "admin")
     await shoot(page, "08-admin")
     expect(errors).toEqual([])
@@ -437,9 +469,13 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
     )
     await page.evaluate(() => performance.clearMeasures())
     await page.reload()
-    await page.waitForFunction(() => (globalThis as any).document.body.dataset.servicesRendered === "100", undefined, {
-      timeout: 15_000
-    })
+    await page.waitForFunction(
+      () => (globalThis as any).document.body.dataset.servicesRendered === "100",
+      undefined,
+      {
+        timeout: 15_000
+      }
+    )
     const ms = await page.evaluate(() => performance.getEntriesByName("services:render").at(-1)!.duration)
     expect(await page.locator("table.services tbody tr").count()).toBe(100)
     console.log(

@@ -168,8 +168,13 @@ const Members = () => {
                 <td>{when(u.attributes.createdAt)}</td>
                 <td>
                   {u.id !== app.session.userId ? (
-                    <button type="button" class="btn btn-small" onClick={() => run(api.removeMember(u.id))}>
-                      Remove {u.attributes.email}
+                    <button
+                      type="button"
+                      class="btn btn-small"
+                      aria-label={`Remove ${u.attributes.email}`}
+                      onClick={() => run(api.removeMember(u.id))}
+                    >
+                      Remove
                     </button>
                   ) : (
                     <span class="muted">you</span>
@@ -270,8 +275,13 @@ const Keys = () => {
                 </td>
                 <td>
                   {!x.attributes.revokedAt ? (
-                    <button type="button" class="btn btn-small" onClick={() => setRevoking(x.id)}>
-                      Revoke {x.attributes.prefix}
+                    <button
+                      type="button"
+                      class="btn btn-small"
+                      aria-label={`Revoke ${x.attributes.prefix}`}
+                      onClick={() => setRevoking(x.id)}
+                    >
+                      Revoke
                     </button>
                   ) : null}
                 </td>

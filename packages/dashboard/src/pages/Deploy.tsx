@@ -137,7 +137,9 @@ export const DeployPage = () => {
       setUploadId(up.uploadId)
       const topo = await api.detect(up.uploadId)
       setTopology(topo)
-      setName(slug(topo.services.length === 1 ? topo.services[0]!.name : p.name))
+      // A single service named after the upload folder (upl_…) takes the picked folder's name instead.
+      const only = topo.services.length === 1 ? topo.services[0]!.name : undefined
+      setName(slug(only && only !== up.uploadId ? only : p.name))
       setStage("detected")
     } catch (e) {
       setError(e)
@@ -224,7 +226,7 @@ export const DeployPage = () => {
               {topology.services.map((svc) => (
                 <li key={svc.name} class="card inner">
                   <div class="row">
-                    <strong>{svc.name}</strong>
+                    <strong>{svc.name === uploadId ? (picked?.name ?? svc.name) : svc.name}</strong>
                     <span class="tag">{svc.kind}</span>
                     {svc.framework ? <span class="tag">{svc.framework}</span> : null}
                     <span class="muted">port {svc.port ?? "none"}</span>
