@@ -269,7 +269,7 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
             const label = await page.locator("figure.chart [role=img]").first().getAttribute("aria-label")
             return Number(/(\d+) samples/.exec(label ?? "")?.[1] ?? 0)
           },
-          { timeout: 30_000, intervals: [1500] }
+          { timeout: 30_000, interval: 1500 }
         )
         .toBeGreaterThan(0)
       await expect
