@@ -5,6 +5,8 @@
  * a viewer's view and a forged request, accessibility (axe-core) and screenshots of every main view
  * at laptop and phone width (under artifacts/dashboard, gitignored).
  */
+import { ServiceRepo } from "@kyozo/core/ServiceRepo"
+import { Effect } from "effect"
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as os from "node:os"
@@ -64,7 +66,9 @@ const newPage = async (viewport = LAPTOP): Promise<Watched> => {
   const page = await context.newPage()
   const errors: Array<string> = []
   page.on("console", (m) => {
-    if (m.type() === "error") errors.push(`console: ${m.text()}`)
+    // Docker adding a container's veth interface makes Chromium abort requests in flight with
+    // ERR_NETWORK_CHANGED: a host event, not a page error (the event stream reconnects by itself).
+    if (m.type() === "error" && !m.text().includes("ERR_NETWORK_CHANGED")) errors.push(`console: ${m.text()}`)
   })
   page.on("pageerror", (e) => errors.push(`pageerror: ${e.message}`))
   return { page, errors }
@@ -484,5 +488,76 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
     expect(ms).toBeLessThan(100)
     expect(errors).toEqual([])
     await page.context().close()
+  })
+})
+
+describe.skipIf(!hasBrowser)("dashboard while the Docker engine is down", () => {
+  let down: TenantServer
+  let b: Browser
+  beforeAll(async () => {
+    // A dead engine endpoint: the first failed call opens the circuit, which stays open for a minute.
+    down = await startTenantServer({
+      KYOZO_RUNTIME: "docker",
+      DOCKER_HOST: "unix:///nonexistent/kyozo-test/docker.sock",
+      KYOZO_DOCKER_TIMEOUT: "1 second",
+      KYOZO_BREAKER_THRESHOLD: "1",
+      KYOZO_BREAKER_RESET: "60 seconds",
+      KYOZO_HEALTH_INTERVAL: "1 second",
+      KYOZO_METRICS_INTERVAL: "1 second"
+    })
+    b = await launch()
+  }, 120_000)
+  afterAll(async () => {
+    await b?.close().catch(() => undefined)
+    await down?.close()
+  }, 60_000)
+
+  it("shows a banner, disables engine actions with the reason, and never shows env values", async () => {
+    const owner = caller(down.server.port, down.owner.token)
+    await waitFor("the circuit to open", 30_000, async () => {
+      const r = await owner("GET", "/v1/runtime")
+      return r.body?.data?.attributes?.circuit_breaker_status?.state === "open" ? true : undefined
+    })
+    const service = await down.run(
+      Effect.flatMap(ServiceRepo, (repo) =>
+        repo.create({
+          teamId: down.owner.teamId,
+          name: "stored-site",
+          kind: "static",
+          image: "kyozo/stored-site:1",
+          env: { SECRET_TOKEN: "hunter2-do-not-show", PUBLIC_NAME: "x" }
+        })
+      )
+    )
+    const context = await b.newContext({ viewport: LAPTOP })
+    const page = await context.newPage()
+    const errors: Array<string> = []
+    page.on("pageerror", (e) => errors.push(e.message))
+    await page.goto(down.base + "/")
+    await page.getByLabel("API key").fill(down.owner.token)
+    await page.getByLabel("API key").press("Enter")
+    await page.getByRole("heading", { name: "Services", level: 1 }).waitFor()
+    await expect
+      .poll(() => page.getByRole("alert").first().textContent(), { timeout: 20_000 })
+      .toContain("Docker is down")
+    await page.goto(down.base + `/#/services/${service.id}`)
+    await page.getByRole("heading", { name: "stored-site", level: 1 }).waitFor()
+    for (const name of ["Redeploy", "Stop", "Restart"]) {
+      const button = page.getByRole("button", { name, exact: true })
+      expect(await button.isDisabled()).toBe(true)
+      expect(await button.getAttribute("title")).toContain("circuit open")
+    }
+    await expect.poll(() => page.locator("#main").textContent()).toContain("Actions are disabled")
+    const text = (await page.locator("body").textContent()) ?? ""
+    expect(text).toContain("SECRET_TOKEN")
+    expect(text).not.toContain("hunter2-do-not-show")
+    await axe(page, "service (engine down)")
+    await shoot(page, "09-engine-down")
+    await page.goto(down.base + "/#/deploy")
+    await page.getByRole("heading", { name: "Deploy a folder" }).waitFor()
+    expect(await page.locator("input[type=file]").isDisabled()).toBe(true)
+    expect(await page.locator("#main").textContent()).toContain("Deploys are paused")
+    expect(errors).toEqual([])
+    await context.close()
   })
 })
