@@ -97,9 +97,8 @@ export const errorsOf = (status: number, text: string): ReadonlyArray<ErrorObjec
 
 export const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
   const write = method !== "GET" && method !== "HEAD"
-  let res: Response
-  try {
-    res = await fetch(path, {
+  const send = () =>
+    fetch(path, {
       method,
       credentials: "same-origin",
       headers: {
@@ -109,8 +108,19 @@ export const call = async <T>(method: string, path: string, body?: unknown): Pro
       },
       ...(body === undefined ? {} : { body: JSON.stringify(body) })
     })
+  let res: Response
+  try {
+    res = await send()
   } catch (cause) {
-    throw networkError(cause)
+    // A read cut by a network blip (the browser drops requests in flight when an interface
+    // appears) is retried once; a write is not, it may have been carried out.
+    if (write) throw networkError(cause)
+    await new Promise((r) => setTimeout(r, 400))
+    try {
+      res = await send()
+    } catch (again) {
+      throw networkError(again)
+    }
   }
   const text = await res.text()
   if (!res.ok) {

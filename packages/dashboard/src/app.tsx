@@ -109,7 +109,7 @@ const Shell = ({ session, onSignOut }: { session: Session; onSignOut: () => void
   const breaker = runtime?.circuit_breaker_status
   const engineDown =
     breaker && breaker.state === "open"
-      ? `The Docker engine is not answering (circuit open after ${breaker.consecutiveFailures} failures); engine actions are paused until it recovers.`
+      ? `The Docker engine is not answering (circuit open after ${breaker.consecutiveFailures} failed call${breaker.consecutiveFailures === 1 ? "" : "s"}); engine actions are paused until it recovers.`
       : undefined
   const state: AppState = {
     session,

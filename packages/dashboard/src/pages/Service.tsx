@@ -251,12 +251,16 @@ const Metrics = ({ id }: { id: string }) => {
     const rows = [...(metrics.data ?? [])].sort((x, y) =>
       x.attributes.sampledAt.localeCompare(y.attributes.sampledAt)
     )
+    const to = Date.now() / 1000
+    const from = to - (win === "hour" ? 3600 : win === "day" ? 86_400 : 7 * 86_400)
     return {
+      from,
+      to,
       times: rows.map((r) => new Date(r.attributes.sampledAt).getTime() / 1000),
       cpu: rows.map((r) => Math.round(r.attributes.cpuPercent * 10) / 10),
       mem: rows.map((r) => Math.round((r.attributes.memoryBytes / 1024 / 1024) * 10) / 10)
     }
-  }, [metrics.data])
+  }, [metrics.data, win])
   return (
     <Section
       title="CPU and memory"
@@ -280,8 +284,24 @@ const Metrics = ({ id }: { id: string }) => {
     >
       <ErrorBox error={metrics.error} />
       <div class="charts">
-        <TimeChart label="CPU" unit="%" times={series.times} values={series.cpu} color="#4338ca" />
-        <TimeChart label="Memory" unit=" MiB" times={series.times} values={series.mem} color="#0f766e" />
+        <TimeChart
+          label="CPU"
+          unit="%"
+          times={series.times}
+          values={series.cpu}
+          color="#4338ca"
+          from={series.from}
+          to={series.to}
+        />
+        <TimeChart
+          label="Memory"
+          unit=" MiB"
+          times={series.times}
+          values={series.mem}
+          color="#0f766e"
+          from={series.from}
+          to={series.to}
+        />
       </div>
     </Section>
   )
