@@ -23,6 +23,7 @@ import type {
 import type { EventView } from "@kyozo/api/KyozoRpc"
 import type { CurrentSessionDocument, SessionDocument } from "@kyozo/api/KyozoSession"
 import type { TopologyResult } from "@kyozo/core/topology/Topology"
+import type { DeployProgress as DeployProgressType } from "@kyozo/workers/Deployer"
 
 export type Service = typeof ServiceResource.Type
 export type Deployment = typeof DeploymentResource.Type
@@ -41,6 +42,7 @@ export type Session = SessionDocument["data"]["attributes"]
 export type Role = Session["role"]
 export type KyozoEvent = EventView
 export type Topology = TopologyResult
+export type DeployProgress = DeployProgressType
 export type { ErrorObject }
 
 const JSON_API = "application/vnd.api+json"
@@ -189,7 +191,11 @@ const rpcError = (error: unknown): ApiError => {
   const detail =
     e._tag === "Forbidden"
       ? `Your role may not ${e.operation ?? "do this"}; it needs ${e.required ?? "a higher role"}.`
-      : (e.message ?? JSON.stringify(error))
+      : (e.message ??
+        ([(error as { step?: string }).step, (error as { reason?: string }).reason]
+          .filter((x) => typeof x === "string" && x !== "")
+          .join(": ") ||
+          JSON.stringify(error)))
   return new ApiError(status, [
     { status: String(status), code: e._tag ?? "rpc_failed", title: e._tag ?? "Failed", detail }
   ])
@@ -228,6 +234,48 @@ export const rpc = async <T>(tag: string, payload: Record<string, unknown>): Pro
     }
   }
   return chunks as T
+}
+
+/** A streaming RPC: each chunk's values as they arrive (ndjson over one HTTP answer). */
+export const rpcStream = async <T>(
+  tag: string,
+  payload: Record<string, unknown>,
+  onValue: (value: T) => void
+): Promise<void> => {
+  const id = String(++rpcId)
+  let res: Response
+  try {
+    res = await fetch("/rpc", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "content-type": "application/ndjson", ...csrfHeaders() },
+      body: JSON.stringify({ _tag: "Request", id, tag, payload, headers: [] }) + "\n"
+    })
+  } catch (cause) {
+    throw networkError(cause)
+  }
+  if (!res.ok || res.body === null) throw new ApiError(res.status, errorsOf(res.status, await res.text()))
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader()
+  let buffer = ""
+  for (;;) {
+    const { value, done } = await reader.read()
+    if (done) return
+    buffer += value
+    let nl: number
+    while ((nl = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, nl).trim()
+      buffer = buffer.slice(nl + 1)
+      if (line === "") continue
+      const message = JSON.parse(line) as { _tag: string; values?: ReadonlyArray<T> } | RpcExit
+      if (message._tag === "Chunk")
+        for (const v of (message as { values?: ReadonlyArray<T> }).values ?? []) onValue(v)
+      if (message._tag === "Exit") {
+        const exit = (message as RpcExit).exit
+        if (exit._tag === "Failure") throw rpcError(failureOf(exit.cause))
+        return
+      }
+    }
+  }
 }
 
 // -------------------------------------------------------------------------------------------
@@ -303,6 +351,13 @@ export const api = {
   stop: (service: string) => rpc<unknown>("StopService", { service }),
   start: (service: string) => rpc<unknown>("StartService", { service }),
   restart: (service: string) => rpc<unknown>("RestartService", { service }),
+  /** Deploys an uploaded folder, reporting detection, build log lines, steps and the result as they happen. */
+  deploy: (uploadId: string, name: string | undefined, onProgress: (p: DeployProgressType) => void) =>
+    rpcStream<DeployProgressType>(
+      "Deploy",
+      { source: { _tag: "Upload", uploadId }, ...(name ? { name } : {}) },
+      onProgress
+    ),
   detect: (uploadId: string) => rpc<Topology>("Detect", { source: { _tag: "Upload", uploadId } }),
   serviceEvents: (service: string) => rpc<ReadonlyArray<KyozoEvent>>("Events", { service, follow: false })
 }

@@ -5,9 +5,8 @@
  */
 import { createTar } from "nanotar"
 import { useEffect, useState } from "preact/hooks"
-import { api, type KyozoEvent, type Topology, upload } from "../api.js"
+import { api, type Topology, upload } from "../api.js"
 import { navigate, useApp } from "../app.js"
-import * as events from "../events.js"
 import { bytes, ErrorBox, Section, StatusDot } from "../ui.js"
 
 interface Picked {
@@ -101,26 +100,17 @@ export const DeployPage = () => {
   const [name, setName] = useState("")
   const [error, setError] = useState<unknown>(undefined)
   const [over, setOver] = useState(false)
-  const [deploymentIds, setDeploymentIds] = useState<ReadonlyArray<string>>([])
-  const [steps, setSteps] = useState<ReadonlyArray<KyozoEvent>>([])
-
-  useEffect(
-    () =>
-      events.onEvent((e) => {
-        if (e.deploymentId !== null && deploymentIds.includes(e.deploymentId)) setSteps((s) => [...s, e])
-      }),
-    [deploymentIds]
+  const [steps, setSteps] = useState<ReadonlyArray<{ step: string; message: string }>>([])
+  const [buildLog, setBuildLog] = useState<ReadonlyArray<string>>([])
+  const [result, setResult] = useState<{ serviceId: string; status: string; url: string | null } | undefined>(
+    undefined
   )
-  const finished = steps.find((e) => e.type === "deploy.succeeded")
-  const failed = steps.find((e) => e.type === "deploy.failed" || e.type === "deploy.compensated")
+  const healthy = result !== undefined && result.status === "succeeded"
   useEffect(() => {
-    if (finished?.serviceId) {
-      setStage("done")
-      const t = setTimeout(() => navigate(`/services/${encodeURIComponent(finished.serviceId!)}`), 1200)
-      return () => clearTimeout(t)
-    }
-    return undefined
-  }, [finished?.id])
+    if (!healthy || !result) return undefined
+    const t = setTimeout(() => navigate(`/services/${encodeURIComponent(result.serviceId)}`), 1200)
+    return () => clearTimeout(t)
+  }, [healthy, result?.serviceId])
 
   const choose = async (p: Picked | undefined) => {
     if (!p || p.files.length === 0) {
@@ -152,9 +142,17 @@ export const DeployPage = () => {
     setError(undefined)
     setStage("deploying")
     setSteps([])
+    setBuildLog([])
+    setResult(undefined)
     try {
-      const deps = await api.createService(uploadId, name || undefined)
-      setDeploymentIds(deps.map((d) => d.id))
+      // The same Deploy the CLI runs: detection, build log, each step, then the result, as they happen.
+      await api.deploy(uploadId, name || undefined, (p) => {
+        if (p._tag === "BuildLog") setBuildLog((l) => [...l.slice(-499), p.line])
+        else if (p._tag === "Step") setSteps((s) => [...s, { step: p.step, message: p.message }])
+        else if (p._tag === "Deployed")
+          setResult({ serviceId: p.deployment.serviceId, status: p.deployment.status, url: p.deployment.url })
+      })
+      setStage("done")
     } catch (e) {
       setError(e)
       setStage("detected")
@@ -291,19 +289,28 @@ export const DeployPage = () => {
         <Section title="3. Build and health gate" id="progress">
           <ol class="steps live" aria-live="polite">
             {steps.length === 0 ? <li class="muted">Waiting for the first step…</li> : null}
-            {steps.map((e) => (
-              <li key={e.id}>
-                <span class="mono step-type">{e.type}</span> {e.message}
+            {steps.map((e, i) => (
+              <li key={i}>
+                <span class="mono step-type">{e.step}</span> {e.message}
               </li>
             ))}
           </ol>
-          {finished ? (
+          {buildLog.length > 0 ? (
+            <details open={!result}>
+              <summary>Build log ({buildLog.length} lines)</summary>
+              <pre class="log" tabIndex={0} aria-label="Build log">
+                {buildLog.join("\n")}
+              </pre>
+            </details>
+          ) : null}
+          {healthy ? (
             <p role="status">
-              <StatusDot status="running" label="Healthy" /> Opening the service…
+              <StatusDot status="running" label="Healthy" /> {result?.url ? `Serving on ${result.url}. ` : ""}
+              Opening the service…
             </p>
-          ) : failed ? (
+          ) : result ? (
             <p role="alert" class="error-text">
-              The deploy did not pass: {failed.message}
+              The deploy ended {result.status}.
             </p>
           ) : (
             <progress aria-label="Deploy in progress" />
