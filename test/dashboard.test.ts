@@ -252,9 +252,9 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
       await page.getByRole("heading", { name: "3. Build and health gate" }).waitFor()
       // The build and the health gate, live, until the service is healthy (then the page moves on).
       await page.getByText("Opening the service").waitFor({ timeout: 90_000 })
-      const steps = (await page.locator("ol.steps.live").textContent()) ?? ""
+      const steps = (await page.locator("ol.deploy-steps").textContent()) ?? ""
       expect(steps.length).toBeGreaterThan(0)
-      expect(await page.locator("ol.steps.live li").count()).toBeGreaterThan(1)
+      expect(await page.locator("ol.deploy-steps li").count()).toBeGreaterThan(1)
       await shoot(page, "03b-deploy-healthy")
       await page.waitForURL(/#\/services\/svc_/, { timeout: 90_000 })
       await page.getByRole("heading", { name: "site", level: 1 }).waitFor()

@@ -287,7 +287,7 @@ export const DeployPage = () => {
       ) : null}
       {stage === "deploying" || stage === "done" ? (
         <Section title="3. Build and health gate" id="progress">
-          <ol class="steps live" aria-live="polite">
+          <ol class="steps deploy-steps" aria-live="polite">
             {steps.length === 0 ? <li class="muted">Waiting for the first step…</li> : null}
             {steps.map((e, i) => (
               <li key={i}>
