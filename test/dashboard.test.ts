@@ -362,8 +362,14 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
 
   it("a viewer sees no Deploy, Redeploy, Scale or Delete control; a forged request is refused", async () => {
     const owner = caller(ts.server.port, ts.owner.token)
-    const viewer = await memberWithKey(owner, `viewer-${Date.now()}@example.test`, "viewer")
-    const list = await owner("GET", "/v1/services")
+    const email = `viewer-${Date.now()}@example.test`
+    const viewer = { ...(await memberWithKey(owner, email, "viewer")), email }
+    // A service of the team to look at, whatever ran before.
+    const stored = await ts.run(
+      Effect.flatMap(ServiceRepo, (repo) =>
+        repo.create({ teamId: ts.owner.teamId, name: `viewed-${Date.now()}`, kind: "static" })
+      )
+    )
     const { page, errors } = await newPage()
     await signIn(page, viewer.token)
     const forbidden = /^(deploy|deploy a folder|redeploy|scale|delete|new service|admin)$/i
@@ -373,8 +379,8 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
       )
     expect((await controls()).filter((t) => forbidden.test(t))).toEqual([])
     await axe(page, "services (viewer)")
-    if (list.body.data.length > 0) {
-      const id = list.body.data[0].id as string
+    {
+      const id = stored.id as string
       await page.goto(base() + `/#/services/${id}`)
       await page.locator(".page-head h1").waitFor()
       expect(
@@ -399,6 +405,26 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
       expect(forged.withoutToken[1]).toContain("csrf_failed")
       expect((await owner("GET", `/v1/services/${id}`)).status).toBe(200)
       errors.length = 0 // the two refusals are logged by the browser as failed requests
+
+      // An admin grants this viewer `deploy` on the service from its page; the API records it.
+      const admin = await newPage()
+      await signIn(admin.page, ts.owner.token)
+      await admin.page.goto(base() + `/#/services/${id}`)
+      await admin.page.getByRole("heading", { name: "Access to this service" }).waitFor()
+      const member = admin.page.getByLabel("Member")
+      const option = await member.locator("option", { hasText: viewer.email }).getAttribute("value")
+      await member.selectOption(option!)
+      await admin.page.getByLabel("Permission").selectOption("deploy")
+      await admin.page.getByRole("button", { name: "Grant" }).click()
+      await expect
+        .poll(() => admin.page.locator("section", { has: admin.page.locator("#access") }).textContent())
+        .toContain("may deploy")
+      const grants = await owner("GET", `/v1/services/${id}/permissions`)
+      expect(grants.body.data.map((g: any) => [g.attributes.userId, g.attributes.permission])).toContainEqual(
+        [viewer.userId, "deploy"]
+      )
+      expect(admin.errors).toEqual([])
+      await admin.page.context().close()
     }
     expect(errors).toEqual([])
     await page.context().close()

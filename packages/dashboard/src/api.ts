@@ -17,6 +17,7 @@ import type {
   RuntimeResource,
   ServiceResource,
   TeamResource,
+  PermissionResource,
   WebhookDeliveryResource,
   WebhookResource
 } from "@kyozo/api/KyozoHttpApi"
@@ -37,6 +38,8 @@ export type WebhookDelivery = typeof WebhookDeliveryResource.Type
 export type AlertRule = typeof AlertRuleResource.Type
 export type Runtime = typeof RuntimeResource.Type
 export type Team = typeof TeamResource.Type
+export type Grant = typeof PermissionResource.Type
+export type Permission = Grant["attributes"]["permission"]
 export type LogLine = typeof LogLineResource.Type
 export type Session = SessionDocument["data"]["attributes"]
 export type Role = Session["role"]
@@ -325,6 +328,15 @@ export const api = {
       (d) => d.data
     ),
   alertRules: () => listAll<AlertRule>("/v1/alert-rules"),
+  grants: (serviceId: string) => listAll<Grant>(`/v1/services/${enc(serviceId)}/permissions`),
+  grant: (serviceId: string, userId: string, permission: Permission) =>
+    call<Single<Grant>>(
+      "POST",
+      `/v1/services/${enc(serviceId)}/permissions`,
+      doc("service-permissions", { userId, permission })
+    ).then((d) => d.data),
+  revokeGrant: (serviceId: string, grantId: string) =>
+    call<void>("DELETE", `/v1/services/${enc(serviceId)}/permissions/${enc(grantId)}`),
   members: () => listAll<Member>("/v1/members"),
   addMember: (email: string, role: Role) =>
     call<Single<Member>>("POST", "/v1/members", doc("members", { email, role })).then((d) => d.data),

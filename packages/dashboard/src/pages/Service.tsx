@@ -1,6 +1,6 @@
 /** One service: status and actions, charts, health, deployments with their steps, logs, settings. */
 import { useEffect, useMemo, useState } from "preact/hooks"
-import { api, type Deployment, type KyozoEvent, type Service } from "../api.js"
+import { api, type Deployment, type KyozoEvent, type Permission, type Service } from "../api.js"
 import { navigate, useApp } from "../app.js"
 import { TimeChart } from "../chart.js"
 import * as events from "../events.js"
@@ -226,6 +226,11 @@ export const ServicePage = ({ id }: { id: string }) => {
           <AlertRules id={id} />
         </Section>
       </div>
+      {app.can.admin ? (
+        <Section title="Access to this service" id="access">
+          <Grants id={id} />
+        </Section>
+      ) : null}
       <Section title="Deployments" id="deployments">
         <Timeline
           deployments={deployments.data ?? []}
@@ -526,6 +531,82 @@ const Logs = ({ id }: { id: string }) => {
           .map((l) => (l.attributes.stream === "stderr" ? "! " : "") + l.attributes.line)
           .join("\n") || "No log lines."}
       </pre>
+    </>
+  )
+}
+
+const PERMISSIONS: ReadonlyArray<Permission> = ["view", "deploy", "manage", "admin"]
+
+/** Per-service grants (admins): they add to what a member's team role already allows. */
+const Grants = ({ id }: { id: string }) => {
+  const grants = useLoad(() => api.grants(id), [id])
+  const members = useLoad(() => api.members(), [])
+  const [userId, setUserId] = useState("")
+  const [permission, setPermission] = useState<Permission>("deploy")
+  const [error, setError] = useState<unknown>(undefined)
+  const emailOf = (uid: string) => members.data?.find((m) => m.id === uid)?.attributes.email ?? uid
+  const candidates = (members.data ?? []).filter(
+    (m) => m.attributes.role === "viewer" || m.attributes.role === "member"
+  )
+  return (
+    <>
+      <p class="hint">
+        Team roles apply to every service; a grant raises one member's permission on this one.
+      </p>
+      <ErrorBox error={grants.error ?? error} onDismiss={() => setError(undefined)} />
+      {(grants.data ?? []).length === 0 ? (
+        <p class="muted">No grants on this service.</p>
+      ) : (
+        <ul class="plain">
+          {(grants.data ?? []).map((g) => (
+            <li key={g.id}>
+              {emailOf(g.attributes.userId)} may <strong>{g.attributes.permission}</strong>{" "}
+              <button
+                type="button"
+                class="btn btn-small"
+                aria-label={`Revoke ${g.attributes.permission} of ${emailOf(g.attributes.userId)}`}
+                onClick={() => api.revokeGrant(id, g.id).then(grants.reload, setError)}
+              >
+                Revoke
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+      {candidates.length > 0 ? (
+        <form
+          class="row"
+          onSubmit={(e) => {
+            e.preventDefault()
+            const who = userId || candidates[0]!.id
+            api.grant(id, who, permission).then(grants.reload, setError)
+          }}
+        >
+          <label class="field inline">
+            <span>Member</span>
+            <select value={userId || candidates[0]!.id} onChange={(e) => setUserId(e.currentTarget.value)}>
+              {candidates.map((m) => (
+                <option key={m.id} value={m.id}>
+                  {m.attributes.email} ({m.attributes.role})
+                </option>
+              ))}
+            </select>
+          </label>
+          <label class="field inline">
+            <span>Permission</span>
+            <select value={permission} onChange={(e) => setPermission(e.currentTarget.value as Permission)}>
+              {PERMISSIONS.map((p) => (
+                <option key={p} value={p}>
+                  {p}
+                </option>
+              ))}
+            </select>
+          </label>
+          <button type="submit" class="btn">
+            Grant
+          </button>
+        </form>
+      ) : null}
     </>
   )
 }
