@@ -290,6 +290,13 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
         .poll(() => page.getByRole("radio", { name: "Day" }).getAttribute("aria-checked"))
         .toBe("true")
       await page.getByRole("radio", { name: "Hour" }).click()
+      // Live logs stream (the CLI's logs -f) without an error.
+      expect(
+        await page
+          .locator("section", { has: page.locator("#logs") })
+          .getByRole("alert")
+          .count()
+      ).toBe(0)
       await axe(page, "service")
       await shoot(page, "04-service")
       const firstImage = (await page.locator(".page-head .mono").first().textContent())!.trim()

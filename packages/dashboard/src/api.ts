@@ -243,7 +243,8 @@ export const rpc = async <T>(tag: string, payload: Record<string, unknown>): Pro
 export const rpcStream = async <T>(
   tag: string,
   payload: Record<string, unknown>,
-  onValue: (value: T) => void
+  onValue: (value: T) => void,
+  signal?: AbortSignal
 ): Promise<void> => {
   const id = String(++rpcId)
   let res: Response
@@ -251,6 +252,7 @@ export const rpcStream = async <T>(
     res = await fetch("/rpc", {
       method: "POST",
       credentials: "same-origin",
+      ...(signal ? { signal } : {}),
       headers: { "content-type": "application/ndjson", ...csrfHeaders() },
       body: JSON.stringify({ _tag: "Request", id, tag, payload, headers: [] }) + "\n"
     })
@@ -370,6 +372,13 @@ export const api = {
       { source: { _tag: "Upload", uploadId }, ...(name ? { name } : {}) },
       onProgress
     ),
+  /** The service's log lines: the last `tail`, then new ones as they are written, until `signal` aborts. */
+  followLogs: (
+    service: string,
+    tail: number,
+    onLine: (l: LogLine["attributes"]) => void,
+    signal: AbortSignal
+  ) => rpcStream<LogLine["attributes"]>("Logs", { service, follow: true, tail }, onLine, signal),
   detect: (uploadId: string) => rpc<Topology>("Detect", { source: { _tag: "Upload", uploadId } }),
   serviceEvents: (service: string) => rpc<ReadonlyArray<KyozoEvent>>("Events", { service, follow: false })
 }

@@ -513,23 +513,34 @@ export const Timeline = ({
 
 const Logs = ({ id }: { id: string }) => {
   const [follow, setFollow] = useState(true)
-  const logs = useLoad(() => api.logs(id, 300), [id])
+  const [lines, setLines] = useState<ReadonlyArray<string>>([])
+  const [error, setError] = useState<unknown>(undefined)
   useEffect(() => {
-    if (!follow) return
-    const t = setInterval(logs.reload, 3000)
-    return () => clearInterval(t)
+    const show = (l: { stream: string; line: string }) => (l.stream === "stderr" ? "! " : "") + l.line
+    if (!follow) {
+      api.logs(id, 300).then((rows) => setLines(rows.map((r) => show(r.attributes))), setError)
+      return undefined
+    }
+    // Live: the CLI's `logs -f` stream; lines are appended as the container writes them.
+    const stop = new AbortController()
+    setLines([])
+    setError(undefined)
+    api
+      .followLogs(id, 300, (l) => setLines((prev) => [...prev.slice(-999), show(l)]), stop.signal)
+      .catch((e) => {
+        if (!stop.signal.aborted) setError(e)
+      })
+    return () => stop.abort()
   }, [id, follow])
   return (
     <>
       <label class="check">
         <input type="checkbox" checked={follow} onChange={(e) => setFollow(e.currentTarget.checked)} /> Follow
-        (refresh every 3 s)
+        new lines live
       </label>
-      {logs.error ? <ErrorBox error={logs.error} /> : null}
+      {error ? <ErrorBox error={error} /> : null}
       <pre class="log" tabIndex={0} aria-label="Service logs">
-        {(logs.data ?? [])
-          .map((l) => (l.attributes.stream === "stderr" ? "! " : "") + l.attributes.line)
-          .join("\n") || "No log lines."}
+        {lines.join("\n") || "No log lines."}
       </pre>
     </>
   )
