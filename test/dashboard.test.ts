@@ -7,6 +7,7 @@
  */
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { Effect } from "effect"
+import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as os from "node:os"
@@ -198,26 +199,27 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
   })
 
   it.skipIf(!docker.available)(
-    "shows a service deployed through the API live, without a reload",
+    "shows a service deployed from the CLI live, without a reload",
     async () => {
       const { page, errors } = await newPage()
       await signIn(page, ts.owner.token)
-      const owner = caller(ts.server.port, ts.owner.token)
-      const res = await fetch(base() + "/v1/uploads", {
-        method: "POST",
-        headers: { authorization: `Bearer ${ts.owner.token}`, "content-type": "application/x-tar" },
-        body: await tarOf(fixture)
+      // `kyozo deploy` in a terminal, while the page stays open.
+      const cli = new Promise<{ code: number | null; out: string }>((resolve) => {
+        const child = spawn(
+          process.execPath,
+          ["--import", "tsx", "packages/cli/src/main.ts", "deploy", fixture, "--name", "api-site", "--json"],
+          { cwd: repoRoot, env: { ...process.env, KYOZO_URL: base(), KYOZO_TOKEN: ts.owner.token } }
+        )
+        let out = ""
+        child.stdout.on("data", (d) => (out += d))
+        child.stderr.on("data", (d) => (out += d))
+        child.on("exit", (code) => resolve({ code, out }))
       })
-      expect(res.status).toBe(201)
-      const { uploadId } = (await res.json()) as { uploadId: string }
-      expectStatus(
-        await owner("POST", "/v1/services", doc("services", { source: { uploadId }, name: "api-site" })),
-        202,
-        "deploy api-site"
-      )
       const row = page.locator('tr[data-service="api-site"]')
       await row.waitFor({ timeout: 20_000 })
       await expect.poll(() => row.textContent(), { timeout: 60_000 }).toContain("running")
+      const done = await cli
+      expect(done.code, done.out).toBe(0)
       await axe(page, "services")
       await shoot(page, "02-services")
       expect(errors).toEqual([])
