@@ -1,6 +1,6 @@
 /**
  * The dashboard's sign-in contract, beside the REST API: `POST /v1/session` exchanges an API key for
- * an HttpOnly session cookie, `GET /v1/session` says who the cookie is, `DELETE /v1/session` signs
+ * an HttpOnly session cookie, `GET /v1/session` says who the cookie is (`data: null`: nobody), `DELETE /v1/session` signs
  * out. Requests that carry the cookie and change state must also carry the CSRF token of the
  * session in `x-csrf-token`; requests with an `authorization` header ignore the cookie.
  */
@@ -35,4 +35,7 @@ export const SessionResource = Schema.Struct({
   })
 })
 export const SessionDocument = Schema.Struct({ data: SessionResource })
+/** `GET /v1/session`: the session, or `data: null` when nobody is signed in. */
+export const CurrentSessionDocument = Schema.Struct({ data: Schema.NullOr(SessionResource) })
+export type CurrentSessionDocument = typeof CurrentSessionDocument.Type
 export type SessionDocument = typeof SessionDocument.Type

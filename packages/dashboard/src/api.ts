@@ -17,12 +17,14 @@ import type {
   RuntimeResource,
   ServiceResource,
   TeamResource,
+  PermissionResource,
   WebhookDeliveryResource,
   WebhookResource
 } from "@kyozo/api/KyozoHttpApi"
 import type { EventView } from "@kyozo/api/KyozoRpc"
-import type { SessionDocument } from "@kyozo/api/KyozoSession"
+import type { CurrentSessionDocument, SessionDocument } from "@kyozo/api/KyozoSession"
 import type { TopologyResult } from "@kyozo/core/topology/Topology"
+import type { DeployProgress as DeployProgressType } from "@kyozo/workers/Deployer"
 
 export type Service = typeof ServiceResource.Type
 export type Deployment = typeof DeploymentResource.Type
@@ -36,11 +38,14 @@ export type WebhookDelivery = typeof WebhookDeliveryResource.Type
 export type AlertRule = typeof AlertRuleResource.Type
 export type Runtime = typeof RuntimeResource.Type
 export type Team = typeof TeamResource.Type
+export type Grant = typeof PermissionResource.Type
+export type Permission = Grant["attributes"]["permission"]
 export type LogLine = typeof LogLineResource.Type
 export type Session = SessionDocument["data"]["attributes"]
 export type Role = Session["role"]
 export type KyozoEvent = EventView
 export type Topology = TopologyResult
+export type DeployProgress = DeployProgressType
 export type { ErrorObject }
 
 const JSON_API = "application/vnd.api+json"
@@ -97,9 +102,8 @@ export const errorsOf = (status: number, text: string): ReadonlyArray<ErrorObjec
 
 export const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
   const write = method !== "GET" && method !== "HEAD"
-  let res: Response
-  try {
-    res = await fetch(path, {
+  const send = () =>
+    fetch(path, {
       method,
       credentials: "same-origin",
       headers: {
@@ -109,8 +113,19 @@ export const call = async <T>(method: string, path: string, body?: unknown): Pro
       },
       ...(body === undefined ? {} : { body: JSON.stringify(body) })
     })
+  let res: Response
+  try {
+    res = await send()
   } catch (cause) {
-    throw networkError(cause)
+    // A read cut by a network blip (the browser drops requests in flight when an interface
+    // appears) is retried once; a write is not, it may have been carried out.
+    if (write) throw networkError(cause)
+    await new Promise((r) => setTimeout(r, 400))
+    try {
+      res = await send()
+    } catch (again) {
+      throw networkError(again)
+    }
   }
   const text = await res.text()
   if (!res.ok) {
@@ -146,7 +161,7 @@ export const listAll = async <R>(path: string): Promise<ReadonlyArray<R>> => {
 // Session
 
 export const session = {
-  current: () => call<SessionDocument>("GET", "/v1/session").then((d) => d.data.attributes),
+  current: () => call<CurrentSessionDocument>("GET", "/v1/session").then((d) => d.data?.attributes ?? null),
   signIn: (apiKey: string) =>
     call<SessionDocument>("POST", "/v1/session", doc("sessions", { apiKey })).then((d) => d.data.attributes),
   signOut: () => call<void>("DELETE", "/v1/session")
@@ -179,8 +194,14 @@ const rpcError = (error: unknown): ApiError => {
   const detail =
     e._tag === "Forbidden"
       ? `Your role may not ${e.operation ?? "do this"}; it needs ${e.required ?? "a higher role"}.`
-      : (e.message ?? JSON.stringify(error))
-  return new ApiError(status, [{ status: String(status), code: e._tag ?? "rpc_failed", title: e._tag ?? "Failed", detail }])
+      : (e.message ??
+        ([(error as { step?: string }).step, (error as { reason?: string }).reason]
+          .filter((x) => typeof x === "string" && x !== "")
+          .join(": ") ||
+          JSON.stringify(error)))
+  return new ApiError(status, [
+    { status: String(status), code: e._tag ?? "rpc_failed", title: e._tag ?? "Failed", detail }
+  ])
 }
 
 /** One RPC; a streaming RPC's chunks are collected until its end. */
@@ -203,7 +224,8 @@ export const rpc = async <T>(tag: string, payload: Record<string, unknown>): Pro
   for (const line of text.split("\n")) {
     if (line.trim() === "") continue
     const message = JSON.parse(line) as { _tag: string; values?: ReadonlyArray<unknown> } | RpcExit
-    if (message._tag === "Chunk") chunks.push(...((message as { values?: ReadonlyArray<unknown> }).values ?? []))
+    if (message._tag === "Chunk")
+      chunks.push(...((message as { values?: ReadonlyArray<unknown> }).values ?? []))
     if (message._tag === "Exit") {
       const exit = (message as RpcExit).exit
       if (exit._tag === "Failure") {
@@ -217,6 +239,50 @@ export const rpc = async <T>(tag: string, payload: Record<string, unknown>): Pro
   return chunks as T
 }
 
+/** A streaming RPC: each chunk's values as they arrive (ndjson over one HTTP answer). */
+export const rpcStream = async <T>(
+  tag: string,
+  payload: Record<string, unknown>,
+  onValue: (value: T) => void,
+  signal?: AbortSignal
+): Promise<void> => {
+  const id = String(++rpcId)
+  let res: Response
+  try {
+    res = await fetch("/rpc", {
+      method: "POST",
+      credentials: "same-origin",
+      ...(signal ? { signal } : {}),
+      headers: { "content-type": "application/ndjson", ...csrfHeaders() },
+      body: JSON.stringify({ _tag: "Request", id, tag, payload, headers: [] }) + "\n"
+    })
+  } catch (cause) {
+    throw networkError(cause)
+  }
+  if (!res.ok || res.body === null) throw new ApiError(res.status, errorsOf(res.status, await res.text()))
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader()
+  let buffer = ""
+  for (;;) {
+    const { value, done } = await reader.read()
+    if (done) return
+    buffer += value
+    let nl: number
+    while ((nl = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, nl).trim()
+      buffer = buffer.slice(nl + 1)
+      if (line === "") continue
+      const message = JSON.parse(line) as { _tag: string; values?: ReadonlyArray<T> } | RpcExit
+      if (message._tag === "Chunk")
+        for (const v of (message as { values?: ReadonlyArray<T> }).values ?? []) onValue(v)
+      if (message._tag === "Exit") {
+        const exit = (message as RpcExit).exit
+        if (exit._tag === "Failure") throw rpcError(failureOf(exit.cause))
+        return
+      }
+    }
+  }
+}
+
 // -------------------------------------------------------------------------------------------
 // REST
 
@@ -228,7 +294,9 @@ export const api = {
   services: () => listAll<Service>("/v1/services?page[size]=100"),
   service: (id: string) => call<Single<Service>>("GET", `/v1/services/${enc(id)}`).then((d) => d.data),
   updateService: (id: string, attributes: Record<string, unknown>) =>
-    call<Single<Service>>("PATCH", `/v1/services/${enc(id)}`, doc("services", attributes)).then((d) => d.data),
+    call<Single<Service>>("PATCH", `/v1/services/${enc(id)}`, doc("services", attributes)).then(
+      (d) => d.data
+    ),
   deleteService: (id: string) => call<void>("DELETE", `/v1/services/${enc(id)}`),
   createService: (uploadId: string, name: string | undefined) =>
     call<Collection<Deployment>>(
@@ -239,22 +307,38 @@ export const api = {
   redeploy: (id: string) =>
     call<Collection<Deployment>>("POST", `/v1/services/${enc(id)}/deployments`).then((d) => d.data),
   rollback: (id: string, to: string | undefined) =>
-    call<Single<Deployment>>("POST", `/v1/services/${enc(id)}/rollback`, doc("rollbacks", to ? { to } : {})).then(
-      (d) => d.data
-    ),
+    call<Single<Deployment>>(
+      "POST",
+      `/v1/services/${enc(id)}/rollback`,
+      doc("rollbacks", to ? { to } : {})
+    ).then((d) => d.data),
   deployments: (serviceId: string) =>
-    call<Collection<Deployment>>("GET", `/v1/deployments?page[size]=50&filter[service]=${enc(serviceId)}`).then(
-      (d) => d.data
-    ),
+    call<Collection<Deployment>>(
+      "GET",
+      `/v1/deployments?page[size]=50&filter[service]=${enc(serviceId)}`
+    ).then((d) => d.data),
   logs: (id: string, tail = 200) =>
     call<Collection<LogLine>>("GET", `/v1/services/${enc(id)}/logs?tail=${tail}`).then((d) => d.data),
   health: (id: string) =>
     call<Collection<HealthCheck>>("GET", `/v1/services/${enc(id)}/health?page[size]=30`).then((d) => d.data),
   metrics: (id: string, window: "hour" | "day" | "week") =>
-    call<Collection<MetricSample>>("GET", `/v1/services/${enc(id)}/metrics?window=${window}`).then((d) => d.data),
+    call<Collection<MetricSample>>("GET", `/v1/services/${enc(id)}/metrics?window=${window}`).then(
+      (d) => d.data
+    ),
   recommendations: (id: string) =>
-    call<Single<Recommendation>>("GET", `/v1/services/${enc(id)}/recommendations?window=week`).then((d) => d.data),
+    call<Single<Recommendation>>("GET", `/v1/services/${enc(id)}/recommendations?window=week`).then(
+      (d) => d.data
+    ),
   alertRules: () => listAll<AlertRule>("/v1/alert-rules"),
+  grants: (serviceId: string) => listAll<Grant>(`/v1/services/${enc(serviceId)}/permissions`),
+  grant: (serviceId: string, userId: string, permission: Permission) =>
+    call<Single<Grant>>(
+      "POST",
+      `/v1/services/${enc(serviceId)}/permissions`,
+      doc("service-permissions", { userId, permission })
+    ).then((d) => d.data),
+  revokeGrant: (serviceId: string, grantId: string) =>
+    call<void>("DELETE", `/v1/services/${enc(serviceId)}/permissions/${enc(grantId)}`),
   members: () => listAll<Member>("/v1/members"),
   addMember: (email: string, role: Role) =>
     call<Single<Member>>("POST", "/v1/members", doc("members", { email, role })).then((d) => d.data),
@@ -263,23 +347,40 @@ export const api = {
   removeMember: (userId: string) => call<void>("DELETE", `/v1/members/${enc(userId)}`),
   apiKeys: () => listAll<ApiKey>("/v1/api-keys"),
   issueKey: (name: string, userId?: string) =>
-    call<Single<ApiKey>>("POST", "/v1/api-keys", doc("api-keys", { name, ...(userId ? { userId } : {}) })).then(
-      (d) => d.data
-    ),
+    call<Single<ApiKey>>(
+      "POST",
+      "/v1/api-keys",
+      doc("api-keys", { name, ...(userId ? { userId } : {}) })
+    ).then((d) => d.data),
   revokeKey: (id: string) => call<void>("DELETE", `/v1/api-keys/${enc(id)}`),
   webhooks: () => listAll<Webhook>("/v1/webhooks"),
   createWebhook: (url: string) =>
     call<Single<Webhook>>("POST", "/v1/webhooks", doc("webhooks", { url })).then((d) => d.data),
   deleteWebhook: (id: string) => call<void>("DELETE", `/v1/webhooks/${enc(id)}`),
   deliveries: (id: string) =>
-    call<Collection<WebhookDelivery>>("GET", `/v1/webhooks/${enc(id)}/deliveries?page[size]=20`).then((d) => d.data),
+    call<Collection<WebhookDelivery>>("GET", `/v1/webhooks/${enc(id)}/deliveries?page[size]=20`).then(
+      (d) => d.data
+    ),
   // RPC-only operations
   stop: (service: string) => rpc<unknown>("StopService", { service }),
   start: (service: string) => rpc<unknown>("StartService", { service }),
   restart: (service: string) => rpc<unknown>("RestartService", { service }),
+  /** Deploys an uploaded folder, reporting detection, build log lines, steps and the result as they happen. */
+  deploy: (uploadId: string, name: string | undefined, onProgress: (p: DeployProgressType) => void) =>
+    rpcStream<DeployProgressType>(
+      "Deploy",
+      { source: { _tag: "Upload", uploadId }, ...(name ? { name } : {}) },
+      onProgress
+    ),
+  /** The service's log lines: the last `tail`, then new ones as they are written, until `signal` aborts. */
+  followLogs: (
+    service: string,
+    tail: number,
+    onLine: (l: LogLine["attributes"]) => void,
+    signal: AbortSignal
+  ) => rpcStream<LogLine["attributes"]>("Logs", { service, follow: true, tail }, onLine, signal),
   detect: (uploadId: string) => rpc<Topology>("Detect", { source: { _tag: "Upload", uploadId } }),
-  serviceEvents: (service: string) =>
-    rpc<ReadonlyArray<KyozoEvent>>("Events", { service, follow: false })
+  serviceEvents: (service: string) => rpc<ReadonlyArray<KyozoEvent>>("Events", { service, follow: false })
 }
 
 /** Uploads a tar with progress (XHR: fetch reports no upload progress). */

@@ -52,7 +52,7 @@ export const App = () => {
     })
     sessionApi.current().then(
       (s) => {
-        setCsrfToken(s.csrfToken)
+        if (s) setCsrfToken(s.csrfToken)
         setSession(s)
       },
       () => setSession(null)
@@ -89,7 +89,11 @@ const Shell = ({ session, onSignOut }: { session: Session; onSignOut: () => void
   const [runtime, setRuntime] = useState<Runtime["attributes"] | undefined>(undefined)
   const [live, setLive] = useState(events.isConnected())
   useEffect(() => {
-    const refresh = () => api.runtime().then((r) => setRuntime(r.attributes), () => undefined)
+    const refresh = () =>
+      api.runtime().then(
+        (r) => setRuntime(r.attributes),
+        () => undefined
+      )
     refresh()
     events.start()
     const offBreaker = events.onBreaker(() => refresh())
@@ -105,7 +109,7 @@ const Shell = ({ session, onSignOut }: { session: Session; onSignOut: () => void
   const breaker = runtime?.circuit_breaker_status
   const engineDown =
     breaker && breaker.state === "open"
-      ? `The Docker engine is not answering (circuit open after ${breaker.consecutiveFailures} failures); engine actions are paused until it recovers.`
+      ? `The Docker engine is not answering (circuit open after ${breaker.consecutiveFailures} failed call${breaker.consecutiveFailures === 1 ? "" : "s"}); engine actions are paused until it recovers.`
       : undefined
   const state: AppState = {
     session,
@@ -115,13 +119,21 @@ const Shell = ({ session, onSignOut }: { session: Session; onSignOut: () => void
   }
   const [page, ...rest] = route.split("/").filter((s) => s !== "")
   const link = (href: string, label: string, current: boolean) => (
-    <a href={href} class={current ? "nav-link current" : "nav-link"} aria-current={current ? "page" : undefined}>
+    <a
+      href={href}
+      class={current ? "nav-link current" : "nav-link"}
+      aria-current={current ? "page" : undefined}
+    >
       {label}
     </a>
   )
   return (
     <AppContext.Provider value={state}>
-      <a class="skip" href="#main" onClick={(e) => (e.preventDefault(), document.getElementById("main")?.focus())}>
+      <a
+        class="skip"
+        href="#main"
+        onClick={(e) => (e.preventDefault(), document.getElementById("main")?.focus())}
+      >
         Skip to content
       </a>
       <header class="topbar">
@@ -135,7 +147,10 @@ const Shell = ({ session, onSignOut }: { session: Session; onSignOut: () => void
           {state.can.admin ? link("#/admin", "Admin", page === "admin") : null}
         </nav>
         <div class="who">
-          <span class={live ? "live on" : "live"} title={live ? "Live updates connected" : "Reconnecting to live updates"}>
+          <span
+            class={live ? "live on" : "live"}
+            title={live ? "Live updates connected" : "Reconnecting to live updates"}
+          >
             <span class="dot" aria-hidden="true" />
             {live ? "Live" : "Offline"}
           </span>
@@ -149,8 +164,8 @@ const Shell = ({ session, onSignOut }: { session: Session; onSignOut: () => void
       </header>
       {runtime?.mode === "mock" ? (
         <div class="banner banner-warn" role="status">
-          <strong>Mock runtime.</strong> No Docker engine is in use ({runtime.reason}); containers are simulated and
-          nothing is really served.
+          <strong>Mock runtime.</strong> No Docker engine is in use ({runtime.reason}); containers are
+          simulated and nothing is really served.
         </div>
       ) : null}
       {engineDown ? (

@@ -7,13 +7,18 @@ export const TimeChart = ({
   unit,
   times,
   values,
-  color
+  color,
+  from,
+  to
 }: {
   label: string
   unit: string
   times: ReadonlyArray<number>
   values: ReadonlyArray<number>
   color: string
+  /** The window shown, in epoch seconds: a lone sample still sits on a sensible axis. */
+  from: number
+  to: number
 }) => {
   const box = useRef<HTMLDivElement>(null)
   useEffect(() => {
@@ -26,12 +31,23 @@ export const TimeChart = ({
         height: 180,
         legend: { show: false },
         cursor: { drag: { x: false, y: false } },
-        scales: { x: { time: true } },
+        scales: {
+          x: { time: true, range: () => [from, to] },
+          y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.2)] }
+        },
         axes: [
           { stroke: "#475569", grid: { stroke: "#e2e8f0" } },
-          { stroke: "#475569", grid: { stroke: "#e2e8f0" }, size: 56, values: (_u, v) => v.map((x) => `${x}${unit}`) }
+          {
+            stroke: "#475569",
+            grid: { stroke: "#e2e8f0" },
+            size: 70,
+            values: (_u, v) => v.map((x) => `${x}${unit}`)
+          }
         ],
-        series: [{}, { label, stroke: color, width: 2, fill: color + "22", points: { show: times.length < 3 } }]
+        series: [
+          {},
+          { label, stroke: color, width: 2, fill: color + "22", points: { show: times.length < 3 } }
+        ]
       },
       [times as number[], values as number[]],
       el
@@ -42,7 +58,7 @@ export const TimeChart = ({
       ro.disconnect()
       plot.destroy()
     }
-  }, [times, values])
+  }, [times, values, from, to])
   return (
     <figure class="chart">
       <figcaption>{label}</figcaption>

@@ -25,7 +25,10 @@ let controller: AbortController | undefined
 let connected = false
 
 export const onEvent = (f: Listener) => (listeners.add(f), () => void listeners.delete(f))
-export const onBreaker = (f: BreakerListener) => (breakerListeners.add(f), () => void breakerListeners.delete(f))
+export const onBreaker = (f: BreakerListener) => (
+  breakerListeners.add(f),
+  () => void breakerListeners.delete(f)
+)
 export const onConnection = (f: StateListener) => (stateListeners.add(f), () => void stateListeners.delete(f))
 export const isConnected = () => connected
 

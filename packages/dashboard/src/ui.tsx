@@ -34,12 +34,25 @@ export const ago = (iso: string | null | undefined): string => {
 }
 
 export const when = (iso: string | null | undefined) =>
-  iso ? <time dateTime={iso} title={new Date(iso).toLocaleString()}>{ago(iso)}</time> : <span>—</span>
+  iso ? (
+    <time dateTime={iso} title={new Date(iso).toLocaleString()}>
+      {ago(iso)}
+    </time>
+  ) : (
+    <span>—</span>
+  )
 
 export const errorsOfUnknown = (e: unknown): ReadonlyArray<ErrorObject> =>
   e instanceof ApiError
     ? e.errors
-    : [{ status: "0", code: "unexpected", title: "Something went wrong", detail: String((e as Error)?.message ?? e) }]
+    : [
+        {
+          status: "0",
+          code: "unexpected",
+          title: "Something went wrong",
+          detail: String((e as Error)?.message ?? e)
+        }
+      ]
 
 /** An API error document as the API words it: title, detail, and where it points. */
 export const ErrorBox = ({ error, onDismiss }: { error: unknown; onDismiss?: () => void }) => {
@@ -154,4 +167,10 @@ export const Confirm = ({
 }
 
 export const bytes = (n: number): string =>
-  n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : n < 1024 ** 3 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${(n / 1024 ** 3).toFixed(2)} GiB`
+  n < 1024
+    ? `${n} B`
+    : n < 1024 ** 2
+      ? `${(n / 1024).toFixed(1)} KiB`
+      : n < 1024 ** 3
+        ? `${(n / 1024 ** 2).toFixed(1)} MiB`
+        : `${(n / 1024 ** 3).toFixed(2)} GiB`

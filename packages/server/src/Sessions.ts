@@ -241,7 +241,9 @@ const sessionRoutes = Layer.unwrapEffect(
         const apiKey = body.value.data.attributes.apiKey.trim()
         const principal = yield* authenticate(`Bearer ${apiKey}`)
         const session = yield* store.create({ apiKey, keyId: principal.keyId, ttl }).pipe(Effect.orDie)
-        const doc = yield* document(principal, session.token, session.id, session.expiresAt).pipe(Effect.orDie)
+        const doc = yield* document(principal, session.token, session.id, session.expiresAt).pipe(
+          Effect.orDie
+        )
         return HttpServerResponse.unsafeJson(doc, { status: 201, contentType: JSON_API }).pipe(
           HttpServerResponse.unsafeSetCookie(SESSION_COOKIE, session.token, {
             httpOnly: true,
@@ -257,18 +259,24 @@ const sessionRoutes = Layer.unwrapEffect(
 
     const whoAmI = HttpLayerRouter.add("GET", "/v1/session", (request) =>
       Effect.gen(function* () {
+        // Nobody signed in is an answer, not an error: `{ data: null }` (a page load must not log a 401).
+        const nobody = HttpServerResponse.unsafeJson(
+          { data: null },
+          { contentType: JSON_API, headers: { "cache-control": "no-store" } }
+        )
         const token = request.cookies[SESSION_COOKIE]
-        if (token === undefined) return signedOut("Sign in with an API key.")
+        if (token === undefined) return nobody
         const session = yield* store.open(token).pipe(Effect.orDie)
-        if (Option.isNone(session)) return signedOut("The session has ended or expired: sign in again.")
-        const principal = yield* authenticate(`Bearer ${session.value.apiKey}`)
-        const doc = yield* document(principal, token, session.value.id, session.value.expiresAt).pipe(
+        if (Option.isNone(session)) return nobody
+        const principal = yield* authenticate(`Bearer ${session.value.apiKey}`).pipe(Effect.option)
+        if (Option.isNone(principal)) return nobody
+        const doc = yield* document(principal.value, token, session.value.id, session.value.expiresAt).pipe(
           Effect.orDie
         )
         return HttpServerResponse.unsafeJson(doc, { contentType: JSON_API }).pipe(
           HttpServerResponse.setHeader("cache-control", "no-store")
         )
-      }).pipe(Effect.catchTags(authFailures))
+      })
     )
 
     const signOut = HttpLayerRouter.add("DELETE", "/v1/session", (request) =>
@@ -276,7 +284,12 @@ const sessionRoutes = Layer.unwrapEffect(
         const token = request.cookies[SESSION_COOKIE]
         if (token !== undefined) {
           if (!sameText(request.headers[CSRF_HEADER] ?? "", csrfTokenOf(token)))
-            return errorDoc(403, "csrf_failed", "Missing or wrong CSRF token", `Send the session's token in \`${CSRF_HEADER}\`.`)
+            return errorDoc(
+              403,
+              "csrf_failed",
+              "Missing or wrong CSRF token",
+              `Send the session's token in \`${CSRF_HEADER}\`.`
+            )
           yield* store.remove(token).pipe(Effect.orDie)
         }
         return HttpServerResponse.empty({ status: 204 }).pipe(
@@ -296,4 +309,6 @@ const sessionRoutes = Layer.unwrapEffect(
 )
 
 /** Sign-in routes and the cookie middleware, with their store. */
-export const layer = Layer.mergeAll(sessionRoutes, cookieAuthMiddleware).pipe(Layer.provide(SessionStore.Default))
+export const layer = Layer.mergeAll(sessionRoutes, cookieAuthMiddleware).pipe(
+  Layer.provide(SessionStore.Default)
+)

@@ -25,7 +25,15 @@ const Runtime = () => {
   const r = useLoad(() => api.runtime(), [])
   const x = r.data?.attributes
   return (
-    <Section title="Runtime" id="runtime" actions={<button type="button" class="btn btn-small" onClick={r.reload}>Refresh</button>}>
+    <Section
+      title="Runtime"
+      id="runtime"
+      actions={
+        <button type="button" class="btn btn-small" onClick={r.reload}>
+          Refresh
+        </button>
+      }
+    >
       <ErrorBox error={r.error} />
       {x ? (
         <>
@@ -36,7 +44,16 @@ const Runtime = () => {
             <dd>{x.reason}</dd>
             <dt>Circuit breaker</dt>
             <dd>
-              <StatusDot status={x.circuit_breaker_status.state === "closed" ? "running" : x.circuit_breaker_status.state === "open" ? "failed" : "degraded"} label={x.circuit_breaker_status.state} />{" "}
+              <StatusDot
+                status={
+                  x.circuit_breaker_status.state === "closed"
+                    ? "running"
+                    : x.circuit_breaker_status.state === "open"
+                      ? "failed"
+                      : "degraded"
+                }
+                label={x.circuit_breaker_status.state}
+              />{" "}
               <span class="muted">{x.circuit_breaker_status.consecutiveFailures} consecutive failures</span>
             </dd>
           </dl>
@@ -151,8 +168,13 @@ const Members = () => {
                 <td>{when(u.attributes.createdAt)}</td>
                 <td>
                   {u.id !== app.session.userId ? (
-                    <button type="button" class="btn btn-small" onClick={() => run(api.removeMember(u.id))}>
-                      Remove {u.attributes.email}
+                    <button
+                      type="button"
+                      class="btn btn-small"
+                      aria-label={`Remove ${u.attributes.email}`}
+                      onClick={() => run(api.removeMember(u.id))}
+                    >
+                      Remove
                     </button>
                   ) : (
                     <span class="muted">you</span>
@@ -206,7 +228,13 @@ const Keys = () => {
           <p>
             <strong>Copy this key now:</strong> it is shown once and never again.
           </p>
-          <input class="mono wide" readOnly value={issued} aria-label="The new API key" onFocus={(e) => e.currentTarget.select()} />
+          <input
+            class="mono wide"
+            readOnly
+            value={issued}
+            aria-label="The new API key"
+            onFocus={(e) => e.currentTarget.select()}
+          />
           <button type="button" class="btn btn-small" onClick={() => setIssued(undefined)}>
             Done
           </button>
@@ -247,8 +275,13 @@ const Keys = () => {
                 </td>
                 <td>
                   {!x.attributes.revokedAt ? (
-                    <button type="button" class="btn btn-small" onClick={() => setRevoking(x.id)}>
-                      Revoke {x.attributes.prefix}
+                    <button
+                      type="button"
+                      class="btn btn-small"
+                      aria-label={`Revoke ${x.attributes.prefix}`}
+                      onClick={() => setRevoking(x.id)}
+                    >
+                      Revoke
                     </button>
                   ) : null}
                 </td>
@@ -325,7 +358,13 @@ const Webhooks = () => {
       >
         <label class="field inline">
           <span>Webhook URL</span>
-          <input type="url" value={url} onInput={(e) => setUrl(e.currentTarget.value)} placeholder="https://example.com/hook" required />
+          <input
+            type="url"
+            value={url}
+            onInput={(e) => setUrl(e.currentTarget.value)}
+            placeholder="https://example.com/hook"
+            required
+          />
         </label>
         <button type="submit" class="btn">
           Add webhook
@@ -335,18 +374,32 @@ const Webhooks = () => {
   )
 }
 
-const WebhookRow = ({ hook, onDeleted, onError }: { hook: Webhook; onDeleted: () => void; onError: (e: unknown) => void }) => {
+const WebhookRow = ({
+  hook,
+  onDeleted,
+  onError
+}: {
+  hook: Webhook
+  onDeleted: () => void
+  onError: (e: unknown) => void
+}) => {
   const [open, setOpen] = useState(false)
   const d = useLoad(() => (open ? api.deliveries(hook.id) : Promise.resolve([])), [open])
   return (
     <li class="card inner">
       <div class="row">
         <span class="mono">{hook.attributes.url}</span>
-        <span class="tag">{hook.attributes.eventTypes.length === 0 ? "all events" : hook.attributes.eventTypes.join(", ")}</span>
+        <span class="tag">
+          {hook.attributes.eventTypes.length === 0 ? "all events" : hook.attributes.eventTypes.join(", ")}
+        </span>
         <button type="button" class="btn btn-small" aria-expanded={open} onClick={() => setOpen(!open)}>
           Deliveries
         </button>
-        <button type="button" class="btn btn-small" onClick={() => api.deleteWebhook(hook.id).then(onDeleted, onError)}>
+        <button
+          type="button"
+          class="btn btn-small"
+          onClick={() => api.deleteWebhook(hook.id).then(onDeleted, onError)}
+        >
           Remove webhook
         </button>
       </div>
@@ -355,9 +408,11 @@ const WebhookRow = ({ hook, onDeleted, onError }: { hook: Webhook; onDeleted: ()
           {(d.data ?? []).length === 0 ? <li class="muted">No deliveries yet.</li> : null}
           {(d.data ?? []).map((x) => (
             <li key={x.id}>
-              <StatusDot status={x.attributes.outcome} /> event {x.attributes.eventId}, attempt {x.attributes.attempt}
+              <StatusDot status={x.attributes.outcome} /> event {x.attributes.eventId}, attempt{" "}
+              {x.attributes.attempt}
               {x.attributes.responseStatus !== null ? ` · HTTP ${x.attributes.responseStatus}` : ""}
-              {x.attributes.error ? <span class="muted"> — {x.attributes.error}</span> : null} · {when(x.attributes.attemptedAt)}
+              {x.attributes.error ? <span class="muted"> — {x.attributes.error}</span> : null} ·{" "}
+              {when(x.attributes.attemptedAt)}
             </li>
           ))}
         </ul>

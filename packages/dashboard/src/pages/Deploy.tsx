@@ -5,9 +5,8 @@
  */
 import { createTar } from "nanotar"
 import { useEffect, useState } from "preact/hooks"
-import { api, type KyozoEvent, type Topology, upload } from "../api.js"
+import { api, type Topology, upload } from "../api.js"
 import { navigate, useApp } from "../app.js"
-import * as events from "../events.js"
 import { bytes, ErrorBox, Section, StatusDot } from "../ui.js"
 
 interface Picked {
@@ -31,7 +30,11 @@ const fromInput = (list: FileList): Picked => {
   return { name: root, files }
 }
 
-const readEntry = async (entry: FileSystemEntry, prefix: string, out: Array<{ path: string; file: File }>) => {
+const readEntry = async (
+  entry: FileSystemEntry,
+  prefix: string,
+  out: Array<{ path: string; file: File }>
+) => {
   const path = prefix === "" ? entry.name : `${prefix}/${entry.name}`
   if (SKIP.test(path)) return
   if (entry.isFile) {
@@ -97,26 +100,17 @@ export const DeployPage = () => {
   const [name, setName] = useState("")
   const [error, setError] = useState<unknown>(undefined)
   const [over, setOver] = useState(false)
-  const [deploymentIds, setDeploymentIds] = useState<ReadonlyArray<string>>([])
-  const [steps, setSteps] = useState<ReadonlyArray<KyozoEvent>>([])
-
-  useEffect(
-    () =>
-      events.onEvent((e) => {
-        if (e.deploymentId !== null && deploymentIds.includes(e.deploymentId)) setSteps((s) => [...s, e])
-      }),
-    [deploymentIds]
+  const [steps, setSteps] = useState<ReadonlyArray<{ step: string; message: string }>>([])
+  const [buildLog, setBuildLog] = useState<ReadonlyArray<string>>([])
+  const [result, setResult] = useState<{ serviceId: string; status: string; url: string | null } | undefined>(
+    undefined
   )
-  const finished = steps.find((e) => e.type === "deploy.succeeded")
-  const failed = steps.find((e) => e.type === "deploy.failed" || e.type === "deploy.compensated")
+  const healthy = result !== undefined && result.status === "succeeded"
   useEffect(() => {
-    if (finished?.serviceId) {
-      setStage("done")
-      const t = setTimeout(() => navigate(`/services/${encodeURIComponent(finished.serviceId!)}`), 1200)
-      return () => clearTimeout(t)
-    }
-    return undefined
-  }, [finished?.id])
+    if (!healthy || !result) return undefined
+    const t = setTimeout(() => navigate(`/services/${encodeURIComponent(result.serviceId)}`), 1200)
+    return () => clearTimeout(t)
+  }, [healthy, result?.serviceId])
 
   const choose = async (p: Picked | undefined) => {
     if (!p || p.files.length === 0) {
@@ -133,7 +127,9 @@ export const DeployPage = () => {
       setUploadId(up.uploadId)
       const topo = await api.detect(up.uploadId)
       setTopology(topo)
-      setName(slug(topo.services.length === 1 ? topo.services[0]!.name : p.name))
+      // A single service named after the upload folder (upl_…) takes the picked folder's name instead.
+      const only = topo.services.length === 1 ? topo.services[0]!.name : undefined
+      setName(slug(only && only !== up.uploadId ? only : p.name))
       setStage("detected")
     } catch (e) {
       setError(e)
@@ -146,9 +142,17 @@ export const DeployPage = () => {
     setError(undefined)
     setStage("deploying")
     setSteps([])
+    setBuildLog([])
+    setResult(undefined)
     try {
-      const deps = await api.createService(uploadId, name || undefined)
-      setDeploymentIds(deps.map((d) => d.id))
+      // The same Deploy the CLI runs: detection, build log, each step, then the result, as they happen.
+      await api.deploy(uploadId, name || undefined, (p) => {
+        if (p._tag === "BuildLog") setBuildLog((l) => [...l.slice(-499), p.line])
+        else if (p._tag === "Step") setSteps((s) => [...s, { step: p.step, message: p.message }])
+        else if (p._tag === "Deployed")
+          setResult({ serviceId: p.deployment.serviceId, status: p.deployment.status, url: p.deployment.url })
+      })
+      setStage("done")
     } catch (e) {
       setError(e)
       setStage("detected")
@@ -185,8 +189,10 @@ export const DeployPage = () => {
               <input
                 type="file"
                 class="sr-only"
-                // @ts-expect-error: the directory picker attribute is not in the DOM typings
-                webkitdirectory=""
+                // The directory picker: a DOM property (a boolean), so it is set on the element.
+                ref={(el) => {
+                  if (el) el.webkitdirectory = true
+                }}
                 multiple
                 disabled={stage === "uploading" || app.engineDown !== undefined}
                 onChange={(e) => {
@@ -218,13 +224,18 @@ export const DeployPage = () => {
               {topology.services.map((svc) => (
                 <li key={svc.name} class="card inner">
                   <div class="row">
-                    <strong>{svc.name}</strong>
+                    <strong>{svc.name === uploadId ? (picked?.name ?? svc.name) : svc.name}</strong>
                     <span class="tag">{svc.kind}</span>
                     {svc.framework ? <span class="tag">{svc.framework}</span> : null}
                     <span class="muted">port {svc.port ?? "none"}</span>
                     <span class="confidence" title="How sure the detection is">
                       confidence {Math.round(svc.confidence * 100)}%
-                      <meter min={0} max={1} value={svc.confidence} aria-label={`Confidence for ${svc.name}`} />
+                      <meter
+                        min={0}
+                        max={1}
+                        value={svc.confidence}
+                        aria-label={`Confidence for ${svc.name}`}
+                      />
                     </span>
                   </div>
                   <ul class="evidence" aria-label={`Evidence for ${svc.name}`}>
@@ -252,10 +263,19 @@ export const DeployPage = () => {
             >
               <label class="field inline">
                 <span>Service name</span>
-                <input value={name} onInput={(e) => setName(e.currentTarget.value)} pattern="[a-z0-9][a-z0-9_.\-]{0,62}" required />
+                <input
+                  value={name}
+                  onInput={(e) => setName(e.currentTarget.value)}
+                  pattern="[a-z0-9][a-z0-9_.\-]{0,62}"
+                  required
+                />
               </label>
               <p class="hint">The port comes from the detection above; the health gate checks it.</p>
-              <button type="submit" class="btn btn-primary" disabled={app.engineDown !== undefined || topology.services.length === 0}>
+              <button
+                type="submit"
+                class="btn btn-primary"
+                disabled={app.engineDown !== undefined || topology.services.length === 0}
+              >
                 Deploy
               </button>
               <button type="button" class="btn" onClick={() => (setStage("pick"), setTopology(undefined))}>
@@ -267,21 +287,30 @@ export const DeployPage = () => {
       ) : null}
       {stage === "deploying" || stage === "done" ? (
         <Section title="3. Build and health gate" id="progress">
-          <ol class="steps live" aria-live="polite">
+          <ol class="steps deploy-steps" aria-live="polite">
             {steps.length === 0 ? <li class="muted">Waiting for the first step…</li> : null}
-            {steps.map((e) => (
-              <li key={e.id}>
-                <span class="mono step-type">{e.type}</span> {e.message}
+            {steps.map((e, i) => (
+              <li key={i}>
+                <span class="mono step-type">{e.step}</span> {e.message}
               </li>
             ))}
           </ol>
-          {finished ? (
+          {buildLog.length > 0 ? (
+            <details open={!result}>
+              <summary>Build log ({buildLog.length} lines)</summary>
+              <pre class="log" tabIndex={0} aria-label="Build log">
+                {buildLog.join("\n")}
+              </pre>
+            </details>
+          ) : null}
+          {healthy ? (
             <p role="status">
-              <StatusDot status="running" label="Healthy" /> Opening the service…
+              <StatusDot status="running" label="Healthy" /> {result?.url ? `Serving on ${result.url}. ` : ""}
+              Opening the service…
             </p>
-          ) : failed ? (
+          ) : result ? (
             <p role="alert" class="error-text">
-              The deploy did not pass: {failed.message}
+              The deploy ended {result.status}.
             </p>
           ) : (
             <progress aria-label="Deploy in progress" />

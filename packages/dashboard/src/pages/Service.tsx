@@ -1,6 +1,6 @@
 /** One service: status and actions, charts, health, deployments with their steps, logs, settings. */
 import { useEffect, useMemo, useState } from "preact/hooks"
-import { api, type Deployment, type KyozoEvent, type Service } from "../api.js"
+import { api, type Deployment, type KyozoEvent, type Permission, type Service } from "../api.js"
 import { navigate, useApp } from "../app.js"
 import { TimeChart } from "../chart.js"
 import * as events from "../events.js"
@@ -62,7 +62,9 @@ export const ServicePage = ({ id }: { id: string }) => {
       }
     )
   }
-  const retained = (deployments.data ?? []).filter((d) => d.attributes.image && d.attributes.image !== a.image)
+  const retained = (deployments.data ?? []).filter(
+    (d) => d.attributes.image && d.attributes.image !== a.image
+  )
   const off = app.engineDown !== undefined || busy !== undefined
   const offTitle = app.engineDown ?? (busy ? `${busy}…` : undefined)
 
@@ -92,34 +94,63 @@ export const ServicePage = ({ id }: { id: string }) => {
         </div>
         {app.can.deploy ? (
           <div class="actions" role="group" aria-label="Service actions">
-            <button type="button" class="btn btn-primary" disabled={off} title={offTitle}
-              onClick={() => act("Redeploy", () => api.redeploy(id), "Redeploy started.")}>
+            <button
+              type="button"
+              class="btn btn-primary"
+              disabled={off}
+              title={offTitle}
+              onClick={() => act("Redeploy", () => api.redeploy(id), "Redeploy started.")}
+            >
               Redeploy
             </button>
             {a.desiredState === "stopped" ? (
-              <button type="button" class="btn" disabled={off} title={offTitle}
-                onClick={() => act("Start", () => api.start(id), "Started.")}>
+              <button
+                type="button"
+                class="btn"
+                disabled={off}
+                title={offTitle}
+                onClick={() => act("Start", () => api.start(id), "Started.")}
+              >
                 Start
               </button>
             ) : (
-              <button type="button" class="btn" disabled={off} title={offTitle}
-                onClick={() => act("Stop", () => api.stop(id), "Stopped.")}>
+              <button
+                type="button"
+                class="btn"
+                disabled={off}
+                title={offTitle}
+                onClick={() => act("Stop", () => api.stop(id), "Stopped.")}
+              >
                 Stop
               </button>
             )}
-            <button type="button" class="btn" disabled={off} title={offTitle}
-              onClick={() => act("Restart", () => api.restart(id), "Restarted.")}>
+            <button
+              type="button"
+              class="btn"
+              disabled={off}
+              title={offTitle}
+              onClick={() => act("Restart", () => api.restart(id), "Restarted.")}
+            >
               Restart
             </button>
-            <button type="button" class="btn" disabled={off || retained.length === 0}
+            <button
+              type="button"
+              class="btn"
+              disabled={off || retained.length === 0}
               title={retained.length === 0 ? "No earlier image is retained" : offTitle}
               onClick={() => {
                 setRollbackTo(retained[0]?.id ?? "")
                 setConfirm("rollback")
-              }}>
+              }}
+            >
               Roll back
             </button>
-            <button type="button" class="btn btn-danger" disabled={busy !== undefined} onClick={() => setConfirm("delete")}>
+            <button
+              type="button"
+              class="btn btn-danger"
+              disabled={busy !== undefined}
+              onClick={() => setConfirm("delete")}
+            >
               Delete
             </button>
           </div>
@@ -195,8 +226,17 @@ export const ServicePage = ({ id }: { id: string }) => {
           <AlertRules id={id} />
         </Section>
       </div>
+      {app.can.admin ? (
+        <Section title="Access to this service" id="access">
+          <Grants id={id} />
+        </Section>
+      ) : null}
       <Section title="Deployments" id="deployments">
-        <Timeline deployments={deployments.data ?? []} events={history.data ?? []} error={deployments.error} />
+        <Timeline
+          deployments={deployments.data ?? []}
+          events={history.data ?? []}
+          error={deployments.error}
+        />
       </Section>
       <Section title="Logs" id="logs">
         <Logs id={id} />
@@ -213,13 +253,19 @@ const Metrics = ({ id }: { id: string }) => {
     return () => clearInterval(t)
   }, [id, win])
   const series = useMemo(() => {
-    const rows = [...(metrics.data ?? [])].sort((x, y) => x.attributes.sampledAt.localeCompare(y.attributes.sampledAt))
+    const rows = [...(metrics.data ?? [])].sort((x, y) =>
+      x.attributes.sampledAt.localeCompare(y.attributes.sampledAt)
+    )
+    const to = Date.now() / 1000
+    const from = to - (win === "hour" ? 3600 : win === "day" ? 86_400 : 7 * 86_400)
     return {
+      from,
+      to,
       times: rows.map((r) => new Date(r.attributes.sampledAt).getTime() / 1000),
       cpu: rows.map((r) => Math.round(r.attributes.cpuPercent * 10) / 10),
       mem: rows.map((r) => Math.round((r.attributes.memoryBytes / 1024 / 1024) * 10) / 10)
     }
-  }, [metrics.data])
+  }, [metrics.data, win])
   return (
     <Section
       title="CPU and memory"
@@ -227,7 +273,14 @@ const Metrics = ({ id }: { id: string }) => {
       actions={
         <div class="tabs" role="radiogroup" aria-label="Time window">
           {(["hour", "day", "week"] as const).map((w) => (
-            <button type="button" role="radio" aria-checked={w === win} class={w === win ? "tab on" : "tab"} onClick={() => setWin(w)} key={w}>
+            <button
+              type="button"
+              role="radio"
+              aria-checked={w === win}
+              class={w === win ? "tab on" : "tab"}
+              onClick={() => setWin(w)}
+              key={w}
+            >
               {w === "hour" ? "Hour" : w === "day" ? "Day" : "Week"}
             </button>
           ))}
@@ -236,8 +289,24 @@ const Metrics = ({ id }: { id: string }) => {
     >
       <ErrorBox error={metrics.error} />
       <div class="charts">
-        <TimeChart label="CPU" unit="%" times={series.times} values={series.cpu} color="#4338ca" />
-        <TimeChart label="Memory" unit=" MiB" times={series.times} values={series.mem} color="#0f766e" />
+        <TimeChart
+          label="CPU"
+          unit="%"
+          times={series.times}
+          values={series.cpu}
+          color="#4338ca"
+          from={series.from}
+          to={series.to}
+        />
+        <TimeChart
+          label="Memory"
+          unit=" MiB"
+          times={series.times}
+          values={series.mem}
+          color="#0f766e"
+          from={series.from}
+          to={series.to}
+        />
       </div>
     </Section>
   )
@@ -268,18 +337,21 @@ const Limits = ({ service, onSaved }: { service: Service; onSaved: () => void })
         e.preventDefault()
         setError(undefined)
         setSaved(false)
-        api.updateService(service.id, { cpuMillis: Number(cpu), memoryMb: Number(mem) }).then(
-          () => {
-            setSaved(true)
-            onSaved()
-          },
-          setError
-        )
+        api.updateService(service.id, { cpuMillis: Number(cpu), memoryMb: Number(mem) }).then(() => {
+          setSaved(true)
+          onSaved()
+        }, setError)
       }}
     >
       <label class="field inline">
         <span>CPU (millicores)</span>
-        <input type="number" min={10} max={64000} value={cpu} onInput={(e) => setCpu(e.currentTarget.value)} />
+        <input
+          type="number"
+          min={10}
+          max={64000}
+          value={cpu}
+          onInput={(e) => setCpu(e.currentTarget.value)}
+        />
       </label>
       <label class="field inline">
         <span>Memory (MiB)</span>
@@ -288,8 +360,15 @@ const Limits = ({ service, onSaved }: { service: Service; onSaved: () => void })
       <button type="submit" class="btn">
         Save limits
       </button>
-      {saved ? <span role="status" class="muted"> Saved; applies at the next deploy.</span> : null}
-      <p class="muted">Restarts so far: {a.restartCount} · policy: {JSON.stringify(a.restartPolicy)}</p>
+      {saved ? (
+        <span role="status" class="muted">
+          {" "}
+          Saved; applies at the next deploy.
+        </span>
+      ) : null}
+      <p class="muted">
+        Restarts so far: {a.restartCount} · policy: {JSON.stringify(a.restartPolicy)}
+      </p>
       <ErrorBox error={error} />
     </form>
   )
@@ -329,14 +408,19 @@ const Health = ({ id }: { id: string }) => {
     <>
       <div class="healthbar" role="img" aria-label={`Last ${rows.length} checks, newest first`}>
         {rows.map((c) => (
-          <span key={c.id} class={`tick tick-${c.attributes.status === "healthy" ? "ok" : "bad"}`} title={`${c.attributes.status} ${c.attributes.checkedAt}`} />
+          <span
+            key={c.id}
+            class={`tick tick-${c.attributes.status === "healthy" ? "ok" : "bad"}`}
+            title={`${c.attributes.status} ${c.attributes.checkedAt}`}
+          />
         ))}
       </div>
       <ul class="plain">
         {rows.slice(0, 5).map((c) => (
           <li key={c.id}>
             <StatusDot status={c.attributes.status} /> {c.attributes.checkType}
-            {c.attributes.latencyMs !== null ? ` · ${c.attributes.latencyMs} ms` : ""} · {when(c.attributes.checkedAt)}
+            {c.attributes.latencyMs !== null ? ` · ${c.attributes.latencyMs} ms` : ""} ·{" "}
+            {when(c.attributes.checkedAt)}
             {c.attributes.detail ? <span class="muted"> — {c.attributes.detail}</span> : null}
           </li>
         ))}
@@ -347,7 +431,9 @@ const Health = ({ id }: { id: string }) => {
 
 const AlertRules = ({ id }: { id: string }) => {
   const rules = useLoad(() => api.alertRules(), [id])
-  const mine = (rules.data ?? []).filter((r) => r.attributes.serviceId === null || r.attributes.serviceId === id)
+  const mine = (rules.data ?? []).filter(
+    (r) => r.attributes.serviceId === null || r.attributes.serviceId === id
+  )
   return (
     <>
       <h3>Alert rules</h3>
@@ -358,7 +444,8 @@ const AlertRules = ({ id }: { id: string }) => {
         <ul class="plain">
           {mine.map((r) => (
             <li key={r.id}>
-              {r.attributes.metric} {r.attributes.comparator} {r.attributes.threshold} for {r.attributes.durationSeconds} s
+              {r.attributes.metric} {r.attributes.comparator} {r.attributes.threshold} for{" "}
+              {r.attributes.durationSeconds} s
               {r.attributes.serviceId === null ? <span class="tag">team-wide</span> : null}
               {!r.attributes.enabled ? <span class="tag">off</span> : null}
             </li>
@@ -385,7 +472,9 @@ export const Timeline = ({
       {deployments.map((d) => {
         const steps = evs.filter((e) => e.deploymentId === d.id)
         const log = steps.flatMap((e) => {
-          const l = (e.data as { log?: unknown; buildLog?: unknown }).log ?? (e.data as { buildLog?: unknown }).buildLog
+          const l =
+            (e.data as { log?: unknown; buildLog?: unknown }).log ??
+            (e.data as { buildLog?: unknown }).buildLog
           return typeof l === "string" ? [l] : Array.isArray(l) ? l.map(String) : []
         })
         return (
@@ -424,23 +513,111 @@ export const Timeline = ({
 
 const Logs = ({ id }: { id: string }) => {
   const [follow, setFollow] = useState(true)
-  const logs = useLoad(() => api.logs(id, 300), [id])
+  const [lines, setLines] = useState<ReadonlyArray<string>>([])
+  const [error, setError] = useState<unknown>(undefined)
   useEffect(() => {
-    if (!follow) return
-    const t = setInterval(logs.reload, 3000)
-    return () => clearInterval(t)
+    const show = (l: { stream: string; line: string }) => (l.stream === "stderr" ? "! " : "") + l.line
+    if (!follow) {
+      api.logs(id, 300).then((rows) => setLines(rows.map((r) => show(r.attributes))), setError)
+      return undefined
+    }
+    // Live: the CLI's `logs -f` stream; lines are appended as the container writes them.
+    const stop = new AbortController()
+    setLines([])
+    setError(undefined)
+    api
+      .followLogs(id, 300, (l) => setLines((prev) => [...prev.slice(-999), show(l)]), stop.signal)
+      .catch((e) => {
+        if (!stop.signal.aborted) setError(e)
+      })
+    return () => stop.abort()
   }, [id, follow])
   return (
     <>
       <label class="check">
-        <input type="checkbox" checked={follow} onChange={(e) => setFollow(e.currentTarget.checked)} /> Follow (refresh
-        every 3 s)
+        <input type="checkbox" checked={follow} onChange={(e) => setFollow(e.currentTarget.checked)} /> Follow
+        new lines live
       </label>
-      {logs.error ? <ErrorBox error={logs.error} /> : null}
+      {error ? <ErrorBox error={error} /> : null}
       <pre class="log" tabIndex={0} aria-label="Service logs">
-        {(logs.data ?? []).map((l) => (l.attributes.stream === "stderr" ? "! " : "") + l.attributes.line).join("\n") ||
-          "No log lines."}
+        {lines.join("\n") || "No log lines."}
       </pre>
+    </>
+  )
+}
+
+const PERMISSIONS: ReadonlyArray<Permission> = ["view", "deploy", "manage", "admin"]
+
+/** Per-service grants (admins): they add to what a member's team role already allows. */
+const Grants = ({ id }: { id: string }) => {
+  const grants = useLoad(() => api.grants(id), [id])
+  const members = useLoad(() => api.members(), [])
+  const [userId, setUserId] = useState("")
+  const [permission, setPermission] = useState<Permission>("deploy")
+  const [error, setError] = useState<unknown>(undefined)
+  const emailOf = (uid: string) => members.data?.find((m) => m.id === uid)?.attributes.email ?? uid
+  const candidates = (members.data ?? []).filter(
+    (m) => m.attributes.role === "viewer" || m.attributes.role === "member"
+  )
+  return (
+    <>
+      <p class="hint">
+        Team roles apply to every service; a grant raises one member's permission on this one.
+      </p>
+      <ErrorBox error={grants.error ?? error} onDismiss={() => setError(undefined)} />
+      {(grants.data ?? []).length === 0 ? (
+        <p class="muted">No grants on this service.</p>
+      ) : (
+        <ul class="plain">
+          {(grants.data ?? []).map((g) => (
+            <li key={g.id}>
+              {emailOf(g.attributes.userId)} may <strong>{g.attributes.permission}</strong>{" "}
+              <button
+                type="button"
+                class="btn btn-small"
+                aria-label={`Revoke ${g.attributes.permission} of ${emailOf(g.attributes.userId)}`}
+                onClick={() => api.revokeGrant(id, g.id).then(grants.reload, setError)}
+              >
+                Revoke
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+      {candidates.length > 0 ? (
+        <form
+          class="row"
+          onSubmit={(e) => {
+            e.preventDefault()
+            const who = userId || candidates[0]!.id
+            api.grant(id, who, permission).then(grants.reload, setError)
+          }}
+        >
+          <label class="field inline">
+            <span>Member</span>
+            <select value={userId || candidates[0]!.id} onChange={(e) => setUserId(e.currentTarget.value)}>
+              {candidates.map((m) => (
+                <option key={m.id} value={m.id}>
+                  {m.attributes.email} ({m.attributes.role})
+                </option>
+              ))}
+            </select>
+          </label>
+          <label class="field inline">
+            <span>Permission</span>
+            <select value={permission} onChange={(e) => setPermission(e.currentTarget.value as Permission)}>
+              {PERMISSIONS.map((p) => (
+                <option key={p} value={p}>
+                  {p}
+                </option>
+              ))}
+            </select>
+          </label>
+          <button type="submit" class="btn">
+            Grant
+          </button>
+        </form>
+      ) : null}
     </>
   )
 }

@@ -63,7 +63,9 @@ export const ServicesPage = () => {
       </div>
       <ErrorBox error={error} />
       {services === undefined ? (
-        error ? null : <p class="muted">Loading services…</p>
+        error ? null : (
+          <p class="muted">Loading services…</p>
+        )
       ) : services.length === 0 ? (
         <div class="card empty">
           <h2>No services yet</h2>

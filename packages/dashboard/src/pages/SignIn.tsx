@@ -25,7 +25,9 @@ export const SignIn = ({ onSignedIn }: { onSignedIn: (s: Session) => void }) => 
           <img src="/favicon.svg" alt="" width="36" height="36" />
           <h1>Kyozo</h1>
         </div>
-        <p class="muted">Drop a folder, get a running, watched service. Sign in with an API key of your team.</p>
+        <p class="muted">
+          Drop a folder, get a running, watched service. Sign in with an API key of your team.
+        </p>
         <label class="field">
           <span>API key</span>
           <input
