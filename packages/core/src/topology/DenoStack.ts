@@ -106,8 +106,9 @@ export const detectDeno: StackDetector = (ctx) =>
       startCommand,
       requires,
       evidence,
-      confidence: entry ? 0.85 : 0.6,
+      confidence: entry ? (SERVES.test(entryText) ? 0.85 : 0.65) : 0.6,
       library: startCommand === null,
+      ...(entry && !SERVES.test(entryText) && !port && !startTask ? { worker: true } : {}),
       ...(startCommand === null ? { libraryReason: "Deno module without a server entry or start task" } : {}),
       hints: {
         stack: "deno",

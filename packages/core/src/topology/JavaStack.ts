@@ -26,6 +26,7 @@ export const detectJava: StackDetector = (ctx) =>
     let framework: string | null = null
     for (const [needle, fw] of [
       ["spring-boot", "spring"],
+      ["org.springframework.boot", "spring"],
       ["io.quarkus", "quarkus"],
       ["io.micronaut", "micronaut"],
       ["io.ktor", "ktor"],

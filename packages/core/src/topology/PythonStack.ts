@@ -285,6 +285,12 @@ export const detectPython: StackDetector = (ctx) =>
       evidence,
       confidence: framework ? 0.9 : entry ? (byName ? 0.55 : 0.75) : 0.4,
       library,
+      ...(byName &&
+      framework === null &&
+      !port &&
+      !/serve_forever\(|HTTPServer\(|\.listen\(|\.bind\(/.test(entryText)
+        ? { worker: true }
+        : {}),
       ...(library
         ? { libraryReason: "Python package without a framework or an entry module (a library)" }
         : {}),

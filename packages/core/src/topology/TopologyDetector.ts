@@ -241,7 +241,7 @@ const serviceForDir = (
         file: match!.evidence[0]?.file ?? relPath(dir),
         detail: `default port of ${framework}`
       })
-    } else if (stack && (!match!.library || dockerfile)) {
+    } else if (stack && (!match!.library || dockerfile) && !(match!.worker && !dockerfile && !web)) {
       port = STACK_DEFAULT_PORTS[stack] ?? null
       if (port !== null)
         evidence.push({ file: match!.evidence[0]?.file ?? relPath(dir), detail: `usual port for ${stack}` })
