@@ -238,7 +238,7 @@ describe("generated Dockerfiles for the new classes", () => {
       const planned = yield* one("vite-outdir")
       const text = dockerfileOf(planned).content
       expect(text).toMatch(/^FROM kyozo-local\/node:test AS build$/m)
-      expect(text).toMatch(/^RUN npm install --no-audit --no-fund$/m)
+      expect(text).toMatch(/^RUN npm install --include=dev --no-audit --no-fund$/m)
       expect(text).toMatch(/^RUN npm run build$/m)
       const final = finalStage(text)
       expect(final[0]).toBe("FROM kyozo-local/static:test AS runtime")
