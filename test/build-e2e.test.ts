@@ -7,7 +7,8 @@
  *
  *   - Express (npm registry): answers through its URL.
  *   - Vite: built, and its output served by the static image.
- *   - Flask: installed offline from wheels the test puts in the folder (the host's `pip download`).
+ *   - Flask: installed offline from wheels the test puts in the folder (the host's `pip download`;
+ *     where the host's pip has no Flask, a wheel of a small local package made with `pip wheel`).
  *
  * The npm cases need the registry: they skip loudly where it is unreachable, and fail under
  * KYOZO_REQUIRE_REGISTRY=1 (CI sets it).
@@ -108,9 +109,9 @@ afterAll(async () => {
     .catch(() => {})
 }, 60_000)
 
-const write = (folder: string, files: Record<string, string>) => {
+const write = (folder: string, files: Record<string, string>, fresh = true) => {
   const dir = path.join(workspaces, folder)
-  fs.rmSync(dir, { recursive: true, force: true })
+  if (fresh) fs.rmSync(dir, { recursive: true, force: true })
   for (const [name, content] of Object.entries(files)) {
     fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true })
     fs.writeFileSync(path.join(dir, name), content)
@@ -208,6 +209,23 @@ const downloadWheels = (dir: string): string | undefined => {
   }
 }
 
+/** A wheel of a tiny local package, built by the host's `pip wheel` without any index. */
+const buildLocalWheel = (dir: string): void => {
+  const src = makeTempDir("kyozo-wheel-src-")
+  fs.mkdirSync(path.join(src, "kyozo_greeting"), { recursive: true })
+  fs.writeFileSync(
+    path.join(src, "pyproject.toml"),
+    '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n[project]\nname = "kyozo-greeting"\nversion = "1.0.0"\n'
+  )
+  fs.writeFileSync(path.join(src, "kyozo_greeting", "__init__.py"), 'NAME = "kyozo-greeting"\n')
+  fs.mkdirSync(dir, { recursive: true })
+  execFileSync(
+    "/usr/bin/python3",
+    ["-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", "-w", dir, src],
+    { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 60_000 }
+  )
+}
+
 describe.skipIf(!docker.available)("Real apps deployed from folders without a Dockerfile", () => {
   layer(E2ELayer, { excludeTestServices: true, timeout: "300 seconds" })((it) => {
     it.effect("the team exists", () =>
@@ -301,38 +319,73 @@ describe.skipIf(!docker.available)("Real apps deployed from folders without a Do
       })
     )
 
-    it.effect("a Flask app installs offline from the wheels in its folder and answers", () =>
-      Effect.gen(function* () {
-        const folder = write("flask-app", {
-          "requirements.txt": "flask\n",
-          "app.py": [
-            "import os",
-            "from flask import Flask",
-            "",
-            "app = Flask(__name__)",
-            "",
-            '@app.get("/")',
-            "def index():",
-            '    return {"framework": "flask", "offline": True}',
-            "",
-            'if __name__ == "__main__":',
-            '    app.run(host="0.0.0.0", port=int(os.environ.get("PORT", "5000")))',
-            ""
-          ].join("\n")
+    it.effect(
+      "a Python app with pip dependencies installs offline from the wheels in its folder and answers",
+      () =>
+        Effect.gen(function* () {
+          const folder = "python-offline"
+          const wheels = path.join(workspaces, folder, "wheels")
+          fs.rmSync(path.join(workspaces, folder), { recursive: true, force: true })
+          const failure = downloadWheels(wheels)
+          if (failure !== undefined) {
+            // A host whose pip has no Flask at hand: a wheel of a small local package instead.
+            console.warn(
+              `[build-e2e] pip download flask failed on this host (${failure.trim().split("\n").pop()}): using a wheel built with pip wheel`
+            )
+            buildLocalWheel(wheels)
+          }
+          const flask = failure === undefined
+          write(
+            folder,
+            {
+              "requirements.txt": flask ? "flask\n" : "kyozo-greeting\n",
+              "app.py":
+                (flask
+                  ? [
+                      "import os",
+                      "from flask import Flask",
+                      "",
+                      "app = Flask(__name__)",
+                      "",
+                      '@app.get("/")',
+                      "def index():",
+                      '    return {"installed": "flask", "offline": True}',
+                      "",
+                      'if __name__ == "__main__":',
+                      '    app.run(host="0.0.0.0", port=int(os.environ.get("PORT", "8000")))'
+                    ]
+                  : [
+                      "import json, os",
+                      "from http.server import BaseHTTPRequestHandler, HTTPServer",
+                      "import kyozo_greeting",
+                      "",
+                      "class Handler(BaseHTTPRequestHandler):",
+                      "    def do_GET(self):",
+                      '        body = json.dumps({"installed": kyozo_greeting.NAME, "offline": True}).encode()',
+                      "        self.send_response(200)",
+                      '        self.send_header("content-type", "application/json")',
+                      "        self.end_headers()",
+                      "        self.wfile.write(body)",
+                      "",
+                      'HTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8000"))), Handler).serve_forever()'
+                    ]
+                ).join("\n") + "\n"
+            },
+            false
+          )
+          const { deployed, log } = yield* deploy(folder)
+          const d = deployed[0]!
+          expect(log.join("\n")).toMatch(
+            /base image python:3\.12-slim cannot be pulled .*kyozo-local\/python:3/
+          )
+          expect(log.join("\n")).toMatch(/--no-index --find-links=\/app\/wheels/)
+          const res = yield* Effect.promise(() => get(d.url!))
+          expect(res.status).toBe(200)
+          expect(JSON.parse(res.body)).toEqual({
+            installed: flask ? "flask" : "kyozo-greeting",
+            offline: true
+          })
         })
-        const failure = downloadWheels(path.join(workspaces, folder, "wheels"))
-        // The host's pip reads its own caches and indexes; without Flask there, this case cannot run.
-        expect(failure, `pip download flask on this host failed: ${failure}`).toBeUndefined()
-        const { deployed, log } = yield* deploy(folder)
-        const d = deployed[0]!
-        expect(log.join("\n")).toMatch(
-          /base image python:3\.12-slim cannot be pulled .*kyozo-local\/python:3/
-        )
-        expect(log.join("\n")).toMatch(/--no-index --find-links=\/app\/wheels/)
-        const res = yield* Effect.promise(() => get(d.url!))
-        expect(res.status).toBe(200)
-        expect(JSON.parse(res.body)).toEqual({ framework: "flask", offline: true })
-      })
     )
   })
 })
