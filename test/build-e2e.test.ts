@@ -14,6 +14,7 @@
  * KYOZO_REQUIRE_REGISTRY=1 (CI sets it).
  */
 import { afterAll, describe, expect, layer } from "@effect/vitest"
+import { BaseImages, resolveBaseImages } from "@kyozo/core/dockerfile/BaseImages"
 import { HOST_CA_BUNDLES } from "@kyozo/core/dockerfile/BuildSettings"
 import * as DockerRuntime from "@kyozo/core/DockerRuntime"
 import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
@@ -23,6 +24,7 @@ import { ImageBuilder } from "@kyozo/core/ImageBuilder"
 import * as ServiceProxy from "@kyozo/core/ServiceProxy"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { TeamRepo } from "@kyozo/core/TeamRepo"
+import { detectPlan } from "@kyozo/core/topology/TopologyDetector"
 import { TopologyRepo } from "@kyozo/core/TopologyRepo"
 import { Chunk, Effect, Layer, Stream } from "effect"
 import { execFileSync } from "node:child_process"
@@ -385,6 +387,57 @@ describe.skipIf(!docker.available)("Real apps deployed from folders without a Do
             installed: flask ? "flask" : "kyozo-greeting",
             offline: true
           })
+        })
+    )
+
+    it.effect(
+      "a base image with neither a registry nor a local stand-in is a typed error naming the fixes",
+      () =>
+        Effect.gen(function* () {
+          // Ruby has no local base image; its FROM is a name no registry has, on any host.
+          const builder = yield* Effect.provide(
+            ImageBuilder,
+            ImageBuilder.DefaultWithoutDependencies.pipe(
+              Layer.provide(
+                Layer.succeed(
+                  BaseImages,
+                  BaseImages.make({ images: resolveBaseImages({ ruby: "kyozo-test-missing/ruby:1" }) })
+                )
+              ),
+              Layer.provide(DockerRuntime.layer)
+            )
+          )
+          const ensure = (folder: string) =>
+            Effect.gen(function* () {
+              const plan = yield* detectPlan(path.join(workspaces, folder))
+              return yield* Effect.flip(
+                builder.ensureImage({
+                  serviceId: `svc_${folder}`,
+                  teamId,
+                  root: path.join(workspaces, folder),
+                  planned: plan.services[0]!,
+                  labels: docker.labels
+                })
+              )
+            })
+          const ruby = yield* ensure(
+            write("ruby-app", {
+              Gemfile: 'source "https://rubygems.org"\ngem "sinatra"\n',
+              "app.rb": 'require "sinatra"\nget("/") { "hi" }\n'
+            })
+          )
+          expect(ruby._tag).toBe("BaseImageUnavailable")
+          if (ruby._tag !== "BaseImageUnavailable") return
+          expect(ruby.image).toBe("kyozo-test-missing/ruby:1")
+          expect(ruby.key).toBe("ruby")
+          expect(ruby.message).toMatch(/scripts\/base-images\.sh/)
+          expect(ruby.message).toMatch(/KYOZO_BASE_IMAGES=ruby=<image>/)
+          // A user's own Dockerfile is never rewritten, but its failed pull is the same typed error.
+          const own = yield* ensure(
+            write("own-dockerfile", { Dockerfile: 'FROM kyozo-test-missing/base:1\nCMD ["true"]\n' })
+          )
+          expect(own._tag).toBe("BaseImageUnavailable")
+          if (own._tag === "BaseImageUnavailable") expect(own.image).toBe("kyozo-test-missing/base:1")
         })
     )
   })
