@@ -34,8 +34,8 @@ PYTHON_IMAGE="kyozo-local/python:3"
 STATIC_IMAGE="kyozo-local/static:latest"
 # Bump when an image's content changes: older images are then rebuilt without --force.
 VERSION_LABEL="kyozo.base-image.version"
-NODE_VERSION=2
-PYTHON_VERSION=1
+NODE_VERSION=3
+PYTHON_VERSION=2
 STATIC_VERSION=1
 IMAGE_PATH="/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin"
 
@@ -64,6 +64,21 @@ current() {
   have="$(docker image inspect -f "{{index .Config.Labels \"$VERSION_LABEL\"}}" "$1" 2>/dev/null || true)"
   [ "$have" = "$2" ]
 }
+# The whole C runtime, as a Debian base image has it (libc6, libgcc-s1, libstdc++6): native addons
+# that packages download (rollup, esbuild, sharp, wheels) link against more than node itself does.
+copy_c_runtime() {
+  local root="$1" libc dir lib
+  libc="$(ldd "$2" | grep -o '/[^ ]*/libc\.so\.6' | head -n1)"
+  [ -n "$libc" ] || return 0
+  dir="$(dirname "$(readlink -f "$libc")")"
+  for lib in "$dir"/{libc,libm,libdl,libpthread,librt,libutil,libresolv,libanl,libnss_files,libnss_dns,libgcc_s,libstdc++,libz,libcrypt}.so*; do
+    [ -e "$lib" ] || continue
+    mkdir -p "$root$dir"
+    cp -a "$lib" "$root$dir/"
+  done
+  return 0
+}
+
 # Every absolute path ldd prints for the given binaries: libraries and the dynamic loader.
 copy_libs() {
   local root="$1" lib
@@ -133,6 +148,7 @@ build_node() {
   cp "$node" "$root/usr/local/bin/node"
   ln -s /usr/local/bin/node "$root/usr/bin/node"
   copy_libs "$root" "$node"
+  copy_c_runtime "$root" "$node"
   # npm and corepack as the host has them (Debian/NodeSource put them next to node's prefix).
   local modules="" tool
   for modules in "$(dirname "$(dirname "$node")")/lib/node_modules" /usr/lib/node_modules /usr/local/lib/node_modules; do
@@ -221,6 +237,7 @@ build_python() {
     cp -a /usr/share/python-wheels "$root/usr/share/python-wheels"
   fi
   copy_libs "$root" "$py" "$stdlib"/lib-dynload/*.so
+  copy_c_runtime "$root" "$py"
   printf '#!/bin/sh\nexec %s -m pip "$@"\n' "$py" >"$root/usr/local/bin/pip"
   chmod 755 "$root/usr/local/bin/pip"
   ln -s pip "$root/usr/local/bin/pip3"

@@ -23,11 +23,7 @@ import {
   type BuildSettingsShape,
   loadBuildSettings
 } from "./dockerfile/BuildSettings.js"
-import {
-  type DockerfileBuildOptions,
-  type GeneratedDockerfile,
-  generateDockerfile
-} from "./dockerfile/DockerfileGenerator.js"
+import { type DockerfileBuildOptions, generateDockerfile } from "./dockerfile/DockerfileGenerator.js"
 import { labelsFor, Service } from "./Labels.js"
 import { Registries } from "./Registries.js"
 import { BaseImageUnavailable, BuildFailed, ImageNotFound, type RuntimeError } from "./RuntimeErrors.js"
@@ -118,7 +114,6 @@ const withStandIn = (images: BaseImageMap, keys: ReadonlyArray<BaseImageKey>, lo
   Object.assign({}, images, Object.fromEntries(keys.map((k) => [k, local]))) as BaseImageMap
 
 const FALLBACK_TTL = Duration.toMillis("10 minutes")
-const PULL_TIMEOUT = "2 minutes"
 
 export class ImageBuilder extends Effect.Service<ImageBuilder>()("@kyozo/core/ImageBuilder", {
   effect: Effect.gen(function* () {
@@ -197,59 +192,6 @@ export class ImageBuilder extends Effect.Service<ImageBuilder>()("@kyozo/core/Im
       })
 
     /**
-     * The base-image map a generated Dockerfile can build on here: each FROM image is on the engine,
-     * or pulled, or (when it cannot be pulled) replaced by the local base image of its key. None of
-     * those: a typed error that names the fix, never a raw pull error from inside the build.
-     */
-    const usableBaseImages = (input: EnsureImageInput, generated: GeneratedDockerfile) =>
-      Effect.gen(function* () {
-        const say = (line: string) => (input.onLog ? input.onLog(line) : Effect.void)
-        let images: BaseImageMap = baseImages
-        for (const ref of fromImages(generated.content)) {
-          const keys = BASE_IMAGE_KEYS.filter((k) => baseImages[k] === ref)
-          const known = standIns.get(ref)
-          if (
-            known &&
-            Date.now() - known.at < FALLBACK_TTL &&
-            (yield* existing(known.local))._tag === "Some"
-          ) {
-            images = withStandIn(images, keys, known.local)
-            continue
-          }
-          if ((yield* existing(ref))._tag === "Some") continue
-          const auth = registries?.authFor(input.teamId, ref)
-          const pulled = yield* runtime.pullImage(ref, auth ? { auth } : undefined).pipe(
-            Stream.runDrain,
-            Effect.timeoutFail({
-              duration: PULL_TIMEOUT,
-              onTimeout: () => new ImageNotFound({ image: ref })
-            }),
-            Effect.as(undefined),
-            Effect.catchTags({
-              ImageNotFound: () => Effect.succeed("not found in any reachable registry"),
-              DockerApiError: (e) => Effect.succeed(e.detail)
-            })
-          )
-          if (pulled === undefined) continue
-          const local = keys.map((k) => LOCAL_BASE_IMAGES[k]).find((l) => l !== undefined && l !== ref)
-          if (local !== undefined && (yield* existing(local))._tag === "Some") {
-            standIns.set(ref, { local, at: Date.now() })
-            yield* say(`base image ${ref} cannot be pulled (${pulled}): building on the local ${local}`)
-            yield* Effect.logWarning(`base image ${ref} cannot be pulled (${pulled}); using ${local}`)
-            images = withStandIn(images, keys, local)
-            continue
-          }
-          return yield* new BaseImageUnavailable({
-            image: ref,
-            key: keys[0] ?? null,
-            reason: /not found/i.test(pulled) ? "NotFound" : "PullFailed",
-            detail: pulled
-          })
-        }
-        return images
-      })
-
-    /**
      * With a push registry configured for the team, the new image also goes there. A failed push
      * is reported in the build log and the log, not fatal: the image is on this engine.
      */
@@ -284,108 +226,146 @@ export class ImageBuilder extends Effect.Service<ImageBuilder>()("@kyozo/core/Im
             reason: "the service's build context is outside the deployed folder"
           })
         }
-        let generated = generateDockerfile(planned, baseImages, buildOptions)
-        if (generated) {
-          const images = yield* usableBaseImages(input, generated)
-          if (images !== baseImages) generated = generateDockerfile(planned, images, buildOptions)
-        }
-        const ownership = {
-          ...input.labels,
-          ...labelsFor({ serviceId: input.serviceId, teamId: input.teamId })
-        }
-        const context = yield* fromFolder(
-          contextDir,
-          generated
-            ? {
-                // One LABEL line in our own Dockerfile: the classic builder turns every build-time
-                // label into a step of its own (~90 ms each).
-                extraFiles: {
-                  ...planned.hints?.contextFiles,
-                  [GENERATED_DOCKERFILE]: `${generated.content.trimEnd()}\n${labelLine(ownership)}\n`,
-                  // Build stages only: the generated Dockerfile keeps it out of the final image.
-                  ...(generated.usesBuildCa && settings.ca
-                    ? { [BUILD_CA_CONTEXT_FILE]: settings.ca.pem }
-                    : {})
-                },
-                // The name is Kyozo's own: a stale copy in the folder must not win over the fresh one.
-                replaceExisting: true,
-                dockerfile: GENERATED_DOCKERFILE
-              }
-            : { dockerfile: dockerfileOf(planned) }
-        )
-        const tag = imageTagFor(input.serviceId, context.hash)
-        return yield* withTagLock(
-          tag,
+        const say = (line: string) => (input.onLog ? input.onLog(line) : Effect.void)
+        /** One build on a base-image map; generated Dockerfiles may be rebuilt on local stand-ins. */
+        const attempt = (
+          images: BaseImageMap,
+          tries: number
+        ): Effect.Effect<EnsuredImage, RuntimeError | BuildContextError> =>
           Effect.gen(function* () {
-            const found = yield* existing(tag)
-            if (found._tag === "Some") {
-              return {
-                image: tag,
-                hash: context.hash,
-                built: false,
-                contextBytes: context.sizeBytes,
-                logTail: []
-              } satisfies EnsuredImage
+            const generated = generateDockerfile(planned, images, buildOptions)
+            const ownership = {
+              ...input.labels,
+              ...labelsFor({ serviceId: input.serviceId, teamId: input.teamId })
             }
-            const tail: Array<string> = []
-            let builtId: string | undefined
-            yield* runtime
-              .buildImage({
-                context: context.tar,
-                tag,
-                dockerfile: context.dockerfile,
-                labels: generated
-                  ? { [ContextHashLabel]: context.hash }
-                  : { ...ownership, [ContextHashLabel]: context.hash },
-                ...(input.timeoutMs !== undefined ? { timeoutMs: input.timeoutMs } : {})
-              })
-              .pipe(
-                Stream.runForEach((event) =>
-                  Effect.suspend(() => {
-                    if (event._tag === "Built") {
-                      builtId = event.imageId
-                      return Effect.void
-                    }
-                    tail.push(event.line)
-                    if (tail.length > LOG_TAIL) tail.shift()
-                    return input.onLog ? input.onLog(event.line) : Effect.void
-                  })
-                ),
-                // A FROM the engine could not pull (a user's Dockerfile on a host without a registry).
-                Effect.catchTag(
-                  "BuildFailed",
-                  (e): Effect.Effect<never, BuildFailed | BaseImageUnavailable> => {
-                    const image = pullFailureImage(e.reason, e.logTail.length > 0 ? e.logTail : tail)
-                    return image === undefined
-                      ? Effect.fail(e)
-                      : Effect.fail(
-                          new BaseImageUnavailable({
-                            image,
-                            key: BASE_IMAGE_KEYS.find((k) => baseImages[k] === image) ?? null,
-                            reason: /not found|does not exist/i.test(e.reason) ? "NotFound" : "PullFailed",
-                            detail: e.reason
-                          })
-                        )
+            const context = yield* fromFolder(
+              contextDir,
+              generated
+                ? {
+                    // One LABEL line in our own Dockerfile: the classic builder turns every build-time
+                    // label into a step of its own (~90 ms each).
+                    extraFiles: {
+                      ...planned.hints?.contextFiles,
+                      [GENERATED_DOCKERFILE]: `${generated.content.trimEnd()}\n${labelLine(ownership)}\n`,
+                      // Build stages only: the generated Dockerfile keeps it out of the final image.
+                      ...(generated.usesBuildCa && settings.ca
+                        ? { [BUILD_CA_CONTEXT_FILE]: settings.ca.pem }
+                        : {})
+                    },
+                    // The name is Kyozo's own: a stale copy in the folder must not win over the fresh one.
+                    replaceExisting: true,
+                    dockerfile: GENERATED_DOCKERFILE
                   }
-                )
-              )
-            if (builtId === undefined) {
-              return yield* new BuildFailed({
-                image: tag,
-                reason: "the engine ended the build without producing an image",
-                logTail: tail
+                : { dockerfile: dockerfileOf(planned) }
+            )
+            const tag = imageTagFor(input.serviceId, context.hash)
+            return yield* withTagLock(
+              tag,
+              Effect.gen(function* () {
+                const found = yield* existing(tag)
+                if (found._tag === "Some") {
+                  return {
+                    image: tag,
+                    hash: context.hash,
+                    built: false,
+                    contextBytes: context.sizeBytes,
+                    logTail: []
+                  } satisfies EnsuredImage
+                }
+                const tail: Array<string> = []
+                let builtId: string | undefined
+                yield* runtime
+                  .buildImage({
+                    context: context.tar,
+                    tag,
+                    dockerfile: context.dockerfile,
+                    labels: generated
+                      ? { [ContextHashLabel]: context.hash }
+                      : { ...ownership, [ContextHashLabel]: context.hash },
+                    ...(input.timeoutMs !== undefined ? { timeoutMs: input.timeoutMs } : {})
+                  })
+                  .pipe(
+                    Stream.runForEach((event) =>
+                      Effect.suspend(() => {
+                        if (event._tag === "Built") {
+                          builtId = event.imageId
+                          return Effect.void
+                        }
+                        tail.push(event.line)
+                        if (tail.length > LOG_TAIL) tail.shift()
+                        return input.onLog ? input.onLog(event.line) : Effect.void
+                      })
+                    ),
+                    // A FROM the engine could not pull (a user's Dockerfile on a host without a registry).
+                    Effect.catchTag(
+                      "BuildFailed",
+                      (e): Effect.Effect<never, BuildFailed | BaseImageUnavailable> => {
+                        const image = pullFailureImage(e.reason, e.logTail.length > 0 ? e.logTail : tail)
+                        return image === undefined
+                          ? Effect.fail(e)
+                          : Effect.fail(
+                              new BaseImageUnavailable({
+                                image,
+                                key: BASE_IMAGE_KEYS.find((k) => baseImages[k] === image) ?? null,
+                                reason: /not found|does not exist/i.test(e.reason)
+                                  ? "NotFound"
+                                  : "PullFailed",
+                                detail: e.reason
+                              })
+                            )
+                      }
+                    )
+                  )
+                if (builtId === undefined) {
+                  return yield* new BuildFailed({
+                    image: tag,
+                    reason: "the engine ended the build without producing an image",
+                    logTail: tail
+                  })
+                }
+                yield* pushToTeamRegistry(input, tag)
+                return {
+                  image: tag,
+                  hash: context.hash,
+                  built: true,
+                  contextBytes: context.sizeBytes,
+                  logTail: tail
+                } satisfies EnsuredImage
               })
-            }
-            yield* pushToTeamRegistry(input, tag)
-            return {
-              image: tag,
-              hash: context.hash,
-              built: true,
-              contextBytes: context.sizeBytes,
-              logTail: tail
-            } satisfies EnsuredImage
-          })
-        )
+            )
+          }).pipe(
+            // A FROM of a generated Dockerfile could not be pulled: the local base image of its key
+            // stands in (remembered, so the next deploy starts from it and reuses the image).
+            Effect.catchTag("BaseImageUnavailable", (e) =>
+              Effect.gen(function* () {
+                if (!planned.hints || tries >= BASE_IMAGE_KEYS.length) return yield* Effect.fail(e)
+                const keys = BASE_IMAGE_KEYS.filter((k) => images[k] === e.image)
+                const local = keys
+                  .map((k) => LOCAL_BASE_IMAGES[k])
+                  .find((l) => l !== undefined && l !== e.image)
+                if (local === undefined || (yield* existing(local))._tag === "None")
+                  return yield* Effect.fail(e)
+                standIns.set(e.image, { local, at: Date.now() })
+                yield* say(
+                  `base image ${e.image} cannot be pulled (${e.detail}): building on the local ${local}`
+                )
+                yield* Effect.logWarning(`base image ${e.image} cannot be pulled; using ${local}`)
+                return yield* attempt(withStandIn(images, keys, local), tries + 1)
+              })
+            )
+          )
+        // Stand-ins decided lately apply from the start: the same Dockerfile, the same image tag.
+        let images: BaseImageMap = baseImages
+        for (const [ref, standIn] of standIns) {
+          if (Date.now() - standIn.at > FALLBACK_TTL) standIns.delete(ref)
+          else
+            images = withStandIn(
+              images,
+              BASE_IMAGE_KEYS.filter((k) => baseImages[k] === ref),
+              standIn.local
+            )
+        }
+        return yield* attempt(images, 0)
       })
 
     /** The image for a planned service: reused when its context hash is already built, else built. */

@@ -123,19 +123,23 @@ const tail = (port: number | null, user: string, cmd: string): ReadonlyArray<str
   `CMD ${cmd}`
 ]
 
+/**
+ * The install step. A build needs the dev dependencies (bundlers, compilers) even where the base
+ * image sets NODE_ENV=production (which makes every package manager skip them): ask for them.
+ */
 const nodeInstall = (h: BuildHints, prodOnly: boolean): string => {
   const lock = h.manifests
   switch (h.packageManager) {
     case "pnpm":
-      return `RUN corepack enable && pnpm install ${prodOnly ? "--prod " : ""}${lock.includes("pnpm-lock.yaml") ? "--frozen-lockfile" : "--no-frozen-lockfile"}`
+      return `RUN corepack enable && pnpm install ${prodOnly ? "--prod " : "--prod=false "}${lock.includes("pnpm-lock.yaml") ? "--frozen-lockfile" : "--no-frozen-lockfile"}`
     case "yarn":
-      return `RUN corepack enable && yarn install ${prodOnly ? "--production " : ""}${lock.includes("yarn.lock") ? "--frozen-lockfile" : ""}`.trimEnd()
+      return `RUN corepack enable && yarn install ${prodOnly ? "--production " : "--production=false "}${lock.includes("yarn.lock") ? "--frozen-lockfile" : ""}`.trimEnd()
     case "bun":
       return `RUN npm install -g bun && bun install ${prodOnly ? "--production" : ""}`.trimEnd()
     default:
       return lock.includes("package-lock.json") || lock.includes("npm-shrinkwrap.json")
-        ? `RUN npm ci${prodOnly ? " --omit=dev" : ""} --no-audit --no-fund`
-        : `RUN npm install${prodOnly ? " --omit=dev" : ""} --no-audit --no-fund`
+        ? `RUN npm ci${prodOnly ? " --omit=dev" : " --include=dev"} --no-audit --no-fund`
+        : `RUN npm install${prodOnly ? " --omit=dev" : " --include=dev"} --no-audit --no-fund`
   }
 }
 

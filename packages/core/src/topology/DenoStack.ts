@@ -17,6 +17,7 @@ const ENTRIES = [
   "server.js"
 ]
 const SERVES = /Deno\.serve\(|Deno\.listen\(|\.listen\(\{/
+const DENO_MODULE = /\bDeno\.\w+|from\s+["'](?:jsr:|npm:|https:\/\/deno\.land\/)/
 
 export const detectDeno: StackDetector = (ctx) =>
   Effect.gen(function* () {
@@ -34,8 +35,28 @@ export const detectDeno: StackDetector = (ctx) =>
         break
       }
     }
-    // Without deno.json, only a Deno.serve entry (and no package.json) marks Deno.
-    if (!config && (!entry || !/Deno\./.test(entryText) || ctx.has("package.json"))) return undefined
+    // Without deno.json, a module using Deno's APIs or its import specifiers (and no package.json)
+    // marks Deno: a server, or a program platforms run with `deno run` (a bot, a worker).
+    if (!config && !entry && !ctx.has("package.json")) {
+      for (const e of ENTRIES) {
+        if (!ctx.has(e)) continue
+        const text = (yield* ctx.read(e)) ?? ""
+        const uses = DENO_MODULE.exec(text)
+        if (uses) {
+          entry = e
+          entryText = text
+          evidence.push(
+            ev(
+              ctx.rel(e),
+              `Deno module (${uses[0].trim()}) without deno.json: run with deno run`,
+              lineOf(text, uses[0])
+            )
+          )
+          break
+        }
+      }
+    }
+    if (!config && (!entry || !DENO_MODULE.test(entryText) || ctx.has("package.json"))) return undefined
     let tasks: Record<string, string> = {}
     let configText = ""
     if (config) {
@@ -85,8 +106,9 @@ export const detectDeno: StackDetector = (ctx) =>
       startCommand,
       requires,
       evidence,
-      confidence: entry ? 0.85 : 0.6,
+      confidence: entry ? (SERVES.test(entryText) ? 0.85 : 0.65) : 0.6,
       library: startCommand === null,
+      ...(entry && !SERVES.test(entryText) && !port && !startTask ? { worker: true } : {}),
       ...(startCommand === null ? { libraryReason: "Deno module without a server entry or start task" } : {}),
       hints: {
         stack: "deno",

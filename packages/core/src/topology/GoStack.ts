@@ -15,9 +15,61 @@ const FRAMEWORKS: ReadonlyArray<readonly [RegExp, string]> = [
   [/^github\.com\/beego\/beego(\/v\d+)?$/, "beego"]
 ]
 
+/** Import paths of a Go source file (single and grouped imports). */
+const importsOf = (src: string): Array<string> => {
+  const out: Array<string> = []
+  for (const m of src.matchAll(/^\s*import\s+(?:\w+\s+)?"([^"]+)"/gm)) out.push(m[1]!)
+  for (const block of src.matchAll(/^\s*import\s*\(([\s\S]*?)\)/gm))
+    for (const m of block[1]!.matchAll(/"([^"]+)"/g)) out.push(m[1]!)
+  return out
+}
+
+/**
+ * GOPATH-era code: `package main` files without go.mod. The build makes a module for it
+ * (`go mod init`, `go mod tidy`), so only a main package at the top counts.
+ */
+const moduleless: StackDetector = (ctx) =>
+  Effect.gen(function* () {
+    const top = ctx.filesBelow(0, /\.go$/).filter((f) => !f.endsWith("_test.go"))
+    for (const f of top) {
+      const src = (yield* ctx.read(f)) ?? ""
+      if (!/^package\s+main\b/m.test(src)) continue
+      const evidence: Array<Evidence> = [
+        ev(
+          ctx.rel(f),
+          "package main without go.mod: the build makes a module for it",
+          lineOf(src, /^package\s+main\b/)
+        )
+      ]
+      const requires = new BackingSet()
+      let framework: string | null = null
+      for (const imp of importsOf(src)) {
+        requires.add(backingFromDependency(imp), ev(ctx.rel(f), `imports ${imp}`, lineOf(src, `"${imp}"`)))
+        const fw = FRAMEWORKS.find(([re]) => re.test(imp))
+        if (fw && framework === null) {
+          framework = fw[1]
+          evidence.push(ev(ctx.rel(f), `imports ${imp}`, lineOf(src, `"${imp}"`)))
+        }
+      }
+      const port = yield* scanForPort(ctx, sourceCandidates(ctx, [f], /\.go$/, 0))
+      return {
+        kind: "go",
+        framework,
+        ...(port ? { port } : {}),
+        startCommand: "/app/server",
+        requires,
+        evidence,
+        confidence: 0.7,
+        library: false,
+        hints: { stack: "go", manifests: [], target: "." }
+      }
+    }
+    return undefined
+  })
+
 export const detectGo: StackDetector = (ctx) =>
   Effect.gen(function* () {
-    if (!ctx.has("go.mod")) return undefined
+    if (!ctx.has("go.mod")) return yield* moduleless(ctx)
     const file = ctx.rel("go.mod")
     const text = (yield* ctx.read("go.mod")) ?? ""
     const evidence: Array<Evidence> = [ev(file, "go.mod present")]

@@ -8,10 +8,16 @@ import { ev, lineOf, scanForPort, type StackDetector } from "./Stack.js"
 import type { Evidence } from "./Topology.js"
 
 const BUILD_FILES = ["pom.xml", "build.gradle", "build.gradle.kts"]
+const SETTINGS_FILES = ["settings.gradle", "settings.gradle.kts"]
+
+/** Gradle scripts (Groovy and Kotlin) without their comments: an `include` in a comment is not one. */
+const stripComments = (text: string): string =>
+  text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/(^|[^:"'])\/\/.*$/gm, "$1")
 
 export const detectJava: StackDetector = (ctx) =>
   Effect.gen(function* () {
-    const buildFile = BUILD_FILES.find((f) => ctx.has(f))
+    // A Gradle root may have only settings.gradle: its projects hold the build files.
+    const buildFile = BUILD_FILES.find((f) => ctx.has(f)) ?? SETTINGS_FILES.find((f) => ctx.has(f))
     if (!buildFile) return undefined
     const text = (yield* ctx.read(buildFile)) ?? ""
     const file = ctx.rel(buildFile)
@@ -20,6 +26,7 @@ export const detectJava: StackDetector = (ctx) =>
     let framework: string | null = null
     for (const [needle, fw] of [
       ["spring-boot", "spring"],
+      ["org.springframework.boot", "spring"],
       ["io.quarkus", "quarkus"],
       ["io.micronaut", "micronaut"],
       ["io.ktor", "ktor"],
@@ -47,7 +54,8 @@ export const detectJava: StackDetector = (ctx) =>
         : []
     if (buildTool === "gradle") {
       for (const s of ["settings.gradle", "settings.gradle.kts"]) {
-        const st = yield* ctx.read(s)
+        const raw = yield* ctx.read(s)
+        const st = raw === undefined ? undefined : stripComments(raw)
         if (st)
           for (const m of st.matchAll(/include\s*\(?\s*((?:["'][:\w.-]+["']\s*,?\s*)+)/g)) {
             for (const inc of m[1]!.matchAll(/["']:?([\w.-]+)["']/g)) modules.push(inc[1]!.replace(/:/g, "/"))
@@ -80,7 +88,9 @@ export const detectJava: StackDetector = (ctx) =>
         (f) =>
           Effect.map(ctx.read(f), (s) => (s ? /static\s+void\s+main\s*\(|^fun\s+main\s*\(/m.test(s) : false))
       )).some(Boolean)
-    const aggregator = modules.length > 0 && !ctx.has("src/main")
+    const settingsOnly = SETTINGS_FILES.includes(buildFile)
+    if (settingsOnly) evidence.push(ev(file, "Gradle settings without a root build file: its projects build"))
+    const aggregator = (modules.length > 0 || settingsOnly) && !ctx.has("src/main")
     const library = aggregator || !hasMainClass
     const name =
       buildFile === "pom.xml"

@@ -430,8 +430,9 @@ export const detectNode: StackDetector = (ctx) =>
         )
       )
     const library = (isWorkspaceRoot && !rootRuns) || !isServer
+    // A root that runs installs for its members too (they link through node_modules).
     const hasDependencies =
-      Object.keys(deps).length > 0 || (output !== undefined && Object.keys(devDeps).length > 0)
+      Object.keys(deps).length > 0 || rootRuns || (output !== undefined && Object.keys(devDeps).length > 0)
     // Manifests not npm can read are written into the build context as plain package.json.
     const rewritten = manifestName !== "package.json" || parsed.note !== undefined
     const manifests = ["package.json", ...lockfiles]
@@ -450,6 +451,9 @@ export const detectNode: StackDetector = (ctx) =>
       evidence,
       confidence,
       library,
+      ...(runnableMain && !serverEntry && framework === null && !scripts.start && port === undefined
+        ? { worker: true }
+        : {}),
       ...(library
         ? {
             libraryReason: isWorkspaceRoot

@@ -105,6 +105,12 @@ const ENTRY_FILES = [
   "__main__.py"
 ]
 
+/** Entry names platforms run as `python <file>` even without a manifest or a __main__ guard. */
+const NAMED_ENTRIES = ["main.py", "app.py", "bot.py", "server.py", "run.py", "worker.py"]
+
+/** Folders of wheels shipped with the app (air-gapped installs). */
+const WHEEL_DIRS = ["wheels", "vendor", "wheelhouse"]
+
 const APP_OBJECT =
   /^\s*(\w+)\s*(?::\s*\w+\s*)?=\s*(FastAPI|Flask|Starlette|Sanic|Quart|web\.Application|falcon\.(?:App|API)|Bottle)\(/m
 
@@ -120,13 +126,15 @@ export const detectPython: StackDetector = (ctx) =>
     const reqFiles = ctx.filesBelow(1, /^requirements[\w.-]*\.(txt|in)$|^requirements\/[\w.-]+\.txt$/)
     const hasManage = ctx.has("manage.py")
     const topPy = ctx.filesBelow(0, /\.py$/)
+    const named = NAMED_ENTRIES.find((f) => ctx.has(f))
     if (
       manifests.length === 0 &&
       reqFiles.length === 0 &&
       !hasManage &&
-      (topPy.length === 0 || ctx.dir !== "")
+      (topPy.length === 0 || (ctx.dir !== "" && named === undefined))
     ) {
-      // Loose scripts in a subfolder (tools, scripts/) are not services; at the root they may be.
+      // Loose scripts in a subfolder (tools, scripts/) are not services; at the root, or under an
+      // entry name platforms run (main.py, app.py, bot.py…), they may be.
       return undefined
     }
     // Loose .py files only make a Python service when one of them looks like an entry point.
@@ -186,7 +194,17 @@ export const detectPython: StackDetector = (ctx) =>
         entryText = text
       }
     }
+    let byName = false
+    if (!entry && named !== undefined) {
+      byName = true
+      // No app object, no __main__ guard: a script that runs top to bottom (a bot, a worker).
+      entry = named
+      entryText = (yield* ctx.read(named)) ?? ""
+      evidence.push(ev(ctx.rel(named), `${named}: the entry a platform runs (python ${named})`))
+    }
     if (manifests.length === 0 && reqFiles.length === 0 && !hasManage && !entry) return undefined
+    if (manifests.length === 0 && reqFiles.length === 0 && entry)
+      evidence.push(ev(ctx.rel(entry), "no dependency manifest: only the standard library is available"))
     if (entry && !evidence.some((e) => e.file === ctx.rel(entry!))) {
       evidence.push(
         ev(ctx.rel(entry), "entry module", lineOf(entryText, /__main__|serve_forever|HTTPServer/))
@@ -251,6 +269,9 @@ export const detectPython: StackDetector = (ctx) =>
           : `python ${entry}`
     }
     const library = startCommand === null && framework === null
+    const wheelDir = WHEEL_DIRS.find((d) => ctx.filesBelow(1, /\.whl$/).some((f) => f.startsWith(`${d}/`)))
+    if (wheelDir)
+      evidence.push(ev(ctx.rel(wheelDir), `ships its wheels in ${wheelDir}/: installs offline from them`))
     const name = yield* Effect.map(ctx.read("pyproject.toml"), (t) =>
       t ? /^\s*name\s*=\s*["']([^"']+)["']/m.exec(t)?.[1] : undefined
     )
@@ -262,15 +283,22 @@ export const detectPython: StackDetector = (ctx) =>
       startCommand,
       requires,
       evidence,
-      confidence: framework ? 0.9 : entry ? 0.75 : 0.4,
+      confidence: framework ? 0.9 : entry ? (byName ? 0.55 : 0.75) : 0.4,
       library,
+      ...(byName &&
+      framework === null &&
+      !port &&
+      !/serve_forever\(|HTTPServer\(|\.listen\(|\.bind\(/.test(entryText)
+        ? { worker: true }
+        : {}),
       ...(library
         ? { libraryReason: "Python package without a framework or an entry module (a library)" }
         : {}),
       hints: {
         stack: "python",
         manifests: [...new Set([...manifests, ...reqFiles])],
-        hasDependencies: deps.size > 0
+        hasDependencies: deps.size > 0,
+        ...(wheelDir ? { wheelDir } : {})
       }
     }
   })

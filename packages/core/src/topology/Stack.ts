@@ -72,6 +72,8 @@ export interface StackMatch {
   readonly confidence: number
   /** A library or a workspace root: code, but nothing that runs on its own. */
   readonly library: boolean
+  /** Runs, but nothing in it serves a port (a bot, a worker): no usual port is assumed. */
+  readonly worker?: boolean
   readonly libraryReason?: string
   readonly hints: BuildHints
   /** Workspace member globs when this folder is a monorepo root. */

@@ -76,7 +76,13 @@ const KIND_WORDS: Record<string, string> = {
 /** Subfolders searched for apps (below folders that are not services themselves), at most this deep. */
 const MAX_APP_DEPTH = 4
 
-/** Folders that hold tests, samples or docs: not searched for apps. */
+/**
+ * Folders that hold samples or docs: searched only when the rest of the folder has no app (a
+ * library's repository whose runnable part is its example; a site under docs/).
+ */
+const SAMPLE_DIRS = new Set(["examples", "example", "samples", "sample", "docs", "doc", "demo", "demos"])
+
+/** Folders that hold tests, samples or docs: not searched for apps (samples: see SAMPLE_DIRS). */
 const NON_APP_DIRS = new Set([
   "test",
   "tests",
@@ -120,7 +126,22 @@ const chooseMatch = (matches: ReadonlyArray<StackMatch>): StackMatch | undefined
   const services = matches.filter((m) => !m.library)
   if (services.length > 0) {
     // Highest confidence wins; ties keep stack precedence (the array order).
-    return services.reduce((best, m) => (m.confidence > best.confidence ? m : best))
+    const best = services.reduce((best, m) => (m.confidence > best.confidence ? m : best))
+    const others = services.filter((m) => m !== best)
+    if (others.length === 0) return best
+    // Two readings compete: say so, and why this one runs.
+    const file = best.evidence[0]?.file ?? "."
+    const tie = others.some((o) => o.confidence === best.confidence)
+    return {
+      ...best,
+      evidence: [
+        ...best.evidence,
+        ev(
+          file,
+          `also reads as ${others.map((o) => `${o.kind}${o.framework ? ` (${o.framework})` : ""} at ${o.confidence}`).join(", ")}: ${best.kind} runs (${tie ? "stack precedence on a tie" : `higher confidence ${best.confidence}`})`
+        )
+      ]
+    }
   }
   return matches[0]
 }
@@ -171,6 +192,8 @@ interface Builder {
   readonly rootName: string
   readonly services: Array<PlannedService>
   readonly notes: Array<string>
+  /** Second pass: sample and docs folders are searched too. */
+  samples?: boolean
 }
 
 const relPath = (dir: string): string => (dir === "" ? "." : dir)
@@ -180,7 +203,9 @@ const serviceForDir = (
   b: Builder,
   dir: string,
   match: StackMatch | undefined,
-  dockerfile: string | undefined
+  dockerfile: string | undefined,
+  /** Backing services named beside the app (a compose file of backing images only). */
+  beside?: BackingSet
 ): Effect.Effect<Array<PlannedService>> =>
   Effect.gen(function* () {
     const evidence: Array<Evidence> = []
@@ -217,7 +242,7 @@ const serviceForDir = (
         file: match!.evidence[0]?.file ?? relPath(dir),
         detail: `default port of ${framework}`
       })
-    } else if (stack && (!match!.library || dockerfile)) {
+    } else if (stack && (!match!.library || dockerfile) && !(match!.worker && !dockerfile && !web)) {
       port = STACK_DEFAULT_PORTS[stack] ?? null
       if (port !== null)
         evidence.push({ file: match!.evidence[0]?.file ?? relPath(dir), detail: `usual port for ${stack}` })
@@ -231,7 +256,8 @@ const serviceForDir = (
     }
     const { names: requires, evidence: reqEvidence } = mergeRequires(
       match?.requires ?? new BackingSet(),
-      env.requires
+      env.requires,
+      beside ?? new BackingSet()
     )
     evidence.push(
       ...reqEvidence.filter(
@@ -395,24 +421,71 @@ const composeServices = (b: Builder, dir: string, file: string): Effect.Effect<b
     return true
   })
 
+/**
+ * A compose file whose services are all backing images (postgres, redis…) is the app's local
+ * environment, not the app: their backings, or undefined when the file defines anything else.
+ */
+const composeBackings = (b: Builder, file: string): Effect.Effect<BackingSet | undefined> =>
+  Effect.gen(function* () {
+    const parsed = parseCompose((yield* b.index.read(file)) ?? "")
+    if (parsed.services.length === 0) return undefined
+    const set = new BackingSet()
+    for (const s of parsed.services) {
+      const bk = s.image && !s.build ? backingFromImage(s.image) : undefined
+      if (!bk) return undefined
+      set.add(
+        bk,
+        ev(
+          file,
+          `compose service ${s.key} (image ${s.image}) is a backing service of the app beside it`,
+          s.line
+        )
+      )
+    }
+    return set
+  })
+
+/** A Procfile with a long-running process type: a platform runs the folder whatever its manifest says. */
+const procfileRuns = (b: Builder, dir: string): Effect.Effect<Evidence | undefined> =>
+  Effect.gen(function* () {
+    const rel = joinRel(dir, "Procfile")
+    if (!b.index.has(rel)) return undefined
+    const entries = parseProcfile((yield* b.index.read(rel)) ?? "").filter(
+      (p) => !ONE_OFF_PROCESS_TYPES.has(p.type)
+    )
+    const first = entries.find((p) => p.type === "web") ?? entries[0]
+    return first ? ev(rel, `Procfile ${first.type}: a platform runs this folder`, first.line) : undefined
+  })
+
 /** Walks folders that are not services, looking for apps in their subfolders. */
 const visit = (b: Builder, dir: string, depth: number): Effect.Effect<void> =>
   Effect.gen(function* () {
     const compose = COMPOSE_FILES.map((f) => joinRel(dir, f)).find((f) => b.index.has(f))
-    if (compose && (yield* composeServices(b, dir, compose))) return
+    const beside = compose ? yield* composeBackings(b, compose) : undefined
     const dockerfile = findDockerfile(b.index, dir)
     const matches = yield* stackMatches(makeContext(b.index, dir))
-    const match = chooseMatch(matches)
+    let match = chooseMatch(matches)
+    const proc = match?.library ? yield* procfileRuns(b, dir) : undefined
+    if (match && proc)
+      match = {
+        ...match,
+        library: false,
+        confidence: Math.max(match.confidence, 0.7),
+        evidence: [...match.evidence, proc]
+      }
+    const appBeside =
+      beside !== undefined && (dockerfile !== undefined || (match !== undefined && !match.library))
+    if (compose && !appBeside && (yield* composeServices(b, dir, compose))) return
     if (dockerfile) {
       // The Dockerfile's base image or command names the stack better than a tie between manifests.
       const df = yield* readDockerfile(b.index, dockerfile)
       const hint = `${df.from ?? ""} ${df.cmd?.command ?? ""}`.toLowerCase()
       const named = matches.find((m) => !m.library && new RegExp(`\\b${KIND_WORDS[m.kind]}`).test(hint))
-      b.services.push(...(yield* serviceForDir(b, dir, named ?? match, dockerfile)))
+      b.services.push(...(yield* serviceForDir(b, dir, named ?? match, dockerfile, beside)))
       return
     }
     if (match && !match.library && (match.kind !== "static" || dir === "" || depth <= 2)) {
-      b.services.push(...(yield* serviceForDir(b, dir, match, undefined)))
+      b.services.push(...(yield* serviceForDir(b, dir, match, undefined, beside)))
       return
     }
     if (match?.library) b.notes.push(`${relPath(dir)}: ${match.libraryReason ?? "a library"}`)
@@ -423,7 +496,7 @@ const visit = (b: Builder, dir: string, depth: number): Effect.Effect<void> =>
     )
     for (const child of children) {
       const name = child.slice(prefix.length)
-      if (NON_APP_DIRS.has(name) || name.startsWith(".")) continue
+      if ((NON_APP_DIRS.has(name) && !(b.samples && SAMPLE_DIRS.has(name))) || name.startsWith(".")) continue
       yield* visit(b, child, depth + 1)
     }
   })
@@ -433,6 +506,13 @@ export const detectPlan = (folder: string, options?: ScanOptions): Effect.Effect
     const index = yield* scanFolder(folder, options)
     const b: Builder = { index, rootName: path.basename(index.root), services: [], notes: [] }
     yield* visit(b, "", 0)
+    if (b.services.length === 0 && index.dirs.some((d) => SAMPLE_DIRS.has(path.posix.basename(d)))) {
+      // Nothing outside them: the app a platform would run is in a sample or docs folder.
+      const notes = b.notes.length
+      b.samples = true
+      yield* visit(b, "", 0)
+      if (b.services.length === 0) b.notes.splice(notes)
+    }
     if (b.services.length > 0)
       return { root: index.root, services: yield* KyozoJson.apply(index.root, b.services) }
     const reason =
