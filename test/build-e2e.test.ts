@@ -21,7 +21,7 @@ import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
 import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
 import { makeTeamId, type TeamId } from "@kyozo/core/domain/Ids"
 import { ImageBuilder } from "@kyozo/core/ImageBuilder"
-import * as ServiceProxy from "@kyozo/core/ServiceProxy"
+import { testEdgeLayer } from "./support/edge.js"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { TeamRepo } from "@kyozo/core/TeamRepo"
 import { detectPlan } from "@kyozo/core/topology/TopologyDetector"
@@ -146,7 +146,7 @@ const E2ELayer = DeployerLive.layerAll({
   workspacesRoot: workspaces,
   settings: { healthTimeout: "40 seconds", drainTimeout: "1 second", stopTimeoutSeconds: 1 }
 }).pipe(
-  Layer.provideMerge(Layer.mergeAll(ImageBuilder.Default, ServiceProxy.layer, Repos)),
+  Layer.provideMerge(Layer.mergeAll(ImageBuilder.Default, testEdgeLayer(), Repos)),
   Layer.provideMerge(DurableEngine.layer("pglite")),
   Layer.provideMerge(DockerRuntime.layer),
   Layer.provideMerge(pgliteLayer),
