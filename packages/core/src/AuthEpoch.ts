@@ -3,7 +3,7 @@
  * deleted, a member removed or given another role, a user deleted. Caches of verified keys (the
  * server's PrincipalCache) compare it on every hit, so a change made by this process takes effect
  * on the very next request. Changes made by other processes on the same PostgreSQL arrive through
- * NOTIFY on `kyozo_auth` (sent by triggers, migration 0009) and move it too.
+ * NOTIFY on `kyozo_auth` (sent by triggers, migration 0007) and move it too.
  *
  * Process-wide on purpose: a move only ever costs a cache miss, so sharing it between several
  * runtimes in one process (tests) is safe.
