@@ -105,7 +105,7 @@ describe("key lifecycle", () => {
     await expectRefusedEverywhere(key)
   })
 
-  it("a key revoked by another process on the same database is refused within a second", async () => {
+  it("a key revoked by another process on the same database is refused promptly, well before the cache's 10 s bound", async () => {
     const { key, apiKey } = await ts.run(
       Effect.flatMap(ApiKeyRepo, (keys) => keys.issue({ teamId: team.teamId, userId: team.userId }))
     )
@@ -114,11 +114,11 @@ describe("key lifecycle", () => {
     await expectAcceptedEverywhere(key)
     // This test process is the other process: the server learns of it only through the database.
     await ts.run(Effect.flatMap(ApiKeyRepo, (keys) => keys.revoke(team.teamId, apiKey.id as ApiKeyId)))
-    expect(await refusedWithin(key, 1_000)).toBeLessThan(1_000)
+    expect(await refusedWithin(key, 3_000)).toBeLessThan(3_000)
     await expectRefusedEverywhere(key)
   })
 
-  it("a member removed by another process loses access within a second", async () => {
+  it("a member removed by another process loses access promptly", async () => {
     const member = await ts.newTenant("leaver", "member")
     await ts.run(Effect.flatMap(TeamRepo, (teams) => teams.addMember(team.teamId, member.userId, "viewer")))
     const { key } = await ts.run(
@@ -126,7 +126,7 @@ describe("key lifecycle", () => {
     )
     await expectAcceptedEverywhere(key)
     await ts.run(Effect.flatMap(TeamRepo, (teams) => teams.removeMember(team.teamId, member.userId)))
-    expect(await refusedWithin(key, 1_000)).toBeLessThan(1_000)
+    expect(await refusedWithin(key, 3_000)).toBeLessThan(3_000)
   })
 })
 

@@ -6,7 +6,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Option, Schema } from "effect"
 import { createHash, timingSafeEqual } from "node:crypto"
-import * as AuthEpoch from "./AuthEpoch.js"
+import * as ChangeEpoch from "./ChangeEpoch.js"
 import { ApiKey } from "./domain/ApiKey.js"
 import { type ApiKeyId, makeApiKeyId, randomToken, type TeamId, type UserId } from "./domain/Ids.js"
 import { rowDecoder } from "./SqlRows.js"
@@ -105,7 +105,7 @@ export class ApiKeyRepo extends Effect.Service<ApiKeyRepo>()("@kyozo/core/ApiKey
     const revoke = (teamId: TeamId, id: ApiKeyId): Effect.Effect<boolean, SqlError> =>
       sql`UPDATE api_keys SET revoked_at = now() WHERE id = ${id} AND team_id = ${teamId} AND revoked_at IS NULL RETURNING id`.pipe(
         Effect.map((r) => r.length > 0),
-        Effect.ensuring(Effect.sync(AuthEpoch.bump))
+        ChangeEpoch.bumping(ChangeEpoch.auth)
       )
 
     /** Global: called by authentication on each successful use. */

@@ -6,6 +6,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Option, Schema } from "effect"
+import * as ChangeEpoch from "./ChangeEpoch.js"
 import { HealthCheckConfig } from "./domain/HealthCheckConfig.js"
 import { type DeploymentId, makeServiceId, type ServiceId, type TeamId } from "./domain/Ids.js"
 import {
@@ -255,18 +256,24 @@ export class ServiceRepo extends Effect.Service<ServiceRepo>()("@kyozo/core/Serv
             WHERE id = ${id} RETURNING *`
       )
 
+    // Every write moves the services epoch, so cached service lists are dropped at once.
+    const writing =
+      <Args extends ReadonlyArray<unknown>, A, E>(f: (...args: Args) => Effect.Effect<A, E>) =>
+      (...args: Args): Effect.Effect<A, E> =>
+        ChangeEpoch.bumping(ChangeEpoch.services)(f(...args))
+
     return {
-      create,
+      create: writing(create),
       findById,
       findByName,
       list,
       countByTeam,
-      update,
-      softDelete,
+      update: writing(update),
+      softDelete: writing(softDelete),
       listDesired,
       findByIdAnyTeam,
-      updateObserved,
-      recordRestart
+      updateObserved: writing(updateObserved),
+      recordRestart: writing(recordRestart)
     } as const
   })
 }) {}

@@ -2,7 +2,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Option, Schema } from "effect"
-import * as AuthEpoch from "./AuthEpoch.js"
+import * as ChangeEpoch from "./ChangeEpoch.js"
 import { makeTeamId, type TeamId, type UserId } from "./domain/Ids.js"
 import { Membership, Role } from "./domain/Membership.js"
 import { Team } from "./domain/Team.js"
@@ -66,12 +66,12 @@ export class TeamRepo extends Effect.Service<TeamRepo>()("@kyozo/core/TeamRepo",
           sql`INSERT INTO memberships (team_id, user_id, role) VALUES (${teamId}, ${userId}, ${role})
             ON CONFLICT (team_id, user_id) DO UPDATE SET role = EXCLUDED.role RETURNING *`
         )
-        .pipe(Effect.ensuring(Effect.sync(AuthEpoch.bump)))
+        .pipe(ChangeEpoch.bumping(ChangeEpoch.auth))
 
     const removeMember = (teamId: TeamId, userId: UserId): Effect.Effect<boolean, SqlError> =>
       sql`DELETE FROM memberships WHERE team_id = ${teamId} AND user_id = ${userId} RETURNING user_id`.pipe(
         Effect.map((r) => r.length > 0),
-        Effect.ensuring(Effect.sync(AuthEpoch.bump))
+        ChangeEpoch.bumping(ChangeEpoch.auth)
       )
 
     /** The user's role in the team; none when not a member. */

@@ -9,7 +9,7 @@
 import { SqlClient } from "@effect/sql"
 import { Authentication, type Principal, type RateLimited, Unauthorized } from "@kyozo/api/KyozoRpc"
 import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
-import * as AuthEpoch from "@kyozo/core/AuthEpoch"
+import * as ChangeEpoch from "@kyozo/core/ChangeEpoch"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
 import { TeamRepo } from "@kyozo/core/TeamRepo"
 import { UserRepo } from "@kyozo/core/UserRepo"
@@ -52,7 +52,7 @@ export const makeAuthenticate: Effect.Effect<
   const verify = (token: string) =>
     Effect.gen(function* () {
       // Read before the queries: a change landing while they run leaves the entry stale.
-      const epoch = AuthEpoch.current()
+      const epoch = ChangeEpoch.auth.current()
       const key = yield* keys.verify(token)
       if (Option.isNone(key)) return yield* unauthorized("Invalid, revoked or expired API key.")
       const role = yield* teams.roleOf(key.value.teamId, key.value.userId)

@@ -35,7 +35,6 @@ import {
   DeploymentId,
   DetectionId,
   PermissionId,
-  ServiceId,
   type TeamId,
   UserId
 } from "@kyozo/core/domain/Ids"
@@ -49,7 +48,6 @@ import { MetricSampleRepo } from "@kyozo/core/MetricSampleRepo"
 import { allowPrivateFromEnv, checkTarget, TargetRefused } from "@kyozo/core/OutboundTarget"
 import { PermissionRepo } from "@kyozo/core/PermissionRepo"
 import { serviceUrl } from "@kyozo/core/ServiceNaming"
-import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { type TeamNameTaken, TeamRepo } from "@kyozo/core/TeamRepo"
 import { TopologyRepo } from "@kyozo/core/TopologyRepo"
 import { UserRepo } from "@kyozo/core/UserRepo"
@@ -524,7 +522,6 @@ const ServicesLive = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =
   Effect.gen(function* () {
     const app = yield* Services
     const sources = yield* Sources
-    const services = yield* ServiceRepo
     const deployer = yield* Deployer
     const deployments = yield* DeploymentRepo
     const policy = yield* Policy
@@ -533,27 +530,20 @@ const ServicesLive = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =
         Effect.gen(function* () {
           const p = yield* principal
           const size = urlParams["page[size]"] ?? 50
-          const after = urlParams["page[after]"]
-          if (after !== undefined) {
-            // A cursor must be a service of the team: another team's id is as unknown as a made-up one.
-            const cursor = yield* services.findById(p.teamId, ServiceId.make(after)).pipe(Effect.orDie)
-            if (Option.isNone(cursor))
-              return yield* Effect.fail(
-                apiError(
-                  BadRequest,
-                  400,
-                  "invalid_cursor",
-                  "Invalid cursor",
-                  "page[after] is not a cursor of this list.",
-                  {
-                    parameter: "page[after]"
-                  }
-                )
+          const page = yield* app.list(p.teamId, { limit: size, after: urlParams["page[after]"] }).pipe(
+            Effect.mapError(() =>
+              apiError(
+                BadRequest,
+                400,
+                "invalid_cursor",
+                "Invalid cursor",
+                "page[after] is not a cursor of this list.",
+                {
+                  parameter: "page[after]"
+                }
               )
-          }
-          const page = yield* services
-            .list(p.teamId, { limit: size, ...(after === undefined ? {} : { after: ServiceId.make(after) }) })
-            .pipe(Effect.orDie)
+            )
+          )
           const self = yield* selfLink
           const path = self.split("?")[0]!
           return {

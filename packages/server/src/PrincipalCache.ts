@@ -1,18 +1,15 @@
 /**
  * Verified API keys, kept briefly so that a request does not pay two queries (key, then role) to
  * learn who is calling. An entry is used only while
- * - the auth epoch is the one it was verified under: every revocation, member removal, role change
- *   or user deletion made by this process moves it at once, and those made by other processes on
- *   the same PostgreSQL move it through NOTIFY (`AuthEpoch.channel`, sent by triggers);
+ * - the auth epoch (`ChangeEpoch.auth`) is the one it was verified under: every revocation, member
+ *   removal, role change or user deletion made by this process moves it at once, and those made by
+ *   other processes on the same PostgreSQL move it through NOTIFY;
  * - it is younger than `ttl` (a bound for a notification lost while the listener reconnects);
  * - the key has not reached its own expiry.
- * PGlite is single-process (its lock file), so it needs no listener.
  */
-import * as PgClient from "@effect/sql-pg/PgClient"
 import type { Principal } from "@kyozo/api/KyozoRpc"
-import * as AuthEpoch from "@kyozo/core/AuthEpoch"
-import { Database } from "@kyozo/core/Database"
-import { Duration, Effect, Option, Schedule, Stream } from "effect"
+import * as ChangeEpoch from "@kyozo/core/ChangeEpoch"
+import { Duration, Effect, Option } from "effect"
 
 interface Entry {
   readonly principal: Principal
@@ -26,30 +23,15 @@ const MAX_ENTRIES = 10_000
 
 export class PrincipalCache extends Effect.Service<PrincipalCache>()("@kyozo/server/PrincipalCache", {
   scoped: Effect.gen(function* () {
-    const database = yield* Database
     const ttlMs = Duration.toMillis(DEFAULT_TTL)
     const entries = new Map<string, Entry>()
-
-    if (database.kind === "postgres") {
-      const pg = yield* PgClient.PgClient
-      // Each (re)subscription first drops everything: what changed while not listening is unknown.
-      yield* Effect.sync(AuthEpoch.bump).pipe(
-        Effect.zipRight(
-          pg.listen(AuthEpoch.channel).pipe(Stream.runForEach(() => Effect.sync(AuthEpoch.bump)))
-        ),
-        Effect.catchAllCause((cause) =>
-          Effect.logWarning("auth change listener stopped; reconnecting", cause)
-        ),
-        Effect.repeat(Schedule.spaced(Duration.seconds(1))),
-        Effect.forkScoped
-      )
-    }
+    yield* ChangeEpoch.follow(ChangeEpoch.auth)
 
     /** The principal of a token verified recently and still valid, if any. */
     const get = (token: string): Option.Option<Principal> => {
       const entry = entries.get(token)
       if (entry === undefined) return Option.none()
-      if (entry.epoch !== AuthEpoch.current() || Date.now() >= entry.until) {
+      if (entry.epoch !== ChangeEpoch.auth.current() || Date.now() >= entry.until) {
         entries.delete(token)
         return Option.none()
       }

@@ -9,7 +9,10 @@ import type { RestartPolicy, ServiceInstance } from "@kyozo/core/domain/ServiceI
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { type DeployError, Deployer, type QuotaExceeded, ServiceNotFound } from "@kyozo/workers/Deployer"
 import * as Quotas from "@kyozo/workers/Quotas"
-import { Effect, Option } from "effect"
+import * as ChangeEpoch from "@kyozo/core/ChangeEpoch"
+import { ServiceId, type TeamId } from "@kyozo/core/domain/Ids"
+import type { Page } from "@kyozo/core/SqlRows"
+import { Data, Effect, Option } from "effect"
 import { Policy } from "../Policy.js"
 
 export interface ServicePatch {
@@ -22,12 +25,52 @@ export interface ServicePatch {
   readonly replicas?: number
 }
 
+/** `page[after]` named no service of the team's list. */
+export class InvalidCursor extends Data.TaggedError("InvalidCursor")<{ readonly after: string }> {}
+
+/** How many pages of service lists are kept (a page is dropped at once when any service changes). */
+const MAX_CACHED_PAGES = 1_000
+
 export class Services extends Effect.Service<Services>()("@kyozo/server/application/Services", {
-  effect: Effect.gen(function* () {
+  scoped: Effect.gen(function* () {
     const services = yield* ServiceRepo
     const policy = yield* Policy
     const quotas = yield* Quotas.makeGate
     const deployer = yield* Deployer
+    yield* ChangeEpoch.follow(ChangeEpoch.services)
+    const pages = new Map<
+      string,
+      { readonly epoch: number; readonly page: Page<ServiceInstance, ServiceId> }
+    >()
+
+    /**
+     * A page of the team's services, oldest first. Pages are served from memory while no service row
+     * has changed (`ChangeEpoch.services`: this process's writes at once, other processes' through
+     * NOTIFY), so a busy list costs no query; a cursor must be a service of the team.
+     */
+    const list = (
+      teamId: TeamId,
+      options: { readonly limit: number; readonly after?: string | undefined }
+    ): Effect.Effect<Page<ServiceInstance, ServiceId>, InvalidCursor> =>
+      Effect.gen(function* () {
+        const key = `${teamId}\u0000${options.limit}\u0000${options.after ?? ""}`
+        // Read before the queries: a write landing while they run leaves the entry stale.
+        const epoch = ChangeEpoch.services.current()
+        const cached = pages.get(key)
+        if (cached !== undefined && cached.epoch === epoch) return cached.page
+        if (options.after !== undefined) {
+          // Another team's id is as unknown as a made-up one.
+          const cursor = yield* services.findById(teamId, ServiceId.make(options.after))
+          if (Option.isNone(cursor)) return yield* new InvalidCursor({ after: options.after })
+        }
+        const page = yield* services.list(teamId, {
+          limit: options.limit,
+          ...(options.after === undefined ? {} : { after: ServiceId.make(options.after) })
+        })
+        if (pages.size >= MAX_CACHED_PAGES) pages.clear()
+        pages.set(key, { epoch, page })
+        return page
+      }).pipe(Effect.catchTag("SqlError", Effect.die))
 
     /** Changes settings of a service of the caller's team; raising limits must fit the team's quotas. */
     const update = (
@@ -73,7 +116,7 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
         return Option.getOrElse(yield* services.findById(teamId, id).pipe(Effect.orDie), () => updated.value)
       })
 
-    return { update } as const
+    return { list, update } as const
   }),
   dependencies: [ServiceRepo.Default, Policy.Default]
 }) {}
