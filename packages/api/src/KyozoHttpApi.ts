@@ -193,6 +193,9 @@ export const ServiceResource = resource("services", {
   createdAt: DateString,
   updatedAt: DateString
 })
+
+/** The service list document (`GET /v1/services`): the server encodes cached pages with it. */
+export const ServiceCollection = collection(ServiceResource)
 export const DeploymentResource = resource("deployments", {
   status: Schema.String,
   image: Schema.NullOr(Schema.String),
@@ -402,9 +405,7 @@ export const SourceAttribute = Schema.Union(
 
 export class ServicesApi extends HttpApiGroup.make("services")
   .add(
-    HttpApiEndpoint.get("listServices", "/services")
-      .setUrlParams(PageParams)
-      .addSuccess(collection(ServiceResource))
+    HttpApiEndpoint.get("listServices", "/services").setUrlParams(PageParams).addSuccess(ServiceCollection)
   )
   .add(
     HttpApiEndpoint.post("createService", "/services")

@@ -4,7 +4,7 @@
  * methods: an id of another team answers 404 exactly like an id that does not exist, and error texts
  * never echo ids or names (a caller learns nothing about other teams from them).
  */
-import { HttpApiBuilder, HttpServerRequest } from "@effect/platform"
+import { HttpApiBuilder, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import {
   apiError,
   type ApiError,
@@ -12,8 +12,10 @@ import {
   BadRequest,
   Conflict,
   Denied,
+  JSON_API,
   KyozoHttpApi,
   NotFound,
+  ServiceCollection,
   TooManyRequests,
   Unauthenticated,
   Unavailable,
@@ -55,7 +57,7 @@ import { type Webhook, type WebhookDelivery, WebhookId } from "@kyozo/core/Webho
 import { WebhookRepo } from "@kyozo/core/WebhookRepo"
 import { Deployer, type DeployError, type DeployRequest, type DeploySource } from "@kyozo/workers/Deployer"
 import { loadPrices, recommend } from "@kyozo/workers/Recommendations"
-import { Deferred, Effect, Layer, Option, Redacted, Stream } from "effect"
+import { Deferred, Effect, Layer, Option, Redacted, Schema, Stream } from "effect"
 import { makeAuthenticate } from "./Auth.js"
 import { Services } from "./application/Services.js"
 import { Teams } from "./application/Teams.js"
@@ -518,6 +520,12 @@ const storedSource = (s: ServiceInstance): Option.Option<DeploySource> => {
   return Option.none()
 }
 
+const encodeServiceList = Schema.encode(ServiceCollection)
+const utf8 = new TextEncoder()
+
+/** Encoded service lists by page (pages are held by the Services cache, and dropped with it). */
+const encodedPages = new WeakMap<object, Map<string, HttpServerResponse.HttpServerResponse>>()
+
 const ServicesLive = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =>
   Effect.gen(function* () {
     const app = yield* Services
@@ -545,8 +553,11 @@ const ServicesLive = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =
             )
           )
           const self = yield* selfLink
+          // The page object stays the same while no service changes: so does its encoded answer.
+          const encoded = encodedPages.get(page)?.get(self)
+          if (encoded !== undefined) return encoded
           const path = self.split("?")[0]!
-          return {
+          const document = yield* encodeServiceList({
             data: page.items.map(serviceDoc),
             links: {
               self,
@@ -555,7 +566,14 @@ const ServicesLive = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =
                   ? null
                   : withQuery(path, { "page[size]": String(size), "page[after]": page.nextCursor })
             }
-          }
+          }).pipe(Effect.orDie)
+          const response = HttpServerResponse.uint8Array(utf8.encode(JSON.stringify(document)), {
+            contentType: JSON_API
+          })
+          const bySelf = encodedPages.get(page) ?? new Map<string, HttpServerResponse.HttpServerResponse>()
+          if (bySelf.size < 100) bySelf.set(self, response)
+          encodedPages.set(page, bySelf)
+          return response
         })
       )
       .handle("createService", ({ payload }) =>
