@@ -19,4 +19,5 @@ curl -fsS "http://127.0.0.1:$port/healthz"; echo
 cat "$data/ready.json"; echo
 grep -q '"status":"ready"' "$data/ready.json" || { echo "not ready"; cat "$log"; exit 1; }
 grep -q '"database":"ok"' "$data/ready.json"
+curl -fsS "http://127.0.0.1:$port/" | grep -q '<div id="app">' || { echo "no dashboard at /"; exit 1; }
 echo "smoke: ok"

@@ -480,6 +480,39 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
     await page.context().close()
   })
 
+  it("works from the keyboard alone, with a visible focus on every stop", async () => {
+    const { page, errors } = await newPage()
+    await page.goto(base() + "/")
+    // The key field has the focus on arrival: type, Enter.
+    await page.keyboard.type(ts.owner.token)
+    await page.keyboard.press("Enter")
+    await page.getByRole("heading", { name: "Services", level: 1 }).waitFor()
+    const focused = () =>
+      page.evaluate(() => {
+        const el = (globalThis as any).document.activeElement
+        const style = (globalThis as any).getComputedStyle(el)
+        return {
+          text: (el.textContent ?? "").trim(),
+          outline: style.outlineStyle as string,
+          width: style.outlineWidth as string
+        }
+      })
+    const stops: Array<string> = []
+    for (let i = 0; i < 12; i++) {
+      await page.keyboard.press("Tab")
+      const f = await focused()
+      stops.push(f.text)
+      expect(f.outline, `focus ring on "${f.text}"`).not.toBe("none")
+      if (f.text === "Admin") break
+    }
+    expect(stops[0]).toBe("Skip to content")
+    expect(stops).toContain("Admin")
+    await page.keyboard.press("Enter")
+    await page.getByRole("heading", { name: "Admin", level: 1 }).waitFor()
+    expect(errors).toEqual([])
+    await page.context().close()
+  })
+
   it("renders 100 services in under 100 ms after the data arrives", async () => {
     const { page, errors } = await newPage()
     await signIn(page, ts.owner.token)

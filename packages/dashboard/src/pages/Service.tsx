@@ -271,12 +271,34 @@ const Metrics = ({ id }: { id: string }) => {
       title="CPU and memory"
       id="metrics"
       actions={
-        <div class="tabs" role="radiogroup" aria-label="Time window">
+        <div
+          class="tabs"
+          role="radiogroup"
+          aria-label="Time window"
+          onKeyDown={(e) => {
+            // Arrow keys move between the windows, as in any radio group.
+            const order = ["hour", "day", "week"] as const
+            const step =
+              e.key === "ArrowRight" || e.key === "ArrowDown"
+                ? 1
+                : e.key === "ArrowLeft" || e.key === "ArrowUp"
+                  ? -1
+                  : 0
+            if (step === 0) return
+            e.preventDefault()
+            const next = order[(order.indexOf(win) + step + order.length) % order.length]!
+            setWin(next)
+            const group = e.currentTarget as HTMLElement
+            requestAnimationFrame(() => group.querySelector<HTMLElement>(`[data-window="${next}"]`)?.focus())
+          }}
+        >
           {(["hour", "day", "week"] as const).map((w) => (
             <button
               type="button"
               role="radio"
               aria-checked={w === win}
+              tabIndex={w === win ? 0 : -1}
+              data-window={w}
               class={w === win ? "tab on" : "tab"}
               onClick={() => setWin(w)}
               key={w}
