@@ -293,12 +293,8 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
         .toBe("true")
       await page.getByRole("radio", { name: "Hour" }).click()
       // Live logs stream (the CLI's logs -f) without an error.
-      expect(
-        await page
-          .locator("section", { has: page.locator("#logs") })
-          .getByRole("alert")
-          .count()
-      ).toBe(0)
+      const logAlerts = page.locator("section", { has: page.locator("#logs") }).getByRole("alert")
+      expect(await logAlerts.allTextContents()).toEqual([])
       await axe(page, "service")
       await shoot(page, "04-service")
       const firstImage = (await page.locator(".page-head .mono").first().textContent())!.trim()
@@ -484,6 +480,10 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
     const { page, errors } = await newPage()
     await page.goto(base() + "/")
     // The key field has the focus on arrival: type, Enter.
+    await page.getByLabel("API key").waitFor()
+    await expect
+      .poll(() => page.evaluate(() => (globalThis as any).document.activeElement?.name as string | undefined))
+      .toBe("apiKey")
     await page.keyboard.type(ts.owner.token)
     await page.keyboard.press("Enter")
     await page.getByRole("heading", { name: "Services", level: 1 }).waitFor()

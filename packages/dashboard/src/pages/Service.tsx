@@ -547,11 +547,26 @@ const Logs = ({ id }: { id: string }) => {
     const stop = new AbortController()
     setLines([])
     setError(undefined)
-    api
-      .followLogs(id, 300, (l) => setLines((prev) => [...prev.slice(-999), show(l)]), stop.signal)
-      .catch((e) => {
-        if (!stop.signal.aborted) setError(e)
-      })
+    // A dropped stream (network blip, server restart) is reopened; an error shows only if it persists.
+    void (async () => {
+      for (let attempt = 0; !stop.signal.aborted; attempt++) {
+        try {
+          setLines([])
+          await api.followLogs(
+            id,
+            300,
+            (l) => setLines((prev) => [...prev.slice(-999), show(l)]),
+            stop.signal
+          )
+          setError(undefined)
+          attempt = 0
+        } catch (e) {
+          if (stop.signal.aborted) return
+          if (attempt >= 2) setError(e)
+        }
+        await new Promise((r) => setTimeout(r, Math.min(1000 * 2 ** attempt, 10_000)))
+      }
+    })()
     return () => stop.abort()
   }, [id, follow])
   return (
