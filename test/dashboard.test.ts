@@ -217,8 +217,20 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
       })
       const row = page.locator('tr[data-service="api-site"]')
       await row.waitFor({ timeout: 20_000 })
-      await expect.poll(() => row.textContent(), { timeout: 60_000 }).toContain("running")
+      // A failed deploy ends the wait at once, with what the CLI said (engine faults show there).
+      let failed = false
+      await expect
+        .poll(
+          async () => {
+            const text = (await row.textContent()) ?? ""
+            failed = text.includes("failed")
+            return failed || text.includes("running")
+          },
+          { timeout: 60_000 }
+        )
+        .toBe(true)
       const done = await cli
+      expect(failed, `the CLI deploy failed:\n${done.out}`).toBe(false)
       expect(done.code, done.out).toBe(0)
       await axe(page, "services")
       await shoot(page, "02-services")
