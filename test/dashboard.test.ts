@@ -103,6 +103,11 @@ const shoot = async (page: Page, name: string) => {
   await page.setViewportSize(LAPTOP)
   await page.screenshot({ path: path.join(shots, `${name}-laptop.png`), fullPage: true })
   await page.setViewportSize(PHONE)
+  // Usable at phone width: nothing makes the page scroll sideways.
+  const scrollWidth = await page.evaluate(
+    () => (globalThis as any).document.documentElement.scrollWidth as number
+  )
+  expect(scrollWidth, `${name} at phone width`).toBeLessThanOrEqual(PHONE.width)
   await page.screenshot({ path: path.join(shots, `${name}-phone.png`), fullPage: true })
   await page.setViewportSize(LAPTOP)
 }
