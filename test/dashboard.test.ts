@@ -103,11 +103,18 @@ const shoot = async (page: Page, name: string) => {
   await page.setViewportSize(LAPTOP)
   await page.screenshot({ path: path.join(shots, `${name}-laptop.png`), fullPage: true })
   await page.setViewportSize(PHONE)
+  // Charts follow their box through a ResizeObserver: give them a few frames.
+  await page.waitForTimeout(400)
   // Usable at phone width: nothing makes the page scroll sideways.
-  const scrollWidth = await page.evaluate(
-    () => (globalThis as any).document.documentElement.scrollWidth as number
-  )
-  expect(scrollWidth, `${name} at phone width`).toBeLessThanOrEqual(PHONE.width)
+  const { scrollWidth, wide } = await page.evaluate((limit) => {
+    const d = (globalThis as any).document
+    const wide = [...d.querySelectorAll("body *")]
+      .filter((e: any) => e.getBoundingClientRect().right > limit + 0.5)
+      .slice(0, 5)
+      .map((e: any) => `${e.tagName}.${e.className} → ${Math.round(e.getBoundingClientRect().right)}`)
+    return { scrollWidth: d.documentElement.scrollWidth as number, wide: wide as Array<string> }
+  }, PHONE.width)
+  expect(scrollWidth, `${name} at phone width; too wide: ${wide.join(", ")}`).toBeLessThanOrEqual(PHONE.width)
   await page.screenshot({ path: path.join(shots, `${name}-phone.png`), fullPage: true })
   await page.setViewportSize(LAPTOP)
 }
