@@ -27,4 +27,5 @@ grep -q '"database":"ok"' "$data/ready.json"
 if [ "${KYOZO_REQUIRE_CADDY:-}" = "1" ]; then
   grep -q '"kind":"caddy"' "$data/ready.json" || { echo "edge is not caddy"; cat "$log"; exit 1; }
 fi
+curl -fsS "http://127.0.0.1:$port/" | grep -q '<div id="app">' || { echo "no dashboard at /"; exit 1; }
 echo "smoke: ok"

@@ -104,7 +104,8 @@ export const layerFrom = (dir: string) =>
         Effect.succeed(index === undefined ? notBuilt(dir) : respond(request, index, "no-cache"))
       const asset = (request: HttpServerRequest.HttpServerRequest) =>
         Effect.sync(() => {
-          const pathname = decodeURIComponent(request.url.split("?")[0]!)
+          // Asset names are plain ASCII: the raw path is looked up as is (a malformed %-escape is just unknown).
+          const pathname = request.url.split("?")[0]!
           const file = files.get(pathname)
           if (file === undefined)
             return HttpServerResponse.text("Not found", {

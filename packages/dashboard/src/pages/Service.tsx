@@ -271,12 +271,34 @@ const Metrics = ({ id }: { id: string }) => {
       title="CPU and memory"
       id="metrics"
       actions={
-        <div class="tabs" role="radiogroup" aria-label="Time window">
+        <div
+          class="tabs"
+          role="radiogroup"
+          aria-label="Time window"
+          onKeyDown={(e) => {
+            // Arrow keys move between the windows, as in any radio group.
+            const order = ["hour", "day", "week"] as const
+            const step =
+              e.key === "ArrowRight" || e.key === "ArrowDown"
+                ? 1
+                : e.key === "ArrowLeft" || e.key === "ArrowUp"
+                  ? -1
+                  : 0
+            if (step === 0) return
+            e.preventDefault()
+            const next = order[(order.indexOf(win) + step + order.length) % order.length]!
+            setWin(next)
+            const group = e.currentTarget as HTMLElement
+            requestAnimationFrame(() => group.querySelector<HTMLElement>(`[data-window="${next}"]`)?.focus())
+          }}
+        >
           {(["hour", "day", "week"] as const).map((w) => (
             <button
               type="button"
               role="radio"
               aria-checked={w === win}
+              tabIndex={w === win ? 0 : -1}
+              data-window={w}
               class={w === win ? "tab on" : "tab"}
               onClick={() => setWin(w)}
               key={w}
@@ -525,11 +547,26 @@ const Logs = ({ id }: { id: string }) => {
     const stop = new AbortController()
     setLines([])
     setError(undefined)
-    api
-      .followLogs(id, 300, (l) => setLines((prev) => [...prev.slice(-999), show(l)]), stop.signal)
-      .catch((e) => {
-        if (!stop.signal.aborted) setError(e)
-      })
+    // A dropped stream (network blip, server restart) is reopened; an error shows only if it persists.
+    void (async () => {
+      for (let attempt = 0; !stop.signal.aborted; attempt++) {
+        try {
+          setLines([])
+          await api.followLogs(
+            id,
+            300,
+            (l) => setLines((prev) => [...prev.slice(-999), show(l)]),
+            stop.signal
+          )
+          setError(undefined)
+          attempt = 0
+        } catch (e) {
+          if (stop.signal.aborted) return
+          if (attempt >= 2) setError(e)
+        }
+        await new Promise((r) => setTimeout(r, Math.min(1000 * 2 ** attempt, 10_000)))
+      }
+    })()
     return () => stop.abort()
   }, [id, follow])
   return (

@@ -1,5 +1,5 @@
 /** The sign-in form: an API key exchanged for a session cookie. */
-import { useState } from "preact/hooks"
+import { useEffect, useRef, useState } from "preact/hooks"
 import { type Session, session } from "../api.js"
 import { ErrorBox } from "../ui.js"
 
@@ -7,6 +7,9 @@ export const SignIn = ({ onSignedIn }: { onSignedIn: (s: Session) => void }) => 
   const [key, setKey] = useState("")
   const [error, setError] = useState<unknown>(undefined)
   const [busy, setBusy] = useState(false)
+  const field = useRef<HTMLInputElement>(null)
+  // `autofocus` works only for elements present at page load; this form appears later.
+  useEffect(() => field.current?.focus(), [])
   return (
     <main class="signin">
       <form
@@ -38,7 +41,7 @@ export const SignIn = ({ onSignedIn }: { onSignedIn: (s: Session) => void }) => 
             placeholder="kz_…"
             autoComplete="current-password"
             required
-            autoFocus
+            ref={field}
           />
         </label>
         <p class="hint">
