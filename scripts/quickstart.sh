@@ -54,6 +54,8 @@ run_until_healthy() {
     kill -KILL -- "-$pgid" 2>/dev/null || true
   fi
   wait "$pid" 2>/dev/null || true
+  # The edge (Caddy, where installed) outlives Kyozo by design: stop the one this start made.
+  KYOZO_DATA_DIR="$data" PATH="$path" node "$dir/packages/cli/bin/kyozo.mjs" edge stop >/dev/null 2>&1 || true
   if [[ $ok -ne 1 ]]; then
     echo "quick start: the server never answered /healthz on port $port; its output:" >&2
     tail -n 60 "$log" >&2

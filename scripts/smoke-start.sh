@@ -11,7 +11,7 @@ pid=$!
 cleanup() {
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
   # The edge (Caddy) outlives Kyozo by design: stop the one this smoke start made.
-  KYOZO_DATA_DIR="$data" node --import tsx packages/cli/src/main.ts edge stop >/dev/null 2>&1 || true
+  KYOZO_DATA_DIR="$data" node packages/cli/bin/kyozo.mjs edge stop >/dev/null 2>&1 || true
   rm -rf "$data"
 }
 trap cleanup EXIT
