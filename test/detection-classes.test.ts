@@ -91,6 +91,9 @@ const CASES: Record<string, Case> = {
   "angular-app": { kind: "node", framework: "angular", port: 4200, start: null },
   "astro-static": { kind: "node", framework: "astro", port: 4321, start: null },
   "astro-ssr": { kind: "node", framework: "astro", port: 4321, start: "node ./dist/server/entry.mjs" },
+  "next-export": { kind: "node", framework: "nextjs", port: 3000, start: null, evidence: /out\/ served/ },
+  "sveltekit-node": { kind: "node", framework: "sveltekit", port: 3000, start: "node build" },
+  "deno-jsonc": { kind: "deno", framework: null, port: 8400, start: "deno task start" },
   "cra-app": { kind: "node", framework: "create-react-app", port: 3000, start: null },
   "vite-express": {
     kind: "node",
