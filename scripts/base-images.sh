@@ -34,7 +34,7 @@ PYTHON_IMAGE="kyozo-local/python:3"
 STATIC_IMAGE="kyozo-local/static:latest"
 # Bump when an image's content changes: older images are then rebuilt without --force.
 VERSION_LABEL="kyozo.base-image.version"
-NODE_VERSION=3
+NODE_VERSION=4
 PYTHON_VERSION=2
 STATIC_VERSION=1
 IMAGE_PATH="/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin"
@@ -165,7 +165,8 @@ build_node() {
   if [ -f "$modules/corepack/dist/corepack.js" ]; then
     cp -a "$modules/corepack" "$root/usr/local/lib/node_modules/corepack"
     ln -s ../lib/node_modules/corepack/dist/corepack.js "$root/usr/local/bin/corepack"
-    # pnpm and yarn through corepack, as in the official image (fetched on first use).
+    # pnpm and yarn through corepack, as in the official image (fetched on first use). Corepack's
+    # own known-good versions by default: "latest" needs registry signatures a mirror may not carry.
     for tool in pnpm pnpx yarn yarnpkg; do
       [ -f "$root/usr/local/lib/node_modules/corepack/dist/$tool.js" ] &&
         ln -s ../lib/node_modules/corepack/dist/$tool.js "$root/usr/local/bin/$tool"
@@ -176,6 +177,7 @@ build_node() {
   import_root "$root" "$NODE_IMAGE" \
     --change "LABEL $VERSION_LABEL=$NODE_VERSION" \
     --change "ENV PATH=$IMAGE_PATH" \
+    --change 'ENV COREPACK_DEFAULT_TO_LATEST=0 COREPACK_ENABLE_DOWNLOAD_PROMPT=0' \
     --change 'ENV NODE_ENV=production' \
     --change 'WORKDIR /home/node' \
     --change 'CMD ["node"]'

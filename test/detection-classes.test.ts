@@ -12,6 +12,8 @@ import { fromImages, pullFailureImage } from "@kyozo/core/ImageBuilder"
 import { detectPlan } from "@kyozo/core/topology/TopologyDetector"
 import type { DetectedService, PlannedService } from "@kyozo/core/topology/Topology"
 import { Effect } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
 
 const FIX = path.resolve(__dirname, "fixtures/detect-classes")
@@ -91,6 +93,9 @@ const CASES: Record<string, Case> = {
   "angular-app": { kind: "node", framework: "angular", port: 4200, start: null },
   "astro-static": { kind: "node", framework: "astro", port: 4321, start: null },
   "astro-ssr": { kind: "node", framework: "astro", port: 4321, start: "node ./dist/server/entry.mjs" },
+  "next-export": { kind: "node", framework: "nextjs", port: 3000, start: null, evidence: /out\/ served/ },
+  "sveltekit-node": { kind: "node", framework: "sveltekit", port: 3000, start: "node build" },
+  "deno-jsonc": { kind: "deno", framework: null, port: 8400, start: "deno task start" },
   "cra-app": { kind: "node", framework: "create-react-app", port: 3000, start: null },
   "vite-express": {
     kind: "node",
@@ -175,6 +180,33 @@ describe("detection classes", () => {
     Effect.gen(function* () {
       const p = yield* plan("compose-backing")
       expect(p.services.map((s) => s.service.name)).toEqual(["orders"])
+    })
+  )
+
+  it.effect("backing images in a compose file at the root reach the apps in the subfolders", () =>
+    Effect.gen(function* () {
+      const p = yield* plan("compose-backing-subdirs")
+      const services = p.services.map((s) => s.service)
+      expect(services.map((s) => [s.name, s.path, s.kind]).sort()).toEqual([
+        ["api", "api", "node"],
+        ["web", "web", "static"]
+      ])
+      expect(services.find((s) => s.name === "api")!.requires).toEqual(["postgres", "redis"])
+      expect(services.find((s) => s.name === "web")!.requires).toEqual([])
+    })
+  )
+
+  it.effect("a compose file of backing images with no app anywhere still deploys those images", () =>
+    Effect.gen(function* () {
+      const dir = path.join(os.tmpdir(), `kyozo-compose-only-${process.pid}`)
+      fs.mkdirSync(path.join(dir, "notes"), { recursive: true })
+      fs.writeFileSync(path.join(dir, "docker-compose.yml"), "services:\n  db:\n    image: postgres:16\n")
+      fs.writeFileSync(path.join(dir, "notes", "README.md"), "# notes\n")
+      const p = yield* detectPlan(dir)
+      fs.rmSync(dir, { recursive: true, force: true })
+      expect(p.services.map((s) => [s.service.name, s.service.kind, s.service.image])).toEqual([
+        ["db", "image", "postgres:16"]
+      ])
     })
   )
 

@@ -2,6 +2,7 @@
  * Deno: deno.json(c) tasks and imports, or an entry module calling Deno.serve / Deno.listen.
  */
 import { Effect } from "effect"
+import JSON5 from "json5"
 import { BackingSet } from "./BackingServices.js"
 import { ev, lineOf, scanForPort, sourceCandidates, type StackDetector } from "./Stack.js"
 import type { Evidence } from "./Topology.js"
@@ -63,8 +64,8 @@ export const detectDeno: StackDetector = (ctx) =>
       configText = (yield* ctx.read(config)) ?? ""
       evidence.push(ev(ctx.rel(config), `${config} present`))
       try {
-        // deno.jsonc may hold comments: strip line comments before parsing.
-        const json = JSON.parse(configText.replace(/^\s*\/\/.*$/gm, "")) as { tasks?: Record<string, string> }
+        // deno.json(c) may hold comments and trailing commas: JSON5 reads them.
+        const json = JSON5.parse(configText) as { tasks?: Record<string, string> }
         tasks = json.tasks ?? {}
       } catch {
         evidence.push(ev(ctx.rel(config), `${config} is not plain JSON`))

@@ -329,6 +329,35 @@ export const detectNode: StackDetector = (ctx) =>
       } else evidence.push(ev(file, `${f.id} with a server adapter: its server runs after the build`))
     }
 
+    // Bundling frameworks set to export a static site: built, and the export is what ships.
+    let svelteNode = false
+    if (output === undefined && framework === "nextjs") {
+      for (const c of ["next.config.js", "next.config.mjs", "next.config.ts", "next.config.cjs"]) {
+        const t = yield* ctx.read(c)
+        if (t === undefined) continue
+        if (/output\s*:\s*["']export["']/.test(t)) {
+          output = /distDir\s*:\s*["']([\w./-]+)["']/.exec(t)?.[1] ?? "out"
+          evidence.push(
+            ev(ctx.rel(c), `output: "export": ${output}/ served as a static site`, lineOf(t, /output\s*:/))
+          )
+        }
+        break
+      }
+    }
+    if (output === undefined && framework === "sveltekit") {
+      const has = (d: string) => deps[d] !== undefined || devDeps[d] !== undefined
+      if (has("@sveltejs/adapter-static")) {
+        output = "build"
+        evidence.push(
+          ev(
+            file,
+            "SvelteKit with adapter-static: build/ served as a static site",
+            lineOf(text, "adapter-static")
+          )
+        )
+      } else if (has("@sveltejs/adapter-node")) svelteNode = true
+    }
+
     // Start command: scripts.start, else what the framework or `main` implies.
     const mainField =
       typeof pkg.main === "string" ? pkg.main : typeof pkg.module === "string" ? pkg.module : undefined
@@ -346,6 +375,7 @@ export const detectNode: StackDetector = (ctx) =>
     else if (framework === "nuxt") startCommand = "node .output/server/index.mjs"
     else if (framework === "remix" && deps["@remix-run/serve"] !== undefined)
       startCommand = "remix-serve ./build/index.js"
+    else if (svelteNode) startCommand = "node build"
 
     const entryCandidates = [scriptFile(scripts.start), main, ...SERVER_ENTRY_NAMES].filter(
       (x): x is string => typeof x === "string"

@@ -458,10 +458,19 @@ const procfileRuns = (b: Builder, dir: string): Effect.Effect<Evidence | undefin
   })
 
 /** Walks folders that are not services, looking for apps in their subfolders. */
-const visit = (b: Builder, dir: string, depth: number): Effect.Effect<void> =>
+const visit = (
+  b: Builder,
+  dir: string,
+  depth: number,
+  /** Backing services of a compose file in an ancestor folder that defines nothing else. */
+  inherited?: BackingSet
+): Effect.Effect<void> =>
   Effect.gen(function* () {
     const compose = COMPOSE_FILES.map((f) => joinRel(dir, f)).find((f) => b.index.has(f))
-    const beside = compose ? yield* composeBackings(b, compose) : undefined
+    const own = compose ? yield* composeBackings(b, compose) : undefined
+    const beside = own || inherited ? new BackingSet() : undefined
+    if (inherited) beside!.addAll(inherited)
+    if (own) beside!.addAll(own)
     const dockerfile = findDockerfile(b.index, dir)
     const matches = yield* stackMatches(makeContext(b.index, dir))
     let match = chooseMatch(matches)
@@ -474,8 +483,11 @@ const visit = (b: Builder, dir: string, depth: number): Effect.Effect<void> =>
         evidence: [...match.evidence, proc]
       }
     const appBeside =
-      beside !== undefined && (dockerfile !== undefined || (match !== undefined && !match.library))
-    if (compose && !appBeside && (yield* composeServices(b, dir, compose))) return
+      own !== undefined && (dockerfile !== undefined || (match !== undefined && !match.library))
+    // Backing images only, and no app here: the apps are in the subfolders, and they need them.
+    const before = b.services.length
+    const searchBelow = own !== undefined && !appBeside && depth < MAX_APP_DEPTH
+    if (compose && !appBeside && !searchBelow && (yield* composeServices(b, dir, compose))) return
     if (dockerfile) {
       // The Dockerfile's base image or command names the stack better than a tie between manifests.
       const df = yield* readDockerfile(b.index, dockerfile)
@@ -485,7 +497,10 @@ const visit = (b: Builder, dir: string, depth: number): Effect.Effect<void> =>
       return
     }
     if (match && !match.library && (match.kind !== "static" || dir === "" || depth <= 2)) {
-      b.services.push(...(yield* serviceForDir(b, dir, match, undefined, beside)))
+      // A static site talks to no database: backing services are for the apps.
+      b.services.push(
+        ...(yield* serviceForDir(b, dir, match, undefined, match.kind === "static" ? undefined : beside))
+      )
       return
     }
     if (match?.library) b.notes.push(`${relPath(dir)}: ${match.libraryReason ?? "a library"}`)
@@ -497,8 +512,10 @@ const visit = (b: Builder, dir: string, depth: number): Effect.Effect<void> =>
     for (const child of children) {
       const name = child.slice(prefix.length)
       if ((NON_APP_DIRS.has(name) && !(b.samples && SAMPLE_DIRS.has(name))) || name.startsWith(".")) continue
-      yield* visit(b, child, depth + 1)
+      yield* visit(b, child, depth + 1, beside)
     }
+    // No app below either: the compose file is what there is to deploy.
+    if (searchBelow && b.services.length === before) yield* composeServices(b, dir, compose!)
   })
 
 export const detectPlan = (folder: string, options?: ScanOptions): Effect.Effect<TopologyPlan, DetectError> =>
