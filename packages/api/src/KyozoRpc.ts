@@ -180,7 +180,24 @@ export const RpcId = Schema.String.pipe(
   Schema.filter((s) => !s.includes("\0") || "must not contain NUL bytes")
 )
 
-const ServiceRef = { service: Schema.String }
+/** A key's name, as REST bounds it. */
+export const ApiKeyName = Schema.String.pipe(
+  Schema.maxLength(200),
+  Schema.filter((s) => !s.includes("\0") || "must not contain NUL bytes")
+)
+/** A key's lifetime: one second to ten years. */
+export const KeyExpirySeconds = Schema.Int.pipe(Schema.between(1, 10 * 365 * 86_400))
+
+/** No such member in the caller's team (never says whether the user exists elsewhere). */
+export class MemberNotFound extends Schema.TaggedError<MemberNotFound>()("MemberNotFound", {
+  userId: Schema.String
+}) {
+  override get message() {
+    return `No member ${this.userId} in your team.`
+  }
+}
+
+const ServiceRef = { service: RpcId }
 
 export class KyozoRpc extends RpcGroup.make(
   Rpc.make("Deploy", {
@@ -198,9 +215,9 @@ export class KyozoRpc extends RpcGroup.make(
   Rpc.make("Rollback", { payload: RollbackRequest, success: DeploymentSummary, error: OperationError }),
   Rpc.make("Logs", {
     payload: {
-      service: Schema.String,
+      service: RpcId,
       follow: Schema.optional(Schema.Boolean),
-      tail: Schema.optional(Schema.Number)
+      tail: Schema.optional(Schema.Int.pipe(Schema.between(0, 10_000)))
     },
     success: LogLineView,
     error: DeployError,
@@ -208,9 +225,9 @@ export class KyozoRpc extends RpcGroup.make(
   }),
   Rpc.make("Events", {
     payload: {
-      afterId: Schema.optional(Schema.Number),
+      afterId: Schema.optional(Schema.Int.pipe(Schema.between(0, Number.MAX_SAFE_INTEGER))),
       follow: Schema.optional(Schema.Boolean),
-      service: Schema.optional(Schema.String)
+      service: Schema.optional(RpcId)
     },
     success: EventView,
     error: DeployError,
@@ -225,12 +242,18 @@ export class KyozoRpc extends RpcGroup.make(
   Rpc.make("WhoAmI", { success: WhoAmIView }),
   /** A new key for the caller in the caller's team (admin or owner). */
   Rpc.make("IssueApiKey", {
-    payload: { name: Schema.optional(Schema.String), expiresInSeconds: Schema.optional(Schema.Number) },
+    payload: {
+      name: Schema.optional(ApiKeyName),
+      expiresInSeconds: Schema.optional(KeyExpirySeconds),
+      /** For another member of the team (admin or owner); default: the caller. */
+      userId: Schema.optional(RpcId)
+    },
     success: IssuedKey,
-    error: Forbidden
+    error: Schema.Union(Forbidden, MemberNotFound)
   }),
+  /** One's own key, or (admin or owner) anyone's in the team. */
   Rpc.make("RevokeApiKey", {
-    payload: { keyId: Schema.String },
+    payload: { keyId: RpcId },
     error: Schema.Union(Forbidden, ApiKeyNotFound)
   }),
   /** An instance admin changes a team's quotas (others: InstanceAdminRequired on their team, TeamNotFound elsewhere). */
