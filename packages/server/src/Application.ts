@@ -30,6 +30,7 @@ import { Effect, Layer } from "effect"
 import { createServer } from "node:http"
 import * as Auth from "./Auth.js"
 import { KeySessions } from "./KeySessions.js"
+import { UploadPolicy } from "./application/UploadPolicy.js"
 import * as RestApi from "./RestApi.js"
 import * as RpcHandlers from "./RpcHandlers.js"
 import * as MetricsRoutes from "./MetricsRoutes.js"
@@ -68,7 +69,8 @@ export const CoreLive = Layer.mergeAll(
   // After a crash: proxies re-routed, unfinished deploys resumed or compensated (DESIGN.md: reconcile).
   Reconciler.layer(),
   WebhookDispatcher.layer,
-  KeySessions.Default
+  KeySessions.Default,
+  UploadPolicy.Default
 ).pipe(
   Layer.provideMerge(Layer.mergeAll(ImageBuilder.Default, ServiceProxy.layer)),
   Layer.provideMerge(ContainerManagerLayer.layer),
