@@ -665,6 +665,19 @@ export class RuntimeApi extends HttpApiGroup.make("runtime")
   .add(HttpApiEndpoint.get("runtimeStatus", "/runtime").addSuccess(single(RuntimeResource)))
   .middleware(Authorization) {}
 
+const jsonApiErrors = (spec: Record<string, any>): Record<string, any> => {
+  for (const item of Object.values(spec.paths ?? {}) as Array<Record<string, any>>)
+    for (const op of Object.values(item))
+      for (const [status, response] of Object.entries((op?.responses ?? {}) as Record<string, any>)) {
+        const content = response?.content
+        if (Number(status) >= 400 && content?.["application/json"] && !content[JSON_API]) {
+          content[JSON_API] = content["application/json"]
+          delete content["application/json"]
+        }
+      }
+  return spec
+}
+
 export class KyozoHttpApi extends HttpApi.make("kyozo")
   .add(TeamsApi)
   .add(MembersApi)
@@ -682,6 +695,9 @@ export class KyozoHttpApi extends HttpApi.make("kyozo")
   .add(RuntimeApi)
   .addError(BadRequest)
   .prefix("/v1")
+  // Every error under /v1 is sent as a JSON:API document (the REST boundary rewrites HttpApi's own
+  // decode errors), so the 400s are documented with the content type actually sent.
+  .annotate(OpenApi.Transform, jsonApiErrors)
   .annotate(OpenApi.Title, "Kyozo API")
   .annotate(OpenApi.Version, "1") {}
 

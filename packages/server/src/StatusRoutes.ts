@@ -13,7 +13,8 @@ const startedAt = Date.now()
 export const healthz = HttpLayerRouter.add(
   "GET",
   "/healthz",
-  Effect.succeed(
+  // Computed per request (Effect.sync): a value built once would say 0 forever.
+  Effect.sync(() =>
     HttpServerResponse.unsafeJson({
       status: "ok",
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000)
