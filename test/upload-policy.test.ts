@@ -20,7 +20,7 @@ const tarOf = (padding: number): Promise<Uint8Array> =>
   new Promise((resolve, reject) => {
     const p = pack()
     const chunks: Array<Buffer> = []
-    p.on("data", (c: Buffer) => chunks.push(c))
+    p.on("data", (c: unknown) => chunks.push(c as Buffer))
     p.on("end", () => resolve(new Uint8Array(Buffer.concat(chunks))))
     p.on("error", reject)
     p.entry({ name: "index.html" }, "<h1>hi</h1>\n")
