@@ -147,6 +147,15 @@ export class InstanceAdminRequired extends Schema.TaggedError<InstanceAdminRequi
   }
 }
 
+/** No such user on this server. */
+export class UserNotFound extends Schema.TaggedError<UserNotFound>()("UserNotFound", {
+  userId: Schema.String
+}) {
+  override get message() {
+    return `No user ${this.userId} on this server.`
+  }
+}
+
 /** No such team, or one the caller may not see (the two are not told apart). */
 export class TeamNotFound extends Schema.TaggedError<TeamNotFound>()("TeamNotFound", {
   teamId: Schema.String
@@ -257,6 +266,11 @@ export class KyozoRpc extends RpcGroup.make(
     error: Schema.Union(Forbidden, ApiKeyNotFound)
   }),
   /** An instance admin changes a team's quotas (others: InstanceAdminRequired on their team, TeamNotFound elsewhere). */
+  /** An instance admin makes another user an instance admin (or takes it back). */
+  Rpc.make("SetInstanceAdmin", {
+    payload: { userId: RpcId, instanceAdmin: Schema.Boolean },
+    error: Schema.Union(InstanceAdminRequired, UserNotFound)
+  }),
   Rpc.make("SetTeamQuotas", {
     payload: { teamId: RpcId, ...TeamQuotas.fields },
     success: TeamView,

@@ -149,6 +149,7 @@ export const layer = KyozoRpc.toLayer(
           expiresAt: apiKey.expiresAt === null ? null : apiKey.expiresAt.toISOString()
         })),
       RevokeApiKey: ({ keyId }) => apiKeys.revoke(keyId),
+      SetInstanceAdmin: ({ userId, instanceAdmin }) => teamsApp.setInstanceAdmin(userId, instanceAdmin),
       SetTeamQuotas: ({ teamId, ...quotas }) =>
         Effect.map(teamsApp.setQuotas(teamId, quotas), (t): TeamView => ({
           id: t.id,
