@@ -7,16 +7,34 @@
 import { describe, expect, it } from "@effect/vitest"
 import fc from "fast-check"
 import { afterAll, beforeAll } from "vitest"
+import {
+  BadRequest,
+  Conflict,
+  Denied,
+  JSON_API,
+  NotFound,
+  TooManyRequests,
+  Unauthenticated,
+  Unavailable,
+  Unprocessable
+} from "@kyozo/api/KyozoHttpApi"
+import { Either, Schema } from "effect"
 import { startTenantServer, type TenantServer } from "./support/tenants.js"
 
 let ts: TenantServer
 let routes: Array<{ method: string; path: string }> = []
+let spec: {
+  paths?: Record<
+    string,
+    Record<string, { responses?: Record<string, { content?: Record<string, unknown> }> }>
+  >
+} = {}
 
 beforeAll(async () => {
   ts = await startTenantServer({ KYOZO_RATE_LIMIT: "off", KYOZO_UPLOAD_MAX_BYTES: "65536" })
   const doc = await fetch(`${ts.base}/openapi.json`).catch(() => undefined)
   if (doc?.status === 200) {
-    const spec = (await doc.json()) as { paths?: Record<string, Record<string, unknown>> }
+    spec = (await doc.json()) as typeof spec
     routes = Object.entries(spec.paths ?? {}).flatMap(([p, ops]) =>
       Object.keys(ops)
         .filter((m) => ["get", "post", "put", "patch", "delete"].includes(m))
@@ -152,6 +170,80 @@ describe("bad input never produces a 5xx", () => {
         }
       ),
       { numRuns: Math.max(60, routes.length * 5) }
+    )
+  }, 300_000)
+
+  /** The error documents of the contract by status: what /openapi.json is generated from. */
+  const errorSchemas: Record<number, Schema.Schema.Any> = {
+    400: BadRequest,
+    401: Unauthenticated,
+    403: Denied,
+    404: NotFound,
+    409: Conflict,
+    422: Unprocessable,
+    429: TooManyRequests,
+    503: Unavailable
+  }
+
+  const nul = fc.string({ maxLength: 20 }).map((s) => `${s}\u0000${s}`)
+  const hostileId = fc.oneof(
+    nul,
+    fc.integer({ min: 101, max: 128 }).map((n) => "k".repeat(n)),
+    fc.integer({ min: 129, max: 300 }).map((n) => "k".repeat(n)),
+    fc.constant("svc_x")
+  )
+  const hostileBody = fc.oneof(
+    fc.constant(""),
+    fc.constantFrom(" ", "\n", " \t \r\n "),
+    nul.map((s) =>
+      JSON.stringify({ data: { type: "x", attributes: { name: s, url: s, email: s, role: s } } })
+    ),
+    fc.dictionary(fc.string({ maxLength: 10 }), nul).map((d) => JSON.stringify({ data: { attributes: d } }))
+  )
+
+  it("answers conform to /openapi.json: NUL bytes, long ids, empty and whitespace bodies", async () => {
+    expect(routes.length).toBeGreaterThan(10)
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...routes),
+        hostileId,
+        hostileBody,
+        fc.oneof(nul, fc.constant("10")),
+        async (route, id, body, query) => {
+          const concrete =
+            route.path.replace(/\{[^}]+\}/g, encodeURIComponent(id)) +
+            `?page%5Bsize%5D=${encodeURIComponent(query)}`
+          const res = await fetch(`${ts.base}${concrete}`, {
+            method: route.method,
+            headers: { authorization: `Bearer ${ts.owner.token}`, "content-type": JSON_API },
+            ...(route.method === "GET" || route.method === "DELETE" ? {} : { body }),
+            signal: AbortSignal.timeout(10_000)
+          })
+          const text = await res.text()
+          const what = `${route.method} ${concrete.slice(0, 120)} → ${res.status} ${text.slice(0, 200)}`
+          expect(res.status, what).toBeLessThan(500)
+          const documented = spec.paths?.[route.path]?.[route.method.toLowerCase()]?.responses ?? {}
+          // An id the router cannot take (over 100 characters) is an unknown route: a 404 document.
+          const routerLimit = res.status === 404 && id.length > 100
+          expect(routerLimit || String(res.status) in documented, `undocumented status: ${what}`).toBe(true)
+          if (res.status === 204) return
+          const contentType = res.headers.get("content-type") ?? ""
+          const declared = Object.keys(documented[String(res.status)]?.content ?? { [JSON_API]: {} })
+          expect(
+            declared.some((t) => contentType.startsWith(t)),
+            `content type ${contentType}: ${what}`
+          ).toBe(true)
+          const json = JSON.parse(text)
+          const schema = errorSchemas[res.status]
+          if (schema) {
+            const decoded = Schema.decodeUnknownEither(schema as Schema.Schema<unknown, unknown, never>)(json)
+            expect(Either.isRight(decoded), `body does not match the ${res.status} schema: ${what}`).toBe(
+              true
+            )
+          } else expect(json).toHaveProperty("data")
+        }
+      ),
+      { numRuns: Math.max(80, routes.length * 4) }
     )
   }, 300_000)
 

@@ -41,6 +41,9 @@ const rpc = <A, E>(token: string, f: (c: KyozoClient["Type"]) => Effect.Effect<A
     )
   )
 
+const tagOf = (e: Either.Either<unknown, unknown>) =>
+  Either.isLeft(e) ? (e.left as { _tag: string })._tag : "ok"
+
 const quotas = (attrs: Record<string, number>) => doc("teams", attrs)
 
 describe("instance admins", () => {
@@ -109,6 +112,32 @@ describe("instance admins", () => {
     expect(Either.isLeft(foreign) && foreign.left._tag).toBe("TeamNotFound")
     const ok = await rpc(ts.owner.token, (c) => c.SetTeamQuotas({ teamId: other.teamId, quotaServices: 8 }))
     expect(Either.getOrThrow(ok).quotaServices).toBe(8)
+  })
+
+  it("an instance admin makes another user an instance admin; others cannot", async () => {
+    const third = await ts.newTenant("promoted", "owner")
+    expect(
+      tagOf(await rpc(other.token, (c) => c.SetInstanceAdmin({ userId: third.userId, instanceAdmin: true })))
+    ).toBe("InstanceAdminRequired")
+    expect(
+      tagOf(
+        await rpc(ts.owner.token, (c) =>
+          c.SetInstanceAdmin({ userId: "usr_0000000000000000", instanceAdmin: true })
+        )
+      )
+    ).toBe("UserNotFound")
+    expect(
+      tagOf(
+        await rpc(ts.owner.token, (c) => c.SetInstanceAdmin({ userId: third.userId, instanceAdmin: true }))
+      )
+    ).toBe("ok")
+    expect(Either.getOrThrow(await rpc(third.token, (c) => c.WhoAmI())).instanceAdmin).toBe(true)
+    const made = await caller(ts.server.port, third.token)(
+      "POST",
+      "/v1/teams",
+      doc("teams", { name: `by-third-${Date.now()}` })
+    )
+    expect(made.status, made.text).toBe(201)
   })
 
   it("kyozo team quota changes a team's quotas", async () => {

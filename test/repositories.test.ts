@@ -45,7 +45,8 @@ describeEachDatabase("repositories", (it) => {
         const users = yield* UserRepo
         const { a, alice, b, bob, tag } = yield* twoTeams
         expect(a.id).toMatch(/^team_[0-9a-z]{16}$/)
-        expect(a.quotaServices).toBe(50)
+        // The column default holds 100 services (migration 0004).
+        expect(a.quotaServices).toBe(100)
         expect(a.createdAt).toBeInstanceOf(Date)
         expect(Option.getOrThrow(yield* teams.findById(a.id)).name).toBe(a.name)
 

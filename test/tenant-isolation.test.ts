@@ -3,6 +3,8 @@
  * gets (404 / ServiceNotFound / ApiKeyNotFound / InvalidSource), and nothing of team A shows up
  * in any list or error text. Where the id is B's own but B's role forbids, the answer is 403.
  * The REST part walks every route of `KyozoHttpApi`, so a new endpoint without a case fails here.
+ * Also: webhook targets, workspaces, uploads, /metrics, invitations and event streams after a
+ * key's revocation.
  */
 import { KyozoClient } from "@kyozo/api/KyozoClient"
 import { KyozoHttpApi, routesOf } from "@kyozo/api/KyozoHttpApi"
@@ -26,6 +28,7 @@ let a: Call
 let b: Call
 let bViewer: Call
 let bToken: string
+let bViewerToken: string
 const A: Record<string, string> = {}
 const B: Record<string, string> = {}
 
@@ -37,9 +40,10 @@ beforeAll(async () => {
   A.serviceId = svc.serviceId
   A.deploymentId = svc.deploymentId
   A.teamId = s.teamId
-  const member = await memberWithKey(a, "alice-secret@a.example", "member")
+  const member = await memberWithKey(a, "alice-secret@a.example", "admin")
   A.userId = member.userId
   A.keyId = member.keyId
+  A.aliceToken = member.token
   const grant = expectStatus(
     await a(
       "POST",
@@ -96,7 +100,18 @@ beforeAll(async () => {
   const own = await deployService(b, workspaceApp(s.dataDir, B.teamId, "app2"), "bravo")
   B.serviceId = own.serviceId
   B.deploymentId = own.deploymentId
-  bViewer = caller(s.server.port, (await memberWithKey(b, "vera@b.example", "viewer")).token)
+  bViewerToken = (await memberWithKey(b, "vera@b.example", "viewer")).token
+  // An invitation into team A for someone else (made by A's admin alice, who is no instance admin).
+  const aliceCall = caller(s.server.port, A.aliceToken!)
+  const bystander = await memberWithKey(b, "bystander@b.example", "viewer")
+  void bystander
+  const inv = expectStatus(
+    await aliceCall("POST", "/v1/members", doc("members", { email: "bystander@b.example", role: "viewer" })),
+    202,
+    "invitation into A"
+  )
+  A.invitationId = inv.body.data.id
+  bViewer = caller(s.server.port, bViewerToken)
 }, 120_000)
 
 afterAll(async () => {
@@ -170,7 +185,8 @@ const crossTeamCases = (): Record<string, { path: string; body?: unknown }> => (
   },
   // Filters and cursors with A's ids.
   "GET /v1/deployments?filter": { path: `/v1/deployments?filter[service]=${A.serviceId}` },
-  "GET /v1/detections?filter": { path: `/v1/detections?filter[service]=${A.serviceId}` }
+  "GET /v1/detections?filter": { path: `/v1/detections?filter[service]=${A.serviceId}` },
+  "POST /v1/invitations/:invitationId/accept": { path: `/v1/invitations/${A.invitationId}/accept` }
 })
 
 /** Routes without an id: lists and singletons of the caller's own team. */
@@ -189,7 +205,8 @@ const ownTeamRoutes = [
   "POST /v1/webhooks",
   "GET /v1/alert-rules",
   "POST /v1/alert-rules",
-  "GET /v1/runtime"
+  "GET /v1/runtime",
+  "GET /v1/invitations"
 ]
 
 describe("REST", () => {
@@ -213,7 +230,7 @@ describe("REST", () => {
       // Same answer as a made-up id of the same shape.
       const madeUp = await b(
         method,
-        c.path.replace(/(svc|dep|usr|key|team|det|prm|whk|alr)_[0-9a-z]+/g, "$1_0000000000000000"),
+        c.path.replace(/(svc|dep|usr|key|team|det|prm|whk|alr|inv)_[0-9a-z]+/g, "$1_0000000000000000"),
         c.body
       )
       expect(madeUp.status, route).toBe(404)
@@ -293,6 +310,78 @@ describe("REST", () => {
     )
     expect(ok.body.data.attributes.url).toBe("https://hooks.bravo.example/h")
     expectStatus(await b("DELETE", `/v1/webhooks/${ok.body.data.id}`), 204, "cleanup")
+  })
+
+  it("a folder in team A's workspace does not exist for team B", async () => {
+    // "app" lies in A's workspace only: B's deploy by that path is an unknown folder, naming nothing of A.
+    const r = await b("POST", "/v1/services", doc("services", { source: { path: "app" }, name: "stolen" }))
+    expect(r.status, r.text).toBe(422)
+    expect(r.body.errors[0].code).toBe("invalid_source")
+    expect(r.text).not.toContain(s.dataDir)
+    for (const path of [`../${A.teamId}/app`, `${s.dataDir}/workspaces/${A.teamId}/app`])
+      expectStatus(await b("POST", "/v1/services", doc("services", { source: { path } })), 422, path)
+    // Detections show folders relative to the team's own workspace, never the server's paths.
+    const detections = expectStatus(await a("GET", "/v1/detections"), 200, "detections")
+    expect(detections.text).not.toContain(s.dataDir)
+  })
+
+  it("an upload needs the deploy right: team B's viewer is refused", async () => {
+    const r = await fetch(`http://127.0.0.1:${s.server.port}/v1/uploads`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${bViewerToken}`, "content-type": "application/x-tar" },
+      body: new Uint8Array(1024)
+    })
+    expect(r.status).toBe(403)
+  })
+
+  it("/metrics is closed to team keys: it names every team's services", async () => {
+    for (const token of [bToken, bViewerToken]) {
+      const r = await fetch(`http://127.0.0.1:${s.server.port}/metrics`, {
+        headers: { authorization: `Bearer ${token}` }
+      })
+      expect(r.status).toBe(401)
+      expectClean(await r.text())
+    }
+  })
+
+  it("inviting one of team A's users tells team B nothing about them or A", async () => {
+    const invite = await b(
+      "POST",
+      "/v1/members",
+      doc("members", { email: "alice-secret@a.example", role: "member" })
+    )
+    expect(invite.status, invite.text).toBe(202)
+    expectClean(invite.text, ["alice-secret@a.example"])
+    expect(invite.text).not.toContain(A.userId!)
+    // Not a member until alice accepts; B's member list is unchanged.
+    expectClean((await b("GET", "/v1/members")).text)
+    // Someone else's invitation cannot be accepted by B.
+    expectStatus(await b("POST", `/v1/invitations/${invite.body.data.id}/accept`), 404, "not bob's")
+  })
+
+  it("team B's event stream ends when B's key is revoked; A's events never reach it", async () => {
+    const own = await memberWithKey(b, `streamer-${Date.now()}@b.example`, "member")
+    const res = await fetch(`http://127.0.0.1:${s.server.port}/v1/events`, {
+      headers: { authorization: `Bearer ${own.token}` },
+      signal: AbortSignal.timeout(10_000)
+    })
+    expect(res.status).toBe(200)
+    const reader = res.body!.getReader()
+    let text = ""
+    const ended = (async () => {
+      for (;;) {
+        const r = await reader.read()
+        if (r.done) return Date.now()
+        text += new TextDecoder().decode(r.value)
+      }
+    })()
+    await new Promise((r) => setTimeout(r, 300))
+    // A's activity while B listens.
+    await a("PATCH", `/v1/services/${A.serviceId}`, doc("services", { env: { ALPHA: "1" } }))
+    const at = Date.now()
+    expectStatus(await b("DELETE", `/v1/api-keys/${own.keyId}`), 204, "revoke")
+    expect((await ended) - at).toBeLessThan(1_000)
+    expectClean(text)
   })
 
   it("team B's own ids with a role too low are 403, not 404", async () => {

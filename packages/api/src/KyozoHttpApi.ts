@@ -23,7 +23,7 @@ import { Role } from "@kyozo/core/domain/Membership"
 import { RestartPolicy } from "@kyozo/core/domain/ServiceInstance"
 import { Permission } from "@kyozo/core/domain/ServicePermission"
 import { Schema } from "effect"
-import { CurrentPrincipal, TeamQuotas } from "./KyozoRpc.js"
+import { ApiKeyName, CurrentPrincipal, KeyExpirySeconds, TeamQuotas } from "./KyozoRpc.js"
 
 export const JSON_API = "application/vnd.api+json"
 
@@ -159,6 +159,13 @@ export const TeamResource = resource("teams", {
 export const MemberResource = resource("members", {
   email: Schema.String,
   name: Schema.String,
+  role: Role,
+  createdAt: DateString
+})
+/** An invitation to a team: the invited sees the team's name; the inviting team only email and role. */
+export const InvitationResource = resource("invitations", {
+  email: Schema.optional(Schema.String),
+  teamName: Schema.optional(Schema.String),
   role: Role,
   createdAt: DateString
 })
@@ -363,6 +370,8 @@ export class MembersApi extends HttpApiGroup.make("members")
         })
       )
       .addSuccess(single(MemberResource, 201))
+      /** A user who exists already (in another team) is invited: they join when they accept. */
+      .addSuccess(single(InvitationResource, 202))
   )
   .add(
     HttpApiEndpoint.patch("changeRole")`/members/${HttpApiSchema.param("userId", Id)}`
@@ -377,14 +386,25 @@ export class MembersApi extends HttpApiGroup.make("members")
   .addError(Conflict)
   .middleware(Authorization) {}
 
+export class InvitationsApi extends HttpApiGroup.make("invitations")
+  .add(HttpApiEndpoint.get("listInvitations", "/invitations").addSuccess(collection(InvitationResource)))
+  .add(
+    /** Joins the team; the answer carries a key for it (shown once) in `meta.key`. */
+    HttpApiEndpoint.post(
+      "acceptInvitation"
+    )`/invitations/${HttpApiSchema.param("invitationId", Id)}/accept`.addSuccess(single(MemberResource, 201))
+  )
+  .addError(NotFound)
+  .middleware(Authorization) {}
+
 export class ApiKeysApi extends HttpApiGroup.make("apiKeys")
   .add(HttpApiEndpoint.get("listApiKeys", "/api-keys").addSuccess(collection(ApiKeyResource)))
   .add(
     HttpApiEndpoint.post("issueApiKey", "/api-keys")
       .setPayload(
         body("api-keys", {
-          name: Schema.optional(Schema.String.pipe(Schema.maxLength(200))),
-          expiresInSeconds: Schema.optional(Schema.Int.pipe(Schema.between(1, 10 * 365 * 86_400))),
+          name: Schema.optional(ApiKeyName),
+          expiresInSeconds: Schema.optional(KeyExpirySeconds),
           /** For another member of the team (admin or owner); default: the caller. */
           userId: Schema.optional(Id)
         })
@@ -649,9 +669,23 @@ export class RuntimeApi extends HttpApiGroup.make("runtime")
   .add(HttpApiEndpoint.get("runtimeStatus", "/runtime").addSuccess(single(RuntimeResource)))
   .middleware(Authorization) {}
 
+const jsonApiErrors = (spec: Record<string, any>): Record<string, any> => {
+  for (const item of Object.values(spec.paths ?? {}) as Array<Record<string, any>>)
+    for (const op of Object.values(item))
+      for (const [status, response] of Object.entries((op?.responses ?? {}) as Record<string, any>)) {
+        const content = response?.content
+        if (Number(status) >= 400 && content?.["application/json"] && !content[JSON_API]) {
+          content[JSON_API] = content["application/json"]
+          delete content["application/json"]
+        }
+      }
+  return spec
+}
+
 export class KyozoHttpApi extends HttpApi.make("kyozo")
   .add(TeamsApi)
   .add(MembersApi)
+  .add(InvitationsApi)
   .add(ApiKeysApi)
   .add(ServicesApi)
   .add(DeploymentsApi)
@@ -665,6 +699,9 @@ export class KyozoHttpApi extends HttpApi.make("kyozo")
   .add(RuntimeApi)
   .addError(BadRequest)
   .prefix("/v1")
+  // Every error under /v1 is sent as a JSON:API document (the REST boundary rewrites HttpApi's own
+  // decode errors), so the 400s are documented with the content type actually sent.
+  .annotate(OpenApi.Transform, jsonApiErrors)
   .annotate(OpenApi.Title, "Kyozo API")
   .annotate(OpenApi.Version, "1") {}
 

@@ -147,6 +147,15 @@ export class InstanceAdminRequired extends Schema.TaggedError<InstanceAdminRequi
   }
 }
 
+/** No such user on this server. */
+export class UserNotFound extends Schema.TaggedError<UserNotFound>()("UserNotFound", {
+  userId: Schema.String
+}) {
+  override get message() {
+    return `No user ${this.userId} on this server.`
+  }
+}
+
 /** No such team, or one the caller may not see (the two are not told apart). */
 export class TeamNotFound extends Schema.TaggedError<TeamNotFound>()("TeamNotFound", {
   teamId: Schema.String
@@ -180,7 +189,24 @@ export const RpcId = Schema.String.pipe(
   Schema.filter((s) => !s.includes("\0") || "must not contain NUL bytes")
 )
 
-const ServiceRef = { service: Schema.String }
+/** A key's name, as REST bounds it. */
+export const ApiKeyName = Schema.String.pipe(
+  Schema.maxLength(200),
+  Schema.filter((s) => !s.includes("\0") || "must not contain NUL bytes")
+)
+/** A key's lifetime: one second to ten years. */
+export const KeyExpirySeconds = Schema.Int.pipe(Schema.between(1, 10 * 365 * 86_400))
+
+/** No such member in the caller's team (never says whether the user exists elsewhere). */
+export class MemberNotFound extends Schema.TaggedError<MemberNotFound>()("MemberNotFound", {
+  userId: Schema.String
+}) {
+  override get message() {
+    return `No member ${this.userId} in your team.`
+  }
+}
+
+const ServiceRef = { service: RpcId }
 
 export class KyozoRpc extends RpcGroup.make(
   Rpc.make("Deploy", {
@@ -203,9 +229,9 @@ export class KyozoRpc extends RpcGroup.make(
   Rpc.make("Rollback", { payload: RollbackRequest, success: DeploymentSummary, error: OperationError }),
   Rpc.make("Logs", {
     payload: {
-      service: Schema.String,
+      service: RpcId,
       follow: Schema.optional(Schema.Boolean),
-      tail: Schema.optional(Schema.Number)
+      tail: Schema.optional(Schema.Int.pipe(Schema.between(0, 10_000)))
     },
     success: LogLineView,
     error: DeployError,
@@ -213,9 +239,9 @@ export class KyozoRpc extends RpcGroup.make(
   }),
   Rpc.make("Events", {
     payload: {
-      afterId: Schema.optional(Schema.Number),
+      afterId: Schema.optional(Schema.Int.pipe(Schema.between(0, Number.MAX_SAFE_INTEGER))),
       follow: Schema.optional(Schema.Boolean),
-      service: Schema.optional(Schema.String)
+      service: Schema.optional(RpcId)
     },
     success: EventView,
     error: DeployError,
@@ -230,15 +256,26 @@ export class KyozoRpc extends RpcGroup.make(
   Rpc.make("WhoAmI", { success: WhoAmIView }),
   /** A new key for the caller in the caller's team (admin or owner). */
   Rpc.make("IssueApiKey", {
-    payload: { name: Schema.optional(Schema.String), expiresInSeconds: Schema.optional(Schema.Number) },
+    payload: {
+      name: Schema.optional(ApiKeyName),
+      expiresInSeconds: Schema.optional(KeyExpirySeconds),
+      /** For another member of the team (admin or owner); default: the caller. */
+      userId: Schema.optional(RpcId)
+    },
     success: IssuedKey,
-    error: Forbidden
+    error: Schema.Union(Forbidden, MemberNotFound)
   }),
+  /** One's own key, or (admin or owner) anyone's in the team. */
   Rpc.make("RevokeApiKey", {
-    payload: { keyId: Schema.String },
+    payload: { keyId: RpcId },
     error: Schema.Union(Forbidden, ApiKeyNotFound)
   }),
   /** An instance admin changes a team's quotas (others: InstanceAdminRequired on their team, TeamNotFound elsewhere). */
+  /** An instance admin makes another user an instance admin (or takes it back). */
+  Rpc.make("SetInstanceAdmin", {
+    payload: { userId: RpcId, instanceAdmin: Schema.Boolean },
+    error: Schema.Union(InstanceAdminRequired, UserNotFound)
+  }),
   Rpc.make("SetTeamQuotas", {
     payload: { teamId: RpcId, ...TeamQuotas.fields },
     success: TeamView,

@@ -108,6 +108,13 @@ export class ApiKeyRepo extends Effect.Service<ApiKeyRepo>()("@kyozo/core/ApiKey
         ChangeEpoch.bumping(ChangeEpoch.auth)
       )
 
+    /** Revokes every active key of a user in a team (they left it); answers the ids revoked. */
+    const revokeAllOf = (teamId: TeamId, userId: UserId): Effect.Effect<ReadonlyArray<string>, SqlError> =>
+      sql<{ id: string }>`UPDATE api_keys SET revoked_at = now()
+          WHERE team_id = ${teamId} AND user_id = ${userId} AND revoked_at IS NULL RETURNING id`.pipe(
+        Effect.map((r) => r.map((x) => x.id))
+      )
+
     /** Global: called by authentication on each successful use. */
     const touchLastUsed = (id: ApiKeyId): Effect.Effect<void, SqlError> =>
       Effect.asVoid(sql`UPDATE api_keys SET last_used_at = now() WHERE id = ${id}`)
@@ -118,6 +125,16 @@ export class ApiKeyRepo extends Effect.Service<ApiKeyRepo>()("@kyozo/core/ApiKey
     const findById = (teamId: TeamId, id: ApiKeyId): Effect.Effect<Option.Option<ApiKey>, SqlError> =>
       keys.first(sql`SELECT * FROM api_keys WHERE id = ${id} AND team_id = ${teamId}`)
 
-    return { create, issue, findByPrefix, verify, revoke, touchLastUsed, listByTeam, findById } as const
+    return {
+      create,
+      issue,
+      findByPrefix,
+      verify,
+      revoke,
+      revokeAllOf,
+      touchLastUsed,
+      listByTeam,
+      findById
+    } as const
   })
 }) {}

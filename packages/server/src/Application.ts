@@ -31,6 +31,7 @@ import { Effect, Layer } from "effect"
 import { createServer } from "node:http"
 import * as Auth from "./Auth.js"
 import { KeySessions } from "./KeySessions.js"
+import { UploadPolicy } from "./application/UploadPolicy.js"
 import * as RestApi from "./RestApi.js"
 import * as RpcHandlers from "./RpcHandlers.js"
 import * as MetricsRoutes from "./MetricsRoutes.js"
@@ -75,7 +76,8 @@ export const CoreLive = Layer.mergeAll(
   WebhookDispatcher.layer,
   KeySessions.Default,
   // Routes follow containers: engine events, the engine coming back, a periodic pass (issue 10).
-  EdgeRoutes.layer()
+  EdgeRoutes.layer(),
+  UploadPolicy.Default
 ).pipe(
   Layer.provideMerge(Layer.mergeAll(ImageBuilder.Default, EdgeSelection.layer)),
   Layer.provideMerge(ContainerManagerLayer.layer),

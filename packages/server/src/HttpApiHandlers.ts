@@ -22,25 +22,24 @@ import {
   Unprocessable
 } from "@kyozo/api/KyozoHttpApi"
 import {
+  type ApiKeyNotFound,
   CurrentPrincipal,
   type Forbidden,
+  type MemberNotFound,
   type InstanceAdminRequired,
   type TeamNotFound
 } from "@kyozo/api/KyozoRpc"
 import { type AlertRule, AlertRepo } from "@kyozo/core/AlertRepo"
-import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
 import { ContainerManager } from "@kyozo/core/ContainerManager"
 import type { ApiKey } from "@kyozo/core/domain/ApiKey"
 import type { Deployment } from "@kyozo/core/domain/Deployment"
 import {
-  ApiKeyId,
   DeploymentId,
   DetectionId,
   PermissionId,
   type TeamId,
   UserId
 } from "@kyozo/core/domain/Ids"
-import { roleAtLeast } from "@kyozo/core/domain/Membership"
 import type { ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
 import type { ServicePermission } from "@kyozo/core/domain/ServicePermission"
 import type { Team } from "@kyozo/core/domain/Team"
@@ -52,18 +51,25 @@ import { PermissionRepo } from "@kyozo/core/PermissionRepo"
 import { serviceUrl } from "@kyozo/core/ServiceNaming"
 import { type TeamNameTaken, TeamRepo } from "@kyozo/core/TeamRepo"
 import { TopologyRepo } from "@kyozo/core/TopologyRepo"
-import { UserRepo } from "@kyozo/core/UserRepo"
 import { type Webhook, type WebhookDelivery, WebhookId } from "@kyozo/core/Webhook"
 import { WebhookRepo } from "@kyozo/core/WebhookRepo"
 import { Deployer, type DeployError, type DeployRequest, type DeploySource } from "@kyozo/workers/Deployer"
 import { loadPrices, recommend } from "@kyozo/workers/Recommendations"
 import { Deferred, Effect, Layer, Option, Redacted, Schema, Stream } from "effect"
 import { makeAuthenticate } from "./Auth.js"
+import { ApiKeys } from "./application/ApiKeys.js"
+import {
+  type AlreadyMember,
+  type InvitationNotFound,
+  type LastOwner,
+  Members,
+  type MemberView,
+  type RoleNotAssignable
+} from "./application/Members.js"
 import { Services } from "./application/Services.js"
 import { Teams } from "./application/Teams.js"
 import { Sources } from "./application/Sources.js"
-import { KeySessions } from "./KeySessions.js"
-import { canAssignRole, Policy, requireRole } from "./Policy.js"
+import { Policy, requireRole } from "./Policy.js"
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -224,7 +230,9 @@ const LocalRepos = Layer.mergeAll(
   Policy.Default,
   Services.Default,
   Sources.Default,
-  Teams.Default
+  Teams.Default,
+  ApiKeys.Default,
+  Members.Default
 )
 
 /** Teams' domain errors as JSON:API errors: another team is a 404 like an unknown one. */
@@ -278,186 +286,144 @@ const TeamsLive = HttpApiBuilder.group(KyozoHttpApi, "teams", (handlers) =>
   })
 )
 
+const memberDoc = (m: MemberView) => ({
+  type: "members" as const,
+  id: m.userId,
+  attributes: { email: m.email, name: m.name, role: m.role, createdAt: m.createdAt.toISOString() }
+})
+
+/** Members' domain errors as JSON:API errors. */
+const memberError = (
+  e: Forbidden | MemberNotFound | RoleNotAssignable | AlreadyMember | LastOwner | InvitationNotFound
+): NotFound | Denied | Conflict => {
+  switch (e._tag) {
+    case "Forbidden":
+      return denied(e)
+    case "MemberNotFound":
+      return notFound("member")
+    case "InvitationNotFound":
+      return notFound("invitation")
+    case "RoleNotAssignable":
+      return apiError(
+        Denied,
+        403,
+        "forbidden",
+        "Forbidden",
+        e.action === "make"
+          ? `Your role ${e.callerRole} cannot make a member ${e.role}.`
+          : e.action === "change"
+            ? `Your role ${e.callerRole} cannot change this member to ${e.role}.`
+            : `Your role ${e.callerRole} cannot remove a member who is ${e.role}.`,
+        e.action === "remove" ? undefined : { pointer: "/data/attributes/role" }
+      )
+    case "AlreadyMember":
+      return apiError(
+        Conflict,
+        409,
+        "already_member",
+        "Already a member",
+        "This user is already a member; change the role with PATCH."
+      )
+    case "LastOwner":
+      return apiError(Conflict, 409, "last_owner", "Last owner", "A team keeps at least one owner.")
+  }
+}
+
 const MembersLive = HttpApiBuilder.group(KyozoHttpApi, "members", (handlers) =>
   Effect.gen(function* () {
-    const teams = yield* TeamRepo
-    const users = yield* UserRepo
-    const memberDoc = (teamId: TeamId, userId: UserId) =>
-      Effect.gen(function* () {
-        const membership = (yield* teams.listMembers(teamId)).find((m) => m.userId === userId)
-        const user = yield* users.findById(userId)
-        if (membership === undefined || Option.isNone(user)) return Option.none()
-        return Option.some({
-          type: "members" as const,
-          id: userId,
-          attributes: {
-            email: user.value.email,
-            name: user.value.name,
-            role: membership.role,
-            createdAt: membership.createdAt.toISOString()
-          }
-        })
-      }).pipe(Effect.orDie)
-    const requireMember = (teamId: TeamId, userId: string) =>
-      Effect.flatMap(teams.roleOf(teamId, UserId.make(userId)).pipe(Effect.orDie), (role) =>
-        Option.isNone(role) ? Effect.fail(notFound("member")) : Effect.succeed(role.value)
-      )
-    const owners = (teamId: TeamId) =>
-      Effect.map(
-        teams.listMembers(teamId).pipe(Effect.orDie),
-        (ms) => ms.filter((m) => m.role === "owner").length
-      )
+    const app = yield* Members
     return handlers
       .handle("listMembers", () =>
-        Effect.gen(function* () {
-          const p = yield* principal
-          const members = yield* teams.listMembers(p.teamId).pipe(Effect.orDie)
-          const people = new Map((yield* users.listByTeam(p.teamId).pipe(Effect.orDie)).map((u) => [u.id, u]))
-          return yield* listDoc(
-            members.map((m) => ({
-              type: "members" as const,
-              id: m.userId,
-              attributes: {
-                email: people.get(m.userId)?.email ?? "",
-                name: people.get(m.userId)?.name ?? "",
-                role: m.role,
-                createdAt: m.createdAt.toISOString()
-              }
-            }))
-          )
-        })
+        Effect.flatMap(principal, (p) => app.list(p.teamId)).pipe(
+          Effect.flatMap((ms) => listDoc(ms.map(memberDoc)))
+        )
       )
       .handle("addMember", ({ payload }) =>
-        Effect.gen(function* () {
-          const p = yield* requireRole("add members", "admin").pipe(Effect.mapError(denied))
-          const { email, name, role } = payload.data.attributes
-          if (!canAssignRole(p, role))
-            return yield* Effect.fail(
-              apiError(
-                Denied,
-                403,
-                "forbidden",
-                "Forbidden",
-                `Your role ${p.role} cannot make a member ${role}.`,
-                {
-                  pointer: "/data/attributes/role"
+        app.add(payload.data.attributes).pipe(
+          Effect.mapError(memberError),
+          Effect.map((outcome) =>
+            outcome._tag === "Added"
+              ? { data: memberDoc(outcome.member) }
+              : {
+                  data: {
+                    type: "invitations" as const,
+                    id: outcome.invitation.id,
+                    attributes: {
+                      email: outcome.email,
+                      role: outcome.invitation.role,
+                      createdAt: outcome.invitation.createdAt.toISOString()
+                    }
+                  }
                 }
-              )
-            )
-          const existing = yield* users.findByEmail(email).pipe(Effect.orDie)
-          const user = Option.isSome(existing)
-            ? existing.value
-            : yield* users.create({ email, name: name ?? "" }).pipe(
-                // A concurrent add created it first: use that one.
-                Effect.catchTag("EmailTaken", () =>
-                  users.findByEmail(email).pipe(Effect.flatMap((found) => found))
-                ),
-                Effect.orDie
-              )
-          const current = yield* teams.roleOf(p.teamId, user.id).pipe(Effect.orDie)
-          if (Option.isSome(current))
-            return yield* Effect.fail(
-              apiError(
-                Conflict,
-                409,
-                "already_member",
-                "Already a member",
-                "This user is already a member; change the role with PATCH."
-              )
-            )
-          yield* teams.addMember(p.teamId, user.id, role).pipe(Effect.orDie)
-          return { data: Option.getOrThrow(yield* memberDoc(p.teamId, user.id)) }
-        })
+          )
+        )
       )
       .handle("changeRole", ({ path, payload }) =>
-        Effect.gen(function* () {
-          const p = yield* principal
-          const current = yield* requireMember(p.teamId, path.userId)
-          const role = payload.data.attributes.role
-          // Changing someone needs rights over both the old and the new role.
-          if (!canAssignRole(p, role) || !canAssignRole(p, current))
-            return yield* Effect.fail(
-              denied({ message: `Your role ${p.role} cannot change this member to ${role}.` } as Forbidden)
-            )
-          if (current === "owner" && role !== "owner" && (yield* owners(p.teamId)) <= 1)
-            return yield* Effect.fail(
-              apiError(Conflict, 409, "last_owner", "Last owner", "A team keeps at least one owner.")
-            )
-          yield* teams.addMember(p.teamId, UserId.make(path.userId), role).pipe(Effect.orDie)
-          return { data: Option.getOrThrow(yield* memberDoc(p.teamId, UserId.make(path.userId))) }
-        })
+        app.changeRole(path.userId, payload.data.attributes.role).pipe(
+          Effect.mapError(memberError),
+          Effect.map((m) => ({ data: memberDoc(m) }))
+        )
       )
-      .handle("removeMember", ({ path }) =>
+      .handle("removeMember", ({ path }) => app.remove(path.userId).pipe(Effect.mapError(memberError)))
+  })
+)
+
+const InvitationsLive = HttpApiBuilder.group(KyozoHttpApi, "invitations", (handlers) =>
+  Effect.gen(function* () {
+    const app = yield* Members
+    return handlers
+      .handle("listInvitations", () =>
+        app.myInvitations.pipe(
+          Effect.flatMap((list) =>
+            listDoc(
+              list.map(({ invitation, team }) => ({
+                type: "invitations" as const,
+                id: invitation.id,
+                attributes: {
+                  teamName: team.name,
+                  role: invitation.role,
+                  createdAt: invitation.createdAt.toISOString()
+                },
+                relationships: { team: ref("teams", team.id) }
+              }))
+            )
+          )
+        )
+      )
+      .handle("acceptInvitation", ({ path }) =>
         Effect.gen(function* () {
           const p = yield* principal
-          const current = yield* requireMember(p.teamId, path.userId)
-          if (!canAssignRole(p, current))
-            return yield* Effect.fail(
-              denied({
-                message: `Your role ${p.role} cannot remove a member who is ${current}.`
-              } as Forbidden)
-            )
-          if (current === "owner" && (yield* owners(p.teamId)) <= 1)
-            return yield* Effect.fail(
-              apiError(Conflict, 409, "last_owner", "Last owner", "A team keeps at least one owner.")
-            )
-          yield* teams.removeMember(p.teamId, UserId.make(path.userId)).pipe(Effect.orDie)
+          const joined = yield* app
+            .accept(path.invitationId)
+            .pipe(Effect.mapError(() => notFound("invitation")))
+          const me = yield* app.list(joined.team.id)
+          const mine = me.find((m) => m.userId === p.userId)
+          return {
+            data: memberDoc(
+              mine ?? { userId: p.userId, email: "", name: "", role: joined.role, createdAt: new Date() }
+            ),
+            meta: { team: teamDoc(joined.team), key: apiKeyDoc(joined.apiKey, joined.key) }
+          }
         })
       )
   })
 )
 
+const apiKeyError = (e: Forbidden | MemberNotFound | ApiKeyNotFound): NotFound | Denied =>
+  e._tag === "Forbidden" ? denied(e) : e._tag === "MemberNotFound" ? notFound("member") : notFound("API key")
+
 const ApiKeysLive = HttpApiBuilder.group(KyozoHttpApi, "apiKeys", (handlers) =>
   Effect.gen(function* () {
-    const sessions = yield* KeySessions
-    const keys = yield* ApiKeyRepo
-    const teams = yield* TeamRepo
+    const app = yield* ApiKeys
     return handlers
-      .handle("listApiKeys", () =>
-        Effect.gen(function* () {
-          const p = yield* principal
-          const all = yield* keys.listByTeam(p.teamId).pipe(Effect.orDie)
-          // Admins see the team's keys; everybody else their own.
-          const visible = roleAtLeast(p.role, "admin") ? all : all.filter((k) => k.userId === p.userId)
-          return yield* listDoc(visible.map((k) => apiKeyDoc(k)))
-        })
-      )
+      .handle("listApiKeys", () => Effect.flatMap(app.list, (ks) => listDoc(ks.map((k) => apiKeyDoc(k)))))
       .handle("issueApiKey", ({ payload }) =>
-        Effect.gen(function* () {
-          const p = yield* requireRole("issue API keys", "admin").pipe(Effect.mapError(denied))
-          const { name, expiresInSeconds, userId } = payload.data.attributes
-          const owner = userId === undefined ? p.userId : UserId.make(userId)
-          if (owner !== p.userId) {
-            const role = yield* teams.roleOf(p.teamId, owner).pipe(Effect.orDie)
-            if (Option.isNone(role)) return yield* Effect.fail(notFound("member"))
-            if (!canAssignRole(p, role.value))
-              return yield* Effect.fail(
-                denied({ message: `Your role ${p.role} cannot issue keys for a ${role.value}.` } as Forbidden)
-              )
-          }
-          const expiresAt =
-            expiresInSeconds === undefined ? null : new Date(Date.now() + expiresInSeconds * 1000)
-          const issued = yield* keys
-            .issue({ teamId: p.teamId, userId: owner, name: name ?? "", expiresAt })
-            .pipe(Effect.orDie)
-          return { data: apiKeyDoc(issued.apiKey, issued.key) }
-        })
+        app.issue(payload.data.attributes).pipe(
+          Effect.mapError(apiKeyError),
+          Effect.map((issued) => ({ data: apiKeyDoc(issued.apiKey, issued.key) }))
+        )
       )
-      .handle("revokeApiKey", ({ path }) =>
-        Effect.gen(function* () {
-          const p = yield* principal
-          const key = yield* keys.findById(p.teamId, ApiKeyId.make(path.keyId)).pipe(Effect.orDie)
-          // Another team's key, an unknown one and an already revoked one are all "not found".
-          if (Option.isNone(key) || key.value.revokedAt !== null)
-            return yield* Effect.fail(notFound("API key"))
-          // Anyone may revoke their own key; other people's keys need admin.
-          if (key.value.userId !== p.userId)
-            yield* requireRole("revoke API keys", "admin").pipe(Effect.mapError(denied))
-          const revoked = yield* keys.revoke(p.teamId, key.value.id).pipe(Effect.orDie)
-          if (!revoked) return yield* Effect.fail(notFound("API key"))
-          yield* sessions.end(key.value.id)
-        })
-      )
+      .handle("revokeApiKey", ({ path }) => app.revoke(path.keyId).pipe(Effect.mapError(apiKeyError)))
   })
 )
 
@@ -1249,6 +1215,7 @@ export const AuthorizationLive = Layer.effect(
 export const layer = Layer.mergeAll(
   TeamsLive,
   MembersLive,
+  InvitationsLive,
   ApiKeysLive,
   ServicesLive,
   DeploymentsLive,

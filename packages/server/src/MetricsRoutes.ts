@@ -9,6 +9,7 @@ import { UserRepo } from "@kyozo/core/UserRepo"
 import { Config, Effect, Layer, Option, Redacted } from "effect"
 import { createHash, timingSafeEqual } from "node:crypto"
 import { bearerToken, makeAuthenticate } from "./Auth.js"
+import * as RequestCounts from "./RequestCounts.js"
 import { errorResponse } from "./UploadRoutes.js"
 
 const digest = (s: string) => createHash("sha256").update(s, "utf8").digest()
@@ -22,7 +23,11 @@ const unauthorized = () =>
   ).pipe(HttpServerResponse.setHeader("www-authenticate", 'Bearer realm="kyozo-metrics"'))
 
 const render = PrometheusText.renderMetrics.pipe(
-  Effect.map((body) => HttpServerResponse.text(body, { contentType: PrometheusText.ContentType })),
+  Effect.map((body) =>
+    HttpServerResponse.text(body + PrometheusText.render([RequestCounts.family()]), {
+      contentType: PrometheusText.ContentType
+    })
+  ),
   Effect.catchAllCause((cause) =>
     Effect.as(
       Effect.logWarning("/metrics failed", cause),

@@ -9,15 +9,26 @@
  *   `source.parameter` (path and query);
  * - a 429 gets its `Retry-After` header.
  *
- * Only paths of `KyozoHttpApi` are touched; uploads, events, RPC and the rest pass through.
+ * - an unknown path under `/v1` → 404 JSON:API document;
+ * - a NUL byte in a path segment, query parameter or any string of the body → 400 pointing at it
+ *   (PostgreSQL refuses NUL; the schema boundary answers first);
+ * - a body of only whitespace → 400 (it is not JSON);
+ * - a defect anywhere → logged with its cause, answered as a JSON:API 500 under /v1;
+ * - every answer is counted by route and status for /metrics;
+ * - RPC (`/rpc`): headers inside the NDJSON messages are dropped, so only the HTTP request's own
+ *   `authorization` counts (a message cannot carry another key past the one the request presents).
  */
 import { HttpIncomingMessage, HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { type ErrorObject, JSON_API, KyozoHttpApi, routesOf } from "@kyozo/api/KyozoHttpApi"
-import { Config, Effect, Option } from "effect"
+import { Cause, Config, Effect, Option } from "effect"
+import * as RequestCounts from "./RequestCounts.js"
 
 interface CompiledRoute {
   readonly method: string
+  readonly path: string
   readonly pattern: RegExp
+  /** The name of each `:param` segment by index. */
+  readonly params: ReadonlyArray<string | undefined>
 }
 
 const compile = (path: string): RegExp =>
@@ -32,8 +43,97 @@ const compile = (path: string): RegExp =>
 
 const routes: ReadonlyArray<CompiledRoute> = routesOf(KyozoHttpApi).map((r) => ({
   method: r.method,
-  pattern: compile(r.path)
+  path: r.path,
+  pattern: compile(r.path),
+  params: r.path.split("/").map((seg) => (seg.startsWith(":") ? seg.slice(1) : undefined))
 }))
+
+/** The JSON pointer of the first string (key or value) holding a NUL byte, if any. */
+const nulPointer = (value: unknown, path: ReadonlyArray<PropertyKey> = []): string | undefined => {
+  if (typeof value === "string") return value.includes("\0") ? pointerOf(path) : undefined
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const p = nulPointer(value[i], [...path, i])
+      if (p !== undefined) return p
+    }
+    return undefined
+  }
+  if (typeof value === "object" && value !== null) {
+    for (const [k, v] of Object.entries(value)) {
+      if (k.includes("\0")) return pointerOf([...path, k])
+      const p = nulPointer(v, [...path, k])
+      if (p !== undefined) return p
+    }
+  }
+  return undefined
+}
+
+const nulError = (source: ErrorObject["source"]) =>
+  errorDoc(400, [
+    { code: "nul_byte", title: "Invalid request", detail: "NUL bytes are not allowed in requests.", source }
+  ])
+
+/** Where a NUL byte sits in the path or query of a request, if anywhere. */
+const nulInUrl = (url: string, route: CompiledRoute | undefined): ErrorObject["source"] | undefined => {
+  const [pathname, query] = [url.split("?")[0]!, url.includes("?") ? url.slice(url.indexOf("?") + 1) : ""]
+  const decode = (s: string) => {
+    try {
+      return decodeURIComponent(s.replace(/\+/g, " "))
+    } catch {
+      return s
+    }
+  }
+  const segments = pathname.split("/")
+  for (let i = 0; i < segments.length; i++)
+    if (decode(segments[i]!).includes("\0")) return { parameter: route?.params[i] ?? `path segment ${i}` }
+  for (const pair of query.split("&")) {
+    if (pair === "") continue
+    const [k, v = ""] = pair.split("=")
+    if (decode(k!).includes("\0") || decode(v).includes("\0"))
+      return { parameter: decode(k!).replace(/\0/g, "") }
+  }
+  return undefined
+}
+
+/** NDJSON RPC messages without the headers they carry (only the HTTP request's headers count). */
+const withoutMessageHeaders = (text: string): string =>
+  text
+    .split("\n")
+    .map((line) => {
+      if (line.trim() === "") return line
+      try {
+        const message = JSON.parse(line) as { _tag?: string; headers?: unknown }
+        if (
+          message &&
+          message._tag === "Request" &&
+          Array.isArray(message.headers) &&
+          message.headers.length > 0
+        )
+          return JSON.stringify({ ...message, headers: [] })
+        return line
+      } catch {
+        return line
+      }
+    })
+    .join("\n")
+
+const defectResponse = (pathname: string) =>
+  pathname.startsWith("/v1/") || pathname === "/v1"
+    ? errorDoc(500, [
+        {
+          code: "internal_error",
+          title: "Internal error",
+          detail: "The server failed to answer; the cause is in its log. Try again, or report it."
+        }
+      ])
+    : HttpServerResponse.unsafeJson(
+        {
+          errors: [
+            { status: "500", code: "internal_error", title: "Internal error", detail: "See the server log." }
+          ]
+        },
+        { status: 500 }
+      )
 
 const errorDoc = (status: number, errors: ReadonlyArray<Omit<ErrorObject, "status">>) =>
   HttpServerResponse.unsafeJson(
@@ -92,12 +192,37 @@ const withJsonContentType = (
 export const layer = HttpLayerRouter.middleware(
   Effect.gen(function* () {
     const maxBytes = yield* Config.integer("KYOZO_API_MAX_BODY_BYTES").pipe(Config.withDefault(1024 * 1024))
-    return (httpEffect) =>
+    const api = <E, R>(httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
       Effect.gen(function* () {
         const request = yield* HttpServerRequest.HttpServerRequest
         const pathname = request.url.split("?")[0]!
+        if (pathname === "/rpc" && request.method === "POST") {
+          // Only the HTTP request's own headers authenticate: drop headers inside the messages.
+          const text = yield* request.text.pipe(
+            HttpIncomingMessage.withMaxBodySize(Option.some(maxBytes * 16))
+          )
+          const cleaned = withoutMessageHeaders(text)
+          const replaced = new Proxy(request, {
+            get: (target, prop) =>
+              prop === "text" ? Effect.succeed(cleaned) : Reflect.get(target, prop, target)
+          })
+          return yield* Effect.provideService(httpEffect, HttpServerRequest.HttpServerRequest, replaced)
+        }
         const matching = routes.filter((r) => r.pattern.test(pathname))
-        if (matching.length === 0) return yield* httpEffect
+        if (matching.length === 0) {
+          if (pathname === "/v1" || pathname.startsWith("/v1/")) {
+            // Known non-HttpApi routes under /v1 (events, uploads) answer themselves.
+            const response = yield* httpEffect
+            if (response.status !== 404) return response
+            return errorDoc(404, [
+              { code: "not_found", title: "Not found", detail: `No route ${request.method} ${pathname}.` }
+            ])
+          }
+          return yield* httpEffect
+        }
+        const route = matching.find((r) => r.method === request.method) ?? matching[0]
+        const nul = nulInUrl(request.url, route)
+        if (nul !== undefined) return nulError(nul)
         const allowed = [...new Set(matching.map((r) => r.method))]
         if (!allowed.includes(request.method))
           return errorDoc(405, [
@@ -138,9 +263,19 @@ export const layer = HttpLayerRouter.middleware(
               { code: "too_large", title: "Payload too large", detail: `The body exceeds ${maxBytes} bytes.` }
             ])
           if (contentType === JSON_API) asJson = withJsonContentType(request)
+          if (text.right !== "" && text.right.trim() === "")
+            return errorDoc(400, [
+              {
+                code: "malformed_json",
+                title: "Malformed JSON",
+                detail: "The body holds only whitespace: send a JSON:API document.",
+                source: { pointer: "" }
+              }
+            ])
           if (text.right.trim() !== "") {
             try {
-              JSON.parse(text.right)
+              const pointer = nulPointer(JSON.parse(text.right))
+              if (pointer !== undefined) return nulError({ pointer })
             } catch {
               return errorDoc(400, [
                 {
@@ -172,6 +307,49 @@ export const layer = HttpLayerRouter.middleware(
               String(Math.max(1, Math.ceil(seconds)))
             )
         }
+        return response
+      })
+    return (httpEffect) =>
+      Effect.gen(function* () {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const pathname = request.url.split("?")[0]!
+        const response = yield* api(httpEffect).pipe(
+          Effect.catchAllCause((cause) => {
+            if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
+            if (!Cause.isDie(cause)) {
+              // Typed failures the platform answers itself (RouteNotFound → 404): under /v1 as JSON:API.
+              const failure = Cause.failureOption(cause)
+              const tag = Option.isSome(failure) ? (failure.value as { _tag?: string })?._tag : undefined
+              if (tag === "RouteNotFound" && (pathname === "/v1" || pathname.startsWith("/v1/")))
+                return Effect.succeed(
+                  errorDoc(404, [
+                    {
+                      code: "not_found",
+                      title: "Not found",
+                      detail: `No route ${request.method} ${pathname}.`
+                    }
+                  ])
+                )
+              return Effect.failCause(cause)
+            }
+            return Effect.as(
+              Effect.logError(`${request.method} ${pathname} answered 500`, cause),
+              defectResponse(pathname)
+            )
+          })
+        )
+        if (response.status >= 500 && response.status !== 503)
+          yield* Effect.logError(`${request.method} ${pathname} answered ${response.status}`)
+        const route = routes.find((r) => r.method === request.method && r.pattern.test(pathname))
+        RequestCounts.count(
+          request.method,
+          route
+            ? `/v1${route.path.replace(/^\/v1/, "")}`
+            : pathname.startsWith("/v1/")
+              ? "/v1/*"
+              : pathname.split("/").slice(0, 2).join("/") || "/",
+          response.status
+        )
         return response
       })
   }),

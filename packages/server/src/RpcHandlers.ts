@@ -5,7 +5,6 @@
  * caller's team. Team scoping lives in the Deployer and the repos; who may do what lives in Policy.
  */
 import {
-  ApiKeyNotFound,
   CurrentPrincipal,
   type EventView,
   KyozoRpc,
@@ -14,20 +13,19 @@ import {
   type TeamView,
   type WhoAmIView
 } from "@kyozo/api/KyozoRpc"
-import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
 import { ContainerManager } from "@kyozo/core/ContainerManager"
 import type { DeploymentEvent } from "@kyozo/core/domain/DeploymentEvent"
-import { ApiKeyId } from "@kyozo/core/domain/Ids"
 import { TeamRepo } from "@kyozo/core/TeamRepo"
 import { detectPlan } from "@kyozo/core/topology/TopologyDetector"
 import { toResult } from "@kyozo/core/topology/Topology"
 import { UserRepo } from "@kyozo/core/UserRepo"
 import { Deployer } from "@kyozo/workers/Deployer"
 import { Effect, Layer, Option, Stream } from "effect"
+import { ApiKeys } from "./application/ApiKeys.js"
 import { Sources } from "./application/Sources.js"
 import { Teams } from "./application/Teams.js"
 import { KeySessions } from "./KeySessions.js"
-import { Policy, requireRole } from "./Policy.js"
+import { Policy } from "./Policy.js"
 
 const toEventView = (e: DeploymentEvent): EventView => ({
   id: e.id,
@@ -46,11 +44,11 @@ export const layer = KyozoRpc.toLayer(
     const manager = yield* ContainerManager
     const users = yield* UserRepo
     const teams = yield* TeamRepo
-    const keys = yield* ApiKeyRepo
     const policy = yield* Policy
     const sessions = yield* KeySessions
     const sources = yield* Sources
     const teamsApp = yield* Teams
+    const apiKeys = yield* ApiKeys
     /** A stream of the caller's, ended when the caller's key stops being valid. */
     const guarded = <A, E, R>(f: (p: Principal) => Stream.Stream<A, E, R>) =>
       Stream.unwrap(Effect.map(CurrentPrincipal, (p) => f(p).pipe(sessions.guard(p.keyId))))
@@ -147,28 +145,15 @@ export const layer = KyozoRpc.toLayer(
             instanceAdmin: Option.match(user, { onNone: () => false, onSome: (u) => u.instanceAdmin })
           } satisfies WhoAmIView
         }).pipe(Effect.orDie),
-      IssueApiKey: ({ name, expiresInSeconds }) =>
-        Effect.gen(function* () {
-          const p = yield* requireRole("issue API keys", "admin")
-          const expiresAt =
-            expiresInSeconds === undefined ? null : new Date(Date.now() + expiresInSeconds * 1000)
-          const { apiKey, key } = yield* keys
-            .issue({ teamId: p.teamId, userId: p.userId, name: name ?? "", expiresAt })
-            .pipe(Effect.orDie)
-          return {
-            keyId: apiKey.id,
-            prefix: apiKey.prefix,
-            key,
-            expiresAt: apiKey.expiresAt === null ? null : apiKey.expiresAt.toISOString()
-          }
-        }),
-      RevokeApiKey: ({ keyId }) =>
-        Effect.gen(function* () {
-          const p = yield* requireRole("revoke API keys", "admin")
-          const revoked = yield* keys.revoke(p.teamId, ApiKeyId.make(keyId)).pipe(Effect.orDie)
-          if (!revoked) return yield* new ApiKeyNotFound({ keyId })
-          yield* sessions.end(keyId)
-        }),
+      IssueApiKey: (input) =>
+        Effect.map(apiKeys.issue(input), ({ apiKey, key }) => ({
+          keyId: apiKey.id,
+          prefix: apiKey.prefix,
+          key,
+          expiresAt: apiKey.expiresAt === null ? null : apiKey.expiresAt.toISOString()
+        })),
+      RevokeApiKey: ({ keyId }) => apiKeys.revoke(keyId),
+      SetInstanceAdmin: ({ userId, instanceAdmin }) => teamsApp.setInstanceAdmin(userId, instanceAdmin),
       SetTeamQuotas: ({ teamId, ...quotas }) =>
         Effect.map(teamsApp.setQuotas(teamId, quotas), (t): TeamView => ({
           id: t.id,
@@ -179,4 +164,4 @@ export const layer = KyozoRpc.toLayer(
         }))
     }
   })
-).pipe(Layer.provide(Layer.mergeAll(Policy.Default, Sources.Default, Teams.Default)))
+).pipe(Layer.provide(Layer.mergeAll(Policy.Default, Sources.Default, Teams.Default, ApiKeys.Default)))

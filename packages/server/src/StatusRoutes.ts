@@ -14,7 +14,8 @@ const startedAt = Date.now()
 export const healthz = HttpLayerRouter.add(
   "GET",
   "/healthz",
-  // `runtime` is fixed at start (no engine call): clients use it to say when services are simulated.
+  // Per request (uptime is live); `runtime` is fixed at start (no engine call): clients use it to say
+  // when services are simulated.
   Effect.map(ContainerManager, (manager) =>
     HttpServerResponse.unsafeJson({
       status: "ok",

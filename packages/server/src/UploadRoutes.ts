@@ -2,7 +2,9 @@
  * `POST /v1/uploads`: a folder arrives as a tar (optionally gzip) body and is extracted, checked
  * entry by entry, into `<dataDir>/uploads/<teamId>/<uploadId>` (see core `Uploads`). The answer,
  * `201 { uploadId, files, bytes }`, is what `Deploy { source: { _tag: "Upload", uploadId } }` takes.
- * Errors use the JSON:API shape `{ errors: [{ status, code, title, detail }] }`.
+ * Errors use the JSON:API shape `{ errors: [{ status, code, title, detail }] }`: an empty body is a
+ * 400, a body that is not a tar (by its content type) a 415, a viewer a 403, a team over its upload
+ * quota a 413 (rules in `application/UploadPolicy`).
  */
 import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
@@ -10,6 +12,7 @@ import * as UploadArchive from "@kyozo/core/UploadArchive"
 import * as Uploads from "@kyozo/core/Uploads"
 import { Config, Duration, Effect, Exit, Layer, Option, Queue, Stream, Take } from "effect"
 import * as fs from "node:fs/promises"
+import { UploadPolicy } from "./application/UploadPolicy.js"
 import { makeAuthenticate } from "./Auth.js"
 import { tooManyRequests } from "./RateLimit.js"
 
@@ -50,6 +53,16 @@ const decoupled = <E>(body: Stream.Stream<Uint8Array, E>) =>
     return { stream: Stream.flattenTake(Stream.fromQueue(queue)), stop }
   })
 
+/** Content types of a tar body (a missing one is taken as a tar, as curl --data-binary sends). */
+const TAR_TYPES = [
+  "application/x-tar",
+  "application/tar",
+  "application/gzip",
+  "application/x-gzip",
+  "application/x-compressed-tar",
+  "application/octet-stream"
+]
+
 const removeQuietly = (dir: string) =>
   Effect.promise(() => fs.rm(dir, { recursive: true, force: true }).catch(() => undefined))
 
@@ -57,6 +70,7 @@ export const layer = Layer.unwrapEffect(
   Effect.gen(function* () {
     const authenticate = yield* makeAuthenticate
     const config = yield* KyozoConfig
+    const policy = yield* UploadPolicy
     // Optional overrides of UploadArchive's defaults (200 MiB, 20 000 entries).
     const maxBytes = yield* Config.option(Config.integer("KYOZO_UPLOAD_MAX_BYTES"))
     const maxFiles = yield* Config.option(Config.integer("KYOZO_UPLOAD_MAX_FILES"))
@@ -67,6 +81,24 @@ export const layer = Layer.unwrapEffect(
     return HttpLayerRouter.add("POST", "/v1/uploads", (request: HttpServerRequest.HttpServerRequest) =>
       Effect.gen(function* () {
         const principal = yield* authenticate(request.headers["authorization"])
+        yield* policy.requireUpload(principal)
+        const contentType = (request.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase()
+        if (contentType !== "" && !TAR_TYPES.includes(contentType))
+          return errorResponse(
+            415,
+            "UnsupportedMediaType",
+            "Unsupported media type",
+            `Send the folder as a tar (optionally gzipped): content-type ${TAR_TYPES[0]}.`
+          )
+        const length = Number(request.headers["content-length"] ?? "NaN")
+        if (length === 0)
+          return errorResponse(
+            400,
+            "EmptyUpload",
+            "Empty upload",
+            "The body is empty: send the folder as a tar."
+          )
+        yield* policy.checkQuota(principal.teamId, Number.isFinite(length) ? length : 0)
         const uploadId = Uploads.makeUploadId()
         // makeUploadId always yields a valid id, so the directory is always defined.
         const dir = Uploads.uploadDir(config.dataDir, principal.teamId, uploadId)!
@@ -77,6 +109,10 @@ export const layer = Layer.unwrapEffect(
           Effect.tapError(() => removeQuietly(dir)),
           Effect.onInterrupt(() => removeQuietly(dir))
         )
+        yield* policy
+          .checkQuota(principal.teamId, result.bytes)
+          .pipe(Effect.tapError(() => removeQuietly(dir)))
+        yield* policy.recordSize(principal.teamId, uploadId, result.bytes)
         yield* Effect.logInfo(`upload ${uploadId}: ${result.files} files, ${result.bytes} bytes`).pipe(
           Effect.annotateLogs({ teamId: principal.teamId })
         )
@@ -88,6 +124,9 @@ export const layer = Layer.unwrapEffect(
         Effect.catchTags({
           Unauthorized: (e) => Effect.succeed(errorResponse(401, "Unauthorized", "Unauthorized", e.message)),
           RateLimited: (e) => Effect.succeed(tooManyRequests(e)),
+          Forbidden: (e) => Effect.succeed(errorResponse(403, "Forbidden", "Forbidden", e.message)),
+          UploadQuotaExceeded: (e) =>
+            Effect.succeed(errorResponse(413, "UploadQuotaExceeded", "Upload quota exceeded", e.message)),
           UploadRejected: (e) =>
             Effect.succeed(
               overLimit(e.reason)

@@ -85,16 +85,23 @@ export const DeployError = Schema.Union(
 export type DeployError = typeof DeployError.Type
 
 /** Where the folder is: already on the server (an extracted upload, or a path inside the workspaces root). */
+/** Bounded like REST's: no NUL bytes (PostgreSQL refuses them), ids ≤ 128, paths ≤ 4096. */
+const NoNul = (max: number) =>
+  Schema.String.pipe(
+    Schema.minLength(1),
+    Schema.maxLength(max),
+    Schema.filter((s) => !s.includes("\0") || "must not contain NUL bytes")
+  )
 export const DeploySource = Schema.Union(
-  Schema.TaggedStruct("Upload", { uploadId: Schema.String }),
-  Schema.TaggedStruct("Path", { path: Schema.String })
+  Schema.TaggedStruct("Upload", { uploadId: NoNul(128) }),
+  Schema.TaggedStruct("Path", { path: NoNul(4096) })
 )
 export type DeploySource = typeof DeploySource.Type
 
 export const DeployRequest = Schema.Struct({
   source: DeploySource,
   /** Name of the service (single-service folders) or prefix of the topology; default from detection. */
-  name: Schema.optional(Schema.String)
+  name: Schema.optional(NoNul(100))
 })
 export type DeployRequest = typeof DeployRequest.Type
 

@@ -4,10 +4,10 @@
  * same as an id that does not exist. New teams get the configured default quotas.
  * Storage errors are defects here, once; failures are the typed domain errors of the contract.
  */
-import { CurrentPrincipal, InstanceAdminRequired, TeamNotFound } from "@kyozo/api/KyozoRpc"
+import { CurrentPrincipal, InstanceAdminRequired, TeamNotFound, UserNotFound } from "@kyozo/api/KyozoRpc"
 import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
 import type { ApiKey } from "@kyozo/core/domain/ApiKey"
-import type { TeamId } from "@kyozo/core/domain/Ids"
+import type { TeamId, UserId } from "@kyozo/core/domain/Ids"
 import type { Team } from "@kyozo/core/domain/Team"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
 import { TeamNameTaken, TeamRepo } from "@kyozo/core/TeamRepo"
@@ -89,7 +89,29 @@ export class Teams extends Effect.Service<Teams>()("@kyozo/server/application/Te
         return updated.value
       })
 
-    return { isInstanceAdmin, requireInstanceAdmin, visible, current, create, setQuotas } as const
+    /** Instance admins make others instance admins (or take it back; never from themselves). */
+    const setInstanceAdmin = (
+      userId: string,
+      value: boolean
+    ): Effect.Effect<void, InstanceAdminRequired | UserNotFound, CurrentPrincipal> =>
+      Effect.gen(function* () {
+        yield* requireInstanceAdmin("make instance admins")
+        const p = yield* CurrentPrincipal
+        if (userId === p.userId && !value)
+          return yield* new InstanceAdminRequired({ operation: "demote yourself" })
+        const changed = yield* users.setInstanceAdmin(userId as UserId, value).pipe(Effect.orDie)
+        if (!changed) return yield* new UserNotFound({ userId })
+      })
+
+    return {
+      isInstanceAdmin,
+      requireInstanceAdmin,
+      visible,
+      current,
+      create,
+      setQuotas,
+      setInstanceAdmin
+    } as const
   }),
   dependencies: [TeamRepo.Default, UserRepo.Default, ApiKeyRepo.Default]
 }) {}

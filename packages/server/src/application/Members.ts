@@ -1,0 +1,194 @@
+/**
+ * Members of a team, the rules every front door calls:
+ * - admins and owners add, change and remove members, up to their own role (Policy.canAssignRole);
+ *   a team keeps at least one owner;
+ * - a new email becomes a user and a member at once; a user who already exists (in another team)
+ *   joins only by accepting an invitation, unless an instance admin adds them. Nothing of that
+ *   user's other teams (the name they gave it, their teams) is shown to the inviting team;
+ * - removing a member revokes every key they hold in the team and ends their open streams, so a
+ *   later re-add does not bring an old key back.
+ */
+import { CurrentPrincipal, type Forbidden, MemberNotFound } from "@kyozo/api/KyozoRpc"
+import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
+import type { ApiKey } from "@kyozo/core/domain/ApiKey"
+import { type TeamId, UserId } from "@kyozo/core/domain/Ids"
+import type { Role } from "@kyozo/core/domain/Membership"
+import type { Team } from "@kyozo/core/domain/Team"
+import { type Invitation, InvitationRepo } from "@kyozo/core/InvitationRepo"
+import { TeamRepo } from "@kyozo/core/TeamRepo"
+import { UserRepo } from "@kyozo/core/UserRepo"
+import { Data, Effect, Option } from "effect"
+import { KeySessions } from "../KeySessions.js"
+import { canAssignRole, requireRole } from "../Policy.js"
+import { Teams } from "./Teams.js"
+
+export class AlreadyMember extends Data.TaggedError("AlreadyMember")<{}> {}
+export class LastOwner extends Data.TaggedError("LastOwner")<{}> {}
+export class InvitationNotFound extends Data.TaggedError("InvitationNotFound")<{ readonly id: string }> {}
+export class RoleNotAssignable extends Data.TaggedError("RoleNotAssignable")<{
+  readonly role: Role
+  readonly callerRole: Role
+  readonly action: "make" | "change" | "remove"
+}> {}
+
+export interface MemberView {
+  readonly userId: UserId
+  readonly email: string
+  readonly name: string
+  readonly role: Role
+  readonly createdAt: Date
+}
+
+export type AddOutcome =
+  | { readonly _tag: "Added"; readonly member: MemberView }
+  | { readonly _tag: "Invited"; readonly invitation: Invitation; readonly email: string }
+
+export class Members extends Effect.Service<Members>()("@kyozo/server/application/Members", {
+  effect: Effect.gen(function* () {
+    const teams = yield* TeamRepo
+    const users = yield* UserRepo
+    const keys = yield* ApiKeyRepo
+    const invitations = yield* InvitationRepo
+    const sessions = yield* KeySessions
+    const teamsApp = yield* Teams
+
+    const list = (teamId: TeamId): Effect.Effect<ReadonlyArray<MemberView>> =>
+      Effect.gen(function* () {
+        const members = yield* teams.listMembers(teamId)
+        const people = new Map((yield* users.listByTeam(teamId)).map((u) => [u.id, u]))
+        return members.map((m) => ({
+          userId: m.userId,
+          email: people.get(m.userId)?.email ?? "",
+          name: people.get(m.userId)?.name ?? "",
+          role: m.role,
+          createdAt: m.createdAt
+        }))
+      }).pipe(Effect.orDie)
+
+    const one = (teamId: TeamId, userId: UserId) =>
+      Effect.flatMap(list(teamId), (ms) =>
+        Option.match(Option.fromNullable(ms.find((m) => m.userId === userId)), {
+          onNone: () => Effect.fail(new MemberNotFound({ userId })),
+          onSome: Effect.succeed
+        })
+      )
+
+    const owners = (teamId: TeamId) =>
+      Effect.map(
+        teams.listMembers(teamId).pipe(Effect.orDie),
+        (ms) => ms.filter((m) => m.role === "owner").length
+      )
+
+    const add = (input: {
+      readonly email: string
+      readonly name?: string | undefined
+      readonly role: Role
+    }): Effect.Effect<AddOutcome, Forbidden | RoleNotAssignable | AlreadyMember, CurrentPrincipal> =>
+      Effect.gen(function* () {
+        const p = yield* requireRole("add members", "admin")
+        if (!canAssignRole(p, input.role))
+          return yield* new RoleNotAssignable({ role: input.role, callerRole: p.role, action: "make" })
+        const existing = yield* users.findByEmail(input.email).pipe(Effect.orDie)
+        if (Option.isNone(existing)) {
+          const user = yield* users.create({ email: input.email, name: input.name ?? "" }).pipe(
+            // A concurrent add created it first: use that one.
+            Effect.catchTag("EmailTaken", () =>
+              users.findByEmail(input.email).pipe(Effect.flatMap((f) => f))
+            ),
+            Effect.orDie
+          )
+          yield* teams.addMember(p.teamId, user.id, input.role).pipe(Effect.orDie)
+          return { _tag: "Added" as const, member: yield* one(p.teamId, user.id).pipe(Effect.orDie) }
+        }
+        const user = existing.value
+        if (Option.isSome(yield* teams.roleOf(p.teamId, user.id).pipe(Effect.orDie)))
+          return yield* new AlreadyMember()
+        if (yield* teamsApp.isInstanceAdmin) {
+          yield* teams.addMember(p.teamId, user.id, input.role).pipe(Effect.orDie)
+          return { _tag: "Added" as const, member: yield* one(p.teamId, user.id).pipe(Effect.orDie) }
+        }
+        const invitation = yield* invitations
+          .invite({ teamId: p.teamId, userId: user.id, role: input.role, invitedBy: p.userId })
+          .pipe(Effect.orDie)
+        return { _tag: "Invited" as const, invitation, email: input.email }
+      })
+
+    const changeRole = (
+      userId: string,
+      role: Role
+    ): Effect.Effect<MemberView, MemberNotFound | RoleNotAssignable | LastOwner, CurrentPrincipal> =>
+      Effect.gen(function* () {
+        const p = yield* CurrentPrincipal
+        const current = yield* one(p.teamId, UserId.make(userId))
+        // Changing someone needs rights over both the old and the new role.
+        if (!canAssignRole(p, role) || !canAssignRole(p, current.role))
+          return yield* new RoleNotAssignable({ role, callerRole: p.role, action: "change" })
+        if (current.role === "owner" && role !== "owner" && (yield* owners(p.teamId)) <= 1)
+          return yield* new LastOwner()
+        yield* teams.addMember(p.teamId, current.userId, role).pipe(Effect.orDie)
+        return yield* one(p.teamId, current.userId)
+      })
+
+    const remove = (
+      userId: string
+    ): Effect.Effect<void, MemberNotFound | RoleNotAssignable | LastOwner, CurrentPrincipal> =>
+      Effect.gen(function* () {
+        const p = yield* CurrentPrincipal
+        const current = yield* one(p.teamId, UserId.make(userId))
+        if (!canAssignRole(p, current.role))
+          return yield* new RoleNotAssignable({ role: current.role, callerRole: p.role, action: "remove" })
+        if (current.role === "owner" && (yield* owners(p.teamId)) <= 1) return yield* new LastOwner()
+        yield* teams.removeMember(p.teamId, current.userId).pipe(Effect.orDie)
+        // Their keys die with the membership (and their open streams end now).
+        const revoked = yield* keys.revokeAllOf(p.teamId, current.userId).pipe(Effect.orDie)
+        for (const id of revoked) yield* sessions.end(id)
+      })
+
+    /** The caller's invitations, with the inviting team's name (theirs to know). */
+    const myInvitations: Effect.Effect<
+      ReadonlyArray<{ readonly invitation: Invitation; readonly team: Team }>,
+      never,
+      CurrentPrincipal
+    > = Effect.gen(function* () {
+      const p = yield* CurrentPrincipal
+      const mine = yield* invitations.listForUser(p.userId).pipe(Effect.orDie)
+      const out: Array<{ invitation: Invitation; team: Team }> = []
+      for (const invitation of mine) {
+        const team = yield* teams.findById(invitation.teamId).pipe(Effect.orDie)
+        if (Option.isSome(team)) out.push({ invitation, team: team.value })
+      }
+      return out
+    })
+
+    /** Accepts one of the caller's invitations: they join with its role and get a key for that team. */
+    const accept = (
+      id: string
+    ): Effect.Effect<
+      { readonly team: Team; readonly apiKey: ApiKey; readonly key: string; readonly role: Role },
+      InvitationNotFound,
+      CurrentPrincipal
+    > =>
+      Effect.gen(function* () {
+        const p = yield* CurrentPrincipal
+        const taken = yield* invitations.take(p.userId, id).pipe(Effect.orDie)
+        if (Option.isNone(taken)) return yield* new InvitationNotFound({ id })
+        const inv = taken.value
+        const team = yield* teams.findById(inv.teamId).pipe(Effect.orDie)
+        if (Option.isNone(team)) return yield* new InvitationNotFound({ id })
+        yield* teams.addMember(inv.teamId, p.userId, inv.role).pipe(Effect.orDie)
+        const issued = yield* keys
+          .issue({ teamId: inv.teamId, userId: p.userId, name: "invitation" })
+          .pipe(Effect.orDie)
+        return { team: team.value, ...issued, role: inv.role }
+      })
+
+    return { list, add, changeRole, remove, myInvitations, accept } as const
+  }),
+  dependencies: [
+    TeamRepo.Default,
+    UserRepo.Default,
+    ApiKeyRepo.Default,
+    InvitationRepo.Default,
+    Teams.Default
+  ]
+}) {}

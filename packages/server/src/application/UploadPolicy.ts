@@ -1,0 +1,124 @@
+/**
+ * Uploads, the rules around the upload door: an upload needs the deploy right (member or above);
+ * a team's stored uploads are capped (`KYOZO_UPLOAD_QUOTA_MB`, default 2048 MB per team); uploads
+ * that no live service was deployed from are removed once older than `KYOZO_UPLOAD_TTL`
+ * (default 1 hour) by a pass every `KYOZO_UPLOAD_SWEEP_INTERVAL` (default 5 minutes).
+ *
+ * Each upload's size is written next to it (`<uploadId>.size`) when it is stored, so the quota
+ * check sums small files instead of walking folders.
+ */
+import { SqlClient } from "@effect/sql"
+import { type CurrentPrincipal, Forbidden } from "@kyozo/api/KyozoRpc"
+import type { TeamId } from "@kyozo/core/domain/Ids"
+import { roleAtLeast } from "@kyozo/core/domain/Membership"
+import { KyozoConfig } from "@kyozo/core/KyozoConfig"
+import * as Uploads from "@kyozo/core/Uploads"
+import { Config, Data, Duration, Effect, Schedule, Schema } from "effect"
+import * as fs from "node:fs/promises"
+import * as path from "node:path"
+
+export class UploadQuotaExceeded extends Data.TaggedError("UploadQuotaExceeded")<{
+  readonly limitBytes: number
+  readonly usedBytes: number
+}> {
+  override get message() {
+    return `Your team's uploads would take more than ${Math.round(this.limitBytes / 1024 ** 2)} MB (${Math.round(this.usedBytes / 1024 ** 2)} MB used): deploy or wait for unused uploads to expire.`
+  }
+}
+
+const sizeFile = (dataDir: string, teamId: TeamId, uploadId: string) =>
+  path.join(Uploads.teamUploadsDir(dataDir, teamId), `${uploadId}.size`)
+
+export class UploadPolicy extends Effect.Service<UploadPolicy>()("@kyozo/server/application/UploadPolicy", {
+  scoped: Effect.gen(function* () {
+    const config = yield* KyozoConfig
+    const sql = yield* SqlClient.SqlClient
+    const quotaMb = yield* Config.integer("KYOZO_UPLOAD_QUOTA_MB").pipe(
+      Config.withDefault(2048),
+      Effect.orDie
+    )
+    const ttl = yield* Config.duration("KYOZO_UPLOAD_TTL").pipe(
+      Config.withDefault(Duration.hours(1)),
+      Effect.orDie
+    )
+    const sweepEvery = yield* Config.duration("KYOZO_UPLOAD_SWEEP_INTERVAL").pipe(
+      Config.withDefault(Duration.minutes(5)),
+      Effect.orDie
+    )
+    const limitBytes = quotaMb * 1024 * 1024
+
+    /** The deploy right: member and above (viewers hold grants per service, not the upload door). */
+    const requireUpload = (principal: CurrentPrincipal["Type"]) =>
+      roleAtLeast(principal.role, "member")
+        ? Effect.void
+        : Effect.fail(
+            new Forbidden({ operation: "upload folders", role: principal.role, required: "member" })
+          )
+
+    /** Bytes the team's stored uploads take. */
+    const usedBytes = (teamId: TeamId) =>
+      Effect.promise(async () => {
+        const dir = Uploads.teamUploadsDir(config.dataDir, teamId)
+        const names = await fs.readdir(dir).catch(() => [] as Array<string>)
+        let total = 0
+        for (const n of names)
+          if (n.endsWith(".size"))
+            total += Number(await fs.readFile(path.join(dir, n), "utf8").catch(() => "0")) || 0
+        return total
+      })
+
+    /** Fails when `adding` more bytes would take the team over its upload quota. */
+    const checkQuota = (teamId: TeamId, adding: number) =>
+      Effect.flatMap(usedBytes(teamId), (used) =>
+        used + adding > limitBytes
+          ? Effect.fail(new UploadQuotaExceeded({ limitBytes, usedBytes: used }))
+          : Effect.void
+      )
+
+    const recordSize = (teamId: TeamId, uploadId: string, bytes: number) =>
+      Effect.promise(() =>
+        fs.writeFile(sizeFile(config.dataDir, teamId, uploadId), String(bytes)).catch(() => undefined)
+      )
+
+    const InUse = Schema.Array(Schema.Struct({ team_id: Schema.String, upload_id: Schema.String }))
+
+    /** Removes uploads older than the TTL that no live service was deployed from. */
+    const sweep = Effect.gen(function* () {
+      const rows =
+        yield* sql`SELECT team_id, source->>'uploadId' AS upload_id FROM container_service_instances
+                              WHERE deleted_at IS NULL AND source->>'type' = 'upload'`
+      const inUse = new Set(
+        (yield* Schema.decodeUnknown(InUse)(rows)).map((r) => `${r.team_id}/${r.upload_id}`)
+      )
+      const root = Uploads.uploadsRoot(config.dataDir)
+      const cutoff = Date.now() - Duration.toMillis(ttl)
+      return yield* Effect.promise(async () => {
+        let removed = 0
+        for (const team of await fs.readdir(root).catch(() => [] as Array<string>)) {
+          const dir = path.join(root, team)
+          for (const name of await fs.readdir(dir).catch(() => [] as Array<string>)) {
+            if (!Uploads.isUploadId(name) || inUse.has(`${team}/${name}`)) continue
+            const stat = await fs.stat(path.join(dir, name)).catch(() => undefined)
+            if (!stat || stat.mtimeMs > cutoff) continue
+            await fs.rm(path.join(dir, name), { recursive: true, force: true }).catch(() => undefined)
+            await fs.rm(path.join(dir, `${name}.size`), { force: true }).catch(() => undefined)
+            removed++
+          }
+        }
+        return removed
+      })
+    })
+
+    yield* sweep.pipe(
+      Effect.tap((n) =>
+        n > 0 ? Effect.logInfo(`upload expiry: removed ${n} unused upload(s)`) : Effect.void
+      ),
+      Effect.catchAllCause((cause) => Effect.logWarning("upload expiry pass failed", cause)),
+      Effect.repeat(Schedule.spaced(sweepEvery)),
+      Effect.delay(Duration.seconds(1)),
+      Effect.forkScoped
+    )
+
+    return { requireUpload, checkQuota, recordSize, sweep, limitBytes } as const
+  })
+}) {}

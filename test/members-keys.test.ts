@@ -1,0 +1,182 @@
+/**
+ * API keys and members, one rule for REST and RPC (real server, PostgreSQL): anyone revokes their
+ * own key, only admins others'; nobody mints keys above their role; removing a member revokes
+ * their keys for good; a user of another team joins only by accepting an invitation, and the
+ * inviting team learns nothing about the user's other teams. RPC inputs carry REST's bounds.
+ */
+import { KyozoClient } from "@kyozo/api/KyozoClient"
+import { Effect, Either } from "effect"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { type Call, caller, doc, expectStatus, memberWithKey } from "./support/rest.js"
+import { startTenantServer, type Tenant, type TenantServer } from "./support/tenants.js"
+
+let ts: TenantServer
+let team: Tenant
+let owner: Call
+
+beforeAll(async () => {
+  ts = await startTenantServer({ KYOZO_RATE_LIMIT: "off" })
+  team = await ts.newTenant("keys", "owner")
+  owner = caller(ts.server.port, team.token)
+}, 90_000)
+
+afterAll(async () => {
+  await ts?.close()
+})
+
+const rpc = <A, E>(token: string, f: (c: KyozoClient["Type"]) => Effect.Effect<A, E>) =>
+  Effect.runPromise(
+    Effect.flatMap(KyozoClient, f).pipe(
+      Effect.either,
+      Effect.provide(KyozoClient.layer({ url: ts.base, token }))
+    )
+  )
+const tagOf = (e: Either.Either<unknown, unknown>) =>
+  Either.isLeft(e) ? (e.left as { _tag: string })._tag : "ok"
+
+let n = 0
+const email = (who: string) => `${who}-${process.pid}-${++n}@keys.example`
+
+describe("one API-key policy", () => {
+  it("a member revokes their own key over REST and RPC alike, but nobody else's", async () => {
+    const alice = await memberWithKey(owner, email("alice"), "member")
+    const bob = await memberWithKey(owner, email("bob"), "member")
+    const a = caller(ts.server.port, alice.token)
+    // Someone else's key: 403 on REST, Forbidden on RPC.
+    expectStatus(await a("DELETE", `/v1/api-keys/${bob.keyId}`), 403, "REST other's")
+    expect(tagOf(await rpc(alice.token, (c) => c.RevokeApiKey({ keyId: bob.keyId })))).toBe("Forbidden")
+    // One's own: both doors allow it.
+    const second = expectStatus(
+      await owner("POST", "/v1/api-keys", doc("api-keys", { userId: alice.userId, name: "second" })),
+      201,
+      "second key"
+    )
+    expect(tagOf(await rpc(alice.token, (c) => c.RevokeApiKey({ keyId: second.body.data.id })))).toBe("ok")
+    expectStatus(await a("DELETE", `/v1/api-keys/${alice.keyId}`), 204, "REST own")
+    expectStatus(await a("GET", "/v1/teams/current"), 401, "revoked")
+  })
+
+  it("an admin cannot mint keys for an owner, over REST or RPC", async () => {
+    const admin = await memberWithKey(owner, email("adm"), "admin")
+    const ad = caller(ts.server.port, admin.token)
+    expectStatus(await ad("POST", "/v1/api-keys", doc("api-keys", { userId: team.userId })), 403, "REST")
+    expect(tagOf(await rpc(admin.token, (c) => c.IssueApiKey({ userId: team.userId })))).toBe("Forbidden")
+    expect(tagOf(await rpc(admin.token, (c) => c.IssueApiKey({ userId: "usr_0000000000000000" })))).toBe(
+      "MemberNotFound"
+    )
+  })
+
+  it("RPC inputs are bounded like REST's (key expiry, name length, ids, afterId)", async () => {
+    const post = (body: unknown) =>
+      fetch(`${ts.base}/rpc`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${team.token}`, "content-type": "application/ndjson" },
+        body: JSON.stringify(body) + "\n"
+      }).then(async (r) => ({ status: r.status, text: await r.text() }))
+    for (const payload of [
+      { tag: "IssueApiKey", payload: { expiresInSeconds: -5 } },
+      { tag: "IssueApiKey", payload: { expiresInSeconds: 1e12 } },
+      { tag: "IssueApiKey", payload: { name: "x".repeat(5_000) } },
+      { tag: "Events", payload: { afterId: 1e300 } },
+      { tag: "GetService", payload: { service: "svc\u0000x" } },
+      { tag: "GetService", payload: { service: "s".repeat(129) } }
+    ]) {
+      const r = await post({ _tag: "Request", id: "1", headers: [], ...payload })
+      expect(r.status, r.text).toBe(200)
+      // Refused at decoding: never a database error, never a key.
+      expect(r.text, JSON.stringify(payload).slice(0, 80)).not.toMatch(/SqlError|"key":"kz_/)
+      expect(r.text).toMatch(/Expected|Parse|between|length|NUL/i)
+    }
+  })
+
+  it("a credential in an RPC message's headers does not override the HTTP header", async () => {
+    const r = await fetch(`${ts.base}/rpc`, {
+      method: "POST",
+      headers: { "content-type": "application/ndjson" },
+      body:
+        JSON.stringify({
+          _tag: "Request",
+          id: "1",
+          tag: "WhoAmI",
+          payload: {},
+          headers: [["authorization", `Bearer ${team.token}`]]
+        }) + "\n"
+    })
+    const text = await r.text()
+    expect(text).toContain("Unauthorized")
+    expect(text).not.toContain(team.userId)
+  })
+})
+
+describe("members", () => {
+  it("removing a member revokes their keys: re-adding them does not bring a key back", async () => {
+    const who = email("leaver")
+    const m = await memberWithKey(owner, who, "member")
+    const c = caller(ts.server.port, m.token)
+    expectStatus(await c("GET", "/v1/teams/current"), 200, "before")
+    expectStatus(await owner("DELETE", `/v1/members/${m.userId}`), 204, "remove")
+    expectStatus(await c("GET", "/v1/teams/current"), 401, "after removal")
+    const keys = (await owner("GET", "/v1/api-keys")).body.data.filter(
+      (k: any) => k.attributes.userId === m.userId
+    )
+    expect(keys.length).toBeGreaterThan(0)
+    for (const k of keys) expect(k.attributes.revokedAt).not.toBeNull()
+    // Back in the team (the server's instance admin adds them directly): the old key stays dead.
+    const admin = caller(ts.server.port, ts.owner.token)
+    const added = await admin("POST", "/v1/members", doc("members", { email: who, role: "member" }))
+    expect([201, 202]).toContain(added.status)
+    expectStatus(await c("GET", "/v1/teams/current"), 401, "after re-add")
+  })
+
+  it("a user of another team is invited, sees the invitation, and joins by accepting it", async () => {
+    // A user of team A, known there as "Secret Name".
+    const teamA = await ts.newTenant("inv-a", "owner")
+    const a = caller(ts.server.port, teamA.token)
+    const invited = email("carol")
+    expectStatus(
+      await a("POST", "/v1/members", doc("members", { email: invited, name: "Secret Name", role: "member" })),
+      201,
+      "carol in A"
+    )
+    const carol = await memberWithKey(a, `${invited}`, "member").catch(() => undefined)
+    expect(carol).toBeUndefined() // already a member: the helper's add is a 409
+    const carolId = (await a("GET", "/v1/members")).body.data.find(
+      (m: any) => m.attributes.email === invited
+    ).id
+    const carolKey = expectStatus(
+      await a("POST", "/v1/api-keys", doc("api-keys", { userId: carolId })),
+      201,
+      "carol's key"
+    ).body.data.attributes.key as string
+    // Team B's owner (no instance admin) adds her by email: an invitation, revealing nothing of A.
+    const teamB = await ts.newTenant("inv-b", "owner")
+    const b = caller(ts.server.port, teamB.token)
+    const inv = expectStatus(
+      await b("POST", "/v1/members", doc("members", { email: invited, role: "viewer" })),
+      202,
+      "invite"
+    )
+    expect(inv.body.data.type).toBe("invitations")
+    expect(inv.text).not.toContain("Secret Name")
+    expect(inv.text).not.toContain(teamA.teamId)
+    const bMembers = await b("GET", "/v1/members")
+    expect(bMembers.text).not.toContain(invited)
+    // Carol sees it and accepts it: she gets a key for B.
+    const c = caller(ts.server.port, carolKey)
+    const mine = expectStatus(await c("GET", "/v1/invitations"), 200, "mine")
+    expect(mine.body.data).toHaveLength(1)
+    expect(mine.body.data[0].attributes.role).toBe("viewer")
+    expectStatus(await b("POST", `/v1/invitations/${inv.body.data.id}/accept`), 404, "not B's to accept")
+    const accepted = expectStatus(
+      await c("POST", `/v1/invitations/${inv.body.data.id}/accept`),
+      201,
+      "accept"
+    )
+    const bKey = accepted.body.meta.key.attributes.key as string
+    const asB = caller(ts.server.port, bKey)
+    const current = expectStatus(await asB("GET", "/v1/teams/current"), 200, "B key")
+    expect(current.body.data.id).toBe(teamB.teamId)
+    expect((await b("GET", "/v1/members")).text).toContain(invited)
+    expectStatus(await c("POST", `/v1/invitations/${inv.body.data.id}/accept`), 404, "used up")
+  })
+})
