@@ -112,7 +112,8 @@ export class ApiKeyRepo extends Effect.Service<ApiKeyRepo>()("@kyozo/core/ApiKey
     const revokeAllOf = (teamId: TeamId, userId: UserId): Effect.Effect<ReadonlyArray<string>, SqlError> =>
       sql<{ id: string }>`UPDATE api_keys SET revoked_at = now()
           WHERE team_id = ${teamId} AND user_id = ${userId} AND revoked_at IS NULL RETURNING id`.pipe(
-        Effect.map((r) => r.map((x) => x.id))
+        Effect.map((r) => r.map((x) => x.id)),
+        ChangeEpoch.bumping(ChangeEpoch.auth)
       )
 
     /** Global: called by authentication on each successful use. */
