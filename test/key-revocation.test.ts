@@ -120,7 +120,7 @@ describe("key lifecycle", () => {
 
   it("a member removed by another process loses access promptly", async () => {
     const member = await ts.newTenant("leaver", "member")
-    await ts.run(Effect.flatMap(TeamRepo, (teams) => teams.addMember(team.teamId, member.userId, "viewer")))
+    await ts.run(Effect.flatMap(TeamRepo, (teams) => teams.addMember(team.teamId, member.userId, "member")))
     const { key } = await ts.run(
       Effect.flatMap(ApiKeyRepo, (keys) => keys.issue({ teamId: team.teamId, userId: member.userId }))
     )
