@@ -147,6 +147,8 @@ describe.skipIf(!docker.available)("kyozo CLI on the real Docker engine", () => 
       const url = deployed[1]!
       await dev.waitFor(/"_tag":"Watching"/, 20_000)
       expect(await body(url)).toBe("v1")
+      // The service's logs stream into the dev session.
+      await dev.waitFor(/"_tag":"Log","service":"dev-app".*"line":"request \/"/, 20_000)
       const redeploys = () => (dev.stdout().match(/"_tag":"Redeploy"/g) ?? []).length
 
       // One save: the new content is served within a few seconds.

@@ -185,9 +185,12 @@ describe("kyozo CLI (built bin, mock runtime)", () => {
     }
   }, 60_000)
 
-  it("stop, start and rm operate a service by name", async () => {
+  it("stop, start, restart and rm operate a service by name", async () => {
     expect((await kyozo(["stop", "static-site", "--json"])).stdout).toContain('"desiredState": "stopped"')
     expect((await kyozo(["start", "static-site"])).stdout).toMatch(/^static-site {2}/)
+    const restarted = await kyozo(["restart", "static-site", "--json"])
+    expect(restarted.code, restarted.stderr).toBe(0)
+    expect(JSON.parse(restarted.stdout)).toMatchObject({ name: "static-site", desiredState: "running" })
     const rm = await kyozo(["rm", "static-site"])
     expect(rm.code, rm.stderr).toBe(0)
     expect(JSON.parse((await kyozo(["ps", "--json"])).stdout)).toEqual([])
