@@ -120,17 +120,21 @@ describe.skipIf(!docker.available)("kyozo CLI on the real Docker engine", () => 
   }, 180_000)
 
   it("logs -f of a real container shows a request made while it follows", async () => {
+    const dir = path.join(work, "logs-app")
+    app(dir, "logs")
+    const deployed = await runKyozo(dataDir, ["deploy", dir, "--json"], { timeout: 150_000 })
+    expect(deployed.code, deployed.stderr).toBe(0)
     const ps = JSON.parse((await runKyozo(dataDir, ["ps", "--json"])).stdout) as Array<{
       name: string
       url: string
     }>
-    const svc = ps.find((s) => s.name === "tty-app")!
+    const svc = ps.find((s) => s.name === "logs-app")!
     expect(svc.url).toMatch(/^http:/)
-    const live = spawnKyozo(dataDir, ["logs", "tty-app", "-f", "--tail", "0"])
+    const live = spawnKyozo(dataDir, ["logs", "logs-app", "-f", "--tail", "0"])
     try {
       await new Promise((r) => setTimeout(r, 1500))
       const marker = `/marker-${Date.now()}`
-      expect(await body(svc.url + marker)).toBe("tty")
+      expect(await body(svc.url + marker)).toBe("logs")
       await live.waitFor(new RegExp(`request ${marker}`), 20_000)
     } finally {
       live.child.kill("SIGTERM")
