@@ -70,6 +70,15 @@ describe("kyozo CLI (built bin, mock runtime)", () => {
     expect(run.stdout.trim()).toBe("0.1.0")
   })
 
+  it("the shim builds the bundle when it is missing (pnpm links bins before build scripts run)", async () => {
+    const dist = path.join(repoRoot, "packages", "cli", "dist")
+    fs.rmSync(dist, { recursive: true, force: true })
+    const run = await kyozo(["--version"], {}, 120_000)
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stdout.trim()).toBe("0.1.0")
+    expect(fs.existsSync(path.join(dist, "kyozo.mjs"))).toBe(true)
+  }, 120_000)
+
   it("ps --json prints a JSON array on stdout; the mock notice is one line on stderr", async () => {
     const run = await kyozo(["ps", "--json"])
     expect(run.code).toBe(0)
