@@ -98,6 +98,9 @@ export const devLoop = (root: string, options: DevOptions) =>
       const detected: Array<{ name: string; path: string }> = []
       let lastDeployed: ReadonlyArray<DeploymentSummary> = []
       const deployOnce = Effect.gen(function* () {
+        // Log lines would tear the live progress display: pause them while deploying.
+        for (const f of logFibers) yield* Fiber.interrupt(f)
+        logFibers = []
         const result = yield* deployFolder(root, { name: options.name, json: options.json })
         detected.splice(0, detected.length, ...result.detected)
         lastDeployed = result.deployed
