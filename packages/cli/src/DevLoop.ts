@@ -153,6 +153,9 @@ export const devLoop = (root: string, options: DevOptions) =>
               options.json,
               `redeploy failed: ${(e as { message?: string }).message ?? String(e)} (fix the folder and save again)`,
               { _tag: "RedeployFailed", error: (e as { message?: string }).message ?? String(e) }
+            ).pipe(
+              // The previous version keeps serving: keep showing its logs.
+              Effect.zipRight(followLogs(lastDeployed))
             )
           )
         )
