@@ -158,7 +158,7 @@ describe.skipIf(!docker.available)("kyozo CLI on the real Docker engine", () => 
       // One save: the new content is served within a few seconds.
       const saved = Date.now()
       setReply(dir, "v2")
-      await waitFor("v2 served", 60_000, async () => ((await body(url)) === "v2" ? true : undefined))
+      await waitFor("v2 served", 120_000, async () => ((await body(url)) === "v2" ? true : undefined))
       const servedAfterMs = Date.now() - saved
       expect(servedAfterMs).toBeLessThan(30_000)
       expect(redeploys()).toBe(1)
@@ -171,16 +171,26 @@ describe.skipIf(!docker.available)("kyozo CLI on the real Docker engine", () => 
         setReply(dir, `v3-${i}`)
         await new Promise((r) => setTimeout(r, 80))
       }
-      await waitFor("v3-10 served", 60_000, async () => ((await body(url)) === "v3-10" ? true : undefined))
+      await waitFor("v3-10 served", 120_000, async () => ((await body(url)) === "v3-10" ? true : undefined))
       await new Promise((r) => setTimeout(r, 2000))
       expect(redeploys()).toBe(2)
       expect(dev.stdout()).not.toMatch(/"_tag":"RedeployFailed"/)
 
+      // A save that breaks the service: the redeploy fails with what to do, the old version serves on.
+      const file = path.join(dir, "server.js")
+      fs.writeFileSync(file, "process.exit(3)\n" + fs.readFileSync(file, "utf8"))
+      await dev.waitFor(/"_tag":"RedeployFailed","error":"[^"]*failed at health[^"]*"/, 90_000)
+      expect(dev.stdout()).toContain("The previous version keeps serving")
+      expect(await body(url)).toBe("v3-10")
+      // A failed state is not retried in a loop: it waits for the next save.
+      await new Promise((r) => setTimeout(r, 2000))
+      expect(redeploys()).toBe(3)
+
       dev.child.kill("SIGINT")
       expect(await dev.exited).toBe(0)
-      expect(dev.stdout()).toMatch(/"_tag":"Stopped","redeploys":2/)
+      expect(dev.stdout()).toMatch(/"_tag":"Stopped","redeploys":3/)
     } finally {
       if (dev.child.exitCode === null) dev.child.kill("SIGKILL")
     }
-  }, 240_000)
+  }, 420_000)
 })

@@ -146,8 +146,9 @@ export const devLoop = (root: string, options: DevOptions) =>
           changed,
           redeploy: redeploys
         })
+        // What was tried is what is known, success or not: a failed state waits for the next save.
+        known = now
         yield* deployOnce.pipe(
-          Effect.tap(() => Effect.sync(() => (known = now))),
           Effect.catchAll((e) =>
             say(
               options.json,
