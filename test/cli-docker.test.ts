@@ -120,17 +120,21 @@ describe.skipIf(!docker.available)("kyozo CLI on the real Docker engine", () => 
   }, 180_000)
 
   it("logs -f of a real container shows a request made while it follows", async () => {
+    const dir = path.join(work, "logs-app")
+    app(dir, "logs")
+    const deployed = await runKyozo(dataDir, ["deploy", dir, "--json"], { timeout: 150_000 })
+    expect(deployed.code, deployed.stderr).toBe(0)
     const ps = JSON.parse((await runKyozo(dataDir, ["ps", "--json"])).stdout) as Array<{
       name: string
       url: string
     }>
-    const svc = ps.find((s) => s.name === "tty-app")!
+    const svc = ps.find((s) => s.name === "logs-app")!
     expect(svc.url).toMatch(/^http:/)
-    const live = spawnKyozo(dataDir, ["logs", "tty-app", "-f", "--tail", "0"])
+    const live = spawnKyozo(dataDir, ["logs", "logs-app", "-f", "--tail", "0"])
     try {
       await new Promise((r) => setTimeout(r, 1500))
       const marker = `/marker-${Date.now()}`
-      expect(await body(svc.url + marker)).toBe("tty")
+      expect(await body(svc.url + marker)).toBe("logs")
       await live.waitFor(new RegExp(`request ${marker}`), 20_000)
     } finally {
       live.child.kill("SIGTERM")
@@ -147,12 +151,14 @@ describe.skipIf(!docker.available)("kyozo CLI on the real Docker engine", () => 
       const url = deployed[1]!
       await dev.waitFor(/"_tag":"Watching"/, 20_000)
       expect(await body(url)).toBe("v1")
+      // The service's logs stream into the dev session.
+      await dev.waitFor(/"_tag":"Log","service":"dev-app".*"line":"request \/"/, 20_000)
       const redeploys = () => (dev.stdout().match(/"_tag":"Redeploy"/g) ?? []).length
 
       // One save: the new content is served within a few seconds.
       const saved = Date.now()
       setReply(dir, "v2")
-      await waitFor("v2 served", 60_000, async () => ((await body(url)) === "v2" ? true : undefined))
+      await waitFor("v2 served", 120_000, async () => ((await body(url)) === "v2" ? true : undefined))
       const servedAfterMs = Date.now() - saved
       expect(servedAfterMs).toBeLessThan(30_000)
       expect(redeploys()).toBe(1)
@@ -165,16 +171,26 @@ describe.skipIf(!docker.available)("kyozo CLI on the real Docker engine", () => 
         setReply(dir, `v3-${i}`)
         await new Promise((r) => setTimeout(r, 80))
       }
-      await waitFor("v3-10 served", 60_000, async () => ((await body(url)) === "v3-10" ? true : undefined))
+      await waitFor("v3-10 served", 120_000, async () => ((await body(url)) === "v3-10" ? true : undefined))
       await new Promise((r) => setTimeout(r, 2000))
       expect(redeploys()).toBe(2)
       expect(dev.stdout()).not.toMatch(/"_tag":"RedeployFailed"/)
 
+      // A save that breaks the service: the redeploy fails with what to do, the old version serves on.
+      const file = path.join(dir, "server.js")
+      fs.writeFileSync(file, "process.exit(3)\n" + fs.readFileSync(file, "utf8"))
+      await dev.waitFor(/"_tag":"RedeployFailed","error":"[^"]*failed at health[^"]*"/, 90_000)
+      expect(dev.stdout()).toContain("The previous version keeps serving")
+      expect(await body(url)).toBe("v3-10")
+      // A failed state is not retried in a loop: it waits for the next save.
+      await new Promise((r) => setTimeout(r, 2000))
+      expect(redeploys()).toBe(3)
+
       dev.child.kill("SIGINT")
       expect(await dev.exited).toBe(0)
-      expect(dev.stdout()).toMatch(/"_tag":"Stopped","redeploys":2/)
+      expect(dev.stdout()).toMatch(/"_tag":"Stopped","redeploys":3/)
     } finally {
       if (dev.child.exitCode === null) dev.child.kill("SIGKILL")
     }
-  }, 240_000)
+  }, 420_000)
 })

@@ -46,6 +46,16 @@ const copyFixture = (fixture: string, as: string): string => {
   return dir
 }
 
+/** Deploys its own copy of the static fixture as service `name` (each test stands alone). */
+const deploySite = async (name: string, html: string) => {
+  const dir = path.join(work, name)
+  if (!fs.existsSync(dir)) copyFixture("static-site", name)
+  fs.writeFileSync(path.join(dir, "index.html"), html)
+  const run = await kyozo(["deploy", dir, "--name", name, "--json"], {}, 120_000)
+  expect(run.code, run.stderr).toBe(0)
+  return dir
+}
+
 const ndjson = (text: string) =>
   text
     .split("\n")
@@ -60,10 +70,19 @@ describe("kyozo CLI (built bin, mock runtime)", () => {
     expect(run.stdout.trim()).toBe("0.1.0")
   })
 
+  it("the shim builds the bundle when it is missing (pnpm links bins before build scripts run)", async () => {
+    const dist = path.join(repoRoot, "packages", "cli", "dist")
+    fs.rmSync(dist, { recursive: true, force: true })
+    const run = await kyozo(["--version"], {}, 120_000)
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stdout.trim()).toBe("0.1.0")
+    expect(fs.existsSync(path.join(dist, "kyozo.mjs"))).toBe(true)
+  }, 120_000)
+
   it("ps --json prints a JSON array on stdout; the mock notice is one line on stderr", async () => {
     const run = await kyozo(["ps", "--json"])
     expect(run.code).toBe(0)
-    expect(JSON.parse(run.stdout)).toEqual([])
+    expect(Array.isArray(JSON.parse(run.stdout))).toBe(true)
     const lines = run.stderr.trim().split("\n")
     expect(lines).toHaveLength(1)
     expect(lines[0]).toMatch(mockNotice)
@@ -122,34 +141,36 @@ describe("kyozo CLI (built bin, mock runtime)", () => {
   }, 180_000)
 
   it("deploy without --json prints plain progress lines and says the service is simulated", async () => {
-    const dir = path.join(work, "static-site")
-    fs.writeFileSync(path.join(dir, "index.html"), "<h1>second version</h1>\n")
+    const dir = copyFixture("static-site", "site-plain")
     const run = await kyozo(["deploy", dir], {}, 170_000)
     expect(run.code, run.stderr).toBe(0)
     expect(run.stdout).not.toContain("\x1b[")
     expect(run.stdout).toMatch(/^uploaded 2 files \(\d+ B\) in/m)
-    expect(run.stdout).toMatch(/static-site: build step \d+\/\d+: /)
-    expect(run.stdout).toMatch(/static-site: health gate attempt 1: /)
-    expect(run.stdout).toMatch(/^static-site → http:\/\/127\.0\.0\.1:\d+ {2}\(simulated: .*mock runtime/m)
+    expect(run.stdout).toMatch(/site-plain: build step \d+\/\d+: /)
+    expect(run.stdout).toMatch(/site-plain: health gate attempt 1: /)
+    expect(run.stdout).toMatch(/^site-plain → http:\/\/127\.0\.0\.1:\d+ {2}\(simulated: .*mock runtime/m)
   }, 180_000)
 
   it("rollback goes back to the previous deployment's image", async () => {
-    const images = async () =>
+    const image = async () =>
       (JSON.parse((await kyozo(["ps", "--json"])).stdout) as Array<{ name: string; image: string }>).find(
-        (s) => s.name === "static-site"
+        (s) => s.name === "site-rollback"
       )?.image
-    const second = await images()
-    const run = await kyozo(["rollback", "static-site"], {}, 120_000)
+    await deploySite("site-rollback", "<h1>first</h1>\n")
+    const first = await image()
+    await deploySite("site-rollback", "<h1>second</h1>\n")
+    const second = await image()
+    expect(second).not.toBe(first)
+    const run = await kyozo(["rollback", "site-rollback"], {}, 120_000)
     expect(run.code, run.stderr).toBe(0)
-    expect(run.stdout).toMatch(/^rolled back static-site to kyozo\/\S+ \(dep_\w+\): http:/)
-    const first = await images()
-    expect(first).toBeDefined()
-    expect(first).not.toBe(second)
+    expect(run.stdout).toMatch(/^rolled back site-rollback to kyozo\/\S+ \(dep_\w+\): http:/)
+    expect(await image()).toBe(first)
     expect(run.stdout).toContain(first!)
   }, 240_000)
 
   it("logs -f keeps following: new lines arrive after the command started", async () => {
-    const live = spawnKyozo(dataDir, ["logs", "static-site", "-f", "--tail", "0", "--json"], {
+    await deploySite("site-logs", "<h1>logs</h1>\n")
+    const live = spawnKyozo(dataDir, ["logs", "site-logs", "-f", "--tail", "0", "--json"], {
       KYOZO_NO_MOCK_NOTICE: "1"
     })
     try {
@@ -164,13 +185,12 @@ describe("kyozo CLI (built bin, mock runtime)", () => {
   }, 60_000)
 
   it("events -f streams the events of an operation made while it follows", async () => {
-    const live = spawnKyozo(dataDir, ["events", "-f", "--json", "--service", "static-site"])
+    await deploySite("site-events", "<h1>first</h1>\n")
+    const live = spawnKyozo(dataDir, ["events", "-f", "--json", "--service", "site-events"])
     try {
       await live.waitFor(/deploy\.succeeded/, 20_000)
       const before = live.stdout().split("\n").filter(Boolean).length
-      fs.writeFileSync(path.join(work, "static-site", "index.html"), "<h1>third version</h1>\n")
-      const deploy = await kyozo(["deploy", path.join(work, "static-site")], {}, 120_000)
-      expect(deploy.code, deploy.stderr).toBe(0)
+      await deploySite("site-events", "<h1>second</h1>\n")
       const fresh = () =>
         ndjson(live.stdout())
           .slice(before)
@@ -185,12 +205,17 @@ describe("kyozo CLI (built bin, mock runtime)", () => {
     }
   }, 60_000)
 
-  it("stop, start and rm operate a service by name", async () => {
-    expect((await kyozo(["stop", "static-site", "--json"])).stdout).toContain('"desiredState": "stopped"')
-    expect((await kyozo(["start", "static-site"])).stdout).toMatch(/^static-site {2}/)
-    const rm = await kyozo(["rm", "static-site"])
+  it("stop, start, restart and rm operate a service by name", async () => {
+    await deploySite("site-ops", "<h1>ops</h1>\n")
+    expect((await kyozo(["stop", "site-ops", "--json"])).stdout).toContain('"desiredState": "stopped"')
+    expect((await kyozo(["start", "site-ops"])).stdout).toMatch(/^site-ops {2}/)
+    const restarted = await kyozo(["restart", "site-ops", "--json"])
+    expect(restarted.code, restarted.stderr).toBe(0)
+    expect(JSON.parse(restarted.stdout)).toMatchObject({ name: "site-ops", desiredState: "running" })
+    const rm = await kyozo(["rm", "site-ops"])
     expect(rm.code, rm.stderr).toBe(0)
-    expect(JSON.parse((await kyozo(["ps", "--json"])).stdout)).toEqual([])
+    const ps = JSON.parse((await kyozo(["ps", "--json"])).stdout) as Array<{ name: string }>
+    expect(ps.map((x) => x.name)).not.toContain("site-ops")
   }, 120_000)
 
   it("server runs a Kyozo server in this process, which stops on SIGTERM", async () => {

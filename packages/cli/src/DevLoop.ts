@@ -98,6 +98,9 @@ export const devLoop = (root: string, options: DevOptions) =>
       const detected: Array<{ name: string; path: string }> = []
       let lastDeployed: ReadonlyArray<DeploymentSummary> = []
       const deployOnce = Effect.gen(function* () {
+        // Log lines would tear the live progress display: pause them while deploying.
+        for (const f of logFibers) yield* Fiber.interrupt(f)
+        logFibers = []
         const result = yield* deployFolder(root, { name: options.name, json: options.json })
         detected.splice(0, detected.length, ...result.detected)
         lastDeployed = result.deployed
@@ -143,13 +146,17 @@ export const devLoop = (root: string, options: DevOptions) =>
           changed,
           redeploy: redeploys
         })
+        // What was tried is what is known, success or not: a failed state waits for the next save.
+        known = now
         yield* deployOnce.pipe(
-          Effect.tap(() => Effect.sync(() => (known = now))),
           Effect.catchAll((e) =>
             say(
               options.json,
               `redeploy failed: ${(e as { message?: string }).message ?? String(e)} (fix the folder and save again)`,
               { _tag: "RedeployFailed", error: (e as { message?: string }).message ?? String(e) }
+            ).pipe(
+              // The previous version keeps serving: keep showing its logs.
+              Effect.zipRight(followLogs(lastDeployed))
             )
           )
         )

@@ -68,6 +68,17 @@ const invalid = (file: string, line: number, detail: string) =>
     message: `${file}:${line}: ${detail}. Fix it, or delete ${fileName} to use detection alone.`
   })
 
+/** The line of the node at `at` (or of its nearest parent) in a valid JSON text. */
+const lineOf = (text: string, at: ReadonlyArray<PropertyKey>): number => {
+  // JSON is YAML, and the YAML parser keeps each node's offset.
+  const doc = parseDocument(text)
+  for (let n = at.length; n >= 0; n--) {
+    const node = doc.getIn(at.slice(0, n) as Array<unknown>, true) as { range?: [number, number] } | undefined
+    if (node && typeof node === "object" && node.range) return lineAt(text, node.range[0])
+  }
+  return 1
+}
+
 /** Parses and validates the text of a kyozo.json; a problem names its line and field. */
 export const parse = (file: string, text: string): Effect.Effect<KyozoJson, DetectError> =>
   Effect.gen(function* () {
@@ -84,24 +95,22 @@ export const parse = (file: string, text: string): Effect.Effect<KyozoJson, Dete
     if (result._tag === "Right") return result.right
     const issue = ParseResult.ArrayFormatter.formatErrorSync(result.left)[0]
     const issuePath = issue?.path ?? []
-    // The JSON is valid, so the YAML parser (a superset) finds the node and its offset.
-    const doc = parseDocument(text)
-    let line = 1
-    for (let n = issuePath.length; n >= 0; n--) {
-      const node = doc.getIn(issuePath.slice(0, n) as Array<unknown>, true) as
-        { range?: [number, number] } | undefined
-      if (node && typeof node === "object" && node.range) {
-        line = lineAt(text, node.range[0])
-        break
-      }
-    }
+    const line = lineOf(text, issuePath)
     const field = fieldOf(issuePath)
     const message = issue?.message ?? "invalid"
     return yield* invalid(file, line, `${field === "" ? "the file" : field}: ${message}`)
   })
 
 /** The folder's kyozo.json, when it has one. */
-export const read = (root: string): Effect.Effect<Option.Option<KyozoJson>, DetectError> => {
+export const read = (root: string): Effect.Effect<Option.Option<KyozoJson>, DetectError> =>
+  Effect.map(
+    readText(root),
+    Option.map((r) => r.config)
+  )
+
+const readText = (
+  root: string
+): Effect.Effect<Option.Option<{ config: KyozoJson; text: string }>, DetectError> => {
   const file = path.join(root, fileName)
   return Effect.tryPromise({
     try: () => fs.readFile(file, "utf8"),
@@ -118,7 +127,7 @@ export const read = (root: string): Effect.Effect<Option.Option<KyozoJson>, Dete
                 message: `cannot read ${file}: ${e.message}`
               })
             ),
-      onSuccess: (text) => Effect.map(parse(file, text), Option.some)
+      onSuccess: (text) => Effect.map(parse(file, text), (config) => Option.some({ config, text }))
     })
   )
 }
@@ -131,18 +140,29 @@ export const apply = (
   planned: ReadonlyArray<PlannedService>
 ): Effect.Effect<ReadonlyArray<PlannedService>, DetectError> =>
   Effect.gen(function* () {
-    const config = yield* read(root)
-    if (Option.isNone(config)) return planned
+    const found = yield* readText(root)
+    if (Option.isNone(found)) return planned
+    const { config, text } = found.value
     const file = path.join(root, fileName)
-    const byPath = new Map(planned.map((p) => [norm(p.service.path), p]))
+    // An entry is the detected service of the same name, else the only one at its path (a rename).
+    const byName = new Map(planned.map((p) => [p.service.name, p]))
     const replaced = new Map<PlannedService, PlannedService>()
-    for (const [i, entry] of config.value.services.entries()) {
-      const target = byPath.get(norm(entry.path))
+    for (const [i, entry] of config.services.entries()) {
+      const atPath = planned.filter((p) => norm(p.service.path) === norm(entry.path))
+      const target = byName.get(entry.name) ?? (atPath.length === 1 ? atPath[0] : undefined)
       if (!target)
         return yield* invalid(
           file,
+          lineOf(text, ["services", i]),
+          atPath.length > 1
+            ? `services[${i}]: several services live at "${entry.path}" (${atPath.map((p) => p.service.name).join(", ")}): name one of them`
+            : `services[${i}].path: no service was detected at "${entry.path}" (detected: ${planned.map((p) => `${p.service.name} at ${norm(p.service.path)}`).join(", ") || "none"})`
+        )
+      if (replaced.has(target))
+        return yield* invalid(
+          file,
           1,
-          `services[${i}].path: no service was detected at "${entry.path}" (detected: ${[...byPath.keys()].join(", ") || "none"})`
+          `services[${i}]: a second entry for the service ${target.service.name}`
         )
       const service: DetectedService = {
         ...target.service,
@@ -153,5 +173,12 @@ export const apply = (
       }
       replaced.set(target, { ...target, service })
     }
-    return planned.map((p) => replaced.get(p) ?? p)
+    // Other services name a renamed one in dependsOn: follow the rename.
+    const renamed = new Map([...replaced].map(([from, to]) => [from.service.name, to.service.name]))
+    return planned.map((p) => {
+      const q = replaced.get(p) ?? p
+      return q.service.dependsOn.some((d) => renamed.has(d))
+        ? { ...q, service: { ...q.service, dependsOn: q.service.dependsOn.map((d) => renamed.get(d) ?? d) } }
+        : q
+    })
   })
