@@ -156,6 +156,15 @@ export const make = (
             label: ensureOptions.label ?? existing?.label ?? serviceId,
             upstreams: existing?.upstreams ?? []
           }
+          // Nothing new (every reconcile pass ensures every route): no config to build or push.
+          if (
+            existing !== undefined &&
+            existing.hostName === base.hostName &&
+            existing.simulated === base.simulated &&
+            existing.label === base.label &&
+            lastApplied !== null
+          )
+            return { hostPort: existing.hostPort }
           if (existing !== undefined || requested !== 0) {
             yield* change(serviceId, { ...base, hostPort: existing?.hostPort ?? requested })
             return { hostPort: existing?.hostPort ?? requested }
