@@ -360,18 +360,14 @@ describe("Deployer on the mock runtime", () => {
       })
     )
 
-    it.effect("replicas: a deploy brings up n, a redeploy replaces all n, scale in removes the extra", () =>
+    it.effect("replicas: scale out brings up n, a redeploy replaces all n, scale in removes the extra", () =>
       Effect.gen(function* () {
         const team = yield* newTeam
         const deployer = yield* Deployer
         const edge = yield* EdgeRouter
         const folder = writeSite("replicated", "r1")
-        const progress = Chunk.toReadonlyArray(
-          yield* Stream.runCollect(
-            deployer.deploy(team, { source: { _tag: "Path", path: folder }, name: "rep", replicas: 3 })
-          )
-        )
-        const first = deployedOf(progress)
+        const first = deployedOf(yield* deployAll(team, folder, "rep"))
+        expect((yield* deployer.scale(team, "rep", 3)).replicas).toBe(3)
         const current = (deploymentId: string) =>
           Effect.map(listOwned(first.serviceId), (all) =>
             all.filter((c) => c.state === "running" && c.labels["kyozo.deployment"] === deploymentId)

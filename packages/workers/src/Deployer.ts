@@ -94,9 +94,7 @@ export type DeploySource = typeof DeploySource.Type
 export const DeployRequest = Schema.Struct({
   source: DeploySource,
   /** Name of the service (single-service folders) or prefix of the topology; default from detection. */
-  name: Schema.optional(Schema.String),
-  /** Replicas of every service deployed (quotas count them); default: each service keeps its own. */
-  replicas: Schema.optional(Schema.Int.pipe(Schema.between(1, 20)))
+  name: Schema.optional(Schema.String)
 })
 export type DeployRequest = typeof DeployRequest.Type
 

@@ -270,28 +270,10 @@ export const make = (options: DeployerOptions = {}) =>
 
           // Quotas before any row: a refused deploy leaves nothing behind.
           let added = 0
-          // Replicas asked for: every replica beyond what a service reserves now counts too.
-          let extraCpu = 0
-          let extraMemory = 0
           for (const p of plan.services) {
-            const found = yield* services.findByName(teamId, nameFor(p))
-            if (Option.isNone(found)) {
-              added++
-              if (request.replicas !== undefined) {
-                extraCpu += Quotas.NEW_SERVICE_CPU_MILLIS * request.replicas
-                extraMemory += Quotas.NEW_SERVICE_MEMORY_MB * request.replicas
-              }
-            } else if (request.replicas !== undefined) {
-              extraCpu += found.value.cpuMillis * (request.replicas - found.value.replicas)
-              extraMemory += found.value.memoryMb * (request.replicas - found.value.replicas)
-            }
+            if (Option.isNone(yield* services.findByName(teamId, nameFor(p)))) added++
           }
-          yield* checkQuotas(
-            teamId,
-            request.replicas === undefined
-              ? { services: added }
-              : { services: added, cpuMillis: extraCpu, memoryMb: extraMemory }
-          )
+          yield* checkQuotas(teamId, { services: added })
 
           // Rows first (short statements), then the deploys.
           const rows = new Map<string, ServiceInstance>()
@@ -304,19 +286,12 @@ export const make = (options: DeployerOptions = {}) =>
               internalPort: p.service.port,
               source: { ...sourceInfo, service: p.service.path }
             }
-            const created = Option.isSome(existing)
+            const row = Option.isSome(existing)
               ? Option.getOrElse(
                   yield* services.update(teamId, existing.value.id, { ...fields, desiredState: "running" }),
                   () => existing.value
                 )
               : yield* services.create({ teamId, name, ...fields })
-            const row =
-              request.replicas === undefined || request.replicas === created.replicas
-                ? created
-                : Option.getOrElse(
-                    yield* services.update(teamId, created.id, { replicas: request.replicas }),
-                    () => created
-                  )
             rows.set(p.service.name, row)
           }
           const edges: Array<NewDependency> = []
