@@ -360,6 +360,34 @@ describe("Deployer on the mock runtime", () => {
       })
     )
 
+    it.effect("replicas: scale out brings up n, a redeploy replaces all n, scale in removes the extra", () =>
+      Effect.gen(function* () {
+        const team = yield* newTeam
+        const deployer = yield* Deployer
+        const edge = yield* EdgeRouter
+        const folder = writeSite("replicated", "r1")
+        const first = deployedOf(yield* deployAll(team, folder, "rep"))
+        expect((yield* deployer.scale(team, "rep", 3)).replicas).toBe(3)
+        const current = (deploymentId: string) =>
+          Effect.map(listOwned(first.serviceId), (all) =>
+            all.filter((c) => c.state === "running" && c.labels["kyozo.deployment"] === deploymentId)
+          )
+        expect(yield* current(first.deploymentId)).toHaveLength(3)
+        expect((yield* deployer.get(team, "rep")).replicas).toBe(3)
+        expect((yield* edge.route(first.serviceId))?.upstreams).toHaveLength(3)
+
+        const second = deployedOf(yield* deployAll(team, writeSite("replicated", "r2"), "rep"))
+        expect(second.url).toBe(first.url)
+        expect(yield* current(second.deploymentId)).toHaveLength(3)
+        expect(yield* runningFor(first.serviceId, 3)).toHaveLength(3)
+
+        const scaled = yield* deployer.scale(team, "rep", 1)
+        expect(scaled.replicas).toBe(1)
+        expect(yield* current(second.deploymentId)).toHaveLength(1)
+        expect((yield* edge.route(first.serviceId))?.upstreams).toHaveLength(1)
+      })
+    )
+
     it.effect("remove takes the container, the proxy and the images away", () =>
       Effect.gen(function* () {
         const deployer = yield* Deployer

@@ -12,7 +12,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { dockerReachable, dockerSuite } from "./support/docker.js"
-import { freePort, sleep, waitFor } from "./support/server.js"
+import { freePort, sleep, stopEdge, waitFor } from "./support/server.js"
 
 const suite = await dockerSuite("docker outage (stops and restarts dockerd)")
 const root = path.resolve(import.meta.dirname, "..")
@@ -46,6 +46,8 @@ describe.skipIf(!suite.available)("Docker engine outage", () => {
     if (!(await dockerReachable())) startDocker()
     server?.kill("SIGTERM")
     await sleep(500)
+    // The server's edge (Caddy) outlives it by design: stop it.
+    await stopEdge(dataDir)
     fs.rmSync(dataDir, { recursive: true, force: true })
   }, 120_000)
 
@@ -62,7 +64,8 @@ describe.skipIf(!suite.available)("Docker engine outage", () => {
       KYOZO_DOCKER_TIMEOUT: "2 seconds",
       KYOZO_METRICS_INTERVAL: "500 millis",
       KYOZO_HEALTH_INTERVAL: "1 second",
-      KYOZO_CLEANUP_INTERVAL: "1 second"
+      KYOZO_CLEANUP_INTERVAL: "1 second",
+      KYOZO_EDGE_PORT: "0"
     })
     let serverLog = ""
     server = spawn(process.execPath, ["--import", "tsx", "packages/server/src/main.ts"], { cwd: root, env })

@@ -164,6 +164,29 @@ describe.skipIf(!caddy.available)("Caddy edge", () => {
     }
   })
 
+  it("concurrent changes of many services all land (batched into few loads)", async () => {
+    const { edge, run, close } = await open(caddyLayer())
+    try {
+      const a = await upstream("many")
+      const ids = Array.from({ length: 12 }, (_, i) => `many${i}`)
+      const ports = await run(
+        Effect.forEach(
+          ids,
+          (id) =>
+            Effect.zipLeft(
+              Effect.map(edge.ensure(id, {}), (r) => r.hostPort),
+              edge.setUpstreams(id, [a])
+            ),
+          { concurrency: "unbounded" }
+        )
+      )
+      expect(new Set(ports).size).toBe(ids.length)
+      for (const port of ports) expect((await get(port)).body).toBe("many")
+    } finally {
+      await close()
+    }
+  })
+
   it("serves <service>.<team>.<domain> on the shared port", async () => {
     const shared = await freePort()
     const { edge, run, close } = await open(caddyLayer({ sharedPort: shared }))

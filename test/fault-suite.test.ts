@@ -21,6 +21,7 @@ import { ImageBuilder } from "@kyozo/core/ImageBuilder"
 import * as Labels from "@kyozo/core/Labels"
 import { MaintenancePasses } from "@kyozo/core/MaintenancePasses"
 import * as MockRuntime from "@kyozo/core/MockRuntime"
+import * as InProcessEdge from "@kyozo/core/edge/InProcessEdge"
 import { testEdgeLayer } from "./support/edge.js"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { TeamRepo } from "@kyozo/core/TeamRepo"
@@ -341,7 +342,8 @@ const DeployLayer = DeployerLive.layerAll({
   Layer.provideMerge(
     Layer.mergeAll(
       ImageBuilder.Default,
-      testEdgeLayer(),
+      // Mock runtime: nothing listens behind the routes, so the in-process edge (a unit-test tool) suffices.
+      InProcessEdge.layer({ reason: "fault-suite (d), mock runtime" }),
       ServiceRepo.Default,
       DeploymentRepo.Default,
       DeploymentEventRepo.Default,

@@ -4,14 +4,14 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
-import { repoRoot } from "./support/server.js"
+import { repoRoot, stopEdge } from "./support/server.js"
 
 describe("REPL", () => {
   it("answers run(ContainerManager.circuitBreakerStatus) and lists containers, then exits cleanly", async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-repl-"))
     const env: Record<string, string> = { ...(process.env as Record<string, string>) }
     delete env.DATABASE_URL
-    Object.assign(env, { KYOZO_DATA_DIR: dataDir, KYOZO_RUNTIME: "mock" })
+    Object.assign(env, { KYOZO_DATA_DIR: dataDir, KYOZO_RUNTIME: "mock", KYOZO_EDGE_PORT: "0" })
     const child = spawn(process.execPath, ["--import", "tsx", "packages/server/src/repl.ts"], {
       cwd: repoRoot,
       env
@@ -29,6 +29,8 @@ describe("REPL", () => {
       ].join("\n")
     )
     const code = await new Promise<number | null>((resolve) => child.once("exit", resolve))
+    // The REPL's edge (Caddy) outlives it by design: stop it.
+    await stopEdge(dataDir)
     fs.rmSync(dataDir, { recursive: true, force: true })
     expect(out).toContain("Kyozo REPL")
     expect(out).toContain("BREAKER=closed")

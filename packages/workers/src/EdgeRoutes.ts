@@ -75,7 +75,7 @@ const hostNameOf = (service: ServiceInstance) =>
  * Converges one service's route: removed → route gone; otherwise the stable port exists (and is
  * written back to the row when new) and the upstreams are what the engine shows.
  */
-export const syncService = (service: ServiceInstance) =>
+export const syncService = (service: ServiceInstance, known?: ReadonlyArray<ContainerSummary>) =>
   Effect.gen(function* () {
     const edge = yield* EdgeRouter
     const services = yield* ServiceRepo
@@ -100,9 +100,9 @@ export const syncService = (service: ServiceInstance) =>
       yield* services.updateObserved(service.id, { hostPort: ensured.hostPort })
     }
     const containers =
-      service.desiredState === "running"
-        ? yield* runtime.listContainers({ all: true, labels: { [Labels.Service]: service.id } })
-        : []
+      service.desiredState !== "running"
+        ? []
+        : (known ?? (yield* runtime.listContainers({ all: true, labels: { [Labels.Service]: service.id } })))
     const upstreams = desiredUpstreams(service, containers)
     const { changed } = yield* edge.setUpstreams(service.id, upstreams)
     if (changed) {
@@ -125,11 +125,31 @@ export const syncServiceId = (serviceId: string) =>
 /** Every service: one failure is logged and does not stop the others. */
 export const syncAll = Effect.gen(function* () {
   const services = yield* ServiceRepo
+  const runtime = yield* ContainerRuntime
+  const edge = yield* EdgeRouter
   const all = yield* services.listDesired()
+  // One engine call for every service, not one per service.
+  const managed = yield* runtime.listContainers({ all: true, labels: { [Labels.Managed]: "true" } })
+  const byService = new Map<string, Array<ContainerSummary>>()
+  for (const c of managed) {
+    const id = c.labels[Labels.Service]
+    if (id === undefined) continue
+    const list = byService.get(id) ?? []
+    list.push(c)
+    byService.set(id, list)
+  }
   let changed = 0
   let failed = 0
+  // Routes of services that no longer exist (deleted while Kyozo was down, an adopted Caddy) go.
+  const wanted = new Set(all.map((s) => s.id as string))
+  for (const route of yield* edge.routes) {
+    if (wanted.has(route.serviceId)) continue
+    const removed = yield* Effect.either(edge.remove(route.serviceId))
+    if (removed._tag === "Left") failed++
+    else changed++
+  }
   for (const service of all) {
-    const result = yield* Effect.either(syncService(service))
+    const result = yield* Effect.either(syncService(service, byService.get(service.id) ?? []))
     if (result._tag === "Left") {
       failed++
       yield* Effect.logWarning(`edge sync of ${service.name} failed: ${messageOf(result.left)}`)

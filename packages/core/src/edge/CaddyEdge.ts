@@ -70,7 +70,20 @@ export const make = (
       yield* Effect.addFinalizer(() => Admin.stop(admin, options.dataDir))
     }
 
-    const lock = yield* Effect.makeSemaphore(1)
+    // One lock per service (its read-modify-write), one for the loads. Changes that arrive while a
+    // load runs are pushed together by the next one: concurrent deploys do not queue a load each.
+    const locks = new Map<string, Effect.Semaphore>()
+    const lockFor = (serviceId: string) => {
+      let l = locks.get(serviceId)
+      if (l === undefined) {
+        l = Effect.unsafeMakeSemaphore(1)
+        locks.set(serviceId, l)
+      }
+      return l
+    }
+    const loadLock = yield* Effect.makeSemaphore(1)
+    let version = 0
+    let appliedVersion = 0
     let lastApplied: string | null = null
     let lastError: string | null = null
     // Set when the shared port could not be bound: host names are off, per-service ports keep working.
@@ -119,25 +132,45 @@ export const make = (
       upstreams: r.upstreams.map((u) => ({ host: u.host, port: u.port }))
     })
 
-    /** Applies one change; on refusal the previous entry comes back, so memory matches Caddy. */
+    /** Pushes the routes unless a load that started after change `v` was made already did. */
+    const flush = (v: number) =>
+      loadLock.withPermits(1)(
+        Effect.suspend(() => {
+          if (v <= appliedVersion) return Effect.succeed(false)
+          const at = version
+          return Effect.tap(apply, () => Effect.sync(() => (appliedVersion = Math.max(appliedVersion, at))))
+        })
+      )
+
+    /**
+     * Applies one change; on refusal the previous entry comes back, so memory matches Caddy. A load
+     * refused for another service's port (batched with this change) is retried once that one is out.
+     */
     const change = (serviceId: string, next: RouteEntry | undefined) =>
       Effect.gen(function* () {
         const previous = routes.get(serviceId)
         if (next === undefined) routes.delete(serviceId)
         else routes.set(serviceId, next)
-        return yield* apply.pipe(
-          Effect.tapError(() =>
-            Effect.sync(() => {
+        let attempt = 0
+        while (true) {
+          const result = yield* Effect.either(flush(++version))
+          if (result._tag === "Right") return result.right
+          const port = typeof result.left === "string" ? inUsePort(result.left) : null
+          const mine = port === null || port === next?.hostPort || port === options.sharedPort
+          if (mine || ++attempt >= 3) {
+            if (routes.get(serviceId) === next) {
               if (previous === undefined) routes.delete(serviceId)
               else routes.set(serviceId, previous)
-            })
-          ),
-          Effect.mapError(refused(serviceId))
-        )
+              version++
+            }
+            return yield* Effect.fail(refused(serviceId)(result.left))
+          }
+          yield* Effect.sleep(Duration.millis(50))
+        }
       })
 
     const ensure: EdgeRouterShape["ensure"] = (serviceId, ensureOptions = {}) =>
-      lock.withPermits(1)(
+      lockFor(serviceId).withPermits(1)(
         Effect.gen(function* () {
           const existing = routes.get(serviceId)
           const requested = ensureOptions.hostPort ?? 0
@@ -156,6 +189,15 @@ export const make = (
             label: ensureOptions.label ?? existing?.label ?? serviceId,
             upstreams: existing?.upstreams ?? []
           }
+          // Nothing new (every reconcile pass ensures every route): no config to build or push.
+          if (
+            existing !== undefined &&
+            existing.hostName === base.hostName &&
+            existing.simulated === base.simulated &&
+            existing.label === base.label &&
+            lastApplied !== null
+          )
+            return { hostPort: existing.hostPort }
           if (existing !== undefined || requested !== 0) {
             yield* change(serviceId, { ...base, hostPort: existing?.hostPort ?? requested })
             return { hostPort: existing?.hostPort ?? requested }
@@ -180,7 +222,7 @@ export const make = (
       kind: "caddy",
       ensure,
       setUpstreams: (serviceId, upstreams) =>
-        lock.withPermits(1)(
+        lockFor(serviceId).withPermits(1)(
           Effect.gen(function* () {
             const existing = routes.get(serviceId)
             if (existing === undefined) {
@@ -217,7 +259,7 @@ export const make = (
         }),
       routes: Effect.sync(() => [...routes.values()].map(statusOf)),
       remove: (serviceId) =>
-        lock.withPermits(1)(
+        lockFor(serviceId).withPermits(1)(
           routes.has(serviceId) ? Effect.asVoid(change(serviceId, undefined)) : Effect.void
         ),
       status: Effect.sync(() => ({
@@ -234,13 +276,11 @@ export const make = (
     }
 
     // Adopted routes go back at once (and a fresh Caddy gets its shared listener).
-    yield* lock
-      .withPermits(1)(apply)
-      .pipe(
-        Effect.catchAll((e) =>
-          Effect.logWarning(`Edge: first apply refused: ${typeof e === "string" ? e : e.message}`)
-        )
+    yield* flush(++version).pipe(
+      Effect.catchAll((e) =>
+        Effect.logWarning(`Edge: first apply refused: ${typeof e === "string" ? e : e.message}`)
       )
+    )
     return service
   })
 
