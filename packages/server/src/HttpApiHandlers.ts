@@ -33,13 +33,7 @@ import { type AlertRule, AlertRepo } from "@kyozo/core/AlertRepo"
 import { ContainerManager } from "@kyozo/core/ContainerManager"
 import type { ApiKey } from "@kyozo/core/domain/ApiKey"
 import type { Deployment } from "@kyozo/core/domain/Deployment"
-import {
-  DeploymentId,
-  DetectionId,
-  PermissionId,
-  type TeamId,
-  UserId
-} from "@kyozo/core/domain/Ids"
+import { DeploymentId, DetectionId, PermissionId, type TeamId, UserId } from "@kyozo/core/domain/Ids"
 import type { ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
 import type { ServicePermission } from "@kyozo/core/domain/ServicePermission"
 import type { Team } from "@kyozo/core/domain/Team"
