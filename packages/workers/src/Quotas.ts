@@ -50,9 +50,6 @@ export interface QuotaGate {
   ) => Effect.Effect<A, Exclude<E, SqlError> | QuotaExceeded, R>
 }
 
-/** The old shape (a check alone), kept for callers that only ask. */
-export type CheckQuotas = (teamId: TeamId, additions: Additions) => Effect.Effect<void, QuotaExceeded, never>
-
 export const makeGate: Effect.Effect<QuotaGate, never, SqlClient.SqlClient> = Effect.map(
   SqlClient.SqlClient,
   (sql): QuotaGate => {
@@ -82,32 +79,29 @@ export const makeGate: Effect.Effect<QuotaGate, never, SqlClient.SqlClient> = Ef
         }
       })
 
-    return {
-      withinQuota: (teamId, additions, apply) =>
-        Effect.gen(function* () {
-          // The team row's lock serialises every quota change of the team (released at commit).
-          yield* sql`SELECT id FROM teams WHERE id = ${teamId} FOR UPDATE`
-          const add = yield* additions
-          yield* check(teamId, add)
-          return yield* apply
-        }).pipe(
-          sql.withTransaction,
-          // A database outage is not the caller's quota problem: storage errors are defects.
-          Effect.catchIf(
-            (e): e is SqlError =>
-              typeof e === "object" &&
-              e !== null &&
-              "_tag" in e &&
-              (e._tag === "SqlError" || e._tag === "ParseError"),
-            (e) => Effect.die(e)
-          )
-        ) as Effect.Effect<any, any, any>
-    }
+    const withinQuota = <A, E, R>(
+      teamId: TeamId,
+      additions: Effect.Effect<Additions, E, R>,
+      apply: Effect.Effect<A, E, R>
+    ): Effect.Effect<A, Exclude<E, SqlError> | QuotaExceeded, R> =>
+      Effect.gen(function* () {
+        // The team row's lock serialises every quota change of the team (released at commit).
+        yield* sql`SELECT id FROM teams WHERE id = ${teamId} FOR UPDATE`
+        const add = yield* additions
+        yield* check(teamId, add)
+        return yield* apply
+      }).pipe(
+        sql.withTransaction,
+        // A database outage is not the caller's quota problem: storage errors are defects.
+        Effect.catchIf(
+          (e): e is SqlError =>
+            typeof e === "object" &&
+            e !== null &&
+            "_tag" in e &&
+            (e._tag === "SqlError" || e._tag === "ParseError"),
+          (e) => Effect.die(e)
+        )
+      ) as Effect.Effect<A, Exclude<E, SqlError> | QuotaExceeded, R>
+    return { withinQuota }
   }
-)
-
-/** A check alone (no change under the lock). */
-export const make: Effect.Effect<CheckQuotas, never, SqlClient.SqlClient> = Effect.map(
-  makeGate,
-  (gate) => (teamId, additions) => gate.withinQuota(teamId, Effect.succeed(additions), Effect.void)
 )
