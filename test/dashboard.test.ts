@@ -431,6 +431,8 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
       .poll(() => admin.page.locator("section", { has: admin.page.locator("#members") }).textContent())
       .toContain(`Invitation sent to ${guestEmail}`)
     expect(await admin.page.locator("#main").getByRole("alert").count()).toBe(0)
+    await axe(admin.page, "admin (invitation sent)")
+    await shoot(admin.page, "08c-admin-invitation-sent")
     expect(admin.errors).toEqual([])
     await admin.page.context().close()
 
@@ -445,6 +447,7 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
     await keyField.waitFor({ timeout: 15_000 })
     const key = await keyField.inputValue()
     expect(key).toMatch(/^kz_[0-9a-z]{8}_[0-9a-z]{32}$/)
+    expect(await banner.textContent()).toContain("as member")
     expect(await banner.textContent()).toContain("shown once")
     await axe(page, "invitation accepted")
     await shoot(page, "11-invitation-accepted")
@@ -453,8 +456,13 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
     expect((await withKey("GET", "/v1/teams/current")).body.data.id).toBe(host.teamId)
     const members = (await withKey("GET", "/v1/members")).body.data as Array<any>
     expect(members.find((m) => m.id === guest.userId)?.attributes.role).toBe("member")
-    // Done: the key is gone from the page, and the invitation is no longer pending.
-    await banner.getByRole("button", { name: "Done" }).click()
+    // Switching signs this page in with the new key: the header names the team and the role; the
+    // key is gone from the page, and the invitation is no longer pending.
+    const hostTeam = (await withKey("GET", "/v1/teams/current")).body.data.attributes.name as string
+    await banner.getByRole("button", { name: `Switch to ${hostTeam}` }).click()
+    await expect
+      .poll(() => page.locator("header .team").textContent(), { timeout: 15_000 })
+      .toContain(`${hostTeam} · member`)
     expect(await page.locator("body").textContent()).not.toContain(key)
     expect((await caller(ts.server.port, guest.token)("GET", "/v1/invitations")).body.data).toEqual([])
     expect(errors).toEqual([])
@@ -521,6 +529,9 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
       expect(
         (await controls()).filter((t) => forbidden.test(t) || /^(stop|start|restart|roll back)$/i.test(t))
       ).toEqual([])
+      // The replica count is shown, the control to change it is not.
+      expect(await page.locator(".page-head [data-replicas]").count()).toBe(1)
+      expect(await page.getByLabel("Replicas (1–20)").count()).toBe(0)
       await shoot(page, "07-viewer-service")
       // Forged: the viewer's own session, with and without the CSRF token.
       const forged = await page.evaluate(async (serviceId) => {

@@ -9,7 +9,7 @@ import { ErrorBox } from "./ui.js"
 
 export const Invitations = ({ onSwitch }: { onSwitch: (key: string) => Promise<void> }) => {
   const [pending, setPending] = useState<ReadonlyArray<Invitation>>([])
-  const [joined, setJoined] = useState<{ team: Team; key: ApiKey } | undefined>(undefined)
+  const [joined, setJoined] = useState<{ team: Team; key: ApiKey; role: string } | undefined>(undefined)
   const [busy, setBusy] = useState<string | undefined>(undefined)
   const [error, setError] = useState<unknown>(undefined)
   const load = () =>
@@ -30,8 +30,10 @@ export const Invitations = ({ onSwitch }: { onSwitch: (key: string) => Promise<v
       {joined && key ? (
         <div class="issued" role="status">
           <p>
-            <strong>You joined {joined.team.attributes.name}.</strong> Your key for it is shown once and never
-            again: copy it now.
+            <strong>
+              You joined {joined.team.attributes.name} as {joined.role}.
+            </strong>{" "}
+            Your key for it is shown once and never again: copy it now.
           </p>
           <input
             class="mono wide"
@@ -73,7 +75,7 @@ export const Invitations = ({ onSwitch }: { onSwitch: (key: string) => Promise<v
                   api.acceptInvitation(i.id).then(
                     (r) => {
                       setBusy(undefined)
-                      setJoined({ team: r.team, key: r.key })
+                      setJoined({ team: r.team, key: r.key, role: r.member.attributes.role })
                       load()
                     },
                     (e) => {

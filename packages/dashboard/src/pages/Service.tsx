@@ -78,6 +78,9 @@ export const ServicePage = ({ id }: { id: string }) => {
           <h1>{a.name}</h1>
           <p class="sub">
             <StatusDot status={a.status} /> <span class="muted">desired: {a.desiredState}</span>
+            <span class="muted" data-replicas={a.replicas ?? 1}>
+              · {a.replicas ?? 1} replica{(a.replicas ?? 1) === 1 ? "" : "s"}
+            </span>
             {a.framework ? <span class="tag">{a.framework}</span> : null}
             {a.kind ? <span class="tag">{a.kind}</span> : null}
           </p>
@@ -90,9 +93,6 @@ export const ServicePage = ({ id }: { id: string }) => {
               <span class="muted">No URL yet</span>
             )}{" "}
             · <span class="mono">{a.image ?? "no image"}</span>
-          </p>
-          <p class="sub" data-replicas={a.replicas ?? 1}>
-            <span class="muted">Replicas:</span> <strong>{a.replicas ?? 1}</strong>
           </p>
         </div>
         {app.can.deploy ? (
@@ -288,7 +288,7 @@ const ScaleForm = ({
         if (valid) onScale(n)
       }}
     >
-      <label class="field inline">
+      <label class="scale-field">
         <span>Replicas (1–20)</span>
         <input
           type="number"
