@@ -1,7 +1,8 @@
 /**
  * The dashboard in a real browser (headless Chromium via playwright-core) against a real Kyozo
  * server process on the real Docker engine and PostgreSQL: sign-in with a key, live services,
- * guided deploy of a folder from the browser until healthy, its chart, rollback, tenant isolation,
+ * guided deploy of a folder from the browser until healthy, its chart, rollback, scaling to two
+ * replicas, an invitation sent and accepted, tenant isolation,
  * a viewer's view and a forged request, accessibility (axe-core) and screenshots of every main view
  * at laptop and phone width (under artifacts/dashboard, gitignored).
  */
