@@ -1,7 +1,8 @@
 /**
  * The dashboard in a real browser (headless Chromium via playwright-core) against a real Kyozo
  * server process on the real Docker engine and PostgreSQL: sign-in with a key, live services,
- * guided deploy of a folder from the browser until healthy, its chart, rollback, tenant isolation,
+ * guided deploy of a folder from the browser until healthy, its chart, rollback, scaling to two
+ * replicas, an invitation sent and accepted, tenant isolation,
  * a viewer's view and a forged request, accessibility (axe-core) and screenshots of every main view
  * at laptop and phone width (under artifacts/dashboard, gitignored).
  */
@@ -355,6 +356,120 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
     240_000
   )
 
+  it.skipIf(!docker.available)(
+    "scales a deployed service to 2 replicas from its page, on the real engine",
+    async () => {
+      const owner = caller(ts.server.port, ts.owner.token)
+      const name = `scaled-${Date.now().toString(36)}`
+      const up = await fetch(base() + "/v1/uploads", {
+        method: "POST",
+        headers: { authorization: `Bearer ${ts.owner.token}`, "content-type": "application/x-tar" },
+        body: await tarOf(fixture)
+      })
+      const { uploadId } = (await up.json()) as { uploadId: string }
+      expectStatus(
+        await owner("POST", "/v1/services", doc("services", { source: { uploadId }, name })),
+        202,
+        "deploy"
+      )
+      const id = await waitFor("the service to run", 90_000, async () => {
+        const list = await owner("GET", "/v1/services?page[size]=100")
+        const s = (list.body?.data ?? []).find((x: any) => x.attributes.name === name)
+        if (s?.attributes.status === "failed") throw new Error(`deploy failed: ${JSON.stringify(s)}`)
+        return s?.attributes.status === "running" ? (s.id as string) : undefined
+      })
+      const { page, errors } = await newPage()
+      await signIn(page, ts.owner.token)
+      const row = page.locator(`tr[data-service="${name}"] td[data-replicas]`)
+      await expect.poll(() => row.textContent(), { timeout: 15_000 }).toBe("1/1")
+      await page.goto(base() + `/#/services/${id}`)
+      await page.getByRole("heading", { name, level: 1 }).waitFor()
+      const input = page.getByLabel("Replicas (1–20)")
+      expect(await input.inputValue()).toBe("1")
+      await input.fill("2")
+      await page.getByRole("button", { name: "Scale", exact: true }).click()
+      await expect
+        .poll(() => page.getByRole("status").first().textContent(), { timeout: 60_000 })
+        .toContain("Scaled to 2 replicas")
+      await expect.poll(() => page.locator("[data-replicas]").first().getAttribute("data-replicas")).toBe("2")
+      // The API and the engine agree: two running containers of this service.
+      expect((await owner("GET", `/v1/services/${id}`)).body.data.attributes.replicas).toBe(2)
+      await waitFor("two running replicas", 30_000, async () => {
+        const running = await docker.client.listContainers({
+          filters: JSON.stringify({ label: [`kyozo.service=${id}`], status: ["running"] })
+        })
+        return running.length === 2 ? true : undefined
+      })
+      await axe(page, "service (scaled)")
+      await shoot(page, "04c-service-scaled")
+      await page.goto(base() + "/#/services")
+      await expect.poll(() => row.textContent(), { timeout: 15_000 }).toBe("2/2")
+      await shoot(page, "02c-services-replicas")
+      expect(errors).toEqual([])
+      await page.context().close()
+    },
+    180_000
+  )
+
+  it("adding a user of another team sends an invitation; they accept it and see their new key once", async () => {
+    // The inviting team's owner is not the instance admin (who adds existing users at once).
+    const host = await ts.newTenant("dash-host")
+    const guest = await ts.newTenant("dash-guest")
+    // The guest is the only member of its own team.
+    const guestEmail = (await caller(ts.server.port, guest.token)("GET", "/v1/members")).body.data[0]
+      .attributes.email as string
+    const admin = await newPage()
+    await signIn(admin.page, host.token)
+    await admin.page.goto(base() + "/#/admin")
+    await admin.page.getByRole("heading", { name: "Members" }).waitFor()
+    await admin.page.getByLabel("Email").fill(guestEmail)
+    const addForm = admin.page.locator("form", {
+      has: admin.page.getByRole("button", { name: "Add member" })
+    })
+    await addForm.locator("select").selectOption("member")
+    await addForm.getByRole("button", { name: "Add member" }).click()
+    await expect
+      .poll(() => admin.page.locator("section", { has: admin.page.locator("#members") }).textContent())
+      .toContain(`Invitation sent to ${guestEmail}`)
+    expect(await admin.page.locator("#main").getByRole("alert").count()).toBe(0)
+    await axe(admin.page, "admin (invitation sent)")
+    await shoot(admin.page, "08c-admin-invitation-sent")
+    expect(admin.errors).toEqual([])
+    await admin.page.context().close()
+
+    const { page, errors } = await newPage()
+    await signIn(page, guest.token)
+    const banner = page.getByRole("region", { name: "Invitations" })
+    await expect.poll(() => banner.textContent(), { timeout: 15_000 }).toContain("You are invited to")
+    await axe(page, "invitations banner")
+    await shoot(page, "10-invitation")
+    await banner.getByRole("button", { name: /^Accept the invitation/ }).click()
+    const keyField = banner.getByLabel(/^Your API key for /)
+    await keyField.waitFor({ timeout: 15_000 })
+    const key = await keyField.inputValue()
+    expect(key).toMatch(/^kz_[0-9a-z]{8}_[0-9a-z]{32}$/)
+    expect(await banner.textContent()).toContain("as member")
+    expect(await banner.textContent()).toContain("shown once")
+    await axe(page, "invitation accepted")
+    await shoot(page, "11-invitation-accepted")
+    // The key is for the inviting team: it signs in there as a member.
+    const withKey = caller(ts.server.port, key)
+    expect((await withKey("GET", "/v1/teams/current")).body.data.id).toBe(host.teamId)
+    const members = (await withKey("GET", "/v1/members")).body.data as Array<any>
+    expect(members.find((m) => m.id === guest.userId)?.attributes.role).toBe("member")
+    // Switching signs this page in with the new key: the header names the team and the role; the
+    // key is gone from the page, and the invitation is no longer pending.
+    const hostTeam = (await withKey("GET", "/v1/teams/current")).body.data.attributes.name as string
+    await banner.getByRole("button", { name: `Switch to ${hostTeam}` }).click()
+    await expect
+      .poll(() => page.locator("header .team").textContent(), { timeout: 15_000 })
+      .toContain(`${hostTeam} · member`)
+    expect(await page.locator("body").textContent()).not.toContain(key)
+    expect((await caller(ts.server.port, guest.token)("GET", "/v1/invitations")).body.data).toEqual([])
+    expect(errors).toEqual([])
+    await page.context().close()
+  })
+
   it("another team sees none of the first team's services", async () => {
     const owner = caller(ts.server.port, ts.owner.token)
     // Make sure the first team has at least one service, whatever ran before.
@@ -415,6 +530,9 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
       expect(
         (await controls()).filter((t) => forbidden.test(t) || /^(stop|start|restart|roll back)$/i.test(t))
       ).toEqual([])
+      // The replica count is shown, the control to change it is not.
+      expect(await page.locator(".page-head [data-replicas]").count()).toBe(1)
+      expect(await page.getByLabel("Replicas (1–20)").count()).toBe(0)
       await shoot(page, "07-viewer-service")
       // Forged: the viewer's own session, with and without the CSRF token.
       const forged = await page.evaluate(async (serviceId) => {

@@ -10,6 +10,7 @@ import type {
   DeploymentResource,
   ErrorObject,
   HealthCheckResource,
+  InvitationResource,
   LogLineResource,
   MemberResource,
   MetricSampleResource,
@@ -32,6 +33,7 @@ export type HealthCheck = typeof HealthCheckResource.Type
 export type MetricSample = typeof MetricSampleResource.Type
 export type Recommendation = typeof RecommendationResource.Type
 export type Member = typeof MemberResource.Type
+export type Invitation = typeof InvitationResource.Type
 export type ApiKey = typeof ApiKeyResource.Type
 export type Webhook = typeof WebhookResource.Type
 export type WebhookDelivery = typeof WebhookDeliveryResource.Type
@@ -340,8 +342,19 @@ export const api = {
   revokeGrant: (serviceId: string, grantId: string) =>
     call<void>("DELETE", `/v1/services/${enc(serviceId)}/permissions/${enc(grantId)}`),
   members: () => listAll<Member>("/v1/members"),
+  /** A new user joins at once (a member); one who exists in another team is invited (202). */
   addMember: (email: string, role: Role) =>
-    call<Single<Member>>("POST", "/v1/members", doc("members", { email, role })).then((d) => d.data),
+    call<Single<Member | Invitation>>("POST", "/v1/members", doc("members", { email, role })).then(
+      (d) => d.data
+    ),
+  /** The caller's pending invitations (to other teams). */
+  invitations: () => listAll<Invitation>("/v1/invitations"),
+  /** Joins the team: the answer carries a key for it, in clear this once. */
+  acceptInvitation: (id: string) =>
+    call<Single<Member> & { meta: { team: Team; key: ApiKey } }>(
+      "POST",
+      `/v1/invitations/${enc(id)}/accept`
+    ).then((d) => ({ member: d.data, team: d.meta.team, key: d.meta.key })),
   changeRole: (userId: string, role: Role) =>
     call<Single<Member>>("PATCH", `/v1/members/${enc(userId)}`, doc("members", { role })).then((d) => d.data),
   removeMember: (userId: string) => call<void>("DELETE", `/v1/members/${enc(userId)}`),

@@ -7,6 +7,7 @@ import { createContext } from "preact"
 import { useContext, useEffect, useState } from "preact/hooks"
 import { api, type Runtime, type Session, session as sessionApi, setCsrfToken, whenSignedOut } from "./api.js"
 import * as events from "./events.js"
+import { Invitations } from "./invitations.js"
 import { AdminPage } from "./pages/Admin.js"
 import { DeployPage } from "./pages/Deploy.js"
 import { ServicePage } from "./pages/Service.js"
@@ -75,7 +76,17 @@ export const App = () => {
     )
   return (
     <Shell
+      key={session.csrfToken}
       session={session}
+      onSwitch={(apiKey) =>
+        // Signing in with a key of another team replaces this session (and its event stream).
+        sessionApi.signIn(apiKey).then((s) => {
+          events.stop()
+          setCsrfToken(s.csrfToken)
+          navigate("/services")
+          setSession(s)
+        })
+      }
       onSignOut={() => {
         events.stop()
         sessionApi.signOut().finally(() => setSession(null))
@@ -84,7 +95,15 @@ export const App = () => {
   )
 }
 
-const Shell = ({ session, onSignOut }: { session: Session; onSignOut: () => void }) => {
+const Shell = ({
+  session,
+  onSignOut,
+  onSwitch
+}: {
+  session: Session
+  onSignOut: () => void
+  onSwitch: (apiKey: string) => Promise<void>
+}) => {
   const route = useRoute()
   const [runtime, setRuntime] = useState<Runtime["attributes"] | undefined>(undefined)
   const [live, setLive] = useState(events.isConnected())
@@ -173,6 +192,7 @@ const Shell = ({ session, onSignOut }: { session: Session; onSignOut: () => void
           <strong>Docker is down.</strong> {engineDown}
         </div>
       ) : null}
+      <Invitations onSwitch={onSwitch} />
       <main id="main" tabIndex={-1}>
         {page === "services" && rest[0] ? (
           <ServicePage id={decodeURIComponent(rest[0])} key={rest[0]} />

@@ -128,10 +128,19 @@ const Members = () => {
   const [email, setEmail] = useState("")
   const [role, setRole] = useState<Role>("member")
   const [error, setError] = useState<unknown>(undefined)
-  const run = (p: Promise<unknown>) => p.then(() => (setError(undefined), m.reload()), setError)
+  const [notice, setNotice] = useState<string | undefined>(undefined)
+  const run = (p: Promise<unknown>) => {
+    setNotice(undefined)
+    return p.then(() => (setError(undefined), m.reload()), setError)
+  }
   return (
     <Section title="Members" id="members">
       <ErrorBox error={m.error ?? error} onDismiss={() => setError(undefined)} />
+      {notice ? (
+        <p class="notice" role="status">
+          {notice}
+        </p>
+      ) : null}
       <div class="table-wrap">
         <table>
           <caption class="sr-only">Members of the team</caption>
@@ -189,7 +198,14 @@ const Members = () => {
         class="row"
         onSubmit={(e) => {
           e.preventDefault()
-          run(api.addMember(email, role).then(() => setEmail("")))
+          run(
+            api.addMember(email, role).then((added) => {
+              setEmail("")
+              // 202: the user belongs to another team already; they join when they accept.
+              if (added.type === "invitations")
+                setNotice(`Invitation sent to ${email}: they join as ${role} when they accept it.`)
+            })
+          )
         }}
       >
         <label class="field inline">

@@ -78,6 +78,9 @@ export const ServicePage = ({ id }: { id: string }) => {
           <h1>{a.name}</h1>
           <p class="sub">
             <StatusDot status={a.status} /> <span class="muted">desired: {a.desiredState}</span>
+            <span class="muted" data-replicas={a.replicas ?? 1}>
+              · {a.replicas ?? 1} replica{(a.replicas ?? 1) === 1 ? "" : "s"}
+            </span>
             {a.framework ? <span class="tag">{a.framework}</span> : null}
             {a.kind ? <span class="tag">{a.kind}</span> : null}
           </p>
@@ -156,6 +159,20 @@ export const ServicePage = ({ id }: { id: string }) => {
           </div>
         ) : null}
       </div>
+      {app.can.deploy ? (
+        <ScaleForm
+          service={s}
+          disabled={off}
+          title={offTitle}
+          onScale={(n) =>
+            act(
+              "Scale",
+              () => api.updateService(id, { replicas: n }),
+              `Scaled to ${n} replica${n === 1 ? "" : "s"}.`
+            )
+          }
+        />
+      ) : null}
       {app.engineDown && app.can.deploy ? <p class="hint">Actions are disabled: {app.engineDown}</p> : null}
       {notice ? (
         <p class="notice" role="status">
@@ -242,6 +259,56 @@ export const ServicePage = ({ id }: { id: string }) => {
         <Logs id={id} />
       </Section>
     </div>
+  )
+}
+
+/** Replicas: how many containers serve the service behind the edge (1–20, quotas count each). */
+const ScaleForm = ({
+  service,
+  disabled,
+  title,
+  onScale
+}: {
+  service: Service
+  disabled: boolean
+  title: string | undefined
+  onScale: (replicas: number) => void
+}) => {
+  const current = service.attributes.replicas ?? 1
+  const [value, setValue] = useState(String(current))
+  useEffect(() => setValue(String(current)), [current])
+  const n = Number(value)
+  const valid = Number.isInteger(n) && n >= 1 && n <= 20
+  return (
+    <form
+      class="scale"
+      aria-label="Scale"
+      onSubmit={(e) => {
+        e.preventDefault()
+        if (valid) onScale(n)
+      }}
+    >
+      <label class="scale-field">
+        <span>Replicas (1–20)</span>
+        <input
+          type="number"
+          name="replicas"
+          min={1}
+          max={20}
+          step={1}
+          required
+          value={value}
+          aria-describedby="scale-hint"
+          onInput={(e) => setValue(e.currentTarget.value)}
+        />
+      </label>
+      <button type="submit" class="btn" disabled={disabled || !valid || n === current} title={title}>
+        Scale
+      </button>
+      <span id="scale-hint" class="muted">
+        Now {current}; each replica counts against the team's CPU and memory quota.
+      </span>
+    </form>
   )
 }
 

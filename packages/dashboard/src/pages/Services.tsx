@@ -9,6 +9,16 @@ import { ErrorBox, StatusDot, when } from "../ui.js"
 const health = (status: string) =>
   status === "running" ? "healthy" : status === "degraded" || status === "unhealthy" ? status : "unknown"
 
+/**
+ * Running/desired replicas. The API gives the desired count (`replicas`); all of them serve while
+ * the service is running (the replica pass converges at once), none while it is stopped or failed.
+ */
+const replicas = (s: Service) => {
+  const desired = s.attributes.desiredState === "running" ? (s.attributes.replicas ?? 1) : 0
+  const running = s.attributes.status === "running" || s.attributes.status === "degraded" ? desired : 0
+  return `${running}/${desired}`
+}
+
 export const ServicesPage = () => {
   const app = useApp()
   const [services, setServices] = useState<ReadonlyArray<Service> | undefined>(undefined)
@@ -103,7 +113,7 @@ export const ServicesPage = () => {
                   <td>
                     <StatusDot status={health(s.attributes.status)} />
                   </td>
-                  <td>{s.attributes.desiredState === "running" ? 1 : 0}</td>
+                  <td data-replicas={replicas(s)}>{replicas(s)}</td>
                   <td class="url">
                     {s.attributes.url ? (
                       <a href={s.attributes.url} target="_blank" rel="noopener noreferrer">
