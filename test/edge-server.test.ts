@@ -11,7 +11,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { caddySuite } from "./support/edge.js"
-import { caller, deployService } from "./support/rest.js"
+import { caller, deployService, workspaceApp } from "./support/rest.js"
 import { freePort, repoRoot, type ServerProcess, startServer, waitFor } from "./support/server.js"
 
 const caddy = caddySuite("edge-server")
@@ -38,16 +38,8 @@ const boot = async (env: Record<string, string>) => {
     throw new Error(`${e}\n${server.log()}`)
   })
   const creds = JSON.parse(fs.readFileSync(path.join(dataDir, "credentials.json"), "utf8"))
-  const app = path.join(dataDir, "workspaces", "app")
-  fs.mkdirSync(app, { recursive: true })
-  fs.writeFileSync(
-    path.join(app, "package.json"),
-    JSON.stringify({ name: "app", scripts: { start: "node index.js" } })
-  )
-  fs.writeFileSync(
-    path.join(app, "index.js"),
-    'require("http").createServer((q,r)=>r.end("ok")).listen(3000)\n'
-  )
+  // Deploys by path read only the team's own folder of the workspaces root.
+  workspaceApp(dataDir, creds.teamId, "app")
   const call = caller(server.port, creds.token)
   const kyozo = (args: ReadonlyArray<string>) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
@@ -64,7 +56,7 @@ const boot = async (env: Record<string, string>) => {
         (e, stdout, stderr) => resolve({ code: e ? 1 : 0, stdout, stderr })
       )
     })
-  return { server, call, kyozo, dataDir }
+  return { server, call, kyozo, dataDir, teamId: creds.teamId as string }
 }
 
 const get = (port: number, host?: string) =>
@@ -87,11 +79,15 @@ const portOf = (url: string) => Number(new URL(url).port)
 describe.skipIf(!caddy.available)("a simulated service behind Caddy", () => {
   it("answers a page that says it is simulated, on its URL and its host name", async () => {
     const edgePort = await freePort()
-    const { call, kyozo, server } = await boot({ KYOZO_EDGE: "caddy", KYOZO_EDGE_PORT: String(edgePort) })
+    const { call, kyozo, server, teamId } = await boot({
+      KYOZO_EDGE: "caddy",
+      KYOZO_EDGE_PORT: String(edgePort)
+    })
     expect((await server.get("/readyz")).body.edge).toMatchObject({ kind: "caddy", sharedPort: edgePort })
     await deployService(call, "app", "app")
     const ps = await kyozo(["ps", "--json"])
-    expect(ps.stderr).toBe("")
+    // stderr holds only the one-line notice that the server runs the mock runtime.
+    expect(ps.stderr.trim().split("\n")).toEqual([expect.stringMatching(/mock runtime/)])
     const [view] = JSON.parse(ps.stdout)
     expect(view).toMatchObject({ name: "app", edge: "caddy", replicas: 1 })
     expect(view.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
@@ -107,10 +103,15 @@ describe.skipIf(!caddy.available)("a simulated service behind Caddy", () => {
     expect(named.status).toBe(200)
     expect(named.headers["kyozo-runtime"]).toBe("mock")
 
-    // Replicas through the CLI (RPC) and REST; quotas count them (default 8000 mCPU, 500 each).
+    // Replicas through the CLI (RPC) and REST; quotas count them (500 mCPU each).
     const scaled = await kyozo(["scale", "app", "3", "--json"])
-    expect(scaled.stderr).toBe("")
+    expect(scaled.stderr.trim().split("\n")).toEqual([expect.stringMatching(/mock runtime/)])
     expect(JSON.parse(scaled.stdout)).toMatchObject({ name: "app", replicas: 3, url: view.url })
+    // The bootstrap user is an instance admin: it lowers the team's CPU quota to 4,000 mCPU.
+    const quota = await call("PATCH", `/v1/teams/${teamId}`, {
+      data: { type: "teams", attributes: { quotaCpuMillis: 4_000 } }
+    })
+    expect(quota.status).toBe(200)
     const over = await call("PATCH", `/v1/services/${view.id}`, {
       data: { type: "services", attributes: { replicas: 20 } }
     })
