@@ -81,7 +81,10 @@ const dockerdPids = (): Array<number> => {
 
 describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and Caddy", () => {
   beforeAll(async () => {
-    const site = path.join(dataDir, "workspaces", "dp-site")
+    await boot()
+    // Deploys by path read only the team's own folder of the workspaces root.
+    const { teamId } = JSON.parse(fs.readFileSync(path.join(dataDir, "credentials.json"), "utf8"))
+    const site = path.join(dataDir, "workspaces", teamId, "dp-site")
     fs.mkdirSync(site, { recursive: true })
     fs.writeFileSync(path.join(site, "index.html"), "data plane\n")
     fs.writeFileSync(
@@ -94,7 +97,6 @@ describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and
         ""
       ].join("\n")
     )
-    await boot()
     const created = expectStatus(
       await call("POST", "/v1/services", doc("services", { source: { path: "dp-site" }, name: "dp-site" })),
       202,
