@@ -221,7 +221,12 @@ describe("kyozo CLI (built bin, mock runtime)", () => {
   it("server runs a Kyozo server in this process, which stops on SIGTERM", async () => {
     const own = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-cli-server-"))
     const port = await freePort()
-    const live = spawnKyozo(own, ["server"], { KYOZO_RUNTIME: "mock", KYOZO_PORT: String(port) })
+    // The in-process edge: this test is about the server command, and leaves no Caddy behind.
+    const live = spawnKyozo(own, ["server"], {
+      KYOZO_RUNTIME: "mock",
+      KYOZO_PORT: String(port),
+      KYOZO_EDGE: "inprocess"
+    })
     try {
       const health = await waitFor("kyozo server /healthz", 90_000, async () => {
         const res = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined)
