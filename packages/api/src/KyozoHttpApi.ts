@@ -284,10 +284,23 @@ export const RecommendationResource = resource("recommendations", {
   currentMonthlyCost: Schema.Number,
   prices: Schema.Struct({ vcpuHour: Schema.Number, gbHour: Schema.Number })
 })
+/** The edge router that serves the services' URLs (the data plane). */
+export const EdgeView = Schema.Struct({
+  kind: Schema.Literal("caddy", "inprocess"),
+  reason: Schema.String,
+  /** False for the in-process fallback: the URLs stop answering while Kyozo is down. */
+  survivesRestart: Schema.Boolean,
+  sharedPort: Schema.NullOr(Schema.Int),
+  domain: Schema.String,
+  routes: Schema.Int,
+  lastError: Schema.NullOr(Schema.String)
+})
 export const RuntimeResource = resource("runtime-status", {
   mode: Schema.Literal("docker", "mock"),
   reason: Schema.String,
   circuit_breaker_status: BreakerStatus,
+  /** Null when the server runs without an edge router (never in `pnpm start`). */
+  edge: Schema.NullOr(EdgeView),
   schedules: Schema.Array(
     Schema.Struct({
       pass: Schema.String,

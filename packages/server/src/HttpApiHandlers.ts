@@ -38,6 +38,7 @@ import type { ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
 import type { ServicePermission } from "@kyozo/core/domain/ServicePermission"
 import type { Team } from "@kyozo/core/domain/Team"
 import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
+import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
 import { HealthCheckRepo } from "@kyozo/core/HealthCheckRepo"
 import { MetricSampleRepo } from "@kyozo/core/MetricSampleRepo"
 import { allowPrivateFromEnv, checkTarget, TargetRefused } from "@kyozo/core/OutboundTarget"
@@ -1132,10 +1133,12 @@ const PermissionsLive = HttpApiBuilder.group(KyozoHttpApi, "permissions", (handl
 const RuntimeLive = HttpApiBuilder.group(KyozoHttpApi, "runtime", (handlers) =>
   Effect.gen(function* () {
     const manager = yield* ContainerManager
+    const edgeRouter = yield* Effect.serviceOption(EdgeRouter)
     return handlers.handle("runtimeStatus", () =>
       Effect.gen(function* () {
         const breaker = yield* manager.circuitBreakerStatus
         const schedules = yield* manager.schedules
+        const edge = Option.isSome(edgeRouter) ? yield* edgeRouter.value.status : null
         return {
           data: {
             type: "runtime-status" as const,
@@ -1144,6 +1147,18 @@ const RuntimeLive = HttpApiBuilder.group(KyozoHttpApi, "runtime", (handlers) =>
               mode: manager.runtimeMode,
               reason: manager.runtimeReason,
               circuit_breaker_status: breaker,
+              edge:
+                edge === null
+                  ? null
+                  : {
+                      kind: edge.kind,
+                      reason: edge.reason,
+                      survivesRestart: edge.survivesRestart,
+                      sharedPort: edge.sharedPort,
+                      domain: edge.domain,
+                      routes: edge.routes,
+                      lastError: edge.lastError
+                    },
               schedules: schedules.map((s) => ({
                 pass: s.pass,
                 intervalMs: s.intervalMs,

@@ -56,6 +56,29 @@ const Runtime = () => {
               />{" "}
               <span class="muted">{x.circuit_breaker_status.consecutiveFailures} consecutive failures</span>
             </dd>
+            <dt>Edge router</dt>
+            <dd>
+              {x.edge === null ? (
+                "none"
+              ) : (
+                <>
+                  <StatusDot
+                    status={
+                      x.edge.lastError !== null ? "failed" : x.edge.survivesRestart ? "running" : "degraded"
+                    }
+                    label={x.edge.kind === "caddy" ? "Caddy" : "In-process fallback"}
+                  />{" "}
+                  <span class="muted">
+                    {x.edge.survivesRestart
+                      ? "URLs keep answering while Kyozo is down"
+                      : "URLs stop answering while Kyozo is down"}{" "}
+                    · {x.edge.routes} routes
+                    {x.edge.sharedPort !== null ? ` · *.${x.edge.domain}:${x.edge.sharedPort}` : ""}
+                  </span>
+                  {x.edge.lastError !== null ? <span class="error-text"> {x.edge.lastError}</span> : null}
+                </>
+              )}
+            </dd>
           </dl>
           <div class="table-wrap">
             <table>
