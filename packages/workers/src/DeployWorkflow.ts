@@ -860,9 +860,17 @@ export const specFingerprint = (
   aliases: ReadonlyArray<string>
 ): string => {
   const env = envOf(row)
-  const sorted = Object.fromEntries(Object.keys(env).sort().map((k) => [k, env[k]]))
+  const sorted = Object.fromEntries(
+    Object.keys(env)
+      .sort()
+      .map((k) => [k, env[k]])
+  )
   const health = row.healthConfig as unknown as Record<string, unknown>
-  const healthSorted = Object.fromEntries(Object.keys(health).sort().map((k) => [k, health[k]]))
+  const healthSorted = Object.fromEntries(
+    Object.keys(health)
+      .sort()
+      .map((k) => [k, health[k]])
+  )
   const canonical = JSON.stringify([
     sorted,
     row.memoryMb,

@@ -19,7 +19,11 @@ export type DeploymentStatus = typeof DeploymentStatus.Type
 
 /** Statuses after which a deployment never changes again. */
 export const isFinalDeploymentStatus = (status: DeploymentStatus): boolean =>
-  status === "succeeded" || status === "failed" || status === "compensated" || status === "superseded" || status === "unchanged"
+  status === "succeeded" ||
+  status === "failed" ||
+  status === "compensated" ||
+  status === "superseded" ||
+  status === "unchanged"
 
 export class Deployment extends Schema.Class<Deployment>("Deployment")({
   id: DeploymentId,
