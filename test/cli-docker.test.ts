@@ -155,7 +155,7 @@ describe.skipIf(!docker.available)("kyozo CLI on the real Docker engine", () => 
     }
     const first = await runKyozo(dataDir, ["deploy", dir], { timeout: 150_000 })
     expect(first.code, first.stderr).toBe(0)
-    expect(first.stdout).not.toContain("unchanged")
+    expect(first.stdout).not.toContain("nothing changed")
     const before = await containerOf()
     const again = await runKyozo(dataDir, ["deploy", dir], { timeout: 60_000 })
     expect(again.code, again.stderr).toBe(0)
@@ -165,7 +165,8 @@ describe.skipIf(!docker.available)("kyozo CLI on the real Docker engine", () => 
     expect(await body(before.url)).toBe("same")
     const forced = await runKyozo(dataDir, ["deploy", dir, "--force"], { timeout: 60_000 })
     expect(forced.code, forced.stderr).toBe(0)
-    expect(forced.stdout).not.toContain("unchanged")
+    expect(forced.stdout).not.toContain("nothing changed")
+    expect(forced.stdout).toMatch(/same-app: Now serving/)
     expect((await containerOf()).containerId).not.toBe(before.containerId)
     expect(await body(before.url)).toBe("same")
   }, 240_000)
