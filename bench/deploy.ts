@@ -4,7 +4,8 @@
  * type for the same folder: `docker build` of the Dockerfile Kyozo generates, `docker run -d -p
  * 127.0.0.1::3000`, then polling the published port until it answers. Rounds alternate which side
  * goes first; every round uses fresh folder content so neither side hits an image cache. Also times
- * an unchanged redeploy (nothing to build: a new container, health gate, proxy switch).
+ * an unchanged redeploy (a no-op: status `unchanged`, nothing created) and, for comparison in the
+ * same run, a forced one (a new container, health gate, proxy switch, retire).
  *
  *   pnpm bench:deploy        (KYOZO_BENCH_ROUNDS=5 for more rounds; needs scripts/base-images.sh)
  *
@@ -194,12 +195,12 @@ type App = ManagedRuntime.ManagedRuntime<
   Layer.Layer.Error<typeof AppLayer>
 >
 
-const deployThrough = (app: App, folder: string, name: string): Promise<DeploymentSummary> =>
+const deployThrough = (app: App, folder: string, name: string, force = false): Promise<DeploymentSummary> =>
   app.runPromise(
     Effect.gen(function* () {
       const deployer = yield* Deployer
       const progress = yield* Stream.runCollect(
-        deployer.deploy(teamId, { source: { _tag: "Path", path: folder }, name })
+        deployer.deploy(teamId, { source: { _tag: "Path", path: folder }, name, ...(force ? { force } : {}) })
       )
       const deployed = Chunk.toReadonlyArray(progress).flatMap((p) =>
         p._tag === "Deployed" ? [p.deployment] : []
@@ -228,6 +229,7 @@ interface KyozoRound {
   readonly first: DeploymentSummary
   readonly redeployMs: number
   readonly redeploy: DeploymentSummary
+  readonly forcedMs: number
 }
 
 let kyozoCount = 0
@@ -248,14 +250,17 @@ const kyozoFirstDeploy = async (
 const kyozoRedeploy = async (
   app: App,
   folder: string,
-  name: string
+  name: string,
+  force = false
 ): Promise<{ ms: number; summary: DeploymentSummary }> => {
   const started = performance.now()
-  const summary = await deployThrough(app, folder, name)
+  const summary = await deployThrough(app, folder, name, force)
   await waitForHello(summary.url!)
   const ms = performance.now() - started
   if (summary.built)
     throw new Error("the unchanged redeploy built an image: the content-addressed cache missed")
+  if (summary.status !== (force ? "succeeded" : "unchanged"))
+    throw new Error(`the ${force ? "forced" : "unchanged"} redeploy ended ${summary.status}`)
   await settle(app, summary.serviceId)
   return { ms, summary }
 }
@@ -342,10 +347,17 @@ const main = async () => {
       if (!first.summary.built)
         throw new Error("a fresh folder was not built: the bench measured a cache hit")
       const again = await kyozoRedeploy(app, first.folder, first.name)
+      const forced = await kyozoRedeploy(app, first.folder, first.name, true)
       raw.push(rawRun)
-      rounds.push({ firstMs: first.ms, first: first.summary, redeployMs: again.ms, redeploy: again.summary })
+      rounds.push({
+        firstMs: first.ms,
+        first: first.summary,
+        redeployMs: again.ms,
+        redeploy: again.summary,
+        forcedMs: forced.ms
+      })
       console.log(
-        `round ${i + 1}: raw ${fmt(rawRun.ms)} (build ${fmt(rawRun.buildMs)}, run ${fmt(rawRun.runMs)}, ready ${fmt(rawRun.readyMs)}) | kyozo first ${fmt(first.ms)} (engine-reported ${fmt(first.summary.durationMs)}) | kyozo unchanged redeploy ${fmt(again.ms)}`
+        `round ${i + 1}: raw ${fmt(rawRun.ms)} (build ${fmt(rawRun.buildMs)}, run ${fmt(rawRun.runMs)}, ready ${fmt(rawRun.readyMs)}) | kyozo first ${fmt(first.ms)} (engine-reported ${fmt(first.summary.durationMs)}) | kyozo unchanged redeploy ${fmt(again.ms)} (server-side ${fmt(again.summary.durationMs)}) | forced ${fmt(forced.ms)}`
       )
     }
 
@@ -363,7 +375,12 @@ const main = async () => {
     // Each round's pair ran back to back, so its ratio is less exposed to load drift between rounds.
     const paired = median(rounds.map((r, i) => r.firstMs / raw[i]!.ms))
     console.log(`ratio kyozo/raw (first deploy)  ${paired.toFixed(2)}x (median of per-round ratios)`)
-    console.log(`kyozo unchanged redeploy        median ${fmt(redeployMedian)} (built: false)`)
+    console.log(
+      `kyozo unchanged redeploy        median ${fmt(redeployMedian)} to answering, server-side ${fmt(median(rounds.map((r) => r.redeploy.durationMs)))} (status unchanged, nothing created)`
+    )
+    console.log(
+      `kyozo forced redeploy           median ${fmt(median(rounds.map((r) => r.forcedMs)))} (new container, health gate, switch)`
+    )
     console.log(`median first deploy's steps (ms after the first event): ${await timeline(app, mid.first)}`)
     const midRe = [...rounds].sort((a, b) => a.redeployMs - b.redeployMs)[Math.floor(rounds.length / 2)]!
     console.log(`median redeploy's steps (ms after the first event): ${await timeline(app, midRe.redeploy)}`)

@@ -142,6 +142,35 @@ describe.skipIf(!docker.available)("kyozo CLI on the real Docker engine", () => 
     }
   }, 60_000)
 
+  it("deploy again unchanged: nothing changed, the same container serves; --force replaces it", async () => {
+    const dir = path.join(work, "same-app")
+    app(dir, "same")
+    const containerOf = async () => {
+      const ps = JSON.parse((await runKyozo(dataDir, ["ps", "--json"])).stdout) as Array<{
+        name: string
+        containerId: string
+        url: string
+      }>
+      return ps.find((s) => s.name === "same-app")!
+    }
+    const first = await runKyozo(dataDir, ["deploy", dir], { timeout: 150_000 })
+    expect(first.code, first.stderr).toBe(0)
+    expect(first.stdout).not.toContain("nothing changed")
+    const before = await containerOf()
+    const again = await runKyozo(dataDir, ["deploy", dir], { timeout: 60_000 })
+    expect(again.code, again.stderr).toBe(0)
+    expect(again.stdout).toMatch(/same-app: nothing changed/)
+    expect(again.stdout).toMatch(/same-app → http:\/\/127\.0\.0\.1:\d+ {2}\(unchanged/)
+    expect((await containerOf()).containerId).toBe(before.containerId)
+    expect(await body(before.url)).toBe("same")
+    const forced = await runKyozo(dataDir, ["deploy", dir, "--force"], { timeout: 60_000 })
+    expect(forced.code, forced.stderr).toBe(0)
+    expect(forced.stdout).not.toContain("nothing changed")
+    expect(forced.stdout).toMatch(/same-app: Now serving/)
+    expect((await containerOf()).containerId).not.toBe(before.containerId)
+    expect(await body(before.url)).toBe("same")
+  }, 240_000)
+
   it("dev: an edit is served within seconds, ten rapid saves are one redeploy, Ctrl-C stops cleanly", async () => {
     const dir = path.join(work, "dev-app")
     app(dir, "v1")

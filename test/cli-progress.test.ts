@@ -25,6 +25,29 @@ describe("deploy progress", () => {
     expect(parseBuildStep(" ---> 1432614a5ad6")).toBeUndefined()
   })
 
+  it("an unchanged redeploy says nothing changed and how to force one", () => {
+    const out = sink(false)
+    const r = makeRenderer("plain", out.stream)
+    const deployment = {
+      deploymentId: "dep_2" as never,
+      serviceId: "svc_1" as never,
+      serviceName: "app",
+      status: "unchanged",
+      image: "kyozo/app:1",
+      built: false,
+      url: "http://127.0.0.1:5000",
+      durationMs: 60
+    }
+    r.progress({ _tag: "Deployed", deployment })
+    r.finished([deployment], false)
+    r.close()
+    expect(out.text().split("\n")).toEqual([
+      "app: nothing changed (dep_2), the running version serves on",
+      "app → http://127.0.0.1:5000  (unchanged: nothing to deploy, the running version serves on; --force replaces it)",
+      ""
+    ])
+  })
+
   it("plain lines: upload, build steps, health attempts, the URL marked simulated on mock", () => {
     const out = sink(false)
     const r = makeRenderer("plain", out.stream)

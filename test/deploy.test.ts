@@ -80,11 +80,15 @@ const newTeam = Effect.gen(function* () {
   return id
 })
 
-const deployAll = (teamId: TeamId, folder: string, name?: string) =>
+const deployAll = (teamId: TeamId, folder: string, name?: string, force = false) =>
   Effect.gen(function* () {
     const deployer = yield* Deployer
     const progress = yield* Stream.runCollect(
-      deployer.deploy(teamId, { source: { _tag: "Path", path: folder }, ...(name ? { name } : {}) })
+      deployer.deploy(teamId, {
+        source: { _tag: "Path", path: folder },
+        ...(name ? { name } : {}),
+        ...(force ? { force: true } : {})
+      })
     )
     return Chunk.toReadonlyArray(progress)
   })
@@ -161,11 +165,28 @@ describe("Deployer on the mock runtime", () => {
       })
     )
 
-    it.effect("an unchanged redeploy builds nothing, keeps the URL and retires the old container", () =>
+    it.effect("an unchanged redeploy is a no-op: the same container serves on, nothing is created", () =>
       Effect.gen(function* () {
         const deployer = yield* Deployer
         const before = yield* deployer.get(teamA, "web")
         const deployed = deployedOf(yield* deployAll(teamA, "site", "web"))
+        expect(deployed.status).toBe("unchanged")
+        expect(deployed.built).toBe(false)
+        expect(deployed.image).toBe(firstImage)
+        expect(deployed.url).toBe(before.url)
+        const after = yield* deployer.get(teamA, "web")
+        expect(after.containerId).toBe(before.containerId)
+        expect(after.currentDeploymentId).toBe(before.currentDeploymentId)
+        expect((yield* runningFor(serviceId)).map((c) => c.id)).toEqual([before.containerId])
+      })
+    )
+
+    it.effect("a forced unchanged redeploy builds nothing, keeps the URL and retires the old container", () =>
+      Effect.gen(function* () {
+        const deployer = yield* Deployer
+        const before = yield* deployer.get(teamA, "web")
+        const deployed = deployedOf(yield* deployAll(teamA, "site", "web", true))
+        expect(deployed.status).toBe("succeeded")
         expect(deployed.built).toBe(false)
         expect(deployed.image).toBe(firstImage)
         expect(deployed.url).toBe(before.url)

@@ -12,7 +12,7 @@ import { MaintenancePasses } from "@kyozo/core/MaintenancePasses"
 import { MetricSampleRepo } from "@kyozo/core/MetricSampleRepo"
 import { MockRuntime, MockRuntimeControl } from "@kyozo/core/MockRuntime"
 import { describe, expect, layer } from "@effect/vitest"
-import { Duration, Effect, Layer } from "effect"
+import { Clock, Duration, Effect, Layer, TestClock, TestContext } from "effect"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import * as net from "node:net"
@@ -176,10 +176,10 @@ describe("workers", () => {
         expect(eventsB).toHaveLength(1)
         expect(eventsB[0]!.data).toMatchObject({ from: "healthy", to: "unhealthy" })
 
-        // Still unhealthy: a new row, but no new event (transitions only, not passes).
+        // Still unhealthy: no new row within the sample interval, and no new event (transitions only).
         const third = yield* health.run
         expect(third.acted).toBe(0)
-        expect(yield* repo.latestByService("svc_b", 10)).toHaveLength(3)
+        expect(yield* repo.latestByService("svc_b", 10)).toHaveLength(2)
         expect(yield* healthEvents("svc_b")).toHaveLength(1)
         expect(yield* healthEvents("svc_gone")).toHaveLength(1)
 
@@ -190,6 +190,47 @@ describe("workers", () => {
         expect(yield* serviceStatus("svc_b")).toBe("running")
         expect((yield* healthEvents("svc_b")).map((e) => e.data.to)).toEqual(["unhealthy", "healthy"])
       }).pipe(Effect.provide(WorkersLive))
+    )
+
+    it.effect(
+      "health history: a steady status is one row plus a sample per interval, a change is stored at once",
+      () =>
+        Effect.gen(function* () {
+          yield* reset
+          const control = yield* MockRuntimeControl
+          const health = yield* HealthWorker
+          const repo = yield* HealthCheckRepo
+          const a = yield* container("steady-a", { serviceId: "svc_steady", deploymentId: "dep_s1" })
+          yield* insertService({ id: "svc_steady", containerId: a, currentDeploymentId: "dep_s1" })
+          const rows = Effect.map(repo.latestByService("svc_steady", 100), (r) => r.map((c) => c.status))
+
+          // Ten passes 30 s apart (4.5 minutes): one row.
+          for (let i = 0; i < 10; i++) {
+            yield* health.run
+            yield* TestClock.adjust("30 seconds")
+          }
+          expect(yield* rows).toEqual(["healthy"])
+          // Past the 5-minute sample interval: one more row, then quiet again.
+          yield* health.run
+          expect(yield* rows).toEqual(["healthy", "healthy"])
+          yield* TestClock.adjust("30 seconds")
+          yield* health.run
+          expect(yield* rows).toHaveLength(2)
+
+          // A change is stored in the very next pass, not at the next sample.
+          yield* control.killContainer(a)
+          yield* TestClock.adjust("30 seconds")
+          yield* health.run
+          expect(yield* rows).toEqual(["unhealthy", "healthy", "healthy"])
+          const [newest] = yield* repo.latestByService("svc_steady", 1)
+          expect(newest!.checkedAt.getTime()).toBe(yield* Clock.currentTimeMillis)
+
+          // A fresh worker (a restart) seeds from the stored rows: a steady status stores nothing new.
+          const restarted = yield* Effect.provide(HealthWorker, HealthWorker.Default)
+          yield* TestClock.adjust("30 seconds")
+          yield* restarted.run
+          expect(yield* rows).toHaveLength(3)
+        }).pipe(Effect.provide(WorkersLive), Effect.provide(TestContext.TestContext))
     )
 
     it.scoped("health: tcp and http probes go to 127.0.0.1:<host port>", () =>

@@ -445,7 +445,8 @@ export class ServicesApi extends HttpApiGroup.make("services")
       .setPayload(
         body("services", {
           source: SourceAttribute,
-          name: Schema.optional(Schema.String.pipe(Schema.pattern(/^[a-z0-9][a-z0-9_.-]{0,62}$/)))
+          name: Schema.optional(Schema.String.pipe(Schema.pattern(/^[a-z0-9][a-z0-9_.-]{0,62}$/))),
+          force: Schema.optional(Schema.Boolean)
         })
       )
       .addSuccess(collection(DeploymentResource).annotations(HttpApiSchema.annotations({ status: 202 })))

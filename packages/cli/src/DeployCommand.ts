@@ -1,11 +1,12 @@
 /**
- * `kyozo deploy <folder> [--name N] [--wait] [--watch] [--json]`: packs the folder as Docker would
+ * `kyozo deploy <folder> [--name N] [--wait] [--watch] [--json] [--force]`: packs the folder as Docker would
  * send it (.dockerignore or Kyozo's defaults honoured), uploads it to `/v1/uploads`, then runs
  * `Deploy` over RPC and shows its progress (Progress.ts) and, at the end, the URL of every service
  * (marked simulated when the server runs on the mock runtime). The service name defaults to the
  * folder's name (the server only sees an upload id). `--json` prints NDJSON: one line per
  * progress message. `--wait` also waits until every deployed service reports `running`.
- * `--watch` is `kyozo dev`: deploy, then redeploy on change.
+ * `--watch` is `kyozo dev`: deploy, then redeploy on change. A redeploy whose spec equals what runs
+ * changes nothing (status `unchanged`); `--force` replaces the containers anyway.
  */
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
@@ -39,6 +40,10 @@ export const name = Options.text("name").pipe(
 const wait = Options.boolean("wait").pipe(Options.withDescription("wait until every service is running"))
 const watch = Options.boolean("watch").pipe(
   Options.withDescription("keep watching the folder and redeploy what changed (same as `kyozo dev`)")
+)
+
+const force = Options.boolean("force").pipe(
+  Options.withDescription("replace the containers even when nothing changed")
 )
 
 const UploadAnswer = Schema.Struct({ uploadId: Schema.String, files: Schema.Number, bytes: Schema.Number })
@@ -75,7 +80,10 @@ export const upload = (url: string, token: string, tar: Uint8Array) =>
 const loadBuildContext = Effect.promise(() => import("@kyozo/core/BuildContext"))
 
 /** One deploy of `dir`: pack, upload, deploy with progress. Answers what was deployed. */
-export const deployFolder = (dir: string, options: { readonly name?: string; readonly json: boolean }) =>
+export const deployFolder = (
+  dir: string,
+  options: { readonly name?: string; readonly json: boolean; readonly force?: boolean }
+) =>
   Effect.gen(function* () {
     const client = yield* KyozoClient
     const connection = yield* Connection
@@ -102,7 +110,8 @@ export const deployFolder = (dir: string, options: { readonly name?: string; rea
       yield* client
         .Deploy({
           source: { _tag: "Upload", uploadId: uploaded.uploadId },
-          name: options.name ?? Option.getOrElse(named, () => path.basename(dir))
+          name: options.name ?? Option.getOrElse(named, () => path.basename(dir)),
+          ...(options.force === true ? { force: true } : {})
         })
         .pipe(
           Stream.runForEach((p) =>
@@ -119,7 +128,7 @@ export const deployFolder = (dir: string, options: { readonly name?: string; rea
     }).pipe(Effect.ensuring(Effect.sync(() => renderer.close())))
   })
 
-export const deployCommand = Command.make("deploy", { folder, name, wait, watch, json }, (args) =>
+export const deployCommand = Command.make("deploy", { folder, name, wait, watch, json, force }, (args) =>
   Effect.gen(function* () {
     const dir = resolveFolder(args.folder)
     if (args.watch) {
@@ -127,7 +136,11 @@ export const deployCommand = Command.make("deploy", { folder, name, wait, watch,
       return yield* dev.devLoop(dir, { name: Option.getOrUndefined(args.name), json: args.json })
     }
     const client = yield* KyozoClient
-    const { deployed } = yield* deployFolder(dir, { name: Option.getOrUndefined(args.name), json: args.json })
+    const { deployed } = yield* deployFolder(dir, {
+      name: Option.getOrUndefined(args.name),
+      json: args.json,
+      force: args.force
+    })
     if (args.wait) {
       for (const d of deployed) {
         const settled = (status: string) =>

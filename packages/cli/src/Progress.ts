@@ -49,6 +49,7 @@ const phaseOf: Record<string, string> = {
   "deploy.healthy": "switch",
   "deploy.switched": "switch",
   "deploy.succeeded": "done",
+  "deploy.unchanged": "done",
   "deploy.failed": "failed",
   "deploy.compensated": "failed"
 }
@@ -170,7 +171,9 @@ export const makeRenderer = (mode: Mode, out: NodeJS.WriteStream = process.stdou
           const s = state(d.serviceName)
           s.phase = "done"
           return say(
-            `${d.serviceName}: deployed ${d.deploymentId}${d.built ? "" : " (image reused)"} in ${seconds(d.durationMs)}`
+            d.status === "unchanged"
+              ? `${d.serviceName}: nothing changed (${d.deploymentId}), the running version serves on`
+              : `${d.serviceName}: deployed ${d.deploymentId}${d.built ? "" : " (image reused)"} in ${seconds(d.durationMs)}`
           )
         }
       }
@@ -185,7 +188,7 @@ export const makeRenderer = (mode: Mode, out: NodeJS.WriteStream = process.stdou
       clear()
       for (const d of deployed)
         write(
-          `${d.serviceName} → ${d.url ?? "(no published port)"}${simulated ? "  (simulated: the server runs on the mock runtime, no container runs)" : ""}\n`
+          `${d.serviceName} → ${d.url ?? "(no published port)"}${d.status === "unchanged" ? "  (unchanged: nothing to deploy, the running version serves on; --force replaces it)" : ""}${simulated ? "  (simulated: the server runs on the mock runtime, no container runs)" : ""}\n`
         )
     },
     close: () => {

@@ -88,7 +88,7 @@ export class DeploymentRepo extends Effect.Service<DeploymentRepo>()("@kyozo/cor
       const finished = isFinalDeploymentStatus(change.status) ? sql`, finished_at = now()` : sql``
       return rows.first(
         sql`UPDATE deployments SET ${sql.update(columns)}${finished}
-            WHERE id = ${id} AND status NOT IN ('succeeded', 'failed', 'compensated', 'superseded')
+            WHERE id = ${id} AND status NOT IN ('succeeded', 'failed', 'compensated', 'superseded', 'unchanged')
             RETURNING *`
       )
     }
@@ -97,7 +97,7 @@ export class DeploymentRepo extends Effect.Service<DeploymentRepo>()("@kyozo/cor
     const listUnfinished = (serviceId?: ServiceId): Effect.Effect<ReadonlyArray<Deployment>, SqlError> =>
       rows.all(
         sql`SELECT * FROM deployments
-            WHERE status NOT IN ('succeeded', 'failed', 'compensated', 'superseded')
+            WHERE status NOT IN ('succeeded', 'failed', 'compensated', 'superseded', 'unchanged')
             ${serviceId === undefined ? sql`` : sql`AND service_id = ${serviceId}`}
             ORDER BY created_at, id`
       )

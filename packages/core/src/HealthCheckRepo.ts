@@ -1,6 +1,7 @@
 /**
- * health_checks: one row per probe. The health loop appends, reads the newest row to detect a
- * change, and cleanup prunes rows past retention.
+ * health_checks: transitions plus a sampled trail (the health pass decides what to store, see
+ * HealthWorker). The health loop appends a pass's rows in one statement, reads the newest row of
+ * each service once at start, and cleanup prunes rows past retention.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"

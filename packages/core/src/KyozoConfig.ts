@@ -29,6 +29,10 @@ export class KyozoConfig extends Effect.Service<KyozoConfig>()("@kyozo/core/Kyoz
     const healthInterval = yield* Config.duration("KYOZO_HEALTH_INTERVAL").pipe(
       Config.withDefault(Duration.seconds(30))
     )
+    // A steady health status is stored again after this long (changes are stored at once).
+    const healthSampleInterval = yield* Config.duration("KYOZO_HEALTH_SAMPLE_INTERVAL").pipe(
+      Config.withDefault(Duration.minutes(5))
+    )
     const metricsInterval = yield* Config.duration("KYOZO_METRICS_INTERVAL").pipe(
       Config.withDefault(Duration.seconds(60))
     )
@@ -71,6 +75,7 @@ export class KyozoConfig extends Effect.Service<KyozoConfig>()("@kyozo/core/Kyoz
       runtime: runtime as RuntimeChoice,
       dockerHost: Option.getOrUndefined(dockerHost),
       healthInterval,
+      healthSampleInterval,
       metricsInterval,
       cleanupInterval,
       dockerTimeout,

@@ -243,7 +243,7 @@ export const families = (m: MetricsSnapshot): ReadonlyArray<Family> => {
 // ---------------------------------------------------------------------------------------------
 // Reading the figures
 
-const FINISHED = ["succeeded", "failed", "compensated", "superseded"]
+const FINISHED = ["succeeded", "failed", "compensated", "superseded", "unchanged"]
 
 export const collectDeploys: Effect.Effect<DeployFigures, SqlError, SqlClient.SqlClient> = Effect.gen(
   function* () {

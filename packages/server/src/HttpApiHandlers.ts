@@ -539,13 +539,17 @@ const ServicesLive = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =
       )
       .handle("createService", ({ payload }) =>
         Effect.gen(function* () {
-          const { source, name } = payload.data.attributes
+          const { source, name, force } = payload.data.attributes
           yield* policy.requireDeploy(name).pipe(Effect.mapError(denied))
           const p = yield* principal
           const resolved = yield* sources
             .resolve(p.teamId, sourceOf(source))
             .pipe(Effect.mapError(deployError))
-          const request: DeployRequest = { source: resolved, ...(name === undefined ? {} : { name }) }
+          const request: DeployRequest = {
+            source: resolved,
+            ...(name === undefined ? {} : { name }),
+            ...(force === true ? { force } : {})
+          }
           const docs = yield* startDeploy(deployer, deployments, p.teamId, request).pipe(
             Effect.mapError(deployError)
           )
@@ -637,9 +641,11 @@ const DeploymentsLive = HttpApiBuilder.group(KyozoHttpApi, "deployments", (handl
           const resolved = yield* sources
             .resolveStored(p.teamId, source.value)
             .pipe(Effect.mapError(deployError))
+          // "Redeploy this service" (the dashboard's button) asks for new containers: always forced.
           const docs = yield* startDeploy(deployer, deployments, p.teamId, {
             source: resolved,
-            name: service.name
+            name: service.name,
+            force: true
           }).pipe(Effect.mapError(deployError))
           return yield* listDoc(docs)
         })

@@ -128,7 +128,7 @@ export class CleanupWorker extends Effect.Service<CleanupWorker>()("@kyozo/worke
     /** Services with an unfinished deployment: cleanup leaves all their objects alone. */
     const deployingServices = Effect.map(
       sql<{ service_id: string }>`SELECT DISTINCT service_id FROM deployments
-        WHERE status NOT IN ('succeeded', 'failed', 'compensated', 'superseded')`,
+        WHERE status NOT IN ('succeeded', 'failed', 'compensated', 'superseded', 'unchanged')`,
       (rows) => new Set(rows.map((r) => r.service_id))
     )
 

@@ -27,6 +27,7 @@ import { containerName, teamNetwork } from "@kyozo/core/ServiceNaming"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import type { PlannedService } from "@kyozo/core/topology/Topology"
 import { Cause, Duration, Effect, Layer, Option, PubSub, Schedule, Schema } from "effect"
+import * as crypto from "node:crypto"
 import * as http from "node:http"
 import * as net from "node:net"
 import { DeployFailed, type DeployProgress } from "./Deployer.js"
@@ -159,7 +160,9 @@ export const DeployPayload = Schema.Struct({
   /** The `PlannedService` of detection, as plain JSON. */
   planned: Schema.NullOr(Schema.Unknown),
   /** Extra network aliases (the name the folder's compose file uses for the service). */
-  aliases: Schema.Array(Schema.String)
+  aliases: Schema.Array(Schema.String),
+  /** Replace the containers even when the desired spec equals what runs. */
+  force: Schema.optional(Schema.Boolean)
 })
 export type DeployPayload = typeof DeployPayload.Type
 
@@ -170,7 +173,9 @@ export const DeployOutcome = Schema.Struct({
   built: Schema.Boolean,
   containerId: Schema.String,
   containerName: Schema.String,
-  hostPort: Schema.NullOr(Schema.Number)
+  hostPort: Schema.NullOr(Schema.Number),
+  /** True when the desired spec equaled what runs: nothing was created, the running containers serve on. */
+  unchanged: Schema.optional(Schema.Boolean)
 })
 export type DeployOutcome = typeof DeployOutcome.Type
 
@@ -224,6 +229,14 @@ const Created = Schema.Struct({
   previousContainerId: Schema.NullOr(Schema.String)
 })
 const Switched = Schema.Struct({ hostPort: Schema.NullOr(Schema.Number) })
+/** What serves already when the desired spec equals it (the unchanged check). */
+const Running = Schema.NullOr(
+  Schema.Struct({
+    containerId: Schema.String,
+    containerName: Schema.String,
+    deploymentId: Schema.String
+  })
+)
 
 /** The host port the engine published for `containerPort` on 127.0.0.1. */
 export const publishedPort = (info: ContainerInfo, containerPort: number | null): number | null => {
@@ -309,6 +322,86 @@ const deployLayer = (settings: DeploySettings) =>
           return { image: result.image, hash: result.hash, built: result.built }
         }).pipe(asStep("build"))
       })
+
+      // (a2) an unchanged redeploy: the same image (by content id), env, limits, health config,
+      // ports and replica count as what runs, and it runs and answers: nothing to replace.
+      const unchangedCheck = (image: string) =>
+        Activity.make({
+          name: "compare",
+          success: Running,
+          error: StepFailed,
+          execute: Effect.gen(function* () {
+            const row = yield* serviceRow
+            if (row.containerId === null || row.currentDeploymentId === null) return null
+            if (row.status !== "running" || row.desiredState !== "running") return null
+            const wanted = yield* runtime.inspectImage(image)
+            const network = teamNetwork(teamId)
+            const ours = yield* runtime.listContainers({
+              all: true,
+              labels: { "kyozo.deployment": row.currentDeploymentId }
+            })
+            if (ours.length !== row.replicas || !ours.some((c) => c.id === row.containerId)) return null
+            let primary: ContainerInfo | null = null
+            for (const c of ours) {
+              const info = yield* runtime.inspectContainer(c.id)
+              const isPrimary = c.id === row.containerId
+              const spec = specFingerprint(row, network, isPrimary ? payload.aliases : [])
+              if (!info.running || info.health === "unhealthy") return null
+              if (info.imageId !== wanted.id || info.labels[SpecLabel] !== spec) return null
+              if (isPrimary) primary = info
+            }
+            if (primary === null) return null
+            // Judged as a user would: the running one must answer on its published port.
+            const port = row.healthConfig.port ?? row.internalPort
+            if (port !== null && port !== undefined) {
+              const hostPort = publishedPort(primary, port)
+              if (hostPort === null) return null
+              const answers = yield* settings.probe(
+                {
+                  kind: row.healthConfig.type === "tcp" ? "tcp" : "http",
+                  host: "127.0.0.1",
+                  port: hostPort,
+                  path: row.healthConfig.type === "http" ? row.healthConfig.path : "/",
+                  containerId: primary.id
+                },
+                2000
+              )
+              if (!answers) return null
+            }
+            return {
+              containerId: primary.id,
+              containerName: primary.name,
+              deploymentId: row.currentDeploymentId
+            }
+          }).pipe(asStep("compare"))
+        })
+
+      const keep = (running: NonNullable<typeof Running.Type>, image: string) =>
+        Activity.make({
+          name: "unchanged",
+          success: Switched,
+          error: StepFailed,
+          execute: Effect.gen(function* () {
+            const row = yield* serviceRow
+            // Level-driven: the route is made to match what runs (a no-op when it does already).
+            const synced = yield* syncService(row).pipe(
+              Effect.catchAllCause((c) =>
+                Effect.as(Effect.logWarning("route sync failed", c), { hostPort: row.hostPort })
+              )
+            )
+            yield* status("unchanged", {
+              image,
+              containerId: running.containerId,
+              containerName: running.containerName
+            })
+            yield* record(
+              "deploy.unchanged",
+              `Nothing changed: ${running.containerName} keeps serving (deploy with force to replace it)`,
+              { image, containerId: running.containerId, servingDeploymentId: running.deploymentId }
+            )
+            return { hostPort: synced.hostPort }
+          }).pipe(asStep("unchanged"))
+        })
 
       // (b) create the container (a retry finds the one it made before by its name)
       const create = (image: string) =>
@@ -628,6 +721,32 @@ const deployLayer = (settings: DeploySettings) =>
           failBeforeCreate(e).pipe(Effect.ignore, Effect.zipRight(Effect.fail(failed(e, false))))
         )
       )
+      // A failed check is no reason to fail the deploy: it simply deploys.
+      const running =
+        payload.force === true
+          ? null
+          : yield* unchangedCheck(built.image).pipe(
+              Effect.catchTag("StepFailed", (e) =>
+                Effect.as(Effect.logInfo(`unchanged check: ${e.reason}; deploying`), null)
+              )
+            )
+      if (running !== null) {
+        const kept = yield* keep(running, built.image).pipe(
+          Effect.catchTag("StepFailed", (e) =>
+            failBeforeCreate(e).pipe(Effect.ignore, Effect.zipRight(Effect.fail(failed(e, false))))
+          )
+        )
+        return {
+          deploymentId,
+          serviceId,
+          image: built.image,
+          built: built.built,
+          containerId: running.containerId,
+          containerName: running.containerName,
+          hostPort: kept.hostPort,
+          unchanged: true
+        }
+      }
       const created = yield* create(built.image).pipe(
         Effect.catchTag("StepFailed", (e) =>
           failBeforeCreate(e).pipe(Effect.ignore, Effect.zipRight(Effect.fail(failed(e, false))))
@@ -721,6 +840,49 @@ const retireLayer = (settings: DeploySettings) =>
     })
   )
 
+const envOf = (row: ServiceInstance): Record<string, string> => {
+  const env: Record<string, string> = { ...row.env }
+  if (row.internalPort !== null) env.PORT = String(row.internalPort)
+  return env
+}
+
+/** The label holding `specFingerprint` of the container's spec (the unchanged check compares it). */
+export const SpecLabel = "kyozo.spec"
+
+/**
+ * A hash of what a container of the service runs with besides its image (which is compared by
+ * content id): env, limits, ports, health config, network and aliases. The host port is not in it
+ * (picked per container); neither are the ids in the labels.
+ */
+export const specFingerprint = (
+  row: ServiceInstance,
+  network: string,
+  aliases: ReadonlyArray<string>
+): string => {
+  const env = envOf(row)
+  const sorted = Object.fromEntries(
+    Object.keys(env)
+      .sort()
+      .map((k) => [k, env[k]])
+  )
+  const health = row.healthConfig as unknown as Record<string, unknown>
+  const healthSorted = Object.fromEntries(
+    Object.keys(health)
+      .sort()
+      .map((k) => [k, health[k]])
+  )
+  const canonical = JSON.stringify([
+    sorted,
+    row.memoryMb,
+    row.cpuMillis,
+    row.internalPort,
+    healthSorted,
+    network,
+    [...new Set([row.name, ...aliases])]
+  ])
+  return crypto.createHash("sha256").update(canonical).digest("hex").slice(0, 32)
+}
+
 /** The container of one deployment: limits and env from the service row, labels from its ids. */
 export const containerSpec = (
   row: ServiceInstance,
@@ -732,12 +894,14 @@ export const containerSpec = (
   /** The host port to publish on 127.0.0.1 (pinned so restarts keep it); null lets the engine pick. */
   hostPort: number | null = null
 ): ContainerSpec => {
-  const env: Record<string, string> = { ...row.env }
-  if (row.internalPort !== null) env.PORT = String(row.internalPort)
+  const env = envOf(row)
   return {
     name,
     image,
-    labels: labelsFor({ serviceId: row.id, teamId: row.teamId, deploymentId }),
+    labels: labelsFor(
+      { serviceId: row.id, teamId: row.teamId, deploymentId },
+      { [SpecLabel]: specFingerprint(row, network, aliases) }
+    ),
     env,
     ports:
       row.internalPort === null

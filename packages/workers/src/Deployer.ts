@@ -101,7 +101,9 @@ export type DeploySource = typeof DeploySource.Type
 export const DeployRequest = Schema.Struct({
   source: DeploySource,
   /** Name of the service (single-service folders) or prefix of the topology; default from detection. */
-  name: Schema.optional(NoNul(100))
+  name: Schema.optional(NoNul(100)),
+  /** Replace the containers even when nothing changed (otherwise such a redeploy is `unchanged`). */
+  force: Schema.optional(Schema.Boolean)
 })
 export type DeployRequest = typeof DeployRequest.Type
 

@@ -201,7 +201,7 @@ export const make = (options: DeployerOptions = {}) =>
           deploymentId: payload.deploymentId,
           serviceId: payload.serviceId,
           serviceName,
-          status: "succeeded",
+          status: outcome.unchanged === true ? "unchanged" : "succeeded",
           image: outcome.image,
           built: outcome.built,
           url: serviceUrl(outcome.hostPort),
@@ -335,7 +335,8 @@ export const make = (options: DeployerOptions = {}) =>
                     root: plan.root,
                     // Plain JSON: the payload is stored with the workflow.
                     planned: JSON.parse(JSON.stringify(p)) as unknown,
-                    aliases: [p.service.name]
+                    aliases: [p.service.name],
+                    ...(request.force === true ? { force: true } : {})
                   },
                   row.name
                 )

@@ -1,7 +1,10 @@
 /**
  * The health pass. For every service that should be running: find its container, look at it,
- * probe it per its health config, record a health_checks row, and when the status differs from
- * the previous row, update the service's status and append one `health.changed` event.
+ * probe it per its health config, and when the status differs from the previous result, update
+ * the service's status and append one `health.changed` event. History is transitions plus a thin
+ * trail: a health_checks row is written only when the status (or the container) differs from the
+ * service's last stored row, or that row is older than the sample interval
+ * (`KYOZO_HEALTH_SAMPLE_INTERVAL`, 5 minutes), all of a pass's rows in one statement.
  * Level-driven: it compares what is with what should be on every pass, so a missed pass or a
  * crash loses nothing. (Restarting unhealthy containers arrives with the restart policy.)
  */
@@ -12,12 +15,36 @@ import type { HealthCheckConfig } from "@kyozo/core/domain/HealthCheckConfig"
 import type { ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
 import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
 import { HealthCheckRepo } from "@kyozo/core/HealthCheckRepo"
+import { KyozoConfig } from "@kyozo/core/KyozoConfig"
 import * as Labels from "@kyozo/core/Labels"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { emptyReport, type PassReport } from "@kyozo/core/MaintenancePasses"
 import { Clock, Duration, Effect, Either, Option } from "effect"
 import * as net from "node:net"
 import { WorkerSettings } from "./WorkerSettings.js"
+
+/** How old a service's last stored health row may get before a steady status is stored again. */
+export const DEFAULT_HEALTH_SAMPLE_INTERVAL = Duration.minutes(5)
+
+/** What was last stored for a service: enough to decide whether this pass stores a row. */
+export interface StoredHealth {
+  readonly status: HealthStatus
+  readonly containerId: string | null
+  /** Epoch milliseconds (the Clock's). */
+  readonly at: number
+}
+
+/** A row is stored on a change of status or container, or when the last one is a sample interval old. */
+export const shouldStore = (
+  last: StoredHealth | undefined,
+  observation: Pick<Observation, "status" | "containerId">,
+  now: number,
+  sampleIntervalMs: number
+): boolean =>
+  last === undefined ||
+  last.status !== observation.status ||
+  last.containerId !== observation.containerId ||
+  now - last.at >= sampleIntervalMs
 
 /** Probes only ever go to the loopback address (the machine's network rule). */
 export const PROBE_HOST = "127.0.0.1"
@@ -158,6 +185,13 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
     const checks = yield* HealthCheckRepo
     const services = yield* ServiceRepo
     const events = yield* DeploymentEventRepo
+    const config = yield* Effect.serviceOption(KyozoConfig)
+    const sampleIntervalMs = Duration.toMillis(
+      Option.match(config, {
+        onNone: () => DEFAULT_HEALTH_SAMPLE_INTERVAL,
+        onSome: (c) => c.healthSampleInterval
+      })
+    )
 
     /** The service's container: the recorded id first, else the newest one carrying its label. */
     const findContainer = (service: ServiceInstance) =>
@@ -457,6 +491,9 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
     // Each service's thresholds state, seeded from its newest health_checks row once and then kept
     // here, so a pass never rescans the history (the table grows by one row per service per pass).
     let trackers: Map<string, HealthTracker> | null = null
+    // Each service's last stored row (seeded with the trackers, then kept as rows are written), so
+    // deciding what to store needs no query per service.
+    const stored = new Map<string, StoredHealth>()
 
     /** The pass, with each service's result for the recovery pass. */
     const pass: Effect.Effect<
@@ -466,10 +503,13 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
       const { concurrency } = yield* WorkerSettings
       const wanted = (yield* services.listDesired()).filter((s) => s.desiredState === "running")
       if (trackers === null) {
-        const stored = yield* checks.latestStatus(wanted.map((s) => s.id))
+        const latest = yield* checks.latestStatus(wanted.map((s) => s.id))
         trackers = new Map(
-          [...stored].map(([id, c]) => [id, { effective: c.status, candidate: null, streak: 0 }] as const)
+          [...latest].map(([id, c]) => [id, { effective: c.status, candidate: null, streak: 0 }] as const)
         )
+        for (const [id, c] of latest) {
+          stored.set(id, { status: c.status, containerId: c.containerId, at: c.checkedAt.getTime() })
+        }
       }
       const known = trackers
       const outcomes = yield* Effect.forEach(
@@ -483,16 +523,24 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
         { concurrency }
       )
       const observed = outcomes.filter(Either.isRight).map((o) => o.right)
+      const now = yield* Clock.currentTimeMillis
+      const toStore = observed.filter(({ service, observation }) =>
+        shouldStore(stored.get(service.id), observation, now, sampleIntervalMs)
+      )
       yield* checks.recordMany(
-        observed.map(({ service, observation }) => ({
+        toStore.map(({ service, observation }) => ({
           serviceId: service.id,
           containerId: observation.containerId,
           checkType: observation.checkType,
           status: observation.status,
           latencyMs: observation.latencyMs,
-          detail: observation.detail
+          detail: observation.detail,
+          checkedAt: new Date(now)
         }))
       )
+      for (const { service, observation } of toStore) {
+        stored.set(service.id, { status: observation.status, containerId: observation.containerId, at: now })
+      }
       let changes = 0
       let transitionFailures = 0
       const results: Array<HealthResult> = []
@@ -539,7 +587,10 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
         examined: wanted.length,
         acted: changes,
         failures: outcomes.length - observed.length + transitionFailures,
-        notes: [`${observed.length - unhealthy} healthy or starting, ${unhealthy} unhealthy`]
+        notes: [
+          `${observed.length - unhealthy} healthy or starting, ${unhealthy} unhealthy`,
+          `${toStore.length} health rows stored`
+        ]
       }
       return { report, results }
     })

@@ -11,13 +11,19 @@ export const DeploymentStatus = Schema.Literal(
   "succeeded",
   "failed",
   "compensated",
-  "superseded"
+  "superseded",
+  /** A redeploy whose desired spec equals what runs: nothing was created, the running one serves on. */
+  "unchanged"
 )
 export type DeploymentStatus = typeof DeploymentStatus.Type
 
 /** Statuses after which a deployment never changes again. */
 export const isFinalDeploymentStatus = (status: DeploymentStatus): boolean =>
-  status === "succeeded" || status === "failed" || status === "compensated" || status === "superseded"
+  status === "succeeded" ||
+  status === "failed" ||
+  status === "compensated" ||
+  status === "superseded" ||
+  status === "unchanged"
 
 export class Deployment extends Schema.Class<Deployment>("Deployment")({
   id: DeploymentId,

@@ -105,7 +105,7 @@ export const DeployPage = () => {
   const [result, setResult] = useState<{ serviceId: string; status: string; url: string | null } | undefined>(
     undefined
   )
-  const healthy = result !== undefined && result.status === "succeeded"
+  const healthy = result !== undefined && (result.status === "succeeded" || result.status === "unchanged")
   useEffect(() => {
     if (!healthy || !result) return undefined
     const t = setTimeout(() => navigate(`/services/${encodeURIComponent(result.serviceId)}`), 1200)
