@@ -588,11 +588,13 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
     // The edge router that serves the URLs, as /readyz names it.
     const readyz = (await (await fetch(`${ts.base}/readyz`)).json()) as { edge: { kind: string } }
     const edgeKind = readyz.edge.kind
-    expect(await page.locator("#runtime").textContent()).toContain(
-      edgeKind === "caddy"
-        ? "URLs keep answering while Kyozo is down"
-        : "URLs stop answering while Kyozo is down"
-    )
+    await expect
+      .poll(() => page.locator("#main").first().textContent(), { timeout: 15_000 })
+      .toContain(
+        edgeKind === "caddy"
+          ? "URLs keep answering while Kyozo is down"
+          : "URLs stop answering while Kyozo is down"
+      )
     await page.getByLabel("Key name").fill("from-dashboard")
     await page.getByRole("button", { name: "Issue key" }).click()
     const issued = await page.getByLabel("The new API key").inputValue()
