@@ -254,6 +254,41 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
   )
 
   it.skipIf(!docker.available)(
+    "guided deploy with an adjusted port: the service listens and is checked on it",
+    async () => {
+      const { page, errors } = await newPage()
+      await signIn(page, ts.owner.token)
+      await page.goto(base() + "/#/deploy")
+      await page.getByRole("heading", { name: "Deploy a folder" }).waitFor()
+      await page.locator("input[type=file]").setInputFiles(fixtureCopy("On another port"))
+      await page.getByRole("heading", { name: "2. What Kyozo found" }).waitFor({ timeout: 30_000 })
+      const detected = await page.getByLabel("Port").inputValue()
+      expect(detected).toMatch(/^\d+$/)
+      await page.getByLabel("Service name").fill("site-port")
+      await page.getByLabel("Port").fill("9191")
+      await page.getByRole("button", { name: "Deploy", exact: true }).click()
+      await page.waitForURL(/#\/services\/svc_/, { timeout: 120_000 })
+      const serviceId = /#\/services\/([^/?]+)/.exec(page.url())![1]!
+      await page.getByRole("heading", { name: "site-port", level: 1 }).waitFor()
+      const url = await page.locator("a.url-link").getAttribute("href")
+      const served = await waitFor("the service's URL", 30_000, async () => {
+        const r = await fetch(url!)
+        return r.status === 200 ? await r.text() : undefined
+      })
+      expect(served).toContain("On another port")
+      // The container serves on the adjusted port, not the detected one.
+      const [container] = await docker.client.listContainers({
+        filters: { label: [`kyozo.service=${serviceId}`] }
+      })
+      expect(container?.Ports.map((p) => p.PrivatePort)).toContain(9191)
+      expect(detected).not.toBe("9191")
+      expect(errors).toEqual([])
+      await page.context().close()
+    },
+    180_000
+  )
+
+  it.skipIf(!docker.available)(
     "guided deploy of a folder from the browser until healthy, its chart, then a rollback",
     async () => {
       const { page, errors } = await newPage()

@@ -1,7 +1,9 @@
 /**
  * Guided deploy: a folder from the directory picker or dropped, packed as a tar in the browser,
- * uploaded with progress, detected (evidence and confidence per service), named, deployed, and
- * watched live until its health gate passes; then the service page.
+ * uploaded with progress, detected (evidence and confidence per service), named, its ports
+ * adjusted, deployed, and watched live until its health gate passes; then the service page.
+ * An adjusted port travels the way a CLI user's correction does: as a `kyozo.json` entry in the
+ * folder (the file `kyozo init` writes), so detection and the deploy read one rule.
  */
 import { createTar } from "nanotar"
 import { useEffect, useState } from "preact/hooks"
@@ -70,16 +72,59 @@ const fromDrop = async (items: DataTransferItemList): Promise<Picked | undefined
   return { name: "upload", files: out }
 }
 
-const pack = async (picked: Picked): Promise<Uint8Array> =>
-  createTar(
-    await Promise.all(
-      picked.files.map(async ({ path, file }) => ({
-        name: path,
-        data: new Uint8Array(await file.arrayBuffer()),
-        attrs: { mode: "644", mtime: Math.floor(file.lastModified / 1000) || undefined }
-      }))
-    )
-  )
+const pack = async (picked: Picked, extra: ReadonlyArray<{ name: string; data: Uint8Array }> = []) =>
+  createTar([
+    ...(await Promise.all(
+      picked.files
+        .filter(({ path }) => !extra.some((e) => e.name === path))
+        .map(async ({ path, file }) => ({
+          name: path,
+          data: new Uint8Array(await file.arrayBuffer()),
+          attrs: { mode: "644", mtime: Math.floor(file.lastModified / 1000) || undefined }
+        }))
+    )),
+    ...extra.map((e) => ({ name: e.name, data: e.data, attrs: { mode: "644" } }))
+  ])
+
+interface KyozoJsonEntry {
+  name: string
+  path?: string
+  port?: number | null
+  [key: string]: unknown
+}
+
+/** kyozo.json names: lower-case letters, digits and '-' (the file's own rule). */
+const entryName = (s: string) =>
+  s
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 63) || "app"
+
+const samePath = (a: string | undefined, b: string) =>
+  (a ?? ".").replace(/^\.\/|\/$/g, "") === b.replace(/^\.\/|\/$/g, "") ||
+  ((a ?? ".") === "." && (b === "" || b === "."))
+
+/**
+ * The folder's kyozo.json with the adjusted ports written in: an entry of the service (same name,
+ * else same path) gets the port, others are kept as the user wrote them.
+ */
+const withPorts = async (
+  picked: Picked,
+  changed: ReadonlyArray<{ name: string; path: string; port: number }>
+): Promise<Uint8Array> => {
+  const existing = picked.files.find((f) => f.path === "kyozo.json")
+  const config = existing
+    ? (JSON.parse(await existing.file.text()) as { services: Array<KyozoJsonEntry> })
+    : { services: [] as Array<KyozoJsonEntry> }
+  for (const c of changed) {
+    const entry =
+      config.services.find((e) => e.name === c.name) ?? config.services.find((e) => samePath(e.path, c.path))
+    if (entry) entry.port = c.port
+    else config.services.push({ name: c.name, path: c.path === "" ? "." : c.path, port: c.port })
+  }
+  return new TextEncoder().encode(`${JSON.stringify(config, null, 2)}\n`)
+}
 
 const slug = (s: string) =>
   s
@@ -98,6 +143,7 @@ export const DeployPage = () => {
   const [uploadId, setUploadId] = useState<string | undefined>(undefined)
   const [topology, setTopology] = useState<Topology | undefined>(undefined)
   const [name, setName] = useState("")
+  const [ports, setPorts] = useState<Record<string, string>>({})
   const [error, setError] = useState<unknown>(undefined)
   const [over, setOver] = useState(false)
   const [steps, setSteps] = useState<ReadonlyArray<{ step: string; message: string }>>([])
@@ -130,6 +176,9 @@ export const DeployPage = () => {
       // A single service named after the upload folder (upl_…) takes the picked folder's name instead.
       const only = topo.services.length === 1 ? topo.services[0]!.name : undefined
       setName(slug(only && only !== up.uploadId ? only : p.name))
+      setPorts(
+        Object.fromEntries(topo.services.map((svc) => [svc.name, svc.port === null ? "" : String(svc.port)]))
+      )
       setStage("detected")
     } catch (e) {
       setError(e)
@@ -145,8 +194,23 @@ export const DeployPage = () => {
     setBuildLog([])
     setResult(undefined)
     try {
+      let source = uploadId
+      const single = topology?.services.length === 1
+      const changed = (topology?.services ?? []).flatMap((svc) => {
+        const port = Number(ports[svc.name])
+        return ports[svc.name] !== "" && port !== svc.port && Number.isInteger(port)
+          ? [{ name: entryName(single && name ? name : svc.name), path: svc.path, port }]
+          : []
+      })
+      if (changed.length > 0 && picked) {
+        // The corrected ports go in the folder's kyozo.json, uploaded again with it.
+        const config = await withPorts(picked, changed)
+        source = (await upload(await pack(picked, [{ name: "kyozo.json", data: config }]), setProgress))
+          .uploadId
+        setUploadId(source)
+      }
       // The same Deploy the CLI runs: detection, build log, each step, then the result, as they happen.
-      await api.deploy(uploadId, name || undefined, (p) => {
+      await api.deploy(source, name || undefined, (p) => {
         if (p._tag === "BuildLog") setBuildLog((l) => [...l.slice(-499), p.line])
         else if (p._tag === "Step") setSteps((s) => [...s, { step: p.step, message: p.message }])
         else if (p._tag === "Deployed")
@@ -227,7 +291,7 @@ export const DeployPage = () => {
                     <strong>{svc.name === uploadId ? (picked?.name ?? svc.name) : svc.name}</strong>
                     <span class="tag">{svc.kind}</span>
                     {svc.framework ? <span class="tag">{svc.framework}</span> : null}
-                    <span class="muted">port {svc.port ?? "none"}</span>
+                    <span class="muted">detected port {svc.port ?? "none"}</span>
                     <span class="confidence" title="How sure the detection is">
                       confidence {Math.round(svc.confidence * 100)}%
                       <meter
@@ -270,7 +334,26 @@ export const DeployPage = () => {
                   required
                 />
               </label>
-              <p class="hint">The port comes from the detection above; the health gate checks it.</p>
+              {topology.services.map((svc) => (
+                <label class="field inline" key={`port-${svc.name}`}>
+                  <span>
+                    Port
+                    {topology.services.length > 1
+                      ? ` of ${svc.name === uploadId ? (picked?.name ?? svc.name) : svc.name}`
+                      : ""}
+                  </span>
+                  <input
+                    type="number"
+                    min={1}
+                    max={65535}
+                    inputMode="numeric"
+                    value={ports[svc.name] ?? ""}
+                    placeholder="none"
+                    onInput={(e) => setPorts((p) => ({ ...p, [svc.name]: e.currentTarget.value }))}
+                  />
+                </label>
+              ))}
+              <p class="hint">The service listens on this port; the health gate checks it.</p>
               <button
                 type="submit"
                 class="btn btn-primary"
