@@ -36,7 +36,7 @@ import { type DeployProgress, Deployer } from "../packages/workers/src/Deployer.
 import * as DeployerLive from "../packages/workers/src/DeployerLive.js"
 import * as DurableEngine from "../packages/workers/src/DurableEngine.js"
 import { makeTempDir, pgliteLayer } from "./support/database.js"
-import { dockerSuite, requireBaseImages } from "./support/docker.js"
+import { dockerSuite, removeTeamObjects, requireBaseImages } from "./support/docker.js"
 
 const PythonImage = "kyozo-local/python:3"
 const docker = await dockerSuite("build-e2e")
@@ -89,26 +89,7 @@ const teamId: TeamId = makeTeamId()
 
 afterAll(async () => {
   if (!docker.available) return
-  const filters = JSON.stringify({ label: [`kyozo.team=${teamId}`] })
-  const containers = await docker.client.listContainers({ all: true, filters }).catch(() => [])
-  await Promise.all(
-    containers.map((c) =>
-      docker.client
-        .getContainer(c.Id)
-        .remove({ force: true })
-        .catch(() => {})
-    )
-  )
-  const images = await docker.client.listImages({ filters }).catch(() => [])
-  for (const i of images)
-    await docker.client
-      .getImage(i.Id)
-      .remove({ force: true })
-      .catch(() => {})
-  await docker.client
-    .getNetwork(`kyozo-${teamId}`)
-    .remove()
-    .catch(() => {})
+  await removeTeamObjects(docker.client, teamId)
 }, 60_000)
 
 const write = (folder: string, files: Record<string, string>, fresh = true) => {

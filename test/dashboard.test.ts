@@ -17,7 +17,13 @@ import type { Browser, Page } from "playwright-core"
 import * as tar from "tar-stream"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { artifactsDir, browserAvailable, launch } from "./support/browser.js"
-import { dockerSuite, NodeImage, requireBaseImages, StaticImage } from "./support/docker.js"
+import {
+  dockerSuite,
+  NodeImage,
+  removeTeamObjects,
+  requireBaseImages,
+  StaticImage
+} from "./support/docker.js"
 import { caller, doc, expectStatus, memberWithKey } from "./support/rest.js"
 import { repoRoot, waitFor } from "./support/server.js"
 import { startTenantServer, type TenantServer } from "./support/tenants.js"
@@ -120,28 +126,6 @@ const shoot = async (page: Page, name: string) => {
   await page.setViewportSize(LAPTOP)
 }
 
-const cleanupTeam = async (teamId: string) => {
-  const filters = JSON.stringify({ label: [`kyozo.team=${teamId}`] })
-  const containers = await docker.client.listContainers({ all: true, filters }).catch(() => [])
-  await Promise.all(
-    containers.map((c) =>
-      docker.client
-        .getContainer(c.Id)
-        .remove({ force: true })
-        .catch(() => {})
-    )
-  )
-  for (const i of await docker.client.listImages({ filters }).catch(() => []))
-    await docker.client
-      .getImage(i.Id)
-      .remove({ force: true })
-      .catch(() => {})
-  await docker.client
-    .getNetwork(`kyozo-${teamId}`)
-    .remove()
-    .catch(() => {})
-}
-
 describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
   beforeAll(async () => {
     ts = await startTenantServer({
@@ -155,7 +139,7 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
 
   afterAll(async () => {
     await browser?.close().catch(() => undefined)
-    if (ts && docker.available) await cleanupTeam(ts.owner.teamId)
+    if (ts && docker.available) await removeTeamObjects(docker.client, ts.owner.teamId)
     await ts?.close()
   }, 120_000)
 

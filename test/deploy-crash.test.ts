@@ -11,7 +11,13 @@ import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { makeTempDir } from "./support/database.js"
-import { dockerSuite, NodeImage, requireBaseImages, StaticImage } from "./support/docker.js"
+import {
+  dockerSuite,
+  NodeImage,
+  removeTeamObjects,
+  requireBaseImages,
+  StaticImage
+} from "./support/docker.js"
 import { repoRoot } from "./support/server.js"
 
 const docker = await dockerSuite("deploy-crash")
@@ -23,26 +29,7 @@ const teamId = makeTeamId()
 
 afterAll(async () => {
   if (!docker.available) return
-  const filters = JSON.stringify({ label: [`kyozo.team=${teamId}`] })
-  const containers = await docker.client.listContainers({ all: true, filters }).catch(() => [])
-  await Promise.all(
-    containers.map((c) =>
-      docker.client
-        .getContainer(c.Id)
-        .remove({ force: true })
-        .catch(() => {})
-    )
-  )
-  const images = await docker.client.listImages({ filters }).catch(() => [])
-  for (const i of images)
-    await docker.client
-      .getImage(i.Id)
-      .remove({ force: true })
-      .catch(() => {})
-  await docker.client
-    .getNetwork(`kyozo-${teamId}`)
-    .remove()
-    .catch(() => {})
+  await removeTeamObjects(docker.client, teamId)
 }, 60_000)
 
 interface Runner {

@@ -21,7 +21,13 @@ import { type DeployProgress, Deployer } from "../packages/workers/src/Deployer.
 import * as DeployerLive from "../packages/workers/src/DeployerLive.js"
 import * as DurableEngine from "../packages/workers/src/DurableEngine.js"
 import { makeTempDir, pgliteLayer } from "./support/database.js"
-import { dockerSuite, NodeImage, requireBaseImages, StaticImage } from "./support/docker.js"
+import {
+  dockerSuite,
+  NodeImage,
+  removeTeamObjects,
+  requireBaseImages,
+  StaticImage
+} from "./support/docker.js"
 
 const docker = await dockerSuite("deploy-e2e")
 if (docker.available) await requireBaseImages(docker.client)
@@ -35,26 +41,7 @@ const teamId: TeamId = makeTeamId()
 
 afterAll(async () => {
   if (!docker.available) return
-  const filters = JSON.stringify({ label: [`kyozo.team=${teamId}`] })
-  const containers = await docker.client.listContainers({ all: true, filters }).catch(() => [])
-  await Promise.all(
-    containers.map((c) =>
-      docker.client
-        .getContainer(c.Id)
-        .remove({ force: true })
-        .catch(() => {})
-    )
-  )
-  const images = await docker.client.listImages({ filters }).catch(() => [])
-  for (const i of images)
-    await docker.client
-      .getImage(i.Id)
-      .remove({ force: true })
-      .catch(() => {})
-  await docker.client
-    .getNetwork(`kyozo-${teamId}`)
-    .remove()
-    .catch(() => {})
+  await removeTeamObjects(docker.client, teamId)
 }, 60_000)
 
 const write = (folder: string, files: Record<string, string>) => {

@@ -42,6 +42,7 @@ import {
   dockerReachable,
   dockerSuite,
   NodeImage,
+  removeTeamObjects,
   requireBaseImages,
   StaticImage,
   tarOf,
@@ -567,25 +568,7 @@ describe.skipIf(!docker.available)("(f) dockerd SIGKILLed during a deploy", () =
   afterAll(async () => {
     // Whatever happened, leave an engine running for the suites after this one, and nothing of ours.
     if (!(await dockerReachable())) startDocker()
-    const filters = JSON.stringify({ label: [`${Labels.Team}=${outageTeam}`] })
-    const containers = await docker.client.listContainers({ all: true, filters }).catch(() => [])
-    await Promise.all(
-      containers.map((c) =>
-        docker.client
-          .getContainer(c.Id)
-          .remove({ force: true })
-          .catch(() => {})
-      )
-    )
-    for (const i of await docker.client.listImages({ filters }).catch(() => []))
-      await docker.client
-        .getImage(i.Id)
-        .remove({ force: true })
-        .catch(() => {})
-    await docker.client
-      .getNetwork(`kyozo-${outageTeam}`)
-      .remove()
-      .catch(() => {})
+    await removeTeamObjects(docker.client, outageTeam)
   }, 180_000)
 
   layer(OutageLayer, { excludeTestServices: true, timeout: "300 seconds" })((it) => {

@@ -133,6 +133,32 @@ export const cleanupTestObjects = async (
   for (const image of images) await client.getImage(image.Id).remove({ force: true }).catch(ignore)
 }
 
+/**
+ * Removes what Kyozo made for one team in a test: its containers, images and network (by the
+ * `kyozo.team` label and the network name). Nothing else is touched; failures are ignored.
+ */
+export const removeTeamObjects = async (client: Docker, teamId: string): Promise<void> => {
+  const filters = JSON.stringify({ label: [`kyozo.team=${teamId}`] })
+  const containers = await client.listContainers({ all: true, filters }).catch(() => [])
+  await Promise.all(
+    containers.map((c) =>
+      client
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => {})
+    )
+  )
+  for (const i of await client.listImages({ filters }).catch(() => []))
+    await client
+      .getImage(i.Id)
+      .remove({ force: true })
+      .catch(() => {})
+  await client
+    .getNetwork(`kyozo-${teamId}`)
+    .remove()
+    .catch(() => {})
+}
+
 /** Fails with a clear instruction when the local base images are missing. */
 export const requireBaseImages = async (client: Docker = dockerClient()): Promise<void> => {
   const missing: Array<string> = []
