@@ -1,15 +1,23 @@
 /**
  * bench/api: the authenticated service list (100 services, REST `GET /v1/services`) of a real Kyozo
- * server (mock runtime, PostgreSQL schema of its own, rate limit off) against a bare `node:http`
- * server answering the same bytes, one after the other with autocannon on 127.0.0.1.
+ * server (mock runtime, rate limit off) against a bare `node:http` server answering the same bytes,
+ * one after the other with autocannon on 127.0.0.1. The server runs on a PostgreSQL schema of its
+ * own, or with `BENCH_DATABASE=pglite` on the embedded database (seeded while the server is stopped:
+ * PGlite is one process's).
  *
- *   pnpm bench:api            (BENCH_SECONDS=5, BENCH_CONNECTIONS=20)
+ *   pnpm bench:api            (BENCH_SECONDS=5, BENCH_CONNECTIONS=20, BENCH_DATABASE=postgres|pglite)
  */
 import autocannon from "autocannon"
+import * as Database from "@kyozo/core/Database"
+import type { TeamId } from "@kyozo/core/domain/Ids"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { Effect } from "effect"
+import * as fs from "node:fs"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
+import * as os from "node:os"
+import * as path from "node:path"
+import { startServer, waitFor } from "../test/support/server.js"
 import { startTenantServer } from "../test/support/tenants.js"
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5)
@@ -23,17 +31,61 @@ const load = (url: string, headers: Record<string, string>) =>
     )
   )
 
-const main = async () => {
+/** A server on PostgreSQL with a viewer's key and SERVICES services. */
+const onPostgres = async () => {
   const ts = await startTenantServer({ KYOZO_RATE_LIMIT: "off" })
-  try {
-    const team = await ts.newTenant("bench", "viewer")
-    await ts.run(
-      Effect.gen(function* () {
-        const services = yield* ServiceRepo
-        for (let i = 0; i < SERVICES; i++) yield* services.create({ teamId: team.teamId, name: `svc-${i}` })
-      })
+  const team = await ts.newTenant("bench", "viewer")
+  await ts.run(
+    Effect.gen(function* () {
+      const services = yield* ServiceRepo
+      for (let i = 0; i < SERVICES; i++) yield* services.create({ teamId: team.teamId, name: `svc-${i}` })
+    })
+  )
+  return { base: ts.base, token: team.token, close: ts.close }
+}
+
+/** A server on a fresh embedded database: first start (bootstrap key), seed while stopped, start again. */
+const onPglite = async () => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-bench-api-"))
+  const env = {
+    KYOZO_RUNTIME: "mock",
+    KYOZO_EDGE: "inprocess",
+    KYOZO_RATE_LIMIT: "off",
+    KYOZO_DATA_DIR: dataDir
+  }
+  const up = async () => {
+    const server = await startServer(env)
+    await waitFor("server /healthz", 60_000, async () =>
+      (await server.get("/healthz")).status === 200 ? true : undefined
     )
-    const headers = { authorization: `Bearer ${team.token}` }
+    return server
+  }
+  await (await up()).stop()
+  const creds = JSON.parse(fs.readFileSync(path.join(dataDir, "credentials.json"), "utf8"))
+  await Effect.runPromise(
+    Effect.gen(function* () {
+      const services = yield* ServiceRepo
+      for (let i = 0; i < SERVICES; i++)
+        yield* services.create({ teamId: creds.teamId as TeamId, name: `svc-${i}` })
+    }).pipe(Effect.provide(ServiceRepo.Default), Effect.provide(Database.layerPglite(dataDir)), Effect.orDie)
+  )
+  const server = await up()
+  return {
+    base: `http://127.0.0.1:${server.port}`,
+    token: creds.token as string,
+    close: async () => {
+      await server.stop()
+      fs.rmSync(dataDir, { recursive: true, force: true })
+    }
+  }
+}
+
+const main = async () => {
+  const database = process.env.BENCH_DATABASE === "pglite" ? "pglite" : "postgres"
+  const ts = database === "pglite" ? await onPglite() : await onPostgres()
+  try {
+    console.log(`database: ${database}`)
+    const headers = { authorization: `Bearer ${ts.token}` }
     const route = process.env.BENCH_ROUTE ?? `/v1/services?page[size]=${SERVICES}`
     const url = `${ts.base}${route}`
     const probe = await fetch(url, { headers })
