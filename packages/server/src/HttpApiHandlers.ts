@@ -565,7 +565,16 @@ const ServicesLive = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =
       .handle("updateService", ({ path, payload }) =>
         app.update(path.serviceId, payload.data.attributes).pipe(
           Effect.mapError((e) => (e._tag === "Forbidden" ? policyError(e) : deployError(e))),
-          Effect.map((updated) => ({ data: serviceDoc(updated) }))
+          // The rollout of new settings goes on after the answer: follow it at its deployment.
+          Effect.map(({ service, rollout }) =>
+            Option.match(rollout, {
+              onNone: () => ({ data: serviceDoc(service) }),
+              onSome: (id) => ({
+                data: serviceDoc(service),
+                meta: { rollout: { deploymentId: id, href: `/v1/deployments/${id}` } }
+              })
+            })
+          )
         )
       )
       .handle("deleteService", ({ path }) =>
