@@ -2,7 +2,8 @@
  * Settings take effect (issue 10), on the REAL Docker engine through a real server process: a
  * PATCH of a deployed service's env rolls out behind the health gate (the URL serves the new
  * value, no request fails while a client polls); `kyozo env set|unset|ls` does the same through
- * the CLI, and `ls` never shows values; a restart-policy-only PATCH starts no deployment.
+ * the CLI, and `ls` never shows values; a restart-policy-only PATCH starts no deployment;
+ * settings that fail the health gate leave the old container serving.
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -31,6 +32,7 @@ const app = (dir: string) => {
     path.join(dir, "server.js"),
     `const http = require("node:http")
 const port = Number(process.env.PORT) || 8090
+if (process.env.CRASH === "1") process.exit(3)
 http.createServer((req, res) => res.end("greeting=" + (process.env.GREETING ?? "none"))).listen(port)
 `
   )
@@ -172,9 +174,13 @@ describe.skipIf(!docker.available)("settings take effect on the real Docker engi
 
     // CLI: env set waits for the rollout; URL serves the new value; nothing failed meanwhile.
     const cliPolling = poll(url)
-    const set = await runKyozo(dataDir, ["env", "set", "GREETING=cli", "SECRET_TOKEN=hunter2", "env-app", "--wait"], {
-      timeout: 120_000
-    })
+    const set = await runKyozo(
+      dataDir,
+      ["env", "set", "GREETING=cli", "SECRET_TOKEN=hunter2", "env-app", "--wait"],
+      {
+        timeout: 120_000
+      }
+    )
     expect(set.code, set.stderr).toBe(0)
     expect(set.stdout).toMatch(/rolled out \(dep_/)
     expect(await page(url)).toBe("greeting=cli")
@@ -192,6 +198,22 @@ describe.skipIf(!docker.available)("settings take effect on the real Docker engi
     expect(unset.code, unset.stderr).toBe(0)
     expect(JSON.parse(unset.stdout).envKeys).toEqual(["SECRET_TOKEN"])
     expect(await page(url)).toBe("greeting=none")
+
+    // Settings that fail the health gate (the app exits): the old container keeps serving, the
+    // rollout's deployment says failed, the CLI says so and exits 1.
+    const failPolling = poll(url)
+    const crash = await runKyozo(dataDir, ["env", "set", "CRASH=1", "GREETING=never", "env-app", "--wait"], {
+      timeout: 120_000
+    })
+    expect(crash.code).toBe(1)
+    expect(crash.stderr).toMatch(/did not roll out \(dep_\w+\).*previous containers keep serving/s)
+    const failedId = /\((dep_\w+)\)/.exec(crash.stderr)![1]!
+    const failedDep = await rest("GET", `/v1/deployments/${failedId}`)
+    expect(failedDep.body.data.attributes.status).toMatch(/failed|compensated/)
+    expect(await page(url)).toBe("greeting=none")
+    await failPolling.stop()
+    expect(failPolling.failures).toEqual([])
+    expect(failPolling.answers.every((a) => a === "greeting=none")).toBe(true)
 
     // Usage errors are exit 2 and change nothing.
     const bad = await runKyozo(dataDir, ["env", "set", "1BAD=x", "env-app"])

@@ -257,7 +257,11 @@ export class KyozoRpc extends RpcGroup.make(
     error: OperationError
   }),
   /** The names of a service's env variables (never their values). */
-  Rpc.make("ServiceEnvKeys", { payload: ServiceRef, success: Schema.Array(Schema.String), error: OperationError }),
+  Rpc.make("ServiceEnvKeys", {
+    payload: ServiceRef,
+    success: Schema.Array(Schema.String),
+    error: OperationError
+  }),
   Rpc.make("Rollback", { payload: RollbackRequest, success: DeploymentSummary, error: OperationError }),
   Rpc.make("Logs", {
     payload: {

@@ -83,7 +83,9 @@ const setCommand = Command.make("set", { words: pairs, json, wait }, (args) =>
       const eq = item.indexOf("=")
       const key = eq < 0 ? item : item.slice(0, eq)
       if (eq < 0 || !KEY.test(key))
-        return yield* usage(`${item}: expected KEY=VALUE with KEY of letters, digits and _ (not first a digit)`)
+        return yield* usage(
+          `${item}: expected KEY=VALUE with KEY of letters, digits and _ (not first a digit)`
+        )
       envSet[key] = item.slice(eq + 1)
     }
     const client = yield* KyozoClient

@@ -181,4 +181,8 @@ export const layer = KyozoRpc.toLayer(
         }))
     }
   })
-).pipe(Layer.provide(Layer.mergeAll(Policy.Default, Sources.Default, Teams.Default, ApiKeys.Default, Services.Default)))
+).pipe(
+  Layer.provide(
+    Layer.mergeAll(Policy.Default, Sources.Default, Teams.Default, ApiKeys.Default, Services.Default)
+  )
+)

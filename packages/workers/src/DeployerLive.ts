@@ -598,7 +598,9 @@ export const make = (options: DeployerOptions = {}) =>
           row.name,
           Date.now()
         ).pipe(
-          Effect.catchAllCause((cause) => Effect.logWarning(`rolling out settings of ${row.name} failed`, cause)),
+          Effect.catchAllCause((cause) =>
+            Effect.logWarning(`rolling out settings of ${row.name} failed`, cause)
+          ),
           Effect.forkDaemon
         )
         return Option.some(created.value.id)

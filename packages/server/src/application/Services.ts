@@ -132,7 +132,7 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
             ...(patch.cpuMillis === undefined ? {} : { cpuMillis: patch.cpuMillis }),
             ...(patch.memoryMb === undefined ? {} : { memoryMb: patch.memoryMb }),
             ...(editsEnv ? { env: envOf(before.env) } : {}),
-          ...(patch.healthConfig === undefined ? {} : { healthConfig: patch.healthConfig }),
+            ...(patch.healthConfig === undefined ? {} : { healthConfig: patch.healthConfig }),
             ...(patch.restartPolicy === undefined ? {} : { restartPolicy: patch.restartPolicy })
           })
         })
