@@ -138,6 +138,15 @@ describe.skipIf(!docker.available)("settings take effect on the real Docker engi
     const url: string = svc.attributes.url
     expect(await page(url)).toBe("greeting=none")
     const before = svc.relationships.currentDeployment.data.id as string
+    // hostUrl in the REST document: the same as the RPC view (`kyozo ps --json`) computes from the edge.
+    const ps = JSON.parse((await runKyozo(dataDir, ["ps", "--json"])).stdout) as Array<{
+      name: string
+      hostUrl?: string | null
+    }>
+    const rpcHostUrl = ps.find((s) => s.name === "env-app")!.hostUrl
+    expect(rpcHostUrl).toMatch(/^http:\/\/env-app\.[a-z0-9-]+\.localhost:\d+$/)
+    expect(svc.attributes.hostUrl).toBe(rpcHostUrl)
+    expect((await rest("GET", `/v1/services/${svc.id}`)).body.data.attributes.hostUrl).toBe(rpcHostUrl)
 
     // REST: PATCH env, polled all along the rollout.
     const polling = poll(url)

@@ -188,6 +188,8 @@ export const ServiceResource = resource("services", {
   desiredState: Schema.String,
   image: Schema.NullOr(Schema.String),
   url: Schema.NullOr(Schema.String),
+  /** http://<service>.<team>.<KYOZO_DOMAIN>:<KYOZO_EDGE_PORT>, when the edge serves host names. */
+  hostUrl: Schema.optional(Schema.NullOr(Schema.String)),
   cpuMillis: Schema.Number,
   memoryMb: Schema.Number,
   /** Names only: values may be secrets. */
