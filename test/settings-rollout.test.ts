@@ -228,4 +228,22 @@ describe.skipIf(!docker.available)("settings take effect on the real Docker engi
     const bad = await runKyozo(dataDir, ["env", "set", "1BAD=x", "env-app"])
     expect(bad.code).toBe(2)
   }, 360_000)
+
+  it("kyozo deploy --replicas 2 runs two replicas behind the URL", async () => {
+    const dir = path.join(work, "replica-app")
+    app(dir)
+    const deployed = await runKyozo(dataDir, ["deploy", dir, "--replicas", "2", "--wait", "--json"], {
+      timeout: 150_000
+    })
+    expect(deployed.code, deployed.stderr).toBe(0)
+    const last = JSON.parse(deployed.stdout.trim().split("\n").at(-1)!) as {
+      service: { name: string; replicas: number; url: string }
+    }
+    expect(last.service.name).toBe("replica-app")
+    expect(last.service.replicas).toBe(2)
+    expect(await page(last.service.url)).toBe("greeting=none")
+    const bad = await runKyozo(dataDir, ["deploy", dir, "--replicas", "0"], { timeout: 150_000 })
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toContain("must be 1 to 20")
+  }, 240_000)
 })
