@@ -188,6 +188,8 @@ export const ServiceResource = resource("services", {
   desiredState: Schema.String,
   image: Schema.NullOr(Schema.String),
   url: Schema.NullOr(Schema.String),
+  /** http://<service>.<team>.<KYOZO_DOMAIN>:<KYOZO_EDGE_PORT>, when the edge serves host names. */
+  hostUrl: Schema.optional(Schema.NullOr(Schema.String)),
   cpuMillis: Schema.Number,
   memoryMb: Schema.Number,
   /** Names only: values may be secrets. */
@@ -200,6 +202,24 @@ export const ServiceResource = resource("services", {
   createdAt: DateString,
   updatedAt: DateString
 })
+
+/**
+ * `PATCH /v1/services/{id}`'s answer: a change of env, limits or health check rolls out to what
+ * runs; `meta.rollout` names the deployment doing it (absent when nothing had to roll out).
+ */
+export const ServiceUpdated = jsonApi(
+  Schema.Struct({
+    data: ServiceResource,
+    meta: Schema.optional(
+      Schema.Struct({
+        rollout: Schema.Struct({
+          deploymentId: Schema.String,
+          href: Schema.String.annotations({ description: "the deployment: GET it to follow the rollout" })
+        })
+      })
+    )
+  }).annotations({ identifier: "service-updated-document" })
+)
 
 /** The service list document (`GET /v1/services`): the server encodes cached pages with it. */
 export const ServiceCollection = collection(ServiceResource)
@@ -464,7 +484,7 @@ export class ServicesApi extends HttpApiGroup.make("services")
           replicas: Schema.optional(Schema.Int.pipe(Schema.between(1, 20)))
         })
       )
-      .addSuccess(single(ServiceResource))
+      .addSuccess(ServiceUpdated)
   )
   .add(HttpApiEndpoint.del("deleteService")`/services/${ServiceParam}`.addSuccess(NoContent))
   .addError(NotFound)

@@ -6,6 +6,7 @@
 import { Rpc, RpcGroup, RpcMiddleware } from "@effect/rpc"
 import { BreakerStatus } from "@kyozo/core/CircuitBreaker"
 import { Role } from "@kyozo/core/domain/Membership"
+import { RestartPolicy } from "@kyozo/core/domain/ServiceInstance"
 import { ApiKeyId, TeamId, UserId } from "@kyozo/core/domain/Ids"
 import { DetectError, TopologyResult } from "@kyozo/core/topology/Topology"
 import {
@@ -208,6 +209,22 @@ export class MemberNotFound extends Schema.TaggedError<MemberNotFound>()("Member
 
 const ServiceRef = { service: RpcId }
 
+/** An env variable's name, as REST bounds it. */
+const EnvKey = Schema.String.pipe(Schema.pattern(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/))
+const EnvValue = Schema.String.pipe(
+  Schema.maxLength(32_768),
+  Schema.filter((s) => !s.includes("\0") || "must not contain NUL bytes")
+)
+
+/** A service's settings after a change, and the deployment rolling them out (null: nothing had to). */
+export const ServiceUpdateView = Schema.Struct({
+  service: ServiceView,
+  /** Names only: values may be secrets. */
+  envKeys: Schema.Array(Schema.String),
+  rolloutDeploymentId: Schema.NullOr(Schema.String)
+})
+export type ServiceUpdateView = typeof ServiceUpdateView.Type
+
 export class KyozoRpc extends RpcGroup.make(
   Rpc.make("Deploy", {
     payload: DeployRequest,
@@ -224,6 +241,25 @@ export class KyozoRpc extends RpcGroup.make(
   Rpc.make("ScaleService", {
     payload: { service: Schema.String, replicas: Schema.Int.pipe(Schema.between(1, 20)) },
     success: ServiceView,
+    error: OperationError
+  }),
+  /** Changes a service's settings; env, limits and health check roll out behind the health gate. */
+  Rpc.make("UpdateService", {
+    payload: {
+      service: RpcId,
+      envSet: Schema.optional(Schema.Record({ key: EnvKey, value: EnvValue })),
+      envUnset: Schema.optional(Schema.Array(EnvKey).pipe(Schema.maxItems(1000))),
+      cpuMillis: Schema.optional(Schema.Int.pipe(Schema.between(10, 64_000))),
+      memoryMb: Schema.optional(Schema.Int.pipe(Schema.between(6, 1_048_576))),
+      restartPolicy: Schema.optional(RestartPolicy)
+    },
+    success: ServiceUpdateView,
+    error: OperationError
+  }),
+  /** The names of a service's env variables (never their values). */
+  Rpc.make("ServiceEnvKeys", {
+    payload: ServiceRef,
+    success: Schema.Array(Schema.String),
     error: OperationError
   }),
   Rpc.make("Rollback", { payload: RollbackRequest, success: DeploymentSummary, error: OperationError }),

@@ -1,5 +1,5 @@
 /**
- * `kyozo deploy <folder> [--name N] [--wait] [--watch] [--json] [--force]`: packs the folder as Docker would
+ * `kyozo deploy <folder> [--name N] [--wait] [--watch] [--json] [--force] [--replicas n]`: packs the folder as Docker would
  * send it (.dockerignore or Kyozo's defaults honoured), uploads it to `/v1/uploads`, then runs
  * `Deploy` over RPC and shows its progress (Progress.ts) and, at the end, the URL of every service
  * (marked simulated when the server runs on the mock runtime). The service name defaults to the
@@ -10,6 +10,8 @@
  */
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
+import * as HelpDoc from "@effect/cli/HelpDoc"
+import * as ValidationError from "@effect/cli/ValidationError"
 import * as Options from "@effect/cli/Options"
 import { KyozoClient } from "@kyozo/api/KyozoClient"
 import type { DeploymentSummary } from "@kyozo/workers/Deployer"
@@ -44,6 +46,13 @@ const watch = Options.boolean("watch").pipe(
 
 const force = Options.boolean("force").pipe(
   Options.withDescription("replace the containers even when nothing changed")
+)
+
+const replicas = Options.integer("replicas").pipe(
+  Options.withDescription(
+    "run n replicas of each deployed service behind its URL (1 to 20; quotas count them)"
+  ),
+  Options.optional
 )
 
 const UploadAnswer = Schema.Struct({ uploadId: Schema.String, files: Schema.Number, bytes: Schema.Number })
@@ -128,32 +137,53 @@ export const deployFolder = (
     }).pipe(Effect.ensuring(Effect.sync(() => renderer.close())))
   })
 
-export const deployCommand = Command.make("deploy", { folder, name, wait, watch, json, force }, (args) =>
-  Effect.gen(function* () {
-    const dir = resolveFolder(args.folder)
-    if (args.watch) {
-      const dev = yield* Effect.promise(() => import("./DevLoop.js"))
-      return yield* dev.devLoop(dir, { name: Option.getOrUndefined(args.name), json: args.json })
-    }
-    const client = yield* KyozoClient
-    const { deployed } = yield* deployFolder(dir, {
-      name: Option.getOrUndefined(args.name),
-      json: args.json,
-      force: args.force
-    })
-    if (args.wait) {
-      for (const d of deployed) {
-        const settled = (status: string) =>
-          status === "running" || status === "failed" || status === "unhealthy"
-        const deadline = Date.now() + 120_000
-        let view = yield* client.GetService({ service: d.serviceId })
-        while (!settled(view.status) && Date.now() < deadline) {
-          yield* Effect.sleep(Duration.millis(500))
-          view = yield* client.GetService({ service: d.serviceId })
-        }
-        if (args.json) yield* printNdjson({ _tag: "Service", service: view })
-        else process.stdout.write(`${view.name}: ${view.status}\n`)
+export const deployCommand = Command.make(
+  "deploy",
+  { folder, name, wait, watch, json, force, replicas },
+  (args) =>
+    Effect.gen(function* () {
+      const dir = resolveFolder(args.folder)
+      // Checked before anything is deployed: a bad count must not leave a half-done deploy.
+      if (Option.isSome(args.replicas) && !(args.replicas.value >= 1 && args.replicas.value <= 20))
+        return yield* Effect.zipRight(
+          // A usage error (exit 2) prints itself: main.ts leaves those to the command.
+          Effect.sync(() =>
+            process.stderr.write(
+              `kyozo: --replicas ${Option.getOrElse(args.replicas, () => 0)}: must be 1 to 20\n`
+            )
+          ),
+          Effect.fail(ValidationError.invalidValue(HelpDoc.p("--replicas must be 1 to 20")))
+        )
+      if (args.watch) {
+        const dev = yield* Effect.promise(() => import("./DevLoop.js"))
+        return yield* dev.devLoop(dir, { name: Option.getOrUndefined(args.name), json: args.json })
       }
-    }
-  }).pipe(Effect.provide(ClientLive))
+      const client = yield* KyozoClient
+      const { deployed } = yield* deployFolder(dir, {
+        name: Option.getOrUndefined(args.name),
+        json: args.json,
+        force: args.force
+      })
+      // Through the same quota-gated scale as `kyozo scale`: the deploy itself rolls what ran.
+      if (Option.isSome(args.replicas)) {
+        for (const d of deployed) {
+          if (d.status === "failed") continue
+          yield* client.ScaleService({ service: d.serviceId, replicas: args.replicas.value })
+        }
+      }
+      if (args.wait) {
+        for (const d of deployed) {
+          const settled = (status: string) =>
+            status === "running" || status === "failed" || status === "unhealthy"
+          const deadline = Date.now() + 120_000
+          let view = yield* client.GetService({ service: d.serviceId })
+          while (!settled(view.status) && Date.now() < deadline) {
+            yield* Effect.sleep(Duration.millis(500))
+            view = yield* client.GetService({ service: d.serviceId })
+          }
+          if (args.json) yield* printNdjson({ _tag: "Service", service: view })
+          else process.stdout.write(`${view.name}: ${view.status}\n`)
+        }
+      }
+    }).pipe(Effect.provide(ClientLive))
 ).pipe(Command.withDescription("Deploy a folder: detect, build (or reuse), run behind a health gate"))

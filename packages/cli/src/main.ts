@@ -14,6 +14,7 @@ import { describeError } from "./Errors.js"
 import { initCommand } from "./InitCommand.js"
 import { loginCommand, serversCommand, useCommand } from "./LoginCommand.js"
 import { edgeCommand } from "./EdgeCommand.js"
+import { envCommand } from "./EnvCommand.js"
 import { eventsCommand } from "./EventsCommand.js"
 import { logsCommand } from "./LogsCommand.js"
 import { psCommand } from "./PsCommand.js"
@@ -46,7 +47,8 @@ const kyozo = Command.make("kyozo").pipe(
     serversCommand,
     useCommand,
     edgeCommand,
-    scaleCommand
+    scaleCommand,
+    envCommand
   ])
 )
 

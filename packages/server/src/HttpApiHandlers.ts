@@ -39,6 +39,7 @@ import type { ServicePermission } from "@kyozo/core/domain/ServicePermission"
 import type { Team } from "@kyozo/core/domain/Team"
 import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
 import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
+import { hostUrlFor } from "@kyozo/core/edge/HostNames"
 import { HealthCheckRepo } from "@kyozo/core/HealthCheckRepo"
 import { MetricSampleRepo } from "@kyozo/core/MetricSampleRepo"
 import { allowPrivateFromEnv, checkTarget, TargetRefused } from "@kyozo/core/OutboundTarget"
@@ -126,7 +127,8 @@ const teamDoc = (t: Team) => ({
 
 const ref = (type: string, id: string | null) => ({ data: id === null ? null : { type, id } })
 
-const serviceDoc = (s: ServiceInstance) => ({
+/** `hostUrl` depends on the edge (its routes and shared port), not on the row: computed when encoding. */
+const serviceDoc = (s: ServiceInstance, hostUrl: string | null = null) => ({
   type: "services" as const,
   id: s.id,
   attributes: {
@@ -137,6 +139,7 @@ const serviceDoc = (s: ServiceInstance) => ({
     desiredState: s.desiredState,
     image: s.image,
     url: serviceUrl(s.hostPort),
+    hostUrl,
     cpuMillis: s.cpuMillis,
     memoryMb: s.memoryMb,
     envKeys: Object.keys(s.env).sort(),
@@ -489,6 +492,20 @@ const encodedPages = new WeakMap<object, Map<string, HttpServerResponse.HttpServ
 
 const ServicesLive = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =>
   Effect.gen(function* () {
+    const edgeRouter = yield* Effect.serviceOption(EdgeRouter)
+    /** http://<service>.<team>.<domain>:<edge port> of each service the edge names (RPC's viewOf alike). */
+    const hostUrlOf = (id: string): Effect.Effect<string | null> =>
+      Option.match(edgeRouter, {
+        onNone: () => Effect.succeed(null),
+        onSome: (edge) =>
+          Effect.gen(function* () {
+            const status = yield* edge.status
+            const route = yield* edge.route(id)
+            return route?.hostName && status.sharedPort !== null
+              ? hostUrlFor(route.hostName, status.sharedPort)
+              : null
+          })
+      })
     const app = yield* Services
     const sources = yield* Sources
     const deployer = yield* Deployer
@@ -514,12 +531,15 @@ const ServicesLive = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =
             )
           )
           const self = yield* selfLink
-          // The page object stays the same while no service changes: so does its encoded answer.
-          const encoded = encodedPages.get(page)?.get(self)
+          const hostUrls = yield* Effect.forEach(page.items, (s) => hostUrlOf(s.id))
+          // The page object stays the same while no service changes: so does its encoded answer, as
+          // long as the edge names the services alike (hostUrl is part of the key).
+          const key = `${self}\u0000${hostUrls.join("\u0000")}`
+          const encoded = encodedPages.get(page)?.get(key)
           if (encoded !== undefined) return encoded
           const path = self.split("?")[0]!
           const document = yield* encodeServiceList({
-            data: page.items.map(serviceDoc),
+            data: page.items.map((s, i) => serviceDoc(s, hostUrls[i] ?? null)),
             links: {
               self,
               next:
@@ -532,7 +552,7 @@ const ServicesLive = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =
             contentType: JSON_API
           })
           const bySelf = encodedPages.get(page) ?? new Map<string, HttpServerResponse.HttpServerResponse>()
-          if (bySelf.size < 100) bySelf.set(self, response)
+          if (bySelf.size < 100) bySelf.set(key, response)
           encodedPages.set(page, bySelf)
           return response
         })
@@ -559,13 +579,25 @@ const ServicesLive = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =
       .handle("getService", ({ path }) =>
         policy.requireService("view the service", path.serviceId, "view").pipe(
           Effect.mapError(policyError),
-          Effect.map(({ service }) => ({ data: serviceDoc(service) }))
+          Effect.flatMap(({ service }) =>
+            Effect.map(hostUrlOf(service.id), (hostUrl) => ({ data: serviceDoc(service, hostUrl) }))
+          )
         )
       )
       .handle("updateService", ({ path, payload }) =>
         app.update(path.serviceId, payload.data.attributes).pipe(
           Effect.mapError((e) => (e._tag === "Forbidden" ? policyError(e) : deployError(e))),
-          Effect.map((updated) => ({ data: serviceDoc(updated) }))
+          Effect.bind("hostUrl", ({ service }) => hostUrlOf(service.id)),
+          // The rollout of new settings goes on after the answer: follow it at its deployment.
+          Effect.map(({ service, rollout, hostUrl }) =>
+            Option.match(rollout, {
+              onNone: () => ({ data: serviceDoc(service, hostUrl) }),
+              onSome: (id) => ({
+                data: serviceDoc(service, hostUrl),
+                meta: { rollout: { deploymentId: id, href: `/v1/deployments/${id}` } }
+              })
+            })
+          )
         )
       )
       .handle("deleteService", ({ path }) =>

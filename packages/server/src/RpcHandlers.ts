@@ -22,6 +22,7 @@ import { UserRepo } from "@kyozo/core/UserRepo"
 import { Deployer } from "@kyozo/workers/Deployer"
 import { Effect, Layer, Option, Stream } from "effect"
 import { ApiKeys } from "./application/ApiKeys.js"
+import { Services } from "./application/Services.js"
 import { Sources } from "./application/Sources.js"
 import { Teams } from "./application/Teams.js"
 import { KeySessions } from "./KeySessions.js"
@@ -49,6 +50,7 @@ export const layer = KyozoRpc.toLayer(
     const sources = yield* Sources
     const teamsApp = yield* Teams
     const apiKeys = yield* ApiKeys
+    const servicesApp = yield* Services
     /** A stream of the caller's, ended when the caller's key stops being valid. */
     const guarded = <A, E, R>(f: (p: Principal) => Stream.Stream<A, E, R>) =>
       Stream.unwrap(Effect.map(CurrentPrincipal, (p) => f(p).pipe(sessions.guard(p.keyId))))
@@ -69,6 +71,21 @@ export const layer = KyozoRpc.toLayer(
       ScaleService: ({ service, replicas }) =>
         Effect.flatMap(policy.requireService("scale services", service, "deploy"), (a) =>
           deployer.scale(a.principal.teamId, a.service.id, replicas)
+        ),
+      // The same rule as REST's PATCH: Services.update (policy, quotas, the rollout).
+      UpdateService: ({ service, ...patch }) =>
+        Effect.gen(function* () {
+          const { service: row, rollout } = yield* servicesApp.update(service, patch)
+          const p = yield* CurrentPrincipal
+          return {
+            service: yield* deployer.get(p.teamId, row.id),
+            envKeys: Object.keys(row.env).sort(),
+            rolloutDeploymentId: Option.getOrNull(rollout)
+          }
+        }),
+      ServiceEnvKeys: ({ service }) =>
+        Effect.map(policy.requireService("view the service", service, "view"), (a) =>
+          Object.keys(a.service.env).sort()
         ),
       StopService: ({ service }) =>
         Effect.flatMap(policy.requireService("stop services", service, "deploy"), (a) =>
@@ -164,4 +181,8 @@ export const layer = KyozoRpc.toLayer(
         }))
     }
   })
-).pipe(Layer.provide(Layer.mergeAll(Policy.Default, Sources.Default, Teams.Default, ApiKeys.Default)))
+).pipe(
+  Layer.provide(
+    Layer.mergeAll(Policy.Default, Sources.Default, Teams.Default, ApiKeys.Default, Services.Default)
+  )
+)

@@ -10,7 +10,7 @@ import { DeploymentEvent } from "@kyozo/core/domain/DeploymentEvent"
 import { DeploymentId, ServiceId, TeamId } from "@kyozo/core/domain/Ids"
 import { RuntimeError } from "@kyozo/core/RuntimeErrors"
 import { DetectedService, DetectError } from "@kyozo/core/topology/Topology"
-import { Context, type Effect, Schema, type Stream } from "effect"
+import { Context, type Effect, type Option, Schema, type Stream } from "effect"
 
 export class ServiceNotFound extends Schema.TaggedError<ServiceNotFound>()("ServiceNotFound", {
   service: Schema.String
@@ -175,6 +175,15 @@ export interface DeployerShape {
     service: string,
     replicas: number
   ) => Effect.Effect<ServiceView, DeployError>
+  /**
+   * Rolls the service's settings (env, limits, health check, as written to its row) out: redeploys
+   * its current image behind the health gate, in the background. The deployment it started, or
+   * none when nothing runs to replace (never deployed, or stopped: the next start uses the row).
+   */
+  readonly applySettings: (
+    teamId: TeamId,
+    service: string
+  ) => Effect.Effect<Option.Option<DeploymentId>, DeployError>
   readonly rollback: (
     teamId: TeamId,
     service: string,

@@ -565,8 +565,50 @@ export const make = (options: DeployerOptions = {}) =>
         return yield* viewOf(yield* findService(teamId, row.id))
       })
 
+    const applySettings = (teamId: TeamId, service: string) =>
+      Effect.gen(function* () {
+        const row = yield* findService(teamId, service)
+        if (row.image === null || row.desiredState !== "running" || row.currentDeploymentId === null)
+          return Option.none<DeploymentId>()
+        const image = row.image
+        const created = yield* deployments.create({ teamId, serviceId: row.id, image }).pipe(Effect.orDie)
+        if (Option.isNone(created)) return yield* new ServiceNotFound({ service })
+        yield* events
+          .append({
+            teamId,
+            serviceId: row.id,
+            deploymentId: created.value.id,
+            type: "deploy.settings",
+            message: `Rolling out new settings on ${image}`,
+            data: { image }
+          })
+          .pipe(Effect.orDie)
+        // The durable workflow records the outcome (a failed gate compensates and marks the
+        // deployment failed); the caller gets the deployment to follow, not the wait.
+        yield* dispatch(
+          {
+            teamId,
+            serviceId: row.id,
+            deploymentId: created.value.id,
+            image,
+            root: null,
+            planned: null,
+            aliases: []
+          },
+          row.name,
+          Date.now()
+        ).pipe(
+          Effect.catchAllCause((cause) =>
+            Effect.logWarning(`rolling out settings of ${row.name} failed`, cause)
+          ),
+          Effect.forkDaemon
+        )
+        return Option.some(created.value.id)
+      })
+
     return Deployer.of({
       deploy,
+      applySettings,
       scale,
       stop,
       start,

@@ -10,7 +10,7 @@ import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { type DeployError, Deployer, type QuotaExceeded, ServiceNotFound } from "@kyozo/workers/Deployer"
 import * as Quotas from "@kyozo/workers/Quotas"
 import * as ChangeEpoch from "@kyozo/core/ChangeEpoch"
-import { ServiceId, type TeamId } from "@kyozo/core/domain/Ids"
+import { type DeploymentId, ServiceId, type TeamId } from "@kyozo/core/domain/Ids"
 import type { Page } from "@kyozo/core/SqlRows"
 import { Data, Effect, Option } from "effect"
 import { Policy } from "../Policy.js"
@@ -18,11 +18,22 @@ import { Policy } from "../Policy.js"
 export interface ServicePatch {
   readonly cpuMillis?: number
   readonly memoryMb?: number
+  /** Replaces the whole env. */
   readonly env?: Readonly<Record<string, string>>
+  /** Merged into the env (after `env`), read under the team's lock so concurrent sets do not lose keys. */
+  readonly envSet?: Readonly<Record<string, string>>
+  /** Removed from the env (after `envSet`). */
+  readonly envUnset?: ReadonlyArray<string>
   readonly healthConfig?: HealthCheckConfig
   readonly restartPolicy?: RestartPolicy
   /** Applied by the Deployer: quotas count replicas, and the change converges at once. */
   readonly replicas?: number
+}
+
+/** The updated row, and the deployment rolling its new settings out (none when nothing had to). */
+export interface ServiceUpdate {
+  readonly service: ServiceInstance
+  readonly rollout: Option.Option<DeploymentId>
 }
 
 /** `page[after]` named no service of the team's list. */
@@ -30,6 +41,9 @@ export class InvalidCursor extends Data.TaggedError("InvalidCursor")<{ readonly 
 
 /** How many pages of service lists are kept (a page is dropped at once when any service changes). */
 const MAX_CACHED_PAGES = 1_000
+
+const sorted = (env: Readonly<Record<string, string>>) =>
+  Object.fromEntries(Object.entries(env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
 
 export class Services extends Effect.Service<Services>()("@kyozo/server/application/Services", {
   scoped: Effect.gen(function* () {
@@ -72,12 +86,16 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
         return page
       }).pipe(Effect.catchTag("SqlError", Effect.die))
 
-    /** Changes settings of a service of the caller's team; raising limits must fit the team's quotas. */
+    /**
+     * Changes settings of a service of the caller's team; raising limits must fit the team's quotas.
+     * A change of env, limits or health check is rolled out to what runs (the current image,
+     * redeployed behind the health gate); restart policy and replicas need no new containers.
+     */
     const update = (
       service: string,
       patch: ServicePatch
     ): Effect.Effect<
-      ServiceInstance,
+      ServiceUpdate,
       Forbidden | ServiceNotFound | QuotaExceeded | DeployError,
       CurrentPrincipal
     > =>
@@ -99,21 +117,42 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
             memoryMb: patch.memoryMb === undefined ? 0 : patch.memoryMb - current.value.memoryMb
           }
         })
-        const apply = services.update(teamId, id, {
-          ...(patch.cpuMillis === undefined ? {} : { cpuMillis: patch.cpuMillis }),
-          ...(patch.memoryMb === undefined ? {} : { memoryMb: patch.memoryMb }),
-          ...(patch.env === undefined ? {} : { env: patch.env }),
-          ...(patch.healthConfig === undefined ? {} : { healthConfig: patch.healthConfig }),
-          ...(patch.restartPolicy === undefined ? {} : { restartPolicy: patch.restartPolicy })
+        const editsEnv = patch.env !== undefined || patch.envSet !== undefined || patch.envUnset !== undefined
+        // The env to write, from the row as it is under the lock.
+        const envOf = (current: Readonly<Record<string, string>>) => {
+          const env: Record<string, string> = { ...(patch.env ?? current), ...patch.envSet }
+          for (const key of patch.envUnset ?? []) delete env[key]
+          return env
+        }
+        let before: ServiceInstance = found
+        const apply = Effect.gen(function* () {
+          const current = yield* services.findById(teamId, id)
+          if (Option.isSome(current)) before = current.value
+          return yield* services.update(teamId, id, {
+            ...(patch.cpuMillis === undefined ? {} : { cpuMillis: patch.cpuMillis }),
+            ...(patch.memoryMb === undefined ? {} : { memoryMb: patch.memoryMb }),
+            ...(editsEnv ? { env: envOf(before.env) } : {}),
+            ...(patch.healthConfig === undefined ? {} : { healthConfig: patch.healthConfig }),
+            ...(patch.restartPolicy === undefined ? {} : { restartPolicy: patch.restartPolicy })
+          })
         })
         // A rename is not part of this patch: a name conflict cannot happen here.
         const updated = yield* quotas
           .withinQuota(teamId, additions, apply)
           .pipe(Effect.catchTag("ServiceNameTaken", Effect.die))
         if (Option.isNone(updated)) return yield* new ServiceNotFound({ service })
-        if (patch.replicas === undefined || patch.replicas === updated.value.replicas) return updated.value
-        yield* deployer.scale(teamId, id, patch.replicas)
-        return Option.getOrElse(yield* services.findById(teamId, id).pipe(Effect.orDie), () => updated.value)
+        const after = updated.value
+        if (patch.replicas !== undefined && patch.replicas !== after.replicas)
+          yield* deployer.scale(teamId, id, patch.replicas)
+        // Only what the containers are made of: an equal value written again changes nothing.
+        const changed =
+          after.cpuMillis !== before.cpuMillis ||
+          after.memoryMb !== before.memoryMb ||
+          JSON.stringify(sorted(after.env)) !== JSON.stringify(sorted(before.env)) ||
+          JSON.stringify(after.healthConfig) !== JSON.stringify(before.healthConfig)
+        const rollout = changed ? yield* deployer.applySettings(teamId, id) : Option.none<DeploymentId>()
+        const latest = yield* services.findById(teamId, id).pipe(Effect.orDie)
+        return { service: Option.getOrElse(latest, () => after), rollout }
       })
 
     return { list, update } as const
