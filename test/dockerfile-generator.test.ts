@@ -48,6 +48,15 @@ const generate = (fixture: string) =>
 const indexOf = (lines: ReadonlyArray<string>, re: RegExp): number => lines.findIndex((l) => re.test(l))
 
 describe("generated Dockerfiles", () => {
+  it.effect("do not depend on the service's name (an upload's folder name changes every upload)", () =>
+    Effect.gen(function* () {
+      const plan = yield* detectPlan(path.join(FIX, "static-site"))
+      const p = plan.services[0]!
+      const renamed = { ...p, service: { ...p.service, name: "upl_0123456789abcdef" } }
+      expect(generateDockerfile(renamed, LOCAL)?.content).toBe(generateDockerfile(p, LOCAL)?.content)
+    })
+  )
+
   for (const [stack, fixture] of Object.entries(STACK_FIXTURES)) {
     it.effect(`${stack}: local FROM, manifests before sources, non-root, EXPOSE, exec CMD`, () =>
       Effect.gen(function* () {
