@@ -209,7 +209,16 @@ describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and
     )
     expect(recoverMs).toBeLessThan(10_000)
     expect(lies).toEqual([])
-    expect(failing.some((s) => s.status === "unhealthy")).toBe(true)
+    // An outage the URL felt for longer than the detection bound must show as unhealthy; a brief
+    // one (the containers often keep serving while dockerd is away) may pass unseen.
+    let streak = 0
+    let longest = 0
+    for (let i = 1; i < statuses.length; i++) {
+      const bothFailed = statuses[i]!.url !== "data plane\n" && statuses[i - 1]!.url !== "data plane\n"
+      streak = bothFailed ? streak + (statuses[i]!.at - statuses[i - 1]!.at) : 0
+      longest = Math.max(longest, streak)
+    }
+    if (longest >= 3000) expect(failing.some((s) => s.status === "unhealthy")).toBe(true)
     expect((await serviceRow()).url).toBe(url)
     const containers = await managedContainers()
     expect(containers.filter((c) => c.State === "running")).toHaveLength(1)
