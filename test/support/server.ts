@@ -7,16 +7,36 @@ import * as path from "node:path"
 
 export const repoRoot = path.resolve(import.meta.dirname, "..", "..")
 
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
+const canBind = (port: number): Promise<number | undefined> =>
+  new Promise((resolve) => {
     const server = net.createServer()
-    server.listen(0, "127.0.0.1", () => {
+    server.once("error", () => resolve(undefined))
+    server.listen(port, "127.0.0.1", () => {
       const address = server.address()
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))
-      )
+      server.close(() => resolve(typeof address === "object" && address ? address.port : undefined))
     })
   })
+
+let portCursor = 0
+
+/**
+ * A port for a test server. Not a kernel-chosen ephemeral port: a server process binds its port
+ * seconds after it was chosen (longer under load), and meanwhile the kernel may hand the same
+ * ephemeral port to another test file's server, Caddy or a published container port — then the
+ * wrong server answers. Each vitest worker takes ports from its own slice below the ephemeral
+ * range (32768+), which Kyozo and Docker choose their own ports from.
+ */
+export const freePort = async (): Promise<number> => {
+  const pool = Number(process.env.VITEST_POOL_ID ?? 0)
+  const base = 20_000 + (pool % 24) * 500
+  for (let i = 0; i < 500; i++) {
+    const port = await canBind(base + (portCursor++ % 500))
+    if (port !== undefined) return port
+  }
+  const port = await canBind(0)
+  if (port === undefined) throw new Error("no free port")
+  return port
+}
 
 /** Stops the Caddy a Kyozo on this data dir started or adopted, if one answers. */
 export const stopEdge = (dataDir: string): Promise<boolean> =>
