@@ -259,7 +259,7 @@ describe("application services: role × action matrix", () => {
     it.effect("another team's caller meets ServiceNotFound, never Forbidden", () =>
       Effect.gen(function* () {
         const w = yield* world
-        const calls = [
+        const calls: ReadonlyArray<Effect.Effect<unknown, { readonly _tag: string }, any>> = [
           Effect.flatMap(Services, (s) => s.get(w.s1)),
           Effect.flatMap(Services, (s) => s.update(w.s1, { memoryMb: 256 })),
           Effect.flatMap(Services, (s) => s.remove(w.s1)),
