@@ -65,6 +65,12 @@ export class Members extends Effect.Service<Members>()("@kyozo/server/applicatio
         }))
       }).pipe(Effect.orDie)
 
+    /** The members of the caller's team. */
+    const listForCaller: Effect.Effect<ReadonlyArray<MemberView>, never, CurrentPrincipal> = Effect.flatMap(
+      CurrentPrincipal,
+      (p) => list(p.teamId)
+    )
+
     const one = (teamId: TeamId, userId: UserId) =>
       Effect.flatMap(list(teamId), (ms) =>
         Option.match(Option.fromNullable(ms.find((m) => m.userId === userId)), {
@@ -182,7 +188,7 @@ export class Members extends Effect.Service<Members>()("@kyozo/server/applicatio
         return { team: team.value, ...issued, role: inv.role }
       })
 
-    return { list, add, changeRole, remove, myInvitations, accept } as const
+    return { list, listForCaller, add, changeRole, remove, myInvitations, accept } as const
   }),
   dependencies: [
     TeamRepo.Default,
