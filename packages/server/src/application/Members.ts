@@ -170,7 +170,13 @@ export class Members extends Effect.Service<Members>()("@kyozo/server/applicatio
     const accept = (
       id: string
     ): Effect.Effect<
-      { readonly team: Team; readonly apiKey: ApiKey; readonly key: string; readonly role: Role },
+      {
+        readonly team: Team
+        readonly member: MemberView
+        readonly apiKey: ApiKey
+        readonly key: string
+        readonly role: Role
+      },
       InvitationNotFound,
       CurrentPrincipal
     > =>
@@ -185,7 +191,9 @@ export class Members extends Effect.Service<Members>()("@kyozo/server/applicatio
         const issued = yield* keys
           .issue({ teamId: inv.teamId, userId: p.userId, name: "invitation" })
           .pipe(Effect.orDie)
-        return { team: team.value, ...issued, role: inv.role }
+        // Just added: its absence would be a bug, not the caller's error.
+        const member = yield* one(inv.teamId, p.userId).pipe(Effect.orDie)
+        return { team: team.value, member, ...issued, role: inv.role }
       })
 
     return { list, listForCaller, add, changeRole, remove, myInvitations, accept } as const
