@@ -3,7 +3,7 @@
  * `manage` on it (Policy), and any change of its limits goes through the team's quota check
  * (the same gate deploys use), under the team's lock so concurrent changes cannot overshoot.
  */
-import type { CurrentPrincipal, Forbidden } from "@kyozo/api/KyozoRpc"
+import { CurrentPrincipal, type Forbidden } from "@kyozo/api/KyozoRpc"
 import type { HealthCheckConfig } from "@kyozo/core/domain/HealthCheckConfig"
 import type { RestartPolicy, ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
@@ -155,7 +155,18 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
         return { service: Option.getOrElse(latest, () => after), rollout }
       })
 
-    return { list, update } as const
+    /**
+     * Services of the caller's team among `ids`, in one read (for batched lookups); others' ids
+     * and unknown ones are simply absent.
+     */
+    const getMany = (
+      ids: ReadonlyArray<string>
+    ): Effect.Effect<ReadonlyArray<ServiceInstance>, never, CurrentPrincipal> =>
+      Effect.flatMap(CurrentPrincipal, (p) =>
+        services.findByIds(p.teamId, ids.map((id) => ServiceId.make(id))).pipe(Effect.orDie)
+      )
+
+    return { list, update, getMany } as const
   }),
   dependencies: [ServiceRepo.Default, Policy.Default]
 }) {}
