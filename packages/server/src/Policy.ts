@@ -80,6 +80,19 @@ export class Policy extends Effect.Service<Policy>()("@kyozo/server/Policy", {
       })
 
     /**
+     * Resolves `service` in the caller's team for reading. Every team role carries `view` on every
+     * service of its team (impliedPermission), so reading needs only the service to be the team's:
+     * unknown or foreign is ServiceNotFound, and no Forbidden can arise.
+     */
+    const viewService = (service: string) =>
+      Effect.gen(function* () {
+        const principal = yield* CurrentPrincipal
+        const found = yield* findService(principal, service)
+        if (Option.isNone(found)) return yield* new ServiceNotFound({ service })
+        return { principal, service: found.value }
+      })
+
+    /**
      * A deploy by name: team members and above always; others only when the name is an existing
      * service of theirs on which they hold `deploy`.
      */
@@ -97,7 +110,7 @@ export class Policy extends Effect.Service<Policy>()("@kyozo/server/Policy", {
         return yield* new Forbidden({ operation: "deploy", role: principal.role, required: "member" })
       })
 
-    return { findService, permissionOn, requireService, requireDeploy } as const
+    return { findService, permissionOn, requireService, viewService, requireDeploy } as const
   }),
   dependencies: [ServiceRepo.Default, PermissionRepo.Default]
 }) {}

@@ -2,17 +2,27 @@
  * Services, the application rules every front door calls: changing a service's settings needs
  * `manage` on it (Policy), and any change of its limits goes through the team's quota check
  * (the same gate deploys use), under the team's lock so concurrent changes cannot overshoot.
+ * Every member reads every service of the team; stop, start, restart and scale need `deploy` on
+ * the service, removing it `manage`. Log streams end when the caller's key stops being valid.
  */
 import { CurrentPrincipal, type Forbidden } from "@kyozo/api/KyozoRpc"
+import type { LogLine } from "@kyozo/core/ContainerRuntime"
 import type { HealthCheckConfig } from "@kyozo/core/domain/HealthCheckConfig"
 import type { RestartPolicy, ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
-import { type DeployError, Deployer, type QuotaExceeded, ServiceNotFound } from "@kyozo/workers/Deployer"
+import {
+  type DeployError,
+  Deployer,
+  type QuotaExceeded,
+  ServiceNotFound,
+  type ServiceView
+} from "@kyozo/workers/Deployer"
 import * as Quotas from "@kyozo/workers/Quotas"
 import * as ChangeEpoch from "@kyozo/core/ChangeEpoch"
 import { type DeploymentId, ServiceId, type TeamId } from "@kyozo/core/domain/Ids"
 import type { Page } from "@kyozo/core/SqlRows"
-import { Data, Effect, Option } from "effect"
+import { Data, Effect, Option, Stream } from "effect"
+import { KeySessions } from "../KeySessions.js"
 import { Policy } from "../Policy.js"
 
 export interface ServicePatch {
@@ -51,6 +61,7 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
     const policy = yield* Policy
     const quotas = yield* Quotas.makeGate
     const deployer = yield* Deployer
+    const sessions = yield* KeySessions
     yield* ChangeEpoch.follow(ChangeEpoch.services)
     const pages = new Map<
       string,
@@ -166,7 +177,70 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
         services.findByIds(p.teamId, ids.map((id) => ServiceId.make(id))).pipe(Effect.orDie)
       )
 
-    return { list, update, getMany } as const
+    /** A service of the caller's team by id or name (every member reads every service of the team). */
+    const get = (service: string): Effect.Effect<ServiceInstance, ServiceNotFound, CurrentPrincipal> =>
+      Effect.map(policy.viewService(service), (a) => a.service)
+
+    /** The service as the runtime sees it (status, replicas, URL). */
+    const view = (service: string): Effect.Effect<ServiceView, DeployError, CurrentPrincipal> =>
+      Effect.flatMap(policy.viewService(service), (a) => deployer.get(a.principal.teamId, a.service.id))
+
+    /** Every service of the caller's team as the runtime sees it. */
+    const views: Effect.Effect<ReadonlyArray<ServiceView>, DeployError, CurrentPrincipal> = Effect.flatMap(
+      CurrentPrincipal,
+      (p) => deployer.list(p.teamId)
+    )
+
+    /** The names of the service's env variables (never their values). */
+    const envKeys = (
+      service: string
+    ): Effect.Effect<ReadonlyArray<string>, ServiceNotFound, CurrentPrincipal> =>
+      Effect.map(get(service), (s) => Object.keys(s.env).sort())
+
+    /** Lifecycle operations need `deploy` on the service; removing it needs `manage`. */
+    const lifecycle =
+      (operation: string, act: (teamId: TeamId, id: ServiceId) => Effect.Effect<ServiceView, DeployError>) =>
+      (service: string): Effect.Effect<ServiceView, Forbidden | DeployError, CurrentPrincipal> =>
+        Effect.flatMap(policy.requireService(operation, service, "deploy"), (a) =>
+          act(a.principal.teamId, a.service.id)
+        )
+
+    const stop = lifecycle("stop services", (teamId, id) => deployer.stop(teamId, id))
+    const start = lifecycle("start services", (teamId, id) => deployer.start(teamId, id))
+    const restart = lifecycle("restart services", (teamId, id) => deployer.restart(teamId, id))
+
+    /** Sets the replica count (the Deployer's quota gate counts replicas). */
+    const scale = (
+      service: string,
+      replicas: number
+    ): Effect.Effect<ServiceView, Forbidden | DeployError, CurrentPrincipal> =>
+      Effect.flatMap(policy.requireService("scale services", service, "deploy"), (a) =>
+        deployer.scale(a.principal.teamId, a.service.id, replicas)
+      )
+
+    /** Removes the service, its containers and routes. */
+    const remove = (service: string): Effect.Effect<void, Forbidden | DeployError, CurrentPrincipal> =>
+      Effect.flatMap(policy.requireService("remove services", service, "manage"), (a) =>
+        deployer.remove(a.principal.teamId, a.service.id)
+      )
+
+    /** The service's log lines (the last `tail`, then live ones when `follow`); ends when the key dies. */
+    const logs = (
+      service: string,
+      options: { readonly follow?: boolean | undefined; readonly tail?: number | undefined } = {}
+    ): Stream.Stream<LogLine, DeployError, CurrentPrincipal> =>
+      Stream.unwrap(
+        Effect.map(policy.viewService(service), (a) =>
+          deployer
+            .logs(a.principal.teamId, a.service.id, {
+              follow: options.follow ?? false,
+              tail: options.tail ?? 100
+            })
+            .pipe(sessions.guard(a.principal.keyId))
+        )
+      )
+
+    return { list, update, getMany, get, view, views, envKeys, stop, start, restart, scale, remove, logs } as const
   }),
   dependencies: [ServiceRepo.Default, Policy.Default]
 }) {}
