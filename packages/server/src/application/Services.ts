@@ -174,7 +174,12 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
       ids: ReadonlyArray<string>
     ): Effect.Effect<ReadonlyArray<ServiceInstance>, never, CurrentPrincipal> =>
       Effect.flatMap(CurrentPrincipal, (p) =>
-        services.findByIds(p.teamId, ids.map((id) => ServiceId.make(id))).pipe(Effect.orDie)
+        services
+          .findByIds(
+            p.teamId,
+            ids.map((id) => ServiceId.make(id))
+          )
+          .pipe(Effect.orDie)
       )
 
     /** A service of the caller's team by id or name (every member reads every service of the team). */
@@ -240,7 +245,21 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
         )
       )
 
-    return { list, update, getMany, get, view, views, envKeys, stop, start, restart, scale, remove, logs } as const
+    return {
+      list,
+      update,
+      getMany,
+      get,
+      view,
+      views,
+      envKeys,
+      stop,
+      start,
+      restart,
+      scale,
+      remove,
+      logs
+    } as const
   }),
   dependencies: [ServiceRepo.Default, Policy.Default]
 }) {}

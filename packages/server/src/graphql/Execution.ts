@@ -24,7 +24,10 @@ const messageOf = (e: unknown): string | undefined =>
 export const toGraphQLError = (e: unknown): GraphQLError => {
   const tag = tagOf(e) ?? "Error"
   if (tag.endsWith("NotFound")) {
-    const what = tag.slice(0, -"NotFound".length).replace(/([a-z])([A-Z])/g, "$1 $2").toLowerCase()
+    const what = tag
+      .slice(0, -"NotFound".length)
+      .replace(/([a-z])([A-Z])/g, "$1 $2")
+      .toLowerCase()
     return new GraphQLError(`No such ${what || "object"} in your team.`, {
       extensions: { code: "NOT_FOUND" }
     })

@@ -1,20 +1,21 @@
 /**
- * `POST /graphql` (and `GET /graphql?query=…`, GraphQL over HTTP) served by graphql-yoga inside
- * the Effect router, so it shares the port, the global middleware (the dashboard's session cookie,
- * with its CSRF check on POST) and the bearer authentication with its rate limit
- * (`Auth.makeAuthenticate`) with every other front door. `GET /graphql/schema.graphql` publishes
- * the schema as SDL text.
+ * `POST /graphql` (and `GET /graphql?query=…`), GraphQL over HTTP served by graphql-http (the
+ * reference implementation of the spec) inside the Effect router, so it shares the port, the global
+ * middleware (the dashboard's session cookie, with its CSRF check on POST) and the bearer
+ * authentication with its rate limit (`Auth.makeAuthenticate`) with every other front door.
+ * `GET /graphql/schema.graphql` publishes the schema as SDL text.
  *
  * Limits, checked before anything runs: depth (graphql-armor max-depth), cost (graphql-armor
- * cost-limit), body size; each refusal is a GraphQL error with a message that says which limit.
+ * cost-limit), body size; each refusal is a GraphQL error whose message names the limit.
+ * Errors that are not the application's typed failures are masked ("Unexpected error.").
  */
 import { HttpIncomingMessage, HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import type { Principal } from "@kyozo/api/KyozoRpc"
-import { costLimitPlugin } from "@escape.tech/graphql-armor-cost-limit"
-import { maxDepthPlugin } from "@escape.tech/graphql-armor-max-depth"
+import { costLimitRule } from "@escape.tech/graphql-armor-cost-limit"
+import { maxDepthRule } from "@escape.tech/graphql-armor-max-depth"
 import { Effect, Layer, Option } from "effect"
-import { printSchema } from "graphql"
-import { createSchema, createYoga } from "graphql-yoga"
+import { GraphQLError, type ValidationContext } from "graphql"
+import { createHandler } from "graphql-http"
 import { Deployments } from "../application/Deployments.js"
 import { Insights } from "../application/Insights.js"
 import { Members } from "../application/Members.js"
@@ -23,38 +24,56 @@ import { Webhooks } from "../application/Webhooks.js"
 import { makeAuthenticate } from "../Auth.js"
 import { makeRun, type Run } from "./Execution.js"
 import * as Loaders from "./Loaders.js"
-import { type AppServices, type GraphqlContext, resolvers } from "./Resolvers.js"
-import { typeDefs } from "./TypeDefs.js"
+import type { AppServices, GraphqlContext } from "./Resolvers.js"
+import { schema, schemaText } from "./Schema.js"
 
 /** The deepest selection a query may nest (a real query of this schema needs 4 or 5). */
 export const MAX_DEPTH = 6
-/** graphql-armor's static cost (objects 2, scalars 1, ×1.5 per level): ~20 fields of 20 aliases. */
-export const MAX_COST = 1_000
+/**
+ * graphql-armor's cost: objects 2, scalars 1, ×1.5 per level, × a literal `first` (a default or a
+ * variable counts once; the page cap of 100 bounds those). 100 services with 20 fields cost ~3,200.
+ */
+export const MAX_COST = 5_000
 /** The largest request body (a query document and its variables). */
 export const MAX_BODY_BYTES = 256 * 1024
 
-interface ServerContext {
+interface RequestContext {
   readonly run: Run<AppServices>
 }
 
-export const schema = createSchema<GraphqlContext>({ typeDefs, resolvers })
+/** What a client sees of an error that is not a GraphQL error the resolvers meant to show. */
+const masked = (error: GraphQLError): GraphQLError =>
+  error.originalError === undefined || error.originalError instanceof GraphQLError
+    ? error
+    : new GraphQLError("Unexpected error.", {
+        ...(error.nodes === undefined ? {} : { nodes: error.nodes }),
+        ...(error.path === undefined ? {} : { path: error.path }),
+        extensions: { code: "INTERNAL_SERVER_ERROR" }
+      })
 
-/** The published SDL (printed from the executable schema, descriptions included). */
-export const schemaText = printSchema(schema)
+/**
+ * The armor rules throw their refusal unless told otherwise, which graphql-http would answer as a
+ * 500: they report it as a validation error instead (and without the misleading "Syntax Error: ").
+ */
+const report = {
+  propagateOnRejection: false,
+  onReject: [
+    (context: ValidationContext | null, error: GraphQLError) =>
+      context?.reportError(new GraphQLError(error.message.replace(/^Syntax Error: /, "")))
+  ]
+}
 
-const makeYoga = () =>
-  createYoga<ServerContext, Omit<GraphqlContext, "run">>({
-    schema,
-    graphqlEndpoint: "/graphql",
-    landingPage: false,
-    graphiql: false,
-    // Resolver defects are logged by Execution.makeRun with their cause; yoga only masks them.
-    logging: false,
-    maskedErrors: true,
-    plugins: [maxDepthPlugin({ n: MAX_DEPTH }), costLimitPlugin({ maxCost: MAX_COST })],
-    // One loader set per request: batching within it, no cache across requests or callers.
-    context: ({ run }) => ({ loaders: Loaders.make(run) })
-  })
+const handler = createHandler<unknown, RequestContext, GraphqlContext>({
+  schema,
+  validationRules: (_req, _args, specified) => [
+    ...specified,
+    maxDepthRule({ n: MAX_DEPTH, ...report }),
+    costLimitRule({ maxCost: MAX_COST, ...report })
+  ],
+  // One loader set per request: batching within it, no cache across requests or callers.
+  context: (req) => ({ run: req.context.run, loaders: Loaders.make(req.context.run) }),
+  formatError: (error) => (error instanceof GraphQLError ? masked(error) : error)
+})
 
 /** A GraphQL-shaped error answer for what is refused before GraphQL runs (auth, size). */
 const refused = (status: number, code: string, message: string, headers: Record<string, string> = {}) =>
@@ -64,7 +83,6 @@ export const layer = Layer.unwrapEffect(
   Effect.gen(function* () {
     const authenticate = yield* makeAuthenticate
     const runtime = yield* Effect.runtime<AppServices>()
-    const yoga = makeYoga()
 
     const execute = (request: HttpServerRequest.HttpServerRequest) =>
       Effect.gen(function* () {
@@ -85,21 +103,21 @@ export const layer = Layer.unwrapEffect(
             return refused(413, "PAYLOAD_TOO_LARGE", `The request body exceeds ${MAX_BODY_BYTES} bytes.`)
           body = read.value
         }
-        const headers = new Headers()
-        for (const [k, v] of Object.entries(request.headers)) if (typeof v === "string") headers.set(k, v)
-        const web = new Request(new URL(request.url, "http://kyozo.local"), {
-          method: request.method,
-          headers,
-          ...(body === undefined ? {} : { body })
-        })
-        const response = yield* Effect.promise(() => yoga.fetch(web, { run: makeRun(runtime, principal) }))
-        const text = yield* Effect.promise(() => response.text())
-        return HttpServerResponse.text(text, {
-          status: response.status,
-          contentType: response.headers.get("content-type") ?? "application/json",
-          headers: Object.fromEntries(
-            [...response.headers.entries()].filter(([k]) => k !== "content-type" && k !== "content-length")
-          )
+        const [text, init] = yield* Effect.promise(() =>
+          handler({
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            body: body ?? null,
+            raw: request,
+            context: { run: makeRun(runtime, principal) }
+          })
+        )
+        const { "content-type": contentType, ...headers } = init.headers ?? {}
+        return HttpServerResponse.text(text ?? "", {
+          status: init.status,
+          contentType: contentType ?? "application/json; charset=utf-8",
+          headers
         })
       }).pipe(
         Effect.catchTags({
@@ -123,5 +141,7 @@ export const layer = Layer.unwrapEffect(
     )
   })
 ).pipe(
-  Layer.provide(Layer.mergeAll(Services.Default, Members.Default, Deployments.Default, Insights.Default, Webhooks.Default))
+  Layer.provide(
+    Layer.mergeAll(Services.Default, Members.Default, Deployments.Default, Insights.Default, Webhooks.Default)
+  )
 )

@@ -24,7 +24,8 @@ import type { Loaders } from "./Loaders.js"
 /** What a resolver may call. */
 export type AppServices = Services | Members | Deployments | Insights | Webhooks
 
-export interface GraphqlContext {
+// A type alias, not an interface: graphql-http wants a context assignable to a record.
+export type GraphqlContext = {
   readonly run: Run<AppServices>
   readonly loaders: Loaders
 }
@@ -105,7 +106,7 @@ export const resolvers = {
       const limit = first(args.first, 100)
       const afterId = eventCursor(args.after)
       const service = optionalIdArg("service", args.service)
-      return ctx.run(Effect.flatMap(Deployments, (d) => d.events({ afterId, limit, service })))
+      return ctx.run(Effect.flatMap(Deployments, (d) => d.listEvents({ afterId, limit, service })))
     },
     healthHistory: (_: unknown, args: { service: string; first?: number }, ctx: GraphqlContext) => {
       const limit = first(args.first, 50)
@@ -136,7 +137,8 @@ export const resolvers = {
     envKeys: (s: ServiceInstance) => Object.keys(s.env).sort(),
     createdAt: (s: ServiceInstance) => s.createdAt.toISOString(),
     updatedAt: (s: ServiceInstance) => s.updatedAt.toISOString(),
-    lastDeployment: (s: ServiceInstance, _: unknown, ctx: GraphqlContext) => ctx.loaders.lastDeployment.load(s.id)
+    lastDeployment: (s: ServiceInstance, _: unknown, ctx: GraphqlContext) =>
+      ctx.loaders.lastDeployment.load(s.id)
   },
   Deployment: {
     createdAt: (d: Deployment) => d.createdAt.toISOString(),
