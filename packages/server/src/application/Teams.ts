@@ -4,7 +4,13 @@
  * same as an id that does not exist. New teams get the configured default quotas.
  * Storage errors are defects here, once; failures are the typed domain errors of the contract.
  */
-import { CurrentPrincipal, InstanceAdminRequired, TeamNotFound, UserNotFound } from "@kyozo/api/KyozoRpc"
+import {
+  CurrentPrincipal,
+  InstanceAdminRequired,
+  TeamNotFound,
+  UserNotFound,
+  type WhoAmIView
+} from "@kyozo/api/KyozoRpc"
 import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
 import type { ApiKey } from "@kyozo/core/domain/ApiKey"
 import type { TeamId, UserId } from "@kyozo/core/domain/Ids"
@@ -103,7 +109,21 @@ export class Teams extends Effect.Service<Teams>()("@kyozo/server/application/Te
         if (!changed) return yield* new UserNotFound({ userId })
       })
 
+    /** Who the caller is: their key's principal, with their email, team name and instance-admin flag. */
+    const whoAmI: Effect.Effect<WhoAmIView, never, CurrentPrincipal> = Effect.gen(function* () {
+      const p = yield* CurrentPrincipal
+      const user = yield* users.findById(p.userId)
+      const team = yield* teams.findById(p.teamId)
+      return {
+        ...p,
+        email: Option.match(user, { onNone: () => "", onSome: (u) => u.email }),
+        teamName: Option.match(team, { onNone: () => "", onSome: (t) => t.name }),
+        instanceAdmin: Option.match(user, { onNone: () => false, onSome: (u) => u.instanceAdmin })
+      }
+    }).pipe(Effect.orDie)
+
     return {
+      whoAmI,
       isInstanceAdmin,
       requireInstanceAdmin,
       visible,
