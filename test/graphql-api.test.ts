@@ -296,6 +296,15 @@ describe("batching", () => {
     expect(hundred.filter((q) => /from deployments/i.test(q))).toHaveLength(1)
     expect(hundred.length - one.length).toBeLessThanOrEqual(1)
 
+    // The counter sees per-service reads: 20 services asked one by one cost at least 20 statements.
+    const oneByOne = A.serviceIds
+      .slice(0, 20)
+      .map((id, i) => `s${i}: deployments(service: "${id}", first: 1) { id }`)
+      .join("\n")
+    const naive = await cost(`{ ${oneByOne} }`)
+    console.log(`baseline, 20 services asked one by one: ${naive.length} SQL statements`)
+    expect(naive.length).toBeGreaterThanOrEqual(20)
+
     // The reverse direction too: deployments with their services, one read of the services.
     const back = await cost(`{ deployments(first: ${SERVICES}) { id service { name } } }`)
     expect(back.filter((q) => /from container_service_instances/i.test(q)).length).toBeLessThanOrEqual(1)
