@@ -268,6 +268,26 @@ describe("team scoping", () => {
   })
 })
 
+describe("the dashboard's session cookie", () => {
+  it("reads with the cookie and its CSRF token; without the token the POST is refused", async () => {
+    const signIn = await fetch(`${s.base}/v1/session`, {
+      method: "POST",
+      headers: { "content-type": "application/vnd.api+json" },
+      body: JSON.stringify({ data: { type: "sessions", attributes: { apiKey: b.token } } })
+    })
+    expect(signIn.status).toBe(201)
+    const cookie = /kyozo_session=([^;]*)/.exec(signIn.headers.get("set-cookie") ?? "")?.[1] ?? ""
+    const csrf = ((await signIn.json()) as any).data.attributes.csrfToken as string
+    const query = JSON.stringify({ query: "{ services { name } }" })
+    const withToken = await post(query, { cookie: `kyozo_session=${cookie}`, "x-csrf-token": csrf })
+    expect(withToken.status).toBe(200)
+    expect(withToken.body.data.services).toEqual([{ name: "gql-b-only" }])
+    const withoutToken = await post(query, { cookie: `kyozo_session=${cookie}` })
+    expect(withoutToken.status).toBe(403)
+    expect(withoutToken.text).not.toContain("gql-b-only")
+  })
+})
+
 describe("batching", () => {
   it(`lists ${SERVICES} services with their last deployments in a bounded number of SQL statements`, async () => {
     const query = `{ services(first: ${SERVICES}) { id name status lastDeployment { id status } } }`
@@ -378,5 +398,35 @@ describe("GET /graphql/schema.graphql", () => {
     for (const field of ["deployments(", "events(", "healthHistory(", "metrics(", "members:", "webhooks:"])
       expect(sdl).toContain(`  ${field}`)
     expect(sdl).toMatch(/type Service \{[^}]*\bstatus: String!/)
+    // Introspection answers too (within the limits: they ignore introspection fields).
+    const intro = await gql(s.owner.token, "{ __schema { queryType { name } } }")
+    expect(intro.body).toEqual({ data: { __schema: { queryType: { name: "Query" } } } })
   })
+})
+
+describe("rate limit", () => {
+  it("takes from the key's bucket like every other front door: over it, 429 with Retry-After", async () => {
+    const limited = await startTenantServer({ KYOZO_RATE_LIMIT: "1/3" })
+    try {
+      const statuses: Array<number> = []
+      let retryAfter: string | null = null
+      for (let i = 0; i < 6; i++) {
+        const res = await fetch(`${limited.base}/graphql`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${limited.owner.token}` },
+          body: JSON.stringify({ query: "{ services { name } }" })
+        })
+        statuses.push(res.status)
+        if (res.status === 429) {
+          retryAfter = res.headers.get("retry-after")
+          expect(((await res.json()) as any).errors[0].extensions.code).toBe("RATE_LIMITED")
+        } else await res.text()
+      }
+      expect(statuses.slice(0, 3)).toEqual([200, 200, 200])
+      expect(statuses).toContain(429)
+      expect(Number(retryAfter)).toBeGreaterThanOrEqual(1)
+    } finally {
+      await limited.close()
+    }
+  }, 90_000)
 })
