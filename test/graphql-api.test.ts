@@ -169,7 +169,7 @@ describe("POST /graphql", () => {
     const r = await gql(
       s.owner.token,
       `query($id: ID!) {
-        service(id: $id) { id name lastDeployment { id status image } }
+        service(id: $id) { id name hostUrl lastDeployment { id status image } }
         deployments(service: $id) { id status service { name } }
         events { id type message service { id } }
         healthHistory(service: $id) { checkType status latencyMs detail }
@@ -184,6 +184,7 @@ describe("POST /graphql", () => {
     expect(d.service).toEqual({
       id: A.serviceIds[0],
       name: "gql-a-0",
+      hostUrl: null,
       lastDeployment: { id: A.deploymentIds[0], status: "succeeded", image: "img/gql-a-0" }
     })
     expect(d.deployments).toEqual([

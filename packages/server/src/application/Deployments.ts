@@ -259,7 +259,7 @@ export class Deployments extends Effect.Service<Deployments>()("@kyozo/server/ap
       to?: string
     ): Effect.Effect<
       { readonly summary: DeploymentSummary; readonly deployment: Deployment },
-      Forbidden | ServiceNotFound | DeploymentNotFound | DeployError,
+      Forbidden | ServiceNotFound | DeployError,
       CurrentPrincipal
     > =>
       Effect.gen(function* () {
@@ -270,8 +270,9 @@ export class Deployments extends Effect.Service<Deployments>()("@kyozo/server/ap
         )
         const summary = yield* deployer.rollback(principal.teamId, found.id, to)
         const deployment = yield* deployments.get(principal.teamId, summary.deploymentId).pipe(Effect.orDie)
+        // The Deployer has just written it in this team: its absence is a bug, not a user's error.
         if (Option.isNone(deployment))
-          return yield* new DeploymentNotFound({ deploymentId: summary.deploymentId })
+          return yield* Effect.dieMessage(`rollback deployment ${summary.deploymentId} has no row`)
         return { summary, deployment: deployment.value }
       })
 

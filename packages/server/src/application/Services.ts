@@ -9,6 +9,8 @@ import { CurrentPrincipal, type Forbidden } from "@kyozo/api/KyozoRpc"
 import type { LogLine } from "@kyozo/core/ContainerRuntime"
 import type { HealthCheckConfig } from "@kyozo/core/domain/HealthCheckConfig"
 import type { RestartPolicy, ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
+import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
+import { hostUrlFor } from "@kyozo/core/edge/HostNames"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import {
   type DeployError,
@@ -62,6 +64,7 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
     const quotas = yield* Quotas.makeGate
     const deployer = yield* Deployer
     const sessions = yield* KeySessions
+    const edgeRouter = yield* Effect.serviceOption(EdgeRouter)
     yield* ChangeEpoch.follow(ChangeEpoch.services)
     const pages = new Map<
       string,
@@ -182,6 +185,23 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
           .pipe(Effect.orDie)
       )
 
+    /**
+     * http://<service>.<team>.<domain>:<edge port> of a service the edge names by host, null when it
+     * names none (host names off, no edge in this process). It follows the edge, not the row.
+     */
+    const hostUrlOf = (id: ServiceId): Effect.Effect<string | null> =>
+      Option.match(edgeRouter, {
+        onNone: () => Effect.succeed(null),
+        onSome: (edge) =>
+          Effect.gen(function* () {
+            const status = yield* edge.status
+            const route = yield* edge.route(id)
+            return route?.hostName && status.sharedPort !== null
+              ? hostUrlFor(route.hostName, status.sharedPort)
+              : null
+          })
+      })
+
     /** A service of the caller's team by id or name (every member reads every service of the team). */
     const get = (service: string): Effect.Effect<ServiceInstance, ServiceNotFound, CurrentPrincipal> =>
       Effect.map(policy.viewService(service), (a) => a.service)
@@ -249,6 +269,7 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
       list,
       update,
       getMany,
+      hostUrlOf,
       get,
       view,
       views,

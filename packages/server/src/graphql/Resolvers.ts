@@ -134,6 +134,8 @@ export const resolvers = {
   Service: {
     desiredState: (s: ServiceInstance) => s.desiredState,
     url: (s: ServiceInstance) => serviceUrl(s.hostPort),
+    hostUrl: (s: ServiceInstance, _: unknown, ctx: GraphqlContext) =>
+      ctx.run(Effect.flatMap(Services, (app) => app.hostUrlOf(s.id))),
     envKeys: (s: ServiceInstance) => Object.keys(s.env).sort(),
     createdAt: (s: ServiceInstance) => s.createdAt.toISOString(),
     updatedAt: (s: ServiceInstance) => s.updatedAt.toISOString(),

@@ -49,6 +49,8 @@ export const typeDefs = /* GraphQL */ `
     image: String
     "The container's published URL on this machine, when it has one."
     url: String
+    "http://<service>.<team>.<domain>:<port> when the edge router names the service by host."
+    hostUrl: String
     cpuMillis: Int!
     memoryMb: Int!
     replicas: Int!

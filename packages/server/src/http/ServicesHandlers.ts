@@ -1,0 +1,102 @@
+/**
+ * REST `services` group over the Services and Deployments application services. A page of the
+ * service list is encoded once and answered from memory while no service changes (the Services
+ * cache holds the page; its encoded answer is kept beside it, keyed by the request and the edge's
+ * host URLs).
+ */
+import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import { JSON_API, KyozoHttpApi, ServiceCollection } from "@kyozo/api/KyozoHttpApi"
+import { CurrentPrincipal } from "@kyozo/api/KyozoRpc"
+import type { DeploySource } from "@kyozo/workers/Deployer"
+import { Effect, Option, Schema } from "effect"
+import { Deployments } from "../application/Deployments.js"
+import { Services } from "../application/Services.js"
+import { deploymentDoc, listDoc, selfLink, serviceDoc, withQuery } from "./Documents.js"
+import { deployError, deployOrPolicyError, invalidCursor, policyError } from "./Errors.js"
+
+const sourceOf = (source: { readonly uploadId: string } | { readonly path: string }): DeploySource =>
+  "uploadId" in source ? { _tag: "Upload", uploadId: source.uploadId } : { _tag: "Path", path: source.path }
+
+const encodeServiceList = Schema.encode(ServiceCollection)
+const utf8 = new TextEncoder()
+
+/** Encoded service lists by page (pages are held by the Services cache, and dropped with it). */
+const encodedPages = new WeakMap<object, Map<string, HttpServerResponse.HttpServerResponse>>()
+
+export const layer = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =>
+  Effect.gen(function* () {
+    const app = yield* Services
+    const deploys = yield* Deployments
+    return handlers
+      .handle("listServices", ({ urlParams }) =>
+        Effect.gen(function* () {
+          const p = yield* CurrentPrincipal
+          const size = urlParams["page[size]"] ?? 50
+          const page = yield* app
+            .list(p.teamId, { limit: size, after: urlParams["page[after]"] })
+            .pipe(Effect.mapError(invalidCursor))
+          const self = yield* selfLink
+          const hostUrls = yield* Effect.forEach(page.items, (s) => app.hostUrlOf(s.id))
+          // The page object stays the same while no service changes: so does its encoded answer, as
+          // long as the edge names the services alike (hostUrl is part of the key).
+          const key = `${self}\u0000${hostUrls.join("\u0000")}`
+          const encoded = encodedPages.get(page)?.get(key)
+          if (encoded !== undefined) return encoded
+          const path = self.split("?")[0]!
+          const document = yield* encodeServiceList({
+            data: page.items.map((s, i) => serviceDoc(s, hostUrls[i] ?? null)),
+            links: {
+              self,
+              next:
+                page.nextCursor === null
+                  ? null
+                  : withQuery(path, { "page[size]": String(size), "page[after]": page.nextCursor })
+            }
+          }).pipe(Effect.orDie)
+          const response = HttpServerResponse.uint8Array(utf8.encode(JSON.stringify(document)), {
+            contentType: JSON_API
+          })
+          const bySelf = encodedPages.get(page) ?? new Map<string, HttpServerResponse.HttpServerResponse>()
+          if (bySelf.size < 100) bySelf.set(key, response)
+          encodedPages.set(page, bySelf)
+          return response
+        })
+      )
+      .handle("createService", ({ payload }) => {
+        const { source, name, force } = payload.data.attributes
+        return deploys.start({ source: sourceOf(source), name, force }).pipe(
+          Effect.mapError(deployOrPolicyError),
+          Effect.flatMap((ds) => listDoc(ds.map(deploymentDoc)))
+        )
+      })
+      .handle("getService", ({ path }) =>
+        app.get(path.serviceId).pipe(
+          Effect.mapError(policyError),
+          Effect.flatMap((service) =>
+            Effect.map(app.hostUrlOf(service.id), (hostUrl) => ({ data: serviceDoc(service, hostUrl) }))
+          )
+        )
+      )
+      .handle("updateService", ({ path, payload }) =>
+        app.update(path.serviceId, payload.data.attributes).pipe(
+          Effect.mapError(deployOrPolicyError),
+          Effect.bind("hostUrl", ({ service }) => app.hostUrlOf(service.id)),
+          // The rollout of new settings goes on after the answer: follow it at its deployment.
+          Effect.map(({ service, rollout, hostUrl }) =>
+            Option.match(rollout, {
+              onNone: () => ({ data: serviceDoc(service, hostUrl) }),
+              onSome: (id) => ({
+                data: serviceDoc(service, hostUrl),
+                meta: { rollout: { deploymentId: id, href: `/v1/deployments/${id}` } }
+              })
+            })
+          )
+        )
+      )
+      .handle("deleteService", ({ path }) =>
+        app
+          .remove(path.serviceId)
+          .pipe(Effect.mapError((e) => (e._tag === "Forbidden" ? policyError(e) : deployError(e))))
+      )
+  })
+)
