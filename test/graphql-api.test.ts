@@ -10,6 +10,7 @@ import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
 import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
 import type { TeamId } from "@kyozo/core/domain/Ids"
 import { HealthCheckRepo } from "@kyozo/core/HealthCheckRepo"
+import { MetricSampleRepo } from "@kyozo/core/MetricSampleRepo"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { WebhookRepo } from "@kyozo/core/WebhookRepo"
 import { Effect, Layer, ManagedRuntime, Option } from "effect"
@@ -22,7 +23,7 @@ const SERVICES = 100
 let s: TenantServer
 let statements: StatementLog
 let repos: ManagedRuntime.ManagedRuntime<
-  ServiceRepo | DeploymentRepo | HealthCheckRepo | WebhookRepo,
+  ServiceRepo | DeploymentRepo | HealthCheckRepo | WebhookRepo | MetricSampleRepo,
   unknown
 >
 let b: Tenant
@@ -85,7 +86,8 @@ beforeAll(async () => {
       ServiceRepo.Default,
       DeploymentRepo.Default,
       HealthCheckRepo.Default,
-      WebhookRepo.Default
+      WebhookRepo.Default,
+      MetricSampleRepo.Default
     ).pipe(Layer.provide(layerPostgres(s.databaseUrl)))
   )
   b = await s.newTenant("gql-b")
@@ -105,6 +107,16 @@ beforeAll(async () => {
         latencyMs: 3,
         detail: "200 OK"
       })
+      yield* (yield* MetricSampleRepo).insertMany([
+        {
+          serviceId: A.serviceIds[0]!,
+          containerId: "c1",
+          cpuPercent: 12.5,
+          memoryBytes: 5_000_000_000,
+          memoryLimitBytes: 8_000_000_000,
+          pids: 7
+        }
+      ])
       const hooks = yield* WebhookRepo
       // Disabled: nothing is delivered anywhere by this test.
       const hook = yield* hooks.create({ teamId: s.owner.teamId, url: "http://127.0.0.1:9/hook" })
@@ -173,7 +185,7 @@ describe("POST /graphql", () => {
         deployments(service: $id) { id status service { name } }
         events { id type message service { id } }
         healthHistory(service: $id) { checkType status latencyMs detail }
-        metrics(service: $id, window: day) { cpuPercent }
+        metrics(service: $id, window: day) { resolution cpuPercent memoryBytes memoryLimitBytes pids }
         members { email role }
         webhooks { id url enabled eventTypes }
       }`,
@@ -199,7 +211,15 @@ describe("POST /graphql", () => {
     expect(d.healthHistory).toEqual([
       { checkType: "http", status: "healthy", latencyMs: 3, detail: "200 OK" }
     ])
-    expect(d.metrics).toEqual([])
+    expect(d.metrics).toEqual([
+      {
+        resolution: "1m",
+        cpuPercent: 12.5,
+        memoryBytes: 5_000_000_000,
+        memoryLimitBytes: 8_000_000_000,
+        pids: 7
+      }
+    ])
     expect(d.members).toContainEqual({ email: "admin@kyozo.local", role: "owner" })
     expect(d.webhooks).toEqual([
       { id: A.webhookId, url: "http://127.0.0.1:9/hook", enabled: false, eventTypes: expect.any(Array) }
@@ -214,15 +234,25 @@ describe("team scoping", () => {
   it("another team's ids answer exactly what made-up ids answer, and its lists hold nothing of A", async () => {
     const foreign = { service: A.serviceIds[0]!, deployment: A.deploymentIds[0]! }
     const madeUp = { service: "svc_made_up_id", deployment: "dep_made_up_id" }
-    const ask = (ids: { service: string; deployment: string }) =>
-      Promise.all([
-        gql(b.token, "query($id: ID!) { service(id: $id) { id name } }", { id: ids.service }),
+    // One case per query that takes an id; the lists are the rest. A new query without a case fails below.
+    const byId: Record<string, (ids: { service: string; deployment: string }) => Promise<Reply>> = {
+      service: (ids) => gql(b.token, "query($id: ID!) { service(id: $id) { id name } }", { id: ids.service }),
+      deployment: (ids) =>
         gql(b.token, "query($id: ID!) { deployment(id: $id) { id } }", { id: ids.deployment }),
+      deployments: (ids) =>
         gql(b.token, "query($id: ID!) { deployments(service: $id) { id } }", { id: ids.service }),
-        gql(b.token, "query($id: ID!) { events(service: $id) { id } }", { id: ids.service }),
+      events: (ids) => gql(b.token, "query($id: ID!) { events(service: $id) { id } }", { id: ids.service }),
+      healthHistory: (ids) =>
         gql(b.token, "query($id: ID!) { healthHistory(service: $id) { status } }", { id: ids.service }),
+      metrics: (ids) =>
         gql(b.token, "query($id: ID!) { metrics(service: $id) { cpuPercent } }", { id: ids.service })
-      ])
+    }
+    const listQueries = ["services", "deployments", "events", "members", "webhooks"]
+    const fields = await gql(b.token, "{ __schema { queryType { fields { name } } } }")
+    const queryFields: Array<string> = fields.body.data.__schema.queryType.fields.map((f: any) => f.name)
+    expect(new Set(queryFields)).toEqual(new Set([...Object.keys(byId), ...listQueries]))
+    const ask = (ids: { service: string; deployment: string }) =>
+      Promise.all(Object.values(byId).map((f) => f(ids)))
     const [forForeign, forMadeUp] = await Promise.all([ask(foreign), ask(madeUp)])
     expect(forForeign.map((r) => r.body)).toEqual(forMadeUp.map((r) => r.body))
     const [service, deployment, deployments] = forForeign
@@ -251,6 +281,9 @@ describe("team scoping", () => {
     expect(lists.body.data.webhooks).toEqual([])
     for (const secret of ["alpha-secret-event", "admin@kyozo.local", "gql-a-", A.webhookId])
       expect(lists.text).not.toContain(secret)
+    // From the start of the event log, B sees none of A's events.
+    const after = await gql(b.token, `{ events(after: "0") { id } }`)
+    expect(after.body.data.events.map((e: any) => e.id)).not.toContain(A.eventId)
   })
 
   it("refuses a missing, malformed or unknown key with 401 before any GraphQL runs", async () => {
