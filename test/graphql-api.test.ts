@@ -158,6 +158,15 @@ describe("POST /graphql", () => {
     expect(r.body.data.services).toEqual(
       rest.data.map((d: any) => ({ name: d.attributes.name, status: d.attributes.status }))
     )
+    // GraphQL over HTTP's GET form answers queries too.
+    const viaGet = await fetch(
+      `${s.base}/graphql?query=${encodeURIComponent("{ services(first: 1) { name } }")}`,
+      {
+        headers: { authorization: `Bearer ${s.owner.token}`, accept: "application/json" }
+      }
+    )
+    expect(viaGet.status).toBe(200)
+    expect(await viaGet.json()).toEqual({ data: { services: [{ name: "gql-a-0" }] } })
     const all = await gql(s.owner.token, "{ services(first: 100) { id name } }")
     expect(all.body.data.services.map((x: any) => x.id)).toEqual(A.serviceIds)
   })
