@@ -385,6 +385,7 @@ describe("limits and bad documents", () => {
     expect([200, 400]).toContain(r.status)
     expect(r.body.data).toBeUndefined()
     expect(r.body.errors[0].message).toMatch(/depth limit/i)
+    expect(r.body.errors[0].extensions.code).toBe("QUERY_LIMIT_EXCEEDED")
     expect(sent.filter((q) => /from deployments/i.test(q))).toEqual([])
   })
 
@@ -397,6 +398,7 @@ describe("limits and bad documents", () => {
     expect([200, 400]).toContain(r.status)
     expect(r.body.data).toBeUndefined()
     expect(r.body.errors[0].message).toMatch(/cost limit/i)
+    expect(r.body.errors[0].extensions.code).toBe("QUERY_LIMIT_EXCEEDED")
   })
 
   it("answers syntax errors, unknown fields and bodies that are not GraphQL requests with 4xx GraphQL errors", async () => {

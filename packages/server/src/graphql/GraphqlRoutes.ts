@@ -59,7 +59,11 @@ const report = {
   propagateOnRejection: false,
   onReject: [
     (context: ValidationContext | null, error: GraphQLError) =>
-      context?.reportError(new GraphQLError(error.message.replace(/^Syntax Error: /, "")))
+      context?.reportError(
+        new GraphQLError(error.message.replace(/^Syntax Error: /, ""), {
+          extensions: { code: "QUERY_LIMIT_EXCEEDED" }
+        })
+      )
   ]
 }
 
