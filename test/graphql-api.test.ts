@@ -391,7 +391,7 @@ describe("limits and bad documents", () => {
 
   it("refuses a query whose cost is over the limit (aliases multiply it) with a GraphQL error", async () => {
     const fields = "id name status kind image url cpuMillis memoryMb lastDeployment { id status image error }"
-    const aliases = Array.from({ length: 40 }, (_, i) => `a${i}: services(first: 100) { ${fields} }`).join(
+    const aliases = Array.from({ length: 10 }, (_, i) => `a${i}: services(first: 100) { ${fields} }`).join(
       "\n"
     )
     const r = await gql(s.owner.token, `{ ${aliases} }`)
@@ -399,6 +399,16 @@ describe("limits and bad documents", () => {
     expect(r.body.data).toBeUndefined()
     expect(r.body.errors[0].message).toMatch(/cost limit/i)
     expect(r.body.errors[0].extensions.code).toBe("QUERY_LIMIT_EXCEEDED")
+  })
+
+  it("refuses more aliases than the limit (one list asked for many times) with a GraphQL error", async () => {
+    const aliases = Array.from({ length: 50 }, (_, i) => `m${i}: members { email }`).join("\n")
+    const { value: r, statements: sent } = await statements.during(() => gql(s.owner.token, `{ ${aliases} }`))
+    expect([200, 400]).toContain(r.status)
+    expect(r.body.data).toBeUndefined()
+    expect(r.body.errors[0].message).toMatch(/aliases limit of 20/i)
+    expect(r.body.errors[0].extensions.code).toBe("QUERY_LIMIT_EXCEEDED")
+    expect(sent.filter((q) => /from memberships/i.test(q))).toEqual([])
   })
 
   it("answers syntax errors, unknown fields and bodies that are not GraphQL requests with 4xx GraphQL errors", async () => {

@@ -6,12 +6,13 @@
  * `GET /graphql/schema.graphql` publishes the schema as SDL text.
  *
  * Limits, checked before anything runs: depth (graphql-armor max-depth), cost (graphql-armor
- * cost-limit), body size; each refusal is a GraphQL error whose message names the limit.
+ * cost-limit), aliases (graphql-armor max-aliases), body size; each refusal is a GraphQL error whose message names the limit.
  * Errors that are not the application's typed failures are masked ("Unexpected error.").
  */
 import { HttpIncomingMessage, HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import type { Principal } from "@kyozo/api/KyozoRpc"
 import { costLimitRule } from "@escape.tech/graphql-armor-cost-limit"
+import { maxAliasesRule } from "@escape.tech/graphql-armor-max-aliases"
 import { maxDepthRule } from "@escape.tech/graphql-armor-max-depth"
 import { Effect, Layer, Option } from "effect"
 import { GraphQLError, type ValidationContext } from "graphql"
@@ -34,6 +35,11 @@ export const MAX_DEPTH = 6
  * variable counts once; the page cap of 100 bounds those). 100 services with 20 fields cost ~3,200.
  */
 export const MAX_COST = 5_000
+/**
+ * Aliases let one document ask for the same list many times (the cost of a cheap list barely
+ * grows with each copy, its SQL does): at most this many per operation.
+ */
+export const MAX_ALIASES = 20
 /** The largest request body (a query document and its variables). */
 export const MAX_BODY_BYTES = 256 * 1024
 
@@ -72,7 +78,8 @@ const handler = createHandler<unknown, RequestContext, GraphqlContext>({
   validationRules: (_req, _args, specified) => [
     ...specified,
     maxDepthRule({ n: MAX_DEPTH, ...report }),
-    costLimitRule({ maxCost: MAX_COST, ...report })
+    costLimitRule({ maxCost: MAX_COST, ...report }),
+    maxAliasesRule({ n: MAX_ALIASES, ...report })
   ],
   // One loader set per request: batching within it, no cache across requests or callers.
   context: (req) => ({ run: req.context.run, loaders: Loaders.make(req.context.run) }),
