@@ -5,6 +5,7 @@
  * documents answered as GraphQL errors (never a 500), and the number of SQL statements a list of
  * 100 services with their last deployments costs, counted on the wire between server and database.
  */
+import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
 import { layerPostgres } from "@kyozo/core/Database"
 import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
 import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
@@ -12,6 +13,8 @@ import type { TeamId } from "@kyozo/core/domain/Ids"
 import { HealthCheckRepo } from "@kyozo/core/HealthCheckRepo"
 import { MetricSampleRepo } from "@kyozo/core/MetricSampleRepo"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
+import { TeamRepo } from "@kyozo/core/TeamRepo"
+import { UserRepo } from "@kyozo/core/UserRepo"
 import { WebhookRepo } from "@kyozo/core/WebhookRepo"
 import { Effect, Layer, ManagedRuntime, Option } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -236,6 +239,26 @@ describe("POST /graphql", () => {
     // By name too, as REST resolves services.
     const byName = await gql(s.owner.token, '{ service(id: "gql-a-1") { id } }')
     expect(byName.body.data.service.id).toBe(A.serviceIds[1])
+  })
+})
+
+describe("roles", () => {
+  it("a viewer of the team reads what an owner reads (every role reads; only writes need more)", async () => {
+    const viewer = await s.run(
+      Effect.gen(function* () {
+        const user = yield* (yield* UserRepo).create({ email: "gql-viewer@a.example", name: "viewer" })
+        yield* (yield* TeamRepo).addMember(s.owner.teamId, user.id, "viewer")
+        return (yield* (yield* ApiKeyRepo).issue({ teamId: s.owner.teamId, userId: user.id, name: "v" })).key
+      })
+    )
+    const query = `query($id: ID!) { services(first: 3) { id name } service(id: $id) { name }
+      deployments(service: $id) { id } healthHistory(service: $id) { status } webhooks { id } }`
+    const [asViewer, asOwner] = await Promise.all([
+      gql(viewer, query, { id: A.serviceIds[0] }),
+      gql(s.owner.token, query, { id: A.serviceIds[0] })
+    ])
+    expect(asViewer.body.errors).toBeUndefined()
+    expect(asViewer.body).toEqual(asOwner.body)
   })
 })
 
