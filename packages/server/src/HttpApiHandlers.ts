@@ -8,7 +8,7 @@
 import { Layer } from "effect"
 import * as AlertsHandlers from "./http/AlertsHandlers.js"
 import * as ApiKeysHandlers from "./http/ApiKeysHandlers.js"
-import * as Application from "./http/Application.js"
+import * as ApplicationLive from "./application/ApplicationLive.js"
 import * as Authorization from "./http/Authorization.js"
 import * as DeploymentsHandlers from "./http/DeploymentsHandlers.js"
 import * as DetectionsHandlers from "./http/DetectionsHandlers.js"
@@ -42,4 +42,4 @@ export const layer = Layer.mergeAll(
   WebhooksHandlers.layer,
   AlertsHandlers.layer,
   RuntimeHandlers.layer
-).pipe(Layer.provide(Application.layer))
+).pipe(Layer.provide(ApplicationLive.layer))

@@ -13,7 +13,7 @@ import { Detections } from "./application/Detections.js"
 import { RuntimeStatus } from "./application/RuntimeStatus.js"
 import { Services } from "./application/Services.js"
 import { Teams } from "./application/Teams.js"
-import * as Application from "./http/Application.js"
+import * as ApplicationLive from "./application/ApplicationLive.js"
 
 const toEventView = (e: DeploymentEvent): EventView => ({
   id: e.id,
@@ -89,4 +89,4 @@ export const layer = KyozoRpc.toLayer(
         }))
     }
   })
-).pipe(Layer.provide(Application.layer))
+).pipe(Layer.provide(ApplicationLive.layer))

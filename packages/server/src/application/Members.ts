@@ -65,6 +65,12 @@ export class Members extends Effect.Service<Members>()("@kyozo/server/applicatio
         }))
       }).pipe(Effect.orDie)
 
+    /** The members of the caller's team. */
+    const listForCaller: Effect.Effect<ReadonlyArray<MemberView>, never, CurrentPrincipal> = Effect.flatMap(
+      CurrentPrincipal,
+      (p) => list(p.teamId)
+    )
+
     const one = (teamId: TeamId, userId: UserId) =>
       Effect.flatMap(list(teamId), (ms) =>
         Option.match(Option.fromNullable(ms.find((m) => m.userId === userId)), {
@@ -164,7 +170,13 @@ export class Members extends Effect.Service<Members>()("@kyozo/server/applicatio
     const accept = (
       id: string
     ): Effect.Effect<
-      { readonly team: Team; readonly apiKey: ApiKey; readonly key: string; readonly role: Role },
+      {
+        readonly team: Team
+        readonly member: MemberView
+        readonly apiKey: ApiKey
+        readonly key: string
+        readonly role: Role
+      },
       InvitationNotFound,
       CurrentPrincipal
     > =>
@@ -179,10 +191,12 @@ export class Members extends Effect.Service<Members>()("@kyozo/server/applicatio
         const issued = yield* keys
           .issue({ teamId: inv.teamId, userId: p.userId, name: "invitation" })
           .pipe(Effect.orDie)
-        return { team: team.value, ...issued, role: inv.role }
+        // Just added: its absence would be a bug, not the caller's error.
+        const member = yield* one(inv.teamId, p.userId).pipe(Effect.orDie)
+        return { team: team.value, member, ...issued, role: inv.role }
       })
 
-    return { list, add, changeRole, remove, myInvitations, accept } as const
+    return { list, listForCaller, add, changeRole, remove, myInvitations, accept } as const
   }),
   dependencies: [
     TeamRepo.Default,

@@ -100,6 +100,13 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
         return page
       }).pipe(Effect.catchTag("SqlError", Effect.die))
 
+    /** A page of the caller's team's services (the same cached pages as `list`). */
+    const listForCaller = (options: {
+      readonly limit: number
+      readonly after?: string | undefined
+    }): Effect.Effect<Page<ServiceInstance, ServiceId>, InvalidCursor, CurrentPrincipal> =>
+      Effect.flatMap(CurrentPrincipal, (p) => list(p.teamId, options))
+
     /**
      * Changes settings of a service of the caller's team; raising limits must fit the team's quotas.
      * A change of env, limits or health check is rolled out to what runs (the current image,
@@ -267,6 +274,7 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
 
     return {
       list,
+      listForCaller,
       update,
       getMany,
       hostUrlOf,

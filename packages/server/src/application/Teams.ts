@@ -53,6 +53,12 @@ export class Teams extends Effect.Service<Teams>()("@kyozo/server/application/Te
         return found.value
       })
 
+    /** A team by id, only the caller's own (even for instance admins): any other id is TeamNotFound. */
+    const own = (teamId: string): Effect.Effect<Team, TeamNotFound, CurrentPrincipal> =>
+      Effect.flatMap(CurrentPrincipal, (p) =>
+        teamId === p.teamId ? visible(teamId) : Effect.fail(new TeamNotFound({ teamId }))
+      )
+
     /** The caller's own team. */
     const current = Effect.flatMap(CurrentPrincipal, (p) => visible(p.teamId))
 
@@ -127,6 +133,7 @@ export class Teams extends Effect.Service<Teams>()("@kyozo/server/application/Te
       isInstanceAdmin,
       requireInstanceAdmin,
       visible,
+      own,
       current,
       create,
       setQuotas,

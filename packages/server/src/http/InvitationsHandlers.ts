@@ -1,7 +1,6 @@
 /** REST `invitations` group (the caller's own invitations) over the Members application service. */
 import { HttpApiBuilder } from "@effect/platform"
 import { KyozoHttpApi } from "@kyozo/api/KyozoHttpApi"
-import { CurrentPrincipal } from "@kyozo/api/KyozoRpc"
 import { Effect } from "effect"
 import { Members } from "../application/Members.js"
 import { apiKeyDoc, listDoc, memberDoc, receivedInvitationDoc, teamDoc } from "./Documents.js"
@@ -19,20 +18,13 @@ export const layer = HttpApiBuilder.group(KyozoHttpApi, "invitations", (handlers
         )
       )
       .handle("acceptInvitation", ({ path }) =>
-        Effect.gen(function* () {
-          const p = yield* CurrentPrincipal
-          const joined = yield* app
-            .accept(path.invitationId)
-            .pipe(Effect.mapError(() => notFound("invitation")))
-          const me = yield* app.list(joined.team.id)
-          const mine = me.find((m) => m.userId === p.userId)
-          return {
-            data: memberDoc(
-              mine ?? { userId: p.userId, email: "", name: "", role: joined.role, createdAt: new Date() }
-            ),
+        app.accept(path.invitationId).pipe(
+          Effect.mapError(() => notFound("invitation")),
+          Effect.map((joined) => ({
+            data: memberDoc(joined.member),
             meta: { team: teamDoc(joined.team), key: apiKeyDoc(joined.apiKey, joined.key) }
-          }
-        })
+          }))
+        )
       )
   })
 )

@@ -1,7 +1,6 @@
 /** REST `members` group over the Members application service: decode, call, encode. */
 import { HttpApiBuilder } from "@effect/platform"
 import { KyozoHttpApi } from "@kyozo/api/KyozoHttpApi"
-import { CurrentPrincipal } from "@kyozo/api/KyozoRpc"
 import { Effect } from "effect"
 import { Members } from "../application/Members.js"
 import { listDoc, memberDoc, sentInvitationDoc } from "./Documents.js"
@@ -11,11 +10,7 @@ export const layer = HttpApiBuilder.group(KyozoHttpApi, "members", (handlers) =>
   Effect.gen(function* () {
     const app = yield* Members
     return handlers
-      .handle("listMembers", () =>
-        Effect.flatMap(CurrentPrincipal, (p) => app.list(p.teamId)).pipe(
-          Effect.flatMap((ms) => listDoc(ms.map(memberDoc)))
-        )
-      )
+      .handle("listMembers", () => Effect.flatMap(app.listForCaller, (ms) => listDoc(ms.map(memberDoc))))
       .handle("addMember", ({ payload }) =>
         app.add(payload.data.attributes).pipe(
           Effect.mapError(memberError),

@@ -6,7 +6,6 @@
  */
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
 import { JSON_API, KyozoHttpApi, ServiceCollection } from "@kyozo/api/KyozoHttpApi"
-import { CurrentPrincipal } from "@kyozo/api/KyozoRpc"
 import type { DeploySource } from "@kyozo/workers/Deployer"
 import { Effect, Option, Schema } from "effect"
 import { Deployments } from "../application/Deployments.js"
@@ -30,10 +29,9 @@ export const layer = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =
     return handlers
       .handle("listServices", ({ urlParams }) =>
         Effect.gen(function* () {
-          const p = yield* CurrentPrincipal
           const size = urlParams["page[size]"] ?? 50
           const page = yield* app
-            .list(p.teamId, { limit: size, after: urlParams["page[after]"] })
+            .listForCaller({ limit: size, after: urlParams["page[after]"] })
             .pipe(Effect.mapError(invalidCursor))
           const self = yield* selfLink
           const hostUrls = yield* Effect.forEach(page.items, (s) => app.hostUrlOf(s.id))

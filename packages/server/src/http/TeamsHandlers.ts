@@ -1,11 +1,10 @@
 /** REST `teams` group over the Teams application service: decode, call, encode. */
 import { HttpApiBuilder } from "@effect/platform"
 import { KyozoHttpApi } from "@kyozo/api/KyozoHttpApi"
-import { CurrentPrincipal } from "@kyozo/api/KyozoRpc"
 import { Effect } from "effect"
 import { Teams } from "../application/Teams.js"
 import { apiKeyDoc, teamDoc } from "./Documents.js"
-import { notFound, teamError } from "./Errors.js"
+import { teamError } from "./Errors.js"
 
 export const layer = HttpApiBuilder.group(KyozoHttpApi, "teams", (handlers) =>
   Effect.gen(function* () {
@@ -18,12 +17,10 @@ export const layer = HttpApiBuilder.group(KyozoHttpApi, "teams", (handlers) =>
         )
       )
       .handle("getTeam", ({ path }) =>
-        Effect.gen(function* () {
-          const p = yield* CurrentPrincipal
-          // Only one's own team is visible here (even to instance admins): any other id is not there.
-          if (path.teamId !== p.teamId) return yield* Effect.fail(notFound("team"))
-          return { data: teamDoc(yield* app.visible(path.teamId).pipe(Effect.mapError(teamError))) }
-        })
+        app.own(path.teamId).pipe(
+          Effect.mapError(teamError),
+          Effect.map((t) => ({ data: teamDoc(t) }))
+        )
       )
       .handle("createTeam", ({ payload }) =>
         app.create(payload.data.attributes.name).pipe(
