@@ -17,11 +17,7 @@ import { maxDepthRule } from "@escape.tech/graphql-armor-max-depth"
 import { Effect, Layer, Option } from "effect"
 import { GraphQLError, type ValidationContext } from "graphql"
 import { createHandler } from "graphql-http"
-import { Deployments } from "../application/Deployments.js"
-import { Insights } from "../application/Insights.js"
-import { Members } from "../application/Members.js"
-import { Services } from "../application/Services.js"
-import { Webhooks } from "../application/Webhooks.js"
+import * as ApplicationLive from "../application/ApplicationLive.js"
 import { makeAuthenticate } from "../Auth.js"
 import { makeRun, type Run } from "./Execution.js"
 import * as Loaders from "./Loaders.js"
@@ -151,8 +147,4 @@ export const layer = Layer.unwrapEffect(
       HttpLayerRouter.add("GET", "/graphql/schema.graphql", Effect.succeed(sdl))
     )
   })
-).pipe(
-  Layer.provide(
-    Layer.mergeAll(Services.Default, Members.Default, Deployments.Default, Insights.Default, Webhooks.Default)
-  )
-)
+).pipe(Layer.provide(ApplicationLive.layer))

@@ -3,7 +3,6 @@
  * (which provides the caller as CurrentPrincipal) and maps the answer to the schema's shape. No
  * rule lives here: who may read what, team scoping and paging are the application's.
  */
-import { CurrentPrincipal } from "@kyozo/api/KyozoRpc"
 import type { Deployment } from "@kyozo/core/domain/Deployment"
 import type { DeploymentEvent } from "@kyozo/core/domain/DeploymentEvent"
 import type { HealthCheck } from "@kyozo/core/domain/HealthCheck"
@@ -72,12 +71,7 @@ export const resolvers = {
     services: async (_: unknown, args: { first?: number; after?: string | null }, ctx: GraphqlContext) => {
       const limit = first(args.first, 50)
       const after = optionalIdArg("after", args.after)
-      const page = await ctx.run(
-        Effect.gen(function* () {
-          const p = yield* CurrentPrincipal
-          return yield* (yield* Services).list(p.teamId, { limit, after })
-        })
-      )
+      const page = await ctx.run(Effect.flatMap(Services, (app) => app.listForCaller({ limit, after })))
       for (const s of page.items) ctx.loaders.service.prime(s.id, s)
       return page.items
     },
@@ -122,12 +116,7 @@ export const resolvers = {
       return ctx.run(Effect.flatMap(Insights, (i) => i.metrics(service, args.window ?? "hour")))
     },
     members: (_: unknown, __: unknown, ctx: GraphqlContext) =>
-      ctx.run(
-        Effect.gen(function* () {
-          const p = yield* CurrentPrincipal
-          return yield* (yield* Members).list(p.teamId)
-        })
-      ),
+      ctx.run(Effect.flatMap(Members, (app) => app.listForCaller)),
     webhooks: (_: unknown, __: unknown, ctx: GraphqlContext) =>
       ctx.run(Effect.flatMap(Webhooks, (w) => w.list))
   },
