@@ -6,8 +6,9 @@
  * `GET /graphql/schema.graphql` publishes the schema as SDL text.
  *
  * Limits, checked before anything runs: depth (graphql-armor max-depth), cost (graphql-armor
- * cost-limit), aliases (graphql-armor max-aliases), body size; each refusal is a GraphQL error whose message names the limit.
- * Errors that are not the application's typed failures are masked ("Unexpected error.").
+ * cost-limit), aliases (graphql-armor max-aliases), body size; each refusal is a GraphQL error
+ * whose message names the limit. Errors that are not the application's typed failures are masked
+ * ("Unexpected error."); Execution logs them with their cause.
  */
 import { HttpIncomingMessage, HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import type { Principal } from "@kyozo/api/KyozoRpc"
