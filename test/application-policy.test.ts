@@ -35,7 +35,10 @@ import { Webhooks } from "@kyozo/server/application/Webhooks"
 import { KeySessions } from "@kyozo/server/KeySessions"
 import * as DeployerLive from "@kyozo/workers/DeployerLive"
 import * as DurableEngine from "@kyozo/workers/DurableEngine"
+import * as Workspaces from "@kyozo/core/Workspaces"
 import { Cause, Effect, Exit, Layer, Option } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
 import { makeTempDir, pgliteLayer } from "./support/database.js"
 
 const dataDir = makeTempDir("kyozo-app-policy-")
@@ -66,7 +69,8 @@ const App = Layer.mergeAll(
   Layer.provideMerge(
     DeployerLive.layerAll({
       dataDir,
-      workspacesRoot: makeTempDir("kyozo-app-policy-ws-"),
+      // Where Sources resolves a team's folders: the deployer reads them from the same root.
+      workspacesRoot: Workspaces.rootFor(dataDir),
       settings: { probe: () => Effect.succeed(true), healthTimeout: "1 second" }
     })
   ),
@@ -320,6 +324,54 @@ describe("application services: role × action matrix", () => {
           )
         ).toBe("NotAMember")
       })
+    )
+
+    it.effect("a settings change or a scale beyond the team's quota is QuotaExceeded; within it passes", () =>
+      Effect.gen(function* () {
+        const teams = yield* TeamRepo
+        const teamId = makeTeamId()
+        yield* teams.create({ id: teamId, name: `quota-${teamId}`, quotaMemoryMb: 512, quotaCpuMillis: 1000 })
+        const owner = yield* principalIn(teamId, "owner", `quota-owner-${teamId}`)
+        const svc = yield* (yield* ServiceRepo).create({ teamId, name: "q", memoryMb: 256, cpuMillis: 100 })
+        const update = (memoryMb: number) => Effect.flatMap(Services, (s) => s.update(svc.id, { memoryMb }))
+        expect(yield* outcome(owner, update(1024))).toBe("QuotaExceeded")
+        expect(yield* outcome(owner, update(512))).toBe("ok")
+        // Replicas count: two of 512 MB do not fit in 512 MB.
+        expect(
+          yield* outcome(
+            owner,
+            Effect.flatMap(Services, (s) => s.scale(svc.id, 2))
+          )
+        ).toBe("QuotaExceeded")
+        const row = yield* Effect.flatMap(Services, (s) => s.get(svc.id)).pipe(
+          Effect.provideService(CurrentPrincipal, owner)
+        )
+        expect({ memoryMb: row.memoryMb, replicas: row.replicas }).toEqual({ memoryMb: 512, replicas: 1 })
+      }).pipe(Effect.orDie)
+    )
+
+    it.effect("a deploy beyond the team's service quota is QuotaExceeded; within it deploys", () =>
+      Effect.gen(function* () {
+        const teams = yield* TeamRepo
+        const teamId = makeTeamId()
+        yield* teams.create({ id: teamId, name: `deploys-${teamId}`, quotaServices: 1 })
+        const member = yield* principalIn(teamId, "member", `deploys-member-${teamId}`)
+        const folder = path.join(Workspaces.rootFor(dataDir), teamId, "site")
+        fs.mkdirSync(folder, { recursive: true })
+        fs.writeFileSync(path.join(folder, "index.html"), "<h1>quota</h1>\n")
+        const start = (name: string) =>
+          Effect.flatMap(Deployments, (d) => d.start({ source: { _tag: "Path", path: "site" }, name }))
+        const first = yield* start("first").pipe(Effect.provideService(CurrentPrincipal, member))
+        expect(first.length).toBe(1)
+        expect(yield* outcome(member, start("second"))).toBe("QuotaExceeded")
+        // The same folder name in another team's workspace is not there for that team.
+        const otherTeam = makeTeamId()
+        yield* teams.create({ id: otherTeam, name: `deploys-other-${otherTeam}` })
+        const outsider = yield* principalIn(otherTeam, "owner", `deploys-outsider-${otherTeam}`).pipe(
+          Effect.flatMap((p) => outcome(p, start("third")))
+        )
+        expect(outsider).toBe("InvalidSource")
+      }).pipe(Effect.orDie)
     )
   })
 })
