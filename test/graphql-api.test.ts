@@ -366,6 +366,7 @@ describe("batching", () => {
         expect(value.body.errors).toBeUndefined()
         runs.push(sent)
       }
+      console.log(`statements per run: ${runs.map((r) => r.length).join(", ")} for ${q.slice(0, 60)}…`)
       return runs.reduce((a, b) => (b.length < a.length ? b : a))
     }
     const one = await cost(`{ services(first: 1) { id name status lastDeployment { id status } } }`)
