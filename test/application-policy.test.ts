@@ -6,7 +6,8 @@
  * such as no rollback target, still means the policy let the call through); "denied" means exactly
  * Forbidden. Another team's caller meets ServiceNotFound, never Forbidden.
  *
- * Built over the embedded database and the mock runtime: the Deployer is the real one.
+ * Built over each database (PGlite; PostgreSQL with DATABASE_URL) and the mock runtime: the
+ * Deployer is the real one.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { CurrentPrincipal, type Principal } from "@kyozo/api/KyozoRpc"
@@ -39,7 +40,7 @@ import * as Workspaces from "@kyozo/core/Workspaces"
 import { Cause, Effect, Exit, Layer, Option } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { makeTempDir, pgliteLayer } from "./support/database.js"
+import { databases, makeTempDir, type TestDatabase } from "./support/database.js"
 
 const dataDir = makeTempDir("kyozo-app-policy-")
 // Sources and Teams read the data dir from KyozoConfig (the environment), as the server does.
@@ -56,33 +57,39 @@ const Repos = Layer.mergeAll(
   PermissionRepo.Default
 )
 
-const App = Layer.mergeAll(
-  Services.Default,
-  Deployments.Default,
-  Permissions.Default,
-  Alerts.Default,
-  Webhooks.Default,
-  Members.Default,
-  ApiKeys.Default,
-  Insights.Default
-).pipe(
-  Layer.provideMerge(
-    DeployerLive.layerAll({
-      dataDir,
-      // Where Sources resolves a team's folders: the deployer reads them from the same root.
-      workspacesRoot: Workspaces.rootFor(dataDir),
-      settings: { probe: () => Effect.succeed(true), healthTimeout: "1 second" }
-    })
-  ),
-  Layer.provideMerge(
-    Layer.mergeAll(ImageBuilder.Default, InProcessEdge.layer({ reason: "test" }), Repos, KeySessions.Default)
-  ),
-  Layer.provideMerge(KyozoConfig.Default),
-  Layer.provideMerge(DurableEngine.layerTest),
-  Layer.provideMerge(MockRuntime.layer),
-  Layer.provideMerge(pgliteLayer),
-  Layer.orDie
-)
+const appOver = (database: TestDatabase["layer"]) =>
+  Layer.mergeAll(
+    Services.Default,
+    Deployments.Default,
+    Permissions.Default,
+    Alerts.Default,
+    Webhooks.Default,
+    Members.Default,
+    ApiKeys.Default,
+    Insights.Default
+  ).pipe(
+    Layer.provideMerge(
+      DeployerLive.layerAll({
+        dataDir,
+        // Where Sources resolves a team's folders: the deployer reads them from the same root.
+        workspacesRoot: Workspaces.rootFor(dataDir),
+        settings: { probe: () => Effect.succeed(true), healthTimeout: "1 second" }
+      })
+    ),
+    Layer.provideMerge(
+      Layer.mergeAll(
+        ImageBuilder.Default,
+        InProcessEdge.layer({ reason: "test" }),
+        Repos,
+        KeySessions.Default
+      )
+    ),
+    Layer.provideMerge(KyozoConfig.Default),
+    Layer.provideMerge(DurableEngine.layerTest),
+    Layer.provideMerge(MockRuntime.layer),
+    Layer.provideMerge(database),
+    Layer.orDie
+  )
 
 type Who = "owner" | "admin" | "member" | "viewer" | "viewerDeployS1" | "memberAdminS1"
 const WHO: ReadonlyArray<Who> = ["owner", "admin", "member", "viewer", "viewerDeployS1", "memberAdminS1"]
@@ -246,132 +253,146 @@ const actions: ReadonlyArray<Action> = [
   }
 ]
 
-describe("application services: role × action matrix", () => {
-  it.layer(App, { timeout: "120 seconds" })((it) => {
-    for (const action of actions)
-      it.effect(action.name, () =>
+for (const db of databases)
+  describe.skipIf(db.skip)(`application services: policy and quota matrices on ${db.name}`, () => {
+    it.layer(appOver(db.layer), { timeout: "120 seconds" })((it) => {
+      for (const action of actions)
+        it.effect(action.name, () =>
+          Effect.gen(function* () {
+            const w = yield* world
+            const got: Record<string, string> = {}
+            for (const who of WHO) got[who] = yield* outcome(w.principals[who], action.run(w, who))
+            for (const who of WHO)
+              if (action.allowed.includes(who)) expect(got[who], `${who}: ${got[who]}`).not.toBe("Forbidden")
+              else expect(got[who], who).toBe("Forbidden")
+          })
+        )
+
+      it.effect("another team's caller meets ServiceNotFound, never Forbidden", () =>
         Effect.gen(function* () {
           const w = yield* world
-          const got: Record<string, string> = {}
-          for (const who of WHO) got[who] = yield* outcome(w.principals[who], action.run(w, who))
-          for (const who of WHO)
-            if (action.allowed.includes(who)) expect(got[who], `${who}: ${got[who]}`).not.toBe("Forbidden")
-            else expect(got[who], who).toBe("Forbidden")
+          const calls: ReadonlyArray<Effect.Effect<unknown, { readonly _tag: string }, any>> = [
+            Effect.flatMap(Services, (s) => s.get(w.s1)),
+            Effect.flatMap(Services, (s) => s.update(w.s1, { memoryMb: 256 })),
+            Effect.flatMap(Services, (s) => s.remove(w.s1)),
+            Effect.flatMap(Deployments, (d) => d.rollback(w.s1)),
+            Effect.flatMap(Deployments, (d) => d.listByService(w.s1)),
+            Effect.flatMap(Permissions, (p) =>
+              p.grant(w.s1, { userId: w.outsider.userId, permission: "admin" })
+            ),
+            Effect.flatMap(Insights, (i) => i.metrics(w.s1)),
+            Effect.flatMap(Alerts, (a) =>
+              a.create({ serviceId: w.s1, metric: "cpu_percent", comparator: ">", threshold: 1 })
+            )
+          ]
+          for (const call of calls) expect(yield* outcome(w.outsider, call)).toBe("ServiceNotFound")
+          // And the service is still there for its own team.
+          expect(
+            yield* outcome(
+              w.principals.viewer,
+              Effect.flatMap(Services, (s) => s.get(w.s1))
+            )
+          ).toBe("ok")
         })
       )
 
-    it.effect("another team's caller meets ServiceNotFound, never Forbidden", () =>
-      Effect.gen(function* () {
-        const w = yield* world
-        const calls: ReadonlyArray<Effect.Effect<unknown, { readonly _tag: string }, any>> = [
-          Effect.flatMap(Services, (s) => s.get(w.s1)),
-          Effect.flatMap(Services, (s) => s.update(w.s1, { memoryMb: 256 })),
-          Effect.flatMap(Services, (s) => s.remove(w.s1)),
-          Effect.flatMap(Deployments, (d) => d.rollback(w.s1)),
-          Effect.flatMap(Deployments, (d) => d.listByService(w.s1)),
-          Effect.flatMap(Permissions, (p) =>
-            p.grant(w.s1, { userId: w.outsider.userId, permission: "admin" })
-          ),
-          Effect.flatMap(Insights, (i) => i.metrics(w.s1)),
-          Effect.flatMap(Alerts, (a) =>
-            a.create({ serviceId: w.s1, metric: "cpu_percent", comparator: ">", threshold: 1 })
-          )
-        ]
-        for (const call of calls) expect(yield* outcome(w.outsider, call)).toBe("ServiceNotFound")
-        // And the service is still there for its own team.
-        expect(
-          yield* outcome(
-            w.principals.viewer,
-            Effect.flatMap(Services, (s) => s.get(w.s1))
-          )
-        ).toBe("ok")
-      })
-    )
-
-    it.effect("removing a service needs manage: a deploy grant is not enough, a member may", () =>
-      Effect.gen(function* () {
-        const w = yield* world
-        const remove = (id: string) => Effect.flatMap(Services, (s) => s.remove(id))
-        expect(yield* outcome(w.principals.viewerDeployS1, remove(w.s1))).toBe("Forbidden")
-        expect(yield* outcome(w.principals.viewer, remove(w.s2))).toBe("Forbidden")
-        expect(yield* outcome(w.principals.member, remove(w.s2))).toBe("ok")
-        expect(
-          yield* outcome(
-            w.principals.member,
-            Effect.flatMap(Services, (s) => s.get(w.s2))
-          )
-        ).toBe("ServiceNotFound")
-      })
-    )
-
-    it.effect("an admin grant on one service lets its holder grant there only; grants go to members", () =>
-      Effect.gen(function* () {
-        const w = yield* world
-        // The admin grant on S1 lets memberAdminS1 grant there, and nowhere else.
-        const grant = (service: string) =>
-          Effect.flatMap(Permissions, (p) =>
-            p.grant(service, { userId: w.principals.member.userId, permission: "deploy" })
-          )
-        expect(yield* outcome(w.principals.memberAdminS1, grant(w.s1))).toBe("ok")
-        expect(yield* outcome(w.principals.memberAdminS1, grant(w.s2))).toBe("Forbidden")
-        // Grants go to members of the team only.
-        expect(
-          yield* outcome(
-            w.principals.owner,
-            Effect.flatMap(Permissions, (p) =>
-              p.grant(w.s1, { userId: w.outsider.userId, permission: "view" })
+      it.effect("removing a service needs manage: a deploy grant is not enough, a member may", () =>
+        Effect.gen(function* () {
+          const w = yield* world
+          const remove = (id: string) => Effect.flatMap(Services, (s) => s.remove(id))
+          expect(yield* outcome(w.principals.viewerDeployS1, remove(w.s1))).toBe("Forbidden")
+          expect(yield* outcome(w.principals.viewer, remove(w.s2))).toBe("Forbidden")
+          expect(yield* outcome(w.principals.member, remove(w.s2))).toBe("ok")
+          expect(
+            yield* outcome(
+              w.principals.member,
+              Effect.flatMap(Services, (s) => s.get(w.s2))
             )
-          )
-        ).toBe("NotAMember")
-      })
-    )
+          ).toBe("ServiceNotFound")
+        })
+      )
 
-    it.effect("a settings change or a scale beyond the team's quota is QuotaExceeded; within it passes", () =>
-      Effect.gen(function* () {
-        const teams = yield* TeamRepo
-        const teamId = makeTeamId()
-        yield* teams.create({ id: teamId, name: `quota-${teamId}`, quotaMemoryMb: 512, quotaCpuMillis: 1000 })
-        const owner = yield* principalIn(teamId, "owner", `quota-owner-${teamId}`)
-        const svc = yield* (yield* ServiceRepo).create({ teamId, name: "q", memoryMb: 256, cpuMillis: 100 })
-        const update = (memoryMb: number) => Effect.flatMap(Services, (s) => s.update(svc.id, { memoryMb }))
-        expect(yield* outcome(owner, update(1024))).toBe("QuotaExceeded")
-        expect(yield* outcome(owner, update(512))).toBe("ok")
-        // Replicas count: two of 512 MB do not fit in 512 MB.
-        expect(
-          yield* outcome(
-            owner,
-            Effect.flatMap(Services, (s) => s.scale(svc.id, 2))
-          )
-        ).toBe("QuotaExceeded")
-        const row = yield* Effect.flatMap(Services, (s) => s.get(svc.id)).pipe(
-          Effect.provideService(CurrentPrincipal, owner)
-        )
-        expect({ memoryMb: row.memoryMb, replicas: row.replicas }).toEqual({ memoryMb: 512, replicas: 1 })
-      }).pipe(Effect.orDie)
-    )
+      it.effect("an admin grant on one service lets its holder grant there only; grants go to members", () =>
+        Effect.gen(function* () {
+          const w = yield* world
+          // The admin grant on S1 lets memberAdminS1 grant there, and nowhere else.
+          const grant = (service: string) =>
+            Effect.flatMap(Permissions, (p) =>
+              p.grant(service, { userId: w.principals.member.userId, permission: "deploy" })
+            )
+          expect(yield* outcome(w.principals.memberAdminS1, grant(w.s1))).toBe("ok")
+          expect(yield* outcome(w.principals.memberAdminS1, grant(w.s2))).toBe("Forbidden")
+          // Grants go to members of the team only.
+          expect(
+            yield* outcome(
+              w.principals.owner,
+              Effect.flatMap(Permissions, (p) =>
+                p.grant(w.s1, { userId: w.outsider.userId, permission: "view" })
+              )
+            )
+          ).toBe("NotAMember")
+        })
+      )
 
-    it.effect("a deploy beyond the team's service quota is QuotaExceeded; within it deploys", () =>
-      Effect.gen(function* () {
-        const teams = yield* TeamRepo
-        const teamId = makeTeamId()
-        yield* teams.create({ id: teamId, name: `deploys-${teamId}`, quotaServices: 1 })
-        const member = yield* principalIn(teamId, "member", `deploys-member-${teamId}`)
-        const folder = path.join(Workspaces.rootFor(dataDir), teamId, "site")
-        fs.mkdirSync(folder, { recursive: true })
-        fs.writeFileSync(path.join(folder, "index.html"), "<h1>quota</h1>\n")
-        const start = (name: string) =>
-          Effect.flatMap(Deployments, (d) => d.start({ source: { _tag: "Path", path: "site" }, name }))
-        const first = yield* start("first").pipe(Effect.provideService(CurrentPrincipal, member))
-        expect(first.length).toBe(1)
-        expect(yield* outcome(member, start("second"))).toBe("QuotaExceeded")
-        // The same folder name in another team's workspace is not there for that team.
-        const otherTeam = makeTeamId()
-        yield* teams.create({ id: otherTeam, name: `deploys-other-${otherTeam}` })
-        const outsider = yield* principalIn(otherTeam, "owner", `deploys-outsider-${otherTeam}`).pipe(
-          Effect.flatMap((p) => outcome(p, start("third")))
-        )
-        expect(outsider).toBe("InvalidSource")
-      }).pipe(Effect.orDie)
-    )
+      it.effect(
+        "a settings change or a scale beyond the team's quota is QuotaExceeded; within it passes",
+        () =>
+          Effect.gen(function* () {
+            const teams = yield* TeamRepo
+            const teamId = makeTeamId()
+            yield* teams.create({
+              id: teamId,
+              name: `quota-${teamId}`,
+              quotaMemoryMb: 512,
+              quotaCpuMillis: 1000
+            })
+            const owner = yield* principalIn(teamId, "owner", `quota-owner-${teamId}`)
+            const svc = yield* (yield* ServiceRepo).create({
+              teamId,
+              name: "q",
+              memoryMb: 256,
+              cpuMillis: 100
+            })
+            const update = (memoryMb: number) =>
+              Effect.flatMap(Services, (s) => s.update(svc.id, { memoryMb }))
+            expect(yield* outcome(owner, update(1024))).toBe("QuotaExceeded")
+            expect(yield* outcome(owner, update(512))).toBe("ok")
+            // Replicas count: two of 512 MB do not fit in 512 MB.
+            expect(
+              yield* outcome(
+                owner,
+                Effect.flatMap(Services, (s) => s.scale(svc.id, 2))
+              )
+            ).toBe("QuotaExceeded")
+            const row = yield* Effect.flatMap(Services, (s) => s.get(svc.id)).pipe(
+              Effect.provideService(CurrentPrincipal, owner)
+            )
+            expect({ memoryMb: row.memoryMb, replicas: row.replicas }).toEqual({ memoryMb: 512, replicas: 1 })
+          }).pipe(Effect.orDie)
+      )
+
+      it.effect("a deploy beyond the team's service quota is QuotaExceeded; within it deploys", () =>
+        Effect.gen(function* () {
+          const teams = yield* TeamRepo
+          const teamId = makeTeamId()
+          yield* teams.create({ id: teamId, name: `deploys-${teamId}`, quotaServices: 1 })
+          const member = yield* principalIn(teamId, "member", `deploys-member-${teamId}`)
+          const folder = path.join(Workspaces.rootFor(dataDir), teamId, "site")
+          fs.mkdirSync(folder, { recursive: true })
+          fs.writeFileSync(path.join(folder, "index.html"), "<h1>quota</h1>\n")
+          const start = (name: string) =>
+            Effect.flatMap(Deployments, (d) => d.start({ source: { _tag: "Path", path: "site" }, name }))
+          const first = yield* start("first").pipe(Effect.provideService(CurrentPrincipal, member))
+          expect(first.length).toBe(1)
+          expect(yield* outcome(member, start("second"))).toBe("QuotaExceeded")
+          // The same folder name in another team's workspace is not there for that team.
+          const otherTeam = makeTeamId()
+          yield* teams.create({ id: otherTeam, name: `deploys-other-${otherTeam}` })
+          const outsider = yield* principalIn(otherTeam, "owner", `deploys-outsider-${otherTeam}`).pipe(
+            Effect.flatMap((p) => outcome(p, start("third")))
+          )
+          expect(outsider).toBe("InvalidSource")
+        }).pipe(Effect.orDie)
+      )
+    })
   })
-})
