@@ -69,6 +69,8 @@ export interface TenantServer {
   readonly server: ServerProcess
   readonly base: string
   readonly dataDir: string
+  /** The test's database (its own schema), as the test process reaches it. */
+  readonly databaseUrl: string
   /** The bootstrap owner's credentials. */
   readonly owner: Tenant
   readonly run: <A, E>(effect: Effect.Effect<A, E, TestRepos>) => Promise<A>
@@ -79,14 +81,22 @@ export interface TenantServer {
 
 let counter = 0
 
-export const startTenantServer = async (env: Record<string, string> = {}): Promise<TenantServer> => {
+export interface TenantServerOptions {
+  /** The URL the server process is given for the test's database (e.g. through a statement log). */
+  readonly serverDatabaseUrl?: (url: string) => Promise<string>
+}
+
+export const startTenantServer = async (
+  env: Record<string, string> = {},
+  options: TenantServerOptions = {}
+): Promise<TenantServer> => {
   const schema = await createSchema(postgresUrl)
   const url = withSearchPath(postgresUrl, schema)
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-tenants-"))
   const server = await startServer({
     KYOZO_RUNTIME: "mock",
     KYOZO_DATA_DIR: dataDir,
-    DATABASE_URL: url,
+    DATABASE_URL: options.serverDatabaseUrl === undefined ? url : await options.serverDatabaseUrl(url),
     ...env
   })
   const close = async () => {
@@ -125,7 +135,16 @@ export const startTenantServer = async (env: Record<string, string> = {}): Promi
           return { teamId: team.id, userId: user.id, token: key }
         })
       )
-    return { server, base: `http://127.0.0.1:${server.port}`, dataDir, owner, run, newTenant, close }
+    return {
+      server,
+      base: `http://127.0.0.1:${server.port}`,
+      dataDir,
+      databaseUrl: url,
+      owner,
+      run,
+      newTenant,
+      close
+    }
   } catch (e) {
     const log = server.log()
     await close()

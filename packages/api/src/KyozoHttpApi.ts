@@ -737,7 +737,12 @@ export class KyozoHttpApi extends HttpApi.make("kyozo")
   // decode errors), so the 400s are documented with the content type actually sent.
   .annotate(OpenApi.Transform, jsonApiErrors)
   .annotate(OpenApi.Title, "Kyozo API")
-  .annotate(OpenApi.Version, "1") {}
+  .annotate(OpenApi.Version, "1")
+  .annotate(
+    OpenApi.Description,
+    "REST under /v1 (JSON:API). The same data can be read with GraphQL at POST /graphql (same bearer " +
+      "keys and rate limit; schema as SDL at GET /graphql/schema.graphql)."
+  ) {}
 
 /** Every route of the API as "METHOD /path" (paths as in OpenAPI-less router syntax, `:param`). */
 export const routesOf = (

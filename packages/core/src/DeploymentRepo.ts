@@ -102,6 +102,28 @@ export class DeploymentRepo extends Effect.Service<DeploymentRepo>()("@kyozo/cor
             ORDER BY created_at, id`
       )
 
-    return { create, get, findByIdAnyTeam, listByService, listByTeam, updateStatus, listUnfinished } as const
+    /** The newest deployment of each of the team's services named (one statement for any number). */
+    const latestByServices = (
+      teamId: TeamId,
+      serviceIds: ReadonlyArray<ServiceId>
+    ): Effect.Effect<ReadonlyArray<Deployment>, SqlError> =>
+      serviceIds.length === 0
+        ? Effect.succeed([])
+        : rows.all(
+            sql`SELECT DISTINCT ON (service_id) * FROM deployments
+                WHERE team_id = ${teamId} AND ${sql.in("service_id", serviceIds)}
+                ORDER BY service_id, created_at DESC, id DESC`
+          )
+
+    return {
+      create,
+      get,
+      findByIdAnyTeam,
+      listByService,
+      listByTeam,
+      updateStatus,
+      listUnfinished,
+      latestByServices
+    } as const
   })
 }) {}

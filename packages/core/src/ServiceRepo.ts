@@ -256,6 +256,18 @@ export class ServiceRepo extends Effect.Service<ServiceRepo>()("@kyozo/core/Serv
             WHERE id = ${id} RETURNING *`
       )
 
+    /** The team's live services among `ids` (one statement for any number; others' ids match nothing). */
+    const findByIds = (
+      teamId: TeamId,
+      ids: ReadonlyArray<ServiceId>
+    ): Effect.Effect<ReadonlyArray<ServiceInstance>, SqlError> =>
+      ids.length === 0
+        ? Effect.succeed([])
+        : rows.all(
+            sql`SELECT * FROM container_service_instances
+                WHERE team_id = ${teamId} AND deleted_at IS NULL AND ${sql.in("id", ids)}`
+          )
+
     // Every write moves the services epoch, so cached service lists are dropped at once.
     const writing =
       <Args extends ReadonlyArray<unknown>, A, E>(f: (...args: Args) => Effect.Effect<A, E>) =>
@@ -266,6 +278,7 @@ export class ServiceRepo extends Effect.Service<ServiceRepo>()("@kyozo/core/Serv
       create: writing(create),
       findById,
       findByName,
+      findByIds,
       list,
       countByTeam,
       update: writing(update),

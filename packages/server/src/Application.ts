@@ -43,6 +43,7 @@ import { PrincipalCache } from "./PrincipalCache.js"
 import * as Tracing from "./Tracing.js"
 import * as Sessions from "./Sessions.js"
 import * as DashboardRoutes from "./DashboardRoutes.js"
+import * as GraphqlRoutes from "./graphql/GraphqlRoutes.js"
 
 /** Repositories of the API (authentication, who-am-I) and of the deployer. */
 const ReposLive = Layer.mergeAll(
@@ -104,7 +105,8 @@ export const RoutesLive = Layer.mergeAll(
   EventsRoutes.layer,
   RestApi.layer,
   Sessions.layer,
-  DashboardRoutes.layer
+  DashboardRoutes.layer,
+  GraphqlRoutes.layer
 )
 
 export const HttpLive = Layer.unwrapEffect(

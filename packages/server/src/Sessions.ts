@@ -130,7 +130,8 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"])
 
 /** Paths the cookie may authenticate: the API, its event stream and uploads (not /v1/session itself). */
 const cookiePath = (pathname: string): boolean =>
-  (pathname.startsWith("/v1/") || pathname === "/rpc") && pathname !== "/v1/session"
+  (pathname.startsWith("/v1/") || pathname === "/rpc" || pathname === "/graphql") &&
+  pathname !== "/v1/session"
 
 const withAuthorization = (
   request: HttpServerRequest.HttpServerRequest,

@@ -11,7 +11,7 @@
 import { CurrentPrincipal, type Forbidden } from "@kyozo/api/KyozoRpc"
 import type { Deployment } from "@kyozo/core/domain/Deployment"
 import type { DeploymentEvent } from "@kyozo/core/domain/DeploymentEvent"
-import { DeploymentId, type TeamId } from "@kyozo/core/domain/Ids"
+import { DeploymentId, ServiceId, type TeamId } from "@kyozo/core/domain/Ids"
 import type { ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
 import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
 import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
@@ -276,10 +276,38 @@ export class Deployments extends Effect.Service<Deployments>()("@kyozo/server/ap
         return { summary, deployment: deployment.value }
       })
 
+    /** The newest deployment of each of the caller's team's services among `serviceIds`, in one read. */
+    const latestOf = (
+      serviceIds: ReadonlyArray<string>
+    ): Effect.Effect<ReadonlyArray<Deployment>, never, CurrentPrincipal> =>
+      Effect.flatMap(CurrentPrincipal, (p) =>
+        deployments
+          .latestByServices(
+            p.teamId,
+            serviceIds.map((id) => ServiceId.make(id))
+          )
+          .pipe(Effect.orDie)
+      )
+
+    /** The team's events after `afterId` (default: from the start), oldest first; one service's when named. */
+    const listEvents = (
+      options: ListOptions & {
+        readonly afterId?: number | undefined
+        readonly service?: string | undefined
+      } = {}
+    ): Effect.Effect<ReadonlyArray<DeploymentEvent>, ServiceNotFound, CurrentPrincipal> =>
+      options.service !== undefined
+        ? eventsOfService(options.service, options)
+        : Effect.flatMap(CurrentPrincipal, (p) =>
+            events.listSince(p.teamId, options.afterId ?? 0, options.limit ?? 100).pipe(Effect.orDie)
+          )
+
     return {
       list,
       listByService,
       get,
+      latestOf,
+      listEvents,
       eventsOf,
       eventsOfService,
       eventStream,

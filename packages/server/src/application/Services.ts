@@ -177,6 +177,22 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
       })
 
     /**
+     * Services of the caller's team among `ids`, in one read (for batched lookups); others' ids
+     * and unknown ones are simply absent.
+     */
+    const getMany = (
+      ids: ReadonlyArray<string>
+    ): Effect.Effect<ReadonlyArray<ServiceInstance>, never, CurrentPrincipal> =>
+      Effect.flatMap(CurrentPrincipal, (p) =>
+        services
+          .findByIds(
+            p.teamId,
+            ids.map((id) => ServiceId.make(id))
+          )
+          .pipe(Effect.orDie)
+      )
+
+    /**
      * http://<service>.<team>.<domain>:<edge port> of a service the edge names by host, null when it
      * names none (host names off, no edge in this process). It follows the edge, not the row.
      */
@@ -260,6 +276,7 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
       list,
       listForCaller,
       update,
+      getMany,
       hostUrlOf,
       get,
       view,
