@@ -23,6 +23,7 @@ import { labelsFor } from "@kyozo/core/Labels"
 import type { RuntimeError } from "@kyozo/core/RuntimeErrors"
 import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
 import { freePort } from "@kyozo/core/edge/FreePort"
+import { publishedByEngine } from "@kyozo/core/edge/Transport"
 import { containerName, teamNetwork } from "@kyozo/core/ServiceNaming"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import type { PlannedService } from "@kyozo/core/topology/Topology"
@@ -351,6 +352,8 @@ const deployLayer = (settings: DeploySettings) =>
               if (isPrimary) primary = info
             }
             if (primary === null) return null
+            // A TCP service is served by Docker's own publishing of its stable port (Transport.ts).
+            if (publishedByEngine(row) && publishedPort(primary, row.internalPort) !== row.hostPort) return null
             // Judged as a user would: the running one must answer on its published port.
             const port = row.healthConfig.port ?? row.internalPort
             if (port !== null && port !== undefined) {
@@ -403,6 +406,33 @@ const deployLayer = (settings: DeploySettings) =>
           }).pipe(asStep("unchanged"))
         })
 
+      /**
+       * A TCP service (Transport.ts): its stable port is published by the container itself, so the
+       * edge lets go of it and the previous container stops before the new one starts (Recreate).
+       * The previous one is only stopped: a failed gate starts it again (compensate).
+       */
+      const recreateHandover = (row: ServiceInstance, containerId: string, previousContainerId: string | null) =>
+        Effect.gen(function* () {
+          const edge = yield* EdgeRouter
+          if ((yield* edge.route(serviceId)) !== undefined) yield* edge.remove(serviceId)
+          const holders = yield* runtime.listContainers({ all: false, labels: { "kyozo.service": serviceId } })
+          const stopped: Array<string> = []
+          for (const c of holders) {
+            if (c.id === containerId) continue
+            const holds = c.ports.some((p) => p.hostPort === row.hostPort)
+            if (!holds && c.id !== previousContainerId) continue
+            yield* runtime.stopContainer(c.id, { timeoutSeconds: settings.stopTimeoutSeconds })
+            stopped.push(c.name)
+          }
+          yield* record(
+            "deploy.recreate",
+            stopped.length === 0
+              ? `TCP service: Docker publishes 127.0.0.1:${row.hostPort} for the new container`
+              : `TCP service: stopped ${stopped.join(", ")} so the new container can take 127.0.0.1:${row.hostPort} (no TCP load balancing on the edge)`,
+            { hostPort: row.hostPort, stopped }
+          )
+        })
+
       // (b) create the container (a retry finds the one it made before by its name)
       const create = (image: string) =>
         Activity.make({
@@ -418,7 +448,12 @@ const deployLayer = (settings: DeploySettings) =>
               .pipe(Effect.catchTag("NameConflict", () => Effect.void))
             // The published port is pinned now, so a restart (by Kyozo or after an engine restart)
             // keeps it and the edge's upstream stays valid; where it cannot, the route sync follows.
-            const pinned = row.internalPort === null ? null : yield* freePort()
+            // A TCP service's primary container publishes the stable port itself (Transport.ts): the
+            // port is chosen once and kept on the row, like the edge's port of an HTTP service.
+            const direct = publishedByEngine(row)
+            const pinned =
+              row.internalPort === null ? null : direct && row.hostPort !== null ? row.hostPort : yield* freePort()
+            if (direct && row.hostPort === null) yield* services.updateObserved(serviceId, { hostPort: pinned })
             const spec = containerSpec(row, image, name, network, payload.aliases, deploymentId, pinned)
             const ref = yield* runtime
               .createContainer(spec)
@@ -435,13 +470,23 @@ const deployLayer = (settings: DeploySettings) =>
         })
 
       // (c) start
-      const start = (containerId: string) =>
+      const start = (containerId: string, previousContainerId: string | null) =>
         Activity.make({
           name: "start",
           error: StepFailed,
           execute: Effect.gen(function* () {
             const info = yield* runtime.inspectContainer(containerId)
-            if (!info.running) yield* runtime.startContainer(containerId)
+            if (!info.running) {
+              const row = yield* serviceRow
+              if (publishedByEngine(row)) yield* recreateHandover(row, containerId, previousContainerId)
+              yield* runtime.startContainer(containerId).pipe(
+                // The port a stopped container or an edge listener held can take a moment to be free.
+                Effect.retry({
+                  while: (e) => /already allocated|address already in use/i.test(reasonOf(e)),
+                  schedule: Schedule.spaced("250 millis").pipe(Schedule.intersect(Schedule.recurs(20)))
+                })
+              )
+            }
             yield* record("deploy.started", "Container started", { containerId })
           }).pipe(asStep("start"))
         })
@@ -668,6 +713,20 @@ const deployLayer = (settings: DeploySettings) =>
                 })
               )
             )
+            // A TCP service stopped its previous container for the port (Recreate): it serves again.
+            if (created.previousContainerId !== null && publishedByEngine(row)) {
+              yield* runtime.startContainer(created.previousContainerId).pipe(
+                Effect.retry({
+                  while: (e) => /already allocated|address already in use/i.test(reasonOf(e)),
+                  schedule: Schedule.spaced("250 millis").pipe(Schedule.intersect(Schedule.recurs(20)))
+                }),
+                Effect.catchAll((e) =>
+                  record("deploy.restore-failed", `Could not start the previous container again: ${e.message}`, {
+                    containerId: created.previousContainerId
+                  })
+                )
+              )
+            }
             if (created.previousContainerId === null && row.containerId === null) {
               yield* services.updateObserved(serviceId, { status: "failed" })
             } else if (row.status === "deploying") {
@@ -753,7 +812,7 @@ const deployLayer = (settings: DeploySettings) =>
         )
       )
       const switched = yield* Effect.gen(function* () {
-        yield* start(created.containerId)
+        yield* start(created.containerId, created.previousContainerId)
         yield* healthGate(created.containerId)
         yield* replicasUp(built.image)
         return yield* switchOver(created.containerId, created.containerName, built.image)

@@ -17,6 +17,7 @@ import { RuntimeBreaker } from "@kyozo/core/CircuitBreaker"
 import type { ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
 import { EdgeRouter, type Upstream } from "@kyozo/core/edge/EdgeRouter"
 import { hostNameFor } from "@kyozo/core/edge/HostNames"
+import { publishedByEngine } from "@kyozo/core/edge/Transport"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
 import * as Labels from "@kyozo/core/Labels"
 import { MaintenancePasses } from "@kyozo/core/MaintenancePasses"
@@ -90,6 +91,13 @@ export const syncService = (service: ServiceInstance, known?: ReadonlyArray<Cont
       return { serviceId: service.id, hostPort: null, upstreams: [], changed: false } satisfies SyncResult
     }
     const simulated = Option.isSome(info) && info.value.mode === "mock"
+    // A TCP service: Docker publishes its stable port itself (Transport.ts); the edge must not
+    // hold that port, so a route left from before (an HTTP past, an adopted Caddy) goes.
+    if (publishedByEngine(service) && !simulated) {
+      const had = (yield* edge.route(service.id)) !== undefined
+      if (had) yield* edge.remove(service.id)
+      return { serviceId: service.id, hostPort: service.hostPort, upstreams: [], changed: had } satisfies SyncResult
+    }
     const ensured = yield* edge.ensure(service.id, {
       hostPort: service.hostPort,
       hostName: yield* hostNameOf(service),
