@@ -486,7 +486,12 @@ export class ServicesApi extends HttpApiGroup.make("services")
       )
       .addSuccess(ServiceUpdated)
   )
-  .add(HttpApiEndpoint.del("deleteService")`/services/${ServiceParam}`.addSuccess(NoContent))
+  .add(
+    HttpApiEndpoint.del("deleteService")`/services/${ServiceParam}`
+      // Data volumes are kept unless `volumes=true`; the service.removed event says which went.
+      .setUrlParams(Schema.Struct({ volumes: Schema.optional(Schema.Literal("true", "false")) }))
+      .addSuccess(NoContent)
+  )
   .addError(NotFound)
   .addError(Denied)
   .addError(Conflict)

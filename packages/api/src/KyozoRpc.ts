@@ -237,7 +237,12 @@ export class KyozoRpc extends RpcGroup.make(
   Rpc.make("StopService", { payload: ServiceRef, success: ServiceView, error: OperationError }),
   Rpc.make("StartService", { payload: ServiceRef, success: ServiceView, error: OperationError }),
   Rpc.make("RestartService", { payload: ServiceRef, success: ServiceView, error: OperationError }),
-  Rpc.make("RemoveService", { payload: ServiceRef, error: OperationError }),
+  /** Data volumes are kept unless `volumes`; the answer names the removed and the kept ones. */
+  Rpc.make("RemoveService", {
+    payload: { ...ServiceRef, volumes: Schema.optional(Schema.Boolean) },
+    success: Schema.Struct({ removed: Schema.Array(Schema.String), kept: Schema.Array(Schema.String) }),
+    error: OperationError
+  }),
   Rpc.make("ScaleService", {
     payload: { service: Schema.String, replicas: Schema.Int.pipe(Schema.between(1, 20)) },
     success: ServiceView,

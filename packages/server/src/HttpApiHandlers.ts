@@ -600,12 +600,14 @@ const ServicesLive = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =
           )
         )
       )
-      .handle("deleteService", ({ path }) =>
+      .handle("deleteService", ({ path, urlParams }) =>
         Effect.gen(function* () {
           const { principal: p, service } = yield* policy
             .requireService("delete the service", path.serviceId, "manage")
             .pipe(Effect.mapError(policyError))
-          yield* deployer.remove(p.teamId, service.id).pipe(Effect.mapError(deployError))
+          yield* deployer
+            .remove(p.teamId, service.id, { volumes: urlParams.volumes === "true" })
+            .pipe(Effect.mapError(deployError))
         })
       )
   })

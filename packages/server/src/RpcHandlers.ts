@@ -99,9 +99,9 @@ export const layer = KyozoRpc.toLayer(
         Effect.flatMap(policy.requireService("restart services", service, "deploy"), (a) =>
           deployer.restart(a.principal.teamId, a.service.id)
         ),
-      RemoveService: ({ service }) =>
+      RemoveService: ({ service, volumes }) =>
         Effect.flatMap(policy.requireService("remove services", service, "manage"), (a) =>
-          deployer.remove(a.principal.teamId, a.service.id)
+          deployer.remove(a.principal.teamId, a.service.id, { volumes: volumes === true })
         ),
       Rollback: ({ service, to }) =>
         Effect.flatMap(policy.requireService("roll back services", service, "deploy"), (a) =>

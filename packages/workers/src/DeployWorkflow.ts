@@ -26,6 +26,7 @@ import { freePort } from "@kyozo/core/edge/FreePort"
 import { publishedByEngine } from "@kyozo/core/edge/Transport"
 import { containerName, teamNetwork } from "@kyozo/core/ServiceNaming"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
+import { ensureVolumes, mountsFor } from "@kyozo/core/ServiceVolumes"
 import type { PlannedService } from "@kyozo/core/topology/Topology"
 import { Cause, Duration, Effect, Layer, Option, PubSub, Schedule, Schema } from "effect"
 import * as crypto from "node:crypto"
@@ -454,6 +455,8 @@ const deployLayer = (settings: DeploySettings) =>
             const pinned =
               row.internalPort === null ? null : direct && row.hostPort !== null ? row.hostPort : yield* freePort()
             if (direct && row.hostPort === null) yield* services.updateObserved(serviceId, { hostPort: pinned })
+            // Declared volumes exist before the container that mounts them (kept with their data).
+            yield* ensureVolumes(runtime, row)
             const spec = containerSpec(row, image, name, network, payload.aliases, deploymentId, pinned)
             const ref = yield* runtime
               .createContainer(spec)
@@ -937,7 +940,8 @@ export const specFingerprint = (
     row.internalPort,
     healthSorted,
     network,
-    [...new Set([row.name, ...aliases])]
+    [...new Set([row.name, ...aliases])],
+    ...(row.volumes.length > 0 ? [row.volumes.map((v) => `${v.name}:${v.target}`).sort()] : [])
   ])
   return crypto.createHash("sha256").update(canonical).digest("hex").slice(0, 32)
 }
@@ -972,6 +976,7 @@ export const containerSpec = (
           ],
     memoryBytes: row.memoryMb * 1024 * 1024,
     nanoCpus: row.cpuMillis * 1_000_000,
+    ...(row.volumes.length > 0 ? { volumes: mountsFor(row) } : {}),
     network,
     networkAliases: [...new Set([row.name, ...aliases])]
   }

@@ -12,6 +12,7 @@ import { freePort } from "@kyozo/core/edge/FreePort"
 import * as Labels from "@kyozo/core/Labels"
 import { containerName, teamNetwork } from "@kyozo/core/ServiceNaming"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
+import { ensureVolumes } from "@kyozo/core/ServiceVolumes"
 import { Effect } from "effect"
 import { containerSpec } from "./DeployWorkflow.js"
 
@@ -43,6 +44,7 @@ export const createReplica = (service: ServiceInstance, deploymentId: string, im
     const runtime = yield* ContainerRuntime
     const name = replicaName(service.name, deploymentId, index)
     const pinned = service.internalPort === null ? null : yield* freePort()
+    yield* ensureVolumes(runtime, service)
     const spec = containerSpec(service, image, name, teamNetwork(service.teamId), [], deploymentId, pinned)
     const ref = yield* runtime
       .createContainer(spec)

@@ -80,6 +80,8 @@ export interface PlannedService {
   readonly service: DetectedService
   /** Absent when the folder brings its own Dockerfile, or for image-only services. */
   readonly hints?: BuildHints
+  /** Named volumes it declares (compose), kept on the service row and mounted by every container. */
+  readonly volumes?: ReadonlyArray<{ readonly name: string; readonly target: string }>
 }
 
 export interface TopologyPlan {
