@@ -7,6 +7,7 @@ import { Rpc, RpcGroup, RpcMiddleware } from "@effect/rpc"
 import { BreakerStatus } from "@kyozo/core/CircuitBreaker"
 import { Role } from "@kyozo/core/domain/Membership"
 import { RestartPolicy } from "@kyozo/core/domain/ServiceInstance"
+import { AutoscalePolicy } from "@kyozo/core/domain/AutoscalePolicy"
 import { ApiKeyId, TeamId, UserId } from "@kyozo/core/domain/Ids"
 import { DetectError, TopologyResult } from "@kyozo/core/topology/Topology"
 import {
@@ -256,7 +257,9 @@ export class KyozoRpc extends RpcGroup.make(
       envUnset: Schema.optional(Schema.Array(EnvKey).pipe(Schema.maxItems(1000))),
       cpuMillis: Schema.optional(Schema.Int.pipe(Schema.between(10, 64_000))),
       memoryMb: Schema.optional(Schema.Int.pipe(Schema.between(6, 1_048_576))),
-      restartPolicy: Schema.optional(RestartPolicy)
+      restartPolicy: Schema.optional(RestartPolicy),
+      /** Autoscaling between min and max replicas on a utilisation target; null turns it off. */
+      autoscale: Schema.optional(Schema.NullOr(AutoscalePolicy))
     },
     success: ServiceUpdateView,
     error: OperationError

@@ -9,6 +9,7 @@ import { Effect, Option, Schema } from "effect"
 import * as ChangeEpoch from "./ChangeEpoch.js"
 import { HealthCheckConfig } from "./domain/HealthCheckConfig.js"
 import type { ServiceVolume } from "./domain/ServiceVolume.js"
+import type { AutoscalePolicy } from "./domain/AutoscalePolicy.js"
 import { type DeploymentId, makeServiceId, type ServiceId, type TeamId } from "./domain/Ids.js"
 import {
   type DesiredState,
@@ -72,6 +73,8 @@ export interface UpdateService {
   readonly replicas?: number
   readonly source?: Readonly<Record<string, unknown>>
   readonly volumes?: ReadonlyArray<ServiceVolume>
+  /** null turns autoscaling off. */
+  readonly autoscale?: AutoscalePolicy | null
 }
 
 /** What the loops observed; absent fields stay as they are, null clears. */
@@ -198,7 +201,8 @@ export class ServiceRepo extends Effect.Service<ServiceRepo>()("@kyozo/core/Serv
         restart_policy: patch.restartPolicy,
         replicas: patch.replicas,
         source: patch.source === undefined ? undefined : jsonb(patch.source),
-        volumes: patch.volumes === undefined ? undefined : jsonb(patch.volumes)
+        volumes: patch.volumes === undefined ? undefined : jsonb(patch.volumes),
+        autoscale: patch.autoscale === undefined ? undefined : patch.autoscale === null ? null : jsonb(patch.autoscale)
       })
       const set =
         Object.keys(columns).length > 0

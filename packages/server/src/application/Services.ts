@@ -4,6 +4,7 @@
  * (the same gate deploys use), under the team's lock so concurrent changes cannot overshoot.
  */
 import type { CurrentPrincipal, Forbidden } from "@kyozo/api/KyozoRpc"
+import type { AutoscalePolicy } from "@kyozo/core/domain/AutoscalePolicy"
 import type { HealthCheckConfig } from "@kyozo/core/domain/HealthCheckConfig"
 import type { RestartPolicy, ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
@@ -28,6 +29,11 @@ export interface ServicePatch {
   readonly restartPolicy?: RestartPolicy
   /** Applied by the Deployer: quotas count replicas, and the change converges at once. */
   readonly replicas?: number
+  /**
+   * Autoscaling (null: off). A count outside the new [min, max] is brought inside at once, through
+   * the same quota-gated scale; the autoscaler moves it from then on.
+   */
+  readonly autoscale?: AutoscalePolicy | null
 }
 
 /** The updated row, and the deployment rolling its new settings out (none when nothing had to). */
@@ -133,7 +139,8 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
             ...(patch.memoryMb === undefined ? {} : { memoryMb: patch.memoryMb }),
             ...(editsEnv ? { env: envOf(before.env) } : {}),
             ...(patch.healthConfig === undefined ? {} : { healthConfig: patch.healthConfig }),
-            ...(patch.restartPolicy === undefined ? {} : { restartPolicy: patch.restartPolicy })
+            ...(patch.restartPolicy === undefined ? {} : { restartPolicy: patch.restartPolicy }),
+            ...(patch.autoscale === undefined ? {} : { autoscale: patch.autoscale })
           })
         })
         // A rename is not part of this patch: a name conflict cannot happen here.
@@ -142,8 +149,12 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
           .pipe(Effect.catchTag("ServiceNameTaken", Effect.die))
         if (Option.isNone(updated)) return yield* new ServiceNotFound({ service })
         const after = updated.value
-        if (patch.replicas !== undefined && patch.replicas !== after.replicas)
-          yield* deployer.scale(teamId, id, patch.replicas)
+        const policy = after.autoscale
+        const wanted =
+          policy === null
+            ? patch.replicas
+            : Math.min(policy.maxReplicas, Math.max(policy.minReplicas, patch.replicas ?? after.replicas))
+        if (wanted !== undefined && wanted !== after.replicas) yield* deployer.scale(teamId, id, wanted)
         // Only what the containers are made of: an equal value written again changes nothing.
         const changed =
           after.cpuMillis !== before.cpuMillis ||
