@@ -239,7 +239,8 @@ export class Autoscaler extends Effect.Service<Autoscaler>()("@kyozo/workers/Aut
       })
 
     return { pass } as const
-  })
+  }),
+  dependencies: [MetricSampleRepo.Default]
 }) {}
 
 /** The autoscaling loop (KYOZO_AUTOSCALE_INTERVAL, default 15 s), in the layer's scope. */

@@ -149,11 +149,11 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
           .pipe(Effect.catchTag("ServiceNameTaken", Effect.die))
         if (Option.isNone(updated)) return yield* new ServiceNotFound({ service })
         const after = updated.value
-        const policy = after.autoscale
+        const autoscale = after.autoscale
         const wanted =
-          policy === null
+          autoscale === null
             ? patch.replicas
-            : Math.min(policy.maxReplicas, Math.max(policy.minReplicas, patch.replicas ?? after.replicas))
+            : Math.min(autoscale.maxReplicas, Math.max(autoscale.minReplicas, patch.replicas ?? after.replicas))
         if (wanted !== undefined && wanted !== after.replicas) yield* deployer.scale(teamId, id, wanted)
         // Only what the containers are made of: an equal value written again changes nothing.
         const changed =
