@@ -154,7 +154,8 @@ describe.skipIf(!docker.available || !caddy.available)("TCP services and named v
         .getContainer(c.Id)
         .remove({ force: true })
         .catch(() => {})
-    for (const v of (await docker.client.listVolumes({ filters }).catch(() => ({ Volumes: [] }))).Volumes ?? [])
+    for (const v of (await docker.client.listVolumes({ filters }).catch(() => ({ Volumes: [] }))).Volumes ??
+      [])
       await docker.client
         .getVolume(v.Name)
         .remove()
@@ -226,7 +227,9 @@ describe.skipIf(!docker.available || !caddy.available)("TCP services and named v
 
   it("deployed again under its name, the service finds its data; DELETE ?volumes=true removes the volume", async () => {
     const serviceId = await deployAndWait(false)
-    const port = Number(new URL((await call("GET", `/v1/services/${serviceId}`)).body.data.attributes.url).port)
+    const port = Number(
+      new URL((await call("GET", `/v1/services/${serviceId}`)).body.data.attributes.url).port
+    )
     const answer = await waitFor("the service to answer", 20_000, async () => {
       const a = await tcp(port, "GET answer")
       return a.startsWith("42 from ") ? a : undefined
