@@ -54,6 +54,7 @@ export interface CreateService {
   readonly restartPolicy?: RestartPolicy
   readonly source?: Readonly<Record<string, unknown>>
   readonly volumes?: ReadonlyArray<ServiceVolume>
+  readonly autoscale?: AutoscalePolicy | null
 }
 
 /** What an API caller may change; absent fields stay as they are. */
@@ -125,7 +126,8 @@ export class ServiceRepo extends Effect.Service<ServiceRepo>()("@kyozo/core/Serv
               health_config: jsonb(input.healthConfig ? encodeHealth(input.healthConfig) : {}),
               restart_policy: input.restartPolicy,
               source: jsonb(input.source ?? {}),
-              volumes: input.volumes === undefined ? undefined : jsonb(input.volumes)
+              volumes: input.volumes === undefined ? undefined : jsonb(input.volumes),
+              autoscale: input.autoscale == null ? undefined : jsonb(input.autoscale)
             })
           )} RETURNING *`
         )

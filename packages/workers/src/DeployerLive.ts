@@ -288,7 +288,8 @@ export const make = (options: DeployerOptions = {}) =>
                 framework: p.service.framework,
                 internalPort: p.service.port,
                 source: { ...sourceInfo, service: p.service.path },
-                volumes: p.volumes ?? []
+                volumes: p.volumes ?? [],
+                ...(p.autoscale === undefined ? {} : { autoscale: p.autoscale })
               }
               const row = Option.isSome(existing)
                 ? Option.getOrElse(
