@@ -16,6 +16,7 @@ import { ContainerRuntime } from "@kyozo/core/ContainerRuntime"
 import type { DeploymentStatus } from "@kyozo/core/domain/Deployment"
 import { DeploymentId, ServiceId, TeamId } from "@kyozo/core/domain/Ids"
 import type { ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
+import { HealthCheckConfig } from "@kyozo/core/domain/HealthCheckConfig"
 import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
 import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
 import { ImageBuilder } from "@kyozo/core/ImageBuilder"
@@ -152,6 +153,33 @@ export class DeployBus extends Effect.Service<DeployBus>()("@kyozo/workers/Deplo
 // ---------------------------------------------------------------------------------------------
 // The workflow
 
+/** What a settings rollout changes on the row (env values included: the row holds them too). */
+export const RolloutSettings = Schema.Struct({
+  env: Schema.Record({ key: Schema.String, value: Schema.String }),
+  cpuMillis: Schema.Int,
+  memoryMb: Schema.Int,
+  healthConfig: Schema.encodedSchema(HealthCheckConfig)
+})
+export type RolloutSettings = typeof RolloutSettings.Type
+
+export const rolloutSettingsOf = (row: ServiceInstance): RolloutSettings => ({
+  env: { ...row.env },
+  cpuMillis: row.cpuMillis,
+  memoryMb: row.memoryMb,
+  healthConfig: Schema.encodeSync(HealthCheckConfig)(row.healthConfig)
+})
+
+const sameSettings = (a: RolloutSettings, b: RolloutSettings): boolean => {
+  const canonical = (s: RolloutSettings) =>
+    JSON.stringify([
+      Object.entries(s.env).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)),
+      s.cpuMillis,
+      s.memoryMb,
+      Object.entries(s.healthConfig as Record<string, unknown>).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))
+    ])
+  return canonical(a) === canonical(b)
+}
+
 export const DeployPayload = Schema.Struct({
   teamId: TeamId,
   serviceId: ServiceId,
@@ -164,7 +192,14 @@ export const DeployPayload = Schema.Struct({
   /** Extra network aliases (the name the folder's compose file uses for the service). */
   aliases: Schema.Array(Schema.String),
   /** Replace the containers even when the desired spec equals what runs. */
-  force: Schema.optional(Schema.Boolean)
+  force: Schema.optional(Schema.Boolean),
+  /**
+   * A settings rollout: the settings that worked before (`previous`) and the ones rolled out
+   * (`applied`). When the rollout fails and the row still holds `applied`, `previous` goes back.
+   */
+  settings: Schema.optional(
+    Schema.Struct({ previous: RolloutSettings, applied: RolloutSettings })
+  )
 })
 export type DeployPayload = typeof DeployPayload.Type
 
@@ -671,6 +706,45 @@ const deployLayer = (settings: DeploySettings) =>
           }).pipe(asStep("finish"))
         })
 
+      /**
+       * A failed settings rollout: the row goes back to the settings that worked (unless another
+       * change came since), so replicas, restarts and the next deploy do not use the broken ones.
+       */
+      const revertSettings = (failure: StepFailed) =>
+        Effect.gen(function* () {
+          const rollout = payload.settings
+          if (rollout === undefined) return
+          const row = yield* serviceRow
+          if (!sameSettings(rolloutSettingsOf(row), rollout.applied)) {
+            yield* record(
+              "deploy.settings-kept",
+              "The new settings failed; the service's settings changed again since, so they stay as they are now",
+              { step: failure.step }
+            )
+            return
+          }
+          const previous = rollout.previous
+          yield* services.update(teamId, serviceId, {
+            env: previous.env,
+            cpuMillis: previous.cpuMillis,
+            memoryMb: previous.memoryMb,
+            healthConfig: yield* Schema.decodeUnknown(HealthCheckConfig)(previous.healthConfig)
+          })
+          const changed = [
+            ...new Set([...Object.keys(previous.env), ...Object.keys(rollout.applied.env)])
+          ].filter((k) => previous.env[k] !== rollout.applied.env[k])
+          yield* record(
+            "deploy.settings-reverted",
+            `The new settings failed at ${failure.step} (${failure.reason}); the service keeps its previous working settings`,
+            {
+              step: failure.step,
+              envKeys: changed.sort(),
+              cpuMillis: previous.cpuMillis,
+              memoryMb: previous.memoryMb
+            }
+          )
+        })
+
       const compensate = (created: typeof Created.Type, failure: StepFailed) =>
         Activity.make({
           name: "compensate",
@@ -735,6 +809,7 @@ const deployLayer = (settings: DeploySettings) =>
             } else if (row.status === "deploying") {
               yield* services.updateObserved(serviceId, { status: "running" })
             }
+            yield* revertSettings(failure)
             yield* status("compensated", { error: `${failure.step}: ${failure.reason}` })
             yield* record("deploy.failed", `Failed at ${failure.step}: ${failure.reason}`, {
               step: failure.step,

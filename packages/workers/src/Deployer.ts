@@ -8,6 +8,7 @@
 import type { LogLine } from "@kyozo/core/ContainerRuntime"
 import { DeploymentEvent } from "@kyozo/core/domain/DeploymentEvent"
 import { DeploymentId, ServiceId, TeamId } from "@kyozo/core/domain/Ids"
+import type { ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
 import { RuntimeError } from "@kyozo/core/RuntimeErrors"
 import { DetectedService, DetectError } from "@kyozo/core/topology/Topology"
 import { Context, type Effect, type Option, Schema, type Stream } from "effect"
@@ -197,7 +198,9 @@ export interface DeployerShape {
    */
   readonly applySettings: (
     teamId: TeamId,
-    service: string
+    service: string,
+    /** The settings that worked before this change: written back when the rollout fails. */
+    previous?: ServiceInstance
   ) => Effect.Effect<Option.Option<DeploymentId>, DeployError>
   readonly rollback: (
     teamId: TeamId,

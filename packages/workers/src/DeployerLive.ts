@@ -597,7 +597,7 @@ export const make = (options: DeployerOptions = {}) =>
         return yield* viewOf(yield* findService(teamId, row.id))
       })
 
-    const applySettings = (teamId: TeamId, service: string) =>
+    const applySettings = (teamId: TeamId, service: string, previous?: ServiceInstance) =>
       Effect.gen(function* () {
         const row = yield* findService(teamId, service)
         if (row.image === null || row.desiredState !== "running" || row.currentDeploymentId === null)
@@ -625,7 +625,15 @@ export const make = (options: DeployerOptions = {}) =>
             image,
             root: null,
             planned: null,
-            aliases: []
+            aliases: [],
+            ...(previous === undefined
+              ? {}
+              : {
+                  settings: {
+                    previous: DeployWorkflow.rolloutSettingsOf(previous),
+                    applied: DeployWorkflow.rolloutSettingsOf(row)
+                  }
+                })
           },
           row.name,
           Date.now()

@@ -161,7 +161,7 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
           after.memoryMb !== before.memoryMb ||
           JSON.stringify(sorted(after.env)) !== JSON.stringify(sorted(before.env)) ||
           JSON.stringify(after.healthConfig) !== JSON.stringify(before.healthConfig)
-        const rollout = changed ? yield* deployer.applySettings(teamId, id) : Option.none<DeploymentId>()
+        const rollout = changed ? yield* deployer.applySettings(teamId, id, before) : Option.none<DeploymentId>()
         const latest = yield* services.findById(teamId, id).pipe(Effect.orDie)
         return { service: Option.getOrElse(latest, () => after), rollout }
       })
