@@ -620,18 +620,24 @@ const deployLayer = (settings: DeploySettings) =>
           execute: Effect.gen(function* () {
             const row = yield* serviceRow
             if (row.replicas <= 1) return []
+            // Strictly one at a time: replica i+1 is created only once replica i passed the gate,
+            // so a bad version costs one container, and the engine is never stormed.
             const ids: Array<string> = []
+            const port = row.healthConfig.port ?? row.internalPort
             for (let index = 1; index < row.replicas; index++) {
               const ref = yield* createReplica(row, deploymentId, image, index)
               ids.push(ref.id)
-            }
-            const port = row.healthConfig.port ?? row.internalPort
-            if (port !== null) {
-              for (const id of ids) {
+              const id = ref.id
+              if (port !== null) {
                 yield* Effect.gen(function* () {
                   const info = yield* runtime.inspectContainer(id)
+                  if (info.state === "exited" || info.state === "dead")
+                    return yield* new StepFailed({
+                      step: "replicas",
+                      reason: `replica ${index} exited with code ${info.exitCode ?? "?"}`
+                    })
                   const hostPort = publishedPort(info, port)
-                  if (!info.running || hostPort === null) return false
+                  if (!info.running || hostPort === null || info.health === "unhealthy") return false
                   return yield* settings.probe(
                     {
                       kind: row.healthConfig.type === "tcp" ? "tcp" : "http",
@@ -644,14 +650,22 @@ const deployLayer = (settings: DeploySettings) =>
                   )
                 }).pipe(
                   Effect.flatMap((ok) => (ok ? Effect.void : Effect.fail("not yet" as const))),
-                  Effect.retry(Schedule.spaced(settings.healthPollInterval)),
+                  Effect.retry({
+                    // An exited replica fails at once; anything else is tried again until the deadline.
+                    while: (e) => !(e instanceof StepFailed),
+                    schedule: Schedule.spaced(settings.healthPollInterval)
+                  }),
                   Effect.timeoutFail({
                     duration: settings.healthTimeout,
                     onTimeout: () =>
-                      new StepFailed({ step: "replicas", reason: `replica ${id} not healthy in time` })
+                      new StepFailed({ step: "replicas", reason: `replica ${index} (${id}) not healthy in time` })
                   })
                 )
               }
+              yield* record("deploy.replica-healthy", `Replica ${index + 1} of ${row.replicas} healthy`, {
+                containerId: id,
+                index
+              })
             }
             yield* record("deploy.replicas", `${row.replicas} replicas healthy`, { replicas: row.replicas })
             return ids
