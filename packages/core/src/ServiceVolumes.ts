@@ -31,7 +31,10 @@ export interface VolumeOwner {
 
 /** The mounts of a container of the service. */
 export const mountsFor = (service: VolumeOwner): ReadonlyArray<{ source: string; target: string }> =>
-  service.volumes.map((v) => ({ source: dockerVolumeName(service.teamId, service.name, v.name), target: v.target }))
+  service.volumes.map((v) => ({
+    source: dockerVolumeName(service.teamId, service.name, v.name),
+    target: v.target
+  }))
 
 /** Creates the service's volumes that do not exist yet (an existing one, with its data, is kept). */
 export const ensureVolumes = (

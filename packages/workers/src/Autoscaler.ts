@@ -53,7 +53,8 @@ export interface Decision {
   readonly why: string
 }
 
-const clamp = (n: number, policy: AutoscalePolicy) => Math.min(policy.maxReplicas, Math.max(policy.minReplicas, n))
+const clamp = (n: number, policy: AutoscalePolicy) =>
+  Math.min(policy.maxReplicas, Math.max(policy.minReplicas, n))
 
 /** One metric's recommendation for `current` replicas. */
 export const recommendFor = (current: number, reading: Pick<Reading, "utilization" | "target">): number => {

@@ -175,7 +175,9 @@ const sameSettings = (a: RolloutSettings, b: RolloutSettings): boolean => {
       Object.entries(s.env).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)),
       s.cpuMillis,
       s.memoryMb,
-      Object.entries(s.healthConfig as Record<string, unknown>).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))
+      Object.entries(s.healthConfig as Record<string, unknown>).sort(([x], [y]) =>
+        x < y ? -1 : x > y ? 1 : 0
+      )
     ])
   return canonical(a) === canonical(b)
 }
@@ -197,9 +199,7 @@ export const DeployPayload = Schema.Struct({
    * A settings rollout: the settings that worked before (`previous`) and the ones rolled out
    * (`applied`). When the rollout fails and the row still holds `applied`, `previous` goes back.
    */
-  settings: Schema.optional(
-    Schema.Struct({ previous: RolloutSettings, applied: RolloutSettings })
-  )
+  settings: Schema.optional(Schema.Struct({ previous: RolloutSettings, applied: RolloutSettings }))
 })
 export type DeployPayload = typeof DeployPayload.Type
 
@@ -389,7 +389,8 @@ const deployLayer = (settings: DeploySettings) =>
             }
             if (primary === null) return null
             // A TCP service is served by Docker's own publishing of its stable port (Transport.ts).
-            if (publishedByEngine(row) && publishedPort(primary, row.internalPort) !== row.hostPort) return null
+            if (publishedByEngine(row) && publishedPort(primary, row.internalPort) !== row.hostPort)
+              return null
             // Judged as a user would: the running one must answer on its published port.
             const port = row.healthConfig.port ?? row.internalPort
             if (port !== null && port !== undefined) {
@@ -447,11 +448,18 @@ const deployLayer = (settings: DeploySettings) =>
        * edge lets go of it and the previous container stops before the new one starts (Recreate).
        * The previous one is only stopped: a failed gate starts it again (compensate).
        */
-      const recreateHandover = (row: ServiceInstance, containerId: string, previousContainerId: string | null) =>
+      const recreateHandover = (
+        row: ServiceInstance,
+        containerId: string,
+        previousContainerId: string | null
+      ) =>
         Effect.gen(function* () {
           const edge = yield* EdgeRouter
           if ((yield* edge.route(serviceId)) !== undefined) yield* edge.remove(serviceId)
-          const holders = yield* runtime.listContainers({ all: false, labels: { "kyozo.service": serviceId } })
+          const holders = yield* runtime.listContainers({
+            all: false,
+            labels: { "kyozo.service": serviceId }
+          })
           const stopped: Array<string> = []
           for (const c of holders) {
             if (c.id === containerId) continue
@@ -488,8 +496,13 @@ const deployLayer = (settings: DeploySettings) =>
             // port is chosen once and kept on the row, like the edge's port of an HTTP service.
             const direct = publishedByEngine(row)
             const pinned =
-              row.internalPort === null ? null : direct && row.hostPort !== null ? row.hostPort : yield* freePort()
-            if (direct && row.hostPort === null) yield* services.updateObserved(serviceId, { hostPort: pinned })
+              row.internalPort === null
+                ? null
+                : direct && row.hostPort !== null
+                  ? row.hostPort
+                  : yield* freePort()
+            if (direct && row.hostPort === null)
+              yield* services.updateObserved(serviceId, { hostPort: pinned })
             // Declared volumes exist before the container that mounts them (kept with their data).
             yield* ensureVolumes(runtime, row)
             const spec = containerSpec(row, image, name, network, payload.aliases, deploymentId, pinned)
@@ -658,7 +671,10 @@ const deployLayer = (settings: DeploySettings) =>
                   Effect.timeoutFail({
                     duration: settings.healthTimeout,
                     onTimeout: () =>
-                      new StepFailed({ step: "replicas", reason: `replica ${index} (${id}) not healthy in time` })
+                      new StepFailed({
+                        step: "replicas",
+                        reason: `replica ${index} (${id}) not healthy in time`
+                      })
                   })
                 )
               }
@@ -812,9 +828,13 @@ const deployLayer = (settings: DeploySettings) =>
                   schedule: Schedule.spaced("250 millis").pipe(Schedule.intersect(Schedule.recurs(20)))
                 }),
                 Effect.catchAll((e) =>
-                  record("deploy.restore-failed", `Could not start the previous container again: ${e.message}`, {
-                    containerId: created.previousContainerId
-                  })
+                  record(
+                    "deploy.restore-failed",
+                    `Could not start the previous container again: ${e.message}`,
+                    {
+                      containerId: created.previousContainerId
+                    }
+                  )
                 )
               )
             }

@@ -431,11 +431,14 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
                 }
                 if (result.right.http && service.hostPort !== null && service.hostPort !== port) {
                   // A TCP service's URL is not HTTP (Transport.ts): a connect is what a client's would meet.
-        const url = yield* Effect.either(
-          transportOf(service) === "tcp"
-            ? Effect.mapError(probeTcp(service.hostPort, probeTimeout), (e) => `its URL fails (${e})`)
-            : probeEdge(service.hostPort, probeTimeout)
-        )
+                  const url = yield* Effect.either(
+                    transportOf(service) === "tcp"
+                      ? Effect.mapError(
+                          probeTcp(service.hostPort, probeTimeout),
+                          (e) => `its URL fails (${e})`
+                        )
+                      : probeEdge(service.hostPort, probeTimeout)
+                  )
                   if (url._tag === "Left") {
                     return {
                       containerId: info.id,

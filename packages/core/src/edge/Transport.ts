@@ -27,15 +27,12 @@ export const TCP_PORTS: ReadonlySet<number> = new Set([
   5432, 3306, 6379, 27017, 5672, 11211, 9092, 2181, 4222, 1883, 9042
 ])
 
-export const transportOf = (
-  service: Pick<ServiceInstance, "healthConfig" | "internalPort">
-): Transport => {
+export const transportOf = (service: Pick<ServiceInstance, "healthConfig" | "internalPort">): Transport => {
   if (service.healthConfig.type === "tcp") return "tcp"
   if (service.healthConfig.type === "http") return "http"
   return service.internalPort !== null && TCP_PORTS.has(service.internalPort) ? "tcp" : "http"
 }
 
 /** True when Docker, not the edge, publishes the service's stable port (a TCP service with a port). */
-export const publishedByEngine = (
-  service: Pick<ServiceInstance, "healthConfig" | "internalPort">
-): boolean => service.internalPort !== null && transportOf(service) === "tcp"
+export const publishedByEngine = (service: Pick<ServiceInstance, "healthConfig" | "internalPort">): boolean =>
+  service.internalPort !== null && transportOf(service) === "tcp"
