@@ -1017,6 +1017,9 @@ const envOf = (row: ServiceInstance): Record<string, string> => {
   return env
 }
 
+/** The label holding the container's extra network aliases, comma-separated. */
+export const AliasesLabel = "kyozo.aliases"
+
 /** The label holding `specFingerprint` of the container's spec (the unchanged check compares it). */
 export const SpecLabel = "kyozo.spec"
 
@@ -1072,7 +1075,11 @@ export const containerSpec = (
     image,
     labels: labelsFor(
       { serviceId: row.id, teamId: row.teamId, deploymentId },
-      { [SpecLabel]: specFingerprint(row, network, aliases) }
+      {
+        [SpecLabel]: specFingerprint(row, network, aliases),
+        // So the container can be made again as it was (a re-create on another port).
+        ...(aliases.length > 0 ? { [AliasesLabel]: aliases.join(",") } : {})
+      }
     ),
     env,
     ports:

@@ -13,8 +13,8 @@ import * as Labels from "@kyozo/core/Labels"
 import { containerName, teamNetwork } from "@kyozo/core/ServiceNaming"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { ensureVolumes } from "@kyozo/core/ServiceVolumes"
-import { Effect } from "effect"
-import { containerSpec } from "./DeployWorkflow.js"
+import { Effect, Option } from "effect"
+import { AliasesLabel, containerSpec } from "./DeployWorkflow.js"
 
 /** The name of replica `index` of a deployment (replica 0 keeps the deployment's container name). */
 export const replicaName = (serviceName: string, deploymentId: string, index: number): string =>
@@ -90,7 +90,14 @@ export const converge = (
         created++
       } else if (c.state !== "running" && c.state !== "restarting" && c.state !== "paused") {
         if (service.restartPolicy === "never") continue
-        yield* runtime.startContainer(c.id)
+        // Its pinned port taken meanwhile: made again on a free one (the edge follows).
+        yield* runtime
+          .startContainer(c.id)
+          .pipe(
+            Effect.catchIf(portTaken, () =>
+              Effect.asVoid(Effect.provideService(recreateOnFreePort(service, c.id), ContainerRuntime, runtime))
+            )
+          )
         started++
       }
     }
@@ -125,3 +132,50 @@ export const convergeAll = Effect.gen(function* () {
   }
   return { notes, failures }
 })
+
+/** Docker's answer when a container's published host port is held by another program. */
+export const portTaken = (error: unknown): boolean =>
+  /address already in use|port is already allocated/i.test(
+    typeof error === "object" && error !== null && "message" in error
+      ? String((error as { message: unknown }).message)
+      : String(error)
+  )
+
+/**
+ * A stopped container whose pinned 127.0.0.1 port another program took meanwhile: it is made again,
+ * same name, image, labels and aliases, on a free port, and started; the row follows when it is the
+ * service's primary container, and the edge follows at the next route sync (the URL is unchanged).
+ * Not for a TCP service: there the taken port is the URL itself (the caller reports it instead).
+ */
+export const recreateOnFreePort = (service: ServiceInstance, containerId: string) =>
+  Effect.gen(function* () {
+    const runtime = yield* ContainerRuntime
+    const old = yield* runtime.inspectContainer(containerId)
+    const deploymentId = old.labels[Labels.Deployment] ?? service.currentDeploymentId ?? ""
+    const aliases = (old.labels[AliasesLabel] ?? "").split(",").filter((a) => a !== "")
+    const oldPort = old.ports.find((p) => p.containerPort === service.internalPort)?.hostPort ?? null
+    const port = yield* freePort()
+    yield* runtime.removeContainer(containerId, { force: true })
+    yield* ensureVolumes(runtime, service)
+    const spec = containerSpec(
+      service,
+      old.image,
+      old.name,
+      teamNetwork(service.teamId),
+      aliases,
+      deploymentId,
+      service.internalPort === null ? null : port
+    )
+    const ref = yield* runtime.createContainer(spec)
+    yield* runtime.startContainer(ref.id)
+    const services = yield* Effect.serviceOption(ServiceRepo)
+    if (service.containerId === containerId && Option.isSome(services)) {
+      const updated = yield* services.value.updateObserved(service.id, {
+        containerId: ref.id,
+        containerName: old.name
+      })
+      if (Option.isNone(updated))
+        yield* Effect.logWarning(`service ${service.id} vanished during a re-create`)
+    }
+    return { containerId: ref.id, oldPort, newPort: port }
+  })
