@@ -18,7 +18,7 @@ import {
 } from "./support/docker.js"
 import { caddySuite } from "./support/edge.js"
 import { caller, type Call, doc, expectStatus } from "./support/rest.js"
-import { type ServerProcess, startServer, stopEdge, waitFor } from "./support/server.js"
+import { type ServerProcess, sleep, startServer, stopEdge, waitFor } from "./support/server.js"
 import { openSse } from "./support/sse.js"
 
 const docker = await dockerSuite("port-taken")
@@ -63,7 +63,7 @@ describe.skipIf(!docker.available || !caddy.available)("a pinned port taken on r
   }, 120_000)
 
   afterAll(async () => {
-    await new Promise((r) => (squatter ? squatter.close(r) : r(undefined)))
+    await Promise.race([new Promise((r) => (squatter ? squatter.close(r) : r(undefined))), sleep(2000)])
     await server?.stop()
     await stopEdge(dataDir)
     if (creds?.teamId) await removeTeamObjects(docker.client, creds.teamId)
@@ -103,7 +103,7 @@ describe.skipIf(!docker.available || !caddy.available)("a pinned port taken on r
 
     // Behind Kyozo's back: stopped, and its port taken by another program at once.
     await docker.client.getContainer(container!.Id).stop({ t: 0 })
-    squatter = net.createServer((s) => s.end("squatter\n"))
+    squatter = net.createServer((s) => s.destroy())
     await new Promise<void>((resolve, reject) => {
       squatter!.once("error", reject)
       squatter!.listen(pinned, "127.0.0.1", () => resolve())

@@ -235,6 +235,41 @@ describe.skipIf(!docker.available || !caddy.available)("TCP services and named v
       return a.startsWith("42 from ") ? a : undefined
     })
     expect(answer).toMatch(/^42 from /)
+
+    // Its URL port taken by another program while it is down: a clear event, not a silent dead URL;
+    // once the port is free again it serves again, with its data.
+    const [container] = await docker.client.listContainers({
+      filters: { label: [`kyozo.service=${serviceId}`] }
+    })
+    await docker.client.getContainer(container!.Id).stop({ t: 0 })
+    const squatter = net.createServer((s) => s.destroy())
+    await new Promise<void>((resolve, reject) => {
+      squatter.once("error", reject)
+      squatter.listen(port, "127.0.0.1", () => resolve())
+    })
+    try {
+      await waitFor("status failed", 30_000, async () =>
+        (await call("GET", `/v1/services/${serviceId}`)).body.data.attributes.status === "failed"
+          ? true
+          : undefined
+      )
+      const creds = JSON.parse(fs.readFileSync(path.join(dataDir, "credentials.json"), "utf8"))
+      const sse = await openSse(`http://127.0.0.1:${server!.port}/v1/events?after=0`, {
+        authorization: `Bearer ${creds.token}`
+      })
+      try {
+        await sse.waitUntil("service.port-taken", () => sse.raw().includes("service.port-taken"), 10_000)
+        expect(sse.raw()).toContain(`its URL port 127.0.0.1:${port} is taken by another program`)
+      } finally {
+        sse.close()
+      }
+    } finally {
+      await new Promise((r) => squatter.close(r))
+    }
+    await waitFor("the service answering once the port is free", 30_000, async () =>
+      (await tcp(port, "GET answer")).startsWith("42 from ") ? true : undefined
+    )
+
     expectStatus(await call("DELETE", `/v1/services/${serviceId}?volumes=true`), 204, "delete with volumes")
     expect(await volumeExists()).toBe(false)
   }, 240_000)

@@ -15,7 +15,7 @@ import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { Clock, Context, Duration, Effect, Option } from "effect"
 import { publishedByEngine } from "@kyozo/core/edge/Transport"
 import * as Dependencies from "./Dependencies.js"
-import { portTaken, recreateOnFreePort } from "./Replicas.js"
+import { portTaken, recreateOnFreePort, takenPort } from "./Replicas.js"
 import { HealthWorker, type HealthResult, type Observation } from "./HealthWorker.js"
 import {
   type ContainerCondition,
@@ -223,7 +223,13 @@ export class RecoveryWorker extends Effect.Service<RecoveryWorker>()("@kyozo/wor
             )
             if (restarted._tag === "Left") {
               if (!portTaken(restarted.left)) return yield* Effect.fail(restarted.left)
-              return yield* portTakenOnRestart(service, containerId, restarted.left.message, decision.next)
+              return yield* portTakenOnRestart(
+                service,
+                containerId,
+                restarted.left.message,
+                takenPort(restarted.left),
+                decision.next
+              )
             }
             yield* saveState(service.id, decision.next)
             yield* services.recordRestart(service.id)
@@ -249,6 +255,7 @@ export class RecoveryWorker extends Effect.Service<RecoveryWorker>()("@kyozo/wor
       service: ServiceInstance,
       containerId: string,
       detail: string,
+      taken: number | null,
       next: RestartState
     ) =>
       Effect.gen(function* () {
@@ -263,7 +270,7 @@ export class RecoveryWorker extends Effect.Service<RecoveryWorker>()("@kyozo/wor
           )
           return `${service.id} port taken`
         }
-        const made = yield* recreateOnFreePort(service, containerId).pipe(
+        const made = yield* recreateOnFreePort(service, containerId, taken).pipe(
           Effect.provideService(ContainerRuntime, runtime),
           Effect.provideService(ServiceRepo, services)
         )

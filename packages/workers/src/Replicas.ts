@@ -94,8 +94,14 @@ export const converge = (
         yield* runtime
           .startContainer(c.id)
           .pipe(
-            Effect.catchIf(portTaken, () =>
-              Effect.asVoid(Effect.provideService(recreateOnFreePort(service, c.id), ContainerRuntime, runtime))
+            Effect.catchIf(portTaken, (e) =>
+              Effect.asVoid(
+                Effect.provideService(
+                  recreateOnFreePort(service, c.id, takenPort(e)),
+                  ContainerRuntime,
+                  runtime
+                )
+              )
             )
           )
         started++
@@ -133,13 +139,20 @@ export const convergeAll = Effect.gen(function* () {
   return { notes, failures }
 })
 
+const messageOf = (error: unknown): string =>
+  typeof error === "object" && error !== null && "message" in error
+    ? String((error as { message: unknown }).message)
+    : String(error)
+
 /** Docker's answer when a container's published host port is held by another program. */
 export const portTaken = (error: unknown): boolean =>
-  /address already in use|port is already allocated/i.test(
-    typeof error === "object" && error !== null && "message" in error
-      ? String((error as { message: unknown }).message)
-      : String(error)
-  )
+  /address already in use|port is already allocated/i.test(messageOf(error))
+
+/** The host port Docker could not bind, from its answer ("listen tcp4 127.0.0.1:P: bind: …"). */
+export const takenPort = (error: unknown): number | null => {
+  const m = /(?:listen tcp4? |Bind for )[^\s]*:(\d+)/i.exec(messageOf(error))
+  return m ? Number(m[1]) : null
+}
 
 /**
  * A stopped container whose pinned 127.0.0.1 port another program took meanwhile: it is made again,
@@ -147,13 +160,18 @@ export const portTaken = (error: unknown): boolean =>
  * service's primary container, and the edge follows at the next route sync (the URL is unchanged).
  * Not for a TCP service: there the taken port is the URL itself (the caller reports it instead).
  */
-export const recreateOnFreePort = (service: ServiceInstance, containerId: string) =>
+export const recreateOnFreePort = (
+  service: ServiceInstance,
+  containerId: string,
+  taken: number | null = null
+) =>
   Effect.gen(function* () {
     const runtime = yield* ContainerRuntime
     const old = yield* runtime.inspectContainer(containerId)
     const deploymentId = old.labels[Labels.Deployment] ?? service.currentDeploymentId ?? ""
     const aliases = (old.labels[AliasesLabel] ?? "").split(",").filter((a) => a !== "")
-    const oldPort = old.ports.find((p) => p.containerPort === service.internalPort)?.hostPort ?? null
+    // A stopped container shows no published ports: the engine's refusal named the one it wanted.
+    const oldPort = old.ports.find((p) => p.containerPort === service.internalPort)?.hostPort ?? taken
     const port = yield* freePort()
     yield* runtime.removeContainer(containerId, { force: true })
     yield* ensureVolumes(runtime, service)
