@@ -25,7 +25,9 @@ const max = int("max", "autoscale: most replicas")
 const cpu = int("cpu", "autoscale: target CPU use per replica, in % of its CPU limit")
 const memory = int("memory", "autoscale: target memory use per replica, in % of its memory limit")
 const window = int("window", "autoscale: scale-in stabilisation window in seconds (default 300)")
-const off = Options.boolean("off").pipe(Options.withDescription("turn autoscaling off (keeps the current count)"))
+const off = Options.boolean("off").pipe(
+  Options.withDescription("turn autoscaling off (keeps the current count)")
+)
 
 /** A usage error (exit 2) prints itself: main.ts leaves those to the command. */
 const usage = (text: string) =>
@@ -42,7 +44,8 @@ export const scaleCommand = Command.make(
       const client = yield* KyozoClient
       const autoscaling = [args.min, args.max, args.cpu, args.memory, args.window].some(Option.isSome)
       if (autoscaling || args.off) {
-        if (Option.isSome(args.replicas)) return yield* usage("give either a replica count or --min/--max, not both")
+        if (Option.isSome(args.replicas))
+          return yield* usage("give either a replica count or --min/--max, not both")
         let autoscale = null as null | {
           minReplicas: number
           maxReplicas: number
@@ -74,7 +77,8 @@ export const scaleCommand = Command.make(
                 `${autoscale.targetMemoryPercent === undefined ? "" : `, memory ${autoscale.targetMemoryPercent} %`})`
         )
       }
-      if (Option.isNone(args.replicas)) return yield* usage("give a replica count, or --min/--max with --cpu/--memory")
+      if (Option.isNone(args.replicas))
+        return yield* usage("give a replica count, or --min/--max with --cpu/--memory")
       const view = yield* client.ScaleService({ service: args.service, replicas: args.replicas.value })
       yield* args.json
         ? printJson(view)

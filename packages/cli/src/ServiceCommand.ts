@@ -48,4 +48,6 @@ export const rmCommand = Command.make("rm", { service, json, volumes }, (args) =
         `kept volumes: ${result.kept.join(", ")}${args.volumes ? " (still in use)" : " (kyozo rm --volumes removes them)"}`
       )
   }).pipe(Effect.provide(ClientLive))
-).pipe(Command.withDescription("Remove a service and its containers (its data volumes stay unless --volumes)"))
+).pipe(
+  Command.withDescription("Remove a service and its containers (its data volumes stay unless --volumes)")
+)

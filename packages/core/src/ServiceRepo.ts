@@ -204,7 +204,8 @@ export class ServiceRepo extends Effect.Service<ServiceRepo>()("@kyozo/core/Serv
         replicas: patch.replicas,
         source: patch.source === undefined ? undefined : jsonb(patch.source),
         volumes: patch.volumes === undefined ? undefined : jsonb(patch.volumes),
-        autoscale: patch.autoscale === undefined ? undefined : patch.autoscale === null ? null : jsonb(patch.autoscale)
+        autoscale:
+          patch.autoscale === undefined ? undefined : patch.autoscale === null ? null : jsonb(patch.autoscale)
       })
       const set =
         Object.keys(columns).length > 0

@@ -416,9 +416,12 @@ const composeServices = (b: Builder, dir: string, file: string): Effect.Effect<b
         evidence,
         confidence: 0.95
       }
-      for (const skipped of s.skippedMounts) evidence.push(ev(file, `warning: volume ${skipped}: not mounted`, s.line))
+      for (const skipped of s.skippedMounts)
+        evidence.push(ev(file, `warning: volume ${skipped}: not mounted`, s.line))
       if (s.volumes.length > 0)
-        evidence.push(ev(file, `volumes of ${s.key}: ${s.volumes.map((v) => `${v.name}:${v.target}`).join(", ")}`, s.line))
+        evidence.push(
+          ev(file, `volumes of ${s.key}: ${s.volumes.map((v) => `${v.name}:${v.target}`).join(", ")}`, s.line)
+        )
       b.services.push({
         service,
         ...(hints ? { hints } : {}),

@@ -153,7 +153,10 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
         const wanted =
           autoscale === null
             ? patch.replicas
-            : Math.min(autoscale.maxReplicas, Math.max(autoscale.minReplicas, patch.replicas ?? after.replicas))
+            : Math.min(
+                autoscale.maxReplicas,
+                Math.max(autoscale.minReplicas, patch.replicas ?? after.replicas)
+              )
         if (wanted !== undefined && wanted !== after.replicas) yield* deployer.scale(teamId, id, wanted)
         // Only what the containers are made of: an equal value written again changes nothing.
         const changed =
@@ -161,7 +164,9 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
           after.memoryMb !== before.memoryMb ||
           JSON.stringify(sorted(after.env)) !== JSON.stringify(sorted(before.env)) ||
           JSON.stringify(after.healthConfig) !== JSON.stringify(before.healthConfig)
-        const rollout = changed ? yield* deployer.applySettings(teamId, id, before) : Option.none<DeploymentId>()
+        const rollout = changed
+          ? yield* deployer.applySettings(teamId, id, before)
+          : Option.none<DeploymentId>()
         const latest = yield* services.findById(teamId, id).pipe(Effect.orDie)
         return { service: Option.getOrElse(latest, () => after), rollout }
       })
