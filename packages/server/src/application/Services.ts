@@ -157,7 +157,15 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
                 autoscale.maxReplicas,
                 Math.max(autoscale.minReplicas, patch.replicas ?? after.replicas)
               )
-        if (wanted !== undefined && wanted !== after.replicas) yield* deployer.scale(teamId, id, wanted)
+        if (wanted !== undefined && wanted !== after.replicas)
+          yield* deployer.scale(teamId, id, wanted).pipe(
+            // A policy whose min the quota refuses is not kept: the caller gets the refusal.
+            Effect.tapError(() =>
+              patch.autoscale === undefined
+                ? Effect.void
+                : services.update(teamId, id, { autoscale: before.autoscale }).pipe(Effect.ignore)
+            )
+          )
         // Only what the containers are made of: an equal value written again changes nothing.
         const changed =
           after.cpuMillis !== before.cpuMillis ||
