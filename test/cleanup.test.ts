@@ -7,6 +7,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
 import { ContainerRuntime } from "@kyozo/core/ContainerRuntime"
 import * as Labels from "@kyozo/core/Labels"
+import { VolumeLabel, VolumeServiceLabel } from "@kyozo/core/ServiceVolumes"
 import { MockRuntime } from "@kyozo/core/MockRuntime"
 import { Duration, Effect, Layer, Stream } from "effect"
 import { CleanupSettings, CleanupWorker, snowflakeAt } from "../packages/workers/src/CleanupWorker.js"
@@ -237,6 +238,32 @@ describe("cleanup pass (PGlite, mock runtime)", () => {
         expect(yield* runtime.listVolumes({ labels: { [Labels.Service]: "svc_busy" } })).toHaveLength(0)
         const kinds = (yield* removedEvents("svc_busy")).map((e) => e.data.kind).sort()
         expect(kinds).toEqual(["image", "image", "network", "volume"])
+      })
+    )
+
+    it.effect("a deleted service's data volumes stay (only kyozo rm --volumes removes them)", () =>
+      Effect.gen(function* () {
+        yield* reset
+        const runtime = yield* ContainerRuntime
+        const cleanup = yield* CleanupWorker
+        yield* insertService("svc_data", { gone: true })
+        const data = yield* runtime.createVolume({
+          name: "kyozo-data-vol",
+          labels: Labels.labelsFor(
+            { teamId: TEAM, serviceId: "svc_data" },
+            { [VolumeLabel]: "pgdata", [VolumeServiceLabel]: "svc-data" }
+          )
+        })
+        const scratch = yield* runtime.createVolume({
+          name: "kyozo-scratch-vol",
+          labels: Labels.labelsFor({ teamId: TEAM, serviceId: "svc_data" })
+        })
+        yield* cleanup.run
+        const left = (yield* runtime.listVolumes({ labels: { [Labels.Service]: "svc_data" } })).map(
+          (v) => v.name
+        )
+        expect(left).toEqual([data.name])
+        expect(left).not.toContain(scratch.name)
       })
     )
 

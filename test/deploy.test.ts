@@ -285,7 +285,7 @@ describe("Deployer on the mock runtime", () => {
           deployer.get(teamB, "web"),
           deployer.get(teamB, serviceId),
           deployer.stop(teamB, serviceId),
-          deployer.remove(teamB, serviceId),
+          Effect.asVoid(deployer.remove(teamB, serviceId)),
           deployer.rollback(teamB, serviceId)
         ]) {
           const error = yield* Effect.flip(op)

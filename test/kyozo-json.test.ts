@@ -78,6 +78,26 @@ describe("kyozo.json", () => {
     fs.rmSync(dir, { recursive: true, force: true })
   })
 
+  it("autoscale in kyozo.json reaches the plan; a policy with min > max names its line", async () => {
+    const dir = fixture("compose-stack")
+    const before = await Effect.runPromise(detectPlan(dir))
+    const web = before.services.find((p) => p.service.name === "web")!.service
+    const autoscale = { minReplicas: 1, maxReplicas: 3, targetCpuPercent: 60 }
+    fs.writeFileSync(
+      path.join(dir, "kyozo.json"),
+      JSON.stringify({ services: [{ name: "web", path: web.path, autoscale }] })
+    )
+    const after = await Effect.runPromise(detectPlan(dir))
+    expect(after.services.find((p) => p.service.name === "web")!.autoscale).toEqual(autoscale)
+    expect(after.services.find((p) => p.service.name !== "web")!.autoscale).toBeUndefined()
+    expect(
+      await parseError(
+        '{\n  "services": [\n    { "name": "a", "autoscale": { "minReplicas": 3, "maxReplicas": 2, "targetCpuPercent": 50 } }\n  ]\n}'
+      )
+    ).toMatch(/kyozo\.json:3: services\[0\]\.autoscale: minReplicas \(3\) must not exceed maxReplicas \(2\)/)
+    fs.rmSync(dir, { recursive: true, force: true })
+  })
+
   it("an entry that matches no service, or several, is an error naming it", async () => {
     const dir = fixture("compose-stack")
     fs.writeFileSync(

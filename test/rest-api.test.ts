@@ -98,6 +98,38 @@ describe("services and deployments", () => {
     expect(again.body.data.attributes.memoryMb).toBe(128)
   })
 
+  it("PATCH autoscale: the policy is on the document, the count moves inside [min, max]; min > max is a 400", async () => {
+    const r = expectStatus(
+      await api(
+        "PATCH",
+        `/v1/services/${serviceId}`,
+        doc("services", { autoscale: { minReplicas: 2, maxReplicas: 3, targetCpuPercent: 60 } })
+      ),
+      200,
+      "autoscale"
+    )
+    expect(r.body.data.attributes).toMatchObject({
+      replicas: 2,
+      autoscale: { minReplicas: 2, maxReplicas: 3, targetCpuPercent: 60 }
+    })
+    const bad = expectStatus(
+      await api(
+        "PATCH",
+        `/v1/services/${serviceId}`,
+        doc("services", { autoscale: { minReplicas: 4, maxReplicas: 3, targetCpuPercent: 60 } })
+      ),
+      400,
+      "min > max"
+    )
+    expect(JSON.stringify(bad.body.errors)).toContain("must not exceed maxReplicas")
+    const off = expectStatus(
+      await api("PATCH", `/v1/services/${serviceId}`, doc("services", { autoscale: null, replicas: 1 })),
+      200,
+      "autoscale off"
+    )
+    expect(off.body.data.attributes).toMatchObject({ replicas: 1, autoscale: null })
+  })
+
   it("lists deployments, logs, health, metrics and detections of the service", async () => {
     const deps = expectStatus(await api("GET", `/v1/deployments?filter[service]=${serviceId}`), 200, "deps")
     expect(deps.body.data.map((d: any) => d.id)).toContain(deploymentId)

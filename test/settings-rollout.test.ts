@@ -220,6 +220,9 @@ describe.skipIf(!docker.available)("settings take effect on the real Docker engi
     const failedDep = await rest("GET", `/v1/deployments/${failedId}`)
     expect(failedDep.body.data.attributes.status).toMatch(/failed|compensated/)
     expect(await page(url)).toBe("greeting=none")
+    // The row keeps the settings that worked: new replicas and restarts do not get the broken ones.
+    const lsAfter = await runKyozo(dataDir, ["env", "ls", "env-app"])
+    expect(lsAfter.stdout.trim().split("\n")).toEqual(["SECRET_TOKEN"])
     await failPolling.stop()
     expect(failPolling.failures).toEqual([])
     expect(failPolling.answers.every((a) => a === "greeting=none")).toBe(true)

@@ -18,6 +18,7 @@ import {
 import { AlertComparator, AlertMetric } from "@kyozo/core/AlertRepo"
 import { BreakerStatus } from "@kyozo/core/CircuitBreaker"
 import { HealthCheckConfig } from "@kyozo/core/domain/HealthCheckConfig"
+import { AutoscalePolicy } from "@kyozo/core/domain/AutoscalePolicy"
 import { parseTargetUrl } from "@kyozo/core/OutboundTarget"
 import { Role } from "@kyozo/core/domain/Membership"
 import { RestartPolicy } from "@kyozo/core/domain/ServiceInstance"
@@ -199,6 +200,8 @@ export const ServiceResource = resource("services", {
   restartCount: Schema.Number,
   /** Containers serving the service behind the edge. */
   replicas: Schema.optional(Schema.Number),
+  /** Autoscaling between min and max replicas on a utilisation target; null when the count is fixed. */
+  autoscale: Schema.optional(Schema.NullOr(AutoscalePolicy)),
   createdAt: DateString,
   updatedAt: DateString
 })
@@ -481,12 +484,18 @@ export class ServicesApi extends HttpApiGroup.make("services")
           env: Schema.optional(EnvVars),
           healthConfig: Schema.optional(HealthCheckConfig),
           restartPolicy: Schema.optional(RestartPolicy),
-          replicas: Schema.optional(Schema.Int.pipe(Schema.between(1, 20)))
+          replicas: Schema.optional(Schema.Int.pipe(Schema.between(1, 20))),
+          autoscale: Schema.optional(Schema.NullOr(AutoscalePolicy))
         })
       )
       .addSuccess(ServiceUpdated)
   )
-  .add(HttpApiEndpoint.del("deleteService")`/services/${ServiceParam}`.addSuccess(NoContent))
+  .add(
+    HttpApiEndpoint.del("deleteService")`/services/${ServiceParam}`
+      // Data volumes are kept unless `volumes=true`; the service.removed event says which went.
+      .setUrlParams(Schema.Struct({ volumes: Schema.optional(Schema.Literal("true", "false")) }))
+      .addSuccess(NoContent)
+  )
   .addError(NotFound)
   .addError(Denied)
   .addError(Conflict)

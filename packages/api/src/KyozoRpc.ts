@@ -7,6 +7,7 @@ import { Rpc, RpcGroup, RpcMiddleware } from "@effect/rpc"
 import { BreakerStatus } from "@kyozo/core/CircuitBreaker"
 import { Role } from "@kyozo/core/domain/Membership"
 import { RestartPolicy } from "@kyozo/core/domain/ServiceInstance"
+import { AutoscalePolicy } from "@kyozo/core/domain/AutoscalePolicy"
 import { ApiKeyId, TeamId, UserId } from "@kyozo/core/domain/Ids"
 import { DetectError, TopologyResult } from "@kyozo/core/topology/Topology"
 import {
@@ -237,7 +238,12 @@ export class KyozoRpc extends RpcGroup.make(
   Rpc.make("StopService", { payload: ServiceRef, success: ServiceView, error: OperationError }),
   Rpc.make("StartService", { payload: ServiceRef, success: ServiceView, error: OperationError }),
   Rpc.make("RestartService", { payload: ServiceRef, success: ServiceView, error: OperationError }),
-  Rpc.make("RemoveService", { payload: ServiceRef, error: OperationError }),
+  /** Data volumes are kept unless `volumes`; the answer names the removed and the kept ones. */
+  Rpc.make("RemoveService", {
+    payload: { ...ServiceRef, volumes: Schema.optional(Schema.Boolean) },
+    success: Schema.Struct({ removed: Schema.Array(Schema.String), kept: Schema.Array(Schema.String) }),
+    error: OperationError
+  }),
   Rpc.make("ScaleService", {
     payload: { service: Schema.String, replicas: Schema.Int.pipe(Schema.between(1, 20)) },
     success: ServiceView,
@@ -251,7 +257,9 @@ export class KyozoRpc extends RpcGroup.make(
       envUnset: Schema.optional(Schema.Array(EnvKey).pipe(Schema.maxItems(1000))),
       cpuMillis: Schema.optional(Schema.Int.pipe(Schema.between(10, 64_000))),
       memoryMb: Schema.optional(Schema.Int.pipe(Schema.between(6, 1_048_576))),
-      restartPolicy: Schema.optional(RestartPolicy)
+      restartPolicy: Schema.optional(RestartPolicy),
+      /** Autoscaling between min and max replicas on a utilisation target; null turns it off. */
+      autoscale: Schema.optional(Schema.NullOr(AutoscalePolicy))
     },
     success: ServiceUpdateView,
     error: OperationError

@@ -1,6 +1,7 @@
 /** `kyozo stop|start|restart|rm <service> [--json]`: operate one service, by name or id. */
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
 import { KyozoClient } from "@kyozo/api/KyozoClient"
 import { Console, Effect } from "effect"
 import { ClientLive } from "./Connection.js"
@@ -31,10 +32,22 @@ export const restartCommand = operation("restart", "Restart a service", (c, s) =
   c.RestartService({ service: s })
 )
 
-export const rmCommand = Command.make("rm", { service, json }, (args) =>
+const volumes = Options.boolean("volumes").pipe(
+  Options.withDescription("also remove the service's data volumes (kept by default)")
+)
+
+export const rmCommand = Command.make("rm", { service, json, volumes }, (args) =>
   Effect.gen(function* () {
     const client = yield* KyozoClient
-    yield* client.RemoveService({ service: args.service })
-    yield* args.json ? printJson({ removed: args.service }) : Console.log(`removed ${args.service}`)
+    const result = yield* client.RemoveService({ service: args.service, volumes: args.volumes })
+    if (args.json) return yield* printJson({ removed: args.service, volumes: result })
+    yield* Console.log(`removed ${args.service}`)
+    if (result.removed.length > 0) yield* Console.log(`removed volumes: ${result.removed.join(", ")}`)
+    if (result.kept.length > 0)
+      yield* Console.log(
+        `kept volumes: ${result.kept.join(", ")}${args.volumes ? " (still in use)" : " (kyozo rm --volumes removes them)"}`
+      )
   }).pipe(Effect.provide(ClientLive))
-).pipe(Command.withDescription("Remove a service and its containers"))
+).pipe(
+  Command.withDescription("Remove a service and its containers (its data volumes stay unless --volumes)")
+)

@@ -62,6 +62,15 @@ export interface ContainerSpec {
   readonly networkAliases?: ReadonlyArray<string>
   readonly healthcheck?: ImageHealthcheck
   readonly readOnlyRootfs?: boolean
+  /** Named Docker volumes to mount (never host paths: a tenant must not reach the host's files). */
+  readonly volumes?: ReadonlyArray<VolumeMount>
+}
+
+export interface VolumeMount {
+  /** The Docker volume's name. */
+  readonly source: string
+  /** The absolute path inside the container. */
+  readonly target: string
 }
 
 export interface ContainerRef {

@@ -486,6 +486,9 @@ export const createBody = (spec: ContainerSpec): Record<string, unknown> => {
       : undefined,
     HostConfig: dropUndefined({
       PortBindings: spec.ports?.length ? bindings : undefined,
+      Mounts: spec.volumes?.length
+        ? spec.volumes.map((v) => ({ Type: "volume", Source: v.source, Target: v.target }))
+        : undefined,
       CapDrop: ["ALL"],
       CapAdd: spec.capAdd?.length ? spec.capAdd : undefined,
       SecurityOpt: ["no-new-privileges"],

@@ -8,6 +8,8 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Option, Schema } from "effect"
 import * as ChangeEpoch from "./ChangeEpoch.js"
 import { HealthCheckConfig } from "./domain/HealthCheckConfig.js"
+import type { ServiceVolume } from "./domain/ServiceVolume.js"
+import type { AutoscalePolicy } from "./domain/AutoscalePolicy.js"
 import { type DeploymentId, makeServiceId, type ServiceId, type TeamId } from "./domain/Ids.js"
 import {
   type DesiredState,
@@ -51,6 +53,8 @@ export interface CreateService {
   readonly healthConfig?: HealthCheckConfig
   readonly restartPolicy?: RestartPolicy
   readonly source?: Readonly<Record<string, unknown>>
+  readonly volumes?: ReadonlyArray<ServiceVolume>
+  readonly autoscale?: AutoscalePolicy | null
 }
 
 /** What an API caller may change; absent fields stay as they are. */
@@ -69,6 +73,9 @@ export interface UpdateService {
   readonly restartPolicy?: RestartPolicy
   readonly replicas?: number
   readonly source?: Readonly<Record<string, unknown>>
+  readonly volumes?: ReadonlyArray<ServiceVolume>
+  /** null turns autoscaling off. */
+  readonly autoscale?: AutoscalePolicy | null
 }
 
 /** What the loops observed; absent fields stay as they are, null clears. */
@@ -118,7 +125,9 @@ export class ServiceRepo extends Effect.Service<ServiceRepo>()("@kyozo/core/Serv
               env: jsonb(input.env ?? {}),
               health_config: jsonb(input.healthConfig ? encodeHealth(input.healthConfig) : {}),
               restart_policy: input.restartPolicy,
-              source: jsonb(input.source ?? {})
+              source: jsonb(input.source ?? {}),
+              volumes: input.volumes === undefined ? undefined : jsonb(input.volumes),
+              autoscale: input.autoscale == null ? undefined : jsonb(input.autoscale)
             })
           )} RETURNING *`
         )
@@ -193,7 +202,10 @@ export class ServiceRepo extends Effect.Service<ServiceRepo>()("@kyozo/core/Serv
         health_config: patch.healthConfig === undefined ? undefined : jsonb(encodeHealth(patch.healthConfig)),
         restart_policy: patch.restartPolicy,
         replicas: patch.replicas,
-        source: patch.source === undefined ? undefined : jsonb(patch.source)
+        source: patch.source === undefined ? undefined : jsonb(patch.source),
+        volumes: patch.volumes === undefined ? undefined : jsonb(patch.volumes),
+        autoscale:
+          patch.autoscale === undefined ? undefined : patch.autoscale === null ? null : jsonb(patch.autoscale)
       })
       const set =
         Object.keys(columns).length > 0

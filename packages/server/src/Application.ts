@@ -24,6 +24,7 @@ import { UserRepo } from "@kyozo/core/UserRepo"
 import * as DeployerLive from "@kyozo/workers/DeployerLive"
 import * as DurableEngine from "@kyozo/workers/DurableEngine"
 import * as EdgeRoutes from "@kyozo/workers/EdgeRoutes"
+import * as Autoscaler from "@kyozo/workers/Autoscaler"
 import * as Reconciler from "@kyozo/workers/Reconciler"
 import { WebhookDispatcher } from "@kyozo/workers/WebhookDispatcher"
 import * as Workers from "@kyozo/workers/Workers"
@@ -78,7 +79,9 @@ export const CoreLive = Layer.mergeAll(
   KeySessions.Default,
   // Routes follow containers: engine events, the engine coming back, a periodic pass (issue 10).
   EdgeRoutes.layer(),
-  UploadPolicy.Default
+  UploadPolicy.Default,
+  // Replica counts follow utilisation targets (issue 10); the Deployer layer is the one above (memoized).
+  Autoscaler.layer.pipe(Layer.provide(DeployerLayer))
 ).pipe(
   Layer.provideMerge(Layer.mergeAll(ImageBuilder.Default, EdgeSelection.layer)),
   Layer.provideMerge(ContainerManagerLayer.layer),

@@ -54,7 +54,7 @@ export const layer = KyozoRpc.toLayer(
       StopService: ({ service }) => services.stop(service),
       StartService: ({ service }) => services.start(service),
       RestartService: ({ service }) => services.restart(service),
-      RemoveService: ({ service }) => services.remove(service),
+      RemoveService: ({ service, volumes }) => services.remove(service, { volumes: volumes === true }),
       Rollback: ({ service, to }) => Effect.map(deployments.rollback(service, to), (r) => r.summary),
       Logs: ({ service, follow, tail }) =>
         services

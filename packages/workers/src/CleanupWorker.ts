@@ -18,6 +18,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { ContainerRuntime, type ContainerSummary } from "@kyozo/core/ContainerRuntime"
 import { HealthCheckRepo } from "@kyozo/core/HealthCheckRepo"
 import * as Labels from "@kyozo/core/Labels"
+import { VolumeLabel } from "@kyozo/core/ServiceVolumes"
 import { emptyReport, type PassReport } from "@kyozo/core/MaintenancePasses"
 import { ImageBuilder } from "@kyozo/core/ImageBuilder"
 import { MetricSampleRepo } from "@kyozo/core/MetricSampleRepo"
@@ -284,8 +285,10 @@ export class CleanupWorker extends Effect.Service<CleanupWorker>()("@kyozo/worke
       const networks = (yield* runtime.listNetworks({ labels: { [Labels.Managed]: "true" } })).filter(
         (n) => Labels.isManaged(n.labels) && !!n.labels[Labels.Service]
       )
+      // A service's declared data volumes (ServiceVolumes.ts) are never cleanup's to remove, not
+      // even of a deleted service: only `kyozo rm --volumes` removes them.
       const volumes = (yield* runtime.listVolumes({ labels: { [Labels.Managed]: "true" } })).filter(
-        (v) => Labels.isManaged(v.labels) && !!v.labels[Labels.Service]
+        (v) => Labels.isManaged(v.labels) && !!v.labels[Labels.Service] && v.labels[VolumeLabel] === undefined
       )
       const services = yield* servicesById([
         ...new Set([...networks, ...volumes].map((o) => o.labels[Labels.Service]!))

@@ -16,6 +16,7 @@ import { ContainerRuntime } from "@kyozo/core/ContainerRuntime"
 import type { DeploymentStatus } from "@kyozo/core/domain/Deployment"
 import { DeploymentId, ServiceId, TeamId } from "@kyozo/core/domain/Ids"
 import type { ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
+import { HealthCheckConfig } from "@kyozo/core/domain/HealthCheckConfig"
 import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
 import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
 import { ImageBuilder } from "@kyozo/core/ImageBuilder"
@@ -23,8 +24,10 @@ import { labelsFor } from "@kyozo/core/Labels"
 import type { RuntimeError } from "@kyozo/core/RuntimeErrors"
 import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
 import { freePort } from "@kyozo/core/edge/FreePort"
+import { publishedByEngine } from "@kyozo/core/edge/Transport"
 import { containerName, teamNetwork } from "@kyozo/core/ServiceNaming"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
+import { ensureVolumes, mountsFor } from "@kyozo/core/ServiceVolumes"
 import type { PlannedService } from "@kyozo/core/topology/Topology"
 import { Cause, Duration, Effect, Layer, Option, PubSub, Schedule, Schema } from "effect"
 import * as crypto from "node:crypto"
@@ -150,6 +153,35 @@ export class DeployBus extends Effect.Service<DeployBus>()("@kyozo/workers/Deplo
 // ---------------------------------------------------------------------------------------------
 // The workflow
 
+/** What a settings rollout changes on the row (env values included: the row holds them too). */
+export const RolloutSettings = Schema.Struct({
+  env: Schema.Record({ key: Schema.String, value: Schema.String }),
+  cpuMillis: Schema.Int,
+  memoryMb: Schema.Int,
+  healthConfig: Schema.encodedSchema(HealthCheckConfig)
+})
+export type RolloutSettings = typeof RolloutSettings.Type
+
+export const rolloutSettingsOf = (row: ServiceInstance): RolloutSettings => ({
+  env: { ...row.env },
+  cpuMillis: row.cpuMillis,
+  memoryMb: row.memoryMb,
+  healthConfig: Schema.encodeSync(HealthCheckConfig)(row.healthConfig)
+})
+
+const sameSettings = (a: RolloutSettings, b: RolloutSettings): boolean => {
+  const canonical = (s: RolloutSettings) =>
+    JSON.stringify([
+      Object.entries(s.env).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)),
+      s.cpuMillis,
+      s.memoryMb,
+      Object.entries(s.healthConfig as Record<string, unknown>).sort(([x], [y]) =>
+        x < y ? -1 : x > y ? 1 : 0
+      )
+    ])
+  return canonical(a) === canonical(b)
+}
+
 export const DeployPayload = Schema.Struct({
   teamId: TeamId,
   serviceId: ServiceId,
@@ -162,7 +194,12 @@ export const DeployPayload = Schema.Struct({
   /** Extra network aliases (the name the folder's compose file uses for the service). */
   aliases: Schema.Array(Schema.String),
   /** Replace the containers even when the desired spec equals what runs. */
-  force: Schema.optional(Schema.Boolean)
+  force: Schema.optional(Schema.Boolean),
+  /**
+   * A settings rollout: the settings that worked before (`previous`) and the ones rolled out
+   * (`applied`). When the rollout fails and the row still holds `applied`, `previous` goes back.
+   */
+  settings: Schema.optional(Schema.Struct({ previous: RolloutSettings, applied: RolloutSettings }))
 })
 export type DeployPayload = typeof DeployPayload.Type
 
@@ -351,6 +388,9 @@ const deployLayer = (settings: DeploySettings) =>
               if (isPrimary) primary = info
             }
             if (primary === null) return null
+            // A TCP service is served by Docker's own publishing of its stable port (Transport.ts).
+            if (publishedByEngine(row) && publishedPort(primary, row.internalPort) !== row.hostPort)
+              return null
             // Judged as a user would: the running one must answer on its published port.
             const port = row.healthConfig.port ?? row.internalPort
             if (port !== null && port !== undefined) {
@@ -403,6 +443,40 @@ const deployLayer = (settings: DeploySettings) =>
           }).pipe(asStep("unchanged"))
         })
 
+      /**
+       * A TCP service (Transport.ts): its stable port is published by the container itself, so the
+       * edge lets go of it and the previous container stops before the new one starts (Recreate).
+       * The previous one is only stopped: a failed gate starts it again (compensate).
+       */
+      const recreateHandover = (
+        row: ServiceInstance,
+        containerId: string,
+        previousContainerId: string | null
+      ) =>
+        Effect.gen(function* () {
+          const edge = yield* EdgeRouter
+          if ((yield* edge.route(serviceId)) !== undefined) yield* edge.remove(serviceId)
+          const holders = yield* runtime.listContainers({
+            all: false,
+            labels: { "kyozo.service": serviceId }
+          })
+          const stopped: Array<string> = []
+          for (const c of holders) {
+            if (c.id === containerId) continue
+            const holds = c.ports.some((p) => p.hostPort === row.hostPort)
+            if (!holds && c.id !== previousContainerId) continue
+            yield* runtime.stopContainer(c.id, { timeoutSeconds: settings.stopTimeoutSeconds })
+            stopped.push(c.name)
+          }
+          yield* record(
+            "deploy.recreate",
+            stopped.length === 0
+              ? `TCP service: Docker publishes 127.0.0.1:${row.hostPort} for the new container`
+              : `TCP service: stopped ${stopped.join(", ")} so the new container can take 127.0.0.1:${row.hostPort} (no TCP load balancing on the edge)`,
+            { hostPort: row.hostPort, stopped }
+          )
+        })
+
       // (b) create the container (a retry finds the one it made before by its name)
       const create = (image: string) =>
         Activity.make({
@@ -418,7 +492,19 @@ const deployLayer = (settings: DeploySettings) =>
               .pipe(Effect.catchTag("NameConflict", () => Effect.void))
             // The published port is pinned now, so a restart (by Kyozo or after an engine restart)
             // keeps it and the edge's upstream stays valid; where it cannot, the route sync follows.
-            const pinned = row.internalPort === null ? null : yield* freePort()
+            // A TCP service's primary container publishes the stable port itself (Transport.ts): the
+            // port is chosen once and kept on the row, like the edge's port of an HTTP service.
+            const direct = publishedByEngine(row)
+            const pinned =
+              row.internalPort === null
+                ? null
+                : direct && row.hostPort !== null
+                  ? row.hostPort
+                  : yield* freePort()
+            if (direct && row.hostPort === null)
+              yield* services.updateObserved(serviceId, { hostPort: pinned })
+            // Declared volumes exist before the container that mounts them (kept with their data).
+            yield* ensureVolumes(runtime, row)
             const spec = containerSpec(row, image, name, network, payload.aliases, deploymentId, pinned)
             const ref = yield* runtime
               .createContainer(spec)
@@ -435,13 +521,23 @@ const deployLayer = (settings: DeploySettings) =>
         })
 
       // (c) start
-      const start = (containerId: string) =>
+      const start = (containerId: string, previousContainerId: string | null) =>
         Activity.make({
           name: "start",
           error: StepFailed,
           execute: Effect.gen(function* () {
             const info = yield* runtime.inspectContainer(containerId)
-            if (!info.running) yield* runtime.startContainer(containerId)
+            if (!info.running) {
+              const row = yield* serviceRow
+              if (publishedByEngine(row)) yield* recreateHandover(row, containerId, previousContainerId)
+              yield* runtime.startContainer(containerId).pipe(
+                // The port a stopped container or an edge listener held can take a moment to be free.
+                Effect.retry({
+                  while: (e) => /already allocated|address already in use/i.test(reasonOf(e)),
+                  schedule: Schedule.spaced("250 millis").pipe(Schedule.intersect(Schedule.recurs(20)))
+                })
+              )
+            }
             yield* record("deploy.started", "Container started", { containerId })
           }).pipe(asStep("start"))
         })
@@ -537,18 +633,24 @@ const deployLayer = (settings: DeploySettings) =>
           execute: Effect.gen(function* () {
             const row = yield* serviceRow
             if (row.replicas <= 1) return []
+            // Strictly one at a time: replica i+1 is created only once replica i passed the gate,
+            // so a bad version costs one container, and the engine is never stormed.
             const ids: Array<string> = []
+            const port = row.healthConfig.port ?? row.internalPort
             for (let index = 1; index < row.replicas; index++) {
               const ref = yield* createReplica(row, deploymentId, image, index)
               ids.push(ref.id)
-            }
-            const port = row.healthConfig.port ?? row.internalPort
-            if (port !== null) {
-              for (const id of ids) {
+              const id = ref.id
+              if (port !== null) {
                 yield* Effect.gen(function* () {
                   const info = yield* runtime.inspectContainer(id)
+                  if (info.state === "exited" || info.state === "dead")
+                    return yield* new StepFailed({
+                      step: "replicas",
+                      reason: `replica ${index} exited with code ${info.exitCode ?? "?"}`
+                    })
                   const hostPort = publishedPort(info, port)
-                  if (!info.running || hostPort === null) return false
+                  if (!info.running || hostPort === null || info.health === "unhealthy") return false
                   return yield* settings.probe(
                     {
                       kind: row.healthConfig.type === "tcp" ? "tcp" : "http",
@@ -561,14 +663,25 @@ const deployLayer = (settings: DeploySettings) =>
                   )
                 }).pipe(
                   Effect.flatMap((ok) => (ok ? Effect.void : Effect.fail("not yet" as const))),
-                  Effect.retry(Schedule.spaced(settings.healthPollInterval)),
+                  Effect.retry({
+                    // An exited replica fails at once; anything else is tried again until the deadline.
+                    while: (e) => !(e instanceof StepFailed),
+                    schedule: Schedule.spaced(settings.healthPollInterval)
+                  }),
                   Effect.timeoutFail({
                     duration: settings.healthTimeout,
                     onTimeout: () =>
-                      new StepFailed({ step: "replicas", reason: `replica ${id} not healthy in time` })
+                      new StepFailed({
+                        step: "replicas",
+                        reason: `replica ${index} (${id}) not healthy in time`
+                      })
                   })
                 )
               }
+              yield* record("deploy.replica-healthy", `Replica ${index + 1} of ${row.replicas} healthy`, {
+                containerId: id,
+                index
+              })
             }
             yield* record("deploy.replicas", `${row.replicas} replicas healthy`, { replicas: row.replicas })
             return ids
@@ -623,6 +736,45 @@ const deployLayer = (settings: DeploySettings) =>
           }).pipe(asStep("finish"))
         })
 
+      /**
+       * A failed settings rollout: the row goes back to the settings that worked (unless another
+       * change came since), so replicas, restarts and the next deploy do not use the broken ones.
+       */
+      const revertSettings = (failure: StepFailed) =>
+        Effect.gen(function* () {
+          const rollout = payload.settings
+          if (rollout === undefined) return
+          const row = yield* serviceRow
+          if (!sameSettings(rolloutSettingsOf(row), rollout.applied)) {
+            yield* record(
+              "deploy.settings-kept",
+              "The new settings failed; the service's settings changed again since, so they stay as they are now",
+              { step: failure.step }
+            )
+            return
+          }
+          const previous = rollout.previous
+          yield* services.update(teamId, serviceId, {
+            env: previous.env,
+            cpuMillis: previous.cpuMillis,
+            memoryMb: previous.memoryMb,
+            healthConfig: yield* Schema.decodeUnknown(HealthCheckConfig)(previous.healthConfig)
+          })
+          const changed = [
+            ...new Set([...Object.keys(previous.env), ...Object.keys(rollout.applied.env)])
+          ].filter((k) => previous.env[k] !== rollout.applied.env[k])
+          yield* record(
+            "deploy.settings-reverted",
+            `The new settings failed at ${failure.step} (${failure.reason}); the service keeps its previous working settings`,
+            {
+              step: failure.step,
+              envKeys: changed.sort(),
+              cpuMillis: previous.cpuMillis,
+              memoryMb: previous.memoryMb
+            }
+          )
+        })
+
       const compensate = (created: typeof Created.Type, failure: StepFailed) =>
         Activity.make({
           name: "compensate",
@@ -668,11 +820,30 @@ const deployLayer = (settings: DeploySettings) =>
                 })
               )
             )
+            // A TCP service stopped its previous container for the port (Recreate): it serves again.
+            if (created.previousContainerId !== null && publishedByEngine(row)) {
+              yield* runtime.startContainer(created.previousContainerId).pipe(
+                Effect.retry({
+                  while: (e) => /already allocated|address already in use/i.test(reasonOf(e)),
+                  schedule: Schedule.spaced("250 millis").pipe(Schedule.intersect(Schedule.recurs(20)))
+                }),
+                Effect.catchAll((e) =>
+                  record(
+                    "deploy.restore-failed",
+                    `Could not start the previous container again: ${e.message}`,
+                    {
+                      containerId: created.previousContainerId
+                    }
+                  )
+                )
+              )
+            }
             if (created.previousContainerId === null && row.containerId === null) {
               yield* services.updateObserved(serviceId, { status: "failed" })
             } else if (row.status === "deploying") {
               yield* services.updateObserved(serviceId, { status: "running" })
             }
+            yield* revertSettings(failure)
             yield* status("compensated", { error: `${failure.step}: ${failure.reason}` })
             yield* record("deploy.failed", `Failed at ${failure.step}: ${failure.reason}`, {
               step: failure.step,
@@ -753,7 +924,7 @@ const deployLayer = (settings: DeploySettings) =>
         )
       )
       const switched = yield* Effect.gen(function* () {
-        yield* start(created.containerId)
+        yield* start(created.containerId, created.previousContainerId)
         yield* healthGate(created.containerId)
         yield* replicasUp(built.image)
         return yield* switchOver(created.containerId, created.containerName, built.image)
@@ -846,6 +1017,9 @@ const envOf = (row: ServiceInstance): Record<string, string> => {
   return env
 }
 
+/** The label holding the container's extra network aliases, comma-separated. */
+export const AliasesLabel = "kyozo.aliases"
+
 /** The label holding `specFingerprint` of the container's spec (the unchanged check compares it). */
 export const SpecLabel = "kyozo.spec"
 
@@ -878,7 +1052,8 @@ export const specFingerprint = (
     row.internalPort,
     healthSorted,
     network,
-    [...new Set([row.name, ...aliases])]
+    [...new Set([row.name, ...aliases])],
+    ...(row.volumes.length > 0 ? [row.volumes.map((v) => `${v.name}:${v.target}`).sort()] : [])
   ])
   return crypto.createHash("sha256").update(canonical).digest("hex").slice(0, 32)
 }
@@ -900,7 +1075,11 @@ export const containerSpec = (
     image,
     labels: labelsFor(
       { serviceId: row.id, teamId: row.teamId, deploymentId },
-      { [SpecLabel]: specFingerprint(row, network, aliases) }
+      {
+        [SpecLabel]: specFingerprint(row, network, aliases),
+        // So the container can be made again as it was (a re-create on another port).
+        ...(aliases.length > 0 ? { [AliasesLabel]: aliases.join(",") } : {})
+      }
     ),
     env,
     ports:
@@ -913,6 +1092,7 @@ export const containerSpec = (
           ],
     memoryBytes: row.memoryMb * 1024 * 1024,
     nanoCpus: row.cpuMillis * 1_000_000,
+    ...(row.volumes.length > 0 ? { volumes: mountsFor(row) } : {}),
     network,
     networkAliases: [...new Set([row.name, ...aliases])]
   }

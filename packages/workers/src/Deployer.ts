@@ -8,6 +8,7 @@
 import type { LogLine } from "@kyozo/core/ContainerRuntime"
 import { DeploymentEvent } from "@kyozo/core/domain/DeploymentEvent"
 import { DeploymentId, ServiceId, TeamId } from "@kyozo/core/domain/Ids"
+import type { ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
 import { RuntimeError } from "@kyozo/core/RuntimeErrors"
 import { DetectedService, DetectError } from "@kyozo/core/topology/Topology"
 import { Context, type Effect, type Option, Schema, type Stream } from "effect"
@@ -161,6 +162,13 @@ export const RollbackRequest = Schema.Struct({
   to: Schema.optional(Schema.String)
 })
 
+/** What deleting a service did with its data volumes (Docker volume names). */
+export const RemovedVolumes = Schema.Struct({
+  removed: Schema.Array(Schema.String),
+  kept: Schema.Array(Schema.String)
+})
+export type RemovedVolumes = typeof RemovedVolumes.Type
+
 export interface DeployerShape {
   /** Detects, builds (or reuses) and deploys every service of the folder; ends with one Deployed per service. */
   readonly deploy: (teamId: TeamId, request: DeployRequest) => Stream.Stream<DeployProgress, DeployError>
@@ -168,7 +176,15 @@ export interface DeployerShape {
   readonly stop: (teamId: TeamId, service: string) => Effect.Effect<ServiceView, DeployError>
   readonly start: (teamId: TeamId, service: string) => Effect.Effect<ServiceView, DeployError>
   readonly restart: (teamId: TeamId, service: string) => Effect.Effect<ServiceView, DeployError>
-  readonly remove: (teamId: TeamId, service: string) => Effect.Effect<void, DeployError>
+  /**
+   * Removes the service and its containers. Its data volumes are kept unless `volumes` is true
+   * (then those no container uses any more are removed); the answer says which went and which stay.
+   */
+  readonly remove: (
+    teamId: TeamId,
+    service: string,
+    options?: { readonly volumes?: boolean }
+  ) => Effect.Effect<RemovedVolumes, DeployError>
   /** Sets the replica count (quotas count replicas) and converges now: new replicas start, extra go. */
   readonly scale: (
     teamId: TeamId,
@@ -182,7 +198,9 @@ export interface DeployerShape {
    */
   readonly applySettings: (
     teamId: TeamId,
-    service: string
+    service: string,
+    /** The settings that worked before this change: written back when the rollout fails. */
+    previous?: ServiceInstance
   ) => Effect.Effect<Option.Option<DeploymentId>, DeployError>
   readonly rollback: (
     teamId: TeamId,

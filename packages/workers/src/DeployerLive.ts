@@ -21,6 +21,7 @@ import { serviceUrl } from "@kyozo/core/ServiceNaming"
 import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
 import { hostUrlFor } from "@kyozo/core/edge/HostNames"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
+import { volumesOf } from "@kyozo/core/ServiceVolumes"
 import { detectPlan } from "@kyozo/core/topology/TopologyDetector"
 import { type PlannedService, toResult } from "@kyozo/core/topology/Topology"
 import type { NewDependency } from "@kyozo/core/TopologyRepo"
@@ -286,7 +287,9 @@ export const make = (options: DeployerOptions = {}) =>
                 kind: p.service.kind,
                 framework: p.service.framework,
                 internalPort: p.service.port,
-                source: { ...sourceInfo, service: p.service.path }
+                source: { ...sourceInfo, service: p.service.path },
+                volumes: p.volumes ?? [],
+                ...(p.autoscale === undefined ? {} : { autoscale: p.autoscale })
               }
               const row = Option.isSome(existing)
                 ? Option.getOrElse(
@@ -381,7 +384,7 @@ export const make = (options: DeployerOptions = {}) =>
         return yield* viewOf(yield* findService(teamId, row.id))
       })
 
-    const remove = (teamId: TeamId, service: string) =>
+    const remove = (teamId: TeamId, service: string, removeOptions: { readonly volumes?: boolean } = {}) =>
       Effect.gen(function* () {
         const row = yield* findService(teamId, service)
         yield* ready
@@ -392,9 +395,38 @@ export const make = (options: DeployerOptions = {}) =>
           .pruneRetained(row.id, 0, [])
           .pipe(Effect.catchAllCause((c) => Effect.logWarning("removing the service's images failed", c)))
         yield* services.softDelete(teamId, row.id).pipe(Effect.orDie)
+        // Data volumes stay unless asked for (`--volumes`); one still in use stays too.
+        const owned = yield* volumesOf(runtime, row).pipe(Effect.orElseSucceed(() => []))
+        const removed: Array<string> = []
+        const kept: Array<string> = []
+        for (const v of owned) {
+          if (removeOptions.volumes !== true) {
+            kept.push(v.name)
+            continue
+          }
+          const gone = yield* Effect.either(runtime.removeVolume(v.name))
+          if (gone._tag === "Right") removed.push(v.name)
+          else {
+            kept.push(v.name)
+            yield* Effect.logWarning(`volume ${v.name} of ${row.name} kept: ${gone.left.message}`)
+          }
+        }
+        const volumeNote =
+          owned.length === 0
+            ? ""
+            : kept.length === 0
+              ? `; removed its volumes ${removed.join(", ")}`
+              : `; kept its volumes ${kept.join(", ")}${removeOptions.volumes === true ? " (still in use)" : " (remove them with kyozo rm --volumes)"}`
         yield* events
-          .append({ teamId, serviceId: row.id, type: "service.removed", message: `Removed ${row.name}` })
+          .append({
+            teamId,
+            serviceId: row.id,
+            type: "service.removed",
+            message: `Removed ${row.name}${volumeNote}`,
+            data: { volumes: { removed, kept } }
+          })
           .pipe(Effect.orDie)
+        return { removed, kept }
       })
 
     const rollback = (teamId: TeamId, service: string, to?: string) =>
@@ -565,7 +597,7 @@ export const make = (options: DeployerOptions = {}) =>
         return yield* viewOf(yield* findService(teamId, row.id))
       })
 
-    const applySettings = (teamId: TeamId, service: string) =>
+    const applySettings = (teamId: TeamId, service: string, previous?: ServiceInstance) =>
       Effect.gen(function* () {
         const row = yield* findService(teamId, service)
         if (row.image === null || row.desiredState !== "running" || row.currentDeploymentId === null)
@@ -593,7 +625,15 @@ export const make = (options: DeployerOptions = {}) =>
             image,
             root: null,
             planned: null,
-            aliases: []
+            aliases: [],
+            ...(previous === undefined
+              ? {}
+              : {
+                  settings: {
+                    previous: DeployWorkflow.rolloutSettingsOf(previous),
+                    applied: DeployWorkflow.rolloutSettingsOf(row)
+                  }
+                })
           },
           row.name,
           Date.now()

@@ -17,6 +17,7 @@ import { RuntimeBreaker } from "@kyozo/core/CircuitBreaker"
 import type { ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
 import { EdgeRouter, type Upstream } from "@kyozo/core/edge/EdgeRouter"
 import { hostNameFor } from "@kyozo/core/edge/HostNames"
+import { publishedByEngine } from "@kyozo/core/edge/Transport"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
 import * as Labels from "@kyozo/core/Labels"
 import { MaintenancePasses } from "@kyozo/core/MaintenancePasses"
@@ -24,6 +25,7 @@ import { RuntimeInfo } from "@kyozo/core/RuntimeSelection"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { TeamRepo } from "@kyozo/core/TeamRepo"
 import { Duration, Effect, Layer, Option, Schedule, Stream } from "effect"
+import { probeHttp, probePort, probeTcp } from "./HealthWorker.js"
 
 /** The upstreams a service should have, from the engine's list of its containers. */
 export const desiredUpstreams = (
@@ -51,6 +53,45 @@ export const desiredUpstreams = (
     .filter((u) => (seen.has(u.port) ? false : (seen.add(u.port), true)))
     .sort((a, b) => a.port - b.port)
 }
+
+/** Deadline of one replica probe during a route sync. */
+const REPLICA_PROBE_TIMEOUT = Duration.seconds(1)
+
+/** One replica's probe through its 127.0.0.1 port, per the service's health config. */
+const probeReplica = (service: ServiceInstance, port: number): Effect.Effect<boolean> => {
+  const config = service.healthConfig
+  const probe: Effect.Effect<boolean, string> =
+    config.type === "http"
+      ? Effect.map(probeHttp(port, config.path, REPLICA_PROBE_TIMEOUT), (code) =>
+          config.expectedStatus.includes(code)
+        )
+      : config.type === "tcp"
+        ? Effect.as(probeTcp(port, REPLICA_PROBE_TIMEOUT), true)
+        : Effect.as(probePort(port, REPLICA_PROBE_TIMEOUT), true)
+  return Effect.orElseSucceed(probe, () => false)
+}
+
+/**
+ * Every replica is probed on every sync (readiness, as Kubernetes endpoints follow it): one that
+ * fails gets no traffic while another answers. When none answers all stay, so the edge's own
+ * retries still try them and the URL says what is wrong instead of a bare 503.
+ */
+export const answering = (
+  service: ServiceInstance,
+  candidates: ReadonlyArray<Upstream>
+): Effect.Effect<ReadonlyArray<Upstream>> =>
+  candidates.length <= 1
+    ? Effect.succeed(candidates)
+    : Effect.gen(function* () {
+        const results = yield* Effect.forEach(candidates, (u) => probeReplica(service, u.port), {
+          concurrency: "unbounded"
+        })
+        const ok = candidates.filter((_, i) => results[i])
+        if (ok.length === 0 || ok.length === candidates.length) return candidates
+        const failing = candidates.filter((_, i) => !results[i]).map((u) => u.port)
+        yield* Effect.logDebug(`edge: ${service.name}: replicas on ${failing.join(", ")} fail their probe`)
+        return ok
+      })
 
 export interface SyncResult {
   readonly serviceId: string
@@ -90,6 +131,18 @@ export const syncService = (service: ServiceInstance, known?: ReadonlyArray<Cont
       return { serviceId: service.id, hostPort: null, upstreams: [], changed: false } satisfies SyncResult
     }
     const simulated = Option.isSome(info) && info.value.mode === "mock"
+    // A TCP service: Docker publishes its stable port itself (Transport.ts); the edge must not
+    // hold that port, so a route left from before (an HTTP past, an adopted Caddy) goes.
+    if (publishedByEngine(service) && !simulated) {
+      const had = (yield* edge.route(service.id)) !== undefined
+      if (had) yield* edge.remove(service.id)
+      return {
+        serviceId: service.id,
+        hostPort: service.hostPort,
+        upstreams: [],
+        changed: had
+      } satisfies SyncResult
+    }
     const ensured = yield* edge.ensure(service.id, {
       hostPort: service.hostPort,
       hostName: yield* hostNameOf(service),
@@ -103,7 +156,8 @@ export const syncService = (service: ServiceInstance, known?: ReadonlyArray<Cont
       service.desiredState !== "running"
         ? []
         : (known ?? (yield* runtime.listContainers({ all: true, labels: { [Labels.Service]: service.id } })))
-    const upstreams = desiredUpstreams(service, containers)
+    const candidates = desiredUpstreams(service, containers)
+    const upstreams = simulated ? candidates : yield* answering(service, candidates)
     const { changed } = yield* edge.setUpstreams(service.id, upstreams)
     if (changed) {
       yield* Effect.logInfo(

@@ -16,6 +16,7 @@ import type { ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
 import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
 import { HealthCheckRepo } from "@kyozo/core/HealthCheckRepo"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
+import { transportOf } from "@kyozo/core/edge/Transport"
 import * as Labels from "@kyozo/core/Labels"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { emptyReport, type PassReport } from "@kyozo/core/MaintenancePasses"
@@ -249,7 +250,12 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
       Effect.gen(function* () {
         if (service.hostPort === null || runtime.mode === "mock") return yield* Effect.fail(error)
         const { probeTimeout } = yield* WorkerSettings
-        const url = yield* Effect.either(probeEdge(service.hostPort, probeTimeout))
+        // A TCP service's URL is not HTTP (Transport.ts): a connect is what a client's would meet.
+        const url = yield* Effect.either(
+          transportOf(service) === "tcp"
+            ? Effect.mapError(probeTcp(service.hostPort, probeTimeout), (e) => `its URL fails (${e})`)
+            : probeEdge(service.hostPort, probeTimeout)
+        )
         if (url._tag === "Right") return yield* Effect.fail(error)
         return {
           containerId: service.containerId,
@@ -424,7 +430,15 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
                   } satisfies Observation
                 }
                 if (result.right.http && service.hostPort !== null && service.hostPort !== port) {
-                  const url = yield* Effect.either(probeEdge(service.hostPort, probeTimeout))
+                  // A TCP service's URL is not HTTP (Transport.ts): a connect is what a client's would meet.
+                  const url = yield* Effect.either(
+                    transportOf(service) === "tcp"
+                      ? Effect.mapError(
+                          probeTcp(service.hostPort, probeTimeout),
+                          (e) => `its URL fails (${e})`
+                        )
+                      : probeEdge(service.hostPort, probeTimeout)
+                  )
                   if (url._tag === "Left") {
                     return {
                       containerId: info.id,

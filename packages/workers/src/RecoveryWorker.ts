@@ -13,7 +13,9 @@ import type { ServiceInstance, ServiceStatus } from "@kyozo/core/domain/ServiceI
 import { emptyReport, type PassReport } from "@kyozo/core/MaintenancePasses"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { Clock, Context, Duration, Effect, Option } from "effect"
+import { publishedByEngine } from "@kyozo/core/edge/Transport"
 import * as Dependencies from "./Dependencies.js"
+import { portTaken, recreateOnFreePort, takenPort } from "./Replicas.js"
 import { HealthWorker, type HealthResult, type Observation } from "./HealthWorker.js"
 import {
   type ContainerCondition,
@@ -214,8 +216,21 @@ export class RecoveryWorker extends Effect.Service<RecoveryWorker>()("@kyozo/wor
             return `${service.id} gave up`
           }
           case "Restart": {
-            if (condition._tag === "Unhealthy") yield* runtime.restartContainer(containerId)
-            else yield* runtime.startContainer(containerId)
+            const restarted = yield* Effect.either(
+              condition._tag === "Unhealthy"
+                ? runtime.restartContainer(containerId)
+                : runtime.startContainer(containerId)
+            )
+            if (restarted._tag === "Left") {
+              if (!portTaken(restarted.left)) return yield* Effect.fail(restarted.left)
+              return yield* portTakenOnRestart(
+                service,
+                containerId,
+                restarted.left.message,
+                takenPort(restarted.left),
+                decision.next
+              )
+            }
             yield* saveState(service.id, decision.next)
             yield* services.recordRestart(service.id)
             yield* emit(service, "service.restarted", `restarted (${current.observation.detail})`, {
@@ -229,6 +244,50 @@ export class RecoveryWorker extends Effect.Service<RecoveryWorker>()("@kyozo/wor
             return `${service.id} restarted`
           }
         }
+      })
+
+    /**
+     * The container's pinned 127.0.0.1 port was taken by another program while it was down. Behind
+     * the edge (HTTP) it is re-created on a free port and the URL keeps answering; for a TCP service
+     * the port is the URL itself, so the service fails with an event saying which port to free.
+     */
+    const portTakenOnRestart = (
+      service: ServiceInstance,
+      containerId: string,
+      detail: string,
+      taken: number | null,
+      next: RestartState
+    ) =>
+      Effect.gen(function* () {
+        if (publishedByEngine(service)) {
+          if (service.status === "failed") return null
+          yield* setStatus(service, "failed")
+          yield* emit(
+            service,
+            "service.port-taken",
+            `its URL port 127.0.0.1:${service.hostPort} is taken by another program, so it cannot start (${detail}). Free the port; Kyozo starts it on the next pass.`,
+            { containerId, hostPort: service.hostPort, reason: "port-taken" }
+          )
+          return `${service.id} port taken`
+        }
+        const made = yield* recreateOnFreePort(service, containerId, taken).pipe(
+          Effect.provideService(ContainerRuntime, runtime),
+          Effect.provideService(ServiceRepo, services)
+        )
+        yield* saveState(service.id, next)
+        yield* services.recordRestart(service.id)
+        yield* emit(
+          service,
+          "service.port-moved",
+          `127.0.0.1:${made.oldPort ?? "?"} was taken by another program: re-created on 127.0.0.1:${made.newPort}; the URL is unchanged`,
+          {
+            containerId: made.containerId,
+            previousContainerId: containerId,
+            oldPort: made.oldPort,
+            newPort: made.newPort
+          }
+        )
+        return `${service.id} re-created on a free port`
       })
 
     /** Containers running although the row says stopped: stop them (reconcile toward the rows). */

@@ -12,8 +12,9 @@ import { freePort } from "@kyozo/core/edge/FreePort"
 import * as Labels from "@kyozo/core/Labels"
 import { containerName, teamNetwork } from "@kyozo/core/ServiceNaming"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
-import { Effect } from "effect"
-import { containerSpec } from "./DeployWorkflow.js"
+import { ensureVolumes } from "@kyozo/core/ServiceVolumes"
+import { Effect, Option } from "effect"
+import { AliasesLabel, containerSpec } from "./DeployWorkflow.js"
 
 /** The name of replica `index` of a deployment (replica 0 keeps the deployment's container name). */
 export const replicaName = (serviceName: string, deploymentId: string, index: number): string =>
@@ -43,6 +44,7 @@ export const createReplica = (service: ServiceInstance, deploymentId: string, im
     const runtime = yield* ContainerRuntime
     const name = replicaName(service.name, deploymentId, index)
     const pinned = service.internalPort === null ? null : yield* freePort()
+    yield* ensureVolumes(runtime, service)
     const spec = containerSpec(service, image, name, teamNetwork(service.teamId), [], deploymentId, pinned)
     const ref = yield* runtime
       .createContainer(spec)
@@ -88,7 +90,20 @@ export const converge = (
         created++
       } else if (c.state !== "running" && c.state !== "restarting" && c.state !== "paused") {
         if (service.restartPolicy === "never") continue
-        yield* runtime.startContainer(c.id)
+        // Its pinned port taken meanwhile: made again on a free one (the edge follows).
+        yield* runtime
+          .startContainer(c.id)
+          .pipe(
+            Effect.catchIf(portTaken, (e) =>
+              Effect.asVoid(
+                Effect.provideService(
+                  recreateOnFreePort(service, c.id, takenPort(e)),
+                  ContainerRuntime,
+                  runtime
+                )
+              )
+            )
+          )
         started++
       }
     }
@@ -123,3 +138,62 @@ export const convergeAll = Effect.gen(function* () {
   }
   return { notes, failures }
 })
+
+const messageOf = (error: unknown): string =>
+  typeof error === "object" && error !== null && "message" in error
+    ? String((error as { message: unknown }).message)
+    : String(error)
+
+/** Docker's answer when a container's published host port is held by another program. */
+export const portTaken = (error: unknown): boolean =>
+  /address already in use|port is already allocated/i.test(messageOf(error))
+
+/** The host port Docker could not bind, from its answer ("listen tcp4 127.0.0.1:P: bind: …"). */
+export const takenPort = (error: unknown): number | null => {
+  const m = /(?:listen tcp4? |Bind for )[^\s]*:(\d+)/i.exec(messageOf(error))
+  return m ? Number(m[1]) : null
+}
+
+/**
+ * A stopped container whose pinned 127.0.0.1 port another program took meanwhile: it is made again,
+ * same name, image, labels and aliases, on a free port, and started; the row follows when it is the
+ * service's primary container, and the edge follows at the next route sync (the URL is unchanged).
+ * Not for a TCP service: there the taken port is the URL itself (the caller reports it instead).
+ */
+export const recreateOnFreePort = (
+  service: ServiceInstance,
+  containerId: string,
+  taken: number | null = null
+) =>
+  Effect.gen(function* () {
+    const runtime = yield* ContainerRuntime
+    const old = yield* runtime.inspectContainer(containerId)
+    const deploymentId = old.labels[Labels.Deployment] ?? service.currentDeploymentId ?? ""
+    const aliases = (old.labels[AliasesLabel] ?? "").split(",").filter((a) => a !== "")
+    // A stopped container shows no published ports: the engine's refusal named the one it wanted.
+    const oldPort = old.ports.find((p) => p.containerPort === service.internalPort)?.hostPort ?? taken
+    const port = yield* freePort()
+    yield* runtime.removeContainer(containerId, { force: true })
+    yield* ensureVolumes(runtime, service)
+    const spec = containerSpec(
+      service,
+      old.image,
+      old.name,
+      teamNetwork(service.teamId),
+      aliases,
+      deploymentId,
+      service.internalPort === null ? null : port
+    )
+    const ref = yield* runtime.createContainer(spec)
+    yield* runtime.startContainer(ref.id)
+    const services = yield* Effect.serviceOption(ServiceRepo)
+    if (service.containerId === containerId && Option.isSome(services)) {
+      const updated = yield* services.value.updateObserved(service.id, {
+        containerId: ref.id,
+        containerName: old.name
+      })
+      if (Option.isNone(updated))
+        yield* Effect.logWarning(`service ${service.id} vanished during a re-create`)
+    }
+    return { containerId: ref.id, oldPort, newPort: port }
+  })

@@ -6,6 +6,8 @@
 import { Schema } from "effect"
 import { HealthCheckConfig } from "./HealthCheckConfig.js"
 import { DeploymentId, ServiceId, TeamId } from "./Ids.js"
+import { ServiceVolume } from "./ServiceVolume.js"
+import { AutoscalePolicy } from "./AutoscalePolicy.js"
 
 export const DesiredState = Schema.Literal("running", "stopped", "removed")
 export type DesiredState = typeof DesiredState.Type
@@ -51,6 +53,10 @@ export class ServiceInstance extends Schema.Class<ServiceInstance>("ServiceInsta
   restartPolicy: RestartPolicy,
   /** Containers of the current deployment, load-balanced by the edge (column default 1). */
   replicas: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 20)), { default: () => 1 }),
+  /** Declared volumes (compose named volumes), mounted by every container of the service. */
+  volumes: Schema.optionalWith(Schema.Array(ServiceVolume), { default: () => [] }),
+  /** Autoscaling between min and max replicas on a utilisation target; null: a fixed count. */
+  autoscale: Schema.optionalWith(Schema.NullOr(AutoscalePolicy), { default: () => null }),
   restartCount: Schema.Int,
   lastRestartAt: Schema.NullOr(Schema.DateFromSelf),
   /** Where the folder came from (upload, git, path…): free-form, written by the deploy path. */

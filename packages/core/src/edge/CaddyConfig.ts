@@ -58,7 +58,10 @@ const handlerFor = (route: RouteEntry) => {
     load_balancing: {
       selection_policy: { policy: "round_robin" },
       try_duration: TRY_DURATION,
-      try_interval: "100ms"
+      try_interval: "100ms",
+      // A replica killed mid-connection (docker-proxy accepted, then reset) is not a dial error:
+      // idempotent requests may still go to another replica instead of answering 502.
+      retry_match: [{ method: ["GET", "HEAD", "OPTIONS"] }]
     },
     health_checks: { passive: { fail_duration: "2s", max_fails: 1 } }
   }

@@ -25,6 +25,15 @@ export interface ComposeService {
   readonly dependsOn: ReadonlyArray<string>
   readonly command?: string
   readonly environment: Readonly<Record<string, string>>
+  /** Named volumes it mounts (`data:/var/lib/x`, or the long form with `type: volume`). */
+  readonly volumes: ReadonlyArray<ComposeVolume>
+  /** Mounts left out, with why (host paths: a tenant's folder must not reach the host's files). */
+  readonly skippedMounts: ReadonlyArray<string>
+}
+
+export interface ComposeVolume {
+  readonly name: string
+  readonly target: string
 }
 
 export interface ParsedCompose {
@@ -173,6 +182,7 @@ export const parseCompose = (text: string, dotEnv: Readonly<Record<string, strin
       for (const [k, v] of Object.entries(svc.environment))
         environment[k] = v === null ? "" : interpolate(String(v))
     }
+    const { volumes, skipped } = serviceVolumes(svc.volumes, interpolate)
     services.push({
       key,
       line: lineOfKey(text, key),
@@ -181,8 +191,46 @@ export const parseCompose = (text: string, dotEnv: Readonly<Record<string, strin
       ports,
       dependsOn,
       ...(command ? { command } : {}),
-      environment
+      environment,
+      volumes,
+      skippedMounts: skipped
     })
   }
   return { services, unset: [...unset] }
+}
+
+const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/
+
+/**
+ * A service's `volumes`: named volumes kept; bind mounts (`./x:/y`, `/host:/y`, `type: bind`) and
+ * anonymous ones are reported as skipped. Kyozo never mounts a host path for a tenant.
+ */
+const serviceVolumes = (
+  list: unknown,
+  interpolate: (s: string) => string
+): { volumes: Array<ComposeVolume>; skipped: Array<string> } => {
+  const volumes: Array<ComposeVolume> = []
+  const skipped: Array<string> = []
+  if (!Array.isArray(list)) return { volumes, skipped }
+  const add = (source: string, target: string, raw: string) => {
+    if (!target.startsWith("/")) skipped.push(`${raw}: the target is not an absolute path`)
+    else if (source === "") skipped.push(`${raw}: an anonymous volume (give it a name to keep its data)`)
+    else if (!VOLUME_NAME.test(source)) skipped.push(`${raw}: a host path (bind mounts are not supported)`)
+    else if (!volumes.some((v) => v.target === target)) volumes.push({ name: source, target })
+  }
+  for (const entry of list) {
+    if (typeof entry === "string") {
+      const parts = interpolate(entry).split(":")
+      if (parts.length === 1) add("", parts[0]!, entry)
+      else add(parts[0]!, parts[1]!, entry)
+    } else if (isRecord(entry)) {
+      const type = typeof entry.type === "string" ? entry.type : "volume"
+      const source = typeof entry.source === "string" ? interpolate(entry.source) : ""
+      const target = typeof entry.target === "string" ? interpolate(entry.target) : ""
+      const raw = `${type} ${source || "(anonymous)"} → ${target}`
+      if (type === "volume") add(source, target, raw)
+      else skipped.push(`${raw}: mounts of type ${type} are not supported`)
+    }
+  }
+  return { volumes, skipped }
 }

@@ -7,6 +7,7 @@ import { Effect, Option, ParseResult, Schema } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { parseDocument } from "yaml"
+import { AutoscalePolicy } from "../domain/AutoscalePolicy.js"
 import { DetectError, type DetectedService, type PlannedService } from "./Topology.js"
 
 export const fileName = "kyozo.json"
@@ -41,7 +42,9 @@ export const KyozoJsonService = Schema.Struct({
     Schema.Int.pipe(Schema.between(1, 100, { message: () => "a replica count from 1 to 100" }))
   ),
   /** Names of the environment variables the service reads (values never go in this file). */
-  env: Schema.optional(Schema.Array(EnvKey))
+  env: Schema.optional(Schema.Array(EnvKey)),
+  /** Autoscaling (HPA-like): min/max replicas and a CPU or memory target, applied at each deploy. */
+  autoscale: Schema.optional(AutoscalePolicy)
 })
 export type KyozoJsonService = typeof KyozoJsonService.Type
 
@@ -171,7 +174,7 @@ export const apply = (
         startCommand: entry.startCommand === undefined ? target.service.startCommand : entry.startCommand,
         evidence: [...target.service.evidence, { file: fileName, detail: "settings from kyozo.json" }]
       }
-      replaced.set(target, { ...target, service })
+      replaced.set(target, { ...target, service, ...(entry.autoscale ? { autoscale: entry.autoscale } : {}) })
     }
     // Other services name a renamed one in dependsOn: follow the rename.
     const renamed = new Map([...replaced].map(([from, to]) => [from.service.name, to.service.name]))

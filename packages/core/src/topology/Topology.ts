@@ -3,6 +3,7 @@
  * The JSON shape of `DetectedService` / `TopologyResult` is a contract scripts depend on.
  */
 import { Schema } from "effect"
+import type { AutoscalePolicy } from "../domain/AutoscalePolicy.js"
 
 export const ServiceKind = Schema.Literal(
   "node",
@@ -80,6 +81,10 @@ export interface PlannedService {
   readonly service: DetectedService
   /** Absent when the folder brings its own Dockerfile, or for image-only services. */
   readonly hints?: BuildHints
+  /** Named volumes it declares (compose), kept on the service row and mounted by every container. */
+  readonly volumes?: ReadonlyArray<{ readonly name: string; readonly target: string }>
+  /** Autoscaling from kyozo.json, written to the service row at deploy (absent: left as it is). */
+  readonly autoscale?: AutoscalePolicy
 }
 
 export interface TopologyPlan {

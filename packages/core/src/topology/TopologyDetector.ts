@@ -416,7 +416,17 @@ const composeServices = (b: Builder, dir: string, file: string): Effect.Effect<b
         evidence,
         confidence: 0.95
       }
-      b.services.push(hints ? { service, hints } : { service })
+      for (const skipped of s.skippedMounts)
+        evidence.push(ev(file, `warning: volume ${skipped}: not mounted`, s.line))
+      if (s.volumes.length > 0)
+        evidence.push(
+          ev(file, `volumes of ${s.key}: ${s.volumes.map((v) => `${v.name}:${v.target}`).join(", ")}`, s.line)
+        )
+      b.services.push({
+        service,
+        ...(hints ? { hints } : {}),
+        ...(s.volumes.length > 0 ? { volumes: s.volumes } : {})
+      })
     }
     return true
   })

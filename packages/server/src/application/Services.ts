@@ -7,6 +7,7 @@
  */
 import { CurrentPrincipal, type Forbidden } from "@kyozo/api/KyozoRpc"
 import type { LogLine } from "@kyozo/core/ContainerRuntime"
+import type { AutoscalePolicy } from "@kyozo/core/domain/AutoscalePolicy"
 import type { HealthCheckConfig } from "@kyozo/core/domain/HealthCheckConfig"
 import type { RestartPolicy, ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
 import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
@@ -16,6 +17,7 @@ import {
   type DeployError,
   Deployer,
   type QuotaExceeded,
+  type RemovedVolumes,
   ServiceNotFound,
   type ServiceView
 } from "@kyozo/workers/Deployer"
@@ -40,6 +42,11 @@ export interface ServicePatch {
   readonly restartPolicy?: RestartPolicy
   /** Applied by the Deployer: quotas count replicas, and the change converges at once. */
   readonly replicas?: number
+  /**
+   * Autoscaling (null: off). A count outside the new [min, max] is brought inside at once, through
+   * the same quota-gated scale; the autoscaler moves it from then on.
+   */
+  readonly autoscale?: AutoscalePolicy | null
 }
 
 /** The updated row, and the deployment rolling its new settings out (none when nothing had to). */
@@ -154,7 +161,8 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
             ...(patch.memoryMb === undefined ? {} : { memoryMb: patch.memoryMb }),
             ...(editsEnv ? { env: envOf(before.env) } : {}),
             ...(patch.healthConfig === undefined ? {} : { healthConfig: patch.healthConfig }),
-            ...(patch.restartPolicy === undefined ? {} : { restartPolicy: patch.restartPolicy })
+            ...(patch.restartPolicy === undefined ? {} : { restartPolicy: patch.restartPolicy }),
+            ...(patch.autoscale === undefined ? {} : { autoscale: patch.autoscale })
           })
         })
         // A rename is not part of this patch: a name conflict cannot happen here.
@@ -163,15 +171,32 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
           .pipe(Effect.catchTag("ServiceNameTaken", Effect.die))
         if (Option.isNone(updated)) return yield* new ServiceNotFound({ service })
         const after = updated.value
-        if (patch.replicas !== undefined && patch.replicas !== after.replicas)
-          yield* deployer.scale(teamId, id, patch.replicas)
+        const autoscale = after.autoscale
+        const wanted =
+          autoscale === null
+            ? patch.replicas
+            : Math.min(
+                autoscale.maxReplicas,
+                Math.max(autoscale.minReplicas, patch.replicas ?? after.replicas)
+              )
+        if (wanted !== undefined && wanted !== after.replicas)
+          yield* deployer.scale(teamId, id, wanted).pipe(
+            // A policy whose min the quota refuses is not kept: the caller gets the refusal.
+            Effect.tapError(() =>
+              patch.autoscale === undefined
+                ? Effect.void
+                : services.update(teamId, id, { autoscale: before.autoscale }).pipe(Effect.ignore)
+            )
+          )
         // Only what the containers are made of: an equal value written again changes nothing.
         const changed =
           after.cpuMillis !== before.cpuMillis ||
           after.memoryMb !== before.memoryMb ||
           JSON.stringify(sorted(after.env)) !== JSON.stringify(sorted(before.env)) ||
           JSON.stringify(after.healthConfig) !== JSON.stringify(before.healthConfig)
-        const rollout = changed ? yield* deployer.applySettings(teamId, id) : Option.none<DeploymentId>()
+        const rollout = changed
+          ? yield* deployer.applySettings(teamId, id, before)
+          : Option.none<DeploymentId>()
         const latest = yield* services.findById(teamId, id).pipe(Effect.orDie)
         return { service: Option.getOrElse(latest, () => after), rollout }
       })
@@ -250,10 +275,13 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
         deployer.scale(a.principal.teamId, a.service.id, replicas)
       )
 
-    /** Removes the service, its containers and routes. */
-    const remove = (service: string): Effect.Effect<void, Forbidden | DeployError, CurrentPrincipal> =>
+    /** Removes the service, its containers and routes; its data volumes only when asked. */
+    const remove = (
+      service: string,
+      options: { readonly volumes?: boolean } = {}
+    ): Effect.Effect<RemovedVolumes, Forbidden | DeployError, CurrentPrincipal> =>
       Effect.flatMap(policy.requireService("remove services", service, "manage"), (a) =>
-        deployer.remove(a.principal.teamId, a.service.id)
+        deployer.remove(a.principal.teamId, a.service.id, { volumes: options.volumes === true })
       )
 
     /** The service's log lines (the last `tail`, then live ones when `follow`); ends when the key dies. */

@@ -57,6 +57,7 @@ export const serviceDoc = (s: ServiceInstance, hostUrl: string | null = null) =>
     restartPolicy: s.restartPolicy,
     restartCount: s.restartCount,
     replicas: s.replicas,
+    autoscale: s.autoscale,
     createdAt: s.createdAt.toISOString(),
     updatedAt: s.updatedAt.toISOString()
   },

@@ -91,10 +91,13 @@ export const layer = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =
           )
         )
       )
-      .handle("deleteService", ({ path }) =>
+      .handle("deleteService", ({ path, urlParams }) =>
         app
-          .remove(path.serviceId)
-          .pipe(Effect.mapError((e) => (e._tag === "Forbidden" ? policyError(e) : deployError(e))))
+          .remove(path.serviceId, { volumes: urlParams.volumes === "true" })
+          .pipe(
+            Effect.asVoid,
+            Effect.mapError((e) => (e._tag === "Forbidden" ? policyError(e) : deployError(e)))
+          )
       )
   })
 )
