@@ -92,12 +92,10 @@ export const layer = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =
         )
       )
       .handle("deleteService", ({ path, urlParams }) =>
-        app
-          .remove(path.serviceId, { volumes: urlParams.volumes === "true" })
-          .pipe(
-            Effect.asVoid,
-            Effect.mapError((e) => (e._tag === "Forbidden" ? policyError(e) : deployError(e)))
-          )
+        app.remove(path.serviceId, { volumes: urlParams.volumes === "true" }).pipe(
+          Effect.asVoid,
+          Effect.mapError((e) => (e._tag === "Forbidden" ? policyError(e) : deployError(e)))
+        )
       )
   })
 )
