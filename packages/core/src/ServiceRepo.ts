@@ -18,6 +18,7 @@ import {
 import {
   clampLimit,
   definedColumns,
+  inJson,
   jsonb,
   type Page,
   type PageOptions,
@@ -237,7 +238,7 @@ export class ServiceRepo extends Effect.Service<ServiceRepo>()("@kyozo/core/Serv
         if (changed.length > 0) {
           const fetched = yield* sql<Record<string, unknown>>`
             SELECT *, xmin::text AS kyozo_row_version FROM container_service_instances
-            WHERE ${sql.in("id", changed)}`
+            WHERE ${inJson(sql, "id", changed)}`
           const decoded = yield* rows.all(Effect.succeed(fetched))
           for (let i = 0; i < decoded.length; i++) {
             desired.set(decoded[i]!.id, { version: String(fetched[i]!.kyozo_row_version), row: decoded[i]! })

@@ -3,6 +3,7 @@
  * client keeps its default (no name transform) because @effect/cluster's storage shares it, so
  * the mapping happens here, per query.
  */
+import type * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Either, Option, Schema } from "effect"
 
 // Column names are few and repeat on every row: the regex runs once per name, not per cell.
@@ -125,3 +126,11 @@ export const definedColumns = (patch: Record<string, unknown>): Record<string, u
 
 /** JSON for a jsonb parameter: node-postgres would send a JS array as a PostgreSQL array. */
 export const jsonb = (value: unknown): string => JSON.stringify(value ?? null)
+
+/**
+ * `column IN (values)` with the values as ONE JSON parameter: `sql.in` binds one parameter per
+ * value, and binding a thousand of them (a pass over every service) costs more than the query.
+ * `column` is a constant of the code (it is not quoted).
+ */
+export const inJson = (sql: SqlClient.SqlClient, column: string, values: ReadonlyArray<string>) =>
+  sql`${sql.literal(column)} IN (SELECT jsonb_array_elements_text(${JSON.stringify(values)}::jsonb))`

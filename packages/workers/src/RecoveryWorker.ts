@@ -12,6 +12,7 @@ import type { ServiceId } from "@kyozo/core/domain/Ids"
 import type { ServiceInstance, ServiceStatus } from "@kyozo/core/domain/ServiceInstance"
 import { emptyReport, type PassReport } from "@kyozo/core/MaintenancePasses"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
+import { inJson } from "@kyozo/core/SqlRows"
 import { Clock, Context, Duration, Effect, Option } from "effect"
 import * as Dependencies from "./Dependencies.js"
 import { HealthWorker, type HealthResult, type Observation } from "./HealthWorker.js"
@@ -77,7 +78,7 @@ export class RecoveryWorker extends Effect.Service<RecoveryWorker>()("@kyozo/wor
       ids.length === 0
         ? Effect.succeed(new Map<string, RestartState>())
         : sql<RecoveryRow>`SELECT service_id, backoff_level, last_restart_at, restarts, gave_up_at
-                           FROM service_recovery WHERE ${sql.in("service_id", ids)}`.pipe(
+                           FROM service_recovery WHERE ${inJson(sql, "service_id", ids)}`.pipe(
             Effect.map((rows) => new Map(rows.map((r) => [r.service_id, toState(r)] as const)))
           )
 
