@@ -171,6 +171,34 @@ describe.skipIf(!docker.available)("kyozo CLI on the real Docker engine", () => 
     expect(await body(before.url)).toBe("same")
   }, 240_000)
 
+  it("a manifest-less static folder deployed twice through the CLI upload is unchanged the second time", async () => {
+    const dir = path.join(work, "plain-site")
+    fs.mkdirSync(dir, { recursive: true })
+    fs.writeFileSync(path.join(dir, "index.html"), "<h1>plain</h1>\n")
+    const serving = async () => {
+      const ps = JSON.parse((await runKyozo(dataDir, ["ps", "--json"])).stdout) as Array<{
+        name: string
+        containerId: string
+        url: string
+      }>
+      return ps.find((s) => s.name === "plain-site")!
+    }
+    const first = await runKyozo(dataDir, ["deploy", dir], { timeout: 150_000 })
+    expect(first.code, first.stderr).toBe(0)
+    const before = await serving()
+    expect(await body(before.url)).toContain("plain")
+    const again = await runKyozo(dataDir, ["deploy", dir], { timeout: 60_000 })
+    expect(again.code, again.stderr).toBe(0)
+    expect(again.stdout).toMatch(/plain-site: nothing changed/)
+    expect((await serving()).containerId).toBe(before.containerId)
+    const containers = await docker.client.listContainers({
+      all: true,
+      filters: JSON.stringify({ label: [`kyozo.service`], name: ["plain-site"] })
+    })
+    expect(containers.length).toBe(1)
+    expect(await body(before.url)).toContain("plain")
+  }, 240_000)
+
   it("dev: an edit is served within seconds, ten rapid saves are one redeploy, Ctrl-C stops cleanly", async () => {
     const dir = path.join(work, "dev-app")
     app(dir, "v1")

@@ -1,10 +1,12 @@
 import { expect } from "@effect/vitest"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { ApiKeyRepo, hashKey } from "@kyozo/core/ApiKeyRepo"
 import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
 import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
 import { HealthCheckConfig, StatusRange } from "@kyozo/core/domain/HealthCheckConfig"
 import { randomToken, type ServiceId } from "@kyozo/core/domain/Ids"
 import { PermissionRepo } from "@kyozo/core/PermissionRepo"
+import type { ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { TeamRepo } from "@kyozo/core/TeamRepo"
 import { TopologyRepo } from "@kyozo/core/TopologyRepo"
@@ -38,7 +40,8 @@ const twoTeams = Effect.gen(function* () {
 })
 
 describeEachDatabase("repositories", (it) => {
-  it.layer(Repos)((it) => {
+  // Fresh per database: a memoized Repos would keep the first database's client for the second.
+  it.layer(Layer.fresh(Repos))((it) => {
     it.effect("teams, users and memberships", () =>
       Effect.gen(function* () {
         const teams = yield* TeamRepo
@@ -219,6 +222,36 @@ describeEachDatabase("repositories", (it) => {
           const again = yield* services.create({ teamId: a.id, name: "worker" })
           expect(again.id).not.toBe(worker.id)
         })
+    )
+
+    it.effect("services: listDesired sees every committed change, also those made by plain SQL", () =>
+      Effect.gen(function* () {
+        const services = yield* ServiceRepo
+        const sql = yield* SqlClient.SqlClient
+        const { a } = yield* twoTeams
+        const mine = (list: ReadonlyArray<ServiceInstance>) => list.filter((s) => s.teamId === a.id)
+        const one = yield* services.create({ teamId: a.id, name: "desired-1" })
+        const two = yield* services.create({ teamId: a.id, name: "desired-2" })
+        expect(mine(yield* services.listDesired()).map((s) => s.name)).toEqual(["desired-1", "desired-2"])
+        // Unchanged rows come back equal (and the same objects: not decoded again).
+        const first = mine(yield* services.listDesired())
+        const again = mine(yield* services.listDesired())
+        expect(again[0]).toBe(first[0])
+        // Writes that bypass the repository (another process, an operator's SQL) are seen at once.
+        yield* sql`UPDATE container_service_instances SET status = 'failed', replicas = 3 WHERE id = ${one.id}`
+        const changed = mine(yield* services.listDesired())
+        expect(changed[0]!.status).toBe("failed")
+        expect(changed[0]!.replicas).toBe(3)
+        expect(changed[1]).toBe(first[1])
+        yield* sql`UPDATE container_service_instances SET deleted_at = now() WHERE id = ${two.id}`
+        expect(mine(yield* services.listDesired()).map((s) => s.name)).toEqual(["desired-1"])
+        yield* sql`UPDATE container_service_instances SET deleted_at = NULL, memory_mb = 1024 WHERE id = ${two.id}`
+        const back = mine(yield* services.listDesired())
+        expect(back.map((s) => [s.name, s.memoryMb])).toEqual([
+          ["desired-1", changed[0]!.memoryMb],
+          ["desired-2", 1024]
+        ])
+      })
     )
 
     it.effect("services: keyset pagination", () =>

@@ -278,6 +278,20 @@ describe("topology: monorepos and nothing deployable", () => {
     })
   )
 
+  it.effect("a root app without a name of its own takes rootName (an upload's folder is its upload id)", () =>
+    Effect.gen(function* () {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "upl_"))
+      fs.writeFileSync(path.join(dir, "index.html"), "<h1>hi</h1>")
+      expect(only(yield* detect(dir)).name).toBe(sanitizeName(path.basename(dir)))
+      expect(only(yield* detect(dir, { rootName: "My Site" })).name).toBe(sanitizeName("My Site"))
+      // A name the folder gives itself still wins.
+      fs.writeFileSync(path.join(dir, "package.json"), JSON.stringify({ name: "own-name", main: "index.js" }))
+      fs.writeFileSync(path.join(dir, "index.js"), "require('http').createServer().listen(3000)")
+      expect(only(yield* detect(dir, { rootName: "my-site" })).name).toBe("own-name")
+      fs.rmSync(dir, { recursive: true, force: true })
+    })
+  )
+
   it.effect("symlinks are not followed", () =>
     Effect.gen(function* () {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-link-"))

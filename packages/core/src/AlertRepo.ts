@@ -7,7 +7,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, type Option, Schema } from "effect"
 import { randomToken, ServiceId, TeamId } from "./domain/Ids.js"
-import { rowDecoder } from "./SqlRows.js"
+import { inJson, rowDecoder } from "./SqlRows.js"
 
 export const AlertMetric = Schema.Literal("cpu_percent", "memory_percent", "memory_bytes", "pids")
 export type AlertMetric = typeof AlertMetric.Type
@@ -123,7 +123,7 @@ export class AlertRepo extends Effect.Service<AlertRepo>()("@kyozo/core/AlertRep
               SELECT r.*, s.id AS bound_service_id FROM alert_rules r
               JOIN container_service_instances s
                 ON s.team_id = r.team_id AND (r.service_id IS NULL OR r.service_id = s.id)
-              WHERE r.enabled AND s.deleted_at IS NULL AND ${sql.in("s.id", serviceIds)}
+              WHERE r.enabled AND s.deleted_at IS NULL AND ${inJson(sql, "s.id", serviceIds)}
               ORDER BY r.created_at, r.id, s.id`,
             (rows) => rows.map(({ bound_service_id, ...rule }) => ({ rule, serviceId: bound_service_id }))
           ).pipe(

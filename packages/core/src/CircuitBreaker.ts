@@ -102,12 +102,13 @@ interface Permit {
   readonly trial: boolean
 }
 
+/** Counters only (mutated in place: every call through the breaker would otherwise copy them). */
 interface Totals {
-  readonly calls: number
-  readonly successes: number
-  readonly failures: number
-  readonly rejections: number
-  readonly interruptions: number
+  calls: number
+  successes: number
+  failures: number
+  rejections: number
+  interruptions: number
 }
 
 interface State {
@@ -202,6 +203,11 @@ export const make = (options: BreakerOptions): Effect.Effect<CircuitBreaker> =>
       }
     }
 
+    // One permit object per generation of the closed state, not one per call.
+    let permitCache: Permit = { generation: 0, trial: false }
+    const closedPermit = (generation: number): Permit =>
+      permitCache.generation === generation ? permitCache : (permitCache = { generation, trial: false })
+
     /** Open turns half-open lazily, at the first look after retryAt. */
     const promote = (s: State, now: number, out: Array<StateChange>): State =>
       s.state === "open" && s.retryAt !== null && now >= s.retryAt
@@ -214,16 +220,15 @@ export const make = (options: BreakerOptions): Effect.Effect<CircuitBreaker> =>
     const acquire: Effect.Effect<Permit, CircuitOpen> = Effect.flatMap(Clock.currentTimeMillis, (now) =>
       Ref.modify(ref, (current): readonly [readonly [Permit | CircuitOpen, Array<StateChange>], State] => {
         const out: Array<StateChange> = []
-        let s = promote(current, now, out)
-        s = { ...s, totals: { ...s.totals, calls: s.totals.calls + 1 } }
-        const reject = (retryAt: number) =>
-          [
-            [new CircuitOpen({ name, retryAt }), out],
-            { ...s, totals: { ...s.totals, rejections: s.totals.rejections + 1 } }
-          ] as const
+        const s = promote(current, now, out)
+        s.totals.calls++
+        const reject = (retryAt: number) => {
+          s.totals.rejections++
+          return [[new CircuitOpen({ name, retryAt }), out], s] as const
+        }
         switch (s.state) {
           case "closed":
-            return [[{ generation: s.generation, trial: false }, out], s]
+            return [[closedPermit(s.generation), out], s]
           case "open":
             return reject(s.retryAt ?? now)
           case "half-open":
@@ -251,19 +256,21 @@ export const make = (options: BreakerOptions): Effect.Effect<CircuitBreaker> =>
       out: Array<StateChange>
     ): State => {
       const t = s.totals
-      s = {
-        ...s,
-        trialsInFlight: permit.trial ? Math.max(0, s.trialsInFlight - 1) : s.trialsInFlight,
-        totals:
-          outcome === "success"
-            ? { ...t, successes: t.successes + 1 }
-            : outcome === "failure"
-              ? { ...t, failures: t.failures + 1 }
-              : { ...t, interruptions: t.interruptions + 1 }
-      }
+      if (outcome === "success") t.successes++
+      else if (outcome === "failure") t.failures++
+      else t.interruptions++
+      if (permit.trial) s = { ...s, trialsInFlight: Math.max(0, s.trialsInFlight - 1) }
       if (outcome === "interrupted" || permit.generation !== s.generation) return s
       if (s.state === "closed") {
         const failed = outcome === "failure"
+        // The steady state (a full window of successes): nothing changes, nothing is allocated.
+        if (
+          !failed &&
+          s.consecutiveFailures === 0 &&
+          s.window.length === windowSize &&
+          !s.window.includes(true)
+        )
+          return s
         const window = [...s.window.slice(-(windowSize - 1)), failed]
         const consecutiveFailures = failed ? s.consecutiveFailures + 1 : 0
         s = { ...s, window, consecutiveFailures }
@@ -359,7 +366,7 @@ export const make = (options: BreakerOptions): Effect.Effect<CircuitBreaker> =>
             openForMs: s.openForMs,
             trips: s.trips,
             halfOpenInFlight: s.trialsInFlight,
-            totals: s.totals,
+            totals: { ...s.totals },
             lastChange: s.lastChange
           }
         })

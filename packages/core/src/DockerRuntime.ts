@@ -737,7 +737,9 @@ export const make = (options: DockerRuntimeOptions = {}): Effect.Effect<Containe
                 query: {
                   t: build.tag,
                   dockerfile: build.dockerfile,
-                  labels: JSON.stringify(labelsFor({}, build.labels ?? {})),
+                  labels: build.labelsInDockerfile
+                    ? undefined
+                    : JSON.stringify(labelsFor({}, build.labels ?? {})),
                   buildargs: build.buildArgs ? JSON.stringify(build.buildArgs) : undefined,
                   rm: true,
                   forcerm: true

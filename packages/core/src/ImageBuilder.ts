@@ -279,9 +279,11 @@ export class ImageBuilder extends Effect.Service<ImageBuilder>()("@kyozo/core/Im
                     context: context.tar,
                     tag,
                     dockerfile: context.dockerfile,
-                    labels: generated
-                      ? { [ContextHashLabel]: context.hash }
-                      : { ...ownership, [ContextHashLabel]: context.hash },
+                    // A generated Dockerfile labels the image itself (its LABEL line); the tag names
+                    // the context hash. A user's Dockerfile gets the labels at build time.
+                    ...(generated
+                      ? { labels: ownership, labelsInDockerfile: true }
+                      : { labels: { ...ownership, [ContextHashLabel]: context.hash } }),
                     ...(input.timeoutMs !== undefined ? { timeoutMs: input.timeoutMs } : {})
                   })
                   .pipe(

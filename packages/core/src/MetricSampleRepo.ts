@@ -38,12 +38,14 @@ export class MetricSampleRepo extends Effect.Service<MetricSampleRepo>()("@kyozo
     const sql = yield* SqlClient.SqlClient
     const rows = rowDecoder(MetricSample)
 
-    /** One INSERT for all rows (a pass over hundreds of containers is one round trip). */
+    /**
+     * One INSERT for all rows (a pass over hundreds of containers is one round trip), the rows as
+     * one JSON parameter: binding 12 parameters per row costs more than the insert itself.
+     */
     const insertMany = (samples: ReadonlyArray<NewMetricSample>): Effect.Effect<number, SqlError> => {
       if (samples.length === 0) return Effect.succeed(0)
-      // One statement needs the same columns in every row: fill sampled_at when any row lacks it.
       const now = new Date()
-      return sql`INSERT INTO metric_samples ${sql.insert(
+      const json = JSON.stringify(
         samples.map((s) => ({
           service_id: s.serviceId,
           container_id: s.containerId,
@@ -56,9 +58,17 @@ export class MetricSampleRepo extends Effect.Service<MetricSampleRepo>()("@kyozo
           block_read_bytes: Math.round(s.blockReadBytes ?? 0),
           block_write_bytes: Math.round(s.blockWriteBytes ?? 0),
           pids: Math.round(s.pids ?? 0),
-          sampled_at: s.sampledAt ?? now
+          sampled_at: (s.sampledAt ?? now).toISOString()
         }))
-      )}`.pipe(Effect.as(samples.length))
+      )
+      return sql`INSERT INTO metric_samples (service_id, container_id, resolution, cpu_percent, memory_bytes,
+          memory_limit_bytes, net_rx_bytes, net_tx_bytes, block_read_bytes, block_write_bytes, pids, sampled_at)
+        SELECT service_id, container_id, resolution, cpu_percent, memory_bytes, memory_limit_bytes,
+          net_rx_bytes, net_tx_bytes, block_read_bytes, block_write_bytes, pids, sampled_at
+        FROM jsonb_to_recordset(${json}::jsonb) AS x(service_id text, container_id text, resolution text,
+          cpu_percent double precision, memory_bytes bigint, memory_limit_bytes bigint, net_rx_bytes bigint,
+          net_tx_bytes bigint, block_read_bytes bigint, block_write_bytes bigint, pids integer,
+          sampled_at timestamptz)`.pipe(Effect.as(samples.length))
     }
 
     /** Oldest first, for charts. */

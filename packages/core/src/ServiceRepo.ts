@@ -20,6 +20,7 @@ import {
 import {
   clampLimit,
   definedColumns,
+  inJson,
   jsonb,
   type Page,
   type PageOptions,
@@ -96,7 +97,8 @@ const isNameConflict = (e: SqlError): boolean =>
 export class ServiceRepo extends Effect.Service<ServiceRepo>()("@kyozo/core/ServiceRepo", {
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const rows = rowDecoder(ServiceInstance)
+    // The loops and the API read every service again and again; unchanged rows are not re-decoded.
+    const rows = rowDecoder(ServiceInstance, { memoBy: "id" })
 
     const nameTaken =
       (teamId: TeamId, name: string | undefined) =>
@@ -231,10 +233,40 @@ export class ServiceRepo extends Effect.Service<ServiceRepo>()("@kyozo/core/Serv
       )
 
     /** Global: every service that still exists, for the reconcile loops. */
+    // listDesired's rows by id, each with the row version (`xmin`: every committed change of a row,
+    // by any process or statement, gives it a new one) it was read at.
+    const desired = new Map<string, { readonly version: string; readonly row: ServiceInstance }>()
+
+    /**
+     * Global: every service not deleted, oldest first. The loops call this on every pass: it reads
+     * each row's version (one narrow query) and fetches whole rows only for those that changed.
+     */
     const listDesired = (): Effect.Effect<ReadonlyArray<ServiceInstance>, SqlError> =>
-      rows.all(
-        sql`SELECT * FROM container_service_instances WHERE deleted_at IS NULL ORDER BY created_at, id`
-      )
+      Effect.gen(function* () {
+        const heads = yield* sql<{ id: string; version: string }>`
+          SELECT id, xmin::text AS version FROM container_service_instances
+          WHERE deleted_at IS NULL ORDER BY created_at, id`
+        const changed = heads.filter((h) => desired.get(h.id)?.version !== h.version).map((h) => h.id)
+        if (changed.length > 0) {
+          const fetched = yield* sql<Record<string, unknown>>`
+            SELECT *, xmin::text AS kyozo_row_version FROM container_service_instances
+            WHERE ${inJson(sql, "id", changed)}`
+          const decoded = yield* rows.all(Effect.succeed(fetched))
+          for (let i = 0; i < decoded.length; i++) {
+            desired.set(decoded[i]!.id, { version: String(fetched[i]!.kyozo_row_version), row: decoded[i]! })
+          }
+        }
+        const present = new Set<string>()
+        const out: Array<ServiceInstance> = []
+        for (const h of heads) {
+          present.add(h.id)
+          const entry = desired.get(h.id)
+          // Changed again since the narrow read: the fetched (newer) row is what is; deleted ones go.
+          if (entry !== undefined && entry.row.deletedAt === null) out.push(entry.row)
+        }
+        for (const id of desired.keys()) if (!present.has(id)) desired.delete(id)
+        return out
+      })
 
     /** Global: one service by id whatever its team, deleted ones included (workflows finishing up). */
     const findByIdAnyTeam = (id: ServiceId): Effect.Effect<Option.Option<ServiceInstance>, SqlError> =>

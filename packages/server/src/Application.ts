@@ -28,8 +28,7 @@ import * as Autoscaler from "@kyozo/workers/Autoscaler"
 import * as Reconciler from "@kyozo/workers/Reconciler"
 import { WebhookDispatcher } from "@kyozo/workers/WebhookDispatcher"
 import * as Workers from "@kyozo/workers/Workers"
-import { Effect, Layer } from "effect"
-import { createServer } from "node:http"
+import { Config, Effect, Layer } from "effect"
 import * as Auth from "./Auth.js"
 import { KeySessions } from "./KeySessions.js"
 import { UploadPolicy } from "./application/UploadPolicy.js"
@@ -45,6 +44,7 @@ import * as Tracing from "./Tracing.js"
 import * as Sessions from "./Sessions.js"
 import * as DashboardRoutes from "./DashboardRoutes.js"
 import * as GraphqlRoutes from "./graphql/GraphqlRoutes.js"
+import * as GracefulServer from "./GracefulServer.js"
 
 /** Repositories of the API (authentication, who-am-I) and of the deployer. */
 const ReposLive = Layer.mergeAll(
@@ -113,11 +113,16 @@ export const RoutesLive = Layer.mergeAll(
 )
 
 export const HttpLive = Layer.unwrapEffect(
-  Effect.map(KyozoConfig, (config) =>
-    HttpLayerRouter.serve(RoutesLive, { disableLogger: true }).pipe(
-      Layer.provide(NodeHttpServer.layer(createServer, { host: config.host, port: config.port }))
+  Effect.gen(function* () {
+    const config = yield* KyozoConfig
+    // How long requests in flight may finish after SIGTERM (GracefulServer).
+    const graceMs = yield* Config.integer("KYOZO_SHUTDOWN_GRACE_MS").pipe(Config.withDefault(10_000))
+    return HttpLayerRouter.serve(RoutesLive, { disableLogger: true }).pipe(
+      Layer.provide(
+        NodeHttpServer.layer(GracefulServer.make({ graceMs }), { host: config.host, port: config.port })
+      )
     )
-  )
+  })
 )
 
 // Tracing sits under everything, so the workers' spans and the HTTP requests' spans are exported alike.

@@ -15,7 +15,7 @@ import { ContainerManager } from "@kyozo/core/ContainerManager"
 import type { DeploymentEvent } from "@kyozo/core/domain/DeploymentEvent"
 import type { TeamId } from "@kyozo/core/domain/Ids"
 import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
-import { Chunk, Config, Duration, Effect, Layer, Option, Queue, Stream } from "effect"
+import { Chunk, Config, Deferred, Duration, Effect, Layer, Option, Queue, Stream } from "effect"
 import { makeAuthenticate } from "./Auth.js"
 import { KeySessions } from "./KeySessions.js"
 import { tooManyRequests } from "./RateLimit.js"
@@ -57,6 +57,10 @@ export const make = (settings: EventsSettings) =>
     const events = yield* DeploymentEventRepo
     const manager = yield* ContainerManager
     const sessions = yield* KeySessions
+    // Closing the routes (server shutdown) ends every stream at once: an endless response would
+    // otherwise hold the HTTP server's close until its grace runs out. Clients resume by Last-Event-ID.
+    const stopping = yield* Deferred.make<void>()
+    yield* Effect.addFinalizer(() => Deferred.succeed(stopping, undefined))
 
     /** The team's events after `after`, then live ones, forever. */
     const teamEvents = (teamId: TeamId, after: number): Stream.Stream<DeploymentEvent> =>
@@ -141,6 +145,7 @@ export const make = (settings: EventsSettings) =>
           ),
           // Revoking the key, its expiry or the member's removal ends the stream.
           sessions.guard(principal.keyId),
+          Stream.interruptWhen(Deferred.await(stopping)),
           Stream.encodeText
         )
         return HttpServerResponse.stream(body, {
@@ -156,13 +161,13 @@ export const make = (settings: EventsSettings) =>
     )
   })
 
-export const layerWith = (settings: EventsSettings) => Layer.unwrapEffect(make(settings))
+export const layerWith = (settings: EventsSettings) => Layer.unwrapScoped(make(settings))
 
 /**
  * Heartbeat from `KYOZO_SSE_HEARTBEAT_MS` (default 15 000), fallback poll from `KYOZO_SSE_POLL_MS`
  * (default 2 000: events appended by another process are seen at least that often).
  */
-export const layer = Layer.unwrapEffect(
+export const layer = Layer.unwrapScoped(
   Effect.gen(function* () {
     const heartbeatMs = yield* Config.integer("KYOZO_SSE_HEARTBEAT_MS").pipe(
       Config.withDefault(15_000),

@@ -610,7 +610,10 @@ const deployLayer = (settings: DeploySettings) =>
                   }
                 })
               ),
-              Effect.flatMap((ok) => (ok ? Effect.succeed(true) : Effect.as(Effect.sleep(poll), false))),
+              // Fast at first (a small app answers within tens of ms of its start), then every `poll`.
+              Effect.flatMap((ok) =>
+                ok ? Effect.succeed(true) : Effect.as(Effect.sleep(Math.min(poll, 10 * 2 ** attempts)), false)
+              ),
               Effect.repeat({ until: (ok) => ok }),
               Effect.timeoutOption(settings.healthTimeout)
             )

@@ -248,7 +248,11 @@ export const make = (options: DeployerOptions = {}) =>
       Stream.unwrap(
         Effect.gen(function* () {
           const folder = yield* resolveSource(teamId, request)
-          const plan = yield* detectPlan(folder)
+          // An upload's folder is named by its upload id: the requested name names its root app.
+          const plan = yield* detectPlan(
+            folder,
+            request.source._tag === "Upload" && request.name !== undefined ? { rootName: request.name } : {}
+          )
           if (plan.services.length === 0) {
             return yield* new NothingToDeploy({
               folder: request.source._tag === "Path" ? request.source.path : folder,

@@ -509,13 +509,19 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
     // deciding what to store needs no query per service.
     const stored = new Map<string, StoredHealth>()
 
-    /** The pass, with each service's result for the recovery pass. */
+    /** The pass, with each service's result (and the rows it read) for the recovery pass. */
     const pass: Effect.Effect<
-      { readonly report: PassReport; readonly results: ReadonlyArray<HealthResult> },
+      {
+        readonly report: PassReport
+        readonly results: ReadonlyArray<HealthResult>
+        /** Every service row as the pass read them (the passes after it share this snapshot). */
+        readonly services: ReadonlyArray<ServiceInstance>
+      },
       unknown
     > = Effect.gen(function* () {
       const { concurrency } = yield* WorkerSettings
-      const wanted = (yield* services.listDesired()).filter((s) => s.desiredState === "running")
+      const all = yield* services.listDesired()
+      const wanted = all.filter((s) => s.desiredState === "running")
       if (trackers === null) {
         const latest = yield* checks.latestStatus(wanted.map((s) => s.id))
         trackers = new Map(
@@ -606,7 +612,7 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
           `${toStore.length} health rows stored`
         ]
       }
-      return { report, results }
+      return { report, results, services: all }
     })
 
     const run: Effect.Effect<PassReport, unknown> = Effect.map(pass, (p) => p.report)

@@ -6,7 +6,6 @@
  * After the samples are stored, the alert rules of the sampled services are evaluated; a rule's
  * transition (fired, resolved) is recorded once, as an `alert.fired` / `alert.resolved` event.
  */
-import * as SqlClient from "@effect/sql/SqlClient"
 import { AlertRepo } from "@kyozo/core/AlertRepo"
 import { ContainerRuntime, cpuPercent, type ContainerStats } from "@kyozo/core/ContainerRuntime"
 import * as Labels from "@kyozo/core/Labels"
@@ -14,14 +13,15 @@ import { emptyReport, type PassReport } from "@kyozo/core/MaintenancePasses"
 import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
 import type { ServiceId } from "@kyozo/core/domain/Ids"
 import { MetricSampleRepo, type NewMetricSample } from "@kyozo/core/MetricSampleRepo"
+import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { Clock, Effect, Either } from "effect"
 import { evaluate, type SamplePoint } from "./AlertEvaluator.js"
 import { WorkerSettings } from "./WorkerSettings.js"
 
 export class MetricsWorker extends Effect.Service<MetricsWorker>()("@kyozo/workers/MetricsWorker", {
   effect: Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
     const runtime = yield* ContainerRuntime
+    const services = yield* ServiceRepo
     const samples = yield* MetricSampleRepo
     const alerts = yield* AlertRepo
     const events = yield* DeploymentEventRepo
@@ -109,13 +109,11 @@ export class MetricsWorker extends Effect.Service<MetricsWorker>()("@kyozo/worke
       const serviceIds = [
         ...new Set(running.map((c) => c.labels[Labels.Service]).filter((id): id is string => !!id))
       ]
+      // The services not deleted (listDesired reads only row versions when nothing changed).
       const known =
         serviceIds.length === 0
           ? new Set<string>()
-          : new Set(
-              (yield* sql<{ id: string }>`SELECT id FROM container_service_instances
-                  WHERE ${sql.in("id", serviceIds)} AND deleted_at IS NULL`).map((r) => r.id)
-            )
+          : new Set((yield* services.listDesired()).map((r) => r.id))
 
       const outcomes = yield* Effect.forEach(
         running,
@@ -183,5 +181,10 @@ export class MetricsWorker extends Effect.Service<MetricsWorker>()("@kyozo/worke
 
     return { run, evaluateAlerts } as const
   }),
-  dependencies: [MetricSampleRepo.Default, AlertRepo.Default, DeploymentEventRepo.Default]
+  dependencies: [
+    MetricSampleRepo.Default,
+    AlertRepo.Default,
+    DeploymentEventRepo.Default,
+    ServiceRepo.Default
+  ]
 }) {}

@@ -12,6 +12,7 @@ import type { ServiceId } from "@kyozo/core/domain/Ids"
 import type { ServiceInstance, ServiceStatus } from "@kyozo/core/domain/ServiceInstance"
 import { emptyReport, type PassReport } from "@kyozo/core/MaintenancePasses"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
+import { inJson } from "@kyozo/core/SqlRows"
 import { Clock, Context, Duration, Effect, Option } from "effect"
 import { publishedByEngine } from "@kyozo/core/edge/Transport"
 import * as Dependencies from "./Dependencies.js"
@@ -79,7 +80,7 @@ export class RecoveryWorker extends Effect.Service<RecoveryWorker>()("@kyozo/wor
       ids.length === 0
         ? Effect.succeed(new Map<string, RestartState>())
         : sql<RecoveryRow>`SELECT service_id, backoff_level, last_restart_at, restarts, gave_up_at
-                           FROM service_recovery WHERE ${sql.in("service_id", ids)}`.pipe(
+                           FROM service_recovery WHERE ${inJson(sql, "service_id", ids)}`.pipe(
             Effect.map((rows) => new Map(rows.map((r) => [r.service_id, toState(r)] as const)))
           )
 
@@ -291,29 +292,34 @@ export class RecoveryWorker extends Effect.Service<RecoveryWorker>()("@kyozo/wor
       })
 
     /** Containers running although the row says stopped: stop them (reconcile toward the rows). */
-    const stopUnwanted = Effect.gen(function* () {
-      const stopped = (yield* services.listDesired()).filter(
-        (s) => s.desiredState === "stopped" && s.containerId
-      )
-      let acted = 0
-      for (const service of stopped) {
-        const info = yield* runtime.inspectContainer(service.containerId!).pipe(
-          Effect.map(Option.some),
-          Effect.catchTag("ContainerNotFound", () => Effect.succeedNone)
+    const stopUnwanted = (snapshot: ReadonlyArray<ServiceInstance> | undefined) =>
+      Effect.gen(function* () {
+        const stopped = (snapshot ?? (yield* services.listDesired())).filter(
+          (s) => s.desiredState === "stopped" && s.containerId
         )
-        if (Option.isNone(info) || !info.value.running) continue
-        yield* runtime.stopContainer(info.value.id)
-        yield* setStatus(service, "stopped")
-        yield* emit(service, "service.stopped", "desired state is stopped: container stopped", {
-          reason: "reconcile",
-          containerId: info.value.id
-        })
-        acted++
-      }
-      return acted
-    })
+        let acted = 0
+        for (const service of stopped) {
+          const info = yield* runtime.inspectContainer(service.containerId!).pipe(
+            Effect.map(Option.some),
+            Effect.catchTag("ContainerNotFound", () => Effect.succeedNone)
+          )
+          if (Option.isNone(info) || !info.value.running) continue
+          yield* runtime.stopContainer(info.value.id)
+          yield* setStatus(service, "stopped")
+          yield* emit(service, "service.stopped", "desired state is stopped: container stopped", {
+            reason: "reconcile",
+            containerId: info.value.id
+          })
+          acted++
+        }
+        return acted
+      })
 
-    const run = (results: ReadonlyArray<HealthResult>): Effect.Effect<PassReport, unknown> =>
+    /** `snapshot`: the service rows the health pass read (read again when absent). */
+    const run = (
+      results: ReadonlyArray<HealthResult>,
+      snapshot?: ReadonlyArray<ServiceInstance>
+    ): Effect.Effect<PassReport, unknown> =>
       Effect.gen(function* () {
         const now = yield* Clock.currentTimeMillis
         const states = yield* loadStates(results.map((r) => r.service.id))
@@ -345,7 +351,7 @@ export class RecoveryWorker extends Effect.Service<RecoveryWorker>()("@kyozo/wor
           if (outcome._tag === "Left") failures++
           else if (outcome.right !== null) notes.push(outcome.right)
         }
-        const stoppedCount = yield* stopUnwanted.pipe(
+        const stoppedCount = yield* stopUnwanted(snapshot).pipe(
           Effect.tapErrorCause((cause) => Effect.logWarning("stopping unwanted containers failed", cause)),
           Effect.orElseSucceed(() => 0)
         )

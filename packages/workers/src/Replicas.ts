@@ -58,28 +58,49 @@ export const createReplica = (service: ServiceInstance, deploymentId: string, im
     return ref
   })
 
+/** Whether the service's current deployment is one replicas are converged for. */
+const convergeable = (service: ServiceInstance): boolean =>
+  service.desiredState === "running" &&
+  service.status !== "deploying" &&
+  service.currentDeploymentId !== null &&
+  service.image !== null
+
+/** The replicas of the current deployment by index, among `owned` (containers of the deployment). */
+const indexed = (service: ServiceInstance, deploymentId: string, owned: ReadonlyArray<ContainerSummary>) => {
+  const byIndex = new Map<number, ContainerSummary>()
+  for (const c of owned) {
+    const index = c.id === service.containerId ? 0 : replicaIndex(service.name, deploymentId, c.name)
+    if (index !== null) byIndex.set(index, c)
+  }
+  return byIndex
+}
+
+/** True when the containers `owned` of the current deployment already match the replica count. */
+const converged = (service: ServiceInstance, owned: ReadonlyArray<ContainerSummary>): boolean => {
+  const deploymentId = service.currentDeploymentId!
+  const byIndex = indexed(service, deploymentId, owned)
+  for (let index = 1; index < service.replicas; index++) {
+    const c = byIndex.get(index)
+    if (c === undefined) return false
+    const down = c.state !== "running" && c.state !== "restarting" && c.state !== "paused"
+    if (down && service.restartPolicy !== "never") return false
+  }
+  for (const index of byIndex.keys()) if (index >= service.replicas && index !== 0) return false
+  return true
+}
+
 export const converge = (
   service: ServiceInstance
 ): Effect.Effect<ConvergeResult, unknown, ContainerRuntime> =>
   Effect.gen(function* () {
     const deploymentId = service.currentDeploymentId
-    if (
-      service.desiredState !== "running" ||
-      service.status === "deploying" ||
-      deploymentId === null ||
-      service.image === null
-    )
-      return none
+    if (!convergeable(service) || deploymentId === null || service.image === null) return none
     const runtime = yield* ContainerRuntime
     const owned = yield* runtime.listContainers({
       all: true,
       labels: { [Labels.Service]: service.id, [Labels.Deployment]: deploymentId }
     })
-    const byIndex = new Map<number, ContainerSummary>()
-    for (const c of owned) {
-      const index = c.id === service.containerId ? 0 : replicaIndex(service.name, deploymentId, c.name)
-      if (index !== null) byIndex.set(index, c)
-    }
+    const byIndex = indexed(service, deploymentId, owned)
     let started = 0
     let created = 0
     let removed = 0
@@ -123,20 +144,7 @@ export const converge = (
 /** Every running service; one failure is logged and does not stop the others. */
 export const convergeAll = Effect.gen(function* () {
   const services = yield* ServiceRepo
-  const notes: Array<string> = []
-  let failures = 0
-  for (const service of yield* services.listDesired()) {
-    const result = yield* Effect.either(converge(service))
-    if (result._tag === "Left") {
-      failures++
-      yield* Effect.logWarning(`replicas of ${service.name} not converged`, result.left)
-      continue
-    }
-    const r = result.right
-    if (r.started + r.created + r.removed > 0)
-      notes.push(`${service.id} replicas: +${r.created} created, ${r.started} started, -${r.removed}`)
-  }
-  return { notes, failures }
+  return yield* convergeEach(yield* services.listDesired())
 })
 
 const messageOf = (error: unknown): string =>
@@ -196,4 +204,55 @@ export const recreateOnFreePort = (
         yield* Effect.logWarning(`service ${service.id} vanished during a re-create`)
     }
     return { containerId: ref.id, oldPort, newPort: port }
+  })
+
+/**
+ * The services of a pass's snapshot: one listing of the engine's kyozo containers for all of
+ * them (not one engine call per service); a service whose replicas differ from its count is read
+ * again and converged from its current row (the snapshot may be a pass old: a deploy may own it now).
+ */
+export const convergeEach = (snapshot: ReadonlyArray<ServiceInstance>) =>
+  Effect.gen(function* () {
+    const runtime = yield* ContainerRuntime
+    const services = yield* ServiceRepo
+    const notes: Array<string> = []
+    let failures = 0
+    const candidates = snapshot.filter(convergeable)
+    const byDeployment = new Map<string, Array<ContainerSummary>>()
+    if (candidates.length > 0) {
+      const listed = yield* Effect.either(
+        runtime.listContainers({ all: true, labels: { [Labels.Managed]: "true" } })
+      )
+      if (listed._tag === "Left") {
+        yield* Effect.logWarning("replicas not converged: listing containers failed", listed.left)
+        return { notes, failures: 1 }
+      }
+      for (const c of listed.right) {
+        const key = `${c.labels[Labels.Service]} ${c.labels[Labels.Deployment]}`
+        const list = byDeployment.get(key)
+        if (list === undefined) byDeployment.set(key, [c])
+        else list.push(c)
+      }
+    }
+    for (const listed of candidates) {
+      if (converged(listed, byDeployment.get(`${listed.id} ${listed.currentDeploymentId}`) ?? [])) continue
+      const fresh = yield* Effect.either(services.findByIdAnyTeam(listed.id))
+      if (fresh._tag === "Left") {
+        failures++
+        yield* Effect.logWarning(`replicas of ${listed.name} not converged`, fresh.left)
+        continue
+      }
+      if (fresh.right._tag === "None" || fresh.right.value.deletedAt !== null) continue
+      const service = fresh.right.value
+      const result = yield* Effect.either(converge(service))
+      if (result._tag === "Left") {
+        failures++
+        yield* Effect.logWarning(`replicas of ${service.name} not converged`, result.left)
+        continue
+      }
+      const r = result.right
+      if (r.started + r.created + r.removed > 0)
+        notes.push(`${service.id} replicas: +${r.created} created, ${r.started} started, -${r.removed}`)
+    }
+    return { notes, failures }
   })

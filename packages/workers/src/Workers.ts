@@ -32,10 +32,10 @@ export const layer: Layer.Layer<MaintenancePasses, never, SqlClient.SqlClient | 
       const cleanup = yield* CleanupWorker
       const context = yield* Effect.context<ServiceRepo | ContainerRuntime>()
       const healthPass = Effect.gen(function* () {
-        const { report, results } = yield* health.pass
-        const recovered = yield* recovery.run(results)
+        const { report, results, services } = yield* health.pass
+        const recovered = yield* recovery.run(results, services)
         // Replicas 1…n-1 of each current deployment (replica 0 is recovery's, above).
-        const replicas = yield* Effect.provide(Replicas.convergeAll, context)
+        const replicas = yield* Effect.provide(Replicas.convergeEach(services), context)
         return merge(merge(report, recovered), {
           ...report,
           acted: replicas.notes.length,

@@ -528,10 +528,28 @@ const visit = (
     if (searchBelow && b.services.length === before) yield* composeServices(b, dir, compose!)
   })
 
-export const detectPlan = (folder: string, options?: ScanOptions): Effect.Effect<TopologyPlan, DetectError> =>
+/** How detection reads a folder; `rootName` names an app at the root that names itself nowhere. */
+export interface DetectOptions extends ScanOptions {
+  /**
+   * The folder's name as its owner knows it (default: the basename of `folder`). An upload lives
+   * in `uploads/<team>/<uploadId>`, a basename that changes on every upload: the name the client
+   * gave stands in for it, so a manifest-less folder detects the same service every time.
+   */
+  readonly rootName?: string
+}
+
+export const detectPlan = (
+  folder: string,
+  options?: DetectOptions
+): Effect.Effect<TopologyPlan, DetectError> =>
   Effect.gen(function* () {
     const index = yield* scanFolder(folder, options)
-    const b: Builder = { index, rootName: path.basename(index.root), services: [], notes: [] }
+    const b: Builder = {
+      index,
+      rootName: options?.rootName ?? path.basename(index.root),
+      services: [],
+      notes: []
+    }
     yield* visit(b, "", 0)
     if (b.services.length === 0 && index.dirs.some((d) => SAMPLE_DIRS.has(path.posix.basename(d)))) {
       // Nothing outside them: the app a platform would run is in a sample or docs folder.
@@ -552,7 +570,7 @@ export const detectPlan = (folder: string, options?: ScanOptions): Effect.Effect
   })
 
 /** The JSON contract: services and, when there are none, the reason. */
-export const detect = (folder: string, options?: ScanOptions): Effect.Effect<TopologyResult, DetectError> =>
+export const detect = (folder: string, options?: DetectOptions): Effect.Effect<TopologyResult, DetectError> =>
   Effect.map(detectPlan(folder, options), toResult)
 
 export class TopologyDetector extends Effect.Service<TopologyDetector>()("@kyozo/core/TopologyDetector", {
