@@ -15,10 +15,10 @@ import {
   HttpApiSecurity,
   OpenApi
 } from "@effect/platform"
-import { AlertComparator, AlertMetric } from "@kyozo/core/AlertRepo"
-import { BreakerStatus } from "@kyozo/core/CircuitBreaker"
+import { AlertComparator, AlertMetric } from "@kyozo/core/domain/Alert"
+import { BreakerStatus } from "@kyozo/core/domain/Breaker"
 import { HealthCheckConfig } from "@kyozo/core/domain/HealthCheckConfig"
-import { parseTargetUrl } from "@kyozo/core/OutboundTarget"
+import { parseTargetUrl } from "@kyozo/core/domain/TargetUrl"
 import { Role } from "@kyozo/core/domain/Membership"
 import { RestartPolicy } from "@kyozo/core/domain/ServiceInstance"
 import { Permission } from "@kyozo/core/domain/ServicePermission"

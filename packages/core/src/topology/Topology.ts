@@ -1,55 +1,18 @@
 /**
- * The answer of topology detection: what runs in a folder, with evidence and a confidence.
- * The JSON shape of `DetectedService` / `TopologyResult` is a contract scripts depend on.
+ * Detection's plan: the contract's DetectedService plus what the build needs beyond it (BuildHints).
+ * The wire shapes (DetectedService, TopologyResult, DetectError) live in the contract
+ * (domain/Topology) and are re-exported here.
  */
-import { Schema } from "effect"
+import type { DetectedService, StackKind, TopologyResult } from "../domain/Topology.js"
 
-export const ServiceKind = Schema.Literal(
-  "node",
-  "python",
-  "go",
-  "ruby",
-  "rust",
-  "java",
-  "php",
-  "deno",
-  "elixir",
-  "static",
-  "dockerfile",
-  "image"
-)
-export type ServiceKind = typeof ServiceKind.Type
-
-/** The stacks a Dockerfile can be generated for. */
-export type StackKind = Exclude<ServiceKind, "dockerfile" | "image">
-
-export const Evidence = Schema.Struct({
-  file: Schema.String,
-  line: Schema.optional(Schema.Number),
-  detail: Schema.String
-})
-export type Evidence = typeof Evidence.Type
-
-export const DetectedService = Schema.Struct({
-  name: Schema.String,
-  path: Schema.String,
-  kind: ServiceKind,
-  framework: Schema.NullOr(Schema.String),
-  port: Schema.NullOr(Schema.Number),
-  startCommand: Schema.NullOr(Schema.String),
-  image: Schema.NullOr(Schema.String),
-  dependsOn: Schema.Array(Schema.String),
-  requires: Schema.Array(Schema.String),
-  evidence: Schema.Array(Evidence),
-  confidence: Schema.Number
-})
-export type DetectedService = typeof DetectedService.Type
-
-export const TopologyResult = Schema.Struct({
-  services: Schema.Array(DetectedService),
-  reason: Schema.optional(Schema.String)
-})
-export type TopologyResult = typeof TopologyResult.Type
+export {
+  DetectedService,
+  DetectError,
+  Evidence,
+  ServiceKind,
+  type StackKind,
+  TopologyResult
+} from "../domain/Topology.js"
 
 /**
  * What a Dockerfile generator needs beyond the contract fields. Kept out of the JSON contract.
@@ -87,13 +50,6 @@ export interface TopologyPlan {
   readonly services: ReadonlyArray<PlannedService>
   readonly reason?: string
 }
-
-/** Folder problems that stop detection. Crosses the wire (server, CLI), hence a Schema error. */
-export class DetectError extends Schema.TaggedError<DetectError>()("DetectError", {
-  folder: Schema.String,
-  reason: Schema.Literal("NotFound", "NotADirectory", "Unreadable", "InvalidKyozoJson"),
-  message: Schema.String
-}) {}
 
 export const toResult = (plan: TopologyPlan): TopologyResult =>
   plan.reason === undefined
