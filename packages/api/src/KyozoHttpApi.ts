@@ -194,7 +194,7 @@ export const ServiceResource = resource("services", {
   memoryMb: Schema.Number,
   /** Names only: values may be secrets. */
   envKeys: Schema.Array(Schema.String),
-  healthConfig: Schema.Unknown,
+  healthConfig: Schema.encodedSchema(HealthCheckConfig),
   restartPolicy: RestartPolicy,
   restartCount: Schema.Number,
   /** Containers serving the service behind the edge. */

@@ -10,6 +10,7 @@ import * as Workspaces from "@kyozo/core/Workspaces"
 import type { ImageInfo, LogLine } from "@kyozo/core/ContainerRuntime"
 import * as Sharding from "@effect/cluster/Sharding"
 import { ContainerRuntime } from "@kyozo/core/ContainerRuntime"
+import { storedSourceOf } from "@kyozo/core/domain/StoredSource"
 import type { DeploymentEvent } from "@kyozo/core/domain/DeploymentEvent"
 import { type DeploymentId, ServiceId, type TeamId } from "@kyozo/core/domain/Ids"
 import type { ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
@@ -263,10 +264,6 @@ export const make = (options: DeployerOptions = {}) =>
                   ? `${request.name}-${p.service.name}`
                   : p.service.name
             )
-          const sourceInfo =
-            request.source._tag === "Upload"
-              ? { type: "upload", uploadId: request.source.uploadId }
-              : { type: "path", path: request.source.path }
 
           // New rows under the team's quota lock: a refused deploy leaves nothing behind, and two
           // deploys racing at the limit cannot both pass.
@@ -286,7 +283,7 @@ export const make = (options: DeployerOptions = {}) =>
                 kind: p.service.kind,
                 framework: p.service.framework,
                 internalPort: p.service.port,
-                source: { ...sourceInfo, service: p.service.path }
+                source: storedSourceOf(request.source, p.service.path)
               }
               const row = Option.isSome(existing)
                 ? Option.getOrElse(
