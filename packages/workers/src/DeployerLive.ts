@@ -330,8 +330,8 @@ export const make = (options: DeployerOptions = {}) =>
                     deploymentId: deployment.id,
                     image: null,
                     root: plan.root,
-                    // Plain JSON: the payload is stored with the workflow.
-                    planned: JSON.parse(JSON.stringify(p)) as unknown,
+                    // Encoded by the payload's schema when the workflow stores it.
+                    planned: p,
                     aliases: [p.service.name],
                     ...(request.force === true ? { force: true } : {})
                   },

@@ -3,7 +3,8 @@
  * The wire shapes (DetectedService, TopologyResult, DetectError) live in the contract
  * (domain/Topology) and are re-exported here.
  */
-import type { DetectedService, StackKind, TopologyResult } from "../domain/Topology.js"
+import { Schema } from "effect"
+import { DetectedService, type StackKind, type TopologyResult } from "../domain/Topology.js"
 
 export {
   DetectedService,
@@ -50,6 +51,33 @@ export interface TopologyPlan {
   readonly services: ReadonlyArray<PlannedService>
   readonly reason?: string
 }
+
+/**
+ * The schemas of BuildHints and PlannedService: a planned service crosses the database as JSON in
+ * the deploy workflow's payload. `satisfies Record<keyof …>` makes a field added to the interfaces
+ * above without a schema here a compile error ("Property 'x' is missing"): decoding would drop it.
+ */
+const buildHintsFields = {
+  stack: Schema.Literal("node", "python", "go", "ruby", "rust", "java", "php", "deno", "elixir", "static"),
+  manifests: Schema.Array(Schema.String),
+  packageManager: Schema.optional(Schema.Literal("npm", "pnpm", "yarn", "bun")),
+  hasDependencies: Schema.optional(Schema.Boolean),
+  buildScript: Schema.optional(Schema.Boolean),
+  target: Schema.optional(Schema.String),
+  buildTool: Schema.optional(Schema.Literal("maven", "gradle")),
+  siteDir: Schema.optional(Schema.String),
+  output: Schema.optional(Schema.String),
+  buildScriptName: Schema.optional(Schema.String),
+  contextFiles: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
+  wheelDir: Schema.optional(Schema.String)
+} satisfies Record<keyof BuildHints, unknown>
+export const BuildHintsSchema = Schema.Struct(buildHintsFields)
+
+const plannedServiceFields = {
+  service: DetectedService,
+  hints: Schema.optional(BuildHintsSchema)
+} satisfies Record<keyof PlannedService, unknown>
+export const PlannedServiceSchema = Schema.Struct(plannedServiceFields)
 
 export const toResult = (plan: TopologyPlan): TopologyResult =>
   plan.reason === undefined
