@@ -15,11 +15,11 @@ import {
   HttpApiSecurity,
   OpenApi
 } from "@effect/platform"
-import { AlertComparator, AlertMetric } from "@kyozo/core/AlertRepo"
-import { BreakerStatus } from "@kyozo/core/CircuitBreaker"
+import { AlertComparator, AlertMetric } from "@kyozo/core/domain/Alert"
+import { BreakerStatus } from "@kyozo/core/domain/Breaker"
 import { HealthCheckConfig } from "@kyozo/core/domain/HealthCheckConfig"
 import { AutoscalePolicy } from "@kyozo/core/domain/AutoscalePolicy"
-import { parseTargetUrl } from "@kyozo/core/OutboundTarget"
+import { parseTargetUrl } from "@kyozo/core/domain/TargetUrl"
 import { Role } from "@kyozo/core/domain/Membership"
 import { RestartPolicy } from "@kyozo/core/domain/ServiceInstance"
 import { Permission } from "@kyozo/core/domain/ServicePermission"
@@ -195,7 +195,7 @@ export const ServiceResource = resource("services", {
   memoryMb: Schema.Number,
   /** Names only: values may be secrets. */
   envKeys: Schema.Array(Schema.String),
-  healthConfig: Schema.Unknown,
+  healthConfig: Schema.encodedSchema(HealthCheckConfig),
   restartPolicy: RestartPolicy,
   restartCount: Schema.Number,
   /** Containers serving the service behind the edge. */

@@ -1,15 +1,15 @@
 /**
  * The typed RPC contract of Kyozo (served at `/rpc`, NDJSON over HTTP). It mirrors the Deployer
- * seam in `@kyozo/workers/Deployer` and imports nothing from the server, so the CLI, the REPL and
+ * seam of `@kyozo/workers/Deployer` (its wire shapes: domain/Deploy) and imports nothing from the server, so the CLI, the REPL and
  * scripts can build a client from it alone.
  */
 import { Rpc, RpcGroup, RpcMiddleware } from "@effect/rpc"
-import { BreakerStatus } from "@kyozo/core/CircuitBreaker"
+import { BreakerStatus } from "@kyozo/core/domain/Breaker"
 import { Role } from "@kyozo/core/domain/Membership"
 import { RestartPolicy } from "@kyozo/core/domain/ServiceInstance"
 import { AutoscalePolicy } from "@kyozo/core/domain/AutoscalePolicy"
 import { ApiKeyId, TeamId, UserId } from "@kyozo/core/domain/Ids"
-import { DetectError, TopologyResult } from "@kyozo/core/topology/Topology"
+import { DetectError, TopologyResult } from "@kyozo/core/domain/Topology"
 import {
   DeployError,
   DeploymentSummary,
@@ -19,7 +19,7 @@ import {
   InvalidSource,
   RollbackRequest,
   ServiceView
-} from "@kyozo/workers/Deployer"
+} from "@kyozo/core/domain/Deploy"
 import { Context, Schema } from "effect"
 
 /** Missing, malformed, unknown, revoked or expired credentials. Never says which: that would help guessing. */

@@ -6,7 +6,7 @@ import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import type { GeneratedDockerfile } from "@kyozo/core/dockerfile/DockerfileGenerator"
-import type { DetectedService } from "@kyozo/core/topology/Topology"
+import type { DetectedService } from "@kyozo/core/domain/Topology"
 import { Console, Effect } from "effect"
 import { resolveFolder } from "./Folder.js"
 

@@ -10,7 +10,7 @@
  */
 import dockerignore from "@balena/dockerignore"
 import { KyozoClient } from "@kyozo/api/KyozoClient"
-import type { DeploymentSummary } from "@kyozo/workers/Deployer"
+import type { DeploymentSummary } from "@kyozo/core/domain/Deploy"
 import { Deferred, Effect, Fiber, Queue, Stream } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"

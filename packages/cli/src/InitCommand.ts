@@ -8,7 +8,7 @@
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
-import type { DetectedService } from "@kyozo/core/topology/Topology"
+import type { DetectedService } from "@kyozo/core/domain/Topology"
 import { Effect, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"

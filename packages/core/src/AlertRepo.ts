@@ -6,13 +6,12 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, type Option, Schema } from "effect"
+import { AlertComparator, AlertMetric } from "./domain/Alert.js"
 import { randomToken, ServiceId, TeamId } from "./domain/Ids.js"
 import { inJson, rowDecoder } from "./SqlRows.js"
 
-export const AlertMetric = Schema.Literal("cpu_percent", "memory_percent", "memory_bytes", "pids")
-export type AlertMetric = typeof AlertMetric.Type
-export const AlertComparator = Schema.Literal(">", ">=", "<", "<=")
-export type AlertComparator = typeof AlertComparator.Type
+/** Re-exported: the rule's wire values live in the contract (domain/Alert). */
+export { AlertComparator, AlertMetric } from "./domain/Alert.js"
 
 export class AlertRule extends Schema.Class<AlertRule>("AlertRule")({
   id: Schema.String,

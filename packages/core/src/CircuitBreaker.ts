@@ -7,51 +7,15 @@
  * timeouts (they are failures). Interruptions never count: the caller gave up, the callee did not fail.
  * A typed failure that `isFailure` rejects is an answer (e.g. ContainerNotFound) and counts as success.
  */
-import { Cause, Clock, Context, Duration, Effect, Exit, Layer, PubSub, Ref, Schema, Stream } from "effect"
+import { Cause, Clock, Context, Duration, Effect, Exit, Layer, PubSub, Ref, Stream } from "effect"
 import type { Queue, Scope } from "effect"
 import { ContainerRuntime, type ContainerRuntimeShape } from "./ContainerRuntime.js"
 import { CircuitOpen, DockerTimeout, isEngineFailure, RuntimeError } from "./RuntimeErrors.js"
 
-export const BreakerState = Schema.Literal("closed", "open", "half-open")
-export type BreakerState = typeof BreakerState.Type
+import { BreakerState, type BreakerStatus, type StateChange } from "./domain/Breaker.js"
 
-export const StateChange = Schema.Struct({
-  from: BreakerState,
-  to: BreakerState,
-  /** Epoch milliseconds (Clock). */
-  at: Schema.Number,
-  reason: Schema.String
-})
-export type StateChange = typeof StateChange.Type
-
-/** What the API reports as `circuit_breaker_status`. */
-export const BreakerStatus = Schema.Struct({
-  name: Schema.String,
-  state: BreakerState,
-  consecutiveFailures: Schema.Number,
-  window: Schema.Struct({
-    size: Schema.Number,
-    calls: Schema.Number,
-    failures: Schema.Number,
-    failureRate: Schema.Number
-  }),
-  openedAt: Schema.NullOr(Schema.Number),
-  retryAt: Schema.NullOr(Schema.Number),
-  /** How long the current (or last) open period lasts; grows with repeated trips when configured. */
-  openForMs: Schema.Number,
-  /** Trips since the breaker last closed. */
-  trips: Schema.Number,
-  halfOpenInFlight: Schema.Number,
-  totals: Schema.Struct({
-    calls: Schema.Number,
-    successes: Schema.Number,
-    failures: Schema.Number,
-    rejections: Schema.Number,
-    interruptions: Schema.Number
-  }),
-  lastChange: Schema.NullOr(StateChange)
-})
-export type BreakerStatus = typeof BreakerStatus.Type
+/** Re-exported: the wire shapes live in the contract (domain/Breaker). */
+export { BreakerState, BreakerStatus, StateChange } from "./domain/Breaker.js"
 
 export interface BreakerOptions {
   readonly name: string

@@ -7,16 +7,30 @@ import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Option, Schema } from "effect"
+import { existsSync } from "node:fs"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 
 export const migrationsTable = "kyozo_migrations"
 
-/** The repository's `migrations/` folder, found from this module (packages/core/src → root). */
-export const defaultMigrationsDirectory: string = fileURLToPath(
-  new URL("../../../migrations/", import.meta.url)
-)
+/**
+ * The repository's `migrations/` folder: the nearest one above this module. Found by walking up,
+ * not by a fixed `../..`, because the module runs at different depths (packages/core/src/… under
+ * tsx, packages/<pkg>/dist/… in a bundle). Falls back to `./migrations` of the working directory.
+ */
+const findMigrationsDirectory = (): string => {
+  let dir = path.dirname(fileURLToPath(import.meta.url))
+  for (;;) {
+    const candidate = path.join(dir, "migrations")
+    if (existsSync(candidate)) return candidate + path.sep
+    const parent = path.dirname(dir)
+    if (parent === dir) return path.resolve("migrations") + path.sep
+    dir = parent
+  }
+}
+
+export const defaultMigrationsDirectory: string = findMigrationsDirectory()
 
 export class MigrationFailed extends Schema.TaggedError<MigrationFailed>()("MigrationFailed", {
   reason: Schema.String,

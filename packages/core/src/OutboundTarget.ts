@@ -9,18 +9,14 @@
  * `KYOZO_WEBHOOK_ALLOW_PRIVATE=1` lets an admin allow private and loopback targets (a receiver on
  * the same host or LAN); metadata names stay refused even then.
  */
-import { Data } from "effect"
+import { parseTargetUrl, refused, TargetRefused } from "./domain/TargetUrl.js"
 import ipaddr from "ipaddr.js"
 import type { LookupFunction } from "node:net"
 import * as dns from "node:dns"
 import * as net from "node:net"
 
-export type TargetRefusal = "malformed" | "scheme" | "credentials" | "too-long" | "private-address"
-
-export class TargetRefused extends Data.TaggedError("TargetRefused")<{
-  readonly reason: TargetRefusal
-  readonly message: string
-}> {}
+/** Re-exported: the URL rule lives in the contract (domain/TargetUrl). */
+export { parseTargetUrl, type TargetRefusal, TargetRefused } from "./domain/TargetUrl.js"
 
 /** Whether private targets are allowed (an admin's switch). */
 export const allowPrivateFromEnv = (env: NodeJS.ProcessEnv = process.env): boolean =>
@@ -51,33 +47,6 @@ const isAllowedAddress = (address: string, allowPrivate: boolean): boolean => {
   if (ip.range() === "unicast") return true
   if (!allowPrivate) return false
   return ["private", "loopback", "uniqueLocal", "linkLocal", "carrierGradeNat"].includes(ip.range())
-}
-
-const refused = (reason: TargetRefusal, message: string) => new TargetRefused({ reason, message })
-
-/**
- * The one URL rule: absolute http(s), a host, no credentials, at most 2,048 characters once
- * normalized. Answers the normalized URL (lower-case scheme and host, numeric hosts such as
- * `0x7f.1` written out as `127.0.0.1`), which is what is stored and called.
- */
-export const parseTargetUrl = (raw: string): URL | TargetRefused => {
-  if (raw.includes("\0")) return refused("malformed", "The URL contains a NUL byte.")
-  let u: URL
-  try {
-    u = new URL(raw)
-  } catch {
-    return refused("malformed", "Expected an absolute http:// or https:// URL.")
-  }
-  if (u.protocol !== "http:" && u.protocol !== "https:")
-    return refused("scheme", "Expected an absolute http:// or https:// URL.")
-  // `http:/x` parses as http://x/ in WHATWG: insist on the `//` the user meant to write.
-  if (!/^https?:\/\//i.test(raw.trim()))
-    return refused("malformed", "Expected an absolute http:// or https:// URL.")
-  if (u.hostname === "") return refused("malformed", "The URL has no host.")
-  if (u.username !== "" || u.password !== "")
-    return refused("credentials", "Credentials inside the URL are not allowed: sign with the webhook secret.")
-  if (u.href.length > 2048) return refused("too-long", "The URL is longer than 2,048 characters.")
-  return u
 }
 
 /** The host of a URL without IPv6 brackets. */

@@ -24,8 +24,8 @@ import type {
 } from "@kyozo/api/KyozoHttpApi"
 import type { EventView } from "@kyozo/api/KyozoRpc"
 import type { CurrentSessionDocument, SessionDocument } from "@kyozo/api/KyozoSession"
-import type { TopologyResult } from "@kyozo/core/topology/Topology"
-import type { DeployProgress as DeployProgressType } from "@kyozo/workers/Deployer"
+import type { TopologyResult } from "@kyozo/core/domain/Topology"
+import type { DeployProgress as DeployProgressType } from "@kyozo/core/domain/Deploy"
 
 export type Service = typeof ServiceResource.Type
 export type Deployment = typeof DeploymentResource.Type

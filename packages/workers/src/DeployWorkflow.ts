@@ -28,7 +28,7 @@ import { publishedByEngine } from "@kyozo/core/edge/Transport"
 import { containerName, teamNetwork } from "@kyozo/core/ServiceNaming"
 import { ServiceRepo } from "@kyozo/core/ServiceRepo"
 import { ensureVolumes, mountsFor } from "@kyozo/core/ServiceVolumes"
-import type { PlannedService } from "@kyozo/core/topology/Topology"
+import { PlannedServiceSchema } from "@kyozo/core/topology/Topology"
 import { Cause, Duration, Effect, Layer, Option, PubSub, Schedule, Schema } from "effect"
 import * as crypto from "node:crypto"
 import * as http from "node:http"
@@ -189,8 +189,8 @@ export const DeployPayload = Schema.Struct({
   /** A ready image (rollback, image-only service); otherwise built from `root` and `planned`. */
   image: Schema.NullOr(Schema.String),
   root: Schema.NullOr(Schema.String),
-  /** The `PlannedService` of detection, as plain JSON. */
-  planned: Schema.NullOr(Schema.Unknown),
+  /** The `PlannedService` of detection (stored as JSON with the workflow). */
+  planned: Schema.NullOr(PlannedServiceSchema),
   /** Extra network aliases (the name the folder's compose file uses for the service). */
   aliases: Schema.Array(Schema.String),
   /** Replace the containers even when the desired spec equals what runs. */
@@ -346,7 +346,7 @@ const deployLayer = (settings: DeploySettings) =>
             serviceId,
             teamId,
             root: payload.root,
-            planned: payload.planned as PlannedService,
+            planned: payload.planned,
             onLog: (line: string) =>
               bus.publish({ deploymentId, progress: { _tag: "BuildLog", service: serviceId, line } })
           })

@@ -10,6 +10,7 @@ import * as Workspaces from "@kyozo/core/Workspaces"
 import type { ImageInfo, LogLine } from "@kyozo/core/ContainerRuntime"
 import * as Sharding from "@effect/cluster/Sharding"
 import { ContainerRuntime } from "@kyozo/core/ContainerRuntime"
+import { storedSourceOf } from "@kyozo/core/domain/StoredSource"
 import type { DeploymentEvent } from "@kyozo/core/domain/DeploymentEvent"
 import { type DeploymentId, ServiceId, type TeamId } from "@kyozo/core/domain/Ids"
 import type { ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
@@ -268,10 +269,6 @@ export const make = (options: DeployerOptions = {}) =>
                   ? `${request.name}-${p.service.name}`
                   : p.service.name
             )
-          const sourceInfo =
-            request.source._tag === "Upload"
-              ? { type: "upload", uploadId: request.source.uploadId }
-              : { type: "path", path: request.source.path }
 
           // New rows under the team's quota lock: a refused deploy leaves nothing behind, and two
           // deploys racing at the limit cannot both pass.
@@ -291,7 +288,7 @@ export const make = (options: DeployerOptions = {}) =>
                 kind: p.service.kind,
                 framework: p.service.framework,
                 internalPort: p.service.port,
-                source: { ...sourceInfo, service: p.service.path },
+                source: storedSourceOf(request.source, p.service.path),
                 volumes: p.volumes ?? [],
                 ...(p.autoscale === undefined ? {} : { autoscale: p.autoscale })
               }
@@ -340,8 +337,8 @@ export const make = (options: DeployerOptions = {}) =>
                     deploymentId: deployment.id,
                     image: null,
                     root: plan.root,
-                    // Plain JSON: the payload is stored with the workflow.
-                    planned: JSON.parse(JSON.stringify(p)) as unknown,
+                    // Encoded by the payload's schema when the workflow stores it.
+                    planned: p,
                     aliases: [p.service.name],
                     ...(request.force === true ? { force: true } : {})
                   },

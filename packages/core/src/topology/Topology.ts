@@ -1,56 +1,20 @@
 /**
- * The answer of topology detection: what runs in a folder, with evidence and a confidence.
- * The JSON shape of `DetectedService` / `TopologyResult` is a contract scripts depend on.
+ * Detection's plan: the contract's DetectedService plus what the build needs beyond it (BuildHints).
+ * The wire shapes (DetectedService, TopologyResult, DetectError) live in the contract
+ * (domain/Topology) and are re-exported here.
  */
 import { Schema } from "effect"
-import type { AutoscalePolicy } from "../domain/AutoscalePolicy.js"
+import { AutoscalePolicy } from "../domain/AutoscalePolicy.js"
+import { DetectedService, type StackKind, type TopologyResult } from "../domain/Topology.js"
 
-export const ServiceKind = Schema.Literal(
-  "node",
-  "python",
-  "go",
-  "ruby",
-  "rust",
-  "java",
-  "php",
-  "deno",
-  "elixir",
-  "static",
-  "dockerfile",
-  "image"
-)
-export type ServiceKind = typeof ServiceKind.Type
-
-/** The stacks a Dockerfile can be generated for. */
-export type StackKind = Exclude<ServiceKind, "dockerfile" | "image">
-
-export const Evidence = Schema.Struct({
-  file: Schema.String,
-  line: Schema.optional(Schema.Number),
-  detail: Schema.String
-})
-export type Evidence = typeof Evidence.Type
-
-export const DetectedService = Schema.Struct({
-  name: Schema.String,
-  path: Schema.String,
-  kind: ServiceKind,
-  framework: Schema.NullOr(Schema.String),
-  port: Schema.NullOr(Schema.Number),
-  startCommand: Schema.NullOr(Schema.String),
-  image: Schema.NullOr(Schema.String),
-  dependsOn: Schema.Array(Schema.String),
-  requires: Schema.Array(Schema.String),
-  evidence: Schema.Array(Evidence),
-  confidence: Schema.Number
-})
-export type DetectedService = typeof DetectedService.Type
-
-export const TopologyResult = Schema.Struct({
-  services: Schema.Array(DetectedService),
-  reason: Schema.optional(Schema.String)
-})
-export type TopologyResult = typeof TopologyResult.Type
+export {
+  DetectedService,
+  DetectError,
+  Evidence,
+  ServiceKind,
+  type StackKind,
+  TopologyResult
+} from "../domain/Topology.js"
 
 /**
  * What a Dockerfile generator needs beyond the contract fields. Kept out of the JSON contract.
@@ -93,12 +57,34 @@ export interface TopologyPlan {
   readonly reason?: string
 }
 
-/** Folder problems that stop detection. Crosses the wire (server, CLI), hence a Schema error. */
-export class DetectError extends Schema.TaggedError<DetectError>()("DetectError", {
-  folder: Schema.String,
-  reason: Schema.Literal("NotFound", "NotADirectory", "Unreadable", "InvalidKyozoJson"),
-  message: Schema.String
-}) {}
+/**
+ * The schemas of BuildHints and PlannedService: a planned service crosses the database as JSON in
+ * the deploy workflow's payload. `satisfies Record<keyof …>` makes a field added to the interfaces
+ * above without a schema here a compile error ("Property 'x' is missing"): decoding would drop it.
+ */
+const buildHintsFields = {
+  stack: Schema.Literal("node", "python", "go", "ruby", "rust", "java", "php", "deno", "elixir", "static"),
+  manifests: Schema.Array(Schema.String),
+  packageManager: Schema.optional(Schema.Literal("npm", "pnpm", "yarn", "bun")),
+  hasDependencies: Schema.optional(Schema.Boolean),
+  buildScript: Schema.optional(Schema.Boolean),
+  target: Schema.optional(Schema.String),
+  buildTool: Schema.optional(Schema.Literal("maven", "gradle")),
+  siteDir: Schema.optional(Schema.String),
+  output: Schema.optional(Schema.String),
+  buildScriptName: Schema.optional(Schema.String),
+  contextFiles: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
+  wheelDir: Schema.optional(Schema.String)
+} satisfies Record<keyof BuildHints, unknown>
+export const BuildHintsSchema = Schema.Struct(buildHintsFields)
+
+const plannedServiceFields = {
+  service: DetectedService,
+  hints: Schema.optional(BuildHintsSchema),
+  volumes: Schema.optional(Schema.Array(Schema.Struct({ name: Schema.String, target: Schema.String }))),
+  autoscale: Schema.optional(AutoscalePolicy)
+} satisfies Record<keyof PlannedService, unknown>
+export const PlannedServiceSchema = Schema.Struct(plannedServiceFields)
 
 export const toResult = (plan: TopologyPlan): TopologyResult =>
   plan.reason === undefined
