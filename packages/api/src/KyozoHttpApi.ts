@@ -6,15 +6,13 @@
  * Request bodies are JSON:API documents too: `{ "data": { "type": "services", "attributes": {…} } }`,
  * so a decode failure points at `/data/attributes/<field>`.
  */
-import {
-  HttpApi,
-  HttpApiEndpoint,
-  HttpApiGroup,
-  HttpApiMiddleware,
-  HttpApiSchema,
-  HttpApiSecurity,
-  OpenApi
-} from "@effect/platform"
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { AlertComparator, AlertMetric } from "@kyozo/core/AlertRepo"
 import { BreakerStatus } from "@kyozo/core/CircuitBreaker"
 import { HealthCheckConfig } from "@kyozo/core/domain/HealthCheckConfig"

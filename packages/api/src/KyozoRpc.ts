@@ -3,7 +3,9 @@
  * seam in `@kyozo/workers/Deployer` and imports nothing from the server, so the CLI, the REPL and
  * scripts can build a client from it alone.
  */
-import { Rpc, RpcGroup, RpcMiddleware } from "@effect/rpc"
+import * as Rpc from "@effect/rpc/Rpc"
+import * as RpcGroup from "@effect/rpc/RpcGroup"
+import * as RpcMiddleware from "@effect/rpc/RpcMiddleware"
 import { BreakerStatus } from "@kyozo/core/CircuitBreaker"
 import { Role } from "@kyozo/core/domain/Membership"
 import { RestartPolicy } from "@kyozo/core/domain/ServiceInstance"

@@ -4,7 +4,9 @@
  * methods: an id of another team answers 404 exactly like an id that does not exist, and error texts
  * never echo ids or names (a caller learns nothing about other teams from them).
  */
-import { HttpApiBuilder, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import {
   apiError,
   type ApiError,
