@@ -95,6 +95,9 @@ export type ApiError =
   BadRequest | Unauthenticated | Denied | NotFound | Conflict | Unprocessable | Unavailable
 
 /** One JSON:API error document. */
+// Each class pins its own status literal, so its props type is not known here; the caller passes
+// the status that matches the class.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const apiError = <C extends new (props: any) => ApiError>(
   Class: C,
   status: number,
@@ -701,10 +704,14 @@ export class RuntimeApi extends HttpApiGroup.make("runtime")
   .add(HttpApiEndpoint.get("runtimeStatus", "/runtime").addSuccess(single(RuntimeResource)))
   .middleware(Authorization) {}
 
-const jsonApiErrors = (spec: Record<string, any>): Record<string, any> => {
-  for (const item of Object.values(spec.paths ?? {}) as Array<Record<string, any>>)
+// The OpenAPI document as OpenApi.Transform hands it over: walked defensively below.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type OpenApiJson = Record<string, any>
+
+const jsonApiErrors = (spec: OpenApiJson): OpenApiJson => {
+  for (const item of Object.values(spec.paths ?? {}) as Array<OpenApiJson>)
     for (const op of Object.values(item))
-      for (const [status, response] of Object.entries((op?.responses ?? {}) as Record<string, any>)) {
+      for (const [status, response] of Object.entries((op?.responses ?? {}) as OpenApiJson)) {
         const content = response?.content
         if (Number(status) >= 400 && content?.["application/json"] && !content[JSON_API]) {
           content[JSON_API] = content["application/json"]
