@@ -14,7 +14,7 @@ import * as Labels from "@kyozo/core/Labels"
 import { Effect, Either } from "effect"
 import { execFile } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { WorkerSettings } from "../packages/workers/src/WorkerSettings.js"
+import { WorkerSettings } from "@kyozo/workers/WorkerSettings"
 
 const COUNT = Number(process.env.KYOZO_BENCH_CONTAINERS ?? 50)
 const ROUNDS = 3

@@ -9,7 +9,7 @@ import { ContainerRuntime } from "@kyozo/core/ContainerRuntime"
 import * as Labels from "@kyozo/core/Labels"
 import { MockRuntime } from "@kyozo/core/MockRuntime"
 import { Duration, Effect, Layer, Stream } from "effect"
-import { CleanupSettings, CleanupWorker, snowflakeAt } from "../packages/workers/src/CleanupWorker.js"
+import { CleanupSettings, CleanupWorker, snowflakeAt } from "@kyozo/workers/CleanupWorker"
 import { pgliteLayer } from "./support/database.js"
 import { tarOf } from "./support/docker.js"
 

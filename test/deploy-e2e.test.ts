@@ -17,9 +17,9 @@ import { Chunk, Effect, Layer, Stream } from "effect"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import * as path from "node:path"
-import { type DeployProgress, Deployer } from "../packages/workers/src/Deployer.js"
-import * as DeployerLive from "../packages/workers/src/DeployerLive.js"
-import * as DurableEngine from "../packages/workers/src/DurableEngine.js"
+import { type DeployProgress, Deployer } from "@kyozo/workers/Deployer"
+import * as DeployerLive from "@kyozo/workers/DeployerLive"
+import * as DurableEngine from "@kyozo/workers/DurableEngine"
 import { makeTempDir, pgliteLayer } from "./support/database.js"
 import {
   dockerSuite,
