@@ -1,5 +1,5 @@
 /**
- * The fault suite of issue 5, on the real Docker engine (skipped with a loud warning without one;
+ * The fault suite, on the real Docker engine (skipped with a loud warning without one;
  * KYOZO_REQUIRE_DOCKER=1 makes that a failure in CI). Every figure it measures is printed.
  *
  * (a) a container killed behind Kyozo's back is restarted by the next health pass;
@@ -130,7 +130,7 @@ const healthPass = Effect.flatMap(MaintenancePasses, (p) => p.health)
 const cleanupPass = Effect.flatMap(MaintenancePasses, (p) => p.cleanup)
 
 const Live = Workers.layer.pipe(
-  Layer.provideMerge(DockerRuntime.layerWith({ timeout: "20 seconds" })),
+  Layer.provideMerge(DockerRuntime.layerWith({ dockerHost: process.env.DOCKER_HOST, timeout: "20 seconds" })),
   Layer.provideMerge(pgliteLayer),
   Layer.orDie
 )
@@ -544,7 +544,7 @@ const OutageLayer = Layer.mergeAll(
   Layer.provideMerge(
     CircuitBreaker.layerRuntime({ failureThreshold: 3, resetAfter: "2 seconds", callTimeout: "10 seconds" })
   ),
-  Layer.provideMerge(DockerRuntime.layerWith({ timeout: "10 seconds" })),
+  Layer.provideMerge(DockerRuntime.layerWith({ dockerHost: process.env.DOCKER_HOST, timeout: "10 seconds" })),
   Layer.provideMerge(pgliteLayer),
   Layer.orDie
 )

@@ -1,5 +1,5 @@
 /**
- * Settings take effect (issue 10), on the REAL Docker engine through a real server process: a
+ * Settings take effect, on the REAL Docker engine through a real server process: a
  * PATCH of a deployed service's env rolls out behind the health gate (the URL serves the new
  * value, no request fails while a client polls); `kyozo env set|unset|ls` does the same through
  * the CLI, and `ls` never shows values; a restart-policy-only PATCH starts no deployment;

@@ -72,11 +72,11 @@ export const CoreLive = Layer.mergeAll(
   RateLimit.layer,
   PrincipalCache.Default,
   Auth.BootstrapLive,
-  // After a crash: proxies re-routed, unfinished deploys resumed or compensated (DESIGN.md: reconcile).
+  // After a crash: proxies re-routed, unfinished deploys resumed or compensated (reconcile, not remember).
   Reconciler.layer(),
   WebhookDispatcher.layer,
   KeySessions.Default,
-  // Routes follow containers: engine events, the engine coming back, a periodic pass (issue 10).
+  // Routes follow containers: engine events, the engine coming back, a periodic pass.
   EdgeRoutes.layer(),
   UploadPolicy.Default
 ).pipe(
