@@ -140,7 +140,7 @@ const cleanup = Effect.gen(function* () {
 Effect.runPromise(
   program.pipe(
     Effect.ensuring(Effect.orDie(cleanup)),
-    Effect.provide(DockerRuntime.layerWith({ timeout: "30 seconds" }))
+    Effect.provide(DockerRuntime.layerWith({ dockerHost: process.env.DOCKER_HOST, timeout: "30 seconds" }))
   )
 ).catch((e) => {
   console.error(e)

@@ -27,7 +27,7 @@ const SlowRemovals = (delayMs: number) =>
   Layer.effect(
     ContainerRuntime,
     Effect.gen(function* () {
-      const inner = yield* DockerRuntime.make({ timeout: "20 seconds" })
+      const inner = yield* DockerRuntime.make({ dockerHost: process.env.DOCKER_HOST, timeout: "20 seconds" })
       // One removal at a time, so the kill lands after some removals and before others.
       const one = yield* Effect.makeSemaphore(1)
       return {

@@ -458,7 +458,7 @@ const imageInfoOf = (i: Wire): ImageInfo => ({
   healthcheck: healthcheckOf(i.Config?.Healthcheck)
 })
 
-/** The Docker create body for a spec, with Kyozo's safety defaults (DESIGN.md). */
+/** The Docker create body for a spec, with Kyozo's safety defaults (no capabilities, limits, loopback ports). */
 export const createBody = (spec: ContainerSpec): Record<string, unknown> => {
   const exposed: Record<string, object> = {}
   const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {}
@@ -520,9 +520,7 @@ const tailSize = 30
 /** Builds a `ContainerRuntimeShape` on the engine at `options.dockerHost`. Connects lazily. */
 export const make = (options: DockerRuntimeOptions = {}): Effect.Effect<ContainerRuntimeShape> =>
   Effect.sync(() => {
-    const { endpoint, options: dockerOptions } = parseDockerHost(
-      options.dockerHost ?? process.env.DOCKER_HOST
-    )
+    const { endpoint, options: dockerOptions } = parseDockerHost(options.dockerHost)
     const docker = new Docker(dockerOptions)
     const callTimeout = Duration.decode(options.timeout ?? Duration.seconds(30))
     const idleTimeout = Duration.decode(options.streamIdleTimeout ?? Duration.minutes(5))
@@ -1203,7 +1201,6 @@ export const make = (options: DockerRuntimeOptions = {}): Effect.Effect<Containe
   })
 
 /** The engine named by DOCKER_HOST (or the local socket), 30 s per call. */
-export const layer: Layer.Layer<ContainerRuntime> = Layer.effect(ContainerRuntime, make())
 
 /** The engine with explicit options (tests, tools). */
 export const layerWith = (options: DockerRuntimeOptions): Layer.Layer<ContainerRuntime> =>
@@ -1215,4 +1212,10 @@ export const layerConfig: Layer.Layer<ContainerRuntime, never, KyozoConfig> = La
   Effect.flatMap(KyozoConfig, (config) =>
     make({ dockerHost: config.dockerHost, timeout: config.dockerTimeout })
   )
+)
+
+/** The engine KyozoConfig names (DOCKER_HOST, KYOZO_DOCKER_TIMEOUT), configuration read on its own. */
+export const layer: Layer.Layer<ContainerRuntime> = layerConfig.pipe(
+  Layer.provide(KyozoConfig.Default),
+  Layer.orDie
 )
