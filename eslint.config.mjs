@@ -15,6 +15,7 @@ export default tseslint.config(
       "test/fixtures/**",
       "artifacts/**",
       ".kyozo/**",
+      "**/.tsbuild/**",
       "**/*.d.ts"
     ]
   },
