@@ -29,7 +29,7 @@ import { makeTempDir, pgliteLayer } from "./database.js"
 import { testEdgeLayer } from "./edge.js"
 
 /** The repositories the Deployer reads and writes. */
-export const DeployRepos = Layer.mergeAll(
+const DeployRepos = Layer.mergeAll(
   ServiceRepo.Default,
   DeploymentRepo.Default,
   DeploymentEventRepo.Default,
