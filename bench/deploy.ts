@@ -35,9 +35,9 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { performance } from "node:perf_hooks"
 import { promisify } from "node:util"
-import { type DeploymentSummary, Deployer } from "../packages/workers/src/Deployer.js"
-import * as DeployerLive from "../packages/workers/src/DeployerLive.js"
-import * as DurableEngine from "../packages/workers/src/DurableEngine.js"
+import { type DeploymentSummary, Deployer } from "@kyozo/workers/Deployer"
+import * as DeployerLive from "@kyozo/workers/DeployerLive"
+import * as DurableEngine from "@kyozo/workers/DurableEngine"
 
 const ROUNDS = Number(process.env.KYOZO_BENCH_ROUNDS ?? 3)
 const NODE_IMAGE = "kyozo-local/node:20"

@@ -2,7 +2,7 @@
  * bench/edge: requests per second and p99 of a small static file (busybox httpd in a real
  * container, published on 127.0.0.1) straight to the container's port, through the Caddy edge, and
  * through the in-process edge, one after the other in the same run with autocannon.
- * The issue's target: the Caddy edge at ≥ 0.7× direct.
+ * The target: the Caddy edge at ≥ 0.7× direct.
  *
  *   node --import tsx bench/edge.ts       (BENCH_SECONDS=5, BENCH_CONNECTIONS=20)
  */

@@ -14,7 +14,7 @@ import * as Labels from "@kyozo/core/Labels"
 import { Effect, Either } from "effect"
 import { execFile } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { WorkerSettings } from "../packages/workers/src/WorkerSettings.js"
+import { WorkerSettings } from "@kyozo/workers/WorkerSettings"
 
 const COUNT = Number(process.env.KYOZO_BENCH_CONTAINERS ?? 50)
 const ROUNDS = 3
@@ -140,7 +140,7 @@ const cleanup = Effect.gen(function* () {
 Effect.runPromise(
   program.pipe(
     Effect.ensuring(Effect.orDie(cleanup)),
-    Effect.provide(DockerRuntime.layerWith({ timeout: "30 seconds" }))
+    Effect.provide(DockerRuntime.layerWith({ dockerHost: process.env.DOCKER_HOST, timeout: "30 seconds" }))
   )
 ).catch((e) => {
   console.error(e)

@@ -11,16 +11,16 @@ import { MetricSampleRepo } from "@kyozo/core/MetricSampleRepo"
 import { MockRuntime } from "@kyozo/core/MockRuntime"
 import { Effect, Layer, Option, TestClock } from "effect"
 import { describe, expect, it } from "vitest"
-import { MetricsWorker } from "../packages/workers/src/MetricsWorker.js"
+import { MetricsWorker } from "@kyozo/workers/MetricsWorker"
 import { pgliteLayer } from "./support/database.js"
 import {
   type AlertRule,
   evaluate,
   metricValue,
   type SamplePoint
-} from "../packages/workers/src/AlertEvaluator.js"
-import { bucket, trendSpec } from "../packages/workers/src/MetricTrends.js"
-import { percentile, recommend } from "../packages/workers/src/Recommendations.js"
+} from "@kyozo/workers/AlertEvaluator"
+import { bucket, trendSpec } from "@kyozo/workers/MetricTrends"
+import { percentile, recommend } from "@kyozo/workers/Recommendations"
 
 const MiB = 1024 ** 2
 const memRule: AlertRule = {

@@ -36,7 +36,6 @@ import { Webhooks } from "@kyozo/server/application/Webhooks"
 import { KeySessions } from "@kyozo/server/KeySessions"
 import * as DeployerLive from "@kyozo/workers/DeployerLive"
 import * as DurableEngine from "@kyozo/workers/DurableEngine"
-import * as Workspaces from "@kyozo/core/Workspaces"
 import { Cause, Effect, Exit, Layer, Option } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -72,7 +71,7 @@ const appOver = (database: TestDatabase["layer"]) =>
       DeployerLive.layerAll({
         dataDir,
         // Where Sources resolves a team's folders: the deployer reads them from the same root.
-        workspacesRoot: Workspaces.rootFor(dataDir),
+        workspacesRoot: path.resolve(dataDir, "workspaces"),
         settings: { probe: () => Effect.succeed(true), healthTimeout: "1 second" }
       })
     ),
@@ -377,7 +376,7 @@ for (const db of databases)
           const teamId = makeTeamId()
           yield* teams.create({ id: teamId, name: `deploys-${teamId}`, quotaServices: 1 })
           const member = yield* principalIn(teamId, "member", `deploys-member-${teamId}`)
-          const folder = path.join(Workspaces.rootFor(dataDir), teamId, "site")
+          const folder = path.join(path.resolve(dataDir, "workspaces"), teamId, "site")
           fs.mkdirSync(folder, { recursive: true })
           fs.writeFileSync(path.join(folder, "index.html"), "<h1>quota</h1>\n")
           const start = (name: string) =>

@@ -13,30 +13,22 @@
  * The npm cases need the registry: they skip loudly where it is unreachable, and fail under
  * KYOZO_REQUIRE_REGISTRY=1 (CI sets it).
  */
-import { afterAll, describe, expect, layer } from "@effect/vitest"
+import { describe, expect, layer } from "@effect/vitest"
 import { BaseImages, resolveBaseImages } from "@kyozo/core/dockerfile/BaseImages"
 import { HOST_CA_BUNDLES } from "@kyozo/core/dockerfile/BuildSettings"
 import * as DockerRuntime from "@kyozo/core/DockerRuntime"
-import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
-import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
 import { makeTeamId, type TeamId } from "@kyozo/core/domain/Ids"
 import { ImageBuilder } from "@kyozo/core/ImageBuilder"
-import { testEdgeLayer } from "./support/edge.js"
-import { ServiceRepo } from "@kyozo/core/ServiceRepo"
-import { TeamRepo } from "@kyozo/core/TeamRepo"
 import { detectPlan } from "@kyozo/core/topology/TopologyDetector"
-import { TopologyRepo } from "@kyozo/core/TopologyRepo"
-import { Chunk, Effect, Layer, Stream } from "effect"
+import { Effect, Layer } from "effect"
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import * as https from "node:https"
 import * as path from "node:path"
-import { type DeployProgress, Deployer } from "../packages/workers/src/Deployer.js"
-import * as DeployerLive from "../packages/workers/src/DeployerLive.js"
-import * as DurableEngine from "../packages/workers/src/DurableEngine.js"
-import { makeTempDir, pgliteLayer } from "./support/database.js"
-import { dockerSuite, removeTeamObjects, requireBaseImages } from "./support/docker.js"
+import { makeTempDir } from "./support/database.js"
+import { deployProgress, deployStack, workspace } from "./support/deployer.js"
+import { dockerSuite, removeTeamAfterAll, requireBaseImages } from "./support/docker.js"
 
 const PythonImage = "kyozo-local/python:3"
 const docker = await dockerSuite("build-e2e")
@@ -83,24 +75,12 @@ if (docker.available && !registry) {
   )
 }
 
-const workspaces = makeTempDir("kyozo-build-e2e-ws-")
-const dataDir = makeTempDir("kyozo-build-e2e-data-")
+const ws = workspace("kyozo-build-e2e-ws-")
+const workspaces = ws.root
 const teamId: TeamId = makeTeamId()
+removeTeamAfterAll(docker, teamId)
 
-afterAll(async () => {
-  if (!docker.available) return
-  await removeTeamObjects(docker.client, teamId)
-}, 60_000)
-
-const write = (folder: string, files: Record<string, string>, fresh = true) => {
-  const dir = path.join(workspaces, folder)
-  if (fresh) fs.rmSync(dir, { recursive: true, force: true })
-  for (const [name, content] of Object.entries(files)) {
-    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true })
-    fs.writeFileSync(path.join(dir, name), content)
-  }
-  return folder
-}
+const write = (folder: string, files: Record<string, string>, fresh = true) => ws.write(folder, files, { fresh })
 
 const get = (url: string): Promise<{ status: number; body: string }> =>
   new Promise((resolve) => {
@@ -114,38 +94,19 @@ const get = (url: string): Promise<{ status: number; body: string }> =>
     req.on("error", (e) => resolve({ status: 0, body: `ERROR ${e.message}` }))
   })
 
-const Repos = Layer.mergeAll(
-  ServiceRepo.Default,
-  DeploymentRepo.Default,
-  DeploymentEventRepo.Default,
-  TopologyRepo.Default,
-  TeamRepo.Default
-)
-
-const E2ELayer = DeployerLive.layerAll({
-  dataDir,
-  workspacesRoot: workspaces,
+const E2ELayer = deployStack({
+  workspaces,
+  team: { id: teamId, name: `build-e2e-${teamId}` },
   settings: { healthTimeout: "40 seconds", drainTimeout: "1 second", stopTimeoutSeconds: 1 }
-}).pipe(
-  Layer.provideMerge(Layer.mergeAll(ImageBuilder.Default, testEdgeLayer(), Repos)),
-  Layer.provideMerge(DurableEngine.layer("pglite")),
-  Layer.provideMerge(DockerRuntime.layer),
-  Layer.provideMerge(pgliteLayer),
-  Layer.orDie
-)
+})
 
 /** Deploys a folder: the deployment summaries and the build log lines. */
 const deploy = (folder: string) =>
   Effect.gen(function* () {
-    const deployer = yield* Deployer
     const started = Date.now()
-    const progress = Chunk.toReadonlyArray(
-      yield* Stream.runCollect(
-        deployer.deploy(teamId, { source: { _tag: "Path", path: folder }, name: folder })
-      )
-    )
-    const log = progress.flatMap((p: DeployProgress) => (p._tag === "BuildLog" ? [p.line] : []))
-    const deployed = progress.flatMap((p: DeployProgress) => (p._tag === "Deployed" ? [p.deployment] : []))
+    const progress = yield* deployProgress(teamId, folder, { name: folder })
+    const log = progress.flatMap((p) => (p._tag === "BuildLog" ? [p.line] : []))
+    const deployed = progress.flatMap((p) => (p._tag === "Deployed" ? [p.deployment] : []))
     console.log(`[build-e2e] ${folder}: deployed in ${Date.now() - started} ms`)
     return { deployed, log }
   })
@@ -211,13 +172,6 @@ const buildLocalWheel = (dir: string): void => {
 
 describe.skipIf(!docker.available)("Real apps deployed from folders without a Dockerfile", () => {
   layer(E2ELayer, { excludeTestServices: true, timeout: "300 seconds" })((it) => {
-    it.effect("the team exists", () =>
-      Effect.gen(function* () {
-        yield* (yield* TeamRepo).create({ id: teamId, name: `build-e2e-${teamId}` })
-        yield* DurableEngine.awaitReady({ timeout: "20 seconds" })
-      })
-    )
-
     it.effect.skipIf(!registry)(
       "an Express app installs from the npm registry through the build CA and answers through its URL",
       () =>

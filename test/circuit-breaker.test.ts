@@ -21,12 +21,12 @@ import {
   TestServices
 } from "effect"
 import * as fc from "fast-check"
-import * as CircuitBreaker from "../packages/core/src/CircuitBreaker.js"
-import { RuntimeBreaker } from "../packages/core/src/CircuitBreaker.js"
-import { ContainerRuntime } from "../packages/core/src/ContainerRuntime.js"
-import * as MockRuntime from "../packages/core/src/MockRuntime.js"
-import { MockRuntimeControl } from "../packages/core/src/MockRuntime.js"
-import { CircuitOpen, ContainerNotFound, DockerUnavailable } from "../packages/core/src/RuntimeErrors.js"
+import * as CircuitBreaker from "@kyozo/core/CircuitBreaker"
+import { RuntimeBreaker } from "@kyozo/core/CircuitBreaker"
+import { ContainerRuntime } from "@kyozo/core/ContainerRuntime"
+import * as MockRuntime from "@kyozo/core/MockRuntime"
+import { MockRuntimeControl } from "@kyozo/core/MockRuntime"
+import { CircuitOpen, ContainerNotFound, DockerUnavailable } from "@kyozo/core/RuntimeErrors"
 
 class Boom {
   readonly _tag = "Boom"

@@ -10,7 +10,7 @@ import * as Labels from "@kyozo/core/Labels"
 import { VolumeLabel, VolumeServiceLabel } from "@kyozo/core/ServiceVolumes"
 import { MockRuntime } from "@kyozo/core/MockRuntime"
 import { Duration, Effect, Layer, Stream } from "effect"
-import { CleanupSettings, CleanupWorker, snowflakeAt } from "../packages/workers/src/CleanupWorker.js"
+import { CleanupSettings, CleanupWorker, snowflakeAt } from "@kyozo/workers/CleanupWorker"
 import { pgliteLayer } from "./support/database.js"
 import { tarOf } from "./support/docker.js"
 

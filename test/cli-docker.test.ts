@@ -6,12 +6,11 @@
  */
 import { execFile } from "node:child_process"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { buildCli, cliEnv, kyozoBin, runKyozo, spawnKyozo } from "./support/cli.js"
-import { dockerSuite, NodeImage, requireBaseImages, StaticImage } from "./support/docker.js"
-import { type ServerProcess, startServer, waitFor } from "./support/server.js"
+import { cliEnv, kyozoBin, runKyozo, spawnKyozo, startCliServer, stopCliServer } from "./support/cli.js"
+import { dockerSuite, requireBaseImages } from "./support/docker.js"
+import { type ServerProcess, waitFor } from "./support/server.js"
 
 const docker = await dockerSuite("cli-docker")
 if (docker.available) await requireBaseImages(docker.client)
@@ -47,50 +46,15 @@ const body = async (url: string): Promise<string | undefined> => {
   return res ? await res.text() : undefined
 }
 
+let teamId: string
+
 beforeAll(async () => {
   if (!docker.available) return
-  buildCli()
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-cli-docker-"))
-  work = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-cli-docker-work-"))
-  server = await startServer({
-    KYOZO_RUNTIME: "docker",
-    KYOZO_DATA_DIR: dataDir,
-    KYOZO_BASE_IMAGES: JSON.stringify({ node: NodeImage, static: StaticImage })
-  })
-  await waitFor("credentials file", 60_000, async () =>
-    fs.existsSync(path.join(dataDir, "credentials.json")) && (await server.get("/healthz")).status === 200
-      ? true
-      : undefined
-  ).catch((e) => {
-    throw new Error(`${e}\n${server.log()}`)
-  })
-})
+  ;({ server, dataDir, work, teamId } = await startCliServer("cli-docker"))
+}, 90_000)
 
 afterAll(async () => {
-  if (!docker.available) return
-  await server?.stop()
-  // Everything the server created carries its team's label.
-  const credentials = path.join(dataDir, "credentials.json")
-  if (fs.existsSync(credentials)) {
-    const { teamId } = JSON.parse(fs.readFileSync(credentials, "utf8")) as { teamId: string }
-    const filters = JSON.stringify({ label: [`kyozo.team=${teamId}`] })
-    for (const c of await docker.client.listContainers({ all: true, filters }).catch(() => []))
-      await docker.client
-        .getContainer(c.Id)
-        .remove({ force: true })
-        .catch(() => {})
-    for (const i of await docker.client.listImages({ filters }).catch(() => []))
-      await docker.client
-        .getImage(i.Id)
-        .remove({ force: true })
-        .catch(() => {})
-    for (const n of await docker.client.listNetworks({ filters }).catch(() => []))
-      await docker.client
-        .getNetwork(n.Id)
-        .remove()
-        .catch(() => {})
-  }
-  for (const d of [dataDir, work]) if (d) fs.rmSync(d, { recursive: true, force: true })
+  if (docker.available) await stopCliServer(docker, { server, dataDir, work, teamId })
 }, 60_000)
 
 describe.skipIf(!docker.available)("kyozo CLI on the real Docker engine", () => {

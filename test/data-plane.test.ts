@@ -248,7 +248,8 @@ describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and
   let currentDeployment = ""
   const current = () => currentDeployment
 
-  it("3 replicas: one docker-killed while a client polls → zero failed, back to 3 by the next pass", async () => {
+  /** The service at 3 running replicas (scaled here, so each test below also runs alone). */
+  const threeReplicas = async () => {
     const row = expectStatus(
       await call("PATCH", `/v1/services/${serviceId}`, doc("services", { replicas: 3 })),
       200,
@@ -259,6 +260,10 @@ describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and
     await waitFor("3 running replicas", 30_000, async () =>
       (await runningReplicas()).length === 3 ? true : undefined
     )
+  }
+
+  it("3 replicas: one docker-killed while a client polls → zero failed, back to 3 by the next pass", async () => {
+    await threeReplicas()
     const ready = await server!.get("/readyz")
     expect(ready.body.edge.kind).toBe("caddy")
     let victim = ""
@@ -280,7 +285,9 @@ describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and
   }, 120_000)
 
   it("a rolling redeploy of 3 replicas under polling: zero failed requests", async () => {
+    await threeReplicas()
     const before = (await runningReplicas()).map((c) => c.Id)
+    expect(before).toHaveLength(3)
     const results = await pollWhile(async () => {
       const started = expectStatus(
         await call("POST", `/v1/services/${serviceId}/deployments`),

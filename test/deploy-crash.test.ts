@@ -5,7 +5,7 @@
  *
  * The processes are `test/support/deploy-runner.ts` (the deploy layers as a server builds them).
  */
-import { afterAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { makeTeamId } from "@kyozo/core/domain/Ids"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -14,7 +14,7 @@ import { makeTempDir } from "./support/database.js"
 import {
   dockerSuite,
   NodeImage,
-  removeTeamObjects,
+  removeTeamAfterAll,
   requireBaseImages,
   StaticImage
 } from "./support/docker.js"
@@ -27,10 +27,7 @@ const dataDir = makeTempDir("kyozo-crash-data-")
 const workspaces = makeTempDir("kyozo-crash-ws-")
 const teamId = makeTeamId()
 
-afterAll(async () => {
-  if (!docker.available) return
-  await removeTeamObjects(docker.client, teamId)
-}, 60_000)
+removeTeamAfterAll(docker, teamId)
 
 interface Runner {
   readonly child: ChildProcess

@@ -3,28 +3,16 @@
  * local base images), containers are health-gated on their 127.0.0.1-published ports and served
  * behind the service's stable proxy port. The durable engine runs on PGlite as in production.
  */
-import { afterAll, describe, expect, layer } from "@effect/vitest"
-import * as DockerRuntime from "@kyozo/core/DockerRuntime"
+import { describe, expect, layer } from "@effect/vitest"
 import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
-import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
 import { makeTeamId, type TeamId } from "@kyozo/core/domain/Ids"
-import { ImageBuilder } from "@kyozo/core/ImageBuilder"
-import { testEdgeLayer } from "./support/edge.js"
-import { ServiceRepo } from "@kyozo/core/ServiceRepo"
-import { TeamRepo } from "@kyozo/core/TeamRepo"
-import { TopologyRepo } from "@kyozo/core/TopologyRepo"
-import { Chunk, Effect, Layer, Stream } from "effect"
-import * as fs from "node:fs"
-import * as http from "node:http"
-import * as path from "node:path"
-import { type DeployProgress, Deployer } from "../packages/workers/src/Deployer.js"
-import * as DeployerLive from "../packages/workers/src/DeployerLive.js"
-import * as DurableEngine from "../packages/workers/src/DurableEngine.js"
-import { makeTempDir, pgliteLayer } from "./support/database.js"
+import { Deployer } from "@kyozo/workers/Deployer"
+import { Effect } from "effect"
+import { bodyOf as body, deployFolder, deployStack, httpGet as get, workspace } from "./support/deployer.js"
 import {
   dockerSuite,
   NodeImage,
-  removeTeamObjects,
+  removeTeamAfterAll,
   requireBaseImages,
   StaticImage
 } from "./support/docker.js"
@@ -35,85 +23,31 @@ if (docker.available) await requireBaseImages(docker.client)
 // Generated Dockerfiles take FROM lines from here (read when the layer is built).
 process.env.KYOZO_BASE_IMAGES = JSON.stringify({ node: NodeImage, static: StaticImage })
 
-const workspaces = makeTempDir("kyozo-e2e-ws-")
-const dataDir = makeTempDir("kyozo-e2e-data-")
+const ws = workspace("kyozo-e2e-ws-")
+const write = ws.write
 const teamId: TeamId = makeTeamId()
+removeTeamAfterAll(docker, teamId)
 
-afterAll(async () => {
-  if (!docker.available) return
-  await removeTeamObjects(docker.client, teamId)
-}, 60_000)
-
-const write = (folder: string, files: Record<string, string>) => {
-  const dir = path.join(workspaces, folder)
-  fs.rmSync(dir, { recursive: true, force: true })
-  for (const [name, content] of Object.entries(files)) {
-    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true })
-    fs.writeFileSync(path.join(dir, name), content)
-  }
-  return folder
-}
-
-/** One GET on a fresh connection: status and body, or the error text. */
-const get = (url: string, timeoutMs = 3000): Promise<{ status: number; body: string } | { error: string }> =>
-  new Promise((resolve) => {
-    const req = http.get(url, { agent: false, timeout: timeoutMs }, (res) => {
-      let body = ""
-      res.setEncoding("utf8")
-      res.on("data", (c: string) => (body += c))
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }))
-      res.on("error", (e) => resolve({ error: e.message }))
-    })
-    req.on("timeout", () => req.destroy(new Error("timeout")))
-    req.on("error", (e) => resolve({ error: e.message }))
-  })
-
-const body = (url: string) =>
-  Effect.promise(() => get(url)).pipe(Effect.map((r) => ("body" in r ? r.body : `ERROR ${r.error}`)))
-
-const Repos = Layer.mergeAll(
-  ServiceRepo.Default,
-  DeploymentRepo.Default,
-  DeploymentEventRepo.Default,
-  TopologyRepo.Default,
-  TeamRepo.Default
-)
-
-const E2ELayer = DeployerLive.layerAll({
-  dataDir,
-  workspacesRoot: workspaces,
+const E2ELayer = deployStack({
+  workspaces: ws.root,
+  team: { id: teamId, name: `e2e-${teamId}` },
   settings: { healthTimeout: "30 seconds", drainTimeout: "2 seconds", stopTimeoutSeconds: 2 }
-}).pipe(
-  Layer.provideMerge(Layer.mergeAll(ImageBuilder.Default, testEdgeLayer(), Repos)),
-  Layer.provideMerge(DurableEngine.layer("pglite")),
-  Layer.provideMerge(DockerRuntime.layer),
-  Layer.provideMerge(pgliteLayer),
-  Layer.orDie
-)
+})
 
-const deploy = (folder: string, name?: string) =>
-  Effect.gen(function* () {
-    const deployer = yield* Deployer
-    const progress = Chunk.toReadonlyArray(
-      yield* Stream.runCollect(
-        deployer.deploy(teamId, { source: { _tag: "Path", path: folder }, ...(name ? { name } : {}) })
-      )
-    )
-    return progress.flatMap((p: DeployProgress) => (p._tag === "Deployed" ? [p.deployment] : []))
-  })
+const deploy = (folder: string, name?: string) => deployFolder(teamId, folder, name ? { name } : {})
 
 const site = (text: string) => ({ "index.html": `${text}\n` })
 
+/** Each test that redeploys starts from its own service, first deployed with `text`. */
+const siteServing = (name: string, text: string) =>
+  Effect.gen(function* () {
+    const [d] = yield* deploy(write(name, site(text)), name)
+    expect(yield* body(d!.url!)).toBe(`${text}\n`)
+    return d!
+  })
+
 describe.skipIf(!docker.available)("Deploys on the real engine", () => {
   layer(E2ELayer, { excludeTestServices: true, timeout: "300 seconds" })((it) => {
-    it.effect("the team exists", () =>
-      Effect.gen(function* () {
-        const teams = yield* TeamRepo
-        yield* teams.create({ id: teamId, name: `e2e-${teamId}` })
-        yield* DurableEngine.awaitReady({ timeout: "20 seconds" })
-      })
-    )
-
     it.effect("a static folder is served at its URL", () =>
       Effect.gen(function* () {
         const [d] = yield* deploy(write("site", site("static v1")), "site")
@@ -165,8 +99,9 @@ describe.skipIf(!docker.available)("Deploys on the real engine", () => {
 
     it.effect("an unchanged redeploy builds nothing and is quick", () =>
       Effect.gen(function* () {
+        yield* siteServing("unchanged", "static v1")
         const started = Date.now()
-        const [d] = yield* deploy("site", "site")
+        const [d] = yield* deploy("unchanged", "unchanged")
         const ms = Date.now() - started
         const events = yield* DeploymentEventRepo
         const steps = (yield* events.listByService(teamId, d!.serviceId, { limit: 100 })).filter(
@@ -184,8 +119,7 @@ describe.skipIf(!docker.available)("Deploys on the real engine", () => {
 
     it.effect("a changed redeploy while a client polls: zero failed requests", () =>
       Effect.gen(function* () {
-        const deployer = yield* Deployer
-        const url = (yield* deployer.get(teamId, "site")).url!
+        const url = (yield* siteServing("rolling", "static v1")).url!
         let stop = false
         const seen = { ok: 0, failed: 0, v1: 0, v2: 0, errors: [] as Array<string> }
         const poller = (async () => {
@@ -201,8 +135,8 @@ describe.skipIf(!docker.available)("Deploys on the real engine", () => {
             }
           }
         })()
-        write("site", site("static v2"))
-        const [d] = yield* deploy("site", "site")
+        write("rolling", site("static v2"))
+        const [d] = yield* deploy("rolling", "rolling")
         // Keep polling a moment after the switch, while the old container drains and stops.
         yield* Effect.sleep("1500 millis")
         stop = true
@@ -221,33 +155,36 @@ describe.skipIf(!docker.available)("Deploys on the real engine", () => {
 
     it.effect("rollback returns the previous content", () =>
       Effect.gen(function* () {
+        yield* siteServing("rollback", "rollback v1")
+        yield* siteServing("rollback", "rollback v2")
         const deployer = yield* Deployer
-        const summary = yield* deployer.rollback(teamId, "site")
+        const summary = yield* deployer.rollback(teamId, "rollback")
         expect(summary.built).toBe(false)
-        expect(yield* body(summary.url!)).toBe("static v1\n")
+        expect(yield* body(summary.url!)).toBe("rollback v1\n")
       })
     )
 
     it.effect("a failing health gate leaves the old version serving", () =>
       Effect.gen(function* () {
+        yield* siteServing("gated", "gated v1")
         const deployer = yield* Deployer
-        const before = yield* deployer.get(teamId, "site")
+        const before = yield* deployer.get(teamId, "gated")
         const folder = write("broken", {
           Dockerfile: [`FROM ${StaticImage}`, "EXPOSE 8080", 'CMD ["sh", "-c", "sleep 1; exit 3"]', ""].join(
             "\n"
           )
         })
-        const error = yield* Effect.flip(deploy(folder, "site"))
+        const error = yield* Effect.flip(deploy(folder, "gated"))
         expect(error._tag).toBe("DeployFailed")
         if (error._tag === "DeployFailed") {
           expect(error.compensated).toBe(true)
           expect(error.reason).toMatch(/exited with code 3/)
         }
-        const after = yield* deployer.get(teamId, "site")
+        const after = yield* deployer.get(teamId, "gated")
         expect(after.containerId).toBe(before.containerId)
-        expect(yield* body(after.url!)).toBe("static v1\n")
+        expect(yield* body(after.url!)).toBe("gated v1\n")
         const owned = yield* Effect.promise(async () => {
-          // The rollback's old container is retired in the background: wait for it to go.
+          // The failed deploy's container is removed in the background: wait for it to go.
           for (let i = 0; ; i++) {
             const list = await docker.client.listContainers({
               all: true,

@@ -3,105 +3,33 @@
  * `unchanged`, the same container keeps serving and no container is created; `force` replaces
  * it; a changed file, or a running container that is gone, deploys normally.
  */
-import { afterAll, describe, expect, layer } from "@effect/vitest"
-import * as DockerRuntime from "@kyozo/core/DockerRuntime"
-import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
+import { describe, expect, layer } from "@effect/vitest"
 import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
 import { DeploymentId, makeTeamId, type TeamId } from "@kyozo/core/domain/Ids"
-import { ImageBuilder } from "@kyozo/core/ImageBuilder"
-import { ServiceRepo } from "@kyozo/core/ServiceRepo"
-import { TeamRepo } from "@kyozo/core/TeamRepo"
-import { TopologyRepo } from "@kyozo/core/TopologyRepo"
-import { Chunk, Effect, Layer, Option, Stream } from "effect"
-import * as fs from "node:fs"
-import * as http from "node:http"
-import * as path from "node:path"
-import { type DeployProgress, Deployer } from "../packages/workers/src/Deployer.js"
-import * as DeployerLive from "../packages/workers/src/DeployerLive.js"
-import * as DurableEngine from "../packages/workers/src/DurableEngine.js"
-import { makeTempDir, pgliteLayer } from "./support/database.js"
+import { Deployer } from "@kyozo/workers/Deployer"
+import { Effect, Option } from "effect"
+import { bodyOf as body, deployFolder, deployStack, workspace } from "./support/deployer.js"
 import {
   dockerSuite,
   NodeImage,
-  removeTeamObjects,
+  removeTeamAfterAll,
   requireBaseImages,
   StaticImage
 } from "./support/docker.js"
-import { testEdgeLayer } from "./support/edge.js"
 
 const docker = await dockerSuite("deploy-unchanged")
 if (docker.available) await requireBaseImages(docker.client)
 
 process.env.KYOZO_BASE_IMAGES = JSON.stringify({ node: NodeImage, static: StaticImage })
 
-const workspaces = makeTempDir("kyozo-unch-ws-")
-const dataDir = makeTempDir("kyozo-unch-data-")
+const ws = workspace("kyozo-unch-ws-")
 const teamId: TeamId = makeTeamId()
+removeTeamAfterAll(docker, teamId)
 
-afterAll(async () => {
-  if (!docker.available) return
-  await removeTeamObjects(docker.client, teamId)
-}, 60_000)
-
-const write = (folder: string, files: Record<string, string>) => {
-  const dir = path.join(workspaces, folder)
-  for (const [name, content] of Object.entries(files)) {
-    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true })
-    fs.writeFileSync(path.join(dir, name), content)
-  }
-  return folder
-}
-
-const body = (url: string) =>
-  Effect.promise(
-    () =>
-      new Promise<string>((resolve) => {
-        const req = http.get(url, { agent: false, timeout: 3000 }, (res) => {
-          let text = ""
-          res.setEncoding("utf8")
-          res.on("data", (c: string) => (text += c))
-          res.on("end", () => resolve(text))
-        })
-        req.on("timeout", () => req.destroy(new Error("timeout")))
-        req.on("error", (e) => resolve(`ERROR ${e.message}`))
-      })
-  )
-
-const Repos = Layer.mergeAll(
-  ServiceRepo.Default,
-  DeploymentRepo.Default,
-  DeploymentEventRepo.Default,
-  TopologyRepo.Default,
-  TeamRepo.Default
-)
-
-const TestLayer = DeployerLive.layerAll({
-  dataDir,
-  workspacesRoot: workspaces,
-  settings: { healthTimeout: "30 seconds", drainTimeout: "1 second", stopTimeoutSeconds: 1 }
-}).pipe(
-  Layer.provideMerge(Layer.mergeAll(ImageBuilder.Default, testEdgeLayer(), Repos)),
-  Layer.provideMerge(DurableEngine.layer("pglite")),
-  Layer.provideMerge(DockerRuntime.layer),
-  Layer.provideMerge(pgliteLayer),
-  Layer.orDie
-)
+const TestLayer = deployStack({ workspaces: ws.root, team: { id: teamId, name: `unch-${teamId}` } })
 
 const deploy = (folder: string, force = false) =>
-  Effect.gen(function* () {
-    const deployer = yield* Deployer
-    const progress = Chunk.toReadonlyArray(
-      yield* Stream.runCollect(
-        deployer.deploy(teamId, {
-          source: { _tag: "Path", path: folder },
-          name: "same",
-          ...(force ? { force: true } : {})
-        })
-      )
-    )
-    const [d] = progress.flatMap((p: DeployProgress) => (p._tag === "Deployed" ? [p.deployment] : []))
-    return d!
-  })
+  deployFolder(teamId, folder, { name: "same", force }).pipe(Effect.map((deployed) => deployed[0]!))
 
 /** Containers of the service, running or not (ids). */
 const containersOf = (serviceId: string) =>
@@ -134,11 +62,8 @@ describe.skipIf(!docker.available)("Unchanged redeploys on the real engine", () 
   layer(TestLayer, { excludeTestServices: true, timeout: "240 seconds" })((it) => {
     it.effect("the same folder twice: unchanged, same container; force replaces it; a change deploys", () =>
       Effect.gen(function* () {
-        const teams = yield* TeamRepo
-        yield* teams.create({ id: teamId, name: `unch-${teamId}` })
-        yield* DurableEngine.awaitReady({ timeout: "20 seconds" })
         const deployer = yield* Deployer
-        const folder = write("same", { "index.html": "one\n" })
+        const folder = ws.write("same", { "index.html": "one\n" })
 
         const first = yield* deploy(folder)
         expect(first.status).toBe("succeeded")
@@ -167,7 +92,7 @@ describe.skipIf(!docker.available)("Unchanged redeploys on the real engine", () 
         expect(yield* settled(first.serviceId, forcedView.containerId!)).toEqual([forcedView.containerId])
         expect(yield* body(forced.url!)).toBe("one\n")
 
-        write("same", { "index.html": "two\n" })
+        ws.write("same", { "index.html": "two\n" })
         const changed = yield* deploy(folder)
         expect(changed.status).toBe("succeeded")
         expect(changed.built).toBe(true)

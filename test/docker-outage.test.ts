@@ -88,7 +88,9 @@ describe.skipIf(!suite.available)("Docker engine outage", () => {
         isFailure: CircuitBreaker.isRuntimeEngineFailure
       })
     )
-    const docker = await Effect.runPromise(DockerRuntime.make({ timeout: "2 seconds" }))
+    const docker = await Effect.runPromise(
+      DockerRuntime.make({ dockerHost: process.env.DOCKER_HOST, timeout: "2 seconds" })
+    )
     const guarded = CircuitBreaker.guardRuntime(breaker, docker)
     await Effect.runPromise(guarded.ping)
 

@@ -17,7 +17,7 @@ import { createPgConfig } from "@electric-sql/pglite/node-postgres"
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Effect, Layer, Redacted, Schema } from "effect"
 import pg from "pg"
-import * as DurableEngine from "../packages/workers/src/DurableEngine.js"
+import * as DurableEngine from "@kyozo/workers/DurableEngine"
 
 // PostgreSQL keeps results between test runs: fresh ids per run, or a replay would look like a bug.
 const run = Date.now().toString(36)

@@ -1,5 +1,5 @@
 /**
- * The fault suite of issue 5, on the real Docker engine (skipped with a loud warning without one;
+ * The fault suite, on the real Docker engine (skipped with a loud warning without one;
  * KYOZO_REQUIRE_DOCKER=1 makes that a failure in CI). Every figure it measures is printed.
  *
  * (a) a container killed behind Kyozo's back is restarted by the next health pass;
@@ -30,12 +30,12 @@ import { Chunk, Duration, Effect, Either, Fiber, Layer, Stream } from "effect"
 import { execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Deployer, type DeployProgress } from "../packages/workers/src/Deployer.js"
-import * as DeployerLive from "../packages/workers/src/DeployerLive.js"
-import * as DurableEngine from "../packages/workers/src/DurableEngine.js"
-import * as Reconciler from "../packages/workers/src/Reconciler.js"
-import { RecoverySettings } from "../packages/workers/src/RestartPolicy.js"
-import * as Workers from "../packages/workers/src/Workers.js"
+import { Deployer, type DeployProgress } from "@kyozo/workers/Deployer"
+import * as DeployerLive from "@kyozo/workers/DeployerLive"
+import * as DurableEngine from "@kyozo/workers/DurableEngine"
+import * as Reconciler from "@kyozo/workers/Reconciler"
+import { RecoverySettings } from "@kyozo/workers/RestartPolicy"
+import * as Workers from "@kyozo/workers/Workers"
 import { makeTempDir, pgliteLayer } from "./support/database.js"
 import { repoRoot } from "./support/server.js"
 import {
@@ -130,7 +130,7 @@ const healthPass = Effect.flatMap(MaintenancePasses, (p) => p.health)
 const cleanupPass = Effect.flatMap(MaintenancePasses, (p) => p.cleanup)
 
 const Live = Workers.layer.pipe(
-  Layer.provideMerge(DockerRuntime.layerWith({ timeout: "20 seconds" })),
+  Layer.provideMerge(DockerRuntime.layerWith({ dockerHost: process.env.DOCKER_HOST, timeout: "20 seconds" })),
   Layer.provideMerge(pgliteLayer),
   Layer.orDie
 )
@@ -544,7 +544,7 @@ const OutageLayer = Layer.mergeAll(
   Layer.provideMerge(
     CircuitBreaker.layerRuntime({ failureThreshold: 3, resetAfter: "2 seconds", callTimeout: "10 seconds" })
   ),
-  Layer.provideMerge(DockerRuntime.layerWith({ timeout: "10 seconds" })),
+  Layer.provideMerge(DockerRuntime.layerWith({ dockerHost: process.env.DOCKER_HOST, timeout: "10 seconds" })),
   Layer.provideMerge(pgliteLayer),
   Layer.orDie
 )

@@ -8,6 +8,7 @@ import { KyozoClient } from "@kyozo/api/KyozoClient"
 import { Effect, Either } from "effect"
 import { execFile } from "node:child_process"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { rpcAt, tagOf } from "./support/rpc.js"
 import { type Call, caller, doc, expectStatus } from "./support/rest.js"
 import { repoRoot } from "./support/server.js"
 import { startTenantServer, type Tenant, type TenantServer } from "./support/tenants.js"
@@ -34,15 +35,8 @@ afterAll(async () => {
 })
 
 const rpc = <A, E>(token: string, f: (c: KyozoClient["Type"]) => Effect.Effect<A, E>) =>
-  Effect.runPromise(
-    Effect.flatMap(KyozoClient, f).pipe(
-      Effect.either,
-      Effect.provide(KyozoClient.layer({ url: ts.base, token }))
-    )
-  )
+  rpcAt(ts.base, token, f)
 
-const tagOf = (e: Either.Either<unknown, unknown>) =>
-  Either.isLeft(e) ? (e.left as { _tag: string })._tag : "ok"
 
 const quotas = (attrs: Record<string, number>) => doc("teams", attrs)
 

@@ -15,6 +15,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, beforeAll } from "vitest"
+import { rpcAt } from "./support/rpc.js"
 import { startServer, waitFor } from "./support/server.js"
 import { startTenantServer, type Tenant, type TenantServer } from "./support/tenants.js"
 
@@ -29,11 +30,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await ts?.close()
 })
-
-const rpcAt = <A, E>(url: string, token: string, f: (c: KyozoClient["Type"]) => Effect.Effect<A, E>) =>
-  Effect.runPromise(
-    Effect.flatMap(KyozoClient, f).pipe(Effect.either, Effect.provide(KyozoClient.layer({ url, token })))
-  )
 
 const rpc = <A, E>(token: string, f: (c: KyozoClient["Type"]) => Effect.Effect<A, E>) =>
   rpcAt(ts.base, token, f)

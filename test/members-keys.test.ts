@@ -5,8 +5,9 @@
  * inviting team learns nothing about the user's other teams. RPC inputs carry REST's bounds.
  */
 import { KyozoClient } from "@kyozo/api/KyozoClient"
-import { Effect, Either } from "effect"
+import type { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { rpcAt, tagOf } from "./support/rpc.js"
 import { type Call, caller, doc, expectStatus, memberWithKey } from "./support/rest.js"
 import { startTenantServer, type Tenant, type TenantServer } from "./support/tenants.js"
 
@@ -25,14 +26,7 @@ afterAll(async () => {
 })
 
 const rpc = <A, E>(token: string, f: (c: KyozoClient["Type"]) => Effect.Effect<A, E>) =>
-  Effect.runPromise(
-    Effect.flatMap(KyozoClient, f).pipe(
-      Effect.either,
-      Effect.provide(KyozoClient.layer({ url: ts.base, token }))
-    )
-  )
-const tagOf = (e: Either.Either<unknown, unknown>) =>
-  Either.isLeft(e) ? (e.left as { _tag: string })._tag : "ok"
+  rpcAt(ts.base, token, f)
 
 let n = 0
 const email = (who: string) => `${who}-${process.pid}-${++n}@keys.example`

@@ -4,10 +4,10 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Duration, Effect, Either, Exit, Fiber, Option, Stream, TestClock } from "effect"
-import { ContainerRuntime, cpuPercent, type ContainerSpec } from "../packages/core/src/ContainerRuntime.js"
-import * as MockRuntime from "../packages/core/src/MockRuntime.js"
-import { MockRuntimeControl } from "../packages/core/src/MockRuntime.js"
-import { DockerUnavailable, MockFault, NameConflict } from "../packages/core/src/RuntimeErrors.js"
+import { ContainerRuntime, cpuPercent, type ContainerSpec } from "@kyozo/core/ContainerRuntime"
+import * as MockRuntime from "@kyozo/core/MockRuntime"
+import { MockRuntimeControl } from "@kyozo/core/MockRuntime"
+import { DockerUnavailable, MockFault, NameConflict } from "@kyozo/core/RuntimeErrors"
 
 const spec = (name: string, extra: Partial<ContainerSpec> = {}): ContainerSpec => ({
   name,

@@ -42,7 +42,7 @@ describe("/openapi.json", () => {
         if (["get", "post", "put", "patch", "delete"].includes(method))
           listed.push(`${method.toUpperCase()} ${path}`)
     expect(listed.sort()).toEqual(expected)
-    // Every group named in the issue is there.
+    // Every group of the API is there.
     const tags = new Set(
       Object.values<any>(spec.paths).flatMap((item) =>
         Object.values<any>(item).flatMap((op) => op.tags ?? [])

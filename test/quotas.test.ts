@@ -18,9 +18,9 @@ import { SqlClient } from "@effect/sql"
 import { Effect, Layer, Schema, Stream } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { DeployError, Deployer, QuotaExceeded } from "../packages/workers/src/Deployer.js"
-import * as DeployerLive from "../packages/workers/src/DeployerLive.js"
-import * as DurableEngine from "../packages/workers/src/DurableEngine.js"
+import { DeployError, Deployer, QuotaExceeded } from "@kyozo/workers/Deployer"
+import * as DeployerLive from "@kyozo/workers/DeployerLive"
+import * as DurableEngine from "@kyozo/workers/DurableEngine"
 import { makeTempDir, pgliteLayer } from "./support/database.js"
 
 const workspaces = makeTempDir("kyozo-quota-ws-")

@@ -10,8 +10,8 @@ import { MaintenancePasses } from "@kyozo/core/MaintenancePasses"
 import { MockRuntime, MockRuntimeControl } from "@kyozo/core/MockRuntime"
 import { describe, expect, it, layer } from "@effect/vitest"
 import { Duration, Effect, Layer, TestClock } from "effect"
-import * as Dependencies from "../packages/workers/src/Dependencies.js"
-import { applyThresholds, type HealthTracker } from "../packages/workers/src/HealthWorker.js"
+import * as Dependencies from "@kyozo/workers/Dependencies"
+import { applyThresholds, type HealthTracker } from "@kyozo/workers/HealthWorker"
 import {
   backoffDelay,
   decide,
@@ -20,9 +20,9 @@ import {
   policyAllows,
   RecoverySettings,
   type RestartState
-} from "../packages/workers/src/RestartPolicy.js"
-import { Recreate } from "../packages/workers/src/RecoveryWorker.js"
-import * as Workers from "../packages/workers/src/Workers.js"
+} from "@kyozo/workers/RestartPolicy"
+import { Recreate } from "@kyozo/workers/RecoveryWorker"
+import * as Workers from "@kyozo/workers/Workers"
 import { pgliteLayer } from "./support/database.js"
 
 const TEAM = "team_recovery"

@@ -7,8 +7,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, Fiber, Layer, Ref, Scope } from "effect"
 import * as http from "node:http"
 import * as net from "node:net"
-import * as ServiceProxy from "../packages/core/src/ServiceProxy.js"
-import { ProxyPortInUse, ProxyPortMismatch } from "../packages/core/src/ServiceProxy.js"
+import * as ServiceProxy from "@kyozo/core/ServiceProxy"
+import { ProxyPortInUse, ProxyPortMismatch } from "@kyozo/core/ServiceProxy"
 
 interface Upstream {
   readonly port: number

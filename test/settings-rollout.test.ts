@@ -1,17 +1,16 @@
 /**
- * Settings take effect (issue 10), on the REAL Docker engine through a real server process: a
+ * Settings take effect, on the REAL Docker engine through a real server process: a
  * PATCH of a deployed service's env rolls out behind the health gate (the URL serves the new
  * value, no request fails while a client polls); `kyozo env set|unset|ls` does the same through
  * the CLI, and `ls` never shows values; a restart-policy-only PATCH starts no deployment;
  * settings that fail the health gate leave the old container serving.
  */
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { buildCli, runKyozo } from "./support/cli.js"
-import { dockerSuite, NodeImage, requireBaseImages, StaticImage } from "./support/docker.js"
-import { type ServerProcess, startServer, waitFor } from "./support/server.js"
+import { runKyozo, startCliServer, stopCliServer } from "./support/cli.js"
+import { dockerSuite, requireBaseImages } from "./support/docker.js"
+import { type ServerProcess, waitFor } from "./support/server.js"
 
 const docker = await dockerSuite("settings-rollout")
 if (docker.available) await requireBaseImages(docker.client)
@@ -80,51 +79,15 @@ const poll = (url: string) => {
 
 const page = async (url: string) => (await fetch(url, { signal: AbortSignal.timeout(3000) })).text()
 
+let teamId: string
+
 beforeAll(async () => {
   if (!docker.available) return
-  buildCli()
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-settings-"))
-  work = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-settings-work-"))
-  server = await startServer({
-    KYOZO_RUNTIME: "docker",
-    KYOZO_DATA_DIR: dataDir,
-    KYOZO_BASE_IMAGES: JSON.stringify({ node: NodeImage, static: StaticImage })
-  })
-  await waitFor("credentials file", 60_000, async () =>
-    fs.existsSync(path.join(dataDir, "credentials.json")) && (await server.get("/healthz")).status === 200
-      ? true
-      : undefined
-  ).catch((e) => {
-    throw new Error(`${e}\n${server.log()}`)
-  })
-  token = (JSON.parse(fs.readFileSync(path.join(dataDir, "credentials.json"), "utf8")) as { token: string })
-    .token
+  ;({ server, dataDir, work, token, teamId } = await startCliServer("settings"))
 }, 90_000)
 
 afterAll(async () => {
-  if (!docker.available) return
-  await server?.stop()
-  const credentials = path.join(dataDir, "credentials.json")
-  if (fs.existsSync(credentials)) {
-    const { teamId } = JSON.parse(fs.readFileSync(credentials, "utf8")) as { teamId: string }
-    const filters = JSON.stringify({ label: [`kyozo.team=${teamId}`] })
-    for (const c of await docker.client.listContainers({ all: true, filters }).catch(() => []))
-      await docker.client
-        .getContainer(c.Id)
-        .remove({ force: true })
-        .catch(() => {})
-    for (const i of await docker.client.listImages({ filters }).catch(() => []))
-      await docker.client
-        .getImage(i.Id)
-        .remove({ force: true })
-        .catch(() => {})
-    for (const n of await docker.client.listNetworks({ filters }).catch(() => []))
-      await docker.client
-        .getNetwork(n.Id)
-        .remove()
-        .catch(() => {})
-  }
-  for (const d of [dataDir, work]) if (d) fs.rmSync(d, { recursive: true, force: true })
+  if (docker.available) await stopCliServer(docker, { server, dataDir, work, teamId })
 }, 60_000)
 
 describe.skipIf(!docker.available)("settings take effect on the real Docker engine", () => {

@@ -12,7 +12,7 @@ import { WebhookRepo } from "@kyozo/core/WebhookRepo"
 import { Duration, Effect, Layer } from "effect"
 import * as http from "node:http"
 import type * as net from "node:net"
-import { WebhookDispatcher, WebhookSettings } from "../packages/workers/src/WebhookDispatcher.js"
+import { WebhookDispatcher, WebhookSettings } from "@kyozo/workers/WebhookDispatcher"
 import { pgliteLayer } from "./support/database.js"
 import { INTERNAL_TARGETS } from "./support/targets.js"
 

@@ -70,22 +70,24 @@ afterAll(async () => {
   if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true })
 })
 
-describe("webhooks", () => {
-  let hookId: string
-  let secret: string
+/** A webhook to the test's receiver for deploy events and removals, made for one test. */
+const makeHook = async () => {
+  const created = expectStatus(
+    await owner(
+      "POST",
+      "/v1/webhooks",
+      doc("webhooks", { url: receiverUrl, eventTypes: ["deploy.*", "service.removed"] })
+    ),
+    201,
+    "create"
+  )
+  return { created, hookId: created.body.data.id as string }
+}
 
+describe("webhooks", () => {
   it("creates a webhook and shows its secret only in that answer", async () => {
-    const created = expectStatus(
-      await owner(
-        "POST",
-        "/v1/webhooks",
-        doc("webhooks", { url: receiverUrl, eventTypes: ["deploy.*", "service.removed"] })
-      ),
-      201,
-      "create"
-    )
-    hookId = created.body.data.id
-    secret = created.body.data.attributes.secret
+    const { created, hookId } = await makeHook()
+    const secret: string = created.body.data.attributes.secret
     expect(hookId).toMatch(/^whk_/)
     expect(secret).toMatch(/^[0-9a-f]{64}$/)
     expect(created.body.data.attributes).toMatchObject({
@@ -98,7 +100,7 @@ describe("webhooks", () => {
     expect(got.body.data.attributes.secret).toBeUndefined()
     expect(got.text).not.toContain(secret)
     const list = expectStatus(await viewer("GET", "/v1/webhooks"), 200, "list")
-    expect(list.body.data.map((w: any) => w.id)).toEqual([hookId])
+    expect(list.body.data.map((w: any) => w.id)).toContain(hookId)
     expect(list.text).not.toContain(secret)
   })
 
@@ -138,6 +140,7 @@ describe("webhooks", () => {
   })
 
   it("members and viewers read webhooks but may not create or delete them", async () => {
+    const { hookId } = await makeHook()
     for (const who of [member, viewer]) {
       expectStatus(await who("GET", `/v1/webhooks/${hookId}`), 200, "read")
       expectStatus(await who("GET", `/v1/webhooks/${hookId}/deliveries`), 200, "deliveries")
@@ -150,6 +153,7 @@ describe("webhooks", () => {
   })
 
   it("logs deliveries of matching events, visible through the API", async () => {
+    const { hookId } = await makeHook()
     const svc = await deployService(owner, "app", "hooked")
     await waitFor("a delivery", 30_000, async () => {
       const r = await owner("GET", `/v1/webhooks/${hookId}/deliveries`)
@@ -170,10 +174,11 @@ describe("webhooks", () => {
   }, 60_000)
 
   it("deletes a webhook; its log goes with it", async () => {
+    const { hookId } = await makeHook()
     expectStatus(await owner("DELETE", `/v1/webhooks/${hookId}`), 204, "delete")
     expectStatus(await owner("GET", `/v1/webhooks/${hookId}`), 404, "gone")
     expectStatus(await owner("GET", `/v1/webhooks/${hookId}/deliveries`), 404, "log gone")
-    expect((await owner("GET", "/v1/webhooks")).body.data).toEqual([])
+    expect((await owner("GET", "/v1/webhooks")).body.data.map((w: any) => w.id)).not.toContain(hookId)
   })
 })
 

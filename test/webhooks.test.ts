@@ -12,7 +12,7 @@ import { Duration, Effect, Exit, Layer, Scope } from "effect"
 import { createHmac } from "node:crypto"
 import * as http from "node:http"
 import type * as net from "node:net"
-import { WebhookDispatcher, WebhookSettings, retryDelay } from "../packages/workers/src/WebhookDispatcher.js"
+import { WebhookDispatcher, WebhookSettings, retryDelay } from "@kyozo/workers/WebhookDispatcher"
 import { pgliteLayer } from "./support/database.js"
 
 const TEAM = "team_hooks" as TeamId

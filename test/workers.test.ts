@@ -19,11 +19,11 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll } from "vitest"
-import { CleanupWorker } from "../packages/workers/src/CleanupWorker.js"
-import { HealthWorker } from "../packages/workers/src/HealthWorker.js"
-import { MetricsWorker } from "../packages/workers/src/MetricsWorker.js"
-import { WorkerSettings } from "../packages/workers/src/WorkerSettings.js"
-import * as Workers from "../packages/workers/src/Workers.js"
+import { CleanupWorker } from "@kyozo/workers/CleanupWorker"
+import { HealthWorker } from "@kyozo/workers/HealthWorker"
+import { MetricsWorker } from "@kyozo/workers/MetricsWorker"
+import { WorkerSettings } from "@kyozo/workers/WorkerSettings"
+import * as Workers from "@kyozo/workers/Workers"
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-workers-test-"))
 afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }))

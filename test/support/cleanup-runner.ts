@@ -16,7 +16,7 @@ import * as DockerRuntime from "@kyozo/core/DockerRuntime"
 import * as Labels from "@kyozo/core/Labels"
 import { MaintenancePasses } from "@kyozo/core/MaintenancePasses"
 import { Effect, Layer, Logger, LogLevel } from "effect"
-import * as Workers from "../../packages/workers/src/Workers.js"
+import * as Workers from "@kyozo/workers/Workers"
 
 const [mode, dataDir, ...rest] = process.argv.slice(2)
 const say = (tag: string, value: unknown) => process.stdout.write(`${tag} ${JSON.stringify(value)}\n`)
@@ -27,7 +27,7 @@ const SlowRemovals = (delayMs: number) =>
   Layer.effect(
     ContainerRuntime,
     Effect.gen(function* () {
-      const inner = yield* DockerRuntime.make({ timeout: "20 seconds" })
+      const inner = yield* DockerRuntime.make({ dockerHost: process.env.DOCKER_HOST, timeout: "20 seconds" })
       // One removal at a time, so the kill lands after some removals and before others.
       const one = yield* Effect.makeSemaphore(1)
       return {

@@ -4,8 +4,11 @@
  * from the current sources first (test files run one at a time, so this never races).
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
-import { repoRoot } from "./server.js"
+import { type DockerSuite, NodeImage, removeTeamObjects, StaticImage } from "./docker.js"
+import { repoRoot, type ServerProcess, startServer, waitFor } from "./server.js"
 
 export const kyozoBin = path.join(repoRoot, "node_modules", ".bin", "kyozo")
 
@@ -84,4 +87,45 @@ export const spawnKyozo = (
     throw new Error(`no ${pattern} in the output of kyozo ${args.join(" ")}:\n${out}\n--- stderr:\n${err}`)
   }
   return { child, stdout: () => out, stderr: () => err, exited, waitFor }
+}
+
+/** A server on the real engine for CLI suites, with the credentials its bootstrap wrote. */
+export interface CliServer {
+  readonly server: ServerProcess
+  /** The server's data folder; the CLI finds the server and its key through credentials.json there. */
+  readonly dataDir: string
+  /** A scratch folder for the folders the suite deploys. */
+  readonly work: string
+  readonly token: string
+  readonly teamId: string
+}
+
+/**
+ * Builds the CLI and starts `kyozo server` on the real engine (FROM lines on the local base images)
+ * with a new data folder, and waits until its bootstrap wrote the credentials.
+ */
+export const startCliServer = async (name: string): Promise<CliServer> => {
+  buildCli()
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `kyozo-${name}-`))
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), `kyozo-${name}-work-`))
+  const server = await startServer({
+    KYOZO_RUNTIME: "docker",
+    KYOZO_DATA_DIR: dataDir,
+    KYOZO_BASE_IMAGES: JSON.stringify({ node: NodeImage, static: StaticImage })
+  })
+  const credentials = path.join(dataDir, "credentials.json")
+  await waitFor("credentials file", 60_000, async () =>
+    fs.existsSync(credentials) && (await server.get("/healthz")).status === 200 ? true : undefined
+  ).catch((e) => {
+    throw new Error(`${e}\n${server.log()}`)
+  })
+  const written = JSON.parse(fs.readFileSync(credentials, "utf8")) as { token: string; teamId: string }
+  return { server, dataDir, work, token: written.token, teamId: written.teamId }
+}
+
+/** Stops the server, removes its team's Docker objects (all carry its label) and both folders. */
+export const stopCliServer = async (docker: DockerSuite, cli: Partial<CliServer>): Promise<void> => {
+  await cli.server?.stop()
+  if (cli.teamId) await removeTeamObjects(docker.client, cli.teamId)
+  for (const d of [cli.dataDir, cli.work]) if (d) fs.rmSync(d, { recursive: true, force: true })
 }

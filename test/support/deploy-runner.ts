@@ -20,10 +20,10 @@ import { TopologyRepo } from "@kyozo/core/TopologyRepo"
 import { ContainerRuntime } from "@kyozo/core/ContainerRuntime"
 import { Effect, Layer, Logger, LogLevel, Stream } from "effect"
 import * as http from "node:http"
-import { Deployer } from "../../packages/workers/src/Deployer.js"
-import * as DeployerLive from "../../packages/workers/src/DeployerLive.js"
-import * as DurableEngine from "../../packages/workers/src/DurableEngine.js"
-import * as Reconciler from "../../packages/workers/src/Reconciler.js"
+import { Deployer } from "@kyozo/workers/Deployer"
+import * as DeployerLive from "@kyozo/workers/DeployerLive"
+import * as DurableEngine from "@kyozo/workers/DurableEngine"
+import * as Reconciler from "@kyozo/workers/Reconciler"
 
 const [mode, dataDir, workspaces, team, ...rest] = process.argv.slice(2)
 const teamId = team as TeamId

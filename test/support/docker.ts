@@ -159,6 +159,11 @@ export const removeTeamObjects = async (client: Docker, teamId: string): Promise
     .catch(() => {})
 }
 
+/** Registers the afterAll that removes what Kyozo made for `teamId` (see removeTeamObjects). */
+export const removeTeamAfterAll = (suite: DockerSuite, teamId: string): void => {
+  if (suite.available) afterAll(() => removeTeamObjects(suite.client, teamId), 60_000)
+}
+
 /** Fails with a clear instruction when the local base images are missing. */
 export const requireBaseImages = async (client: Docker = dockerClient()): Promise<void> => {
   const missing: Array<string> = []

@@ -12,7 +12,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 
-export const caddyBin = (): string | null => CaddyAdmin.findCaddy()
+export const caddyBin = (): string | null => CaddyAdmin.findCaddy(process.env.KYOZO_CADDY_BIN)
 
 export interface CaddySuite {
   readonly available: boolean

@@ -6,15 +6,13 @@
  * Request bodies are JSON:API documents too: `{ "data": { "type": "services", "attributes": {…} } }`,
  * so a decode failure points at `/data/attributes/<field>`.
  */
-import {
-  HttpApi,
-  HttpApiEndpoint,
-  HttpApiGroup,
-  HttpApiMiddleware,
-  HttpApiSchema,
-  HttpApiSecurity,
-  OpenApi
-} from "@effect/platform"
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { AlertComparator, AlertMetric } from "@kyozo/core/domain/Alert"
 import { BreakerStatus } from "@kyozo/core/domain/Breaker"
 import { HealthCheckConfig } from "@kyozo/core/domain/HealthCheckConfig"
@@ -98,6 +96,9 @@ export type ApiError =
   BadRequest | Unauthenticated | Denied | NotFound | Conflict | Unprocessable | Unavailable
 
 /** One JSON:API error document. */
+// Each class pins its own status literal, so its props type is not known here; the caller passes
+// the status that matches the class.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const apiError = <C extends new (props: any) => ApiError>(
   Class: C,
   status: number,
@@ -712,10 +713,14 @@ export class RuntimeApi extends HttpApiGroup.make("runtime")
   .add(HttpApiEndpoint.get("runtimeStatus", "/runtime").addSuccess(single(RuntimeResource)))
   .middleware(Authorization) {}
 
-const jsonApiErrors = (spec: Record<string, any>): Record<string, any> => {
-  for (const item of Object.values(spec.paths ?? {}) as Array<Record<string, any>>)
+// The OpenAPI document as OpenApi.Transform hands it over: walked defensively below.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type OpenApiJson = Record<string, any>
+
+const jsonApiErrors = (spec: OpenApiJson): OpenApiJson => {
+  for (const item of Object.values(spec.paths ?? {}) as Array<OpenApiJson>)
     for (const op of Object.values(item))
-      for (const [status, response] of Object.entries((op?.responses ?? {}) as Record<string, any>)) {
+      for (const [status, response] of Object.entries((op?.responses ?? {}) as OpenApiJson)) {
         const content = response?.content
         if (Number(status) >= 400 && content?.["application/json"] && !content[JSON_API]) {
           content[JSON_API] = content["application/json"]

@@ -3,7 +3,9 @@
  * seam of `@kyozo/workers/Deployer` (its wire shapes: domain/Deploy) and imports nothing from the server, so the CLI, the REPL and
  * scripts can build a client from it alone.
  */
-import { Rpc, RpcGroup, RpcMiddleware } from "@effect/rpc"
+import * as Rpc from "@effect/rpc/Rpc"
+import * as RpcGroup from "@effect/rpc/RpcGroup"
+import * as RpcMiddleware from "@effect/rpc/RpcMiddleware"
 import { BreakerStatus } from "@kyozo/core/domain/Breaker"
 import { Role } from "@kyozo/core/domain/Membership"
 import { RestartPolicy } from "@kyozo/core/domain/ServiceInstance"

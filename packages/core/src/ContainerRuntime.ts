@@ -143,7 +143,7 @@ export interface LogOptions {
 }
 
 export interface BuildOptions {
-  /** The build context as a tar stream (see the build-context module of issue 3). */
+  /** The build context as a tar stream (see BuildContext). */
   readonly context: Stream.Stream<Uint8Array, unknown>
   /** Tag of the resulting image, e.g. "kyozo/svc_abc:ctx-1f2e". */
   readonly tag: string
@@ -324,7 +324,7 @@ export class ContainerRuntime extends Context.Tag("@kyozo/core/ContainerRuntime"
   ContainerRuntimeShape
 >() {}
 
-/** Resource defaults for containers of user folders (DESIGN.md, safety defaults). */
+/** Resource defaults for containers of user folders: every container gets limits. */
 export const Defaults = {
   memoryBytes: 512 * 1024 * 1024,
   nanoCpus: 1_000_000_000,

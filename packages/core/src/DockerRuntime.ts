@@ -89,6 +89,13 @@ class HttpStatus extends Data.TaggedError("HttpStatus")<{
   readonly detail: string
 }> {}
 
+/**
+ * Docker's wire JSON as the engine sends it: read field by field, with checks, by the decoders below
+ * (`summaryOf`, `infoOf`, ...), which alone turn it into typed values.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the one loose type, named once
+type Wire = any
+
 type Raw<A, R = never> = Effect.Effect<A, RuntimeError | HttpStatus, R>
 
 type StatusCases<B> = {
@@ -127,7 +134,7 @@ const connectionCodes = new Set([
 const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
 /** The engine's explanation of an error: its JSON `message`, or docker-modem's text. */
-const detailOf = (e: any): string => {
+const detailOf = (e: Wire): string => {
   const json = e?.json
   if (json && typeof json === "object" && !Buffer.isBuffer(json) && typeof json.message === "string") {
     return json.message
@@ -138,7 +145,7 @@ const detailOf = (e: any): string => {
 }
 
 const toFailure = (endpoint: string, operation: string, e: unknown): RuntimeError | HttpStatus => {
-  const err = e as any
+  const err = e as Wire
   if (typeof err?.statusCode === "number") {
     return new HttpStatus({ operation, status: err.statusCode, detail: detailOf(err) })
   }
@@ -281,7 +288,7 @@ const nodeStream = <E>(
   )
 
 /** Newline-delimited JSON (build, pull, events); lines that are not JSON are skipped. */
-const jsonLines = <E>(bytes: Stream.Stream<Uint8Array, E>): Stream.Stream<any, E> =>
+const jsonLines = <E>(bytes: Stream.Stream<Uint8Array, E>): Stream.Stream<Wire, E> =>
   bytes.pipe(
     Stream.decodeText(),
     Stream.splitLines,
@@ -332,7 +339,7 @@ const portsFromInspect = (
 const nsToMs = (ns: unknown) => (typeof ns === "number" && ns > 0 ? Math.round(ns / 1e6) : undefined)
 const msToNs = (ms: number | undefined) => (ms === undefined ? undefined : Math.round(ms * 1e6))
 
-const healthcheckOf = (hc: any): ImageHealthcheck | null => {
+const healthcheckOf = (hc: Wire): ImageHealthcheck | null => {
   if (!hc || !Array.isArray(hc.Test) || hc.Test.length === 0 || hc.Test[0] === "NONE") return null
   return dropUndefined({
     test: hc.Test,
@@ -365,7 +372,7 @@ const sum = (values: Iterable<number>) => {
 }
 
 /** One `stats` sample mapped to raw counters (memory without the page cache, like `docker stats`). */
-export const toContainerStats = (containerId: string, s: any): ContainerStats => {
+export const toContainerStats = (containerId: string, s: Wire): ContainerStats => {
   const mem = s?.memory_stats ?? {}
   const cache = mem.stats?.total_inactive_file ?? mem.stats?.inactive_file ?? 0
   const usage = typeof mem.usage === "number" ? mem.usage : 0
@@ -388,7 +395,7 @@ export const toContainerStats = (containerId: string, s: any): ContainerStats =>
   }
 }
 
-const summaryOf = (c: any): ContainerSummary => ({
+const summaryOf = (c: Wire): ContainerSummary => ({
   id: c.Id,
   name: String(c.Names?.[0] ?? "").replace(/^\//, ""),
   image: c.Image,
@@ -396,8 +403,8 @@ const summaryOf = (c: any): ContainerSummary => ({
   status: c.Status ?? "",
   labels: c.Labels ?? {},
   ports: (c.Ports ?? [])
-    .filter((p: any) => typeof p.PublicPort === "number")
-    .map((p: any) => ({
+    .filter((p: Wire) => typeof p.PublicPort === "number")
+    .map((p: Wire) => ({
       containerPort: p.PrivatePort,
       protocol: p.Type === "udp" ? "udp" : "tcp",
       hostIp: p.IP ?? "",
@@ -406,7 +413,7 @@ const summaryOf = (c: any): ContainerSummary => ({
   createdAt: (c.Created ?? 0) * 1000
 })
 
-const infoOf = (c: any): ContainerInfo => {
+const infoOf = (c: Wire): ContainerInfo => {
   const state = c.State ?? {}
   const running = state.Running === true
   return {
@@ -431,7 +438,7 @@ const infoOf = (c: any): ContainerInfo => {
 }
 
 /** Image summaries (list) carry no ExposedPorts/Healthcheck: `inspectImage` has them. */
-const imageSummaryOf = (i: any): ImageInfo => ({
+const imageSummaryOf = (i: Wire): ImageInfo => ({
   id: i.Id,
   tags: (i.RepoTags ?? []).filter((t: string) => t !== "<none>:<none>"),
   labels: i.Labels ?? {},
@@ -441,7 +448,7 @@ const imageSummaryOf = (i: any): ImageInfo => ({
   healthcheck: null
 })
 
-const imageInfoOf = (i: any): ImageInfo => ({
+const imageInfoOf = (i: Wire): ImageInfo => ({
   id: i.Id,
   tags: i.RepoTags ?? [],
   labels: i.Config?.Labels ?? {},
@@ -451,7 +458,7 @@ const imageInfoOf = (i: any): ImageInfo => ({
   healthcheck: healthcheckOf(i.Config?.Healthcheck)
 })
 
-/** The Docker create body for a spec, with Kyozo's safety defaults (DESIGN.md). */
+/** The Docker create body for a spec, with Kyozo's safety defaults (no capabilities, limits, loopback ports). */
 export const createBody = (spec: ContainerSpec): Record<string, unknown> => {
   const exposed: Record<string, object> = {}
   const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {}
@@ -516,15 +523,13 @@ const tailSize = 30
 /** Builds a `ContainerRuntimeShape` on the engine at `options.dockerHost`. Connects lazily. */
 export const make = (options: DockerRuntimeOptions = {}): Effect.Effect<ContainerRuntimeShape> =>
   Effect.sync(() => {
-    const { endpoint, options: dockerOptions } = parseDockerHost(
-      options.dockerHost ?? process.env.DOCKER_HOST
-    )
+    const { endpoint, options: dockerOptions } = parseDockerHost(options.dockerHost)
     const docker = new Docker(dockerOptions)
     const callTimeout = Duration.decode(options.timeout ?? Duration.seconds(30))
     const idleTimeout = Duration.decode(options.streamIdleTimeout ?? Duration.minutes(5))
 
     /** One HTTP exchange with the engine, with a deadline; failures are typed, statuses left raw. */
-    const dial = <A = any>(spec: DialSpec, timeout: Duration.Duration = callTimeout): Raw<A> =>
+    const dial = <A = Wire>(spec: DialSpec, timeout: Duration.Duration = callTimeout): Raw<A> =>
       Effect.tryPromise({
         try: (signal) =>
           new Promise<A>((resolve, reject) => {
@@ -542,7 +547,7 @@ export const make = (options: DockerRuntimeOptions = {}): Effect.Effect<Containe
                 headers: spec.headers,
                 abortSignal: signal,
                 statusCodes: okStatuses
-              } as any,
+              } as Wire,
               (err: unknown, data: unknown) => (err ? reject(err) : resolve(data as A))
             )
           }),
@@ -751,7 +756,7 @@ export const make = (options: DockerRuntimeOptions = {}): Effect.Effect<Containe
           ).pipe(Effect.mapError(contextFailure))
 
           const steps = jsonLines(bodyOf("buildImage", res, deadline)).pipe(
-            Stream.mapEffect((msg: any): Effect.Effect<Option.Option<BuildEvent>, RuntimeError> => {
+            Stream.mapEffect((msg: Wire): Effect.Effect<Option.Option<BuildEvent>, RuntimeError> => {
               if (msg.error || msg.errorDetail) {
                 const reason = String(msg.errorDetail?.message ?? msg.error)
                 remember(reason)
@@ -812,7 +817,7 @@ export const make = (options: DockerRuntimeOptions = {}): Effect.Effect<Containe
             { 404: () => Effect.fail(new ImageNotFound({ image: ref })) }
           )
           return jsonLines(bodyOf("pullImage", res)).pipe(
-            Stream.mapEffect((msg: any): Effect.Effect<PullEvent, RuntimeError> => {
+            Stream.mapEffect((msg: Wire): Effect.Effect<PullEvent, RuntimeError> => {
               if (msg.error || msg.errorDetail) {
                 const detail = String(msg.errorDetail?.message ?? msg.error)
                 // Errors arrive inside a 200 stream.
@@ -848,7 +853,7 @@ export const make = (options: DockerRuntimeOptions = {}): Effect.Effect<Containe
             { 404: () => Effect.fail(new ImageNotFound({ image: ref })) }
           )
           return jsonLines(bodyOf("pushImage", res)).pipe(
-            Stream.mapEffect((msg: any): Effect.Effect<PullEvent, RuntimeError> =>
+            Stream.mapEffect((msg: Wire): Effect.Effect<PullEvent, RuntimeError> =>
               msg.error || msg.errorDetail
                 ? // Errors arrive inside a 200 stream.
                   Effect.fail(
@@ -883,7 +888,7 @@ export const make = (options: DockerRuntimeOptions = {}): Effect.Effect<Containe
             })
           )
           return jsonLines(bodyOf("events", res)).pipe(
-            Stream.map((e: any): EngineEvent => ({
+            Stream.map((e: Wire): EngineEvent => ({
               type: String(e.Type ?? e.type ?? ""),
               action: String(e.Action ?? e.status ?? ""),
               id: String(e.Actor?.ID ?? e.id ?? ""),
@@ -995,7 +1000,7 @@ export const make = (options: DockerRuntimeOptions = {}): Effect.Effect<Containe
 
       listContainers: (filter) =>
         onStatus(
-          dial<Array<any>>({
+          dial<Array<Wire>>({
             operation: "listContainers",
             method: "GET",
             path: "/containers/json",
@@ -1037,7 +1042,7 @@ export const make = (options: DockerRuntimeOptions = {}): Effect.Effect<Containe
 
       listImages: (filter) =>
         onStatus(
-          dial<Array<any>>({
+          dial<Array<Wire>>({
             operation: "listImages",
             method: "GET",
             path: "/images/json",
@@ -1128,7 +1133,7 @@ export const make = (options: DockerRuntimeOptions = {}): Effect.Effect<Containe
 
       listNetworks: (filter) =>
         onStatus(
-          dial<Array<any>>({
+          dial<Array<Wire>>({
             operation: "listNetworks",
             method: "GET",
             path: "/networks",
@@ -1183,7 +1188,7 @@ export const make = (options: DockerRuntimeOptions = {}): Effect.Effect<Containe
 
       listVolumes: (filter) =>
         onStatus(
-          dial<{ Volumes: Array<any> | null }>({
+          dial<{ Volumes: Array<Wire> | null }>({
             operation: "listVolumes",
             method: "GET",
             path: "/volumes",
@@ -1201,7 +1206,6 @@ export const make = (options: DockerRuntimeOptions = {}): Effect.Effect<Containe
   })
 
 /** The engine named by DOCKER_HOST (or the local socket), 30 s per call. */
-export const layer: Layer.Layer<ContainerRuntime> = Layer.effect(ContainerRuntime, make())
 
 /** The engine with explicit options (tests, tools). */
 export const layerWith = (options: DockerRuntimeOptions): Layer.Layer<ContainerRuntime> =>
@@ -1213,4 +1217,10 @@ export const layerConfig: Layer.Layer<ContainerRuntime, never, KyozoConfig> = La
   Effect.flatMap(KyozoConfig, (config) =>
     make({ dockerHost: config.dockerHost, timeout: config.dockerTimeout })
   )
+)
+
+/** The engine KyozoConfig names (DOCKER_HOST, KYOZO_DOCKER_TIMEOUT), configuration read on its own. */
+export const layer: Layer.Layer<ContainerRuntime> = layerConfig.pipe(
+  Layer.provide(KyozoConfig.Default),
+  Layer.orDie
 )

@@ -46,13 +46,17 @@ export class KyozoConfig extends Effect.Service<KyozoConfig>()("@kyozo/core/Kyoz
     const breakerResetAfter = yield* Config.duration("KYOZO_BREAKER_RESET").pipe(
       Config.withDefault(Duration.seconds(10))
     )
-    // The edge router (issue 10): Caddy as a separate data plane, or the in-process fallback.
+    // The edge router: Caddy as a separate data plane, or the in-process fallback.
     const edge = yield* Config.literal(
       "auto",
       "caddy",
       "inprocess"
     )("KYOZO_EDGE").pipe(Config.withDefault("auto" as const))
     const caddyAdmin = yield* Config.option(Config.string("KYOZO_CADDY_ADMIN"))
+    // The caddy binary to start; unset: the first `caddy` on PATH.
+    const caddyBin = yield* Config.option(Config.nonEmptyString("KYOZO_CADDY_BIN"))
+    // Where deploys by path resolve their folders (each team its own sub-folder).
+    const workspacesRoot = yield* Config.option(Config.nonEmptyString("KYOZO_WORKSPACES_ROOT"))
     const edgePort = yield* Config.integer("KYOZO_EDGE_PORT").pipe(Config.withDefault(4080))
     const edgeHost = yield* Config.string("KYOZO_EDGE_HOST").pipe(Config.withDefault("127.0.0.1"))
     const domain = yield* Config.string("KYOZO_DOMAIN").pipe(Config.withDefault("localhost"))
@@ -83,6 +87,8 @@ export class KyozoConfig extends Effect.Service<KyozoConfig>()("@kyozo/core/Kyoz
       breakerResetAfter,
       edge: edge as "auto" | "caddy" | "inprocess",
       caddyAdmin: Option.getOrUndefined(caddyAdmin),
+      caddyBin: Option.getOrUndefined(caddyBin),
+      workspacesRoot: path.resolve(Option.getOrElse(workspacesRoot, () => path.join(dataDir, "workspaces"))),
       edgePort,
       edgeHost,
       domain,

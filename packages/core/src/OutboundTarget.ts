@@ -92,7 +92,8 @@ export const guardedLookup =
         )
         return (callback as (e: Error | null, a: string, f?: number) => void)(e, "", 4)
       }
-      if ((options as dns.LookupOptions).all) return (callback as any)(null, list)
+      if ((options as dns.LookupOptions).all)
+        return (callback as (e: Error | null, a: ReadonlyArray<dns.LookupAddress>) => void)(null, list)
       return (callback as (e: Error | null, a: string, f?: number) => void)(
         null,
         list[0]!.address,

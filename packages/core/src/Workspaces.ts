@@ -3,7 +3,7 @@
  * (`KYOZO_WORKSPACES_ROOT`, default `<KYOZO_DATA_DIR>/workspaces`) are accepted, checked after
  * resolving symlinks on both sides, so a link inside the root cannot hand out `/etc`.
  */
-import { Config, Effect, Option, Schema } from "effect"
+import { Effect, Schema } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { KyozoConfig } from "./KyozoConfig.js"
@@ -49,15 +49,9 @@ export const resolveInside = (root: string, requested: string): Effect.Effect<st
     return real
   })
 
-/** The workspaces root for a data folder: KYOZO_WORKSPACES_ROOT, else `<dataDir>/workspaces`. */
-export const rootFor = (dataDir: string): string =>
-  path.resolve(process.env.KYOZO_WORKSPACES_ROOT || path.join(dataDir, "workspaces"))
-
 export class Workspaces extends Effect.Service<Workspaces>()("@kyozo/core/Workspaces", {
   effect: Effect.gen(function* () {
-    const { dataDir } = yield* KyozoConfig
-    const configured = yield* Effect.orDie(Config.option(Config.string("KYOZO_WORKSPACES_ROOT")))
-    const root = path.resolve(Option.getOrElse(configured, () => path.join(dataDir, "workspaces")))
+    const root = (yield* KyozoConfig).workspacesRoot
     // Created up front so that "no such root" only ever means a misconfiguration.
     yield* Effect.promise(() => fs.mkdir(root, { recursive: true }).catch(() => undefined))
     return {

@@ -5,7 +5,8 @@
  */
 import { HttpLayerRouter } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { RpcSerialization, RpcServer } from "@effect/rpc"
+import * as RpcSerialization from "@effect/rpc/RpcSerialization"
+import * as RpcServer from "@effect/rpc/RpcServer"
 import { KyozoRpc } from "@kyozo/api/KyozoRpc"
 import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
 import { ContainerManager } from "@kyozo/core/ContainerManager"
@@ -73,11 +74,11 @@ export const CoreLive = Layer.mergeAll(
   RateLimit.layer,
   PrincipalCache.Default,
   Auth.BootstrapLive,
-  // After a crash: proxies re-routed, unfinished deploys resumed or compensated (DESIGN.md: reconcile).
+  // After a crash: proxies re-routed, unfinished deploys resumed or compensated (reconcile, not remember).
   Reconciler.layer(),
   WebhookDispatcher.layer,
   KeySessions.Default,
-  // Routes follow containers: engine events, the engine coming back, a periodic pass (issue 10).
+  // Routes follow containers: engine events, the engine coming back, a periodic pass.
   EdgeRoutes.layer(),
   UploadPolicy.Default,
   // Replica counts follow utilisation targets (issue 10); the Deployer layer is the one above (memoized).

@@ -10,7 +10,9 @@
  * a `: heartbeat` comment every `KYOZO_SSE_HEARTBEAT_MS` (default 15 s) keeps proxies from closing the line.
  */
 import * as Sse from "@effect/experimental/Sse"
-import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { ContainerManager } from "@kyozo/core/ContainerManager"
 import type { DeploymentEvent } from "@kyozo/core/domain/DeploymentEvent"
 import type { TeamId } from "@kyozo/core/domain/Ids"

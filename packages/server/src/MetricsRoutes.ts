@@ -3,7 +3,9 @@
  * `Authorization: Bearer <token>` with either the scrape token `KYOZO_METRICS_TOKEN` (compared in
  * constant time) or an API key of an instance admin; anything else is a 401.
  */
-import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as PrometheusText from "@kyozo/core/PrometheusText"
 import { UserRepo } from "@kyozo/core/UserRepo"
 import { Config, Effect, Layer, Option, Redacted } from "effect"

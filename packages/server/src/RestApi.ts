@@ -3,7 +3,8 @@
  * middleware (provided one after the other), `/openapi.json` generated from it, `/docs` to read it,
  * and the JSON:API boundary (405/413/415/400) in front of it.
  */
-import { HttpApiSwagger, HttpLayerRouter } from "@effect/platform"
+import * as HttpApiSwagger from "@effect/platform/HttpApiSwagger"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import { KyozoHttpApi } from "@kyozo/api/KyozoHttpApi"
 import { Layer } from "effect"
 import * as HttpApiHandlers from "./HttpApiHandlers.js"

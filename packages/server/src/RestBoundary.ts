@@ -18,7 +18,10 @@
  * - RPC (`/rpc`): headers inside the NDJSON messages are dropped, so only the HTTP request's own
  *   `authorization` counts (a message cannot carry another key past the one the request presents).
  */
-import { HttpIncomingMessage, HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { type ErrorObject, JSON_API, KyozoHttpApi, routesOf } from "@kyozo/api/KyozoHttpApi"
 import { Cause, Config, Effect, Option } from "effect"
 import * as RequestCounts from "./RequestCounts.js"

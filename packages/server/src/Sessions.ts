@@ -10,7 +10,10 @@
  * the cookie must carry the session's CSRF token in `x-csrf-token` (derived from the token, so it
  * needs no storage); a missing or wrong one is a 403 before any handler runs.
  */
-import { HttpIncomingMessage, HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { JSON_API } from "@kyozo/api/KyozoHttpApi"

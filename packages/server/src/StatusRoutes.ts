@@ -3,7 +3,8 @@
  * touches Docker or the database: a sick engine must not make Kyozo look dead). `/readyz` says
  * whether the database answers and which engine is in use, with the breaker's state.
  */
-import { HttpLayerRouter, HttpServerResponse } from "@effect/platform"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { SqlClient } from "@effect/sql"
 import { ContainerManager } from "@kyozo/core/ContainerManager"
 import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"

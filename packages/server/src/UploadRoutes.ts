@@ -6,7 +6,9 @@
  * 400, a body that is not a tar (by its content type) a 415, a viewer a 403, a team over its upload
  * quota a 413 (rules in `application/UploadPolicy`).
  */
-import { HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
 import * as UploadArchive from "@kyozo/core/UploadArchive"
 import * as Uploads from "@kyozo/core/Uploads"

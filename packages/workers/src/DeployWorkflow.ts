@@ -7,7 +7,7 @@
  * A failure after the container was created compensates: the new container is removed, the proxy
  * keeps (or goes back to) the old one, the deployment ends `compensated`.
  *
- * No SQL transaction is ever held across a Docker call (DESIGN.md, "Durable work").
+ * No SQL transaction is ever held across a Docker call (on PGlite it would block every other query).
  */
 import * as Activity from "@effect/workflow/Activity"
 import * as Workflow from "@effect/workflow/Workflow"

@@ -4,7 +4,7 @@
  * service of another team is answered with ServiceNotFound, exactly like one that does not exist.
  *
  * Rows are written with short single statements before an entity is called; nothing here calls an
- * entity from inside a transaction (PGlite deadlock, DESIGN.md).
+ * entity from inside a transaction (on PGlite that deadlocks: the message insert needs the connection).
  */
 import * as Workspaces from "@kyozo/core/Workspaces"
 import type { ImageInfo, LogLine } from "@kyozo/core/ContainerRuntime"
@@ -29,6 +29,7 @@ import type { NewDependency } from "@kyozo/core/TopologyRepo"
 import { TopologyRepo } from "@kyozo/core/TopologyRepo"
 import { uploadDir } from "@kyozo/core/Uploads"
 import { Chunk, Deferred, Duration, Effect, Layer, Option, PubSub, Queue, Stream } from "effect"
+import * as path from "node:path"
 import * as fs from "node:fs"
 import {
   DeployFailed,
@@ -142,7 +143,10 @@ export const make = (options: DeployerOptions = {}) =>
     const makeClient = yield* ServiceEntity.ServiceEntity.client
     const config = yield* Effect.serviceOption(KyozoConfig)
     const dataDir = options.dataDir ?? Option.getOrUndefined(Option.map(config, (c) => c.dataDir)) ?? ".kyozo"
-    const workspacesRoot = options.workspacesRoot ?? Workspaces.rootFor(dataDir)
+    const workspacesRoot =
+      options.workspacesRoot ??
+      Option.getOrUndefined(Option.map(config, (c) => c.workspacesRoot)) ??
+      path.join(dataDir, "workspaces")
     // Messages sent before the runner holds its shards wait for a storage poll: wait once instead.
     const sharding = yield* Sharding.Sharding
     const ready = yield* Effect.cached(

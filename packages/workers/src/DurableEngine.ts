@@ -2,7 +2,7 @@
  * The durable engine: `@effect/cluster` (one runner, SQL message storage on Kyozo's own database)
  * with `@effect/workflow` on top. The deploy workflow and the per-service entity register on it.
  *
- * Runner storage depends on the database (DESIGN.md, "Durable work"): `"sql"` on PostgreSQL so
+ * Runner storage depends on the database: `"sql"` on PostgreSQL so
  * shard locks are real, `"memory"` on PGlite because SqlRunnerStorage reserves a connection for
  * its locks and PGlite has exactly one (the runner deadlocks). Messages are stored in SQL in both
  * cases, so workflows resume after a crash either way.

@@ -189,9 +189,8 @@ export const stop = (admin: AdminEndpoint, dataDir?: string): Effect.Effect<bool
     return true
   })
 
-/** The `caddy` binary: KYOZO_CADDY_BIN, else the first on PATH. */
-export const findCaddy = (): string | null => {
-  const explicit = process.env.KYOZO_CADDY_BIN
+/** The `caddy` binary: the configured one (KYOZO_CADDY_BIN), else the first on PATH. */
+export const findCaddy = (explicit?: string): string | null => {
   if (explicit) return fs.existsSync(explicit) ? explicit : null
   for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
     if (!dir) continue

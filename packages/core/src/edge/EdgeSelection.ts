@@ -38,7 +38,7 @@ export const layer: Layer.Layer<EdgeRouter, EdgeUnavailable, KyozoConfig> = Laye
     const caddy = CaddyEdge.layer({
       dataDir: config.dataDir,
       admin,
-      bin: Admin.findCaddy(),
+      bin: Admin.findCaddy(config.caddyBin),
       host: config.edgeHost,
       sharedPort: config.edgePort === 0 ? null : config.edgePort,
       domain: config.domain,

@@ -510,6 +510,8 @@ export const detectNode: StackDetector = (ctx) =>
 const angularOutput = (ctx: StackContext): Effect.Effect<string> =>
   Effect.gen(function* () {
     const text = yield* ctx.read("angular.json")
+    // angular.json as written by hand: every field is checked before use.
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
     let json: any
     try {
       json = text ? JSON5.parse(text) : undefined
@@ -517,6 +519,7 @@ const angularOutput = (ctx: StackContext): Effect.Effect<string> =>
       json = undefined
     }
     const projects = json && typeof json.projects === "object" ? Object.entries(json.projects) : []
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const [name, project] = (projects[0] ?? []) as [string | undefined, any]
     const build = project?.architect?.build ?? project?.targets?.build
     const out = build?.options?.outputPath

@@ -18,7 +18,7 @@ import * as path from "node:path"
 export class Sources extends Effect.Service<Sources>()("@kyozo/server/application/Sources", {
   effect: Effect.gen(function* () {
     const config = yield* KyozoConfig
-    const root = Workspaces.rootFor(config.dataDir)
+    const root = config.workspacesRoot
     yield* Effect.promise(() => fs.promises.mkdir(root, { recursive: true }).catch(() => undefined))
     const realRoot = yield* Effect.promise(() => fs.promises.realpath(root).catch(() => root))
 
