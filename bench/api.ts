@@ -7,16 +7,18 @@
  *
  *   pnpm bench:api            (BENCH_SECONDS=5, BENCH_CONNECTIONS=20, BENCH_DATABASE=postgres|pglite)
  */
-import autocannon from "autocannon"
-import * as Database from "@kyozo/core/Database"
-import type { TeamId } from "@kyozo/core/domain/Ids"
-import { ServiceRepo } from "@kyozo/core/ServiceRepo"
-import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
+
+import type { TeamId } from "@kyozo/api/domain/Ids"
+import * as Database from "@kyozo/core/store/Database"
+import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
+import autocannon from "autocannon"
+import { Effect } from "effect"
+
 import { startServer, waitFor } from "../test/support/server.js"
 import { startTenantServer } from "../test/support/tenants.js"
 

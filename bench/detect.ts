@@ -2,12 +2,13 @@
  * Detection on a realistic 20k-file tree (a few apps, node_modules-like folders, many sources),
  * timed against a bare recursive fs.readdir of the same tree.
  */
-import { detect } from "@kyozo/core/topology/TopologyDetector"
-import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as fsp from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
+
+import { detect } from "@kyozo/core/build/topology/TopologyDetector"
+import { Effect } from "effect"
 
 const TARGET_FILES = 20_000
 

@@ -6,17 +6,19 @@
  *
  *   node --import tsx bench/edge.ts       (BENCH_SECONDS=5, BENCH_CONNECTIONS=20)
  */
-import autocannon from "autocannon"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+
 import * as CaddyAdmin from "@kyozo/core/edge/CaddyAdmin"
 import * as CaddyEdge from "@kyozo/core/edge/CaddyEdge"
 import { EdgeRouter, type EdgeRouterShape } from "@kyozo/core/edge/EdgeRouter"
 import * as InProcessEdge from "@kyozo/core/edge/InProcessEdge"
-import { Effect, Exit, Layer, Scope } from "effect"
-import * as fs from "node:fs"
-import * as os from "node:os"
-import * as path from "node:path"
+import { parseDockerHost } from "@kyozo/core/engine/DockerRuntime"
+import autocannon from "autocannon"
 import Docker from "dockerode"
-import { parseDockerHost } from "@kyozo/core/DockerRuntime"
+import { Effect, Exit, Layer, Scope } from "effect"
+
 import { freePort } from "../test/support/server.js"
 
 const StaticImage = "kyozo-local/static:latest"

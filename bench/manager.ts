@@ -6,21 +6,22 @@
  *
  *   pnpm bench:manager            (KYOZO_BENCH_SERVICES=200 for a quicker run)
  */
-import * as SqlClient from "@effect/sql/SqlClient"
-import * as CircuitBreaker from "@kyozo/core/CircuitBreaker"
-import * as ContainerManagerModule from "@kyozo/core/ContainerManager"
-import { ContainerManager, type ManagerEvent } from "@kyozo/core/ContainerManager"
-import { ContainerRuntime } from "@kyozo/core/ContainerRuntime"
-import * as Database from "@kyozo/core/Database"
-import * as Labels from "@kyozo/core/Labels"
-import { MaintenancePasses } from "@kyozo/core/MaintenancePasses"
-import * as MockRuntime from "@kyozo/core/MockRuntime"
-import { RuntimeInfo } from "@kyozo/core/RuntimeSelection"
-import * as Workers from "@kyozo/workers/Workers"
-import { Duration, Effect, Layer, Queue, TestClock, TestContext } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as CircuitBreaker from "@kyozo/core/engine/CircuitBreaker"
+import { ContainerRuntime } from "@kyozo/core/engine/ContainerRuntime"
+import * as Labels from "@kyozo/core/engine/Labels"
+import * as MockRuntime from "@kyozo/core/engine/MockRuntime"
+import { RuntimeInfo } from "@kyozo/core/engine/RuntimeSelection"
+import * as Database from "@kyozo/core/store/Database"
+import * as ContainerManagerModule from "@kyozo/core/supervision/ContainerManager"
+import { ContainerManager, type ManagerEvent } from "@kyozo/core/supervision/ContainerManager"
+import { MaintenancePasses } from "@kyozo/core/supervision/MaintenancePasses"
+import * as Workers from "@kyozo/workers/Workers"
+import { Duration, Effect, Layer, Queue, TestClock, TestContext } from "effect"
 
 const SERVICES = Number(process.env.KYOZO_BENCH_SERVICES ?? 1000)
 const TICK = Duration.seconds(30)

@@ -8,13 +8,14 @@
  * Needs the real engine and kyozo-local/static:latest (scripts/base-images.sh). Every object it
  * creates carries `kyozo.bench=<run id>` and is removed at the end, whatever happens.
  */
-import { ContainerRuntime, cpuPercent } from "@kyozo/core/ContainerRuntime"
-import * as DockerRuntime from "@kyozo/core/DockerRuntime"
-import * as Labels from "@kyozo/core/Labels"
-import { Effect, Either } from "effect"
 import { execFile } from "node:child_process"
 import { randomBytes } from "node:crypto"
+
+import { ContainerRuntime, cpuPercent } from "@kyozo/core/engine/ContainerRuntime"
+import * as DockerRuntime from "@kyozo/core/engine/DockerRuntime"
+import * as Labels from "@kyozo/core/engine/Labels"
 import { WorkerSettings } from "@kyozo/workers/WorkerSettings"
+import { Effect, Either } from "effect"
 
 const COUNT = Number(process.env.KYOZO_BENCH_CONTAINERS ?? 50)
 const ROUNDS = 3

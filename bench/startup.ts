@@ -11,6 +11,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+
 import { freePort, repoRoot, sleep } from "../test/support/server.js"
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3)

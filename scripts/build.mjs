@@ -13,6 +13,7 @@ import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+
 import * as esbuild from "esbuild"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")

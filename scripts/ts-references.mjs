@@ -6,6 +6,7 @@
 //   node scripts/ts-references.mjs --check  fails, naming the package, when one is out of step
 import * as fs from "node:fs"
 import * as path from "node:path"
+
 import * as prettier from "prettier"
 
 const root = path.resolve(import.meta.dirname, "..")

@@ -5,6 +5,7 @@
  * service (team-wide rules are for owners and admins).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+
 import {
   type Call,
   caller,
@@ -12,8 +13,8 @@ import {
   doc,
   expectStatus,
   memberWithKey,
-  type Started,
-  start
+  start,
+  type Started
 } from "./support/rest.js"
 
 let s: Started

@@ -4,23 +4,19 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe as layerDescribe, expect as layerExpect, layer } from "@effect/vitest"
-import { AlertRepo } from "@kyozo/core/AlertRepo"
-import { ContainerRuntime } from "@kyozo/core/ContainerRuntime"
-import * as Labels from "@kyozo/core/Labels"
-import { MetricSampleRepo } from "@kyozo/core/MetricSampleRepo"
-import { MockRuntime } from "@kyozo/core/MockRuntime"
+import { ContainerRuntime } from "@kyozo/core/engine/ContainerRuntime"
+import * as Labels from "@kyozo/core/engine/Labels"
+import { MockRuntime } from "@kyozo/core/engine/MockRuntime"
+import { AlertRepo } from "@kyozo/core/store/AlertRepo"
+import { MetricSampleRepo } from "@kyozo/core/store/MetricSampleRepo"
+import { MetricsWorker } from "@kyozo/workers/maintenance/MetricsWorker"
+import { bucket, trendSpec } from "@kyozo/workers/maintenance/MetricTrends"
+import { percentile, recommend } from "@kyozo/workers/maintenance/Recommendations"
+import { type AlertRule, evaluate, metricValue, type SamplePoint } from "@kyozo/workers/notify/AlertEvaluator"
 import { Effect, Layer, Option, TestClock } from "effect"
 import { describe, expect, it } from "vitest"
-import { MetricsWorker } from "@kyozo/workers/MetricsWorker"
+
 import { pgliteLayer } from "./support/database.js"
-import {
-  type AlertRule,
-  evaluate,
-  metricValue,
-  type SamplePoint
-} from "@kyozo/workers/AlertEvaluator"
-import { bucket, trendSpec } from "@kyozo/workers/MetricTrends"
-import { percentile, recommend } from "@kyozo/workers/Recommendations"
 
 const MiB = 1024 ** 2
 const memRule: AlertRule = {

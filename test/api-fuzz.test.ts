@@ -5,8 +5,6 @@
  * and `/healthz` still answers afterwards.
  */
 import { describe, expect, it } from "@effect/vitest"
-import fc from "fast-check"
-import { afterAll, beforeAll } from "vitest"
 import {
   BadRequest,
   Conflict,
@@ -19,6 +17,9 @@ import {
   Unprocessable
 } from "@kyozo/api/KyozoHttpApi"
 import { Either, Schema } from "effect"
+import fc from "fast-check"
+import { afterAll, beforeAll } from "vitest"
+
 import { startTenantServer, type TenantServer } from "./support/tenants.js"
 
 let ts: TenantServer

@@ -7,7 +7,9 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+
 import { buildCli, runKyozo } from "./support/cli.js"
 import {
   dockerSuite,
@@ -16,7 +18,7 @@ import {
   requireBaseImages,
   StaticImage
 } from "./support/docker.js"
-import { caller, type Call, doc, expectStatus } from "./support/rest.js"
+import { type Call, caller, doc, expectStatus } from "./support/rest.js"
 import { type ServerProcess, sleep, startServer, waitFor } from "./support/server.js"
 import { openSse } from "./support/sse.js"
 

@@ -1,10 +1,11 @@
-import { describe, expect, it } from "@effect/vitest"
-import { fromFolder } from "@kyozo/core/BuildContext"
-import { InvalidWorkspacePath, resolveInside, Workspaces } from "@kyozo/core/Workspaces"
-import { ConfigProvider, Effect, Exit, Layer, Stream } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+
+import { describe, expect, it } from "@effect/vitest"
+import { fromFolder } from "@kyozo/core/build/BuildContext"
+import { InvalidWorkspacePath, resolveInside, Workspaces } from "@kyozo/core/sources/Workspaces"
+import { ConfigProvider, Effect, Exit, Layer, Stream } from "effect"
 import * as tar from "tar-stream"
 import { afterAll } from "vitest"
 

@@ -13,19 +13,21 @@
  * The npm cases need the registry: they skip loudly where it is unreachable, and fail under
  * KYOZO_REQUIRE_REGISTRY=1 (CI sets it).
  */
-import { describe, expect, layer } from "@effect/vitest"
-import { BaseImages, resolveBaseImages } from "@kyozo/core/dockerfile/BaseImages"
-import { HOST_CA_BUNDLES } from "@kyozo/core/dockerfile/BuildSettings"
-import * as DockerRuntime from "@kyozo/core/DockerRuntime"
-import { makeTeamId, type TeamId } from "@kyozo/core/domain/Ids"
-import { ImageBuilder } from "@kyozo/core/ImageBuilder"
-import { detectPlan } from "@kyozo/core/topology/TopologyDetector"
-import { Effect, Layer } from "effect"
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import * as https from "node:https"
 import * as path from "node:path"
+
+import { describe, expect, layer } from "@effect/vitest"
+import { makeTeamId, type TeamId } from "@kyozo/api/domain/Ids"
+import { BaseImages, resolveBaseImages } from "@kyozo/core/build/dockerfile/BaseImages"
+import { HOST_CA_BUNDLES } from "@kyozo/core/build/dockerfile/BuildSettings"
+import { ImageBuilder } from "@kyozo/core/build/ImageBuilder"
+import { detectPlan } from "@kyozo/core/build/topology/TopologyDetector"
+import * as DockerRuntime from "@kyozo/core/engine/DockerRuntime"
+import { Effect, Layer } from "effect"
+
 import { makeTempDir } from "./support/database.js"
 import { deployProgress, deployStack, workspace } from "./support/deployer.js"
 import { dockerSuite, removeTeamAfterAll, requireBaseImages } from "./support/docker.js"
@@ -80,7 +82,8 @@ const workspaces = ws.root
 const teamId: TeamId = makeTeamId()
 removeTeamAfterAll(docker, teamId)
 
-const write = (folder: string, files: Record<string, string>, fresh = true) => ws.write(folder, files, { fresh })
+const write = (folder: string, files: Record<string, string>, fresh = true) =>
+  ws.write(folder, files, { fresh })
 
 const get = (url: string): Promise<{ status: number; body: string }> =>
   new Promise((resolve) => {

@@ -2,12 +2,13 @@
  * How builds reach package registries: the CA bundle build stages trust (the host's by default, an
  * extra one added to it), package mirrors, and typed errors for configuration that cannot work.
  */
-import { afterAll, describe, expect, it } from "@effect/vitest"
-import { HOST_CA_BUNDLES, loadBuildSettings } from "@kyozo/core/dockerfile/BuildSettings"
-import { ConfigProvider, Effect } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { HOST_CA_BUNDLES, loadBuildSettings } from "@kyozo/core/build/dockerfile/BuildSettings"
+import { ConfigProvider, Effect } from "effect"
 
 const withEnv = (env: Record<string, string>) =>
   Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))

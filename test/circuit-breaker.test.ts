@@ -4,6 +4,12 @@
  * guard over the MockRuntime, and a fast-check property over random call/time sequences.
  */
 import { describe, expect, it } from "@effect/vitest"
+import { CircuitOpen, ContainerNotFound, DockerUnavailable } from "@kyozo/api/domain/RuntimeErrors"
+import * as CircuitBreaker from "@kyozo/core/engine/CircuitBreaker"
+import { RuntimeBreaker } from "@kyozo/core/engine/CircuitBreaker"
+import { ContainerRuntime } from "@kyozo/core/engine/ContainerRuntime"
+import * as MockRuntime from "@kyozo/core/engine/MockRuntime"
+import { MockRuntimeControl } from "@kyozo/core/engine/MockRuntime"
 import {
   Chunk,
   Deferred,
@@ -21,12 +27,6 @@ import {
   TestServices
 } from "effect"
 import * as fc from "fast-check"
-import * as CircuitBreaker from "@kyozo/core/CircuitBreaker"
-import { RuntimeBreaker } from "@kyozo/core/CircuitBreaker"
-import { ContainerRuntime } from "@kyozo/core/ContainerRuntime"
-import * as MockRuntime from "@kyozo/core/MockRuntime"
-import { MockRuntimeControl } from "@kyozo/core/MockRuntime"
-import { CircuitOpen, ContainerNotFound, DockerUnavailable } from "@kyozo/core/RuntimeErrors"
 
 class Boom {
   readonly _tag = "Boom"

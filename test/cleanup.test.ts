@@ -5,12 +5,13 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import { describe, expect, layer } from "@effect/vitest"
-import { ContainerRuntime } from "@kyozo/core/ContainerRuntime"
-import * as Labels from "@kyozo/core/Labels"
-import { VolumeLabel, VolumeServiceLabel } from "@kyozo/core/ServiceVolumes"
-import { MockRuntime } from "@kyozo/core/MockRuntime"
+import { ContainerRuntime } from "@kyozo/core/engine/ContainerRuntime"
+import * as Labels from "@kyozo/core/engine/Labels"
+import { MockRuntime } from "@kyozo/core/engine/MockRuntime"
+import { VolumeLabel, VolumeServiceLabel } from "@kyozo/core/engine/ServiceVolumes"
+import { CleanupSettings, CleanupWorker, snowflakeAt } from "@kyozo/workers/maintenance/CleanupWorker"
 import { Duration, Effect, Layer, Stream } from "effect"
-import { CleanupSettings, CleanupWorker, snowflakeAt } from "@kyozo/workers/CleanupWorker"
+
 import { pgliteLayer } from "./support/database.js"
 import { tarOf } from "./support/docker.js"
 

@@ -1,6 +1,8 @@
-import { describe, expect, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
 import * as path from "node:path"
+
+import { describe, expect, it } from "@effect/vitest"
+
 import { kyozoBin } from "./support/cli.js"
 
 const ROOT = path.resolve(__dirname, "..")

@@ -7,7 +7,9 @@
 import { execFile } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+
 import { cliEnv, kyozoBin, runKyozo, spawnKyozo, startCliServer, stopCliServer } from "./support/cli.js"
 import { dockerSuite, requireBaseImages } from "./support/docker.js"
 import { type ServerProcess, waitFor } from "./support/server.js"

@@ -2,12 +2,14 @@
  * `kyozo edge status|stop` as a user runs them, against a real Caddy left running by an edge layer
  * (as a Kyozo that was SIGKILLed leaves it): status reads the routes from Caddy itself, stop ends it.
  */
+import { execFile } from "node:child_process"
+
 import * as CaddyAdmin from "@kyozo/core/edge/CaddyAdmin"
 import * as CaddyEdge from "@kyozo/core/edge/CaddyEdge"
 import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
 import { Effect, Option } from "effect"
-import { execFile } from "node:child_process"
 import { afterAll, describe, expect, it } from "vitest"
+
 import { caddySuite, edgeDataDir } from "./support/edge.js"
 import { repoRoot } from "./support/server.js"
 

@@ -7,7 +7,9 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+
 import { buildCli, kyozoBin, runKyozo, spawnKyozo } from "./support/cli.js"
 import { freePort, repoRoot, type ServerProcess, startServer, waitFor } from "./support/server.js"
 

@@ -1,10 +1,11 @@
-import { describe, expect, it } from "@effect/vitest"
-import { parseCompose, parseDotEnv } from "@kyozo/core/topology/Compose"
-import { detect } from "@kyozo/core/topology/TopologyDetector"
-import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+
+import { describe, expect, it } from "@effect/vitest"
+import { parseCompose, parseDotEnv } from "@kyozo/core/build/topology/Compose"
+import { detect } from "@kyozo/core/build/topology/TopologyDetector"
+import { Effect } from "effect"
 
 /** A tenant's compose file must never read the server's environment. */
 describe("compose interpolation reads the folder only", () => {

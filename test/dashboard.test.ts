@@ -6,16 +6,18 @@
  * a viewer's view and a forged request, accessibility (axe-core) and screenshots of every main view
  * at laptop and phone width (under artifacts/dashboard, gitignored).
  */
-import { ServiceRepo } from "@kyozo/core/ServiceRepo"
-import { Effect } from "effect"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as os from "node:os"
 import * as path from "node:path"
+
+import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
+import { Effect } from "effect"
 import type { Browser, Page } from "playwright-core"
 import * as tar from "tar-stream"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+
 import { artifactsDir, browserAvailable, launch } from "./support/browser.js"
 import {
   dockerSuite,

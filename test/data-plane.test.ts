@@ -13,10 +13,12 @@ import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+
 import { dockerSuite, NodeImage, StaticImage } from "./support/docker.js"
 import { caddySuite } from "./support/edge.js"
-import { caller, type Call, doc, expectStatus } from "./support/rest.js"
+import { type Call, caller, doc, expectStatus } from "./support/rest.js"
 import { repoRoot, type ServerProcess, sleep, startServer, stopEdge, waitFor } from "./support/server.js"
 
 const docker = await dockerSuite("data-plane")

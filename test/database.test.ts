@@ -1,5 +1,12 @@
-import { describe, expect, it } from "@effect/vitest"
+import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as path from "node:path"
+
 import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import { describe, expect, it } from "@effect/vitest"
+import { makeTeamId } from "@kyozo/api/domain/Ids"
+import { KyozoConfig } from "@kyozo/core/KyozoConfig"
 import {
   Database,
   DatabaseLocked,
@@ -7,19 +14,14 @@ import {
   layer as databaseLayer,
   layerPglite,
   layerPostgres
-} from "@kyozo/core/Database"
-import { makeTeamId } from "@kyozo/core/domain/Ids"
-import { KyozoConfig } from "@kyozo/core/KyozoConfig"
-import * as Migrations from "@kyozo/core/Migrations"
-import type { SqlError } from "@effect/sql/SqlError"
+} from "@kyozo/core/store/Database"
+import * as Migrations from "@kyozo/core/store/Migrations"
 import { Cause, ConfigProvider, Effect, Exit, Layer, Option } from "effect"
-import { spawnSync } from "node:child_process"
-import * as fs from "node:fs"
-import * as path from "node:path"
+
 import {
   createSchema,
-  describeEachDatabase,
   databaseUrl,
+  describeEachDatabase,
   dropSchema,
   makeTempDir,
   seedPgliteDir,

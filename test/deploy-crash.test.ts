@@ -5,11 +5,13 @@
  *
  * The processes are `test/support/deploy-runner.ts` (the deploy layers as a server builds them).
  */
-import { describe, expect, it } from "vitest"
-import { makeTeamId } from "@kyozo/core/domain/Ids"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
+
+import { makeTeamId } from "@kyozo/api/domain/Ids"
+import { describe, expect, it } from "vitest"
+
 import { makeTempDir } from "./support/database.js"
 import {
   dockerSuite,

@@ -4,10 +4,11 @@
  * behind the service's stable proxy port. The durable engine runs on PGlite as in production.
  */
 import { describe, expect, layer } from "@effect/vitest"
-import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
-import { makeTeamId, type TeamId } from "@kyozo/core/domain/Ids"
-import { Deployer } from "@kyozo/workers/Deployer"
+import { makeTeamId, type TeamId } from "@kyozo/api/domain/Ids"
+import { DeploymentEventRepo } from "@kyozo/core/store/DeploymentEventRepo"
+import { Deployer } from "@kyozo/workers/deploy/Deployer"
 import { Effect } from "effect"
+
 import { bodyOf as body, deployFolder, deployStack, httpGet as get, workspace } from "./support/deployer.js"
 import {
   dockerSuite,

@@ -1,9 +1,10 @@
 /** The deploy workflow's payload is stored as JSON: a planned service comes back exactly as detection made it. */
-import { detectPlan } from "@kyozo/core/topology/TopologyDetector"
-import { DeployPayload } from "@kyozo/workers/DeployWorkflow"
-import { Effect, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
+
+import { detectPlan } from "@kyozo/core/build/topology/TopologyDetector"
+import { DeployPayload } from "@kyozo/workers/deploy/DeployWorkflow"
+import { Effect, Schema } from "effect"
 import { describe, expect, it } from "vitest"
 
 const FIX = path.resolve(import.meta.dirname, "fixtures/detect")

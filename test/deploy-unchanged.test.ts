@@ -4,10 +4,11 @@
  * it; a changed file, or a running container that is gone, deploys normally.
  */
 import { describe, expect, layer } from "@effect/vitest"
-import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
-import { DeploymentId, makeTeamId, type TeamId } from "@kyozo/core/domain/Ids"
-import { Deployer } from "@kyozo/workers/Deployer"
+import { DeploymentId, makeTeamId, type TeamId } from "@kyozo/api/domain/Ids"
+import { DeploymentRepo } from "@kyozo/core/store/DeploymentRepo"
+import { Deployer } from "@kyozo/workers/deploy/Deployer"
 import { Effect, Option } from "effect"
+
 import { bodyOf as body, deployFolder, deployStack, workspace } from "./support/deployer.js"
 import {
   dockerSuite,

@@ -4,17 +4,23 @@
  * the new classes: front ends built and served, SSR servers, Python without a manifest or with
  * shipped wheels, Go without go.mod, and the build CA kept out of every final stage.
  */
-import { describe, expect, it } from "@effect/vitest"
-import { BASE_IMAGE_KEYS, type BaseImageKey, resolveBaseImages } from "@kyozo/core/dockerfile/BaseImages"
-import { BUILD_CA_CONTEXT_FILE, BUILD_CA_PATH } from "@kyozo/core/dockerfile/BuildSettings"
-import { generateDockerfile } from "@kyozo/core/dockerfile/DockerfileGenerator"
-import { fromImages, pullFailureImage } from "@kyozo/core/ImageBuilder"
-import { detectPlan } from "@kyozo/core/topology/TopologyDetector"
-import type { DetectedService, PlannedService } from "@kyozo/core/topology/Topology"
-import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+
+import { describe, expect, it } from "@effect/vitest"
+import type { DetectedService } from "@kyozo/api/domain/Topology"
+import {
+  BASE_IMAGE_KEYS,
+  type BaseImageKey,
+  resolveBaseImages
+} from "@kyozo/core/build/dockerfile/BaseImages"
+import { BUILD_CA_CONTEXT_FILE, BUILD_CA_PATH } from "@kyozo/core/build/dockerfile/BuildSettings"
+import { generateDockerfile } from "@kyozo/core/build/dockerfile/DockerfileGenerator"
+import { fromImages, pullFailureImage } from "@kyozo/core/build/ImageBuilder"
+import type { PlannedService } from "@kyozo/core/build/topology/Topology"
+import { detectPlan } from "@kyozo/core/build/topology/TopologyDetector"
+import { Effect } from "effect"
 
 const FIX = path.resolve(__dirname, "fixtures/detect-classes")
 const LOCAL = resolveBaseImages(

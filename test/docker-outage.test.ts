@@ -3,14 +3,16 @@
  * CircuitOpen; dockerd started again: half-open, then closed. A real Kyozo server process watches
  * the same outage through its schedules and never exits. Prints time to open and time to close.
  */
-import * as CircuitBreaker from "@kyozo/core/CircuitBreaker"
-import * as DockerRuntime from "@kyozo/core/DockerRuntime"
-import { Effect } from "effect"
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+
+import * as CircuitBreaker from "@kyozo/core/engine/CircuitBreaker"
+import * as DockerRuntime from "@kyozo/core/engine/DockerRuntime"
+import { Effect } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
+
 import { dockerReachable, dockerSuite } from "./support/docker.js"
 import { freePort, sleep, stopEdge, waitFor } from "./support/server.js"
 

@@ -2,11 +2,11 @@
  * DockerRuntime against the real engine on this machine (through the ContainerRuntime layer).
  * Needs the local base images: `bash scripts/base-images.sh`.
  */
-import { describe, expect, it, layer } from "@effect/vitest"
-import { Chunk, Duration, Effect, Either, Fiber, Schedule, Stream } from "effect"
-import * as net from "node:net"
 import * as fs from "node:fs"
-import { ContainerRuntime, type BuildEvent, type ContainerSpec } from "@kyozo/core/ContainerRuntime"
+import * as net from "node:net"
+
+import { describe, expect, it, layer } from "@effect/vitest"
+import { type BuildEvent, ContainerRuntime, type ContainerSpec } from "@kyozo/core/engine/ContainerRuntime"
 import {
   createBody,
   Demuxer,
@@ -14,8 +14,10 @@ import {
   make,
   parseDockerHost,
   splitTimestamp
-} from "@kyozo/core/DockerRuntime"
-import { Managed } from "@kyozo/core/Labels"
+} from "@kyozo/core/engine/DockerRuntime"
+import { Managed } from "@kyozo/core/engine/Labels"
+import { Chunk, Duration, Effect, Either, Fiber, Schedule, Stream } from "effect"
+
 import { dockerSuite, requireBaseImages, StaticImage, tarOf, uniqueName } from "./support/docker.js"
 
 const docker = await dockerSuite("docker-runtime")

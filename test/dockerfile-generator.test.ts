@@ -1,3 +1,5 @@
+import * as path from "node:path"
+
 import { describe, expect, it } from "@effect/vitest"
 import {
   BASE_IMAGE_KEYS,
@@ -6,11 +8,10 @@ import {
   DEFAULT_BASE_IMAGES,
   parseBaseImages,
   resolveBaseImages
-} from "@kyozo/core/dockerfile/BaseImages"
-import { execForm, generateDockerfile } from "@kyozo/core/dockerfile/DockerfileGenerator"
-import { detectPlan } from "@kyozo/core/topology/TopologyDetector"
+} from "@kyozo/core/build/dockerfile/BaseImages"
+import { execForm, generateDockerfile } from "@kyozo/core/build/dockerfile/DockerfileGenerator"
+import { detectPlan } from "@kyozo/core/build/topology/TopologyDetector"
 import { ConfigProvider, Effect, Layer } from "effect"
-import * as path from "node:path"
 
 const FIX = path.resolve(__dirname, "fixtures/detect")
 

@@ -7,17 +7,17 @@
 import * as ClusterSchema from "@effect/cluster/ClusterSchema"
 import * as Entity from "@effect/cluster/Entity"
 import * as Sharding from "@effect/cluster/Sharding"
-import * as SqlClient from "@effect/sql/SqlClient"
-import { PgClient } from "@effect/sql-pg"
 import * as Rpc from "@effect/rpc/Rpc"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import { describe, expect, it, layer } from "@effect/vitest"
 import * as Activity from "@effect/workflow/Activity"
 import * as Workflow from "@effect/workflow/Workflow"
 import { PGlite } from "@electric-sql/pglite"
 import { createPgConfig } from "@electric-sql/pglite/node-postgres"
-import { describe, expect, it, layer } from "@effect/vitest"
+import * as DurableEngine from "@kyozo/workers/deploy/DurableEngine"
 import { Effect, Layer, Redacted, Schema } from "effect"
 import pg from "pg"
-import * as DurableEngine from "@kyozo/workers/DurableEngine"
 
 // PostgreSQL keeps results between test runs: fresh ids per run, or a replay would look like a bug.
 const run = Date.now().toString(36)

@@ -4,14 +4,16 @@
  * Then what only Caddy does: a dead replica hidden by retries, host names on the shared port, and
  * routes that keep serving after the layer that made them is gone (Kyozo down), adopted again.
  */
+import * as http from "node:http"
+import type * as net from "node:net"
+
 import * as CaddyAdmin from "@kyozo/core/edge/CaddyAdmin"
 import * as CaddyEdge from "@kyozo/core/edge/CaddyEdge"
 import { EdgeRouter, type EdgeRouterShape } from "@kyozo/core/edge/EdgeRouter"
 import * as InProcessEdge from "@kyozo/core/edge/InProcessEdge"
 import { Effect, Exit, Layer, Scope } from "effect"
-import * as http from "node:http"
-import type * as net from "node:net"
 import { afterAll, describe, expect, it } from "vitest"
+
 import { caddyLayer, caddySuite, edgeDataDir } from "./support/edge.js"
 import { freePort } from "./support/server.js"
 

@@ -9,7 +9,9 @@ import * as fs from "node:fs"
 import * as http from "node:http"
 import * as os from "node:os"
 import * as path from "node:path"
+
 import { afterAll, describe, expect, it } from "vitest"
+
 import { caddySuite } from "./support/edge.js"
 import { caller, deployService, workspaceApp } from "./support/rest.js"
 import { freePort, repoRoot, type ServerProcess, startServer, waitFor } from "./support/server.js"

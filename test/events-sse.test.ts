@@ -4,12 +4,13 @@
  * arrive, and events the server appends itself wake readers at once (not only at the fallback poll).
  */
 import { describe, expect, it } from "@effect/vitest"
+import type { TeamId } from "@kyozo/api/domain/Ids"
 import { KyozoClient } from "@kyozo/api/KyozoClient"
-import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
-import type { TeamId } from "@kyozo/core/domain/Ids"
-import { ServiceRepo } from "@kyozo/core/ServiceRepo"
+import { DeploymentEventRepo } from "@kyozo/core/store/DeploymentEventRepo"
+import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
 import { Effect } from "effect"
 import { afterAll, beforeAll } from "vitest"
+
 import { openSse, type SseConnection } from "./support/sse.js"
 import { startTenantServer, type Tenant, type TenantServer } from "./support/tenants.js"
 

@@ -9,35 +9,36 @@
  * (e) a Kyozo process SIGKILLed mid-cleanup: after a restart the database agrees with the engine;
  * (f) dockerd SIGKILLed during a deploy: typed failures fast, breaker opens and closes, no orphans.
  */
-import * as SqlClient from "@effect/sql/SqlClient"
-import { afterAll, describe, expect, it, layer } from "@effect/vitest"
-import { ContainerRuntime } from "@kyozo/core/ContainerRuntime"
-import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
-import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
-import * as CircuitBreaker from "@kyozo/core/CircuitBreaker"
-import * as DockerRuntime from "@kyozo/core/DockerRuntime"
-import { makeTeamId } from "@kyozo/core/domain/Ids"
-import { ImageBuilder } from "@kyozo/core/ImageBuilder"
-import * as Labels from "@kyozo/core/Labels"
-import { MaintenancePasses } from "@kyozo/core/MaintenancePasses"
-import * as MockRuntime from "@kyozo/core/MockRuntime"
-import * as InProcessEdge from "@kyozo/core/edge/InProcessEdge"
-import { testEdgeLayer } from "./support/edge.js"
-import { ServiceRepo } from "@kyozo/core/ServiceRepo"
-import { TeamRepo } from "@kyozo/core/TeamRepo"
-import { TopologyRepo } from "@kyozo/core/TopologyRepo"
-import { Chunk, Duration, Effect, Either, Fiber, Layer, Stream } from "effect"
 import { execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Deployer, type DeployProgress } from "@kyozo/workers/Deployer"
-import * as DeployerLive from "@kyozo/workers/DeployerLive"
-import * as DurableEngine from "@kyozo/workers/DurableEngine"
-import * as Reconciler from "@kyozo/workers/Reconciler"
-import { RecoverySettings } from "@kyozo/workers/RestartPolicy"
+
+import * as SqlClient from "@effect/sql/SqlClient"
+import { afterAll, describe, expect, it, layer } from "@effect/vitest"
+import { type DeployProgress } from "@kyozo/api/domain/Deploy"
+import { makeTeamId } from "@kyozo/api/domain/Ids"
+import { ImageBuilder } from "@kyozo/core/build/ImageBuilder"
+import * as InProcessEdge from "@kyozo/core/edge/InProcessEdge"
+import * as CircuitBreaker from "@kyozo/core/engine/CircuitBreaker"
+import { ContainerRuntime } from "@kyozo/core/engine/ContainerRuntime"
+import * as DockerRuntime from "@kyozo/core/engine/DockerRuntime"
+import * as Labels from "@kyozo/core/engine/Labels"
+import * as MockRuntime from "@kyozo/core/engine/MockRuntime"
+import { DeploymentEventRepo } from "@kyozo/core/store/DeploymentEventRepo"
+import { DeploymentRepo } from "@kyozo/core/store/DeploymentRepo"
+import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
+import { TeamRepo } from "@kyozo/core/store/TeamRepo"
+import { TopologyRepo } from "@kyozo/core/store/TopologyRepo"
+import { MaintenancePasses } from "@kyozo/core/supervision/MaintenancePasses"
+import { Deployer } from "@kyozo/workers/deploy/Deployer"
+import * as DeployerLive from "@kyozo/workers/deploy/DeployerLive"
+import * as DurableEngine from "@kyozo/workers/deploy/DurableEngine"
+import * as Reconciler from "@kyozo/workers/maintenance/Reconciler"
+import { RecoverySettings } from "@kyozo/workers/maintenance/RestartPolicy"
 import * as Workers from "@kyozo/workers/Workers"
+import { Chunk, Duration, Effect, Either, Fiber, Layer, Stream } from "effect"
+
 import { makeTempDir, pgliteLayer } from "./support/database.js"
-import { repoRoot } from "./support/server.js"
 import {
   dockerReachable,
   dockerSuite,
@@ -48,6 +49,8 @@ import {
   tarOf,
   uniqueName
 } from "./support/docker.js"
+import { testEdgeLayer } from "./support/edge.js"
+import { repoRoot } from "./support/server.js"
 
 const docker = await dockerSuite("fault-suite")
 if (docker.available) await requireBaseImages(docker.client)

@@ -5,20 +5,21 @@
  * documents answered as GraphQL errors (never a 500), and the number of SQL statements a list of
  * 100 services with their last deployments costs, counted on the wire between server and database.
  */
-import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
-import { layerPostgres } from "@kyozo/core/Database"
-import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
-import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
-import type { TeamId } from "@kyozo/core/domain/Ids"
-import { HealthCheckRepo } from "@kyozo/core/HealthCheckRepo"
-import { MetricSampleRepo } from "@kyozo/core/MetricSampleRepo"
-import { ServiceRepo } from "@kyozo/core/ServiceRepo"
-import { TeamRepo } from "@kyozo/core/TeamRepo"
-import { UserRepo } from "@kyozo/core/UserRepo"
-import { WebhookRepo } from "@kyozo/core/WebhookRepo"
+import type { TeamId } from "@kyozo/api/domain/Ids"
+import { ApiKeyRepo } from "@kyozo/core/store/ApiKeyRepo"
+import { layerPostgres } from "@kyozo/core/store/Database"
+import { DeploymentEventRepo } from "@kyozo/core/store/DeploymentEventRepo"
+import { DeploymentRepo } from "@kyozo/core/store/DeploymentRepo"
+import { HealthCheckRepo } from "@kyozo/core/store/HealthCheckRepo"
+import { MetricSampleRepo } from "@kyozo/core/store/MetricSampleRepo"
+import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
+import { TeamRepo } from "@kyozo/core/store/TeamRepo"
+import { UserRepo } from "@kyozo/core/store/UserRepo"
+import { WebhookRepo } from "@kyozo/core/store/WebhookRepo"
 import { Effect, Layer, ManagedRuntime, Option } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type StatementLog, startStatementLog } from "./support/pg-statements.js"
+
+import { startStatementLog, type StatementLog } from "./support/pg-statements.js"
 import { startTenantServer, type Tenant, type TenantServer } from "./support/tenants.js"
 
 const SERVICES = 100

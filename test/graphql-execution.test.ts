@@ -3,11 +3,11 @@
  * errors with a stable code and a text that names no id; a defect becomes an error that the
  * endpoint masks, and the caller's principal is the one provided.
  */
+import { ServiceNotFound } from "@kyozo/api/domain/Deploy"
+import type { ApiKeyId, TeamId, UserId } from "@kyozo/api/domain/Ids"
 import { CurrentPrincipal, Forbidden, type Principal } from "@kyozo/api/KyozoRpc"
-import type { ApiKeyId, TeamId, UserId } from "@kyozo/core/domain/Ids"
 import { InvalidCursor } from "@kyozo/server/application/Services"
 import { makeRun, toGraphQLError } from "@kyozo/server/graphql/Execution"
-import { ServiceNotFound } from "@kyozo/workers/Deployer"
 import { Effect, Runtime } from "effect"
 import { describe, expect, it } from "vitest"
 

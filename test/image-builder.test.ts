@@ -3,19 +3,21 @@
  * images, the images run, and an unchanged folder is never built twice.
  * Needs the local base images: `bash scripts/base-images.sh`.
  */
-import { describe, expect, layer } from "@effect/vitest"
-import { ContainerRuntime } from "@kyozo/core/ContainerRuntime"
-import { BaseImages, resolveBaseImages } from "@kyozo/core/dockerfile/BaseImages"
-import { generateDockerfile } from "@kyozo/core/dockerfile/DockerfileGenerator"
-import { layerWith } from "@kyozo/core/DockerRuntime"
-import { ImageBuilder } from "@kyozo/core/ImageBuilder"
-import { Managed, Service, Team } from "@kyozo/core/Labels"
-import { detectPlan } from "@kyozo/core/topology/TopologyDetector"
-import { Duration, Effect, Layer, Schedule, TestServices } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+
+import { describe, expect, layer } from "@effect/vitest"
+import { BaseImages, resolveBaseImages } from "@kyozo/core/build/dockerfile/BaseImages"
+import { generateDockerfile } from "@kyozo/core/build/dockerfile/DockerfileGenerator"
+import { ImageBuilder } from "@kyozo/core/build/ImageBuilder"
+import { detectPlan } from "@kyozo/core/build/topology/TopologyDetector"
+import { ContainerRuntime } from "@kyozo/core/engine/ContainerRuntime"
+import { layerWith } from "@kyozo/core/engine/DockerRuntime"
+import { Managed, Service, Team } from "@kyozo/core/engine/Labels"
+import { Duration, Effect, Layer, Schedule, TestServices } from "effect"
 import { afterAll } from "vitest"
+
 import { dockerSuite, NodeImage, requireBaseImages, StaticImage, uniqueName } from "./support/docker.js"
 
 const docker = await dockerSuite("image-builder")

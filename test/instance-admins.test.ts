@@ -4,12 +4,14 @@
  * `kyozo team quota`) and read `/metrics` (or a scrape token does). Others get 403 on their own team
  * and 404 on another's. New teams get the configured default quotas.
  */
+import { execFile } from "node:child_process"
+
 import { KyozoClient } from "@kyozo/api/KyozoClient"
 import { Effect, Either } from "effect"
-import { execFile } from "node:child_process"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { rpcAt, tagOf } from "./support/rpc.js"
+
 import { type Call, caller, doc, expectStatus } from "./support/rest.js"
+import { rpcAt, tagOf } from "./support/rpc.js"
 import { repoRoot } from "./support/server.js"
 import { startTenantServer, type Tenant, type TenantServer } from "./support/tenants.js"
 
@@ -36,7 +38,6 @@ afterAll(async () => {
 
 const rpc = <A, E>(token: string, f: (c: KyozoClient["Type"]) => Effect.Effect<A, E>) =>
   rpcAt(ts.base, token, f)
-
 
 const quotas = (attrs: Record<string, number>) => doc("teams", attrs)
 

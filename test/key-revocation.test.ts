@@ -4,17 +4,19 @@
  * very next request after a revocation (or after the expiry instant) is refused, on PostgreSQL and
  * on the embedded database; a revocation by another process reaches the server through NOTIFY.
  */
-import { describe, expect, it } from "@effect/vitest"
-import { KyozoClient } from "@kyozo/api/KyozoClient"
-import { Unauthorized } from "@kyozo/api/KyozoRpc"
-import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
-import type { ApiKeyId } from "@kyozo/core/domain/Ids"
-import { TeamRepo } from "@kyozo/core/TeamRepo"
-import { Effect, Either } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+
+import { describe, expect, it } from "@effect/vitest"
+import type { ApiKeyId } from "@kyozo/api/domain/Ids"
+import { KyozoClient } from "@kyozo/api/KyozoClient"
+import { Unauthorized } from "@kyozo/api/KyozoRpc"
+import { ApiKeyRepo } from "@kyozo/core/store/ApiKeyRepo"
+import { TeamRepo } from "@kyozo/core/store/TeamRepo"
+import { Effect, Either } from "effect"
 import { afterAll, beforeAll } from "vitest"
+
 import { rpcAt } from "./support/rpc.js"
 import { startServer, waitFor } from "./support/server.js"
 import { startTenantServer, type Tenant, type TenantServer } from "./support/tenants.js"

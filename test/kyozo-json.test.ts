@@ -2,13 +2,15 @@
  * kyozo.json: validated with a schema, a bad file answered with its line and field; read back by
  * detection, each entry overriding the detected service of its name (or the only one at its path).
  */
-import * as KyozoJson from "@kyozo/core/topology/KyozoJson"
-import { detectPlan } from "@kyozo/core/topology/TopologyDetector"
-import { Effect, Either } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+
+import * as KyozoJson from "@kyozo/core/build/topology/KyozoJson"
+import { detectPlan } from "@kyozo/core/build/topology/TopologyDetector"
+import { Effect, Either } from "effect"
 import { describe, expect, it } from "vitest"
+
 import { repoRoot } from "./support/server.js"
 
 const parseError = (text: string) =>

@@ -7,8 +7,9 @@
 import { KyozoClient } from "@kyozo/api/KyozoClient"
 import type { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { rpcAt, tagOf } from "./support/rpc.js"
+
 import { type Call, caller, doc, expectStatus, memberWithKey } from "./support/rest.js"
+import { rpcAt, tagOf } from "./support/rpc.js"
 import { startTenantServer, type Tenant, type TenantServer } from "./support/tenants.js"
 
 let ts: TenantServer

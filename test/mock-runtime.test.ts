@@ -3,11 +3,11 @@
  * TestClock, and every fault MockRuntimeControl can inject.
  */
 import { describe, expect, it } from "@effect/vitest"
+import { DockerUnavailable, MockFault, NameConflict } from "@kyozo/api/domain/RuntimeErrors"
+import { ContainerRuntime, type ContainerSpec, cpuPercent } from "@kyozo/core/engine/ContainerRuntime"
+import * as MockRuntime from "@kyozo/core/engine/MockRuntime"
+import { MockRuntimeControl } from "@kyozo/core/engine/MockRuntime"
 import { Chunk, Duration, Effect, Either, Exit, Fiber, Option, Stream, TestClock } from "effect"
-import { ContainerRuntime, cpuPercent, type ContainerSpec } from "@kyozo/core/ContainerRuntime"
-import * as MockRuntime from "@kyozo/core/MockRuntime"
-import { MockRuntimeControl } from "@kyozo/core/MockRuntime"
-import { DockerUnavailable, MockFault, NameConflict } from "@kyozo/core/RuntimeErrors"
 
 const spec = (name: string, extra: Partial<ContainerSpec> = {}): ContainerSpec => ({
   name,

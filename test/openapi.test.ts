@@ -5,7 +5,8 @@
  */
 import { KyozoHttpApi, routesOf } from "@kyozo/api/KyozoHttpApi"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type Started, start } from "./support/rest.js"
+
+import { start, type Started } from "./support/rest.js"
 
 let s: Started
 let spec: any

@@ -8,7 +8,9 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+
 import {
   dockerSuite,
   NodeImage,
@@ -17,7 +19,7 @@ import {
   StaticImage
 } from "./support/docker.js"
 import { caddySuite } from "./support/edge.js"
-import { caller, type Call, doc, expectStatus } from "./support/rest.js"
+import { type Call, caller, doc, expectStatus } from "./support/rest.js"
 import { type ServerProcess, sleep, startServer, stopEdge, waitFor } from "./support/server.js"
 import { openSse } from "./support/sse.js"
 

@@ -3,11 +3,12 @@
  * `name{labels} value`), label escaping, breaker state, and per-service gauges read from PGlite.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
-import type { BreakerStatus } from "@kyozo/core/CircuitBreaker"
-import type { ScheduleStatus } from "@kyozo/core/ContainerManager"
-import * as PrometheusText from "@kyozo/core/PrometheusText"
 import { describe, expect, it, layer } from "@effect/vitest"
+import type { BreakerStatus } from "@kyozo/api/domain/Breaker"
+import * as PrometheusText from "@kyozo/core/PrometheusText"
+import type { ScheduleStatus } from "@kyozo/core/supervision/ContainerManager"
 import { Effect, Layer } from "effect"
+
 import { pgliteLayer } from "./support/database.js"
 
 const LABEL_VALUE = String.raw`"(?:[^"\\\n]|\\[\\"n])*"`

@@ -6,7 +6,9 @@
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
+
 import { describe, expect, it } from "vitest"
+
 import { repoRoot } from "./support/server.js"
 
 describe("quick start", () => {

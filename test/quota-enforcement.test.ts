@@ -3,11 +3,13 @@
  * take a team over its CPU or memory quota, and two deploys racing for the last free service slot
  * cannot both pass (the check and the insert run under the team's lock).
  */
-import { TeamRepo } from "@kyozo/core/TeamRepo"
-import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
+
+import { TeamRepo } from "@kyozo/core/store/TeamRepo"
+import { Effect } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+
 import { type Call, caller, doc, expectStatus } from "./support/rest.js"
 import { startTenantServer, type Tenant, type TenantServer } from "./support/tenants.js"
 

@@ -4,23 +4,26 @@
  * creates nothing; a redeploy of an existing service adds nothing and passes; other teams are
  * unaffected. QuotaExceeded is part of DeployError, so RPC clients receive it typed.
  */
-import { describe, expect, layer } from "@effect/vitest"
-import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
-import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
-import { makeTeamId, type TeamId } from "@kyozo/core/domain/Ids"
-import { ImageBuilder } from "@kyozo/core/ImageBuilder"
-import * as MockRuntime from "@kyozo/core/MockRuntime"
-import * as InProcessEdge from "@kyozo/core/edge/InProcessEdge"
-import { ServiceRepo } from "@kyozo/core/ServiceRepo"
-import { TeamRepo } from "@kyozo/core/TeamRepo"
-import { TopologyRepo } from "@kyozo/core/TopologyRepo"
-import { SqlClient } from "@effect/sql"
-import { Effect, Layer, Schema, Stream } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { DeployError, Deployer, QuotaExceeded } from "@kyozo/workers/Deployer"
-import * as DeployerLive from "@kyozo/workers/DeployerLive"
-import * as DurableEngine from "@kyozo/workers/DurableEngine"
+
+import * as SqlClient from "@effect/sql/SqlClient"
+import { describe, expect, layer } from "@effect/vitest"
+import { DeployError, QuotaExceeded } from "@kyozo/api/domain/Deploy"
+import { makeTeamId, type TeamId } from "@kyozo/api/domain/Ids"
+import { ImageBuilder } from "@kyozo/core/build/ImageBuilder"
+import * as InProcessEdge from "@kyozo/core/edge/InProcessEdge"
+import * as MockRuntime from "@kyozo/core/engine/MockRuntime"
+import { DeploymentEventRepo } from "@kyozo/core/store/DeploymentEventRepo"
+import { DeploymentRepo } from "@kyozo/core/store/DeploymentRepo"
+import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
+import { TeamRepo } from "@kyozo/core/store/TeamRepo"
+import { TopologyRepo } from "@kyozo/core/store/TopologyRepo"
+import { Deployer } from "@kyozo/workers/deploy/Deployer"
+import * as DeployerLive from "@kyozo/workers/deploy/DeployerLive"
+import * as DurableEngine from "@kyozo/workers/deploy/DurableEngine"
+import { Effect, Layer, Schema, Stream } from "effect"
+
 import { makeTempDir, pgliteLayer } from "./support/database.js"
 
 const workspaces = makeTempDir("kyozo-quota-ws-")

@@ -10,6 +10,7 @@ import { RateLimited } from "@kyozo/api/KyozoRpc"
 import * as RateLimit from "@kyozo/server/RateLimit"
 import { Effect, Either, TestClock } from "effect"
 import { afterAll, beforeAll } from "vitest"
+
 import { startTenantServer, type Tenant, type TenantServer } from "./support/tenants.js"
 
 describe("RateLimit (unit)", () => {

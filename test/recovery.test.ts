@@ -4,14 +4,14 @@
  * the in-memory runtime; all time from TestClock.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
-import { ContainerRuntime } from "@kyozo/core/ContainerRuntime"
-import * as Labels from "@kyozo/core/Labels"
-import { MaintenancePasses } from "@kyozo/core/MaintenancePasses"
-import { MockRuntime, MockRuntimeControl } from "@kyozo/core/MockRuntime"
 import { describe, expect, it, layer } from "@effect/vitest"
-import { Duration, Effect, Layer, TestClock } from "effect"
-import * as Dependencies from "@kyozo/workers/Dependencies"
-import { applyThresholds, type HealthTracker } from "@kyozo/workers/HealthWorker"
+import { ContainerRuntime } from "@kyozo/core/engine/ContainerRuntime"
+import * as Labels from "@kyozo/core/engine/Labels"
+import { MockRuntime, MockRuntimeControl } from "@kyozo/core/engine/MockRuntime"
+import { MaintenancePasses } from "@kyozo/core/supervision/MaintenancePasses"
+import * as Dependencies from "@kyozo/workers/deploy/Dependencies"
+import { applyThresholds, type HealthTracker } from "@kyozo/workers/maintenance/HealthWorker"
+import { Recreate } from "@kyozo/workers/maintenance/RecoveryWorker"
 import {
   backoffDelay,
   decide,
@@ -20,9 +20,10 @@ import {
   policyAllows,
   RecoverySettings,
   type RestartState
-} from "@kyozo/workers/RestartPolicy"
-import { Recreate } from "@kyozo/workers/RecoveryWorker"
+} from "@kyozo/workers/maintenance/RestartPolicy"
 import * as Workers from "@kyozo/workers/Workers"
+import { Duration, Effect, Layer, TestClock } from "effect"
+
 import { pgliteLayer } from "./support/database.js"
 
 const TEAM = "team_recovery"

@@ -2,14 +2,15 @@
  * Per-team registry credentials (configuration only; no registry exists here): pulls of a team's
  * image-only services carry its credentials, and with `push: true` built images are pushed.
  */
-import { describe, expect, it } from "@effect/vitest"
-import { BaseImages, resolveBaseImages } from "@kyozo/core/dockerfile/BaseImages"
-import { ImageBuilder } from "@kyozo/core/ImageBuilder"
-import * as MockRuntime from "@kyozo/core/MockRuntime"
-import { Registries, registryOf } from "@kyozo/core/Registries"
-import { detectPlan } from "@kyozo/core/topology/TopologyDetector"
-import { ConfigProvider, Effect, Layer } from "effect"
 import * as path from "node:path"
+
+import { describe, expect, it } from "@effect/vitest"
+import { BaseImages, resolveBaseImages } from "@kyozo/core/build/dockerfile/BaseImages"
+import { ImageBuilder } from "@kyozo/core/build/ImageBuilder"
+import { Registries, registryOf } from "@kyozo/core/build/Registries"
+import { detectPlan } from "@kyozo/core/build/topology/TopologyDetector"
+import * as MockRuntime from "@kyozo/core/engine/MockRuntime"
+import { ConfigProvider, Effect, Layer } from "effect"
 
 const config = JSON.stringify([
   { team: "team_a", server: "registry.example.com", username: "alice", password: "s3cret", push: true },

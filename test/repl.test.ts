@@ -3,7 +3,9 @@ import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+
 import { describe, expect, it } from "vitest"
+
 import { repoRoot, stopEdge, waitFor } from "./support/server.js"
 
 describe("REPL", () => {

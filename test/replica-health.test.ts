@@ -7,7 +7,9 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+
 import {
   dockerSuite,
   NodeImage,
@@ -16,7 +18,7 @@ import {
   StaticImage
 } from "./support/docker.js"
 import { caddySuite } from "./support/edge.js"
-import { caller, type Call, doc, expectStatus } from "./support/rest.js"
+import { type Call, caller, doc, expectStatus } from "./support/rest.js"
 import { type ServerProcess, startServer, stopEdge, waitFor } from "./support/server.js"
 
 const docker = await dockerSuite("replica-health")

@@ -4,7 +4,8 @@
  * 405, 413, 415) — never a 500.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { type Call, caller, deployService, doc, expectStatus, type Started, start } from "./support/rest.js"
+
+import { type Call, caller, deployService, doc, expectStatus, start, type Started } from "./support/rest.js"
 
 let s: Started
 let api: Call

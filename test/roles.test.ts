@@ -7,6 +7,7 @@
 import { KyozoClient } from "@kyozo/api/KyozoClient"
 import { Effect, Either } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+
 import {
   type Call,
   caller,
@@ -14,8 +15,8 @@ import {
   doc,
   expectStatus,
   memberWithKey,
-  type Started,
-  start
+  start,
+  type Started
 } from "./support/rest.js"
 
 type Who = "owner" | "admin" | "member" | "viewer" | "viewerDeployS1" | "memberAdminS1"

@@ -2,14 +2,16 @@
  * The typed RPC API against a real server process (mock runtime, fresh data dir): first-start
  * credentials, a typed client round trip, and every way a token can be wrong.
  */
-import { describe, expect, it } from "@effect/vitest"
-import { KyozoClient } from "@kyozo/api/KyozoClient"
-import * as Credentials from "@kyozo/server/Credentials"
-import { Effect, Either, Option } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+
+import { describe, expect, it } from "@effect/vitest"
+import * as Credentials from "@kyozo/api/Credentials"
+import { KyozoClient } from "@kyozo/api/KyozoClient"
+import { Effect, Either, Option } from "effect"
 import { afterAll, beforeAll } from "vitest"
+
 import { type ServerProcess, startServer, waitFor } from "./support/server.js"
 
 let server: ServerProcess

@@ -4,7 +4,8 @@
  * route pattern and status (never by raw path, so ids do not explode the label set).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { caller, type Started, start } from "./support/rest.js"
+
+import { caller, start, type Started } from "./support/rest.js"
 
 let s: Started
 

@@ -8,7 +8,9 @@ import * as fs from "node:fs"
 import * as http from "node:http"
 import * as os from "node:os"
 import * as path from "node:path"
+
 import { afterAll, describe, expect, it } from "vitest"
+
 import { type ServerProcess, startServer, waitFor } from "./support/server.js"
 
 const dirs: Array<string> = []

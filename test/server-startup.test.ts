@@ -5,8 +5,10 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+
 import { afterAll, describe, expect, it } from "vitest"
-import { startServer, type ServerProcess, waitFor } from "./support/server.js"
+
+import { type ServerProcess, startServer, waitFor } from "./support/server.js"
 
 describe("server start-up", () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-startup-"))

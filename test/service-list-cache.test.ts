@@ -4,9 +4,10 @@
  * promptly (NOTIFY; without it the list would stay stale). Paging and cursors answer the same with and without the cache.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { ServiceRepo } from "@kyozo/core/ServiceRepo"
+import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
 import { Effect } from "effect"
 import { afterAll, beforeAll } from "vitest"
+
 import { waitFor } from "./support/server.js"
 import { startTenantServer, type Tenant, type TenantServer } from "./support/tenants.js"
 

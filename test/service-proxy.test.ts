@@ -3,12 +3,13 @@
  * zero failed requests across a switch (fresh connections and keep-alive agents), drain of a slow
  * in-flight request, idempotent ensure and port errors, remove, and release on scope close.
  */
-import { describe, expect, it } from "@effect/vitest"
-import { Context, Duration, Effect, Exit, Fiber, Layer, Ref, Scope } from "effect"
 import * as http from "node:http"
 import * as net from "node:net"
-import * as ServiceProxy from "@kyozo/core/ServiceProxy"
-import { ProxyPortInUse, ProxyPortMismatch } from "@kyozo/core/ServiceProxy"
+
+import { describe, expect, it } from "@effect/vitest"
+import * as ServiceProxy from "@kyozo/core/edge/ServiceProxy"
+import { ProxyPortInUse, ProxyPortMismatch } from "@kyozo/core/edge/ServiceProxy"
+import { Context, Duration, Effect, Exit, Fiber, Layer, Ref, Scope } from "effect"
 
 interface Upstream {
   readonly port: number

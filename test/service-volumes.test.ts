@@ -4,16 +4,17 @@
  * carries them into the plan; the Docker volume name is per team and service name; which services
  * Docker itself publishes (TCP).
  */
-import { describe, expect, it } from "@effect/vitest"
-import { HealthCheckConfig } from "@kyozo/core/domain/HealthCheckConfig"
-import { publishedByEngine, transportOf } from "@kyozo/core/edge/Transport"
-import { dockerVolumeName, mountsFor } from "@kyozo/core/ServiceVolumes"
-import { parseCompose } from "@kyozo/core/topology/Compose"
-import { detectPlan } from "@kyozo/core/topology/TopologyDetector"
-import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+
+import { describe, expect, it } from "@effect/vitest"
+import { HealthCheckConfig } from "@kyozo/api/domain/HealthCheckConfig"
+import { parseCompose } from "@kyozo/core/build/topology/Compose"
+import { detectPlan } from "@kyozo/core/build/topology/TopologyDetector"
+import { publishedByEngine, transportOf } from "@kyozo/core/edge/Transport"
+import { dockerVolumeName, mountsFor } from "@kyozo/core/engine/ServiceVolumes"
+import { Effect } from "effect"
 
 describe("compose volumes", () => {
   it("named volumes are kept (short and long form); host paths and anonymous ones are skipped", () => {

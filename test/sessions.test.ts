@@ -4,6 +4,7 @@
  * session ends with its key, with its lifetime, and at sign-out; a bearer header ignores the cookie.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+
 import { caller, doc, expectStatus } from "./support/rest.js"
 import { sleep } from "./support/server.js"
 import { startTenantServer, type TenantServer } from "./support/tenants.js"

@@ -7,7 +7,9 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+
 import { runKyozo, startCliServer, stopCliServer } from "./support/cli.js"
 import { dockerSuite, requireBaseImages } from "./support/docker.js"
 import { type ServerProcess, waitFor } from "./support/server.js"

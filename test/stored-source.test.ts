@@ -1,5 +1,5 @@
 /** The stored source of a service: what the deploy path writes is what a redeploy reads back. */
-import { deploySourceOf, storedSourceOf } from "@kyozo/core/domain/StoredSource"
+import { deploySourceOf, storedSourceOf } from "@kyozo/api/domain/StoredSource"
 import { Option } from "effect"
 import { describe, expect, it } from "vitest"
 

@@ -5,11 +5,12 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { KyozoClient } from "@kyozo/api/KyozoClient"
-import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
-import { TeamRepo } from "@kyozo/core/TeamRepo"
-import { UserRepo } from "@kyozo/core/UserRepo"
+import { ApiKeyRepo } from "@kyozo/core/store/ApiKeyRepo"
+import { TeamRepo } from "@kyozo/core/store/TeamRepo"
+import { UserRepo } from "@kyozo/core/store/UserRepo"
 import { Effect, Fiber, Stream } from "effect"
 import { afterAll, beforeAll } from "vitest"
+
 import { startTenantServer, type Tenant, type TenantServer } from "./support/tenants.js"
 
 let ts: TenantServer

@@ -1,4 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
+import * as Supervisor from "@kyozo/core/supervision/Supervisor"
 import {
   Cause,
   Chunk,
@@ -14,7 +15,6 @@ import {
   Stream,
   TestClock
 } from "effect"
-import * as Supervisor from "@kyozo/core/Supervisor"
 
 // A harness of controllable children: each start logs `start:<id>` and waits on a fresh Deferred the
 // test completes (normal exit), fails (failure) or kills (defect); interruption logs `stop:<id>`.

@@ -12,10 +12,12 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+
 import { dockerSuite, NodeImage, requireBaseImages, StaticImage } from "./support/docker.js"
 import { caddySuite } from "./support/edge.js"
-import { caller, type Call, doc, expectStatus } from "./support/rest.js"
+import { type Call, caller, doc, expectStatus } from "./support/rest.js"
 import { type ServerProcess, startServer, stopEdge, waitFor } from "./support/server.js"
 import { openSse } from "./support/sse.js"
 

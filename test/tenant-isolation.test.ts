@@ -10,6 +10,7 @@ import { KyozoClient } from "@kyozo/api/KyozoClient"
 import { KyozoHttpApi, routesOf } from "@kyozo/api/KyozoHttpApi"
 import { Effect, Either, Stream } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+
 import {
   type Call,
   caller,
@@ -17,8 +18,8 @@ import {
   doc,
   expectStatus,
   memberWithKey,
-  type Started,
   start,
+  type Started,
   workspaceApp
 } from "./support/rest.js"
 import { INTERNAL_TARGETS } from "./support/targets.js"

@@ -1,14 +1,15 @@
-import { describe, expect, it } from "@effect/vitest"
-import { parseCompose } from "@kyozo/core/topology/Compose"
-import { parseDockerfile } from "@kyozo/core/topology/Dockerfile"
-import { findPortInText, wellKnownImagePort } from "@kyozo/core/topology/Ports"
-import { detect, sanitizeName } from "@kyozo/core/topology/TopologyDetector"
-import type { DetectedService, TopologyResult } from "@kyozo/core/topology/Topology"
-import { Effect, Exit } from "effect"
-import * as fc from "fast-check"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+
+import { describe, expect, it } from "@effect/vitest"
+import type { DetectedService, TopologyResult } from "@kyozo/api/domain/Topology"
+import { parseCompose } from "@kyozo/core/build/topology/Compose"
+import { parseDockerfile } from "@kyozo/core/build/topology/Dockerfile"
+import { findPortInText, wellKnownImagePort } from "@kyozo/core/build/topology/Ports"
+import { detect, sanitizeName } from "@kyozo/core/build/topology/TopologyDetector"
+import { Effect, Exit } from "effect"
+import * as fc from "fast-check"
 
 const FIX = path.resolve(__dirname, "fixtures/detect")
 const run = (name: string): Effect.Effect<TopologyResult, unknown> => detect(path.join(FIX, name))

@@ -3,15 +3,17 @@
  * JSON spans to `<endpoint>/v1/traces` — startup spans and the spans of an API request; unset or
  * empty, the layer installs no tracer at all.
  */
-import { it as effectIt } from "@effect/vitest"
-import * as Tracing from "@kyozo/server/Tracing"
-import { ConfigProvider, Effect, Option } from "effect"
 import * as fs from "node:fs"
 import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
+
+import { it as effectIt } from "@effect/vitest"
+import * as Tracing from "@kyozo/server/Tracing"
+import { ConfigProvider, Effect, Option } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+
 import { caller } from "./support/rest.js"
 import { type ServerProcess, startServer, waitFor } from "./support/server.js"
 

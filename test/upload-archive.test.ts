@@ -1,10 +1,11 @@
-import { describe, expect, it } from "@effect/vitest"
-import { extract, UploadRejected } from "@kyozo/core/UploadArchive"
-import { Data, Effect, Stream } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as zlib from "node:zlib"
+
+import { describe, expect, it } from "@effect/vitest"
+import { extract, UploadRejected } from "@kyozo/core/sources/UploadArchive"
+import { Data, Effect, Stream } from "effect"
 import * as tar from "tar-stream"
 import { afterAll } from "vitest"
 

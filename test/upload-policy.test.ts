@@ -3,12 +3,14 @@
  * an empty body is a 400 and a non-tar content type a 415, a team's uploads are capped by its
  * upload quota (413), and uploads no service was deployed from expire after KYOZO_UPLOAD_TTL.
  */
+import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { randomBytes } from "node:crypto"
+
 import { pack } from "tar-stream"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { caller, doc, expectStatus, memberWithKey, type Started, start } from "./support/rest.js"
+
+import { caller, doc, expectStatus, memberWithKey, start, type Started } from "./support/rest.js"
 import { waitFor } from "./support/server.js"
 
 let s: Started

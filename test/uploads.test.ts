@@ -3,14 +3,16 @@
  * and leave nothing behind; a good one is extracted under `<dataDir>/uploads/<teamId>/<uploadId>`;
  * an upload over the (lowered) size limit is a 413.
  */
-import * as Credentials from "@kyozo/server/Credentials"
-import { Effect, Option } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as zlib from "node:zlib"
+
+import * as Credentials from "@kyozo/api/Credentials"
+import { Effect, Option } from "effect"
 import * as tar from "tar-stream"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+
 import { type ServerProcess, startServer, waitFor } from "./support/server.js"
 
 const MAX_BYTES = 64 * 1024

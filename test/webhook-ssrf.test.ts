@@ -3,16 +3,19 @@
  * stored (the URL as written, however its host is spelled) and again at delivery, on the address
  * the name resolves to then. `KYOZO_WEBHOOK_ALLOW_PRIVATE=1` (allowPrivate) lets loopback through.
  */
-import * as SqlClient from "@effect/sql/SqlClient"
-import { describe, expect, it, layer } from "@effect/vitest"
-import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
-import type { TeamId } from "@kyozo/core/domain/Ids"
-import { checkTarget, parseTargetUrl, TargetRefused } from "@kyozo/core/OutboundTarget"
-import { WebhookRepo } from "@kyozo/core/WebhookRepo"
-import { Duration, Effect, Layer } from "effect"
 import * as http from "node:http"
 import type * as net from "node:net"
-import { WebhookDispatcher, WebhookSettings } from "@kyozo/workers/WebhookDispatcher"
+
+import * as SqlClient from "@effect/sql/SqlClient"
+import { describe, expect, it, layer } from "@effect/vitest"
+import type { TeamId } from "@kyozo/api/domain/Ids"
+import { parseTargetUrl, TargetRefused } from "@kyozo/api/domain/TargetUrl"
+import { checkTarget } from "@kyozo/core/OutboundTarget"
+import { DeploymentEventRepo } from "@kyozo/core/store/DeploymentEventRepo"
+import { WebhookRepo } from "@kyozo/core/store/WebhookRepo"
+import { WebhookDispatcher, WebhookSettings } from "@kyozo/workers/notify/WebhookDispatcher"
+import { Duration, Effect, Layer } from "effect"
+
 import { pgliteLayer } from "./support/database.js"
 import { INTERNAL_TARGETS } from "./support/targets.js"
 

@@ -9,7 +9,9 @@ import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+
 import {
   type Call,
   caller,

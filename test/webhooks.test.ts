@@ -2,17 +2,19 @@
  * Webhooks: signed deliveries from the event outbox to local HTTP servers on 127.0.0.1, per-webhook
  * isolation and backoff, and resume after a dispatcher restart. Real time (short settings).
  */
-import * as SqlClient from "@effect/sql/SqlClient"
-import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
-import type { TeamId } from "@kyozo/core/domain/Ids"
-import { Headers, matchesFilter, verify } from "@kyozo/core/Webhook"
-import { WebhookRepo } from "@kyozo/core/WebhookRepo"
-import { describe, expect, it, layer } from "@effect/vitest"
-import { Duration, Effect, Exit, Layer, Scope } from "effect"
 import { createHmac } from "node:crypto"
 import * as http from "node:http"
 import type * as net from "node:net"
-import { WebhookDispatcher, WebhookSettings, retryDelay } from "@kyozo/workers/WebhookDispatcher"
+
+import * as SqlClient from "@effect/sql/SqlClient"
+import { describe, expect, it, layer } from "@effect/vitest"
+import type { TeamId } from "@kyozo/api/domain/Ids"
+import { DeploymentEventRepo } from "@kyozo/core/store/DeploymentEventRepo"
+import { WebhookRepo } from "@kyozo/core/store/WebhookRepo"
+import { Headers, matchesFilter, verify } from "@kyozo/core/Webhook"
+import { retryDelay, WebhookDispatcher, WebhookSettings } from "@kyozo/workers/notify/WebhookDispatcher"
+import { Duration, Effect, Exit, Layer, Scope } from "effect"
+
 import { pgliteLayer } from "./support/database.js"
 
 const TEAM = "team_hooks" as TeamId

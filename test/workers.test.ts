@@ -3,27 +3,28 @@
  * shared by the file (a fresh PGlite folder takes seconds); every test truncates the tables it
  * uses and gets a fresh MockRuntime and fresh workers.
  */
-import * as SqlClient from "@effect/sql/SqlClient"
-import { ContainerRuntime, type ContainerSummary } from "@kyozo/core/ContainerRuntime"
-import * as Database from "@kyozo/core/Database"
-import { HealthCheckRepo } from "@kyozo/core/HealthCheckRepo"
-import * as Labels from "@kyozo/core/Labels"
-import { MaintenancePasses } from "@kyozo/core/MaintenancePasses"
-import { MetricSampleRepo } from "@kyozo/core/MetricSampleRepo"
-import { MockRuntime, MockRuntimeControl } from "@kyozo/core/MockRuntime"
-import { describe, expect, layer } from "@effect/vitest"
-import { Clock, Duration, Effect, Layer, TestClock, TestContext } from "effect"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
-import { afterAll } from "vitest"
-import { CleanupWorker } from "@kyozo/workers/CleanupWorker"
-import { HealthWorker } from "@kyozo/workers/HealthWorker"
-import { MetricsWorker } from "@kyozo/workers/MetricsWorker"
-import { WorkerSettings } from "@kyozo/workers/WorkerSettings"
+
+import * as SqlClient from "@effect/sql/SqlClient"
+import { describe, expect, layer } from "@effect/vitest"
+import { ContainerRuntime, type ContainerSummary } from "@kyozo/core/engine/ContainerRuntime"
+import * as Labels from "@kyozo/core/engine/Labels"
+import { MockRuntime, MockRuntimeControl } from "@kyozo/core/engine/MockRuntime"
+import * as Database from "@kyozo/core/store/Database"
+import { HealthCheckRepo } from "@kyozo/core/store/HealthCheckRepo"
+import { MetricSampleRepo } from "@kyozo/core/store/MetricSampleRepo"
+import { MaintenancePasses } from "@kyozo/core/supervision/MaintenancePasses"
+import { CleanupWorker } from "@kyozo/workers/maintenance/CleanupWorker"
+import { HealthWorker } from "@kyozo/workers/maintenance/HealthWorker"
+import { MetricsWorker } from "@kyozo/workers/maintenance/MetricsWorker"
 import * as Workers from "@kyozo/workers/Workers"
+import { WorkerSettings } from "@kyozo/workers/WorkerSettings"
+import { Clock, Duration, Effect, Layer, TestClock, TestContext } from "effect"
+import { afterAll } from "vitest"
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-workers-test-"))
 afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }))

@@ -4,6 +4,7 @@
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
+
 import { type Browser, chromium } from "playwright-core"
 
 export const CHROMIUM = process.env.KYOZO_CHROMIUM ?? "/usr/bin/chromium"

@@ -10,13 +10,13 @@
  *                                            and the cleanup.removed events
  */
 import * as SqlClient from "@effect/sql/SqlClient"
-import { ContainerRuntime } from "@kyozo/core/ContainerRuntime"
-import * as Database from "@kyozo/core/Database"
-import * as DockerRuntime from "@kyozo/core/DockerRuntime"
-import * as Labels from "@kyozo/core/Labels"
-import { MaintenancePasses } from "@kyozo/core/MaintenancePasses"
-import { Effect, Layer, Logger, LogLevel } from "effect"
+import { ContainerRuntime } from "@kyozo/core/engine/ContainerRuntime"
+import * as DockerRuntime from "@kyozo/core/engine/DockerRuntime"
+import * as Labels from "@kyozo/core/engine/Labels"
+import * as Database from "@kyozo/core/store/Database"
+import { MaintenancePasses } from "@kyozo/core/supervision/MaintenancePasses"
 import * as Workers from "@kyozo/workers/Workers"
+import { Effect, Layer, Logger, LogLevel } from "effect"
 
 const [mode, dataDir, ...rest] = process.argv.slice(2)
 const say = (tag: string, value: unknown) => process.stdout.write(`${tag} ${JSON.stringify(value)}\n`)

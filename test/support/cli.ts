@@ -7,6 +7,7 @@ import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_pro
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+
 import { type DockerSuite, NodeImage, removeTeamObjects, StaticImage } from "./docker.js"
 import { repoRoot, type ServerProcess, startServer, waitFor } from "./server.js"
 

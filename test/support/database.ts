@@ -13,15 +13,22 @@
  * URL), migrated once and dropped when the last layer using it closes. Without DATABASE_URL the
  * PostgreSQL variant is skipped with a loud warning, or fails when KYOZO_REQUIRE_POSTGRES=1.
  */
-import { Database, type DatabaseServices, layerPglite, layerPostgres, migrated } from "@kyozo/core/Database"
-import { randomToken } from "@kyozo/core/domain/Ids"
-import { defaultMigrationsDirectory } from "@kyozo/core/Migrations"
-import { describe, it, type Vitest } from "@effect/vitest"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+
+import { describe, it, type Vitest } from "@effect/vitest"
+import { randomToken } from "@kyozo/api/domain/Ids"
+import {
+  Database,
+  type DatabaseServices,
+  layerPglite,
+  layerPostgres,
+  migrated
+} from "@kyozo/core/store/Database"
+import { defaultMigrationsDirectory } from "@kyozo/core/store/Migrations"
+import { Context, Effect, Exit, Layer, Scope } from "effect"
 import pg from "pg"
 
 export type DatabaseName = "pglite" | "postgres"

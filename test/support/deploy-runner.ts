@@ -6,24 +6,25 @@
  *   resume <dataDir> <workspaces> <teamId> <name>            reconciles, waits for in-flight work
  *                                                             to settle, prints SETTLED
  */
-import * as Database from "@kyozo/core/Database"
-import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
-import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
-import * as DockerRuntime from "@kyozo/core/DockerRuntime"
-import type { TeamId } from "@kyozo/core/domain/Ids"
-import { ImageBuilder } from "@kyozo/core/ImageBuilder"
+import * as http from "node:http"
+
+import type { TeamId } from "@kyozo/api/domain/Ids"
+import { ImageBuilder } from "@kyozo/core/build/ImageBuilder"
 // In-process edge: this runner is SIGKILLed by the crash tests, and a Caddy it started would outlive it.
 import * as InProcessEdge from "@kyozo/core/edge/InProcessEdge"
-import { ServiceRepo } from "@kyozo/core/ServiceRepo"
-import { TeamRepo } from "@kyozo/core/TeamRepo"
-import { TopologyRepo } from "@kyozo/core/TopologyRepo"
-import { ContainerRuntime } from "@kyozo/core/ContainerRuntime"
+import { ContainerRuntime } from "@kyozo/core/engine/ContainerRuntime"
+import * as DockerRuntime from "@kyozo/core/engine/DockerRuntime"
+import * as Database from "@kyozo/core/store/Database"
+import { DeploymentEventRepo } from "@kyozo/core/store/DeploymentEventRepo"
+import { DeploymentRepo } from "@kyozo/core/store/DeploymentRepo"
+import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
+import { TeamRepo } from "@kyozo/core/store/TeamRepo"
+import { TopologyRepo } from "@kyozo/core/store/TopologyRepo"
+import { Deployer } from "@kyozo/workers/deploy/Deployer"
+import * as DeployerLive from "@kyozo/workers/deploy/DeployerLive"
+import * as DurableEngine from "@kyozo/workers/deploy/DurableEngine"
+import * as Reconciler from "@kyozo/workers/maintenance/Reconciler"
 import { Effect, Layer, Logger, LogLevel, Stream } from "effect"
-import * as http from "node:http"
-import { Deployer } from "@kyozo/workers/Deployer"
-import * as DeployerLive from "@kyozo/workers/DeployerLive"
-import * as DurableEngine from "@kyozo/workers/DurableEngine"
-import * as Reconciler from "@kyozo/workers/Reconciler"
 
 const [mode, dataDir, workspaces, team, ...rest] = process.argv.slice(2)
 const teamId = team as TeamId

@@ -10,21 +10,24 @@
  * The team is created and the durable engine awaited while the layer is built, so every test of the
  * suite runs alone (`vitest -t`) as well as with the others.
  */
-import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
-import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
-import * as DockerRuntime from "@kyozo/core/DockerRuntime"
-import type { TeamId } from "@kyozo/core/domain/Ids"
-import { ImageBuilder } from "@kyozo/core/ImageBuilder"
-import { ServiceRepo } from "@kyozo/core/ServiceRepo"
-import { TeamRepo } from "@kyozo/core/TeamRepo"
-import { TopologyRepo } from "@kyozo/core/TopologyRepo"
-import { type DeploymentSummary, Deployer, type DeployProgress } from "@kyozo/workers/Deployer"
-import * as DeployerLive from "@kyozo/workers/DeployerLive"
-import * as DurableEngine from "@kyozo/workers/DurableEngine"
-import { Chunk, Effect, Layer, Stream } from "effect"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import * as path from "node:path"
+
+import { type DeploymentSummary, type DeployProgress } from "@kyozo/api/domain/Deploy"
+import type { TeamId } from "@kyozo/api/domain/Ids"
+import { ImageBuilder } from "@kyozo/core/build/ImageBuilder"
+import * as DockerRuntime from "@kyozo/core/engine/DockerRuntime"
+import { DeploymentEventRepo } from "@kyozo/core/store/DeploymentEventRepo"
+import { DeploymentRepo } from "@kyozo/core/store/DeploymentRepo"
+import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
+import { TeamRepo } from "@kyozo/core/store/TeamRepo"
+import { TopologyRepo } from "@kyozo/core/store/TopologyRepo"
+import { Deployer } from "@kyozo/workers/deploy/Deployer"
+import * as DeployerLive from "@kyozo/workers/deploy/DeployerLive"
+import * as DurableEngine from "@kyozo/workers/deploy/DurableEngine"
+import { Chunk, Effect, Layer, Stream } from "effect"
+
 import { makeTempDir, pgliteLayer } from "./database.js"
 import { testEdgeLayer } from "./edge.js"
 

@@ -8,12 +8,13 @@
  * KYOZO_REQUIRE_DOCKER=1 (CI must not go green by skipping). Everything a test creates carries the
  * label `kyozo.test=<runId>` (or is `track`ed) and is removed in `afterAll`.
  */
-import Docker from "dockerode"
-import * as http from "node:http"
 import { randomBytes } from "node:crypto"
+import * as http from "node:http"
+
+import { parseDockerHost } from "@kyozo/core/engine/DockerRuntime"
+import Docker from "dockerode"
 import * as tar from "tar-stream"
 import { afterAll } from "vitest"
-import { parseDockerHost } from "@kyozo/core/DockerRuntime"
 
 export const TestLabel = "kyozo.test"
 export const NodeImage = "kyozo-local/node:20"

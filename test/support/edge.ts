@@ -3,14 +3,15 @@
  * wherever one is installed, else the in-process fallback. `caddySuite` decides whether a test
  * file that needs Caddy runs: it skips loudly without one, and fails under KYOZO_REQUIRE_CADDY=1.
  */
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+
 import * as CaddyAdmin from "@kyozo/core/edge/CaddyAdmin"
 import * as CaddyEdge from "@kyozo/core/edge/CaddyEdge"
 import type { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
 import * as InProcessEdge from "@kyozo/core/edge/InProcessEdge"
 import { Layer } from "effect"
-import * as fs from "node:fs"
-import * as os from "node:os"
-import * as path from "node:path"
 
 export const caddyBin = (): string | null => CaddyAdmin.findCaddy(process.env.KYOZO_CADDY_BIN)
 

@@ -5,6 +5,7 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+
 import { type ServerProcess, startServer, waitFor } from "./server.js"
 
 export interface Reply {

@@ -1,9 +1,10 @@
 /** Spawns a real Kyozo server process (`node --import tsx packages/server/src/main.ts`) for tests. */
-import * as CaddyAdmin from "@kyozo/core/edge/CaddyAdmin"
-import { Effect } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
 import * as net from "node:net"
 import * as path from "node:path"
+
+import * as CaddyAdmin from "@kyozo/core/edge/CaddyAdmin"
+import { Effect } from "effect"
 
 export const repoRoot = path.resolve(import.meta.dirname, "..", "..")
 

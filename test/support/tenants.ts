@@ -3,20 +3,22 @@
  * database from the test process, so tests can create teams, keys, services and events directly
  * (the API has no "create team" operation yet) and watch what the server makes of them.
  */
-import { layerPostgres } from "@kyozo/core/Database"
-import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
-import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
-import { randomToken, type TeamId, type UserId } from "@kyozo/core/domain/Ids"
-import type { Role } from "@kyozo/core/domain/Membership"
-import { ServiceRepo } from "@kyozo/core/ServiceRepo"
-import { TeamRepo } from "@kyozo/core/TeamRepo"
-import { UserRepo } from "@kyozo/core/UserRepo"
-import * as Credentials from "@kyozo/server/Credentials"
-import { Effect, Layer, ManagedRuntime, Option } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+
+import * as Credentials from "@kyozo/api/Credentials"
+import { randomToken, type TeamId, type UserId } from "@kyozo/api/domain/Ids"
+import type { Role } from "@kyozo/api/domain/Membership"
+import { ApiKeyRepo } from "@kyozo/core/store/ApiKeyRepo"
+import { layerPostgres } from "@kyozo/core/store/Database"
+import { DeploymentEventRepo } from "@kyozo/core/store/DeploymentEventRepo"
+import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
+import { TeamRepo } from "@kyozo/core/store/TeamRepo"
+import { UserRepo } from "@kyozo/core/store/UserRepo"
+import { Effect, Layer, ManagedRuntime, Option } from "effect"
 import pg from "pg"
+
 import { type ServerProcess, startServer, waitFor } from "./server.js"
 
 /** DATABASE_URL, or the cluster `scripts/start-postgres.sh` starts on this machine. */

@@ -9,9 +9,10 @@
  * command line imports the tag at start, and `kyozo --version` must not pay for the whole contract.
  */
 import type { RpcClient } from "@effect/rpc"
-import type { RpcClientError } from "@effect/rpc/RpcClientError"
 import type { RpcGroup } from "@effect/rpc"
+import type { RpcClientError } from "@effect/rpc/RpcClientError"
 import { Context, Effect, Layer } from "effect"
+
 import type { KyozoRpc } from "./KyozoRpc.js"
 
 export interface ClientOptions {

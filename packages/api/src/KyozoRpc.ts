@@ -6,12 +6,10 @@
 import * as Rpc from "@effect/rpc/Rpc"
 import * as RpcGroup from "@effect/rpc/RpcGroup"
 import * as RpcMiddleware from "@effect/rpc/RpcMiddleware"
-import { BreakerStatus } from "@kyozo/core/domain/Breaker"
-import { Role } from "@kyozo/core/domain/Membership"
-import { RestartPolicy } from "@kyozo/core/domain/ServiceInstance"
-import { AutoscalePolicy } from "@kyozo/core/domain/AutoscalePolicy"
-import { ApiKeyId, TeamId, UserId } from "@kyozo/core/domain/Ids"
-import { DetectError, TopologyResult } from "@kyozo/core/domain/Topology"
+import { Context, Schema } from "effect"
+
+import { AutoscalePolicy } from "./domain/AutoscalePolicy.js"
+import { BreakerStatus } from "./domain/Breaker.js"
 import {
   DeployError,
   DeploymentSummary,
@@ -21,8 +19,11 @@ import {
   InvalidSource,
   RollbackRequest,
   ServiceView
-} from "@kyozo/core/domain/Deploy"
-import { Context, Schema } from "effect"
+} from "./domain/Deploy.js"
+import { ApiKeyId, TeamId, UserId } from "./domain/Ids.js"
+import { Role } from "./domain/Membership.js"
+import { RestartPolicy } from "./domain/ServiceInstance.js"
+import { DetectError, TopologyResult } from "./domain/Topology.js"
 
 /** Missing, malformed, unknown, revoked or expired credentials. Never says which: that would help guessing. */
 export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", {

@@ -4,8 +4,9 @@
  * out. Requests that carry the cookie and change state must also carry the CSRF token of the
  * session in `x-csrf-token`; requests with an `authorization` header ignore the cookie.
  */
-import { Role } from "@kyozo/core/domain/Membership"
 import { Schema } from "effect"
+
+import { Role } from "./domain/Membership.js"
 
 export const SESSION_COOKIE = "kyozo_session"
 export const CSRF_HEADER = "x-csrf-token"

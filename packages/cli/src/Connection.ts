@@ -9,10 +9,11 @@
  *
  * Heavy modules (the RPC client) load when a command needs them: `kyozo --version` stays fast.
  */
+import * as Credentials from "@kyozo/api/Credentials"
 import { KyozoClient } from "@kyozo/api/KyozoClient"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
-import * as Credentials from "@kyozo/server/Credentials"
 import { Context, Effect, Layer, Option, Schema } from "effect"
+
 import * as Servers from "./Servers.js"
 
 export class ServerUnreachable extends Schema.TaggedError<ServerUnreachable>()("ServerUnreachable", {

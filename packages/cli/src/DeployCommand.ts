@@ -8,15 +8,17 @@
  * `--watch` is `kyozo dev`: deploy, then redeploy on change. A redeploy whose spec equals what runs
  * changes nothing (status `unchanged`); `--force` replaces the containers anyway.
  */
+import * as path from "node:path"
+
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as HelpDoc from "@effect/cli/HelpDoc"
-import * as ValidationError from "@effect/cli/ValidationError"
 import * as Options from "@effect/cli/Options"
+import * as ValidationError from "@effect/cli/ValidationError"
+import type { DeploymentSummary } from "@kyozo/api/domain/Deploy"
 import { KyozoClient } from "@kyozo/api/KyozoClient"
-import type { DeploymentSummary } from "@kyozo/core/domain/Deploy"
 import { Chunk, Duration, Effect, Option, Schema, Stream } from "effect"
-import * as path from "node:path"
+
 import { ClientLive, Connection } from "./Connection.js"
 import { resolveFolder } from "./Folder.js"
 import { json, printNdjson } from "./Output.js"
@@ -86,7 +88,7 @@ export const upload = (url: string, token: string, tar: Uint8Array) =>
   })
 
 // Packing loads tar-stream and .dockerignore matching: only deploy needs them.
-const loadBuildContext = Effect.promise(() => import("@kyozo/core/BuildContext"))
+const loadBuildContext = Effect.promise(() => import("@kyozo/core/build/BuildContext"))
 
 /** One deploy of `dir`: pack, upload, deploy with progress. Answers what was deployed. */
 export const deployFolder = (
@@ -99,7 +101,7 @@ export const deployFolder = (
     const { fromFolder } = yield* loadBuildContext
     // The folder's kyozo.json is checked here first, so a mistake names the user's own file;
     // a single service's name there is the service's name.
-    const KyozoJson = yield* Effect.promise(() => import("@kyozo/core/topology/KyozoJson"))
+    const KyozoJson = yield* Effect.promise(() => import("@kyozo/core/build/topology/KyozoJson"))
     const settings = yield* KyozoJson.read(dir)
     const named = Option.flatMap(settings, (k) =>
       k.services.length === 1 ? Option.some(k.services[0]!.name) : Option.none()

@@ -5,9 +5,10 @@
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
-import type { GeneratedDockerfile } from "@kyozo/core/dockerfile/DockerfileGenerator"
-import type { DetectedService } from "@kyozo/core/domain/Topology"
+import type { DetectedService } from "@kyozo/api/domain/Topology"
+import type { GeneratedDockerfile } from "@kyozo/core/build/dockerfile/DockerfileGenerator"
 import { Console, Effect } from "effect"
+
 import { resolveFolder } from "./Folder.js"
 
 const folder = Args.text({ name: "folder" }).pipe(
@@ -23,10 +24,10 @@ export { resolveFolder }
 
 // Detection and the Dockerfile generator load on use: other commands must not pay for them.
 const load = Effect.promise(async () => ({
-  ...(await import("@kyozo/core/dockerfile/BaseImages")),
-  ...(await import("@kyozo/core/dockerfile/DockerfileGenerator")),
-  ...(await import("@kyozo/core/topology/TopologyDetector")),
-  ...(await import("@kyozo/core/topology/Topology"))
+  ...(await import("@kyozo/core/build/dockerfile/BaseImages")),
+  ...(await import("@kyozo/core/build/dockerfile/DockerfileGenerator")),
+  ...(await import("@kyozo/core/build/topology/TopologyDetector")),
+  ...(await import("@kyozo/core/build/topology/Topology"))
 }))
 
 const describe = (s: DetectedService): string => {

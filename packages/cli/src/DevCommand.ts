@@ -1,6 +1,7 @@
 /** `kyozo dev <folder> [--name N] [--json]`: deploy, then redeploy as the folder changes (DevLoop.ts). */
 import * as Command from "@effect/cli/Command"
 import { Effect, Option } from "effect"
+
 import { ClientLive } from "./Connection.js"
 import { folder, name } from "./DeployCommand.js"
 import { resolveFolder } from "./Folder.js"

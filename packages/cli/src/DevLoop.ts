@@ -8,12 +8,14 @@
  * A multi-service folder is redeployed as a whole when any of its services changed; the server
  * reuses the image of every service whose hash did not change.
  */
-import dockerignore from "@balena/dockerignore"
-import { KyozoClient } from "@kyozo/api/KyozoClient"
-import type { DeploymentSummary } from "@kyozo/core/domain/Deploy"
-import { Deferred, Effect, Fiber, Queue, Stream } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
+
+import dockerignore from "@balena/dockerignore"
+import type { DeploymentSummary } from "@kyozo/api/domain/Deploy"
+import { KyozoClient } from "@kyozo/api/KyozoClient"
+import { Deferred, Effect, Fiber, Queue, Stream } from "effect"
+
 import { deployFolder } from "./DeployCommand.js"
 import { logLine } from "./Output.js"
 
@@ -29,7 +31,7 @@ const say = (json: boolean, line: string, value: Record<string, unknown>) =>
 
 /** The watcher's ignore rule: what the build context would leave out, plus .git and node_modules. */
 const ignoreRule = async (root: string): Promise<(abs: string) => boolean> => {
-  const { DEFAULT_DOCKERIGNORE } = await import("@kyozo/core/dockerfile/DockerfileGenerator")
+  const { DEFAULT_DOCKERIGNORE } = await import("@kyozo/core/build/dockerfile/DockerfileGenerator")
   const text = await fs.promises.readFile(path.join(root, ".dockerignore"), "utf8").catch(() => undefined)
   const patterns = (text ?? DEFAULT_DOCKERIGNORE)
     .split(/\r?\n/)
@@ -47,7 +49,7 @@ const ignoreRule = async (root: string): Promise<(abs: string) => boolean> => {
 /** The content hash of each deployed service's folder (the service's path inside `root`). */
 const hashes = (root: string, services: ReadonlyArray<{ name: string; path: string }>) =>
   Effect.gen(function* () {
-    const { fromFolder } = yield* Effect.promise(() => import("@kyozo/core/BuildContext"))
+    const { fromFolder } = yield* Effect.promise(() => import("@kyozo/core/build/BuildContext"))
     const out = new Map<string, string>()
     for (const s of services) {
       const ctx = yield* fromFolder(path.join(root, s.path), { requireDockerfile: false }).pipe(Effect.option)

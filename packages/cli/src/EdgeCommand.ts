@@ -10,6 +10,7 @@ import { parseRoutes } from "@kyozo/core/edge/CaddyConfig"
 import { EdgeUnavailable } from "@kyozo/core/edge/EdgeRouter"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
 import { Console, Effect, Option } from "effect"
+
 import { json, printJson } from "./Output.js"
 
 const adminOf = Effect.gen(function* () {

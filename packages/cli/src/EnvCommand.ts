@@ -5,12 +5,13 @@
  */
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
+import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
 import * as ValidationError from "@effect/cli/ValidationError"
-import * as HelpDoc from "@effect/cli/HelpDoc"
 import { KyozoClient } from "@kyozo/api/KyozoClient"
 import type { ServiceUpdateView } from "@kyozo/api/KyozoRpc"
 import { Console, Data, Effect, Stream } from "effect"
+
 import { ClientLive } from "./Connection.js"
 import { json, printJson, serviceLine } from "./Output.js"
 import { service } from "./ServiceCommand.js"

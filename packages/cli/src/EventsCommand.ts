@@ -3,6 +3,7 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { KyozoClient } from "@kyozo/api/KyozoClient"
 import { Console, Effect, Option, Stream } from "effect"
+
 import { ClientLive } from "./Connection.js"
 import { eventLine, json, printNdjson } from "./Output.js"
 

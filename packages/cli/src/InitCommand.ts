@@ -5,13 +5,15 @@
  * corrects detection once and keeps it in version control. An existing file is validated and
  * kept unless --force.
  */
+import * as fs from "node:fs"
+import * as path from "node:path"
+
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
-import type { DetectedService } from "@kyozo/core/domain/Topology"
+import type { DetectedService } from "@kyozo/api/domain/Topology"
 import { Effect, Schema } from "effect"
-import * as fs from "node:fs"
-import * as path from "node:path"
+
 import { resolveFolder } from "./Folder.js"
 import { json, printJson } from "./Output.js"
 
@@ -82,8 +84,8 @@ export const describeService = (root: string, s: DetectedService) => ({
 export const initCommand = Command.make("init", { folder, force, json }, (args) =>
   Effect.gen(function* () {
     const root = resolveFolder(args.folder)
-    const KyozoJson = yield* Effect.promise(() => import("@kyozo/core/topology/KyozoJson"))
-    const { detectPlan } = yield* Effect.promise(() => import("@kyozo/core/topology/TopologyDetector"))
+    const KyozoJson = yield* Effect.promise(() => import("@kyozo/core/build/topology/KyozoJson"))
+    const { detectPlan } = yield* Effect.promise(() => import("@kyozo/core/build/topology/TopologyDetector"))
     const file = path.join(root, KyozoJson.fileName)
     if (fs.existsSync(file) && !args.force) {
       // Validates the file, and shows what detection makes of the folder with it.

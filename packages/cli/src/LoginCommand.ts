@@ -8,10 +8,11 @@
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
+import * as Credentials from "@kyozo/api/Credentials"
 import { KyozoClient } from "@kyozo/api/KyozoClient"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
-import * as Credentials from "@kyozo/server/Credentials"
 import { Effect, Option, Schema } from "effect"
+
 import { checkReachable, mockNotice, UnknownServer } from "./Connection.js"
 import { json, printJson } from "./Output.js"
 import * as Servers from "./Servers.js"

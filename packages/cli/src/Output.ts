@@ -1,7 +1,7 @@
 /** How commands print: one JSON document (or NDJSON for streams) with --json, short human lines otherwise. */
-import type { EventView, LogLineView } from "@kyozo/api/KyozoRpc"
 import * as Options from "@effect/cli/Options"
-import type { ServiceView } from "@kyozo/core/domain/Deploy"
+import type { ServiceView } from "@kyozo/api/domain/Deploy"
+import type { EventView, LogLineView } from "@kyozo/api/KyozoRpc"
 import { Console } from "effect"
 
 export const json = Options.boolean("json").pipe(

@@ -4,7 +4,7 @@
  * a terminal (permanent lines for milestones, one redrawn status line per service), plain lines
  * when stdout is not a terminal, and NDJSON with --json.
  */
-import type { DeploymentSummary, DeployProgress } from "@kyozo/core/domain/Deploy"
+import type { DeploymentSummary, DeployProgress } from "@kyozo/api/domain/Deploy"
 
 export type Mode = "json" | "tty" | "plain"
 

@@ -5,6 +5,7 @@
 import * as Command from "@effect/cli/Command"
 import { KyozoClient } from "@kyozo/api/KyozoClient"
 import { Console, Effect } from "effect"
+
 import { ClientLive, Connection } from "./Connection.js"
 import { json, printJson, serviceTable } from "./Output.js"
 

@@ -3,6 +3,7 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { KyozoClient } from "@kyozo/api/KyozoClient"
 import { Console, Effect, Option } from "effect"
+
 import { ClientLive } from "./Connection.js"
 import { json, printJson } from "./Output.js"
 import { service } from "./ServiceCommand.js"

@@ -5,11 +5,12 @@
  */
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
+import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
 import * as ValidationError from "@effect/cli/ValidationError"
-import * as HelpDoc from "@effect/cli/HelpDoc"
 import { KyozoClient } from "@kyozo/api/KyozoClient"
 import { Console, Effect, Option } from "effect"
+
 import { ClientLive } from "./Connection.js"
 import { json, printJson, serviceLine } from "./Output.js"
 

@@ -3,9 +3,10 @@
  * the servers `kyozo login` stored, by name, with the one later commands use (`current`).
  * Mode 0600 (it holds bearer keys), written atomically.
  */
-import { Data, Effect, Option, Schema } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
+
+import { Data, Effect, Option, Schema } from "effect"
 
 export const StoredServer = Schema.Struct({ url: Schema.String, token: Schema.String })
 export const ServersFile = Schema.Struct({

@@ -4,6 +4,7 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import { KyozoClient } from "@kyozo/api/KyozoClient"
 import { Console, Effect } from "effect"
+
 import { ClientLive } from "./Connection.js"
 import { json, printJson, serviceLine } from "./Output.js"
 

@@ -1,9 +1,10 @@
 /**
  * Configuration from the environment. Every variable is documented in the README's table.
  */
-import { Config, Duration, Effect, Option, Redacted } from "effect"
 import * as os from "node:os"
 import * as path from "node:path"
+
+import { Config, Duration, Effect, Option, Redacted } from "effect"
 
 export type RuntimeChoice = "auto" | "docker" | "mock"
 

@@ -9,14 +9,15 @@
  * `KYOZO_WEBHOOK_ALLOW_PRIVATE=1` lets an admin allow private and loopback targets (a receiver on
  * the same host or LAN); metadata names stay refused even then.
  */
-import { parseTargetUrl, refused, TargetRefused } from "./domain/TargetUrl.js"
-import ipaddr from "ipaddr.js"
-import type { LookupFunction } from "node:net"
 import * as dns from "node:dns"
+import type { LookupFunction } from "node:net"
 import * as net from "node:net"
 
+import { parseTargetUrl, refused, TargetRefused } from "@kyozo/api/domain/TargetUrl"
+import ipaddr from "ipaddr.js"
+
 /** Re-exported: the URL rule lives in the contract (domain/TargetUrl). */
-export { parseTargetUrl, type TargetRefusal, TargetRefused } from "./domain/TargetUrl.js"
+export { parseTargetUrl, type TargetRefusal, TargetRefused } from "@kyozo/api/domain/TargetUrl"
 
 /** Whether private targets are allowed (an admin's switch). */
 export const allowPrivateFromEnv = (env: NodeJS.ProcessEnv = process.env): boolean =>

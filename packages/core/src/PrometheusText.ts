@@ -5,9 +5,10 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
+import type { BreakerStatus } from "@kyozo/api/domain/Breaker"
 import { Effect } from "effect"
-import type { BreakerStatus } from "./CircuitBreaker.js"
-import { ContainerManager, type ScheduleStatus } from "./ContainerManager.js"
+
+import { ContainerManager, type ScheduleStatus } from "./supervision/ContainerManager.js"
 
 export const ContentType = "text/plain; version=0.0.4; charset=utf-8"
 

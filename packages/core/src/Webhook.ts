@@ -3,9 +3,10 @@
  * checks `X-Kyozo-Signature: v1=<hex>` = HMAC-SHA256(secret, `${X-Kyozo-Timestamp}.${body}`) and
  * rejects old timestamps, so a captured delivery cannot be replayed later.
  */
-import { Schema } from "effect"
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto"
-import { BigIntColumn, randomToken, TeamId } from "./domain/Ids.js"
+
+import { BigIntColumn, randomToken, TeamId } from "@kyozo/api/domain/Ids"
+import { Schema } from "effect"
 
 export const WebhookId = Schema.String.pipe(Schema.brand("WebhookId"))
 export type WebhookId = typeof WebhookId.Type

@@ -4,6 +4,8 @@
  * server code reaches the bundle. Every request rides on the session cookie; writes carry the CSRF
  * token. Failures are the API's own error documents, kept whole so the UI can show what they say.
  */
+import type { DeployProgress as DeployProgressType } from "@kyozo/api/domain/Deploy"
+import type { TopologyResult } from "@kyozo/api/domain/Topology"
 import type {
   AlertRuleResource,
   ApiKeyResource,
@@ -14,18 +16,16 @@ import type {
   LogLineResource,
   MemberResource,
   MetricSampleResource,
+  PermissionResource,
   RecommendationResource,
   RuntimeResource,
   ServiceResource,
   TeamResource,
-  PermissionResource,
   WebhookDeliveryResource,
   WebhookResource
 } from "@kyozo/api/KyozoHttpApi"
 import type { EventView } from "@kyozo/api/KyozoRpc"
 import type { CurrentSessionDocument, SessionDocument } from "@kyozo/api/KyozoSession"
-import type { TopologyResult } from "@kyozo/core/domain/Topology"
-import type { DeployProgress as DeployProgressType } from "@kyozo/core/domain/Deploy"
 
 export type Service = typeof ServiceResource.Type
 export type Deployment = typeof DeploymentResource.Type

@@ -5,6 +5,7 @@
  */
 import { createContext } from "preact"
 import { useContext, useEffect, useState } from "preact/hooks"
+
 import { api, type Runtime, type Session, session as sessionApi, setCsrfToken, whenSignedOut } from "./api.js"
 import * as events from "./events.js"
 import { Invitations } from "./invitations.js"

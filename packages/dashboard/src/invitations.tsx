@@ -4,6 +4,7 @@
  * with it switches the dashboard to that team.
  */
 import { useEffect, useState } from "preact/hooks"
+
 import { api, type ApiKey, type Invitation, type Team } from "./api.js"
 import { ErrorBox } from "./ui.js"
 

@@ -1,6 +1,8 @@
-import { render } from "preact"
 import "uplot/dist/uPlot.min.css"
-import { App } from "./app.js"
 import "./styles.css"
+
+import { render } from "preact"
+
+import { App } from "./app.js"
 
 render(<App />, document.getElementById("app")!)

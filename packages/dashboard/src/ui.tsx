@@ -1,6 +1,7 @@
 /** Small shared pieces: status dots, error documents, confirmation dialog, relative times, roles. */
 import type { ComponentChildren } from "preact"
 import { useEffect, useRef, useState } from "preact/hooks"
+
 import { ApiError, type ErrorObject, type Role } from "./api.js"
 
 const rank: Record<Role, number> = { owner: 3, admin: 2, member: 1, viewer: 0 }

@@ -6,15 +6,16 @@
  * First start: with no users at all, `bootstrap` creates an admin, the team "default", an owner
  * membership and a key, logs the key once and writes `<dataDir>/credentials.json` (mode 0600).
  */
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Credentials from "@kyozo/api/Credentials"
 import { Authentication, type Principal, type RateLimited, Unauthorized } from "@kyozo/api/KyozoRpc"
-import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
-import * as ChangeEpoch from "@kyozo/core/ChangeEpoch"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
-import { TeamRepo } from "@kyozo/core/TeamRepo"
-import { UserRepo } from "@kyozo/core/UserRepo"
+import { ApiKeyRepo } from "@kyozo/core/store/ApiKeyRepo"
+import * as ChangeEpoch from "@kyozo/core/store/ChangeEpoch"
+import { TeamRepo } from "@kyozo/core/store/TeamRepo"
+import { UserRepo } from "@kyozo/core/store/UserRepo"
 import { Effect, Layer, Option, Schema } from "effect"
-import * as Credentials from "./Credentials.js"
+
 import { PrincipalCache } from "./PrincipalCache.js"
 import { RateLimiter } from "./RateLimit.js"
 

@@ -5,14 +5,15 @@
  * their content, so they are cached for a year. Every answer carries a strict Content-Security-Policy:
  * only this origin's scripts, styles, images and connections, no inline script, no framing.
  */
-import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
-import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { gzipSync } from "node:zlib"
+
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { Effect, Layer } from "effect"
 
 export const defaultDistDirectory: string = fileURLToPath(new URL("../../dashboard/dist/", import.meta.url))
 

@@ -6,9 +6,10 @@
  * not exist, and error texts never echo ids or names.
  */
 import { Layer } from "effect"
+
+import * as ApplicationLive from "./application/ApplicationLive.js"
 import * as AlertsHandlers from "./http/AlertsHandlers.js"
 import * as ApiKeysHandlers from "./http/ApiKeysHandlers.js"
-import * as ApplicationLive from "./application/ApplicationLive.js"
 import * as Authorization from "./http/Authorization.js"
 import * as DeploymentsHandlers from "./http/DeploymentsHandlers.js"
 import * as DetectionsHandlers from "./http/DetectionsHandlers.js"

@@ -5,8 +5,8 @@
  * revoked (by anyone, even another process), expired, or whose user left the team ends its streams
  * within a second. Revocation through this server also ends them at once (`end`).
  */
-import { SqlClient } from "@effect/sql"
-import type { ApiKeyId } from "@kyozo/core/domain/Ids"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { ApiKeyId } from "@kyozo/api/domain/Ids"
 import { Config, Deferred, Duration, Effect, Schedule, Schema, Stream } from "effect"
 
 const Row = Schema.Struct({ id: Schema.String })

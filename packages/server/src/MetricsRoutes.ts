@@ -3,13 +3,15 @@
  * `Authorization: Bearer <token>` with either the scrape token `KYOZO_METRICS_TOKEN` (compared in
  * constant time) or an API key of an instance admin; anything else is a 401.
  */
+import { createHash, timingSafeEqual } from "node:crypto"
+
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as PrometheusText from "@kyozo/core/PrometheusText"
-import { UserRepo } from "@kyozo/core/UserRepo"
+import { UserRepo } from "@kyozo/core/store/UserRepo"
 import { Config, Effect, Layer, Option, Redacted } from "effect"
-import { createHash, timingSafeEqual } from "node:crypto"
+
 import { bearerToken, makeAuthenticate } from "./Auth.js"
 import * as RequestCounts from "./RequestCounts.js"
 import { errorResponse } from "./UploadRoutes.js"

@@ -10,14 +10,14 @@
  * Object-level checks resolve the service inside the caller's team first: another team's id fails
  * exactly like an id that does not exist, before any role is looked at.
  */
+import { ServiceNotFound } from "@kyozo/api/domain/Deploy"
+import { ServiceId } from "@kyozo/api/domain/Ids"
+import { type Role, roleAtLeast } from "@kyozo/api/domain/Membership"
+import type { ServiceInstance } from "@kyozo/api/domain/ServiceInstance"
+import { type Permission, permissionAtLeast } from "@kyozo/api/domain/ServicePermission"
 import { CurrentPrincipal, Forbidden, type Principal } from "@kyozo/api/KyozoRpc"
-import { ServiceId } from "@kyozo/core/domain/Ids"
-import { type Role, roleAtLeast } from "@kyozo/core/domain/Membership"
-import type { ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
-import { type Permission, permissionAtLeast } from "@kyozo/core/domain/ServicePermission"
-import { PermissionRepo } from "@kyozo/core/PermissionRepo"
-import { ServiceRepo } from "@kyozo/core/ServiceRepo"
-import { ServiceNotFound } from "@kyozo/workers/Deployer"
+import { PermissionRepo } from "@kyozo/core/store/PermissionRepo"
+import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
 import { Effect, Option } from "effect"
 
 /** The permission a team role carries on every service of its team. */

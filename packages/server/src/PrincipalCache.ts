@@ -8,7 +8,7 @@
  * - the key has not reached its own expiry.
  */
 import type { Principal } from "@kyozo/api/KyozoRpc"
-import * as ChangeEpoch from "@kyozo/core/ChangeEpoch"
+import * as ChangeEpoch from "@kyozo/core/store/ChangeEpoch"
 import { Duration, Effect, Option } from "effect"
 
 interface Entry {

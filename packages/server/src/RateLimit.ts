@@ -6,7 +6,7 @@
  * Memory stays bounded: a bucket that has refilled completely is the same as no bucket, so a sweep
  * drops those, and beyond `maxBuckets` the least recently used bucket goes first.
  */
-import { HttpServerResponse } from "@effect/platform"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { RateLimited } from "@kyozo/api/KyozoRpc"
 import {
   Clock,

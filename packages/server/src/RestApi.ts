@@ -7,6 +7,7 @@ import * as HttpApiSwagger from "@effect/platform/HttpApiSwagger"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import { KyozoHttpApi } from "@kyozo/api/KyozoHttpApi"
 import { Layer } from "effect"
+
 import * as HttpApiHandlers from "./HttpApiHandlers.js"
 import * as RestBoundary from "./RestBoundary.js"
 

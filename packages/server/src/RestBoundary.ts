@@ -24,6 +24,7 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { type ErrorObject, JSON_API, KyozoHttpApi, routesOf } from "@kyozo/api/KyozoHttpApi"
 import { Cause, Config, Effect, Option } from "effect"
+
 import * as RequestCounts from "./RequestCounts.js"
 
 interface CompiledRoute {

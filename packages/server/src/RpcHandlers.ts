@@ -4,16 +4,17 @@
  * Authentication middleware), apply the policy and scope everything to the caller's team; streams
  * end when the caller's key stops being valid.
  */
+import type { DeploymentEvent } from "@kyozo/api/domain/DeploymentEvent"
 import { type EventView, KyozoRpc, type LogLineView, type TeamView } from "@kyozo/api/KyozoRpc"
-import type { DeploymentEvent } from "@kyozo/core/domain/DeploymentEvent"
 import { Effect, Layer, Option, Stream } from "effect"
+
 import { ApiKeys } from "./application/ApiKeys.js"
+import * as ApplicationLive from "./application/ApplicationLive.js"
 import { Deployments } from "./application/Deployments.js"
 import { Detections } from "./application/Detections.js"
 import { RuntimeStatus } from "./application/RuntimeStatus.js"
 import { Services } from "./application/Services.js"
 import { Teams } from "./application/Teams.js"
-import * as ApplicationLive from "./application/ApplicationLive.js"
 
 const toEventView = (e: DeploymentEvent): EventView => ({
   id: e.id,

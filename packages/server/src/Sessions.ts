@@ -10,20 +10,22 @@
  * the cookie must carry the session's CSRF token in `x-csrf-token` (derived from the token, so it
  * needs no storage); a missing or wrong one is a 403 before any handler runs.
  */
+import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from "node:crypto"
+
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
+import { randomToken } from "@kyozo/api/domain/Ids"
 import { JSON_API } from "@kyozo/api/KyozoHttpApi"
 import type { Principal } from "@kyozo/api/KyozoRpc"
 import { CSRF_HEADER, SESSION_COOKIE, SessionDocument, SignIn } from "@kyozo/api/KyozoSession"
-import { randomToken } from "@kyozo/core/domain/Ids"
-import { TeamRepo } from "@kyozo/core/TeamRepo"
-import { UserRepo } from "@kyozo/core/UserRepo"
+import { TeamRepo } from "@kyozo/core/store/TeamRepo"
+import { UserRepo } from "@kyozo/core/store/UserRepo"
 import { Config, Duration, Effect, Layer, Option, Schema } from "effect"
-import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from "node:crypto"
+
 import { makeAuthenticate } from "./Auth.js"
 
 const sha256 = (label: string, token: string): Buffer =>

@@ -5,9 +5,9 @@
  */
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { SqlClient } from "@effect/sql"
-import { ContainerManager } from "@kyozo/core/ContainerManager"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
+import { ContainerManager } from "@kyozo/core/supervision/ContainerManager"
 import { Duration, Effect, Layer } from "effect"
 
 const startedAt = Date.now()

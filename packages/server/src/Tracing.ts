@@ -6,7 +6,7 @@
  * (and the protobuf code they pull in) load only when tracing is on: they cost an idle server
  * tens of megabytes otherwise.
  */
-import { FetchHttpClient } from "@effect/platform"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import { Config, Duration, Effect, Layer, Option } from "effect"
 
 export const endpointConfig = Config.option(Config.string("OTEL_EXPORTER_OTLP_ENDPOINT"))

@@ -6,14 +6,16 @@
  * 400, a body that is not a tar (by its content type) a 415, a viewer a 403, a team over its upload
  * quota a 413 (rules in `application/UploadPolicy`).
  */
+import * as fs from "node:fs/promises"
+
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
-import * as UploadArchive from "@kyozo/core/UploadArchive"
-import * as Uploads from "@kyozo/core/Uploads"
+import * as UploadArchive from "@kyozo/core/sources/UploadArchive"
+import * as Uploads from "@kyozo/core/sources/Uploads"
 import { Config, Duration, Effect, Exit, Layer, Option, Queue, Stream, Take } from "effect"
-import * as fs from "node:fs/promises"
+
 import { UploadPolicy } from "./application/UploadPolicy.js"
 import { makeAuthenticate } from "./Auth.js"
 import { tooManyRequests } from "./RateLimit.js"

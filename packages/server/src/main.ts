@@ -1,6 +1,7 @@
 /** `pnpm start`: Kyozo's server on its configured (or embedded default) database and engine. */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Layer } from "effect"
+
 import { ServerLive } from "./Application.js"
 
 NodeRuntime.runMain(Layer.launch(ServerLive))

@@ -10,12 +10,16 @@
  *
  *   await runAs(ownerToken, Effect.flatMap(Services, (s) => s.views))
  */
-import { CurrentPrincipal } from "@kyozo/api/KyozoRpc"
-import * as Core from "@kyozo/core/ContainerManager"
-import * as ContainerRuntime from "@kyozo/core/ContainerRuntime"
-import { KyozoConfig } from "@kyozo/core/KyozoConfig"
-import { Effect, Layer, ManagedRuntime, Option } from "effect"
 import * as repl from "node:repl"
+
+import * as Credentials from "@kyozo/api/Credentials"
+import { CurrentPrincipal } from "@kyozo/api/KyozoRpc"
+import * as ContainerRuntime from "@kyozo/core/engine/ContainerRuntime"
+import { KyozoConfig } from "@kyozo/core/KyozoConfig"
+import * as Core from "@kyozo/core/supervision/ContainerManager"
+import { Effect, Layer, ManagedRuntime, Option } from "effect"
+
+import { CoreLive } from "./Application.js"
 import { Alerts } from "./application/Alerts.js"
 import { ApiKeys } from "./application/ApiKeys.js"
 import * as ApplicationLive from "./application/ApplicationLive.js"
@@ -28,9 +32,7 @@ import { RuntimeStatus } from "./application/RuntimeStatus.js"
 import { Services } from "./application/Services.js"
 import { Teams } from "./application/Teams.js"
 import { Webhooks } from "./application/Webhooks.js"
-import { CoreLive } from "./Application.js"
 import { makeAuthenticate } from "./Auth.js"
-import * as Credentials from "./Credentials.js"
 
 const runtime = ManagedRuntime.make(ApplicationLive.layer.pipe(Layer.provideMerge(CoreLive)))
 type Context = ManagedRuntime.ManagedRuntime.Context<typeof runtime>

@@ -4,15 +4,16 @@
  * never disagree about what a pass saw.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
-import type { ContainerRuntime } from "@kyozo/core/ContainerRuntime"
-import { MaintenancePasses, type PassReport } from "@kyozo/core/MaintenancePasses"
+import type { ContainerRuntime } from "@kyozo/core/engine/ContainerRuntime"
+import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
+import { MaintenancePasses, type PassReport } from "@kyozo/core/supervision/MaintenancePasses"
 import { Effect, Layer } from "effect"
-import { CleanupWorker } from "./CleanupWorker.js"
-import { HealthWorker } from "./HealthWorker.js"
-import { MetricsWorker } from "./MetricsWorker.js"
-import { RecoveryWorker } from "./RecoveryWorker.js"
-import * as Replicas from "./Replicas.js"
-import { ServiceRepo } from "@kyozo/core/ServiceRepo"
+
+import * as Replicas from "./deploy/Replicas.js"
+import { CleanupWorker } from "./maintenance/CleanupWorker.js"
+import { HealthWorker } from "./maintenance/HealthWorker.js"
+import { MetricsWorker } from "./maintenance/MetricsWorker.js"
+import { RecoveryWorker } from "./maintenance/RecoveryWorker.js"
 
 /** The health report with the recovery pass's actions folded in. */
 const merge = (health: PassReport, recovery: PassReport): PassReport => ({

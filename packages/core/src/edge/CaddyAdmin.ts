@@ -10,11 +10,13 @@
  * XDG dirs inside the data dir so Caddy's state and internal CA live there: it outlives a SIGKILL
  * of Kyozo, and the next Kyozo adopts it through the same socket.
  */
-import { Duration, Effect, Option, Schedule } from "effect"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import * as path from "node:path"
+
+import { Duration, Effect, Option, Schedule } from "effect"
+
 import { EdgeUnavailable } from "./EdgeRouter.js"
 
 export type AdminEndpoint =

@@ -8,8 +8,8 @@
  * a retry window (`try_duration`) and passive health: a dead replica is skipped and the request
  * retried on another, so a killed container costs no failed request.
  */
-import { listenValue, type AdminEndpoint } from "./CaddyAdmin.js"
-import { simulatedPage, type Upstream, unavailableText } from "./EdgeRouter.js"
+import { type AdminEndpoint, listenValue } from "./CaddyAdmin.js"
+import { simulatedPage, unavailableText, type Upstream } from "./EdgeRouter.js"
 
 export interface RouteEntry {
   readonly serviceId: string

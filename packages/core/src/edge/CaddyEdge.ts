@@ -6,6 +6,7 @@
  * leaves Caddy running (the data plane outlives the control plane) unless `stopOnClose` (tests).
  */
 import { Duration, Effect, Layer, Option, Schedule, type Scope } from "effect"
+
 import * as Admin from "./CaddyAdmin.js"
 import { buildConfig, parseRoutes, type RouteEntry, type SharedListener } from "./CaddyConfig.js"
 import {

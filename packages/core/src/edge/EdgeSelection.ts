@@ -7,6 +7,7 @@
  * - inprocess: the fallback, always.
  */
 import { Effect, Layer } from "effect"
+
 import { KyozoConfig } from "../KyozoConfig.js"
 import * as Admin from "./CaddyAdmin.js"
 import * as CaddyEdge from "./CaddyEdge.js"

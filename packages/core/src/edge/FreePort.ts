@@ -2,8 +2,9 @@
  * A free TCP port on 127.0.0.1, found by binding port 0. Another program may take it before the
  * edge listens; the edge then reports `port-in-use` and the caller picks again.
  */
-import { Effect } from "effect"
 import * as net from "node:net"
+
+import { Effect } from "effect"
 
 export const freePort = (host = "127.0.0.1"): Effect.Effect<number> =>
   Effect.async<number>((resume) => {

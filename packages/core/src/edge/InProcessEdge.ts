@@ -4,10 +4,11 @@
  * Kyozo process: every URL stops answering while Kyozo is down. It says so in its status (read by
  * /readyz and `kyozo ps`) and in a warning at start. No host names: one stable port per service.
  */
-import { Effect, Layer, type Scope } from "effect"
 import * as http from "node:http"
 import * as net from "node:net"
-import * as ServiceProxy from "../ServiceProxy.js"
+
+import { Effect, Layer, type Scope } from "effect"
+
 import {
   EdgeApplyFailed,
   EdgeRouter,
@@ -17,6 +18,7 @@ import {
   simulatedPage,
   type Upstream
 } from "./EdgeRouter.js"
+import * as ServiceProxy from "./ServiceProxy.js"
 
 interface Entry {
   hostPort: number

@@ -14,7 +14,7 @@
  * The rule lives here and nowhere else: the deploy workflow, the replicas, the route sync and the
  * health worker all ask `transportOf`.
  */
-import type { ServiceInstance } from "../domain/ServiceInstance.js"
+import type { ServiceInstance } from "@kyozo/api/domain/ServiceInstance"
 
 export type Transport = "http" | "tcp"
 

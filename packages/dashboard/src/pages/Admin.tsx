@@ -1,5 +1,6 @@
 /** Admin (owner/admin): members and roles, API keys, webhooks and deliveries, team quotas, runtime status. */
 import { useState } from "preact/hooks"
+
 import { api, type Role, type Webhook } from "../api.js"
 import { useApp } from "../app.js"
 import { Confirm, ErrorBox, Section, StatusDot, useLoad, when } from "../ui.js"

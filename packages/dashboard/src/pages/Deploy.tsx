@@ -7,6 +7,7 @@
  */
 import { createTar } from "nanotar"
 import { useEffect, useState } from "preact/hooks"
+
 import { api, type Topology, upload } from "../api.js"
 import { navigate, useApp } from "../app.js"
 import { bytes, ErrorBox, Section, StatusDot } from "../ui.js"

@@ -1,5 +1,6 @@
 /** One service: status and actions, charts, health, deployments with their steps, logs, settings. */
 import { useEffect, useMemo, useState } from "preact/hooks"
+
 import { api, type Deployment, type KyozoEvent, type Permission, type Service } from "../api.js"
 import { navigate, useApp } from "../app.js"
 import { TimeChart } from "../chart.js"

@@ -1,5 +1,6 @@
 /** Every service of the team, kept live by the event stream. */
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks"
+
 import { api, type Service } from "../api.js"
 import { useApp } from "../app.js"
 import * as events from "../events.js"

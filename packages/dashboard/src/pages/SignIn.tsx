@@ -1,5 +1,6 @@
 /** The sign-in form: an API key exchanged for a session cookie. */
 import { useEffect, useRef, useState } from "preact/hooks"
+
 import { type Session, session } from "../api.js"
 import { ErrorBox } from "../ui.js"
 

@@ -4,11 +4,13 @@
  * `manage` on that service (role-implied or granted, Policy). Another team's rule is
  * AlertRuleNotFound like an unknown id, checked before the caller's rights.
  */
+import { type AlertComparator, type AlertMetric } from "@kyozo/api/domain/Alert"
+import type { ServiceNotFound } from "@kyozo/api/domain/Deploy"
+import type { ServiceId } from "@kyozo/api/domain/Ids"
 import { CurrentPrincipal, type Forbidden } from "@kyozo/api/KyozoRpc"
-import { type AlertComparator, type AlertMetric, AlertRepo, type AlertRule } from "@kyozo/core/AlertRepo"
-import type { ServiceId } from "@kyozo/core/domain/Ids"
-import type { ServiceNotFound } from "@kyozo/workers/Deployer"
+import { AlertRepo, type AlertRule } from "@kyozo/core/store/AlertRepo"
 import { Data, Effect, Option } from "effect"
+
 import { Policy, requireRole } from "../Policy.js"
 
 export class AlertRuleNotFound extends Data.TaggedError("AlertRuleNotFound")<{

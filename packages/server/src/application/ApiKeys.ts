@@ -7,13 +7,14 @@
  *   unknown one and an already revoked one are all ApiKeyNotFound.
  * Revocation also ends the key's open streams at once.
  */
+import type { ApiKey } from "@kyozo/api/domain/ApiKey"
+import { ApiKeyId, UserId } from "@kyozo/api/domain/Ids"
+import { roleAtLeast } from "@kyozo/api/domain/Membership"
 import { ApiKeyNotFound, CurrentPrincipal, Forbidden, MemberNotFound } from "@kyozo/api/KyozoRpc"
-import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
-import type { ApiKey } from "@kyozo/core/domain/ApiKey"
-import { ApiKeyId, UserId } from "@kyozo/core/domain/Ids"
-import { roleAtLeast } from "@kyozo/core/domain/Membership"
-import { TeamRepo } from "@kyozo/core/TeamRepo"
+import { ApiKeyRepo } from "@kyozo/core/store/ApiKeyRepo"
+import { TeamRepo } from "@kyozo/core/store/TeamRepo"
 import { Effect, Option } from "effect"
+
 import { KeySessions } from "../KeySessions.js"
 import { canAssignRole, requireRole } from "../Policy.js"
 

@@ -4,6 +4,8 @@
  * reference, so front doors built in one program share one instance of each.
  */
 import { Layer } from "effect"
+
+import { Policy } from "../Policy.js"
 import { Alerts } from "./Alerts.js"
 import { ApiKeys } from "./ApiKeys.js"
 import { Deployments } from "./Deployments.js"
@@ -16,7 +18,6 @@ import { Services } from "./Services.js"
 import { Sources } from "./Sources.js"
 import { Teams } from "./Teams.js"
 import { Webhooks } from "./Webhooks.js"
-import { Policy } from "../Policy.js"
 
 export const layer = Layer.mergeAll(
   Policy.Default,

@@ -8,22 +8,23 @@
  * Streams (deploy progress, events) end when the caller's key stops being valid.
  * Storage errors are defects here, once.
  */
-import { CurrentPrincipal, type Forbidden } from "@kyozo/api/KyozoRpc"
-import type { Deployment } from "@kyozo/core/domain/Deployment"
-import type { DeploymentEvent } from "@kyozo/core/domain/DeploymentEvent"
-import { DeploymentId, ServiceId, type TeamId } from "@kyozo/core/domain/Ids"
-import type { ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
-import { DeploymentEventRepo } from "@kyozo/core/DeploymentEventRepo"
-import { DeploymentRepo } from "@kyozo/core/DeploymentRepo"
 import {
   type DeployError,
-  Deployer,
   type DeploymentSummary,
   type DeployProgress,
   type DeploySource,
   type ServiceNotFound
-} from "@kyozo/workers/Deployer"
+} from "@kyozo/api/domain/Deploy"
+import type { Deployment } from "@kyozo/api/domain/Deployment"
+import type { DeploymentEvent } from "@kyozo/api/domain/DeploymentEvent"
+import { DeploymentId, ServiceId, type TeamId } from "@kyozo/api/domain/Ids"
+import type { ServiceInstance } from "@kyozo/api/domain/ServiceInstance"
+import { CurrentPrincipal, type Forbidden } from "@kyozo/api/KyozoRpc"
+import { DeploymentEventRepo } from "@kyozo/core/store/DeploymentEventRepo"
+import { DeploymentRepo } from "@kyozo/core/store/DeploymentRepo"
+import { Deployer } from "@kyozo/workers/deploy/Deployer"
 import { Data, Deferred, Effect, Option, Stream } from "effect"
+
 import { KeySessions } from "../KeySessions.js"
 import { Policy } from "../Policy.js"
 import { Sources } from "./Sources.js"

@@ -3,14 +3,16 @@
  * another team's is DetectionNotFound), and a dry-run detection of a source of the team's, which
  * deploys nothing. A detection's folder is shown as the team sees it, never as the server's path.
  */
+import type { DeploySource, InvalidSource, ServiceNotFound } from "@kyozo/api/domain/Deploy"
+import { DetectionId, type ServiceId } from "@kyozo/api/domain/Ids"
+import { type DetectError, type TopologyResult } from "@kyozo/api/domain/Topology"
+import type { TopologyDetection } from "@kyozo/api/domain/TopologyDetection"
 import { CurrentPrincipal } from "@kyozo/api/KyozoRpc"
-import { DetectionId, type ServiceId } from "@kyozo/core/domain/Ids"
-import type { TopologyDetection } from "@kyozo/core/domain/TopologyDetection"
-import { type DetectError, type TopologyResult, toResult } from "@kyozo/core/topology/Topology"
-import { detectPlan } from "@kyozo/core/topology/TopologyDetector"
-import { TopologyRepo } from "@kyozo/core/TopologyRepo"
-import type { DeploySource, InvalidSource, ServiceNotFound } from "@kyozo/workers/Deployer"
+import { toResult } from "@kyozo/core/build/topology/Topology"
+import { detectPlan } from "@kyozo/core/build/topology/TopologyDetector"
+import { TopologyRepo } from "@kyozo/core/store/TopologyRepo"
 import { Data, Effect, Option } from "effect"
+
 import { Policy } from "../Policy.js"
 import { Sources } from "./Sources.js"
 

@@ -7,16 +7,22 @@
  * of minute samples is ~10k rows per container). Recommendations take the p95 over minute samples
  * for a day (hourly means would hide the peaks a limit must absorb); a week's p95 is of hourly means.
  */
+import type { ServiceNotFound } from "@kyozo/api/domain/Deploy"
+import type { HealthCheck } from "@kyozo/api/domain/HealthCheck"
+import type { ServiceId } from "@kyozo/api/domain/Ids"
+import type { MetricSample } from "@kyozo/api/domain/MetricSample"
 import type { CurrentPrincipal } from "@kyozo/api/KyozoRpc"
-import type { HealthCheck } from "@kyozo/core/domain/HealthCheck"
-import type { MetricSample } from "@kyozo/core/domain/MetricSample"
-import type { ServiceId } from "@kyozo/core/domain/Ids"
-import { HealthCheckRepo } from "@kyozo/core/HealthCheckRepo"
-import { MetricSampleRepo } from "@kyozo/core/MetricSampleRepo"
-import type { ServiceNotFound } from "@kyozo/workers/Deployer"
-import { bucket, type TrendPoint, type TrendWindow, trendSpec } from "@kyozo/workers/MetricTrends"
-import { loadPrices, type Prices, type Recommendation, recommend } from "@kyozo/workers/Recommendations"
+import { HealthCheckRepo } from "@kyozo/core/store/HealthCheckRepo"
+import { MetricSampleRepo } from "@kyozo/core/store/MetricSampleRepo"
+import { bucket, type TrendPoint, trendSpec, type TrendWindow } from "@kyozo/workers/maintenance/MetricTrends"
+import {
+  loadPrices,
+  type Prices,
+  recommend,
+  type Recommendation
+} from "@kyozo/workers/maintenance/Recommendations"
 import { Effect } from "effect"
+
 import { Policy } from "../Policy.js"
 
 export type MetricsWindow = "hour" | "day" | "week"

@@ -8,16 +8,17 @@
  * - removing a member revokes every key they hold in the team and ends their open streams, so a
  *   later re-add does not bring an old key back.
  */
+import type { ApiKey } from "@kyozo/api/domain/ApiKey"
+import { type TeamId, UserId } from "@kyozo/api/domain/Ids"
+import type { Role } from "@kyozo/api/domain/Membership"
+import type { Team } from "@kyozo/api/domain/Team"
 import { CurrentPrincipal, type Forbidden, MemberNotFound } from "@kyozo/api/KyozoRpc"
-import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
-import type { ApiKey } from "@kyozo/core/domain/ApiKey"
-import { type TeamId, UserId } from "@kyozo/core/domain/Ids"
-import type { Role } from "@kyozo/core/domain/Membership"
-import type { Team } from "@kyozo/core/domain/Team"
-import { type Invitation, InvitationRepo } from "@kyozo/core/InvitationRepo"
-import { TeamRepo } from "@kyozo/core/TeamRepo"
-import { UserRepo } from "@kyozo/core/UserRepo"
+import { ApiKeyRepo } from "@kyozo/core/store/ApiKeyRepo"
+import { type Invitation, InvitationRepo } from "@kyozo/core/store/InvitationRepo"
+import { TeamRepo } from "@kyozo/core/store/TeamRepo"
+import { UserRepo } from "@kyozo/core/store/UserRepo"
 import { Data, Effect, Option } from "effect"
+
 import { KeySessions } from "../KeySessions.js"
 import { canAssignRole, requireRole } from "../Policy.js"
 import { Teams } from "./Teams.js"

@@ -5,13 +5,14 @@
  * member's role implies (Policy). Another team's service is ServiceNotFound before any right is
  * looked at.
  */
+import { ServiceNotFound } from "@kyozo/api/domain/Deploy"
+import { PermissionId, UserId } from "@kyozo/api/domain/Ids"
+import type { Permission, ServicePermission } from "@kyozo/api/domain/ServicePermission"
 import type { CurrentPrincipal, Forbidden } from "@kyozo/api/KyozoRpc"
-import { PermissionId, UserId } from "@kyozo/core/domain/Ids"
-import type { Permission, ServicePermission } from "@kyozo/core/domain/ServicePermission"
-import { PermissionRepo } from "@kyozo/core/PermissionRepo"
-import { TeamRepo } from "@kyozo/core/TeamRepo"
-import { ServiceNotFound } from "@kyozo/workers/Deployer"
+import { PermissionRepo } from "@kyozo/core/store/PermissionRepo"
+import { TeamRepo } from "@kyozo/core/store/TeamRepo"
 import { Data, Effect, Option } from "effect"
+
 import { Policy } from "../Policy.js"
 
 /** The grantee is not a member of the caller's team. */

@@ -5,11 +5,11 @@
  * read it. What only the operator needs stays out: the edge's admin endpoint and process id, and
  * the passes' internal reports.
  */
+import type { BreakerStatus } from "@kyozo/api/domain/Breaker"
 import { CurrentPrincipal } from "@kyozo/api/KyozoRpc"
-import type { BreakerStatus } from "@kyozo/core/CircuitBreaker"
-import type { RuntimeMode } from "@kyozo/core/ContainerRuntime"
-import { ContainerManager } from "@kyozo/core/ContainerManager"
 import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
+import type { RuntimeMode } from "@kyozo/core/engine/ContainerRuntime"
+import { ContainerManager } from "@kyozo/core/supervision/ContainerManager"
 import { Effect, Option } from "effect"
 
 export interface EdgeView {

@@ -5,27 +5,27 @@
  * Every member reads every service of the team; stop, start, restart and scale need `deploy` on
  * the service, removing it `manage`. Log streams end when the caller's key stops being valid.
  */
-import { CurrentPrincipal, type Forbidden } from "@kyozo/api/KyozoRpc"
-import type { LogLine } from "@kyozo/core/ContainerRuntime"
-import type { AutoscalePolicy } from "@kyozo/core/domain/AutoscalePolicy"
-import type { HealthCheckConfig } from "@kyozo/core/domain/HealthCheckConfig"
-import type { RestartPolicy, ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
-import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
-import { hostUrlFor } from "@kyozo/core/edge/HostNames"
-import { ServiceRepo } from "@kyozo/core/ServiceRepo"
+import type { AutoscalePolicy } from "@kyozo/api/domain/AutoscalePolicy"
 import {
   type DeployError,
-  Deployer,
   type QuotaExceeded,
-  type RemovedVolumes,
   ServiceNotFound,
   type ServiceView
-} from "@kyozo/workers/Deployer"
-import * as Quotas from "@kyozo/workers/Quotas"
-import * as ChangeEpoch from "@kyozo/core/ChangeEpoch"
-import { type DeploymentId, ServiceId, type TeamId } from "@kyozo/core/domain/Ids"
-import type { Page } from "@kyozo/core/SqlRows"
+} from "@kyozo/api/domain/Deploy"
+import type { HealthCheckConfig } from "@kyozo/api/domain/HealthCheckConfig"
+import { type DeploymentId, ServiceId, type TeamId } from "@kyozo/api/domain/Ids"
+import type { RestartPolicy, ServiceInstance } from "@kyozo/api/domain/ServiceInstance"
+import { CurrentPrincipal, type Forbidden } from "@kyozo/api/KyozoRpc"
+import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
+import { hostUrlFor } from "@kyozo/core/edge/HostNames"
+import type { LogLine } from "@kyozo/core/engine/ContainerRuntime"
+import * as ChangeEpoch from "@kyozo/core/store/ChangeEpoch"
+import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
+import type { Page } from "@kyozo/core/store/SqlRows"
+import { Deployer, type RemovedVolumes } from "@kyozo/workers/deploy/Deployer"
+import * as Quotas from "@kyozo/workers/deploy/Quotas"
 import { Data, Effect, Option, Stream } from "effect"
+
 import { KeySessions } from "../KeySessions.js"
 import { Policy } from "../Policy.js"
 

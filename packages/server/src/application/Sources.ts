@@ -6,14 +6,15 @@
  *
  * The workspaces root is created when the server starts.
  */
-import type { TeamId } from "@kyozo/core/domain/Ids"
-import { KyozoConfig } from "@kyozo/core/KyozoConfig"
-import * as Uploads from "@kyozo/core/Uploads"
-import * as Workspaces from "@kyozo/core/Workspaces"
-import { type DeploySource, InvalidSource } from "@kyozo/workers/Deployer"
-import { Effect } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
+
+import { type DeploySource, InvalidSource } from "@kyozo/api/domain/Deploy"
+import type { TeamId } from "@kyozo/api/domain/Ids"
+import { KyozoConfig } from "@kyozo/core/KyozoConfig"
+import * as Uploads from "@kyozo/core/sources/Uploads"
+import * as Workspaces from "@kyozo/core/sources/Workspaces"
+import { Effect } from "effect"
 
 export class Sources extends Effect.Service<Sources>()("@kyozo/server/application/Sources", {
   effect: Effect.gen(function* () {

@@ -4,6 +4,9 @@
  * same as an id that does not exist. New teams get the configured default quotas.
  * Storage errors are defects here, once; failures are the typed domain errors of the contract.
  */
+import type { ApiKey } from "@kyozo/api/domain/ApiKey"
+import type { TeamId, UserId } from "@kyozo/api/domain/Ids"
+import type { Team } from "@kyozo/api/domain/Team"
 import {
   CurrentPrincipal,
   InstanceAdminRequired,
@@ -11,13 +14,10 @@ import {
   UserNotFound,
   type WhoAmIView
 } from "@kyozo/api/KyozoRpc"
-import { ApiKeyRepo } from "@kyozo/core/ApiKeyRepo"
-import type { ApiKey } from "@kyozo/core/domain/ApiKey"
-import type { TeamId, UserId } from "@kyozo/core/domain/Ids"
-import type { Team } from "@kyozo/core/domain/Team"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
-import { TeamNameTaken, TeamRepo } from "@kyozo/core/TeamRepo"
-import { UserRepo } from "@kyozo/core/UserRepo"
+import { ApiKeyRepo } from "@kyozo/core/store/ApiKeyRepo"
+import { TeamNameTaken, TeamRepo } from "@kyozo/core/store/TeamRepo"
+import { UserRepo } from "@kyozo/core/store/UserRepo"
 import { Effect, Option } from "effect"
 
 export interface QuotaChange {

@@ -7,15 +7,16 @@
  * Each upload's size is written next to it (`<uploadId>.size`) when it is stored, so the quota
  * check sums small files instead of walking folders.
  */
-import { SqlClient } from "@effect/sql"
-import { type CurrentPrincipal, Forbidden } from "@kyozo/api/KyozoRpc"
-import type { TeamId } from "@kyozo/core/domain/Ids"
-import { roleAtLeast } from "@kyozo/core/domain/Membership"
-import { KyozoConfig } from "@kyozo/core/KyozoConfig"
-import * as Uploads from "@kyozo/core/Uploads"
-import { Config, Data, Duration, Effect, Schedule, Schema } from "effect"
 import * as fs from "node:fs/promises"
 import * as path from "node:path"
+
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { TeamId } from "@kyozo/api/domain/Ids"
+import { roleAtLeast } from "@kyozo/api/domain/Membership"
+import { type CurrentPrincipal, Forbidden } from "@kyozo/api/KyozoRpc"
+import { KyozoConfig } from "@kyozo/core/KyozoConfig"
+import * as Uploads from "@kyozo/core/sources/Uploads"
+import { Config, Data, Duration, Effect, Schedule, Schema } from "effect"
 
 export class UploadQuotaExceeded extends Data.TaggedError("UploadQuotaExceeded")<{
   readonly limitBytes: number

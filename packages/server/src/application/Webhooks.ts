@@ -5,11 +5,13 @@
  * delivery (WebhookDispatcher). Another team's webhook is WebhookNotFound, like an unknown id, and
  * existence is checked before the caller's role so nothing is confirmed about it.
  */
+import { TargetRefused } from "@kyozo/api/domain/TargetUrl"
 import { CurrentPrincipal, type Forbidden } from "@kyozo/api/KyozoRpc"
-import { allowPrivateFromEnv, checkTarget, TargetRefused } from "@kyozo/core/OutboundTarget"
+import { allowPrivateFromEnv, checkTarget } from "@kyozo/core/OutboundTarget"
+import { WebhookRepo } from "@kyozo/core/store/WebhookRepo"
 import { type Webhook, type WebhookDelivery, WebhookId } from "@kyozo/core/Webhook"
-import { WebhookRepo } from "@kyozo/core/WebhookRepo"
 import { Data, Effect, Option, Redacted } from "effect"
+
 import { requireRole } from "../Policy.js"
 
 export class WebhookNotFound extends Data.TaggedError("WebhookNotFound")<{ readonly webhookId: string }> {

@@ -10,14 +10,18 @@
  * whose message names the limit. Errors that are not the application's typed failures are masked
  * ("Unexpected error."); Execution logs them with their cause.
  */
-import { HttpIncomingMessage, HttpLayerRouter, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import type { Principal } from "@kyozo/api/KyozoRpc"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { costLimitRule } from "@escape.tech/graphql-armor-cost-limit"
 import { maxAliasesRule } from "@escape.tech/graphql-armor-max-aliases"
 import { maxDepthRule } from "@escape.tech/graphql-armor-max-depth"
+import type { Principal } from "@kyozo/api/KyozoRpc"
 import { Effect, Layer, Option } from "effect"
 import { GraphQLError, type ValidationContext } from "graphql"
 import { createHandler } from "graphql-http"
+
 import * as ApplicationLive from "../application/ApplicationLive.js"
 import { makeAuthenticate } from "../Auth.js"
 import { makeRun, type Run } from "./Execution.js"

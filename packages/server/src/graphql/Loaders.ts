@@ -4,10 +4,11 @@
  * services with their last deployments costs a fixed number of SQL statements, not 100 more.
  * Loaders live for one request only: nothing is cached across requests or principals.
  */
-import type { Deployment } from "@kyozo/core/domain/Deployment"
-import type { ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
+import type { Deployment } from "@kyozo/api/domain/Deployment"
+import type { ServiceInstance } from "@kyozo/api/domain/ServiceInstance"
 import DataLoader from "dataloader"
 import { Effect } from "effect"
+
 import { Deployments } from "../application/Deployments.js"
 import { Services } from "../application/Services.js"
 import type { Run } from "./Execution.js"

@@ -3,15 +3,16 @@
  * (which provides the caller as CurrentPrincipal) and maps the answer to the schema's shape. No
  * rule lives here: who may read what, team scoping and paging are the application's.
  */
-import type { Deployment } from "@kyozo/core/domain/Deployment"
-import type { DeploymentEvent } from "@kyozo/core/domain/DeploymentEvent"
-import type { HealthCheck } from "@kyozo/core/domain/HealthCheck"
-import type { MetricSample } from "@kyozo/core/domain/MetricSample"
-import type { ServiceInstance } from "@kyozo/core/domain/ServiceInstance"
-import { serviceUrl } from "@kyozo/core/ServiceNaming"
+import type { Deployment } from "@kyozo/api/domain/Deployment"
+import type { DeploymentEvent } from "@kyozo/api/domain/DeploymentEvent"
+import type { HealthCheck } from "@kyozo/api/domain/HealthCheck"
+import type { MetricSample } from "@kyozo/api/domain/MetricSample"
+import type { ServiceInstance } from "@kyozo/api/domain/ServiceInstance"
+import { serviceUrl } from "@kyozo/core/engine/ServiceNaming"
 import type { Webhook } from "@kyozo/core/Webhook"
 import { Effect } from "effect"
 import type { GraphQLError } from "graphql"
+
 import { Deployments } from "../application/Deployments.js"
 import { Insights } from "../application/Insights.js"
 import { Members, type MemberView } from "../application/Members.js"

@@ -4,10 +4,11 @@
  * form for `GET /graphql/schema.graphql`.
  */
 import { buildSchema, type GraphQLFieldResolver, isObjectType, printSchema } from "graphql"
+
 import { resolvers } from "./Resolvers.js"
 import { typeDefs } from "./TypeDefs.js"
 
-const attach = (sdl: string, map: Record<string, Record<string, GraphQLFieldResolver<any, any, any>>>) => {
+const attach = (sdl: string, map: Record<string, Record<string, GraphQLFieldResolver<unknown, unknown>>>) => {
   const built = buildSchema(sdl)
   for (const [typeName, fields] of Object.entries(map)) {
     const type = built.getType(typeName)

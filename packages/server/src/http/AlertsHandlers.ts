@@ -1,7 +1,8 @@
 /** REST `alerts` group (alert rules) over the Alerts application service. */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { KyozoHttpApi } from "@kyozo/api/KyozoHttpApi"
 import { Effect } from "effect"
+
 import { Alerts } from "../application/Alerts.js"
 import { alertRuleDoc, listDoc } from "./Documents.js"
 import { alertError } from "./Errors.js"

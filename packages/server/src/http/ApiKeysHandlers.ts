@@ -1,7 +1,8 @@
 /** REST `apiKeys` group over the ApiKeys application service: decode, call, encode. */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { KyozoHttpApi } from "@kyozo/api/KyozoHttpApi"
 import { Effect } from "effect"
+
 import { ApiKeys } from "../application/ApiKeys.js"
 import { apiKeyDoc, listDoc } from "./Documents.js"
 import { apiKeyError } from "./Errors.js"

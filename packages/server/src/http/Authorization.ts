@@ -5,6 +5,7 @@
  */
 import { apiError, Authorization, TooManyRequests, Unauthenticated } from "@kyozo/api/KyozoHttpApi"
 import { Effect, Layer, Redacted } from "effect"
+
 import { makeAuthenticate } from "../Auth.js"
 
 export const layer = Layer.effect(

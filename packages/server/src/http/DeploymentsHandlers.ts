@@ -1,7 +1,8 @@
 /** REST `deployments` group over the Deployments and Services application services. */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { KyozoHttpApi } from "@kyozo/api/KyozoHttpApi"
 import { Effect, Stream } from "effect"
+
 import { Deployments } from "../application/Deployments.js"
 import { Services } from "../application/Services.js"
 import { deploymentDoc, listDoc, logLineDoc } from "./Documents.js"

@@ -1,7 +1,8 @@
 /** REST `detections` group over the Detections application service. */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { KyozoHttpApi } from "@kyozo/api/KyozoHttpApi"
 import { Effect } from "effect"
+
 import { Detections } from "../application/Detections.js"
 import { detectionDoc, listDoc } from "./Documents.js"
 import { detectionError } from "./Errors.js"

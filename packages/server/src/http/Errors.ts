@@ -2,15 +2,18 @@
  * The application's typed failures as JSON:API errors, one mapping per family, exhaustive. Another
  * team's ids answer 404 exactly like unknown ones, and no text echoes what was asked for.
  */
+import type { DeployError, ServiceNotFound } from "@kyozo/api/domain/Deploy"
+import type { TargetRefused } from "@kyozo/api/domain/TargetUrl"
 import {
-  apiError,
   type ApiError,
+  apiError,
   Conflict,
   Denied,
   NotFound,
-  Unprocessable,
-  Unavailable
+  Unavailable,
+  Unprocessable
 } from "@kyozo/api/KyozoHttpApi"
+import { BadRequest } from "@kyozo/api/KyozoHttpApi"
 import type {
   ApiKeyNotFound,
   Forbidden,
@@ -18,9 +21,8 @@ import type {
   MemberNotFound,
   TeamNotFound
 } from "@kyozo/api/KyozoRpc"
-import type { TargetRefused } from "@kyozo/core/OutboundTarget"
-import type { TeamNameTaken } from "@kyozo/core/TeamRepo"
-import type { DeployError, ServiceNotFound } from "@kyozo/workers/Deployer"
+import type { TeamNameTaken } from "@kyozo/core/store/TeamRepo"
+
 import type { AlertRuleNotFound } from "../application/Alerts.js"
 import type { DeploymentNotFound, NoStoredSource } from "../application/Deployments.js"
 import type { DetectionNotFound } from "../application/Detections.js"
@@ -33,7 +35,6 @@ import type {
 import type { NotAMember, PermissionNotFound } from "../application/Permissions.js"
 import type { InvalidCursor } from "../application/Services.js"
 import type { WebhookNotFound } from "../application/Webhooks.js"
-import { BadRequest } from "@kyozo/api/KyozoHttpApi"
 
 type Source = Parameters<typeof apiError>[5]
 

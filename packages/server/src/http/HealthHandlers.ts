@@ -1,7 +1,8 @@
 /** REST `health` group (a service's health history) over the Insights application service. */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { KyozoHttpApi } from "@kyozo/api/KyozoHttpApi"
 import { Effect } from "effect"
+
 import { Insights } from "../application/Insights.js"
 import { healthCheckDoc, listDoc } from "./Documents.js"
 import { notFound } from "./Errors.js"

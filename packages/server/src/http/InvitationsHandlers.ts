@@ -1,7 +1,8 @@
 /** REST `invitations` group (the caller's own invitations) over the Members application service. */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { KyozoHttpApi } from "@kyozo/api/KyozoHttpApi"
 import { Effect } from "effect"
+
 import { Members } from "../application/Members.js"
 import { apiKeyDoc, listDoc, memberDoc, receivedInvitationDoc, teamDoc } from "./Documents.js"
 import { notFound } from "./Errors.js"

@@ -1,7 +1,8 @@
 /** REST `members` group over the Members application service: decode, call, encode. */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { KyozoHttpApi } from "@kyozo/api/KyozoHttpApi"
 import { Effect } from "effect"
+
 import { Members } from "../application/Members.js"
 import { listDoc, memberDoc, sentInvitationDoc } from "./Documents.js"
 import { memberError } from "./Errors.js"

@@ -1,7 +1,8 @@
 /** REST `permissions` group (per-service grants) over the Permissions application service. */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { KyozoHttpApi } from "@kyozo/api/KyozoHttpApi"
 import { Effect } from "effect"
+
 import { Permissions } from "../application/Permissions.js"
 import { listDoc, permissionDoc } from "./Documents.js"
 import { permissionError } from "./Errors.js"

@@ -1,7 +1,8 @@
 /** REST `runtime` group over the RuntimeStatus application service. */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { KyozoHttpApi } from "@kyozo/api/KyozoHttpApi"
 import { Effect } from "effect"
+
 import { RuntimeStatus } from "../application/RuntimeStatus.js"
 import { runtimeStatusDoc } from "./Documents.js"
 

@@ -4,10 +4,12 @@
  * cache holds the page; its encoded answer is kept beside it, keyed by the request and the edge's
  * host URLs).
  */
-import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import type { DeploySource } from "@kyozo/api/domain/Deploy"
 import { JSON_API, KyozoHttpApi, ServiceCollection } from "@kyozo/api/KyozoHttpApi"
-import type { DeploySource } from "@kyozo/workers/Deployer"
 import { Effect, Option, Schema } from "effect"
+
 import { Deployments } from "../application/Deployments.js"
 import { Services } from "../application/Services.js"
 import { deploymentDoc, listDoc, selfLink, serviceDoc, withQuery } from "./Documents.js"

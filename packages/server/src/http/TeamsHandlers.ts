@@ -1,7 +1,8 @@
 /** REST `teams` group over the Teams application service: decode, call, encode. */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { KyozoHttpApi } from "@kyozo/api/KyozoHttpApi"
 import { Effect } from "effect"
+
 import { Teams } from "../application/Teams.js"
 import { apiKeyDoc, teamDoc } from "./Documents.js"
 import { teamError } from "./Errors.js"

@@ -1,7 +1,8 @@
 /** REST `webhooks` group over the Webhooks application service. */
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { KyozoHttpApi } from "@kyozo/api/KyozoHttpApi"
 import { Effect } from "effect"
+
 import { Webhooks } from "../application/Webhooks.js"
 import { deliveryDoc, listDoc, webhookDoc } from "./Documents.js"
 import { webhookCreateError, webhookError } from "./Errors.js"

@@ -1,0 +1,1104 @@
+/**
+ * The durable deploy of ONE service: build (or reuse) → create → start → health gate → switch the
+ * proxy → retire the old container. Each step is an `Activity`, so after a crash the workflow
+ * resumes at the first unfinished step; activities run at least once, so each one is idempotent
+ * (deterministic container names, "already exists" and "already gone" are success).
+ *
+ * A failure after the container was created compensates: the new container is removed, the proxy
+ * keeps (or goes back to) the old one, the deployment ends `compensated`.
+ *
+ * No SQL transaction is ever held across a Docker call (on PGlite it would block every other query).
+ */
+import * as crypto from "node:crypto"
+import * as http from "node:http"
+import * as net from "node:net"
+
+import * as Activity from "@effect/workflow/Activity"
+import * as Workflow from "@effect/workflow/Workflow"
+import { DeployFailed, type DeployProgress } from "@kyozo/api/domain/Deploy"
+import type { DeploymentStatus } from "@kyozo/api/domain/Deployment"
+import { HealthCheckConfig } from "@kyozo/api/domain/HealthCheckConfig"
+import { DeploymentId, ServiceId, TeamId } from "@kyozo/api/domain/Ids"
+import type { RuntimeError } from "@kyozo/api/domain/RuntimeErrors"
+import type { ServiceInstance } from "@kyozo/api/domain/ServiceInstance"
+import { ImageBuilder } from "@kyozo/core/build/ImageBuilder"
+import { PlannedServiceSchema } from "@kyozo/core/build/topology/Topology"
+import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
+import { freePort } from "@kyozo/core/edge/FreePort"
+import { publishedByEngine } from "@kyozo/core/edge/Transport"
+import type { ContainerInfo, ContainerSpec } from "@kyozo/core/engine/ContainerRuntime"
+import { ContainerRuntime } from "@kyozo/core/engine/ContainerRuntime"
+import { labelsFor } from "@kyozo/core/engine/Labels"
+import { containerName, teamNetwork } from "@kyozo/core/engine/ServiceNaming"
+import { ensureVolumes, mountsFor } from "@kyozo/core/engine/ServiceVolumes"
+import { DeploymentEventRepo } from "@kyozo/core/store/DeploymentEventRepo"
+import { DeploymentRepo } from "@kyozo/core/store/DeploymentRepo"
+import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
+import { Cause, Duration, Effect, Layer, Option, PubSub, Schedule, Schema } from "effect"
+
+import { syncService } from "./EdgeRoutes.js"
+import { createReplica } from "./Replicas.js"
+
+// ---------------------------------------------------------------------------------------------
+// Settings and the health probe
+
+export type ProbeKind = "http" | "tcp"
+
+export interface ProbeTarget {
+  readonly kind: ProbeKind
+  /** Always 127.0.0.1: the machine's network rule (never container IPs). */
+  readonly host: string
+  readonly port: number
+  readonly path: string
+  readonly containerId: string
+}
+
+/** One probe of a published port: true when the service answers. */
+export type Probe = (target: ProbeTarget, timeoutMs: number) => Effect.Effect<boolean>
+
+const httpProbe = (target: ProbeTarget, timeoutMs: number): Effect.Effect<boolean> =>
+  Effect.async<boolean>((resume) => {
+    let done = false
+    const finish = (ok: boolean) => {
+      if (done) return
+      done = true
+      resume(Effect.succeed(ok))
+    }
+    const req = http.get(
+      { host: target.host, port: target.port, path: target.path, timeout: timeoutMs, agent: false },
+      (res) => {
+        res.resume()
+        finish((res.statusCode ?? 500) < 500)
+      }
+    )
+    req.on("timeout", () => {
+      req.destroy()
+      finish(false)
+    })
+    req.on("error", (e: NodeJS.ErrnoException) => {
+      // Bytes that are not HTTP came back: something listens and speaks another protocol.
+      finish(typeof e.code === "string" && e.code.startsWith("HPE_"))
+    })
+    return Effect.sync(() => req.destroy())
+  })
+
+const tcpProbe = (target: ProbeTarget, timeoutMs: number): Effect.Effect<boolean> =>
+  Effect.async<boolean>((resume) => {
+    const socket = net.connect({ host: target.host, port: target.port })
+    let done = false
+    const finish = (ok: boolean) => {
+      if (done) return
+      done = true
+      socket.destroy()
+      resume(Effect.succeed(ok))
+    }
+    socket.setTimeout(timeoutMs, () => finish(false))
+    socket.on("error", () => finish(false))
+    // Docker's port proxy accepts before the app listens and then closes: wait a moment for that.
+    socket.on("connect", () => setTimeout(() => finish(!socket.destroyed && !socket.readableEnded), 100))
+    socket.on("end", () => finish(false))
+    return Effect.sync(() => socket.destroy())
+  })
+
+export const defaultProbe: Probe = (target, timeoutMs) =>
+  target.kind === "http" ? httpProbe(target, timeoutMs) : tcpProbe(target, timeoutMs)
+
+export interface DeploySettings {
+  /** Longest wait for a new container to become healthy (default 60 s). */
+  readonly healthTimeout: Duration.DurationInput
+  readonly healthPollInterval: Duration.DurationInput
+  /** A service without a port is healthy once it has been running this long. */
+  readonly stableRunning: Duration.DurationInput
+  /** Time the proxy gives in-flight requests to the old container. */
+  readonly drainTimeout: Duration.DurationInput
+  readonly stopTimeoutSeconds: number
+  /** Images kept per service for rollbacks. */
+  readonly keepImages: number
+  /** Retries (exponential from 0.5 s) of removing a failed deploy's container before cleanup takes over. */
+  readonly compensationRetries: number
+  readonly probe: Probe
+}
+
+export const defaultDeploySettings: DeploySettings = {
+  healthTimeout: Duration.seconds(60),
+  healthPollInterval: Duration.millis(100),
+  stableRunning: Duration.seconds(2),
+  drainTimeout: Duration.seconds(5),
+  stopTimeoutSeconds: 5,
+  keepImages: 5,
+  compensationRetries: 6,
+  probe: defaultProbe
+}
+
+// ---------------------------------------------------------------------------------------------
+// Progress bus: build logs and steps for whoever watches a deployment in this process
+
+export interface DeployNotice {
+  readonly deploymentId: string
+  readonly progress: DeployProgress
+}
+
+/**
+ * In-process only: the durable record is `container_deployment_events`; this carries build log
+ * lines (too many for rows) and step notices to a `deploy` stream in the same process.
+ */
+export class DeployBus extends Effect.Service<DeployBus>()("@kyozo/workers/DeployBus", {
+  scoped: Effect.gen(function* () {
+    const hub = yield* Effect.acquireRelease(PubSub.sliding<DeployNotice>(4096), PubSub.shutdown)
+    return {
+      hub,
+      publish: (notice: DeployNotice) => PubSub.publish(hub, notice).pipe(Effect.asVoid)
+    } as const
+  })
+}) {}
+
+// ---------------------------------------------------------------------------------------------
+// The workflow
+
+/** What a settings rollout changes on the row (env values included: the row holds them too). */
+export const RolloutSettings = Schema.Struct({
+  env: Schema.Record({ key: Schema.String, value: Schema.String }),
+  cpuMillis: Schema.Int,
+  memoryMb: Schema.Int,
+  healthConfig: Schema.encodedSchema(HealthCheckConfig)
+})
+export type RolloutSettings = typeof RolloutSettings.Type
+
+export const rolloutSettingsOf = (row: ServiceInstance): RolloutSettings => ({
+  env: { ...row.env },
+  cpuMillis: row.cpuMillis,
+  memoryMb: row.memoryMb,
+  healthConfig: Schema.encodeSync(HealthCheckConfig)(row.healthConfig)
+})
+
+const sameSettings = (a: RolloutSettings, b: RolloutSettings): boolean => {
+  const canonical = (s: RolloutSettings) =>
+    JSON.stringify([
+      Object.entries(s.env).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)),
+      s.cpuMillis,
+      s.memoryMb,
+      Object.entries(s.healthConfig as Record<string, unknown>).sort(([x], [y]) =>
+        x < y ? -1 : x > y ? 1 : 0
+      )
+    ])
+  return canonical(a) === canonical(b)
+}
+
+export const DeployPayload = Schema.Struct({
+  teamId: TeamId,
+  serviceId: ServiceId,
+  deploymentId: DeploymentId,
+  /** A ready image (rollback, image-only service); otherwise built from `root` and `planned`. */
+  image: Schema.NullOr(Schema.String),
+  root: Schema.NullOr(Schema.String),
+  /** The `PlannedService` of detection (stored as JSON with the workflow). */
+  planned: Schema.NullOr(PlannedServiceSchema),
+  /** Extra network aliases (the name the folder's compose file uses for the service). */
+  aliases: Schema.Array(Schema.String),
+  /** Replace the containers even when the desired spec equals what runs. */
+  force: Schema.optional(Schema.Boolean),
+  /**
+   * A settings rollout: the settings that worked before (`previous`) and the ones rolled out
+   * (`applied`). When the rollout fails and the row still holds `applied`, `previous` goes back.
+   */
+  settings: Schema.optional(Schema.Struct({ previous: RolloutSettings, applied: RolloutSettings }))
+})
+export type DeployPayload = typeof DeployPayload.Type
+
+export const DeployOutcome = Schema.Struct({
+  deploymentId: Schema.String,
+  serviceId: Schema.String,
+  image: Schema.String,
+  built: Schema.Boolean,
+  containerId: Schema.String,
+  containerName: Schema.String,
+  hostPort: Schema.NullOr(Schema.Number),
+  /** True when the desired spec equaled what runs: nothing was created, the running containers serve on. */
+  unchanged: Schema.optional(Schema.Boolean)
+})
+export type DeployOutcome = typeof DeployOutcome.Type
+
+export const DeployWorkflow = Workflow.make({
+  name: "Kyozo/Deploy",
+  payload: DeployPayload,
+  success: DeployOutcome,
+  error: DeployFailed,
+  idempotencyKey: (p) => p.deploymentId
+})
+
+/** What an activity fails with: the step and a readable reason (stored in the workflow history). */
+export class StepFailed extends Schema.TaggedError<StepFailed>()("StepFailed", {
+  step: Schema.String,
+  reason: Schema.String
+}) {}
+
+const reasonOf = (e: unknown): string => {
+  if (e instanceof Error) return e.message
+  if (typeof e === "object" && e !== null && "message" in e)
+    return String((e as { message: unknown }).message)
+  if (typeof e === "object" && e !== null && "_tag" in e) return String((e as { _tag: unknown })._tag)
+  return String(e)
+}
+
+/** Typed failures and defects of a step become StepFailed; interruption stays interruption. */
+const asStep =
+  (step: string) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, StepFailed, R> =>
+    effect.pipe(
+      Effect.catchAllCause((cause) => {
+        if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+        const failure = Cause.failureOption(cause)
+        if (Option.isSome(failure)) {
+          const e = failure.value
+          return Effect.fail(e instanceof StepFailed ? e : new StepFailed({ step, reason: reasonOf(e) }))
+        }
+        return Effect.fail(new StepFailed({ step, reason: Cause.pretty(cause).split("\n")[0] ?? "defect" }))
+      })
+    )
+
+const BuildResult = Schema.Struct({
+  image: Schema.String,
+  hash: Schema.NullOr(Schema.String),
+  built: Schema.Boolean
+})
+const Created = Schema.Struct({
+  containerId: Schema.String,
+  containerName: Schema.String,
+  /** The container serving before this deploy (to retire, or to go back to). */
+  previousContainerId: Schema.NullOr(Schema.String)
+})
+const Switched = Schema.Struct({ hostPort: Schema.NullOr(Schema.Number) })
+/** What serves already when the desired spec equals it (the unchanged check). */
+const Running = Schema.NullOr(
+  Schema.Struct({
+    containerId: Schema.String,
+    containerName: Schema.String,
+    deploymentId: Schema.String
+  })
+)
+
+/** The host port the engine published for `containerPort` on 127.0.0.1. */
+export const publishedPort = (info: ContainerInfo, containerPort: number | null): number | null => {
+  if (containerPort === null) return null
+  const found = info.ports.find((p) => p.containerPort === containerPort && p.hostPort > 0)
+  return found?.hostPort ?? null
+}
+
+/** The deploy workflow's handler, with its settings. */
+export const layer = (overrides: Partial<DeploySettings> = {}) => {
+  const settings: DeploySettings = { ...defaultDeploySettings, ...overrides }
+  return Layer.merge(retireLayer(settings), deployLayer(settings))
+}
+
+const deployLayer = (settings: DeploySettings) =>
+  DeployWorkflow.toLayer((payload) =>
+    Effect.gen(function* () {
+      const runtime = yield* ContainerRuntime
+      const services = yield* ServiceRepo
+      const deployments = yield* DeploymentRepo
+      const events = yield* DeploymentEventRepo
+      const builder = yield* ImageBuilder
+      const bus = yield* DeployBus
+      const { teamId, serviceId, deploymentId } = payload
+
+      const serviceRow = Effect.flatMap(services.findByIdAnyTeam(serviceId), (row) =>
+        Option.match(row, {
+          onNone: () => Effect.fail(new StepFailed({ step: "load", reason: `service ${serviceId} is gone` })),
+          onSome: Effect.succeed
+        })
+      )
+
+      const record = (type: string, message: string, data: Record<string, unknown> = {}) =>
+        events.append({ teamId, serviceId, deploymentId, type, message, data }).pipe(
+          Effect.zipRight(
+            bus.publish({
+              deploymentId,
+              progress: { _tag: "Step", service: serviceId, deploymentId, step: type, message }
+            })
+          ),
+          Effect.asVoid
+        )
+
+      const status = (
+        s: DeploymentStatus,
+        extra: { error?: string; image?: string; containerId?: string; containerName?: string } = {}
+      ) => deployments.updateStatus(deploymentId, { status: s, ...extra }).pipe(Effect.asVoid)
+
+      // (a) build or reuse the image
+      const build = Activity.make({
+        name: "build",
+        success: BuildResult,
+        error: StepFailed,
+        execute: Effect.gen(function* () {
+          if (payload.image !== null) {
+            yield* runtime.inspectImage(payload.image)
+            yield* status("building", { image: payload.image })
+            yield* record("deploy.reused", `Using image ${payload.image}`, {
+              image: payload.image,
+              built: false
+            })
+            return { image: payload.image, hash: null, built: false }
+          }
+          if (payload.root === null || payload.planned === null) {
+            return yield* new StepFailed({ step: "build", reason: "neither an image nor a folder to build" })
+          }
+          yield* status("building")
+          yield* record("deploy.building", "Building the image")
+          const result = yield* builder.ensureImage({
+            serviceId,
+            teamId,
+            root: payload.root,
+            planned: payload.planned,
+            onLog: (line: string) =>
+              bus.publish({ deploymentId, progress: { _tag: "BuildLog", service: serviceId, line } })
+          })
+          yield* status("building", { image: result.image })
+          yield* record(
+            result.built ? "deploy.built" : "deploy.reused",
+            result.built ? `Built ${result.image}` : `Reused ${result.image} (unchanged context)`,
+            { image: result.image, hash: result.hash, built: result.built, contextBytes: result.contextBytes }
+          )
+          return { image: result.image, hash: result.hash, built: result.built }
+        }).pipe(asStep("build"))
+      })
+
+      // (a2) an unchanged redeploy: the same image (by content id), env, limits, health config,
+      // ports and replica count as what runs, and it runs and answers: nothing to replace.
+      const unchangedCheck = (image: string) =>
+        Activity.make({
+          name: "compare",
+          success: Running,
+          error: StepFailed,
+          execute: Effect.gen(function* () {
+            const row = yield* serviceRow
+            if (row.containerId === null || row.currentDeploymentId === null) return null
+            if (row.status !== "running" || row.desiredState !== "running") return null
+            const wanted = yield* runtime.inspectImage(image)
+            const network = teamNetwork(teamId)
+            const ours = yield* runtime.listContainers({
+              all: true,
+              labels: { "kyozo.deployment": row.currentDeploymentId }
+            })
+            if (ours.length !== row.replicas || !ours.some((c) => c.id === row.containerId)) return null
+            let primary: ContainerInfo | null = null
+            for (const c of ours) {
+              const info = yield* runtime.inspectContainer(c.id)
+              const isPrimary = c.id === row.containerId
+              const spec = specFingerprint(row, network, isPrimary ? payload.aliases : [])
+              if (!info.running || info.health === "unhealthy") return null
+              if (info.imageId !== wanted.id || info.labels[SpecLabel] !== spec) return null
+              if (isPrimary) primary = info
+            }
+            if (primary === null) return null
+            // A TCP service is served by Docker's own publishing of its stable port (Transport.ts).
+            if (publishedByEngine(row) && publishedPort(primary, row.internalPort) !== row.hostPort)
+              return null
+            // Judged as a user would: the running one must answer on its published port.
+            const port = row.healthConfig.port ?? row.internalPort
+            if (port !== null && port !== undefined) {
+              const hostPort = publishedPort(primary, port)
+              if (hostPort === null) return null
+              const answers = yield* settings.probe(
+                {
+                  kind: row.healthConfig.type === "tcp" ? "tcp" : "http",
+                  host: "127.0.0.1",
+                  port: hostPort,
+                  path: row.healthConfig.type === "http" ? row.healthConfig.path : "/",
+                  containerId: primary.id
+                },
+                2000
+              )
+              if (!answers) return null
+            }
+            return {
+              containerId: primary.id,
+              containerName: primary.name,
+              deploymentId: row.currentDeploymentId
+            }
+          }).pipe(asStep("compare"))
+        })
+
+      const keep = (running: NonNullable<typeof Running.Type>, image: string) =>
+        Activity.make({
+          name: "unchanged",
+          success: Switched,
+          error: StepFailed,
+          execute: Effect.gen(function* () {
+            const row = yield* serviceRow
+            // Level-driven: the route is made to match what runs (a no-op when it does already).
+            const synced = yield* syncService(row).pipe(
+              Effect.catchAllCause((c) =>
+                Effect.as(Effect.logWarning("route sync failed", c), { hostPort: row.hostPort })
+              )
+            )
+            yield* status("unchanged", {
+              image,
+              containerId: running.containerId,
+              containerName: running.containerName
+            })
+            yield* record(
+              "deploy.unchanged",
+              `Nothing changed: ${running.containerName} keeps serving (deploy with force to replace it)`,
+              { image, containerId: running.containerId, servingDeploymentId: running.deploymentId }
+            )
+            return { hostPort: synced.hostPort }
+          }).pipe(asStep("unchanged"))
+        })
+
+      /**
+       * A TCP service (Transport.ts): its stable port is published by the container itself, so the
+       * edge lets go of it and the previous container stops before the new one starts (Recreate).
+       * The previous one is only stopped: a failed gate starts it again (compensate).
+       */
+      const recreateHandover = (
+        row: ServiceInstance,
+        containerId: string,
+        previousContainerId: string | null
+      ) =>
+        Effect.gen(function* () {
+          const edge = yield* EdgeRouter
+          if ((yield* edge.route(serviceId)) !== undefined) yield* edge.remove(serviceId)
+          const holders = yield* runtime.listContainers({
+            all: false,
+            labels: { "kyozo.service": serviceId }
+          })
+          const stopped: Array<string> = []
+          for (const c of holders) {
+            if (c.id === containerId) continue
+            const holds = c.ports.some((p) => p.hostPort === row.hostPort)
+            if (!holds && c.id !== previousContainerId) continue
+            yield* runtime.stopContainer(c.id, { timeoutSeconds: settings.stopTimeoutSeconds })
+            stopped.push(c.name)
+          }
+          yield* record(
+            "deploy.recreate",
+            stopped.length === 0
+              ? `TCP service: Docker publishes 127.0.0.1:${row.hostPort} for the new container`
+              : `TCP service: stopped ${stopped.join(", ")} so the new container can take 127.0.0.1:${row.hostPort} (no TCP load balancing on the edge)`,
+            { hostPort: row.hostPort, stopped }
+          )
+        })
+
+      // (b) create the container (a retry finds the one it made before by its name)
+      const create = (image: string) =>
+        Activity.make({
+          name: "create",
+          success: Created,
+          error: StepFailed,
+          execute: Effect.gen(function* () {
+            const row = yield* serviceRow
+            const name = containerName(row.name, deploymentId)
+            const network = teamNetwork(teamId)
+            yield* runtime
+              .createNetwork({ name: network, labels: labelsFor({ teamId }) })
+              .pipe(Effect.catchTag("NameConflict", () => Effect.void))
+            // The published port is pinned now, so a restart (by Kyozo or after an engine restart)
+            // keeps it and the edge's upstream stays valid; where it cannot, the route sync follows.
+            // A TCP service's primary container publishes the stable port itself (Transport.ts): the
+            // port is chosen once and kept on the row, like the edge's port of an HTTP service.
+            const direct = publishedByEngine(row)
+            const pinned =
+              row.internalPort === null
+                ? null
+                : direct && row.hostPort !== null
+                  ? row.hostPort
+                  : yield* freePort()
+            if (direct && row.hostPort === null)
+              yield* services.updateObserved(serviceId, { hostPort: pinned })
+            // Declared volumes exist before the container that mounts them (kept with their data).
+            yield* ensureVolumes(runtime, row)
+            const spec = containerSpec(row, image, name, network, payload.aliases, deploymentId, pinned)
+            const ref = yield* runtime
+              .createContainer(spec)
+              .pipe(
+                Effect.catchTag("NameConflict", () =>
+                  Effect.map(runtime.inspectContainer(name), (info) => ({ id: info.id, name }))
+                )
+              )
+            const previous = row.containerId !== null && row.containerId !== ref.id ? row.containerId : null
+            yield* status("starting", { containerId: ref.id, containerName: name })
+            yield* record("deploy.created", `Created container ${name}`, { containerId: ref.id, image })
+            return { containerId: ref.id, containerName: name, previousContainerId: previous }
+          }).pipe(asStep("create"))
+        })
+
+      // (c) start
+      const start = (containerId: string, previousContainerId: string | null) =>
+        Activity.make({
+          name: "start",
+          error: StepFailed,
+          execute: Effect.gen(function* () {
+            const info = yield* runtime.inspectContainer(containerId)
+            if (!info.running) {
+              const row = yield* serviceRow
+              if (publishedByEngine(row)) yield* recreateHandover(row, containerId, previousContainerId)
+              yield* runtime.startContainer(containerId).pipe(
+                // The port a stopped container or an edge listener held can take a moment to be free.
+                Effect.retry({
+                  while: (e) => /already allocated|address already in use/i.test(reasonOf(e)),
+                  schedule: Schedule.spaced("250 millis").pipe(Schedule.intersect(Schedule.recurs(20)))
+                })
+              )
+            }
+            yield* record("deploy.started", "Container started", { containerId })
+          }).pipe(asStep("start"))
+        })
+
+      // (d) health gate, through 127.0.0.1 only
+      const healthGate = (containerId: string) =>
+        Activity.make({
+          name: "health",
+          error: StepFailed,
+          execute: Effect.gen(function* () {
+            yield* status("health-check")
+            const row = yield* serviceRow
+            const config = row.healthConfig
+            const port = config.port ?? row.internalPort
+            const kind: ProbeKind = config.type === "tcp" ? "tcp" : "http"
+            const path = config.type === "http" ? config.path : "/"
+            const poll = Duration.toMillis(settings.healthPollInterval)
+            const stableMs = Duration.toMillis(settings.stableRunning)
+            let runningSince: number | null = null
+            let last = "not checked yet"
+            const check: Effect.Effect<boolean, StepFailed | RuntimeError> = Effect.gen(function* () {
+              const info = yield* runtime.inspectContainer(containerId)
+              if (!info.running) {
+                if (info.state === "exited" || info.state === "dead") {
+                  return yield* new StepFailed({
+                    step: "health",
+                    reason: `the container exited with code ${info.exitCode ?? "?"}${info.oomKilled ? " (out of memory)" : ""}`
+                  })
+                }
+                last = `container ${info.state}`
+                runningSince = null
+                return false
+              }
+              if (info.health === "unhealthy") {
+                last = "the image's HEALTHCHECK reports unhealthy"
+                return false
+              }
+              const now = Date.now()
+              runningSince ??= now
+              if (port === null || port === undefined) {
+                last = "waiting for the container to keep running"
+                return now - runningSince >= stableMs
+              }
+              const hostPort = publishedPort(info, port)
+              if (hostPort === null) {
+                last = `port ${port} is not published`
+                return false
+              }
+              const ok = yield* settings.probe(
+                { kind, host: "127.0.0.1", port: hostPort, path, containerId },
+                Math.max(500, Math.min(5000, Duration.toMillis(config.timeoutSeconds * 1000)))
+              )
+              last = ok
+                ? "answering"
+                : `${kind === "http" ? `GET ${path}` : "TCP connect"} on port ${port} does not answer yet`
+              return ok && info.health !== "starting"
+            })
+            let attempts = 0
+            const healthy = yield* check.pipe(
+              // Each attempt is live progress for `kyozo deploy` (not an audit event: there can be many).
+              Effect.tap((ok) =>
+                bus.publish({
+                  deploymentId,
+                  progress: {
+                    _tag: "Step",
+                    service: serviceId,
+                    deploymentId,
+                    step: "deploy.health-attempt",
+                    message: `attempt ${++attempts}: ${ok ? "answering" : last}`
+                  }
+                })
+              ),
+              // Fast at first (a small app answers within tens of ms of its start), then every `poll`.
+              Effect.flatMap((ok) =>
+                ok ? Effect.succeed(true) : Effect.as(Effect.sleep(Math.min(poll, 10 * 2 ** attempts)), false)
+              ),
+              Effect.repeat({ until: (ok) => ok }),
+              Effect.timeoutOption(settings.healthTimeout)
+            )
+            if (Option.isNone(healthy)) {
+              return yield* new StepFailed({
+                step: "health",
+                reason: `not healthy within ${Duration.format(Duration.decode(settings.healthTimeout))}: ${last}`
+              })
+            }
+            yield* record("deploy.healthy", "Health gate passed", { containerId })
+          }).pipe(asStep("health"))
+        })
+
+      // (d2) the other replicas of the new deployment, each behind the same health gate
+      const replicasUp = (image: string) =>
+        Activity.make({
+          name: "replicas",
+          success: Schema.Array(Schema.String),
+          error: StepFailed,
+          execute: Effect.gen(function* () {
+            const row = yield* serviceRow
+            if (row.replicas <= 1) return []
+            // Strictly one at a time: replica i+1 is created only once replica i passed the gate,
+            // so a bad version costs one container, and the engine is never stormed.
+            const ids: Array<string> = []
+            const port = row.healthConfig.port ?? row.internalPort
+            for (let index = 1; index < row.replicas; index++) {
+              const ref = yield* createReplica(row, deploymentId, image, index)
+              ids.push(ref.id)
+              const id = ref.id
+              if (port !== null) {
+                yield* Effect.gen(function* () {
+                  const info = yield* runtime.inspectContainer(id)
+                  if (info.state === "exited" || info.state === "dead")
+                    return yield* new StepFailed({
+                      step: "replicas",
+                      reason: `replica ${index} exited with code ${info.exitCode ?? "?"}`
+                    })
+                  const hostPort = publishedPort(info, port)
+                  if (!info.running || hostPort === null || info.health === "unhealthy") return false
+                  return yield* settings.probe(
+                    {
+                      kind: row.healthConfig.type === "tcp" ? "tcp" : "http",
+                      host: "127.0.0.1",
+                      port: hostPort,
+                      path: row.healthConfig.type === "http" ? row.healthConfig.path : "/",
+                      containerId: id
+                    },
+                    2000
+                  )
+                }).pipe(
+                  Effect.flatMap((ok) => (ok ? Effect.void : Effect.fail("not yet" as const))),
+                  Effect.retry({
+                    // An exited replica fails at once; anything else is tried again until the deadline.
+                    while: (e) => !(e instanceof StepFailed),
+                    schedule: Schedule.spaced(settings.healthPollInterval)
+                  }),
+                  Effect.timeoutFail({
+                    duration: settings.healthTimeout,
+                    onTimeout: () =>
+                      new StepFailed({
+                        step: "replicas",
+                        reason: `replica ${index} (${id}) not healthy in time`
+                      })
+                  })
+                )
+              }
+              yield* record("deploy.replica-healthy", `Replica ${index + 1} of ${row.replicas} healthy`, {
+                containerId: id,
+                index
+              })
+            }
+            yield* record("deploy.replicas", `${row.replicas} replicas healthy`, { replicas: row.replicas })
+            return ids
+          }).pipe(asStep("replicas"))
+        })
+
+      // (e) switch the stable address to the new container
+      const switchOver = (containerId: string, containerNameValue: string, image: string) =>
+        Activity.make({
+          name: "switch",
+          success: Switched,
+          error: StepFailed,
+          execute: Effect.gen(function* () {
+            yield* status("switching")
+            const before = yield* serviceRow
+            const updated = yield* services.updateObserved(serviceId, {
+              image,
+              containerId,
+              containerName: containerNameValue,
+              currentDeploymentId: deploymentId,
+              status: "running"
+            })
+            // The edge now sends new requests to the new container only (level-driven: the row
+            // names the current deployment, the engine shows its running containers).
+            const synced = yield* syncService(Option.getOrElse(updated, () => before))
+            const hostPort = synced.hostPort
+            yield* record(
+              "deploy.switched",
+              hostPort === null ? "Now serving" : `Now serving on http://127.0.0.1:${hostPort}`,
+              {
+                containerId,
+                hostPort
+              }
+            )
+            return { hostPort }
+          }).pipe(asStep("switch"))
+        })
+
+      // (f) the deployment is done; the old container is retired in the background (RetireWorkflow)
+      const finish = (previousContainerId: string | null, image: string) =>
+        Activity.make({
+          name: "finish",
+          error: StepFailed,
+          execute: Effect.gen(function* () {
+            yield* status("succeeded")
+            yield* record("deploy.succeeded", "Deployed", { image, retiring: previousContainerId })
+            // Old images beyond the retention count go; the one now serving never does (and one
+            // still used by the draining container is skipped by the builder).
+            yield* builder
+              .pruneRetained(serviceId, settings.keepImages, [image])
+              .pipe(Effect.catchAllCause((c) => Effect.logWarning("image prune failed", c)))
+          }).pipe(asStep("finish"))
+        })
+
+      /**
+       * A failed settings rollout: the row goes back to the settings that worked (unless another
+       * change came since), so replicas, restarts and the next deploy do not use the broken ones.
+       */
+      const revertSettings = (failure: StepFailed) =>
+        Effect.gen(function* () {
+          const rollout = payload.settings
+          if (rollout === undefined) return
+          const row = yield* serviceRow
+          if (!sameSettings(rolloutSettingsOf(row), rollout.applied)) {
+            yield* record(
+              "deploy.settings-kept",
+              "The new settings failed; the service's settings changed again since, so they stay as they are now",
+              { step: failure.step }
+            )
+            return
+          }
+          const previous = rollout.previous
+          yield* services.update(teamId, serviceId, {
+            env: previous.env,
+            cpuMillis: previous.cpuMillis,
+            memoryMb: previous.memoryMb,
+            healthConfig: yield* Schema.decodeUnknown(HealthCheckConfig)(previous.healthConfig)
+          })
+          const changed = [
+            ...new Set([...Object.keys(previous.env), ...Object.keys(rollout.applied.env)])
+          ].filter((k) => previous.env[k] !== rollout.applied.env[k])
+          yield* record(
+            "deploy.settings-reverted",
+            `The new settings failed at ${failure.step} (${failure.reason}); the service keeps its previous working settings`,
+            {
+              step: failure.step,
+              envKeys: changed.sort(),
+              cpuMillis: previous.cpuMillis,
+              memoryMb: previous.memoryMb
+            }
+          )
+        })
+
+      const compensate = (created: typeof Created.Type, failure: StepFailed) =>
+        Activity.make({
+          name: "compensate",
+          error: StepFailed,
+          execute: Effect.gen(function* () {
+            const row = yield* serviceRow
+            // The switch may have pointed the edge at the new container before failing: point it back.
+            if (created.previousContainerId !== null) {
+              const reverted =
+                row.containerId === created.containerId
+                  ? yield* services.updateObserved(serviceId, {
+                      containerId: created.previousContainerId,
+                      currentDeploymentId:
+                        row.currentDeploymentId === deploymentId ? null : row.currentDeploymentId,
+                      status: "running"
+                    })
+                  : Option.some(row)
+              yield* syncService(Option.getOrElse(reverted, () => row)).pipe(
+                Effect.catchAllCause((c) => Effect.logWarning("route back failed", c))
+              )
+            }
+            // The engine may be what failed (dockerd gone, breaker open): retry for about half a
+            // minute, then leave the container to the cleanup pass rather than leave the deployment
+            // unfinished. The deployment must end compensated either way.
+            // The other replicas of this deployment go too (they never served).
+            const replicas = yield* runtime
+              .listContainers({ all: true, labels: { "kyozo.deployment": deploymentId } })
+              .pipe(Effect.orElseSucceed(() => []))
+            for (const c of replicas) {
+              if (c.id !== created.containerId)
+                yield* runtime.removeContainer(c.id, { force: true }).pipe(Effect.ignore)
+            }
+            yield* runtime.removeContainer(created.containerId, { force: true }).pipe(
+              Effect.retry({
+                schedule: Schedule.exponential("500 millis").pipe(
+                  Schedule.jittered,
+                  Schedule.intersect(Schedule.recurs(settings.compensationRetries))
+                )
+              }),
+              Effect.catchAll((e) =>
+                record("deploy.cleanup-deferred", `Could not remove the new container yet: ${e.message}`, {
+                  containerId: created.containerId
+                })
+              )
+            )
+            // A TCP service stopped its previous container for the port (Recreate): it serves again.
+            if (created.previousContainerId !== null && publishedByEngine(row)) {
+              yield* runtime.startContainer(created.previousContainerId).pipe(
+                Effect.retry({
+                  while: (e) => /already allocated|address already in use/i.test(reasonOf(e)),
+                  schedule: Schedule.spaced("250 millis").pipe(Schedule.intersect(Schedule.recurs(20)))
+                }),
+                Effect.catchAll((e) =>
+                  record(
+                    "deploy.restore-failed",
+                    `Could not start the previous container again: ${e.message}`,
+                    {
+                      containerId: created.previousContainerId
+                    }
+                  )
+                )
+              )
+            }
+            if (created.previousContainerId === null && row.containerId === null) {
+              yield* services.updateObserved(serviceId, { status: "failed" })
+            } else if (row.status === "deploying") {
+              yield* services.updateObserved(serviceId, { status: "running" })
+            }
+            yield* revertSettings(failure)
+            yield* status("compensated", { error: `${failure.step}: ${failure.reason}` })
+            yield* record("deploy.failed", `Failed at ${failure.step}: ${failure.reason}`, {
+              step: failure.step,
+              reason: failure.reason
+            })
+            yield* record(
+              "deploy.compensated",
+              "Removed the new container; the previous version keeps serving",
+              {
+                containerId: created.containerId
+              }
+            )
+          }).pipe(asStep("compensate"))
+        })
+
+      const failBeforeCreate = (failure: StepFailed) =>
+        Activity.make({
+          name: "fail",
+          error: StepFailed,
+          execute: Effect.gen(function* () {
+            const row = yield* serviceRow
+            if (row.status === "deploying") {
+              yield* services.updateObserved(serviceId, {
+                status: row.containerId === null ? "failed" : "running"
+              })
+            }
+            yield* status("failed", { error: `${failure.step}: ${failure.reason}` })
+            yield* record("deploy.failed", `Failed at ${failure.step}: ${failure.reason}`, {
+              step: failure.step,
+              reason: failure.reason
+            })
+          }).pipe(asStep("fail"))
+        })
+
+      const failed = (failure: StepFailed, compensated: boolean) =>
+        new DeployFailed({
+          service: serviceId,
+          deploymentId,
+          step: failure.step,
+          reason: failure.reason,
+          compensated
+        })
+
+      const built = yield* build.pipe(
+        Effect.catchTag("StepFailed", (e) =>
+          failBeforeCreate(e).pipe(Effect.ignore, Effect.zipRight(Effect.fail(failed(e, false))))
+        )
+      )
+      // A failed check is no reason to fail the deploy: it simply deploys.
+      const running =
+        payload.force === true
+          ? null
+          : yield* unchangedCheck(built.image).pipe(
+              Effect.catchTag("StepFailed", (e) =>
+                Effect.as(Effect.logInfo(`unchanged check: ${e.reason}; deploying`), null)
+              )
+            )
+      if (running !== null) {
+        const kept = yield* keep(running, built.image).pipe(
+          Effect.catchTag("StepFailed", (e) =>
+            failBeforeCreate(e).pipe(Effect.ignore, Effect.zipRight(Effect.fail(failed(e, false))))
+          )
+        )
+        return {
+          deploymentId,
+          serviceId,
+          image: built.image,
+          built: built.built,
+          containerId: running.containerId,
+          containerName: running.containerName,
+          hostPort: kept.hostPort,
+          unchanged: true
+        }
+      }
+      const created = yield* create(built.image).pipe(
+        Effect.catchTag("StepFailed", (e) =>
+          failBeforeCreate(e).pipe(Effect.ignore, Effect.zipRight(Effect.fail(failed(e, false))))
+        )
+      )
+      const switched = yield* Effect.gen(function* () {
+        yield* start(created.containerId, created.previousContainerId)
+        yield* healthGate(created.containerId)
+        yield* replicasUp(built.image)
+        return yield* switchOver(created.containerId, created.containerName, built.image)
+      }).pipe(
+        Effect.catchTag("StepFailed", (e) =>
+          compensate(created, e).pipe(Effect.ignore, Effect.zipRight(Effect.fail(failed(e, true))))
+        )
+      )
+      // The new version serves already: what follows cannot fail the deploy.
+      yield* finish(created.previousContainerId, built.image).pipe(
+        Effect.catchTag("StepFailed", (e) => Effect.logWarning(`finish: ${e.reason}`))
+      )
+      // Every container of an older deployment retires (replicas included), not only the row's.
+      const older = yield* runtime
+        .listContainers({ all: true, labels: { "kyozo.service": serviceId } })
+        .pipe(Effect.orElseSucceed(() => []))
+      for (const c of older) {
+        if (c.labels["kyozo.deployment"] === deploymentId || c.id === created.previousContainerId) continue
+        yield* RetireWorkflow.execute(
+          { teamId, serviceId, deploymentId, containerId: c.id },
+          { discard: true }
+        )
+      }
+      if (created.previousContainerId !== null) {
+        // Durable but not awaited: draining and a graceful stop (many PID-1 apps ignore SIGTERM and
+        // take the whole stop timeout) must not make the deploy slower.
+        yield* RetireWorkflow.execute(
+          { teamId, serviceId, deploymentId, containerId: created.previousContainerId },
+          { discard: true }
+        )
+      }
+      return {
+        deploymentId,
+        serviceId,
+        image: built.image,
+        built: built.built,
+        containerId: created.containerId,
+        containerName: created.containerName,
+        hostPort: switched.hostPort
+      }
+    })
+  )
+
+/** Drains the proxy's connections to an old container, then stops and removes it. */
+export const RetireWorkflow = Workflow.make({
+  name: "Kyozo/Retire",
+  payload: { teamId: TeamId, serviceId: ServiceId, deploymentId: DeploymentId, containerId: Schema.String },
+  idempotencyKey: (p) => `retire-${p.deploymentId}-${p.containerId}`
+})
+
+const retireLayer = (settings: DeploySettings) =>
+  RetireWorkflow.toLayer((payload) =>
+    Effect.gen(function* () {
+      const runtime = yield* ContainerRuntime
+      const services = yield* ServiceRepo
+      const events = yield* DeploymentEventRepo
+      const edge = yield* EdgeRouter
+      yield* Activity.make({
+        name: "retire",
+        execute: Effect.gen(function* () {
+          const old = yield* runtime.inspectContainer(payload.containerId).pipe(Effect.option)
+          if (Option.isNone(old)) return
+          // Never retire what serves now (a rollback may have gone back to this very container).
+          const row = yield* services.findByIdAnyTeam(payload.serviceId).pipe(Effect.map(Option.getOrNull))
+          if (row?.containerId === payload.containerId) return
+          const oldPort = publishedPort(old.value, row?.internalPort ?? null)
+          if (oldPort !== null) {
+            yield* edge.drain(payload.serviceId, { host: "127.0.0.1", port: oldPort }, settings.drainTimeout)
+          }
+          yield* runtime
+            .stopContainer(payload.containerId, { timeoutSeconds: settings.stopTimeoutSeconds })
+            .pipe(Effect.catchAll(() => Effect.void))
+          yield* runtime.removeContainer(payload.containerId, { force: true })
+          yield* events.append({
+            teamId: payload.teamId,
+            serviceId: payload.serviceId,
+            deploymentId: payload.deploymentId,
+            type: "deploy.retired",
+            message: `Stopped and removed the previous container ${old.value.name}`,
+            data: { containerId: payload.containerId }
+          })
+        }).pipe(Effect.catchAllCause((c) => Effect.logWarning("retiring the old container failed", c)))
+      })
+    })
+  )
+
+const envOf = (row: ServiceInstance): Record<string, string> => {
+  const env: Record<string, string> = { ...row.env }
+  if (row.internalPort !== null) env.PORT = String(row.internalPort)
+  return env
+}
+
+/** The label holding the container's extra network aliases, comma-separated. */
+export const AliasesLabel = "kyozo.aliases"
+
+/** The label holding `specFingerprint` of the container's spec (the unchanged check compares it). */
+export const SpecLabel = "kyozo.spec"
+
+/**
+ * A hash of what a container of the service runs with besides its image (which is compared by
+ * content id): env, limits, ports, health config, network and aliases. The host port is not in it
+ * (picked per container); neither are the ids in the labels.
+ */
+export const specFingerprint = (
+  row: ServiceInstance,
+  network: string,
+  aliases: ReadonlyArray<string>
+): string => {
+  const env = envOf(row)
+  const sorted = Object.fromEntries(
+    Object.keys(env)
+      .sort()
+      .map((k) => [k, env[k]])
+  )
+  const health = row.healthConfig as unknown as Record<string, unknown>
+  const healthSorted = Object.fromEntries(
+    Object.keys(health)
+      .sort()
+      .map((k) => [k, health[k]])
+  )
+  const canonical = JSON.stringify([
+    sorted,
+    row.memoryMb,
+    row.cpuMillis,
+    row.internalPort,
+    healthSorted,
+    network,
+    [...new Set([row.name, ...aliases])],
+    ...(row.volumes.length > 0 ? [row.volumes.map((v) => `${v.name}:${v.target}`).sort()] : [])
+  ])
+  return crypto.createHash("sha256").update(canonical).digest("hex").slice(0, 32)
+}
+
+/** The container of one deployment: limits and env from the service row, labels from its ids. */
+export const containerSpec = (
+  row: ServiceInstance,
+  image: string,
+  name: string,
+  network: string,
+  aliases: ReadonlyArray<string>,
+  deploymentId: string,
+  /** The host port to publish on 127.0.0.1 (pinned so restarts keep it); null lets the engine pick. */
+  hostPort: number | null = null
+): ContainerSpec => {
+  const env = envOf(row)
+  return {
+    name,
+    image,
+    labels: labelsFor(
+      { serviceId: row.id, teamId: row.teamId, deploymentId },
+      {
+        [SpecLabel]: specFingerprint(row, network, aliases),
+        // So the container can be made again as it was (a re-create on another port).
+        ...(aliases.length > 0 ? { [AliasesLabel]: aliases.join(",") } : {})
+      }
+    ),
+    env,
+    ports:
+      row.internalPort === null
+        ? []
+        : [
+            hostPort === null
+              ? { containerPort: row.internalPort }
+              : { containerPort: row.internalPort, hostPort }
+          ],
+    memoryBytes: row.memoryMb * 1024 * 1024,
+    nanoCpus: row.cpuMillis * 1_000_000,
+    ...(row.volumes.length > 0 ? { volumes: mountsFor(row) } : {}),
+    network,
+    networkAliases: [...new Set([row.name, ...aliases])]
+  }
+}

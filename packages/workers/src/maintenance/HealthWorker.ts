@@ -1,0 +1,629 @@
+/**
+ * The health pass. For every service that should be running: find its container, look at it,
+ * probe it per its health config, and when the status differs from the previous result, update
+ * the service's status and append one `health.changed` event. History is transitions plus a thin
+ * trail: a health_checks row is written only when the status (or the container) differs from the
+ * service's last stored row, or that row is older than the sample interval
+ * (`KYOZO_HEALTH_SAMPLE_INTERVAL`, 5 minutes), all of a pass's rows in one statement.
+ * Level-driven: it compares what is with what should be on every pass, so a missed pass or a
+ * crash loses nothing. (Restarting unhealthy containers arrives with the restart policy.)
+ */
+import * as net from "node:net"
+
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { CheckType, HealthStatus } from "@kyozo/api/domain/HealthCheck"
+import type { HealthCheckConfig } from "@kyozo/api/domain/HealthCheckConfig"
+import type { ServiceInstance } from "@kyozo/api/domain/ServiceInstance"
+import { transportOf } from "@kyozo/core/edge/Transport"
+import {
+  type ContainerInfo,
+  ContainerRuntime,
+  type ContainerState
+} from "@kyozo/core/engine/ContainerRuntime"
+import * as Labels from "@kyozo/core/engine/Labels"
+import { KyozoConfig } from "@kyozo/core/KyozoConfig"
+import { DeploymentEventRepo } from "@kyozo/core/store/DeploymentEventRepo"
+import { HealthCheckRepo } from "@kyozo/core/store/HealthCheckRepo"
+import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
+import { emptyReport, type PassReport } from "@kyozo/core/supervision/MaintenancePasses"
+import { Clock, Duration, Effect, Either, Option } from "effect"
+
+import { WorkerSettings } from "../WorkerSettings.js"
+
+/** How old a service's last stored health row may get before a steady status is stored again. */
+export const DEFAULT_HEALTH_SAMPLE_INTERVAL = Duration.minutes(5)
+
+/** What was last stored for a service: enough to decide whether this pass stores a row. */
+export interface StoredHealth {
+  readonly status: HealthStatus
+  readonly containerId: string | null
+  /** Epoch milliseconds (the Clock's). */
+  readonly at: number
+}
+
+/** A row is stored on a change of status or container, or when the last one is a sample interval old. */
+export const shouldStore = (
+  last: StoredHealth | undefined,
+  observation: Pick<Observation, "status" | "containerId">,
+  now: number,
+  sampleIntervalMs: number
+): boolean =>
+  last === undefined ||
+  last.status !== observation.status ||
+  last.containerId !== observation.containerId ||
+  now - last.at >= sampleIntervalMs
+
+/** Probes only ever go to the loopback address (the machine's network rule). */
+export const PROBE_HOST = "127.0.0.1"
+
+export interface Observation {
+  readonly containerId: string | null
+  readonly checkType: CheckType
+  readonly status: HealthStatus
+  readonly latencyMs: number | null
+  readonly detail: string
+  /** What the engine said of the container ("missing": no container at all); recovery acts on it. */
+  readonly containerState?: ContainerState | "missing"
+  readonly exitCode?: number | null
+  /** Counts at once, without thresholds (the engine is gone and users' requests fail). */
+  readonly immediate?: boolean
+}
+
+/** Consecutive results of one service: thresholds turn raw probe results into a status change. */
+export interface HealthTracker {
+  /** The status after thresholds: what the service row and the events say. */
+  readonly effective: HealthStatus
+  /** A raw result that differs from `effective`, and how many times in a row it was seen. */
+  readonly candidate: HealthStatus | null
+  readonly streak: number
+}
+
+/**
+ * Kubernetes-like thresholds: `failureThreshold` unhealthy results in a row before healthy →
+ * unhealthy, `successThreshold` healthy ones before unhealthy → healthy. "starting"/"unknown" results
+ * neither count nor change anything. `immediate` skips the count (a dead or missing container is
+ * down at once: there is nothing to probe).
+ */
+export const applyThresholds = (
+  previous: HealthTracker,
+  raw: HealthStatus,
+  config: Pick<HealthCheckConfig, "failureThreshold" | "successThreshold">,
+  immediate = false
+): HealthTracker => {
+  if (raw === "starting" || raw === "unknown") return { ...previous, candidate: null, streak: 0 }
+  if (raw === previous.effective) return { effective: raw, candidate: null, streak: 0 }
+  const streak = previous.candidate === raw ? previous.streak + 1 : 1
+  const needed =
+    raw === "unhealthy"
+      ? config.failureThreshold
+      : previous.effective === "unhealthy"
+        ? config.successThreshold
+        : 1
+  return immediate || streak >= needed
+    ? { effective: raw, candidate: null, streak: 0 }
+    : { effective: previous.effective, candidate: raw, streak }
+}
+
+/** One service's result of a pass, handed to the recovery pass. */
+export interface HealthResult {
+  readonly service: ServiceInstance
+  readonly observation: Observation
+  /** The status after thresholds. */
+  readonly effective: HealthStatus
+}
+
+/** The service status a health result implies; null leaves the status alone ("starting"). */
+const serviceStatusFor = (status: HealthStatus): "running" | "unhealthy" | null =>
+  status === "healthy" ? "running" : status === "unhealthy" ? "unhealthy" : null
+
+/** Opens a TCP connection to 127.0.0.1:port within the deadline. */
+export const probeTcp = (port: number, timeout: Duration.Duration): Effect.Effect<void, string> =>
+  Effect.async<void, string>((resume) => {
+    const socket = net.connect({ host: PROBE_HOST, port })
+    const done = (result: Effect.Effect<void, string>) => {
+      socket.removeAllListeners()
+      socket.destroy()
+      resume(result)
+    }
+    socket.setTimeout(Duration.toMillis(timeout), () =>
+      done(Effect.fail(`tcp ${port}: no answer in ${Duration.format(timeout)}`))
+    )
+    socket.once("connect", () => done(Effect.void))
+    socket.once("error", (e) => done(Effect.fail(`tcp ${port}: ${e.message}`)))
+    return Effect.sync(() => socket.destroy())
+  })
+
+/** GETs http://127.0.0.1:port/path within the deadline; returns the status code. */
+export const probeHttp = (
+  port: number,
+  path: string,
+  timeout: Duration.Duration
+): Effect.Effect<number, string> =>
+  Effect.tryPromise({
+    try: async (signal) => {
+      const res = await fetch(`http://${PROBE_HOST}:${port}${path.startsWith("/") ? path : `/${path}`}`, {
+        signal: AbortSignal.any([signal, AbortSignal.timeout(Duration.toMillis(timeout))]),
+        redirect: "manual"
+      })
+      await res.body?.cancel()
+      return res.status
+    },
+    catch: (e) =>
+      `http ${port}${path}: ${e instanceof Error ? (e.name === "TimeoutError" ? `no answer in ${Duration.format(timeout)}` : e.message) : String(e)}`
+  })
+
+/**
+ * A port without a configured check: HTTP GET / first (healthy below 500); bytes that are not
+ * HTTP mean something else listens, and a TCP connect decides.
+ */
+export const probePort = (
+  port: number,
+  timeout: Duration.Duration
+): Effect.Effect<{ readonly http: boolean; readonly detail: string }, string> =>
+  probeHttp(port, "/", timeout).pipe(
+    Effect.flatMap((code) =>
+      code < 500
+        ? Effect.succeed({ http: true, detail: `GET / on ${port} answered ${code}` })
+        : Effect.fail(`GET / on ${port} answered ${code}`)
+    ),
+    Effect.catchAll((httpError) =>
+      httpError.startsWith("GET /")
+        ? Effect.fail(httpError)
+        : probeTcp(port, timeout).pipe(
+            Effect.as({ http: false, detail: `tcp ${port} open (not HTTP)` }),
+            Effect.mapError(() => httpError)
+          )
+    )
+  )
+
+/** The service's URL on the edge, as a user's request meets it: fails on no answer or a 5xx. */
+export const probeEdge = (hostPort: number, timeout: Duration.Duration): Effect.Effect<void, string> =>
+  probeHttp(hostPort, "/", timeout).pipe(
+    Effect.mapError((e) => `its URL http://${PROBE_HOST}:${hostPort} fails (${e})`),
+    Effect.flatMap((code) =>
+      code < 500 ? Effect.void : Effect.fail(`its URL http://${PROBE_HOST}:${hostPort} answers ${code}`)
+    )
+  )
+
+export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers/HealthWorker", {
+  effect: Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const runtime = yield* ContainerRuntime
+    const checks = yield* HealthCheckRepo
+    const services = yield* ServiceRepo
+    const events = yield* DeploymentEventRepo
+    const config = yield* Effect.serviceOption(KyozoConfig)
+    const sampleIntervalMs = Duration.toMillis(
+      Option.match(config, {
+        onNone: () => DEFAULT_HEALTH_SAMPLE_INTERVAL,
+        onSome: (c) => c.healthSampleInterval
+      })
+    )
+
+    /** The service's container: the recorded id first, else the newest one carrying its label. */
+    const findContainer = (service: ServiceInstance) =>
+      Effect.gen(function* () {
+        if (service.containerId) {
+          const byId = yield* runtime.inspectContainer(service.containerId).pipe(
+            Effect.map(Option.some),
+            Effect.catchTag("ContainerNotFound", () => Effect.succeedNone)
+          )
+          if (Option.isSome(byId)) return byId
+        }
+        const labelled = yield* runtime.listContainers({
+          all: true,
+          labels: { [Labels.Managed]: "true", [Labels.Service]: service.id }
+        })
+        // Prefer the current deployment's container, then a running one, then the newest.
+        const ranked = [...labelled].sort(
+          (a, b) =>
+            Number(b.labels[Labels.Deployment] === service.currentDeploymentId) -
+              Number(a.labels[Labels.Deployment] === service.currentDeploymentId) ||
+            Number(b.state === "running") - Number(a.state === "running") ||
+            b.createdAt - a.createdAt
+        )
+        const chosen = ranked[0]
+        if (!chosen) return Option.none<ContainerInfo>()
+        return yield* runtime.inspectContainer(chosen.id).pipe(
+          Effect.map(Option.some),
+          Effect.catchTag("ContainerNotFound", () => Effect.succeedNone)
+        )
+      })
+
+    /** The host port to probe: the published port of the configured container port, else the row's. */
+    const hostPortFor = (
+      service: ServiceInstance,
+      config: HealthCheckConfig,
+      info: ContainerInfo
+    ): number | null => {
+      const containerPort = config.port ?? service.internalPort
+      const published = info.ports.find((p) => p.protocol === "tcp" && p.containerPort === containerPort)
+      return published?.hostPort ?? service.hostPort
+    }
+
+    /** The raw observation, with the container's state and exit code attached for recovery. */
+    const observe = (service: ServiceInstance): Effect.Effect<Observation, unknown> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => probe(service, now)).pipe(
+        Effect.catchAll((error) => whileEngineAway(service, error))
+      )
+
+    /**
+     * The engine does not answer: what users meet is still knowable through the URL. A URL that
+     * fails makes the service unhealthy at once (never "running" while requests fail); one that
+     * answers leaves the verdict to the next pass that reaches the engine.
+     */
+    const whileEngineAway = (service: ServiceInstance, error: unknown) =>
+      Effect.gen(function* () {
+        if (service.hostPort === null || runtime.mode === "mock") return yield* Effect.fail(error)
+        const { probeTimeout } = yield* WorkerSettings
+        // A TCP service's URL is not HTTP (Transport.ts): a connect is what a client's would meet.
+        const url = yield* Effect.either(
+          transportOf(service) === "tcp"
+            ? Effect.mapError(probeTcp(service.hostPort, probeTimeout), (e) => `its URL fails (${e})`)
+            : probeEdge(service.hostPort, probeTimeout)
+        )
+        if (url._tag === "Right") return yield* Effect.fail(error)
+        return {
+          containerId: service.containerId,
+          checkType: "http",
+          status: "unhealthy",
+          latencyMs: null,
+          detail: `engine unreachable and ${url.left}`,
+          immediate: true
+        } satisfies Observation
+      })
+
+    const probe = (service: ServiceInstance, now: number) =>
+      Effect.gen(function* () {
+        const config = service.healthConfig
+        const found = yield* findContainer(service)
+        if (Option.isNone(found)) {
+          return {
+            containerId: null,
+            checkType: "state",
+            status: "unhealthy",
+            latencyMs: null,
+            detail: "container missing",
+            containerState: "missing",
+            exitCode: null
+          } satisfies Observation
+        }
+        const info = found.value
+        if (!info.running) {
+          const detail =
+            info.state === "exited" || info.state === "dead"
+              ? `exited (code ${info.exitCode ?? "?"})${info.oomKilled ? ", out of memory" : ""}`
+              : info.state
+          return {
+            containerId: info.id,
+            checkType: "state",
+            status: "unhealthy",
+            latencyMs: null,
+            detail,
+            containerState: info.state,
+            exitCode: info.exitCode
+          } satisfies Observation
+        }
+        const sinceStart = info.startedAt === null ? Number.POSITIVE_INFINITY : now - info.startedAt
+        if (sinceStart < config.initialDelaySeconds * 1000) {
+          return {
+            containerId: info.id,
+            checkType: "state",
+            status: "starting",
+            latencyMs: null,
+            detail: `initial delay (${config.initialDelaySeconds} s)`,
+            containerState: info.state,
+            exitCode: null
+          } satisfies Observation
+        }
+        // Inside the start period failures do not count: they read as "starting".
+        const inStartPeriod = sinceStart < config.startPeriodSeconds * 1000
+        const result = yield* probeRunning(service, config, info)
+        return {
+          ...result,
+          ...(inStartPeriod && result.status === "unhealthy"
+            ? { status: "starting" as const, detail: `start period: ${result.detail}` }
+            : {}),
+          containerState: info.state,
+          exitCode: null
+        } satisfies Observation
+      })
+
+    const probeRunning = (service: ServiceInstance, config: HealthCheckConfig, info: ContainerInfo) =>
+      Effect.gen(function* () {
+        const { probeTimeout } = yield* WorkerSettings
+        const timed = <A, E>(probe: Effect.Effect<A, E>) =>
+          Effect.gen(function* () {
+            const started = performance.now()
+            const result = yield* Effect.either(probe)
+            return { result, latencyMs: performance.now() - started }
+          })
+        switch (config.type) {
+          case "tcp":
+          case "http": {
+            const port = hostPortFor(service, config, info)
+            if (port === null) {
+              return {
+                containerId: info.id,
+                checkType: config.type,
+                status: "unknown",
+                latencyMs: null,
+                detail: "no published port to probe"
+              } satisfies Observation
+            }
+            if (config.type === "tcp") {
+              const { result, latencyMs } = yield* timed(probeTcp(port, probeTimeout))
+              return Either.match(result, {
+                onLeft: (detail): Observation => ({
+                  containerId: info.id,
+                  checkType: "tcp",
+                  status: "unhealthy",
+                  latencyMs: null,
+                  detail
+                }),
+                onRight: (): Observation => ({
+                  containerId: info.id,
+                  checkType: "tcp",
+                  status: "healthy",
+                  latencyMs,
+                  detail: `tcp ${port} open`
+                })
+              })
+            }
+            const { result, latencyMs } = yield* timed(probeHttp(port, config.path, probeTimeout))
+            return Either.match(result, {
+              onLeft: (detail): Observation => ({
+                containerId: info.id,
+                checkType: "http",
+                status: "unhealthy",
+                latencyMs: null,
+                detail
+              }),
+              onRight: (code): Observation => ({
+                containerId: info.id,
+                checkType: "http",
+                status: config.expectedStatus.includes(code) ? "healthy" : "unhealthy",
+                latencyMs,
+                detail: `http ${port}${config.path} answered ${code}`
+              })
+            })
+          }
+          case "exec": {
+            const cmd = config.command ?? []
+            if (cmd.length === 0) {
+              return {
+                containerId: info.id,
+                checkType: "exec",
+                status: "unknown",
+                latencyMs: null,
+                detail: "exec check without a command"
+              } satisfies Observation
+            }
+            const { result, latencyMs } = yield* timed(
+              runtime.exec(info.id, cmd, { timeoutMs: Duration.toMillis(probeTimeout) })
+            )
+            return Either.match(result, {
+              onLeft: (e): Observation => ({
+                containerId: info.id,
+                checkType: "exec",
+                status: "unhealthy",
+                latencyMs: null,
+                detail: e.message
+              }),
+              onRight: (r): Observation => ({
+                containerId: info.id,
+                checkType: "exec",
+                status: r.exitCode === 0 ? "healthy" : "unhealthy",
+                latencyMs,
+                detail: `exit ${r.exitCode}`
+              })
+            })
+          }
+          case "docker": {
+            // No HEALTHCHECK in the image: probe through the port (HTTP GET / where it speaks HTTP,
+            // healthy below 500; a TCP connect otherwise) and through the URL on the edge.
+            if (info.health === "none" && service.internalPort !== null && runtime.mode !== "mock") {
+              const port = hostPortFor(service, config, info)
+              if (port !== null) {
+                const { result, latencyMs } = yield* timed(probePort(port, probeTimeout))
+                if (result._tag === "Left") {
+                  return {
+                    containerId: info.id,
+                    checkType: "tcp",
+                    status: "unhealthy",
+                    latencyMs: null,
+                    detail: result.left
+                  } satisfies Observation
+                }
+                if (result.right.http && service.hostPort !== null && service.hostPort !== port) {
+                  // A TCP service's URL is not HTTP (Transport.ts): a connect is what a client's would meet.
+                  const url = yield* Effect.either(
+                    transportOf(service) === "tcp"
+                      ? Effect.mapError(
+                          probeTcp(service.hostPort, probeTimeout),
+                          (e) => `its URL fails (${e})`
+                        )
+                      : probeEdge(service.hostPort, probeTimeout)
+                  )
+                  if (url._tag === "Left") {
+                    return {
+                      containerId: info.id,
+                      checkType: "http",
+                      status: "unhealthy",
+                      latencyMs: null,
+                      detail: `the container answers on ${port}, but ${url.left}`
+                    } satisfies Observation
+                  }
+                }
+                return {
+                  containerId: info.id,
+                  checkType: result.right.http ? "http" : "tcp",
+                  status: "healthy",
+                  latencyMs,
+                  detail: result.right.detail
+                } satisfies Observation
+              }
+            }
+            const status: HealthStatus = info.health === "none" ? "healthy" : info.health
+            const detail =
+              info.health === "none" ? "running (no healthcheck)" : `engine reports ${info.health}`
+            return {
+              containerId: info.id,
+              checkType: "docker",
+              status,
+              latencyMs: null,
+              detail
+            } satisfies Observation
+          }
+        }
+      })
+
+    /** Writes the status change and its event together (short; no engine calls inside). */
+    const transition = (service: ServiceInstance, from: string, to: HealthStatus, observation: Observation) =>
+      sql.withTransaction(
+        Effect.gen(function* () {
+          const next = serviceStatusFor(to)
+          // A deploy in progress owns the status; "failed" and "degraded" are recovery's verdicts
+          // and an unhealthy result does not make them less specific.
+          const keep =
+            service.status === "deploying" ||
+            (next === "unhealthy" && (service.status === "failed" || service.status === "degraded"))
+          if (next !== null && !keep && service.status !== next) {
+            yield* services.updateObserved(service.id, { status: next })
+          }
+          yield* events.append({
+            teamId: service.teamId,
+            serviceId: service.id,
+            deploymentId: service.currentDeploymentId,
+            type: "health.changed",
+            message: `health ${from} → ${to}: ${observation.detail}`,
+            data: {
+              from,
+              to,
+              checkType: observation.checkType,
+              containerId: observation.containerId,
+              detail: observation.detail
+            }
+          })
+        })
+      )
+
+    // Each service's thresholds state, seeded from its newest health_checks row once and then kept
+    // here, so a pass never rescans the history (the table grows by one row per service per pass).
+    let trackers: Map<string, HealthTracker> | null = null
+    // Each service's last stored row (seeded with the trackers, then kept as rows are written), so
+    // deciding what to store needs no query per service.
+    const stored = new Map<string, StoredHealth>()
+
+    /** The pass, with each service's result (and the rows it read) for the recovery pass. */
+    const pass: Effect.Effect<
+      {
+        readonly report: PassReport
+        readonly results: ReadonlyArray<HealthResult>
+        /** Every service row as the pass read them (the passes after it share this snapshot). */
+        readonly services: ReadonlyArray<ServiceInstance>
+      },
+      unknown
+    > = Effect.gen(function* () {
+      const { concurrency } = yield* WorkerSettings
+      const all = yield* services.listDesired()
+      const wanted = all.filter((s) => s.desiredState === "running")
+      if (trackers === null) {
+        const latest = yield* checks.latestStatus(wanted.map((s) => s.id))
+        trackers = new Map(
+          [...latest].map(([id, c]) => [id, { effective: c.status, candidate: null, streak: 0 }] as const)
+        )
+        for (const [id, c] of latest) {
+          stored.set(id, { status: c.status, containerId: c.containerId, at: c.checkedAt.getTime() })
+        }
+      }
+      const known = trackers
+      const outcomes = yield* Effect.forEach(
+        wanted,
+        (service) =>
+          observe(service).pipe(
+            Effect.map((observation) => ({ service, observation })),
+            Effect.tapErrorCause((cause) => Effect.logWarning(`health check of ${service.id} failed`, cause)),
+            Effect.either
+          ),
+        { concurrency }
+      )
+      const observed = outcomes.filter(Either.isRight).map((o) => o.right)
+      const now = yield* Clock.currentTimeMillis
+      const toStore = observed.filter(({ service, observation }) =>
+        shouldStore(stored.get(service.id), observation, now, sampleIntervalMs)
+      )
+      yield* checks.recordMany(
+        toStore.map(({ service, observation }) => ({
+          serviceId: service.id,
+          containerId: observation.containerId,
+          checkType: observation.checkType,
+          status: observation.status,
+          latencyMs: observation.latencyMs,
+          detail: observation.detail,
+          checkedAt: new Date(now)
+        }))
+      )
+      for (const { service, observation } of toStore) {
+        stored.set(service.id, { status: observation.status, containerId: observation.containerId, at: now })
+      }
+      let changes = 0
+      let transitionFailures = 0
+      const results: Array<HealthResult> = []
+      for (const { service, observation } of observed) {
+        const previous = known.get(service.id)
+        // Never checked: start from what the row says, so a first result that agrees is no change.
+        const seed: HealthTracker = previous ?? {
+          effective:
+            service.status === "running"
+              ? "healthy"
+              : service.status === "unhealthy"
+                ? "unhealthy"
+                : "unknown",
+          candidate: null,
+          streak: 0
+        }
+        const next = applyThresholds(
+          seed,
+          observation.status,
+          service.healthConfig,
+          observation.checkType === "state" || observation.immediate === true
+        )
+        if (next.effective !== seed.effective) {
+          const from = previous ? previous.effective : service.status
+          const written = yield* transition(service, from, next.effective, observation).pipe(
+            Effect.tapErrorCause((cause) =>
+              Effect.logWarning(`health transition of ${service.id} failed`, cause)
+            ),
+            Effect.either
+          )
+          if (Either.isLeft(written)) {
+            transitionFailures++
+            results.push({ service, observation, effective: seed.effective })
+            continue
+          }
+          changes++
+        }
+        known.set(service.id, next)
+        results.push({ service, observation, effective: next.effective })
+      }
+      const unhealthy = results.filter((r) => r.effective === "unhealthy").length
+      const report: PassReport = {
+        ...emptyReport("health"),
+        examined: wanted.length,
+        acted: changes,
+        failures: outcomes.length - observed.length + transitionFailures,
+        notes: [
+          `${observed.length - unhealthy} healthy or starting, ${unhealthy} unhealthy`,
+          `${toStore.length} health rows stored`
+        ]
+      }
+      return { report, results, services: all }
+    })
+
+    const run: Effect.Effect<PassReport, unknown> = Effect.map(pass, (p) => p.report)
+
+    return { run, pass, observe } as const
+  }),
+  dependencies: [HealthCheckRepo.Default, ServiceRepo.Default, DeploymentEventRepo.Default]
+}) {}
