@@ -18,20 +18,19 @@ const canBind = (port: number): Promise<number | undefined> =>
     })
   })
 
-let portCursor = 0
+// Where this test file starts looking: random, so that a server another file spawned and left
+// binding late (a timed-out start) does not meet the same port in the next file.
+let portCursor = Math.floor(Math.random() * 12_000)
 
 /**
- * A port for a test server. Not a kernel-chosen ephemeral port: a server process binds its port
- * seconds after it was chosen (longer under load), and meanwhile the kernel may hand the same
- * ephemeral port to another test file's server, Caddy or a published container port — then the
- * wrong server answers. Each vitest worker takes ports from its own slice below the ephemeral
- * range (32768+), which Kyozo and Docker choose their own ports from.
+ * A port for a test server, below the ephemeral range (32768+) that Kyozo, Caddy and Docker take
+ * their own ports from: a server binds its port seconds after it was chosen (longer under load),
+ * and a kernel-chosen ephemeral port may meanwhile be handed to one of those, so the wrong server
+ * would answer.
  */
 export const freePort = async (): Promise<number> => {
-  const pool = Number(process.env.VITEST_POOL_ID ?? 0)
-  const base = 20_000 + (pool % 24) * 500
   for (let i = 0; i < 500; i++) {
-    const port = await canBind(base + (portCursor++ % 500))
+    const port = await canBind(20_000 + (portCursor++ % 12_000))
     if (port !== undefined) return port
   }
   const port = await canBind(0)
@@ -85,6 +84,9 @@ export const startServer = async (env: Record<string, string>): Promise<ServerPr
   child.stderr?.on("data", (d) => (output += d))
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
   const get = async (route: string) => {
+    // Never take another process's answer on this port for ours (it would have a different database).
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`the server exited (${child.exitCode ?? child.signalCode}):\n${output.slice(-2000)}`)
     const res = await fetch(`http://127.0.0.1:${port}${route}`, { signal: AbortSignal.timeout(3000) })
     const text = await res.text()
     let body: any = text
