@@ -28,7 +28,14 @@ start_once() {
     if [ ! -e /var/run/docker.pid ] || ! kill -0 "$(cat /var/run/docker.pid 2>/dev/null)" 2>/dev/null; then break; fi
     sleep 0.5
   done
-  nohup dockerd >>"$LOG_FILE" 2>&1 &
+  # Every Kyozo team gets a network; Docker's default pools hold about 30, which a test run (or a
+  # host with many teams) uses up ("could not find an available, non-overlapping IPv4 address
+  # pool"). A /16 cut into /24s holds 256, unless the daemon's own config sets pools.
+  local pool_args=()
+  if ! grep -qs default-address-pools /etc/docker/daemon.json; then
+    pool_args=(--default-address-pool "${KYOZO_DOCKER_ADDRESS_POOL:-base=10.213.0.0/16,size=24}")
+  fi
+  nohup dockerd "${pool_args[@]}" >>"$LOG_FILE" 2>&1 &
   echo $! >"$PID_FILE"
   echo "start-docker: started dockerd (pid $(cat "$PID_FILE"), log $LOG_FILE)"
 }
