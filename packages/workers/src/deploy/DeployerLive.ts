@@ -360,38 +360,23 @@ export const make = (options: DeployerOptions = {}) =>
         }).pipe(Effect.catchTag("SqlError", Effect.die), Effect.catchTag("ServiceNameTaken", Effect.die))
       )
 
-    const stop = (teamId: TeamId, service: string) =>
-      Effect.gen(function* () {
-        const row = yield* findService(teamId, service)
-        yield* services.update(teamId, row.id, { desiredState: "stopped" }).pipe(Effect.orDie)
-        yield* ready
-        yield* makeClient(row.id)
-          .Stop({ serviceId: row.id })
-          .pipe(Effect.catchAll(opFailed(row.name, "stop")))
-        return yield* viewOf(yield* findService(teamId, row.id))
-      })
+    /** Records the desired state, then asks the service's entity to act on it. */
+    const lifecycle =
+      (operation: "Stop" | "Start" | "Restart", desiredState: "stopped" | "running") =>
+      (teamId: TeamId, service: string) =>
+        Effect.gen(function* () {
+          const row = yield* findService(teamId, service)
+          yield* services.update(teamId, row.id, { desiredState }).pipe(Effect.orDie)
+          yield* ready
+          yield* makeClient(row.id)
+            [operation]({ serviceId: row.id })
+            .pipe(Effect.catchAll(opFailed(row.name, operation.toLowerCase())))
+          return yield* viewOf(yield* findService(teamId, row.id))
+        })
 
-    const start = (teamId: TeamId, service: string) =>
-      Effect.gen(function* () {
-        const row = yield* findService(teamId, service)
-        yield* services.update(teamId, row.id, { desiredState: "running" }).pipe(Effect.orDie)
-        yield* ready
-        yield* makeClient(row.id)
-          .Start({ serviceId: row.id })
-          .pipe(Effect.catchAll(opFailed(row.name, "start")))
-        return yield* viewOf(yield* findService(teamId, row.id))
-      })
-
-    const restart = (teamId: TeamId, service: string) =>
-      Effect.gen(function* () {
-        const row = yield* findService(teamId, service)
-        yield* services.update(teamId, row.id, { desiredState: "running" }).pipe(Effect.orDie)
-        yield* ready
-        yield* makeClient(row.id)
-          .Restart({ serviceId: row.id })
-          .pipe(Effect.catchAll(opFailed(row.name, "restart")))
-        return yield* viewOf(yield* findService(teamId, row.id))
-      })
+    const stop = lifecycle("Stop", "stopped")
+    const start = lifecycle("Start", "running")
+    const restart = lifecycle("Restart", "running")
 
     const remove = (teamId: TeamId, service: string, removeOptions: { readonly volumes?: boolean } = {}) =>
       Effect.gen(function* () {
