@@ -29,7 +29,7 @@ import * as Autoscaler from "@kyozo/workers/maintenance/Autoscaler"
 import * as Reconciler from "@kyozo/workers/maintenance/Reconciler"
 import { WebhookDispatcher } from "@kyozo/workers/notify/WebhookDispatcher"
 import * as Workers from "@kyozo/workers/Workers"
-import { Config, Effect, Layer } from "effect"
+import { Effect, Layer } from "effect"
 
 import { UploadPolicy } from "./application/UploadPolicy.js"
 import * as Auth from "./Auth.js"
@@ -118,7 +118,7 @@ export const HttpLive = Layer.unwrapEffect(
   Effect.gen(function* () {
     const config = yield* KyozoConfig
     // How long requests in flight may finish after SIGTERM (GracefulServer).
-    const graceMs = yield* Config.integer("KYOZO_SHUTDOWN_GRACE_MS").pipe(Config.withDefault(10_000))
+    const graceMs = config.shutdownGraceMs
     return HttpLayerRouter.serve(RoutesLive, { disableLogger: true }).pipe(
       Layer.provide(
         NodeHttpServer.layer(GracefulServer.make({ graceMs }), { host: config.host, port: config.port })

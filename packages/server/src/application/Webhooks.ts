@@ -7,7 +7,8 @@
  */
 import { TargetRefused } from "@kyozo/api/domain/TargetUrl"
 import { CurrentPrincipal, type Forbidden } from "@kyozo/api/KyozoRpc"
-import { allowPrivateFromEnv, checkTarget } from "@kyozo/core/OutboundTarget"
+import { KyozoConfig } from "@kyozo/core/KyozoConfig"
+import { checkTarget } from "@kyozo/core/OutboundTarget"
 import { WebhookRepo } from "@kyozo/core/store/WebhookRepo"
 import { type Webhook, type WebhookDelivery, WebhookId } from "@kyozo/core/Webhook"
 import { Data, Effect, Option, Redacted } from "effect"
@@ -31,6 +32,7 @@ export interface NewWebhook {
 export class Webhooks extends Effect.Service<Webhooks>()("@kyozo/server/application/Webhooks", {
   effect: Effect.gen(function* () {
     const webhooks = yield* repository(WebhookRepo)
+    const config = yield* KyozoConfig
 
     /** The team's webhooks (without secrets). */
     const list: Effect.Effect<ReadonlyArray<Webhook>, never, CurrentPrincipal> = Effect.flatMap(
@@ -57,7 +59,7 @@ export class Webhooks extends Effect.Service<Webhooks>()("@kyozo/server/applicat
     > =>
       Effect.gen(function* () {
         const p = yield* requireRole("manage webhooks", "admin")
-        const target = checkTarget(input.url, allowPrivateFromEnv())
+        const target = checkTarget(input.url, config.webhookAllowPrivate)
         if (target instanceof TargetRefused) return yield* target
         const created = yield* webhooks.create({
           teamId: p.teamId,
