@@ -87,6 +87,11 @@ export class KyozoConfig extends Effect.Service<KyozoConfig>()("@kyozo/core/Kyoz
     )
     const uploadMaxBytes = yield* Config.option(Config.integer("KYOZO_UPLOAD_MAX_BYTES"))
     const uploadMaxFiles = yield* Config.option(Config.integer("KYOZO_UPLOAD_MAX_FILES"))
+    // Prices of one vCPU hour and one GB hour, for the cost figures of recommendations.
+    const prices = {
+      vcpuHour: yield* Config.number("KYOZO_PRICE_VCPU_HOUR").pipe(Config.withDefault(0.04)),
+      gbHour: yield* Config.number("KYOZO_PRICE_GB_HOUR").pipe(Config.withDefault(0.005))
+    }
     // How long requests in flight may finish after SIGTERM.
     const shutdownGraceMs = yield* Config.integer("KYOZO_SHUTDOWN_GRACE_MS").pipe(Config.withDefault(10_000))
     return {
@@ -122,7 +127,8 @@ export class KyozoConfig extends Effect.Service<KyozoConfig>()("@kyozo/core/Kyoz
       uploadSweepInterval,
       uploadMaxBytes: Option.getOrUndefined(uploadMaxBytes),
       uploadMaxFiles: Option.getOrUndefined(uploadMaxFiles),
-      shutdownGraceMs
+      shutdownGraceMs,
+      prices
     } as const
   })
 }) {}

@@ -21,7 +21,6 @@ import { TeamRepo } from "@kyozo/core/store/TeamRepo"
 import { TopologyRepo } from "@kyozo/core/store/TopologyRepo"
 import { UserRepo } from "@kyozo/core/store/UserRepo"
 import * as ContainerManagerLayer from "@kyozo/core/supervision/ContainerManager"
-import { ContainerManager } from "@kyozo/core/supervision/ContainerManager"
 import * as DeployerLive from "@kyozo/workers/deploy/DeployerLive"
 import * as DurableEngine from "@kyozo/workers/deploy/DurableEngine"
 import * as EdgeRoutes from "@kyozo/workers/deploy/EdgeRoutes"
@@ -129,5 +128,3 @@ export const HttpLive = Layer.unwrapEffect(
 
 // Tracing sits under everything, so the workers' spans and the HTTP requests' spans are exported alike.
 export const ServerLive = HttpLive.pipe(Layer.provide(CoreLive), Layer.provide(Tracing.layer))
-
-export { ContainerManager }

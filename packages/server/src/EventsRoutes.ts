@@ -154,8 +154,6 @@ export const make = (settings: EventsSettings) =>
     )
   })
 
-export const layerWith = (settings: EventsSettings) => Layer.unwrapScoped(make(settings))
-
 /**
  * Heartbeat from `KYOZO_SSE_HEARTBEAT_MS` (default 15 000), fallback poll from `KYOZO_SSE_POLL_MS`
  * (default 2 000: events appended by another process are seen at least that often).

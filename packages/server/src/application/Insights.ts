@@ -12,15 +12,11 @@ import type { HealthCheck } from "@kyozo/api/domain/HealthCheck"
 import type { ServiceId } from "@kyozo/api/domain/Ids"
 import type { MetricSample } from "@kyozo/api/domain/MetricSample"
 import type { CurrentPrincipal } from "@kyozo/api/KyozoRpc"
+import { KyozoConfig } from "@kyozo/core/KyozoConfig"
 import { HealthCheckRepo } from "@kyozo/core/store/HealthCheckRepo"
 import { MetricSampleRepo } from "@kyozo/core/store/MetricSampleRepo"
 import { bucket, type TrendPoint, trendSpec, type TrendWindow } from "@kyozo/workers/maintenance/MetricTrends"
-import {
-  loadPrices,
-  type Prices,
-  recommend,
-  type Recommendation
-} from "@kyozo/workers/maintenance/Recommendations"
+import { type Prices, recommend, type Recommendation } from "@kyozo/workers/maintenance/Recommendations"
 import { Effect } from "effect"
 
 import { Policy } from "../Policy.js"
@@ -47,7 +43,7 @@ export class Insights extends Effect.Service<Insights>()("@kyozo/server/applicat
     const samples = yield* repository(MetricSampleRepo)
     const checks = yield* repository(HealthCheckRepo)
     const policy = yield* Policy
-    const prices = yield* loadPrices.pipe(Effect.orDie)
+    const { prices } = yield* KyozoConfig
 
     const cost = (cpuMillis: number, memoryMb: number) =>
       Math.round(((cpuMillis / 1000) * prices.vcpuHour + (memoryMb / 1024) * prices.gbHour) * 730 * 100) / 100

@@ -33,7 +33,7 @@ import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
 import { Cause, Duration, Effect, Layer, Option, Schedule, Schema } from "effect"
 
 import { DeployBus } from "./DeployBus.js"
-import { containerSpec, specFingerprint,SpecLabel } from "./DeploymentContainer.js"
+import { containerSpec, specFingerprint, SpecLabel } from "./DeploymentContainer.js"
 import { defaultDeploySettings, type DeploySettings } from "./DeploySettings.js"
 import { syncService } from "./EdgeRoutes.js"
 import { probePlanOf, publishedPort, readinessOf } from "./Probes.js"

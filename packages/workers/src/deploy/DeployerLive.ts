@@ -368,9 +368,10 @@ export const make = (options: DeployerOptions = {}) =>
           const row = yield* findService(teamId, service)
           yield* services.update(teamId, row.id, { desiredState }).pipe(Effect.orDie)
           yield* ready
-          yield* makeClient(row.id)
-            [operation]({ serviceId: row.id })
-            .pipe(Effect.catchAll(opFailed(row.name, operation.toLowerCase())))
+          const client = makeClient(row.id)
+          yield* client[operation]({ serviceId: row.id }).pipe(
+            Effect.catchAll(opFailed(row.name, operation.toLowerCase()))
+          )
           return yield* viewOf(yield* findService(teamId, row.id))
         })
 

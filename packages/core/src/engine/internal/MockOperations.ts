@@ -32,7 +32,8 @@ import {
   MockEndpoint,
   type MockEngine,
   type MockNetwork,
-  normalizeImageRef} from "./MockEngine.js"
+  normalizeImageRef
+} from "./MockEngine.js"
 import { hex64, unit } from "./MockIds.js"
 
 export const mockOperations = (engine: MockEngine): ContainerRuntimeShape => {
