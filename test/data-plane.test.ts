@@ -9,18 +9,17 @@
  *   is never `running` while the URL fails.
  * The server's Caddy is stopped at the end (`stopEdge`), whatever happened.
  */
-import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
-import { dockerSuite } from "./support/docker.js"
+import { dockerdPids, dockerSuite, startDocker } from "./support/docker.js"
 import { caddySuite } from "./support/edge.js"
 import { bootServer, engineEnv, hit, staticSiteDockerfile, workspaceFolder } from "./support/engine-server.js"
 import { type Call, doc, expectStatus } from "./support/rest.js"
-import { repoRoot, type ServerProcess, sleep, stopEdge, waitFor } from "./support/server.js"
+import { type ServerProcess, sleep, stopEdge, waitFor } from "./support/server.js"
 
 const docker = await dockerSuite("data-plane")
 const caddy = caddySuite("data-plane")
@@ -50,18 +49,6 @@ const serviceRow = async () => (await call("GET", `/v1/services/${serviceId}`)).
 
 const managedContainers = () =>
   docker.client.listContainers({ all: true, filters: { label: [`kyozo.service=${serviceId}`] } })
-
-const dockerdPids = (): Array<number> => {
-  try {
-    return execFileSync("pidof", ["dockerd"], { encoding: "utf8" })
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number)
-  } catch {
-    return []
-  }
-}
 
 describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and Caddy", () => {
   beforeAll(async () => {
@@ -154,10 +141,7 @@ describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and
     })()
     for (const pid of pids) process.kill(pid, "SIGKILL")
     await sleep(3000)
-    execFileSync("bash", [path.join(repoRoot, "scripts/start-docker.sh")], {
-      stdio: "inherit",
-      timeout: 120_000
-    })
+    startDocker()
     const back = Date.now()
     const answered = await waitFor("the URL to answer again", 30_000, async () =>
       (await hitUrl(url)) === "data plane\n" ? Date.now() : undefined
