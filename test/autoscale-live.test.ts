@@ -11,24 +11,25 @@ import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
 import { buildCli, runKyozo } from "./support/cli.js"
+import { dockerSuite, requireBaseImages } from "./support/docker.js"
 import {
-  dockerSuite,
-  NodeImage,
-  removeTeamObjects,
-  requireBaseImages,
-  StaticImage
-} from "./support/docker.js"
-import { type Call, caller, doc, expectStatus } from "./support/rest.js"
-import { type ServerProcess, sleep, startServer, waitFor } from "./support/server.js"
+  type BootedServer,
+  bootServer,
+  deployFolder,
+  engineEnv,
+  nodeServerDockerfile,
+  tearDown,
+  workspaceFolder
+} from "./support/engine-server.js"
+import { doc, expectStatus } from "./support/rest.js"
+import { sleep, waitFor } from "./support/server.js"
 import { openSse } from "./support/sse.js"
 
 const docker = await dockerSuite("autoscale-live")
 if (docker.available) await requireBaseImages(docker.client)
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-autoscale-"))
-let server: ServerProcess | undefined
-let call: Call
-let creds: { token: string; teamId: string }
+let booted: BootedServer | undefined
 
 const burner = `const http = require("node:http")
 const { Worker } = require("node:worker_threads")
@@ -39,59 +40,26 @@ http.createServer((req, res) => res.end("burning")).listen(Number(process.env.PO
 
 const deploymentDone = (id: string) =>
   waitFor(`deployment ${id}`, 120_000, async () => {
-    const r = await call("GET", `/v1/deployments/${id}`)
+    const r = await booted!.call("GET", `/v1/deployments/${id}`)
     return r.body?.data?.attributes?.finishedAt ? r.body.data.attributes : undefined
   })
 
 describe.skipIf(!docker.available)("autoscaling a CPU-burning service on the real engine", () => {
   beforeAll(async () => {
     buildCli()
-    server = await startServer({
-      KYOZO_RUNTIME: "docker",
-      KYOZO_DATA_DIR: dataDir,
-      KYOZO_RATE_LIMIT: "off",
-      KYOZO_METRICS_INTERVAL: "1 second",
-      KYOZO_AUTOSCALE_INTERVAL: "1 second",
-      KYOZO_BASE_IMAGES: JSON.stringify({ node: NodeImage, static: StaticImage })
-    })
-    await waitFor("server /healthz", 60_000, async () =>
-      fs.existsSync(path.join(dataDir, "credentials.json")) && (await server!.get("/healthz")).status === 200
-        ? true
-        : undefined
-    ).catch((e) => {
-      throw new Error(`${e}\n${server!.log()}`)
-    })
-    creds = JSON.parse(fs.readFileSync(path.join(dataDir, "credentials.json"), "utf8"))
-    call = caller(server.port, creds.token)
+    booted = await bootServer(
+      engineEnv(dataDir, { KYOZO_METRICS_INTERVAL: "1 second", KYOZO_AUTOSCALE_INTERVAL: "1 second" })
+    )
   }, 120_000)
 
-  afterAll(async () => {
-    await server?.stop()
-    if (creds?.teamId) await removeTeamObjects(docker.client, creds.teamId)
-    fs.rmSync(dataDir, { recursive: true, force: true })
-  }, 60_000)
+  afterAll(() => tearDown(docker, dataDir, booted), 60_000)
 
   it("kyozo scale --min 1 --max 2 --cpu 50: the burner goes to 2 replicas, with an event saying why", async () => {
-    const app = path.join(dataDir, "workspaces", creds.teamId, "burner")
-    fs.mkdirSync(app, { recursive: true })
-    fs.writeFileSync(path.join(app, "server.js"), burner)
-    fs.writeFileSync(
-      path.join(app, "Dockerfile"),
-      [
-        `FROM ${NodeImage}`,
-        "COPY server.js /app/server.js",
-        "EXPOSE 8080",
-        'CMD ["node", "/app/server.js"]',
-        ""
-      ].join("\n")
-    )
-    const created = expectStatus(
-      await call("POST", "/v1/services", doc("services", { source: { path: "burner" }, name: "burner" })),
-      202,
-      "deploy burner"
-    )
-    const serviceId: string = created.body.data[0].relationships.service.data.id
-    expect((await deploymentDone(created.body.data[0].id)).status).toBe("succeeded")
+    const { call, server, teamId, token } = booted!
+    workspaceFolder(dataDir, teamId, "burner", { "server.js": burner, Dockerfile: nodeServerDockerfile })
+    const deployed = await deployFolder(call, "burner", "burner")
+    const serviceId = deployed.serviceId
+    expect(deployed.attributes.status).toBe("succeeded")
     // A small CPU limit: the loop is capped at 0.2 CPU, which is 100 % of the limit.
     const patched = expectStatus(
       await call("PATCH", `/v1/services/${serviceId}`, doc("services", { cpuMillis: 200 })),
@@ -134,8 +102,8 @@ describe.skipIf(!docker.available)("autoscaling a CPU-burning service on the rea
     await sleep(4000)
     expect((await call("GET", `/v1/services/${serviceId}`)).body.data.attributes.replicas).toBe(2)
 
-    const sse = await openSse(`http://127.0.0.1:${server!.port}/v1/events?after=0`, {
-      authorization: `Bearer ${creds.token}`
+    const sse = await openSse(`http://127.0.0.1:${server.port}/v1/events?after=0`, {
+      authorization: `Bearer ${token}`
     })
     try {
       await sse.waitUntil("the autoscale.scaled event", () => sse.raw().includes("autoscale.scaled"), 10_000)

@@ -9,33 +9,29 @@
  *   is never `running` while the URL fails.
  * The server's Caddy is stopped at the end (`stopEdge`), whatever happened.
  */
-import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
-import { dockerSuite, NodeImage, StaticImage } from "./support/docker.js"
+import { dockerdPids, dockerSuite, startDocker } from "./support/docker.js"
 import { caddySuite } from "./support/edge.js"
-import { type Call, caller, doc, expectStatus } from "./support/rest.js"
-import { repoRoot, type ServerProcess, sleep, startServer, stopEdge, waitFor } from "./support/server.js"
+import { bootServer, engineEnv, hit, staticSiteDockerfile, workspaceFolder } from "./support/engine-server.js"
+import { type Call, doc, expectStatus } from "./support/rest.js"
+import { type ServerProcess, sleep, stopEdge, waitFor } from "./support/server.js"
 
 const docker = await dockerSuite("data-plane")
 const caddy = caddySuite("data-plane")
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-dp-"))
-const env: Record<string, string> = {
-  KYOZO_RUNTIME: "docker",
+const env = engineEnv(dataDir, {
   KYOZO_EDGE: "caddy",
-  KYOZO_DATA_DIR: dataDir,
-  KYOZO_RATE_LIMIT: "off",
   KYOZO_HEALTH_INTERVAL: "1 second",
   KYOZO_BREAKER_THRESHOLD: "2",
   KYOZO_BREAKER_RESET: "1 second",
-  KYOZO_DOCKER_TIMEOUT: "5 seconds",
-  KYOZO_BASE_IMAGES: JSON.stringify({ node: NodeImage, static: StaticImage })
-}
+  KYOZO_DOCKER_TIMEOUT: "5 seconds"
+})
 
 let server: ServerProcess | undefined
 let call: Call
@@ -43,62 +39,26 @@ let serviceId = ""
 let url = ""
 
 const boot = async () => {
-  server = await startServer(env)
-  await waitFor("server /healthz", 60_000, async () =>
-    (await server!.get("/healthz")).status === 200 ? true : undefined
-  ).catch((e) => {
-    throw new Error(`${e}\n${server!.log()}`)
-  })
-  const creds = JSON.parse(fs.readFileSync(path.join(dataDir, "credentials.json"), "utf8"))
-  call = caller(server.port, creds.token)
+  ;({ call, server } = await bootServer(env))
 }
 
-/** One request through the URL on a fresh connection: the body, or an error string. */
-const hit = async (target: string): Promise<string> => {
-  try {
-    const res = await fetch(target, { signal: AbortSignal.timeout(6000), headers: { connection: "close" } })
-    const body = await res.text()
-    return res.status === 200 ? body : `HTTP ${res.status}`
-  } catch (e) {
-    return `ERROR ${(e as Error).message}`
-  }
-}
+/** One request through the URL on a fresh connection (6 s: the engine may be restarting). */
+const hitUrl = (target: string) => hit(target, 6000)
 
 const serviceRow = async () => (await call("GET", `/v1/services/${serviceId}`)).body?.data?.attributes
 
 const managedContainers = () =>
   docker.client.listContainers({ all: true, filters: { label: [`kyozo.service=${serviceId}`] } })
 
-const dockerdPids = (): Array<number> => {
-  try {
-    return execFileSync("pidof", ["dockerd"], { encoding: "utf8" })
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number)
-  } catch {
-    return []
-  }
-}
-
 describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and Caddy", () => {
   beforeAll(async () => {
     await boot()
     // Deploys by path read only the team's own folder of the workspaces root.
     const { teamId } = JSON.parse(fs.readFileSync(path.join(dataDir, "credentials.json"), "utf8"))
-    const site = path.join(dataDir, "workspaces", teamId, "dp-site")
-    fs.mkdirSync(site, { recursive: true })
-    fs.writeFileSync(path.join(site, "index.html"), "data plane\n")
-    fs.writeFileSync(
-      path.join(site, "Dockerfile"),
-      [
-        `FROM ${StaticImage}`,
-        "COPY index.html /site/index.html",
-        "EXPOSE 8080",
-        `CMD ["httpd", "-f", "-p", "8080", "-h", "/site"]`,
-        ""
-      ].join("\n")
-    )
+    workspaceFolder(dataDir, teamId, "dp-site", {
+      "index.html": "data plane\n",
+      Dockerfile: staticSiteDockerfile
+    })
     const created = expectStatus(
       await call("POST", "/v1/services", doc("services", { source: { path: "dp-site" }, name: "dp-site" })),
       202,
@@ -112,7 +72,7 @@ describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and
     })
     url = (await serviceRow()).url
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
-    expect(await hit(url)).toBe("data plane\n")
+    expect(await hitUrl(url)).toBe("data plane\n")
   }, 180_000)
 
   afterAll(async () => {
@@ -138,7 +98,7 @@ describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and
     let polling = true
     const poller = (async () => {
       while (polling) {
-        results.push(await hit(url))
+        results.push(await hitUrl(url))
         await sleep(50)
       }
     })()
@@ -174,20 +134,17 @@ describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and
     let watching = true
     const watcher = (async () => {
       while (watching) {
-        const [body, row] = await Promise.all([hit(url), serviceRow().catch(() => undefined)])
+        const [body, row] = await Promise.all([hitUrl(url), serviceRow().catch(() => undefined)])
         statuses.push({ at: Date.now(), url: body, status: row?.status ?? "?" })
         await sleep(200)
       }
     })()
     for (const pid of pids) process.kill(pid, "SIGKILL")
     await sleep(3000)
-    execFileSync("bash", [path.join(repoRoot, "scripts/start-docker.sh")], {
-      stdio: "inherit",
-      timeout: 120_000
-    })
+    startDocker()
     const back = Date.now()
     const answered = await waitFor("the URL to answer again", 30_000, async () =>
-      (await hit(url)) === "data plane\n" ? Date.now() : undefined
+      (await hitUrl(url)) === "data plane\n" ? Date.now() : undefined
     )
     // Let the health pass catch up, then look at the whole record.
     await waitFor("status running again", 30_000, async () =>
@@ -231,7 +188,7 @@ describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and
     let polling = true
     const poller = (async () => {
       while (polling) {
-        results.push(await hit(url))
+        results.push(await hitUrl(url))
         await sleep(20)
       }
     })()

@@ -3,7 +3,7 @@
  * CircuitOpen; dockerd started again: half-open, then closed. A real Kyozo server process watches
  * the same outage through its schedules and never exits. Prints time to open and time to close.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -13,7 +13,7 @@ import * as DockerRuntime from "@kyozo/core/engine/DockerRuntime"
 import { Effect } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
 
-import { dockerReachable, dockerSuite } from "./support/docker.js"
+import { dockerdPids, dockerReachable, dockerSuite, startDocker } from "./support/docker.js"
 import { freePort, sleep, stopEdge, waitFor } from "./support/server.js"
 
 const suite = await dockerSuite("docker outage (stops and restarts dockerd)")
@@ -24,20 +24,7 @@ const readyz = async (port: number): Promise<any> => {
   return res.json()
 }
 
-const dockerdPids = (): Array<number> => {
-  try {
-    return execFileSync("pidof", ["dockerd"], { encoding: "utf8" })
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number)
-  } catch {
-    return []
-  }
-}
-
-const startDocker = () =>
-  execFileSync("bash", [path.join(root, "scripts/start-docker.sh")], { stdio: "inherit", timeout: 90_000 })
+const restartDocker = () => startDocker(90_000)
 
 describe.skipIf(!suite.available)("Docker engine outage", () => {
   let server: ChildProcess | undefined
@@ -45,7 +32,7 @@ describe.skipIf(!suite.available)("Docker engine outage", () => {
 
   afterAll(async () => {
     // Whatever happened, leave an engine running for the suites after this one.
-    if (!(await dockerReachable())) startDocker()
+    if (!(await dockerReachable())) restartDocker()
     server?.kill("SIGTERM")
     await sleep(500)
     // The server's edge (Caddy) outlives it by design: stop it.
@@ -133,7 +120,7 @@ describe.skipIf(!suite.available)("Docker engine outage", () => {
 
     // Start dockerd again.
     const restartAt = Date.now()
-    startDocker()
+    restartDocker()
     await sleep(2100) // past retryAt: the next call is a trial
     await Effect.runPromise(guarded.ping)
     const status = await Effect.runPromise(breaker.status)

@@ -9,7 +9,7 @@
  * (e) a Kyozo process SIGKILLed mid-cleanup: after a restart the database agrees with the engine;
  * (f) dockerd SIGKILLed during a deploy: typed failures fast, breaker opens and closes, no orphans.
  */
-import { execFileSync, spawn } from "node:child_process"
+import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 
@@ -40,11 +40,13 @@ import { Chunk, Duration, Effect, Either, Fiber, Layer, Stream } from "effect"
 
 import { makeTempDir, pgliteLayer } from "./support/database.js"
 import {
+  dockerdPids,
   dockerReachable,
   dockerSuite,
   NodeImage,
   removeTeamObjects,
   requireBaseImages,
+  startDocker,
   StaticImage,
   tarOf,
   uniqueName
@@ -506,24 +508,6 @@ const outageWorkspaces = makeTempDir("kyozo-fault-outage-ws-")
 const outageData = makeTempDir("kyozo-fault-outage-data-")
 const outageTeam = makeTeamId()
 
-const dockerdPids = (): Array<number> => {
-  try {
-    return execFileSync("pidof", ["dockerd"], { encoding: "utf8" })
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number)
-  } catch {
-    return []
-  }
-}
-
-const startDocker = () =>
-  execFileSync("bash", [path.join(repoRoot, "scripts/start-docker.sh")], {
-    stdio: "inherit",
-    timeout: 120_000
-  })
-
 const OutageLayer = Layer.mergeAll(
   DeployerLive.layerAll({
     dataDir: outageData,
@@ -675,7 +659,7 @@ describe.skipIf(!docker.available)("(f) dockerd SIGKILLed during a deploy", () =
 
           // dockerd back.
           const restartAt = performance.now()
-          yield* Effect.sync(startDocker)
+          yield* Effect.sync(() => startDocker())
           let closedAt: number | null = null
           while (performance.now() - restartAt < 60_000) {
             yield* Effect.either(runtime.ping)

@@ -11,16 +11,19 @@ import * as path from "node:path"
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
-import {
-  dockerSuite,
-  NodeImage,
-  removeTeamObjects,
-  requireBaseImages,
-  StaticImage
-} from "./support/docker.js"
+import { dockerSuite, requireBaseImages } from "./support/docker.js"
 import { caddySuite } from "./support/edge.js"
-import { type Call, caller, doc, expectStatus } from "./support/rest.js"
-import { type ServerProcess, sleep, startServer, stopEdge, waitFor } from "./support/server.js"
+import {
+  type BootedServer,
+  bootServer,
+  deployFolder,
+  engineEnv,
+  hit,
+  staticSiteDockerfile,
+  tearDown,
+  workspaceFolder
+} from "./support/engine-server.js"
+import { sleep, waitFor } from "./support/server.js"
 import { openSse } from "./support/sse.js"
 
 const docker = await dockerSuite("port-taken")
@@ -28,74 +31,26 @@ const caddy = caddySuite("port-taken")
 if (docker.available) await requireBaseImages(docker.client)
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-pt-"))
-let server: ServerProcess | undefined
-let call: Call
-let creds: { token: string; teamId: string }
+let booted: BootedServer | undefined
 let squatter: net.Server | undefined
-
-const hit = async (url: string): Promise<string> => {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(3000) })
-    const text = await res.text()
-    return res.status === 200 ? text : `HTTP ${res.status}`
-  } catch (e) {
-    return `ERROR ${(e as Error).message}`
-  }
-}
 
 describe.skipIf(!docker.available || !caddy.available)("a pinned port taken on restart", () => {
   beforeAll(async () => {
-    server = await startServer({
-      KYOZO_RUNTIME: "docker",
-      KYOZO_EDGE: "caddy",
-      KYOZO_DATA_DIR: dataDir,
-      KYOZO_RATE_LIMIT: "off",
-      KYOZO_HEALTH_INTERVAL: "1 second",
-      KYOZO_BASE_IMAGES: JSON.stringify({ node: NodeImage, static: StaticImage })
-    })
-    await waitFor("server /healthz", 60_000, async () =>
-      fs.existsSync(path.join(dataDir, "credentials.json")) && (await server!.get("/healthz")).status === 200
-        ? true
-        : undefined
-    ).catch((e) => {
-      throw new Error(`${e}\n${server!.log()}`)
-    })
-    creds = JSON.parse(fs.readFileSync(path.join(dataDir, "credentials.json"), "utf8"))
-    call = caller(server.port, creds.token)
+    booted = await bootServer(engineEnv(dataDir, { KYOZO_EDGE: "caddy", KYOZO_HEALTH_INTERVAL: "1 second" }))
   }, 120_000)
 
   afterAll(async () => {
     await Promise.race([new Promise((r) => (squatter ? squatter.close(r) : r(undefined))), sleep(2000)])
-    await server?.stop()
-    await stopEdge(dataDir)
-    if (creds?.teamId) await removeTeamObjects(docker.client, creds.teamId)
-    fs.rmSync(dataDir, { recursive: true, force: true })
+    await tearDown(docker, dataDir, booted)
   }, 60_000)
 
   it("re-created on a free port: the URL answers again, and the event says which ports", async () => {
-    const site = path.join(dataDir, "workspaces", creds.teamId, "pt-site")
-    fs.mkdirSync(site, { recursive: true })
-    fs.writeFileSync(path.join(site, "index.html"), "still here\n")
-    fs.writeFileSync(
-      path.join(site, "Dockerfile"),
-      [
-        `FROM ${StaticImage}`,
-        "COPY index.html /site/index.html",
-        "EXPOSE 8080",
-        `CMD ["httpd", "-f", "-p", "8080", "-h", "/site"]`,
-        ""
-      ].join("\n")
-    )
-    const created = expectStatus(
-      await call("POST", "/v1/services", doc("services", { source: { path: "pt-site" }, name: "pt-site" })),
-      202,
-      "deploy"
-    )
-    const serviceId: string = created.body.data[0].relationships.service.data.id
-    await waitFor("the deployment", 120_000, async () => {
-      const r = await call("GET", `/v1/deployments/${created.body.data[0].id}`)
-      return r.body?.data?.attributes?.finishedAt ? true : undefined
+    const { call, server, teamId, token } = booted!
+    workspaceFolder(dataDir, teamId, "pt-site", {
+      "index.html": "still here\n",
+      Dockerfile: staticSiteDockerfile
     })
+    const { serviceId } = await deployFolder(call, "pt-site", "pt-site")
     const url: string = (await call("GET", `/v1/services/${serviceId}`)).body.data.attributes.url
     expect(await hit(url)).toBe("still here\n")
     const [container] = await docker.client.listContainers({
@@ -120,8 +75,8 @@ describe.skipIf(!docker.available || !caddy.available)("a pinned port taken on r
     expect(now!.Names[0]).toBe(container!.Names[0])
     expect((await call("GET", `/v1/services/${serviceId}`)).body.data.attributes.url).toBe(url)
 
-    const sse = await openSse(`http://127.0.0.1:${server!.port}/v1/events?after=0`, {
-      authorization: `Bearer ${creds.token}`
+    const sse = await openSse(`http://127.0.0.1:${server.port}/v1/events?after=0`, {
+      authorization: `Bearer ${token}`
     })
     try {
       await sse.waitUntil(

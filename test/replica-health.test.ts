@@ -10,25 +10,27 @@ import * as path from "node:path"
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
-import {
-  dockerSuite,
-  NodeImage,
-  removeTeamObjects,
-  requireBaseImages,
-  StaticImage
-} from "./support/docker.js"
+import { dockerSuite, requireBaseImages } from "./support/docker.js"
 import { caddySuite } from "./support/edge.js"
-import { type Call, caller, doc, expectStatus } from "./support/rest.js"
-import { type ServerProcess, startServer, stopEdge, waitFor } from "./support/server.js"
+import {
+  type BootedServer,
+  bootServer,
+  deployFolder,
+  engineEnv,
+  hit,
+  nodeServerDockerfile,
+  tearDown,
+  workspaceFolder
+} from "./support/engine-server.js"
+import { doc, expectStatus } from "./support/rest.js"
+import { waitFor } from "./support/server.js"
 
 const docker = await dockerSuite("replica-health")
 const caddy = caddySuite("replica-health")
 if (docker.available) await requireBaseImages(docker.client)
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-rh-"))
-let server: ServerProcess | undefined
-let call: Call
-let creds: { token: string; teamId: string }
+let booted: BootedServer | undefined
 
 const app = `const http = require("node:http")
 const fs = require("node:fs")
@@ -37,16 +39,6 @@ http.createServer((req, res) => {
   res.end("ok " + process.env.HOSTNAME)
 }).listen(Number(process.env.PORT) || 8080)
 `
-
-const hit = async (url: string): Promise<string> => {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(3000), headers: { connection: "close" } })
-    const text = await res.text()
-    return res.status === 200 ? text : `HTTP ${res.status}`
-  } catch (e) {
-    return `ERROR ${(e as Error).message}`
-  }
-}
 
 const answers = async (url: string, n: number) => {
   const out: Array<string> = []
@@ -66,55 +58,15 @@ const exec = async (containerId: string, code: string) => {
 
 describe.skipIf(!docker.available || !caddy.available)("replica probes on the real engine and Caddy", () => {
   beforeAll(async () => {
-    server = await startServer({
-      KYOZO_RUNTIME: "docker",
-      KYOZO_EDGE: "caddy",
-      KYOZO_DATA_DIR: dataDir,
-      KYOZO_RATE_LIMIT: "off",
-      KYOZO_BASE_IMAGES: JSON.stringify({ node: NodeImage, static: StaticImage })
-    })
-    await waitFor("server /healthz", 60_000, async () =>
-      fs.existsSync(path.join(dataDir, "credentials.json")) && (await server!.get("/healthz")).status === 200
-        ? true
-        : undefined
-    ).catch((e) => {
-      throw new Error(`${e}\n${server!.log()}`)
-    })
-    creds = JSON.parse(fs.readFileSync(path.join(dataDir, "credentials.json"), "utf8"))
-    call = caller(server.port, creds.token)
+    booted = await bootServer(engineEnv(dataDir, { KYOZO_EDGE: "caddy" }))
   }, 120_000)
 
-  afterAll(async () => {
-    await server?.stop()
-    await stopEdge(dataDir)
-    if (creds?.teamId) await removeTeamObjects(docker.client, creds.teamId)
-    fs.rmSync(dataDir, { recursive: true, force: true })
-  }, 60_000)
+  afterAll(() => tearDown(docker, dataDir, booted), 60_000)
 
   it("a replica answering 500 gets no traffic while the other answers; it gets traffic again once well", async () => {
-    const dir = path.join(dataDir, "workspaces", creds.teamId, "sickly")
-    fs.mkdirSync(dir, { recursive: true })
-    fs.writeFileSync(path.join(dir, "server.js"), app)
-    fs.writeFileSync(
-      path.join(dir, "Dockerfile"),
-      [
-        `FROM ${NodeImage}`,
-        "COPY server.js /app/server.js",
-        "EXPOSE 8080",
-        'CMD ["node", "/app/server.js"]',
-        ""
-      ].join("\n")
-    )
-    const created = expectStatus(
-      await call("POST", "/v1/services", doc("services", { source: { path: "sickly" }, name: "sickly" })),
-      202,
-      "deploy"
-    )
-    const serviceId: string = created.body.data[0].relationships.service.data.id
-    await waitFor("the deployment", 120_000, async () => {
-      const r = await call("GET", `/v1/deployments/${created.body.data[0].id}`)
-      return r.body?.data?.attributes?.finishedAt ? true : undefined
-    })
+    const { call, teamId } = booted!
+    workspaceFolder(dataDir, teamId, "sickly", { "server.js": app, Dockerfile: nodeServerDockerfile })
+    const { serviceId } = await deployFolder(call, "sickly", "sickly")
     expectStatus(
       await call("PATCH", `/v1/services/${serviceId}`, doc("services", { replicas: 2 })),
       200,

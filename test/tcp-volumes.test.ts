@@ -15,10 +15,11 @@ import * as path from "node:path"
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
-import { dockerSuite, NodeImage, requireBaseImages, StaticImage } from "./support/docker.js"
+import { dockerSuite, NodeImage, requireBaseImages } from "./support/docker.js"
 import { caddySuite } from "./support/edge.js"
-import { type Call, caller, doc, expectStatus } from "./support/rest.js"
-import { type ServerProcess, startServer, stopEdge, waitFor } from "./support/server.js"
+import { bootServer, engineEnv } from "./support/engine-server.js"
+import { type Call, doc, expectStatus } from "./support/rest.js"
+import { type ServerProcess, stopEdge, waitFor } from "./support/server.js"
 import { openSse } from "./support/sse.js"
 
 const docker = await dockerSuite("tcp-volumes")
@@ -26,29 +27,14 @@ const caddy = caddySuite("tcp-volumes")
 if (docker.available) await requireBaseImages(docker.client)
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-tcpvol-"))
-const env: Record<string, string> = {
-  KYOZO_RUNTIME: "docker",
-  KYOZO_EDGE: "caddy",
-  KYOZO_DATA_DIR: dataDir,
-  KYOZO_RATE_LIMIT: "off",
-  KYOZO_HEALTH_INTERVAL: "1 second",
-  KYOZO_BASE_IMAGES: JSON.stringify({ node: NodeImage, static: StaticImage })
-}
+const env = engineEnv(dataDir, { KYOZO_EDGE: "caddy", KYOZO_HEALTH_INTERVAL: "1 second" })
 
 let server: ServerProcess | undefined
 let call: Call
 let teamId = ""
 
 const boot = async () => {
-  server = await startServer(env)
-  await waitFor("server /healthz", 60_000, async () =>
-    (await server!.get("/healthz")).status === 200 ? true : undefined
-  ).catch((e) => {
-    throw new Error(`${e}\n${server!.log()}`)
-  })
-  const creds = JSON.parse(fs.readFileSync(path.join(dataDir, "credentials.json"), "utf8"))
-  teamId = creds.teamId
-  call = caller(server.port, creds.token)
+  ;({ call, server, teamId } = await bootServer(env))
 }
 
 /** A tiny key-value server on 6379: `SET k v` → OK, `GET k` → v, kept in /data/kv.json. */

@@ -20,13 +20,7 @@ import * as path from "node:path"
 
 import { describe, it, type Vitest } from "@effect/vitest"
 import { randomToken } from "@kyozo/api/domain/Ids"
-import {
-  Database,
-  type DatabaseServices,
-  layerPglite,
-  layerPostgres,
-  migrated
-} from "@kyozo/core/store/Database"
+import { type DatabaseServices, layerPglite, layerPostgres, migrated } from "@kyozo/core/store/Database"
 import { defaultMigrationsDirectory } from "@kyozo/core/store/Migrations"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import pg from "pg"
@@ -270,5 +264,3 @@ export const describeEachDatabase = (
     }
   }
 }
-
-export { Database }

@@ -8,8 +8,10 @@
  * KYOZO_REQUIRE_DOCKER=1 (CI must not go green by skipping). Everything a test creates carries the
  * label `kyozo.test=<runId>` (or is `track`ed) and is removed in `afterAll`.
  */
+import { execFileSync } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import * as http from "node:http"
+import * as path from "node:path"
 
 import { parseDockerHost } from "@kyozo/core/engine/DockerRuntime"
 import Docker from "dockerode"
@@ -192,3 +194,24 @@ export const tarOf = (files: Record<string, string | Uint8Array>): Promise<Buffe
     }
     pack.finalize()
   })
+
+/** The pids of the running dockerd (none when it is down); the engine-outage suites SIGKILL them. */
+export const dockerdPids = (): Array<number> => {
+  try {
+    return execFileSync("pidof", ["dockerd"], { encoding: "utf8" })
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number)
+  } catch {
+    return []
+  }
+}
+
+/** Starts dockerd again with `scripts/start-docker.sh` (which waits until it answers). */
+export const startDocker = (timeoutMs = 120_000): void => {
+  execFileSync("bash", [path.resolve(import.meta.dirname, "..", "..", "scripts/start-docker.sh")], {
+    stdio: "inherit",
+    timeout: timeoutMs
+  })
+}

@@ -23,7 +23,7 @@ import { Role } from "./domain/Membership.js"
 import { RestartPolicy } from "./domain/ServiceInstance.js"
 import { Permission } from "./domain/ServicePermission.js"
 import { parseTargetUrl } from "./domain/TargetUrl.js"
-import { ApiKeyName, CurrentPrincipal, KeyExpirySeconds, TeamQuotas } from "./KyozoRpc.js"
+import { ApiKeyName, CurrentPrincipal, KeyExpirySeconds, ScheduleView, TeamQuotas } from "./KyozoRpc.js"
 
 export const JSON_API = "application/vnd.api+json"
 
@@ -326,18 +326,7 @@ export const RuntimeResource = resource("runtime-status", {
   circuit_breaker_status: BreakerStatus,
   /** Null when the server runs without an edge router (never in `pnpm start`). */
   edge: Schema.NullOr(EdgeView),
-  schedules: Schema.Array(
-    Schema.Struct({
-      pass: Schema.String,
-      intervalMs: Schema.Number,
-      runs: Schema.Number,
-      failures: Schema.Number,
-      lastStartedAt: Schema.NullOr(Schema.Number),
-      lastFinishedAt: Schema.NullOr(Schema.Number),
-      lastDurationMs: Schema.NullOr(Schema.Number),
-      lastError: Schema.NullOr(Schema.String)
-    })
-  )
+  schedules: Schema.Array(ScheduleView)
 })
 
 // ---------------------------------------------------------------------------------------------

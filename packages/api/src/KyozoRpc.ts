@@ -20,6 +20,7 @@ import {
   RollbackRequest,
   ServiceView
 } from "./domain/Deploy.js"
+import type { DeploymentEvent } from "./domain/DeploymentEvent.js"
 import { ApiKeyId, TeamId, UserId } from "./domain/Ids.js"
 import { Role } from "./domain/Membership.js"
 import { RestartPolicy } from "./domain/ServiceInstance.js"
@@ -94,6 +95,18 @@ export const EventView = Schema.Struct({
   createdAt: Schema.String
 })
 export type EventView = typeof EventView.Type
+
+/** A stored event as every front door sends it (SSE, RPC streams). */
+export const toEventView = (e: DeploymentEvent): EventView => ({
+  id: e.id,
+  teamId: e.teamId,
+  serviceId: e.serviceId,
+  deploymentId: e.deploymentId,
+  type: e.type,
+  message: e.message,
+  data: e.data,
+  createdAt: e.createdAt.toISOString()
+})
 
 export const ScheduleView = Schema.Struct({
   pass: Schema.String,

@@ -69,6 +69,31 @@ export class KyozoConfig extends Effect.Service<KyozoConfig>()("@kyozo/core/Kyoz
       ),
       quotaMemoryMb: yield* Config.integer("KYOZO_DEFAULT_QUOTA_MEMORY_MB").pipe(Config.withDefault(51_200))
     }
+    // Outbound calls (webhooks) to private addresses: an admin's switch (metadata addresses never).
+    const webhookAllowPrivate = yield* Config.string("KYOZO_WEBHOOK_ALLOW_PRIVATE").pipe(
+      Config.withDefault("")
+    )
+    // Where PGlite's initialised template folder is cached (a new data folder is a copy of it).
+    const cacheHome = yield* Config.string("XDG_CACHE_HOME").pipe(Config.withDefault(""))
+    const autoscaleInterval = yield* Config.duration("KYOZO_AUTOSCALE_INTERVAL").pipe(
+      Config.withDefault(Duration.seconds(15))
+    )
+    // Uploads: the team quota, how long an unused upload is kept, how often expired ones are swept,
+    // and optional overrides of UploadArchive's per-archive limits (200 MiB, 20 000 entries).
+    const uploadQuotaMb = yield* Config.integer("KYOZO_UPLOAD_QUOTA_MB").pipe(Config.withDefault(2048))
+    const uploadTtl = yield* Config.duration("KYOZO_UPLOAD_TTL").pipe(Config.withDefault(Duration.hours(1)))
+    const uploadSweepInterval = yield* Config.duration("KYOZO_UPLOAD_SWEEP_INTERVAL").pipe(
+      Config.withDefault(Duration.minutes(5))
+    )
+    const uploadMaxBytes = yield* Config.option(Config.integer("KYOZO_UPLOAD_MAX_BYTES"))
+    const uploadMaxFiles = yield* Config.option(Config.integer("KYOZO_UPLOAD_MAX_FILES"))
+    // Prices of one vCPU hour and one GB hour, for the cost figures of recommendations.
+    const prices = {
+      vcpuHour: yield* Config.number("KYOZO_PRICE_VCPU_HOUR").pipe(Config.withDefault(0.04)),
+      gbHour: yield* Config.number("KYOZO_PRICE_GB_HOUR").pipe(Config.withDefault(0.005))
+    }
+    // How long requests in flight may finish after SIGTERM.
+    const shutdownGraceMs = yield* Config.integer("KYOZO_SHUTDOWN_GRACE_MS").pipe(Config.withDefault(10_000))
     return {
       host,
       port,
@@ -93,7 +118,17 @@ export class KyozoConfig extends Effect.Service<KyozoConfig>()("@kyozo/core/Kyoz
       edgePort,
       edgeHost,
       domain,
-      defaultQuotas
+      defaultQuotas,
+      webhookAllowPrivate: /^(1|true|yes)$/i.test(webhookAllowPrivate),
+      cacheDir: cacheHome || path.join(os.homedir(), ".cache"),
+      autoscaleInterval,
+      uploadQuotaMb,
+      uploadTtl,
+      uploadSweepInterval,
+      uploadMaxBytes: Option.getOrUndefined(uploadMaxBytes),
+      uploadMaxFiles: Option.getOrUndefined(uploadMaxFiles),
+      shutdownGraceMs,
+      prices
     } as const
   })
 }) {}

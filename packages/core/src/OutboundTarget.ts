@@ -19,10 +19,6 @@ import ipaddr from "ipaddr.js"
 /** Re-exported: the URL rule lives in the contract (domain/TargetUrl). */
 export { parseTargetUrl, type TargetRefusal, TargetRefused } from "@kyozo/api/domain/TargetUrl"
 
-/** Whether private targets are allowed (an admin's switch). */
-export const allowPrivateFromEnv = (env: NodeJS.ProcessEnv = process.env): boolean =>
-  /^(1|true|yes)$/i.test(env.KYOZO_WEBHOOK_ALLOW_PRIVATE ?? "")
-
 /** Names of a cloud's metadata service: refused whatever DNS says and whatever the switch. */
 const isMetadataName = (h: string): boolean =>
   h === "metadata" || h === "metadata.google.internal" || h === "instance-data" || h.endsWith(".internal")

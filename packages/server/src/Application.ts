@@ -21,7 +21,6 @@ import { TeamRepo } from "@kyozo/core/store/TeamRepo"
 import { TopologyRepo } from "@kyozo/core/store/TopologyRepo"
 import { UserRepo } from "@kyozo/core/store/UserRepo"
 import * as ContainerManagerLayer from "@kyozo/core/supervision/ContainerManager"
-import { ContainerManager } from "@kyozo/core/supervision/ContainerManager"
 import * as DeployerLive from "@kyozo/workers/deploy/DeployerLive"
 import * as DurableEngine from "@kyozo/workers/deploy/DurableEngine"
 import * as EdgeRoutes from "@kyozo/workers/deploy/EdgeRoutes"
@@ -29,7 +28,7 @@ import * as Autoscaler from "@kyozo/workers/maintenance/Autoscaler"
 import * as Reconciler from "@kyozo/workers/maintenance/Reconciler"
 import { WebhookDispatcher } from "@kyozo/workers/notify/WebhookDispatcher"
 import * as Workers from "@kyozo/workers/Workers"
-import { Config, Effect, Layer } from "effect"
+import { Effect, Layer } from "effect"
 
 import { UploadPolicy } from "./application/UploadPolicy.js"
 import * as Auth from "./Auth.js"
@@ -118,7 +117,7 @@ export const HttpLive = Layer.unwrapEffect(
   Effect.gen(function* () {
     const config = yield* KyozoConfig
     // How long requests in flight may finish after SIGTERM (GracefulServer).
-    const graceMs = yield* Config.integer("KYOZO_SHUTDOWN_GRACE_MS").pipe(Config.withDefault(10_000))
+    const graceMs = config.shutdownGraceMs
     return HttpLayerRouter.serve(RoutesLive, { disableLogger: true }).pipe(
       Layer.provide(
         NodeHttpServer.layer(GracefulServer.make({ graceMs }), { host: config.host, port: config.port })
@@ -129,5 +128,3 @@ export const HttpLive = Layer.unwrapEffect(
 
 // Tracing sits under everything, so the workers' spans and the HTTP requests' spans are exported alike.
 export const ServerLive = HttpLive.pipe(Layer.provide(CoreLive), Layer.provide(Tracing.layer))
-
-export { ContainerManager }

@@ -15,6 +15,7 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import type { DeploymentEvent } from "@kyozo/api/domain/DeploymentEvent"
 import type { TeamId } from "@kyozo/api/domain/Ids"
+import { toEventView } from "@kyozo/api/KyozoRpc"
 import { DeploymentEventRepo } from "@kyozo/core/store/DeploymentEventRepo"
 import { ContainerManager } from "@kyozo/core/supervision/ContainerManager"
 import { Chunk, Config, Deferred, Duration, Effect, Layer, Option, Queue, Stream } from "effect"
@@ -42,17 +43,6 @@ export const cursorOf = (
   if (raw === undefined || raw.trim() === "") return Option.some(0)
   return /^\d{1,15}$/.test(raw.trim()) ? Option.some(Number(raw.trim())) : Option.none()
 }
-
-const toWire = (e: DeploymentEvent) => ({
-  id: e.id,
-  teamId: e.teamId,
-  serviceId: e.serviceId,
-  deploymentId: e.deploymentId,
-  type: e.type,
-  message: e.message,
-  data: e.data,
-  createdAt: e.createdAt.toISOString()
-})
 
 export const make = (settings: EventsSettings) =>
   Effect.gen(function* () {
@@ -136,7 +126,7 @@ export const make = (settings: EventsSettings) =>
                       _tag: "Event",
                       event: e.type,
                       id: String(e.id),
-                      data: JSON.stringify(toWire(e))
+                      data: JSON.stringify(toEventView(e))
                     })
                   )
                 ),
@@ -163,8 +153,6 @@ export const make = (settings: EventsSettings) =>
       )
     )
   })
-
-export const layerWith = (settings: EventsSettings) => Layer.unwrapScoped(make(settings))
 
 /**
  * Heartbeat from `KYOZO_SSE_HEARTBEAT_MS` (default 15 000), fallback poll from `KYOZO_SSE_POLL_MS`

@@ -4,8 +4,7 @@
  * Authentication middleware), apply the policy and scope everything to the caller's team; streams
  * end when the caller's key stops being valid.
  */
-import type { DeploymentEvent } from "@kyozo/api/domain/DeploymentEvent"
-import { type EventView, KyozoRpc, type LogLineView, type TeamView } from "@kyozo/api/KyozoRpc"
+import { KyozoRpc, type LogLineView, type TeamView, toEventView } from "@kyozo/api/KyozoRpc"
 import { Effect, Layer, Option, Stream } from "effect"
 
 import { ApiKeys } from "./application/ApiKeys.js"
@@ -15,17 +14,6 @@ import { Detections } from "./application/Detections.js"
 import { RuntimeStatus } from "./application/RuntimeStatus.js"
 import { Services } from "./application/Services.js"
 import { Teams } from "./application/Teams.js"
-
-const toEventView = (e: DeploymentEvent): EventView => ({
-  id: e.id,
-  teamId: e.teamId,
-  serviceId: e.serviceId,
-  deploymentId: e.deploymentId,
-  type: e.type,
-  message: e.message,
-  data: e.data,
-  createdAt: e.createdAt.toISOString()
-})
 
 export const layer = KyozoRpc.toLayer(
   Effect.gen(function* () {

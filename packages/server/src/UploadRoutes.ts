@@ -14,7 +14,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
 import * as UploadArchive from "@kyozo/core/sources/UploadArchive"
 import * as Uploads from "@kyozo/core/sources/Uploads"
-import { Config, Duration, Effect, Exit, Layer, Option, Queue, Stream, Take } from "effect"
+import { Duration, Effect, Exit, Layer, Queue, Stream, Take } from "effect"
 
 import { UploadPolicy } from "./application/UploadPolicy.js"
 import { makeAuthenticate } from "./Auth.js"
@@ -76,11 +76,9 @@ export const layer = Layer.unwrapEffect(
     const config = yield* KyozoConfig
     const policy = yield* UploadPolicy
     // Optional overrides of UploadArchive's defaults (200 MiB, 20 000 entries).
-    const maxBytes = yield* Config.option(Config.integer("KYOZO_UPLOAD_MAX_BYTES"))
-    const maxFiles = yield* Config.option(Config.integer("KYOZO_UPLOAD_MAX_FILES"))
     const limits: UploadArchive.UploadLimits = {
-      ...Option.match(maxBytes, { onNone: () => ({}), onSome: (n) => ({ maxBytes: n }) }),
-      ...Option.match(maxFiles, { onNone: () => ({}), onSome: (n) => ({ maxFiles: n }) })
+      ...(config.uploadMaxBytes === undefined ? {} : { maxBytes: config.uploadMaxBytes }),
+      ...(config.uploadMaxFiles === undefined ? {} : { maxFiles: config.uploadMaxFiles })
     }
     return HttpLayerRouter.add("POST", "/v1/uploads", (request: HttpServerRequest.HttpServerRequest) =>
       Effect.gen(function* () {

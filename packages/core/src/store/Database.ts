@@ -16,7 +16,7 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import { PGlite } from "@electric-sql/pglite"
 import { createPgConfig } from "@electric-sql/pglite/node-postgres"
 import { randomToken } from "@kyozo/api/domain/Ids"
-import { Context, Duration, Effect, Layer, Redacted, Schema, type Scope } from "effect"
+import { Context, Duration, Effect, Layer, Option, Redacted, Schema, type Scope } from "effect"
 import pg from "pg"
 
 import { KyozoConfig } from "../KyozoConfig.js"
@@ -276,10 +276,9 @@ const initdbInChild = (pgdata: string): Promise<void> =>
  * folder is a copy (~0.1 s) instead of an initdb (2–5 s of WebAssembly). Keyed by the module's
  * location, which names its version.
  */
-const templateFolder = (): string => {
-  const cache = process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache")
+const templateFolder = (cacheDir: string): string => {
   const key = createHash("sha256").update(pgliteModule()).digest("hex").slice(0, 12)
-  return path.join(cache, "kyozo", `pglite-template-${key}`)
+  return path.join(cacheDir, "kyozo", `pglite-template-${key}`)
 }
 
 /**
@@ -287,8 +286,8 @@ const templateFolder = (): string => {
  * process because in WebAssembly it grows the heap to ~800 MB, which a long-lived server would
  * keep for good. Without a writable cache, initdb runs straight into the data folder.
  */
-const createPgdata = async (pgdata: string): Promise<void> => {
-  const template = templateFolder()
+const createPgdata = async (pgdata: string, cacheDir: string): Promise<void> => {
+  const template = templateFolder(cacheDir)
   try {
     if (!fs.existsSync(path.join(template, "PG_VERSION"))) {
       fs.mkdirSync(path.dirname(template), { recursive: true })
@@ -303,12 +302,15 @@ const createPgdata = async (pgdata: string): Promise<void> => {
 }
 
 /** Opens PGlite in `<dataDir>/pgdata` (creating it first when new), closed with the scope. */
-const openPglite = (dataDir: string): Effect.Effect<PGlite, DatabaseUnavailable, Scope.Scope> =>
+const openPglite = (
+  dataDir: string,
+  cacheDir: string
+): Effect.Effect<PGlite, DatabaseUnavailable, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.tryPromise({
       try: async () => {
         const pgdata = path.join(dataDir, "pgdata")
-        if (!fs.existsSync(path.join(pgdata, "PG_VERSION"))) await createPgdata(pgdata)
+        if (!fs.existsSync(path.join(pgdata, "PG_VERSION"))) await createPgdata(pgdata, cacheDir)
         tunePgliteConf(pgdata)
         const db = new PGlite(pgdata)
         await db.waitReady
@@ -335,7 +337,12 @@ export const layerPglite = (
         catch: (cause) => new DatabaseUnavailable({ kind: "pglite", location, reason: causeText(cause) })
       })
       yield* acquireLock(path.join(location, "kyozo.lock"))
-      const db = yield* openPglite(location)
+      // The template cache comes from KyozoConfig (XDG_CACHE_HOME), read on its own when not provided.
+      const provided = yield* Effect.serviceOption(KyozoConfig)
+      const { cacheDir } = Option.isSome(provided)
+        ? provided.value
+        : yield* Effect.orDie(Effect.provide(KyozoConfig, KyozoConfig.Default))
+      const db = yield* openPglite(location, cacheDir)
       return PgClient.layerFromPool({
         acquire: Effect.acquireRelease(
           Effect.sync(

@@ -39,26 +39,6 @@ export class ServiceNameTaken extends Schema.TaggedError<ServiceNameTaken>()("Se
   }
 }
 
-export interface CreateService {
-  readonly id?: ServiceId
-  readonly teamId: TeamId
-  readonly name: string
-  readonly kind?: string | null
-  readonly framework?: string | null
-  readonly image?: string | null
-  readonly desiredState?: DesiredState
-  readonly internalPort?: number | null
-  readonly hostPort?: number | null
-  readonly cpuMillis?: number
-  readonly memoryMb?: number
-  readonly env?: Readonly<Record<string, string>>
-  readonly healthConfig?: HealthCheckConfig
-  readonly restartPolicy?: RestartPolicy
-  readonly source?: Readonly<Record<string, unknown>>
-  readonly volumes?: ReadonlyArray<ServiceVolume>
-  readonly autoscale?: AutoscalePolicy | null
-}
-
 /** What an API caller may change; absent fields stay as they are. */
 export interface UpdateService {
   readonly name?: string
@@ -78,6 +58,13 @@ export interface UpdateService {
   readonly volumes?: ReadonlyArray<ServiceVolume>
   /** null turns autoscaling off. */
   readonly autoscale?: AutoscalePolicy | null
+}
+
+/** A new service: its team and name, then the settings a caller may also change later (replicas start at 1). */
+export interface CreateService extends Omit<UpdateService, "name" | "replicas"> {
+  readonly id?: ServiceId
+  readonly teamId: TeamId
+  readonly name: string
 }
 
 /** What the loops observed; absent fields stay as they are, null clears. */

@@ -12,6 +12,7 @@ import { AlertRepo, type AlertRule } from "@kyozo/core/store/AlertRepo"
 import { Data, Effect, Option } from "effect"
 
 import { Policy, requireRole } from "../Policy.js"
+import { repository } from "./Storage.js"
 
 export class AlertRuleNotFound extends Data.TaggedError("AlertRuleNotFound")<{
   readonly alertRuleId: string
@@ -40,7 +41,7 @@ export interface AlertRuleChange {
 
 export class Alerts extends Effect.Service<Alerts>()("@kyozo/server/application/Alerts", {
   effect: Effect.gen(function* () {
-    const alerts = yield* AlertRepo
+    const alerts = yield* repository(AlertRepo)
     const policy = yield* Policy
 
     /** May the caller change rules scoped to `service` (null: the whole team)? The service's id. */
@@ -55,14 +56,14 @@ export class Alerts extends Effect.Service<Alerts>()("@kyozo/server/application/
     /** The team's rules, service rules included, oldest first. */
     const list: Effect.Effect<ReadonlyArray<AlertRule>, never, CurrentPrincipal> = Effect.flatMap(
       CurrentPrincipal,
-      (p) => alerts.listByTeam(p.teamId).pipe(Effect.orDie)
+      (p) => alerts.listByTeam(p.teamId)
     )
 
     /** A rule of the caller's team. */
     const get = (alertRuleId: string): Effect.Effect<AlertRule, AlertRuleNotFound, CurrentPrincipal> =>
       Effect.gen(function* () {
         const p = yield* CurrentPrincipal
-        const found = yield* alerts.get(p.teamId, alertRuleId).pipe(Effect.orDie)
+        const found = yield* alerts.get(p.teamId, alertRuleId)
         if (Option.isNone(found)) return yield* new AlertRuleNotFound({ alertRuleId })
         return found.value
       })
@@ -73,17 +74,15 @@ export class Alerts extends Effect.Service<Alerts>()("@kyozo/server/application/
       Effect.gen(function* () {
         const serviceId = yield* requireManage("manage alert rules", input.serviceId ?? null)
         const p = yield* CurrentPrincipal
-        return yield* alerts
-          .create({
-            teamId: p.teamId,
-            serviceId,
-            metric: input.metric,
-            comparator: input.comparator,
-            threshold: input.threshold,
-            ...(input.durationSeconds === undefined ? {} : { durationSeconds: input.durationSeconds }),
-            ...(input.enabled === undefined ? {} : { enabled: input.enabled })
-          })
-          .pipe(Effect.orDie)
+        return yield* alerts.create({
+          teamId: p.teamId,
+          serviceId,
+          metric: input.metric,
+          comparator: input.comparator,
+          threshold: input.threshold,
+          ...(input.durationSeconds === undefined ? {} : { durationSeconds: input.durationSeconds }),
+          ...(input.enabled === undefined ? {} : { enabled: input.enabled })
+        })
       })
 
     const update = (
@@ -94,14 +93,12 @@ export class Alerts extends Effect.Service<Alerts>()("@kyozo/server/application/
         // Existence first, so another team's id is not found whatever the caller's role.
         const rule = yield* get(alertRuleId)
         yield* requireManage("change alert rules", rule.serviceId)
-        const updated = yield* alerts
-          .update(rule.teamId, rule.id, {
-            ...(change.comparator === undefined ? {} : { comparator: change.comparator }),
-            ...(change.threshold === undefined ? {} : { threshold: change.threshold }),
-            ...(change.durationSeconds === undefined ? {} : { durationSeconds: change.durationSeconds }),
-            ...(change.enabled === undefined ? {} : { enabled: change.enabled })
-          })
-          .pipe(Effect.orDie)
+        const updated = yield* alerts.update(rule.teamId, rule.id, {
+          ...(change.comparator === undefined ? {} : { comparator: change.comparator }),
+          ...(change.threshold === undefined ? {} : { threshold: change.threshold }),
+          ...(change.durationSeconds === undefined ? {} : { durationSeconds: change.durationSeconds }),
+          ...(change.enabled === undefined ? {} : { enabled: change.enabled })
+        })
         if (Option.isNone(updated)) return yield* new AlertRuleNotFound({ alertRuleId })
         return updated.value
       })
@@ -112,7 +109,7 @@ export class Alerts extends Effect.Service<Alerts>()("@kyozo/server/application/
       Effect.gen(function* () {
         const rule = yield* get(alertRuleId)
         yield* requireManage("delete alert rules", rule.serviceId)
-        const removed = yield* alerts.remove(rule.teamId, rule.id).pipe(Effect.orDie)
+        const removed = yield* alerts.remove(rule.teamId, rule.id)
         if (!removed) return yield* new AlertRuleNotFound({ alertRuleId })
       })
 

@@ -17,6 +17,7 @@ import { Effect, Option } from "effect"
 
 import { KeySessions } from "../KeySessions.js"
 import { canAssignRole, requireRole } from "../Policy.js"
+import { repository } from "./Storage.js"
 
 export interface IssueKey {
   readonly name?: string | undefined
@@ -26,13 +27,13 @@ export interface IssueKey {
 
 export class ApiKeys extends Effect.Service<ApiKeys>()("@kyozo/server/application/ApiKeys", {
   effect: Effect.gen(function* () {
-    const keys = yield* ApiKeyRepo
-    const teams = yield* TeamRepo
+    const keys = yield* repository(ApiKeyRepo)
+    const teams = yield* repository(TeamRepo)
     const sessions = yield* KeySessions
 
     const list: Effect.Effect<ReadonlyArray<ApiKey>, never, CurrentPrincipal> = Effect.gen(function* () {
       const p = yield* CurrentPrincipal
-      const all = yield* keys.listByTeam(p.teamId).pipe(Effect.orDie)
+      const all = yield* keys.listByTeam(p.teamId)
       return roleAtLeast(p.role, "admin") ? all : all.filter((k) => k.userId === p.userId)
     })
 
@@ -47,7 +48,7 @@ export class ApiKeys extends Effect.Service<ApiKeys>()("@kyozo/server/applicatio
         const p = yield* requireRole("issue API keys", "admin")
         const owner = input.userId === undefined ? p.userId : UserId.make(input.userId)
         if (owner !== p.userId) {
-          const role = yield* teams.roleOf(p.teamId, owner).pipe(Effect.orDie)
+          const role = yield* teams.roleOf(p.teamId, owner)
           if (Option.isNone(role)) return yield* new MemberNotFound({ userId: owner })
           if (!canAssignRole(p, role.value))
             return yield* new Forbidden({
@@ -58,18 +59,16 @@ export class ApiKeys extends Effect.Service<ApiKeys>()("@kyozo/server/applicatio
         }
         const expiresAt =
           input.expiresInSeconds === undefined ? null : new Date(Date.now() + input.expiresInSeconds * 1000)
-        return yield* keys
-          .issue({ teamId: p.teamId, userId: owner, name: input.name ?? "", expiresAt })
-          .pipe(Effect.orDie)
+        return yield* keys.issue({ teamId: p.teamId, userId: owner, name: input.name ?? "", expiresAt })
       })
 
     const revoke = (keyId: string): Effect.Effect<void, Forbidden | ApiKeyNotFound, CurrentPrincipal> =>
       Effect.gen(function* () {
         const p = yield* CurrentPrincipal
-        const key = yield* keys.findById(p.teamId, ApiKeyId.make(keyId)).pipe(Effect.orDie)
+        const key = yield* keys.findById(p.teamId, ApiKeyId.make(keyId))
         if (Option.isNone(key) || key.value.revokedAt !== null) return yield* new ApiKeyNotFound({ keyId })
         if (key.value.userId !== p.userId) yield* requireRole("revoke other people's API keys", "admin")
-        const revoked = yield* keys.revoke(p.teamId, key.value.id).pipe(Effect.orDie)
+        const revoked = yield* keys.revoke(p.teamId, key.value.id)
         if (!revoked) return yield* new ApiKeyNotFound({ keyId })
         yield* sessions.end(key.value.id)
       })

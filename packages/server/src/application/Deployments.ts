@@ -28,6 +28,7 @@ import { Data, Deferred, Effect, Option, Stream } from "effect"
 import { KeySessions } from "../KeySessions.js"
 import { Policy } from "../Policy.js"
 import { Sources } from "./Sources.js"
+import { repository } from "./Storage.js"
 
 /** No deployment of that id in the caller's team (another team's is as unknown as a made-up one). */
 export class DeploymentNotFound extends Data.TaggedError("DeploymentNotFound")<{
@@ -73,8 +74,8 @@ const storedSource = (s: ServiceInstance): Option.Option<DeploySource> => {
 export class Deployments extends Effect.Service<Deployments>()("@kyozo/server/application/Deployments", {
   effect: Effect.gen(function* () {
     const deployer = yield* Deployer
-    const deployments = yield* DeploymentRepo
-    const events = yield* DeploymentEventRepo
+    const deployments = yield* repository(DeploymentRepo)
+    const events = yield* repository(DeploymentEventRepo)
     const policy = yield* Policy
     const sources = yield* Sources
     const sessions = yield* KeySessions
@@ -84,7 +85,7 @@ export class Deployments extends Effect.Service<Deployments>()("@kyozo/server/ap
       options: ListOptions = {}
     ): Effect.Effect<ReadonlyArray<Deployment>, never, CurrentPrincipal> =>
       Effect.flatMap(CurrentPrincipal, (p) =>
-        deployments.listByTeam(p.teamId, { limit: options.limit ?? 50 }).pipe(Effect.orDie)
+        deployments.listByTeam(p.teamId, { limit: options.limit ?? 50 })
       )
 
     /** One service's deployments (id or name), newest first. */
@@ -93,16 +94,14 @@ export class Deployments extends Effect.Service<Deployments>()("@kyozo/server/ap
       options: ListOptions = {}
     ): Effect.Effect<ReadonlyArray<Deployment>, ServiceNotFound, CurrentPrincipal> =>
       Effect.flatMap(policy.viewService(service), ({ principal, service: found }) =>
-        deployments
-          .listByService(principal.teamId, found.id, { limit: options.limit ?? 50 })
-          .pipe(Effect.orDie)
+        deployments.listByService(principal.teamId, found.id, { limit: options.limit ?? 50 })
       )
 
     /** A deployment of the caller's team. */
     const get = (deploymentId: string): Effect.Effect<Deployment, DeploymentNotFound, CurrentPrincipal> =>
       Effect.gen(function* () {
         const p = yield* CurrentPrincipal
-        const found = yield* deployments.get(p.teamId, DeploymentId.make(deploymentId)).pipe(Effect.orDie)
+        const found = yield* deployments.get(p.teamId, DeploymentId.make(deploymentId))
         if (Option.isNone(found)) return yield* new DeploymentNotFound({ deploymentId })
         return found.value
       })
@@ -120,9 +119,10 @@ export class Deployments extends Effect.Service<Deployments>()("@kyozo/server/ap
         let afterId = 0
         // Events are kept per service; a deployment's are the service's that name it.
         for (;;) {
-          const page = yield* events
-            .listByService(p.teamId, deployment.serviceId, { afterId, limit: EVENT_PAGE })
-            .pipe(Effect.orDie)
+          const page = yield* events.listByService(p.teamId, deployment.serviceId, {
+            afterId,
+            limit: EVENT_PAGE
+          })
           for (const e of page) if (e.deploymentId === deployment.id && out.length < limit) out.push(e)
           if (page.length < EVENT_PAGE || out.length >= limit) return out
           afterId = page[page.length - 1]!.id
@@ -135,12 +135,10 @@ export class Deployments extends Effect.Service<Deployments>()("@kyozo/server/ap
       options: ListOptions & { readonly afterId?: number | undefined } = {}
     ): Effect.Effect<ReadonlyArray<DeploymentEvent>, ServiceNotFound, CurrentPrincipal> =>
       Effect.flatMap(policy.viewService(service), ({ principal, service: found }) =>
-        events
-          .listByService(principal.teamId, found.id, {
-            afterId: options.afterId ?? 0,
-            limit: options.limit ?? 100
-          })
-          .pipe(Effect.orDie)
+        events.listByService(principal.teamId, found.id, {
+          afterId: options.afterId ?? 0,
+          limit: options.limit ?? 100
+        })
       )
 
     /** The team's events after `afterId`, then live ones when `follow`; ends when the key dies. */
@@ -221,7 +219,7 @@ export class Deployments extends Effect.Service<Deployments>()("@kyozo/server/ap
         const ids = yield* Deferred.await(started)
         const out: Array<Deployment> = []
         for (const id of ids) {
-          const found = yield* deployments.get(teamId, DeploymentId.make(id)).pipe(Effect.orDie)
+          const found = yield* deployments.get(teamId, DeploymentId.make(id))
           if (Option.isSome(found)) out.push(found.value)
         }
         return out
@@ -270,7 +268,7 @@ export class Deployments extends Effect.Service<Deployments>()("@kyozo/server/ap
           "deploy"
         )
         const summary = yield* deployer.rollback(principal.teamId, found.id, to)
-        const deployment = yield* deployments.get(principal.teamId, summary.deploymentId).pipe(Effect.orDie)
+        const deployment = yield* deployments.get(principal.teamId, summary.deploymentId)
         // The Deployer has just written it in this team: its absence is a bug, not a user's error.
         if (Option.isNone(deployment))
           return yield* Effect.dieMessage(`rollback deployment ${summary.deploymentId} has no row`)
@@ -282,12 +280,10 @@ export class Deployments extends Effect.Service<Deployments>()("@kyozo/server/ap
       serviceIds: ReadonlyArray<string>
     ): Effect.Effect<ReadonlyArray<Deployment>, never, CurrentPrincipal> =>
       Effect.flatMap(CurrentPrincipal, (p) =>
-        deployments
-          .latestByServices(
-            p.teamId,
-            serviceIds.map((id) => ServiceId.make(id))
-          )
-          .pipe(Effect.orDie)
+        deployments.latestByServices(
+          p.teamId,
+          serviceIds.map((id) => ServiceId.make(id))
+        )
       )
 
     /** The team's events after `afterId` (default: from the start), oldest first; one service's when named. */
@@ -300,7 +296,7 @@ export class Deployments extends Effect.Service<Deployments>()("@kyozo/server/ap
       options.service !== undefined
         ? eventsOfService(options.service, options)
         : Effect.flatMap(CurrentPrincipal, (p) =>
-            events.listSince(p.teamId, options.afterId ?? 0, options.limit ?? 100).pipe(Effect.orDie)
+            events.listSince(p.teamId, options.afterId ?? 0, options.limit ?? 100)
           )
 
     return {

@@ -15,6 +15,7 @@ import { Data, Effect, Option } from "effect"
 
 import { Policy } from "../Policy.js"
 import { Sources } from "./Sources.js"
+import { repository } from "./Storage.js"
 
 export class DetectionNotFound extends Data.TaggedError("DetectionNotFound")<{
   readonly detectionId: string
@@ -36,7 +37,7 @@ export interface DetectionView {
 
 export class Detections extends Effect.Service<Detections>()("@kyozo/server/application/Detections", {
   effect: Effect.gen(function* () {
-    const topology = yield* TopologyRepo
+    const topology = yield* repository(TopologyRepo)
     const policy = yield* Policy
     const sources = yield* Sources
 
@@ -56,21 +57,17 @@ export class Detections extends Effect.Service<Detections>()("@kyozo/server/appl
         const p = yield* CurrentPrincipal
         const serviceId =
           options.service === undefined ? undefined : (yield* policy.viewService(options.service)).service.id
-        const rows = yield* topology
-          .listDetections(p.teamId, {
-            limit: options.limit ?? 50,
-            ...(serviceId === undefined ? {} : { serviceId })
-          })
-          .pipe(Effect.orDie)
+        const rows = yield* topology.listDetections(p.teamId, {
+          limit: options.limit ?? 50,
+          ...(serviceId === undefined ? {} : { serviceId })
+        })
         return rows.map(view)
       })
 
     const get = (detectionId: string): Effect.Effect<DetectionView, DetectionNotFound, CurrentPrincipal> =>
       Effect.gen(function* () {
         const p = yield* CurrentPrincipal
-        const found = yield* topology
-          .findDetection(p.teamId, DetectionId.make(detectionId))
-          .pipe(Effect.orDie)
+        const found = yield* topology.findDetection(p.teamId, DetectionId.make(detectionId))
         if (Option.isNone(found)) return yield* new DetectionNotFound({ detectionId })
         return view(found.value)
       })

@@ -12,18 +12,15 @@ import type { HealthCheck } from "@kyozo/api/domain/HealthCheck"
 import type { ServiceId } from "@kyozo/api/domain/Ids"
 import type { MetricSample } from "@kyozo/api/domain/MetricSample"
 import type { CurrentPrincipal } from "@kyozo/api/KyozoRpc"
+import { KyozoConfig } from "@kyozo/core/KyozoConfig"
 import { HealthCheckRepo } from "@kyozo/core/store/HealthCheckRepo"
 import { MetricSampleRepo } from "@kyozo/core/store/MetricSampleRepo"
 import { bucket, type TrendPoint, trendSpec, type TrendWindow } from "@kyozo/workers/maintenance/MetricTrends"
-import {
-  loadPrices,
-  type Prices,
-  recommend,
-  type Recommendation
-} from "@kyozo/workers/maintenance/Recommendations"
+import { type Prices, recommend, type Recommendation } from "@kyozo/workers/maintenance/Recommendations"
 import { Effect } from "effect"
 
 import { Policy } from "../Policy.js"
+import { repository } from "./Storage.js"
 
 export type MetricsWindow = "hour" | "day" | "week"
 export type RecommendationWindow = "day" | "week"
@@ -43,10 +40,10 @@ export interface ServiceRecommendation extends Recommendation {
 
 export class Insights extends Effect.Service<Insights>()("@kyozo/server/application/Insights", {
   effect: Effect.gen(function* () {
-    const samples = yield* MetricSampleRepo
-    const checks = yield* HealthCheckRepo
+    const samples = yield* repository(MetricSampleRepo)
+    const checks = yield* repository(HealthCheckRepo)
     const policy = yield* Policy
-    const prices = yield* loadPrices.pipe(Effect.orDie)
+    const { prices } = yield* KyozoConfig
 
     const cost = (cpuMillis: number, memoryMb: number) =>
       Math.round(((cpuMillis / 1000) * prices.vcpuHour + (memoryMb / 1024) * prices.gbHour) * 730 * 100) / 100
@@ -57,9 +54,11 @@ export class Insights extends Effect.Service<Insights>()("@kyozo/server/applicat
       window: MetricsWindow = "hour"
     ): Effect.Effect<ReadonlyArray<MetricSample>, ServiceNotFound, CurrentPrincipal> =>
       Effect.flatMap(policy.viewService(service), ({ service: found }) =>
-        samples
-          .listByService(found.id, window === "week" ? "1h" : "1m", new Date(Date.now() - WINDOW_MS[window]))
-          .pipe(Effect.orDie)
+        samples.listByService(
+          found.id,
+          window === "week" ? "1h" : "1m",
+          new Date(Date.now() - WINDOW_MS[window])
+        )
       )
 
     /** One point per step over the window ending now (null where no sample fell), oldest first. */
@@ -71,9 +70,11 @@ export class Insights extends Effect.Service<Insights>()("@kyozo/server/applicat
         Effect.gen(function* () {
           const spec = trendSpec(window)
           const now = Date.now()
-          const rows = yield* samples
-            .listByService(found.id, spec.resolution, new Date(now - spec.spanMs - spec.stepMs))
-            .pipe(Effect.orDie)
+          const rows = yield* samples.listByService(
+            found.id,
+            spec.resolution,
+            new Date(now - spec.spanMs - spec.stepMs)
+          )
           return bucket(
             window,
             rows.map((r) => ({
@@ -93,13 +94,11 @@ export class Insights extends Effect.Service<Insights>()("@kyozo/server/applicat
     ): Effect.Effect<ServiceRecommendation, ServiceNotFound, CurrentPrincipal> =>
       Effect.flatMap(policy.viewService(service), ({ service: found }) =>
         Effect.gen(function* () {
-          const rows = yield* samples
-            .listByService(
-              found.id,
-              window === "week" ? "1h" : "1m",
-              new Date(Date.now() - WINDOW_MS[window])
-            )
-            .pipe(Effect.orDie)
+          const rows = yield* samples.listByService(
+            found.id,
+            window === "week" ? "1h" : "1m",
+            new Date(Date.now() - WINDOW_MS[window])
+          )
           return {
             serviceId: found.id,
             window,
@@ -120,7 +119,7 @@ export class Insights extends Effect.Service<Insights>()("@kyozo/server/applicat
     ): Effect.Effect<ReadonlyArray<HealthCheck>, ServiceNotFound, CurrentPrincipal> =>
       // The service is the team's (checked first), so its rows are too.
       Effect.flatMap(policy.viewService(service), ({ service: found }) =>
-        checks.latestByService(found.id, options.limit ?? 50).pipe(Effect.orDie)
+        checks.latestByService(found.id, options.limit ?? 50)
       )
 
     return { metrics, trends, recommendations, healthHistory } as const

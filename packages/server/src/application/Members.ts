@@ -21,6 +21,7 @@ import { Data, Effect, Option } from "effect"
 
 import { KeySessions } from "../KeySessions.js"
 import { canAssignRole, requireRole } from "../Policy.js"
+import { repository } from "./Storage.js"
 import { Teams } from "./Teams.js"
 
 export class AlreadyMember extends Data.TaggedError("AlreadyMember")<{}> {}
@@ -46,10 +47,10 @@ export type AddOutcome =
 
 export class Members extends Effect.Service<Members>()("@kyozo/server/application/Members", {
   effect: Effect.gen(function* () {
-    const teams = yield* TeamRepo
-    const users = yield* UserRepo
-    const keys = yield* ApiKeyRepo
-    const invitations = yield* InvitationRepo
+    const teams = yield* repository(TeamRepo)
+    const users = yield* repository(UserRepo)
+    const keys = yield* repository(ApiKeyRepo)
+    const invitations = yield* repository(InvitationRepo)
     const sessions = yield* KeySessions
     const teamsApp = yield* Teams
 
@@ -64,7 +65,7 @@ export class Members extends Effect.Service<Members>()("@kyozo/server/applicatio
           role: m.role,
           createdAt: m.createdAt
         }))
-      }).pipe(Effect.orDie)
+      })
 
     /** The members of the caller's team. */
     const listForCaller: Effect.Effect<ReadonlyArray<MemberView>, never, CurrentPrincipal> = Effect.flatMap(
@@ -81,10 +82,7 @@ export class Members extends Effect.Service<Members>()("@kyozo/server/applicatio
       )
 
     const owners = (teamId: TeamId) =>
-      Effect.map(
-        teams.listMembers(teamId).pipe(Effect.orDie),
-        (ms) => ms.filter((m) => m.role === "owner").length
-      )
+      Effect.map(teams.listMembers(teamId), (ms) => ms.filter((m) => m.role === "owner").length)
 
     const add = (input: {
       readonly email: string
@@ -95,7 +93,7 @@ export class Members extends Effect.Service<Members>()("@kyozo/server/applicatio
         const p = yield* requireRole("add members", "admin")
         if (!canAssignRole(p, input.role))
           return yield* new RoleNotAssignable({ role: input.role, callerRole: p.role, action: "make" })
-        const existing = yield* users.findByEmail(input.email).pipe(Effect.orDie)
+        const existing = yield* users.findByEmail(input.email)
         if (Option.isNone(existing)) {
           const user = yield* users.create({ email: input.email, name: input.name ?? "" }).pipe(
             // A concurrent add created it first: use that one.
@@ -104,19 +102,21 @@ export class Members extends Effect.Service<Members>()("@kyozo/server/applicatio
             ),
             Effect.orDie
           )
-          yield* teams.addMember(p.teamId, user.id, input.role).pipe(Effect.orDie)
+          yield* teams.addMember(p.teamId, user.id, input.role)
           return { _tag: "Added" as const, member: yield* one(p.teamId, user.id).pipe(Effect.orDie) }
         }
         const user = existing.value
-        if (Option.isSome(yield* teams.roleOf(p.teamId, user.id).pipe(Effect.orDie)))
-          return yield* new AlreadyMember()
+        if (Option.isSome(yield* teams.roleOf(p.teamId, user.id))) return yield* new AlreadyMember()
         if (yield* teamsApp.isInstanceAdmin) {
-          yield* teams.addMember(p.teamId, user.id, input.role).pipe(Effect.orDie)
+          yield* teams.addMember(p.teamId, user.id, input.role)
           return { _tag: "Added" as const, member: yield* one(p.teamId, user.id).pipe(Effect.orDie) }
         }
-        const invitation = yield* invitations
-          .invite({ teamId: p.teamId, userId: user.id, role: input.role, invitedBy: p.userId })
-          .pipe(Effect.orDie)
+        const invitation = yield* invitations.invite({
+          teamId: p.teamId,
+          userId: user.id,
+          role: input.role,
+          invitedBy: p.userId
+        })
         return { _tag: "Invited" as const, invitation, email: input.email }
       })
 
@@ -132,7 +132,7 @@ export class Members extends Effect.Service<Members>()("@kyozo/server/applicatio
           return yield* new RoleNotAssignable({ role, callerRole: p.role, action: "change" })
         if (current.role === "owner" && role !== "owner" && (yield* owners(p.teamId)) <= 1)
           return yield* new LastOwner()
-        yield* teams.addMember(p.teamId, current.userId, role).pipe(Effect.orDie)
+        yield* teams.addMember(p.teamId, current.userId, role)
         return yield* one(p.teamId, current.userId)
       })
 
@@ -145,9 +145,9 @@ export class Members extends Effect.Service<Members>()("@kyozo/server/applicatio
         if (!canAssignRole(p, current.role))
           return yield* new RoleNotAssignable({ role: current.role, callerRole: p.role, action: "remove" })
         if (current.role === "owner" && (yield* owners(p.teamId)) <= 1) return yield* new LastOwner()
-        yield* teams.removeMember(p.teamId, current.userId).pipe(Effect.orDie)
+        yield* teams.removeMember(p.teamId, current.userId)
         // Their keys die with the membership (and their open streams end now).
-        const revoked = yield* keys.revokeAllOf(p.teamId, current.userId).pipe(Effect.orDie)
+        const revoked = yield* keys.revokeAllOf(p.teamId, current.userId)
         for (const id of revoked) yield* sessions.end(id)
       })
 
@@ -158,10 +158,10 @@ export class Members extends Effect.Service<Members>()("@kyozo/server/applicatio
       CurrentPrincipal
     > = Effect.gen(function* () {
       const p = yield* CurrentPrincipal
-      const mine = yield* invitations.listForUser(p.userId).pipe(Effect.orDie)
+      const mine = yield* invitations.listForUser(p.userId)
       const out: Array<{ invitation: Invitation; team: Team }> = []
       for (const invitation of mine) {
-        const team = yield* teams.findById(invitation.teamId).pipe(Effect.orDie)
+        const team = yield* teams.findById(invitation.teamId)
         if (Option.isSome(team)) out.push({ invitation, team: team.value })
       }
       return out
@@ -183,15 +183,13 @@ export class Members extends Effect.Service<Members>()("@kyozo/server/applicatio
     > =>
       Effect.gen(function* () {
         const p = yield* CurrentPrincipal
-        const taken = yield* invitations.take(p.userId, id).pipe(Effect.orDie)
+        const taken = yield* invitations.take(p.userId, id)
         if (Option.isNone(taken)) return yield* new InvitationNotFound({ id })
         const inv = taken.value
-        const team = yield* teams.findById(inv.teamId).pipe(Effect.orDie)
+        const team = yield* teams.findById(inv.teamId)
         if (Option.isNone(team)) return yield* new InvitationNotFound({ id })
-        yield* teams.addMember(inv.teamId, p.userId, inv.role).pipe(Effect.orDie)
-        const issued = yield* keys
-          .issue({ teamId: inv.teamId, userId: p.userId, name: "invitation" })
-          .pipe(Effect.orDie)
+        yield* teams.addMember(inv.teamId, p.userId, inv.role)
+        const issued = yield* keys.issue({ teamId: inv.teamId, userId: p.userId, name: "invitation" })
         // Just added: its absence would be a bug, not the caller's error.
         const member = yield* one(inv.teamId, p.userId).pipe(Effect.orDie)
         return { team: team.value, member, ...issued, role: inv.role }

@@ -14,6 +14,7 @@ import { TeamRepo } from "@kyozo/core/store/TeamRepo"
 import { Data, Effect, Option } from "effect"
 
 import { Policy } from "../Policy.js"
+import { repository } from "./Storage.js"
 
 /** The grantee is not a member of the caller's team. */
 export class NotAMember extends Data.TaggedError("NotAMember")<{ readonly userId: string }> {
@@ -32,8 +33,8 @@ export class PermissionNotFound extends Data.TaggedError("PermissionNotFound")<{
 
 export class Permissions extends Effect.Service<Permissions>()("@kyozo/server/application/Permissions", {
   effect: Effect.gen(function* () {
-    const permissions = yield* PermissionRepo
-    const teams = yield* TeamRepo
+    const permissions = yield* repository(PermissionRepo)
+    const teams = yield* repository(TeamRepo)
     const policy = yield* Policy
 
     /** Everyone's grants on a service of the caller's team. */
@@ -41,7 +42,7 @@ export class Permissions extends Effect.Service<Permissions>()("@kyozo/server/ap
       service: string
     ): Effect.Effect<ReadonlyArray<ServicePermission>, ServiceNotFound, CurrentPrincipal> =>
       Effect.flatMap(policy.viewService(service), ({ principal, service: found }) =>
-        permissions.listForService(principal.teamId, found.id).pipe(Effect.orDie)
+        permissions.listForService(principal.teamId, found.id)
       )
 
     const grant = (
@@ -55,17 +56,15 @@ export class Permissions extends Effect.Service<Permissions>()("@kyozo/server/ap
           "admin"
         )
         const userId = UserId.make(input.userId)
-        const member = yield* teams.roleOf(principal.teamId, userId).pipe(Effect.orDie)
+        const member = yield* teams.roleOf(principal.teamId, userId)
         if (Option.isNone(member)) return yield* new NotAMember({ userId: input.userId })
-        const granted = yield* permissions
-          .grant({
-            teamId: principal.teamId,
-            serviceId: found.id,
-            userId,
-            permission: input.permission,
-            grantedBy: principal.userId
-          })
-          .pipe(Effect.orDie)
+        const granted = yield* permissions.grant({
+          teamId: principal.teamId,
+          serviceId: found.id,
+          userId,
+          permission: input.permission,
+          grantedBy: principal.userId
+        })
         // The service went away between the check and the insert.
         if (Option.isNone(granted)) return yield* new ServiceNotFound({ service })
         return granted.value
@@ -81,12 +80,10 @@ export class Permissions extends Effect.Service<Permissions>()("@kyozo/server/ap
           service,
           "admin"
         )
-        const rows = yield* permissions.listForService(principal.teamId, found.id).pipe(Effect.orDie)
+        const rows = yield* permissions.listForService(principal.teamId, found.id)
         const grant = rows.find((r) => r.id === PermissionId.make(permissionId))
         if (grant === undefined) return yield* new PermissionNotFound({ permissionId })
-        yield* permissions
-          .revoke(principal.teamId, found.id, grant.userId, grant.permission)
-          .pipe(Effect.orDie)
+        yield* permissions.revoke(principal.teamId, found.id, grant.userId, grant.permission)
       })
 
     return { list, grant, revoke } as const

@@ -6,6 +6,7 @@
  * the passes' internal reports.
  */
 import type { BreakerStatus } from "@kyozo/api/domain/Breaker"
+import { ScheduleView as ScheduleViewSchema } from "@kyozo/api/KyozoRpc"
 import { CurrentPrincipal } from "@kyozo/api/KyozoRpc"
 import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
 import type { RuntimeMode } from "@kyozo/core/engine/ContainerRuntime"
@@ -23,17 +24,8 @@ export interface EdgeView {
   readonly lastError: string | null
 }
 
-export interface ScheduleView {
-  readonly pass: string
-  readonly intervalMs: number
-  readonly runs: number
-  readonly failures: number
-  /** Epoch milliseconds, null before the first pass. */
-  readonly lastStartedAt: number | null
-  readonly lastFinishedAt: number | null
-  readonly lastDurationMs: number | null
-  readonly lastError: string | null
-}
+/** One maintenance pass as the contract shows it (epoch milliseconds, null before the first pass). */
+export type ScheduleView = typeof ScheduleViewSchema.Type
 
 export interface RuntimeStatusView {
   readonly mode: RuntimeMode

@@ -28,6 +28,7 @@ import { Data, Effect, Option, Stream } from "effect"
 
 import { KeySessions } from "../KeySessions.js"
 import { Policy } from "../Policy.js"
+import { repository } from "./Storage.js"
 
 export interface ServicePatch {
   readonly cpuMillis?: number
@@ -66,7 +67,7 @@ const sorted = (env: Readonly<Record<string, string>>) =>
 
 export class Services extends Effect.Service<Services>()("@kyozo/server/application/Services", {
   scoped: Effect.gen(function* () {
-    const services = yield* ServiceRepo
+    const services = yield* repository(ServiceRepo)
     const policy = yield* Policy
     const quotas = yield* Quotas.makeGate
     const deployer = yield* Deployer
@@ -105,7 +106,7 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
         if (pages.size >= MAX_CACHED_PAGES) pages.clear()
         pages.set(key, { epoch, page })
         return page
-      }).pipe(Effect.catchTag("SqlError", Effect.die))
+      })
 
     /** A page of the caller's team's services (the same cached pages as `list`). */
     const listForCaller = (options: {
@@ -197,7 +198,7 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
         const rollout = changed
           ? yield* deployer.applySettings(teamId, id, before)
           : Option.none<DeploymentId>()
-        const latest = yield* services.findById(teamId, id).pipe(Effect.orDie)
+        const latest = yield* services.findById(teamId, id)
         return { service: Option.getOrElse(latest, () => after), rollout }
       })
 
@@ -209,12 +210,10 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
       ids: ReadonlyArray<string>
     ): Effect.Effect<ReadonlyArray<ServiceInstance>, never, CurrentPrincipal> =>
       Effect.flatMap(CurrentPrincipal, (p) =>
-        services
-          .findByIds(
-            p.teamId,
-            ids.map((id) => ServiceId.make(id))
-          )
-          .pipe(Effect.orDie)
+        services.findByIds(
+          p.teamId,
+          ids.map((id) => ServiceId.make(id))
+        )
       )
 
     /**

@@ -20,6 +20,8 @@ import { TeamNameTaken, TeamRepo } from "@kyozo/core/store/TeamRepo"
 import { UserRepo } from "@kyozo/core/store/UserRepo"
 import { Effect, Option } from "effect"
 
+import { repository } from "./Storage.js"
+
 export interface QuotaChange {
   readonly quotaServices?: number | undefined
   readonly quotaCpuMillis?: number | undefined
@@ -28,15 +30,13 @@ export interface QuotaChange {
 
 export class Teams extends Effect.Service<Teams>()("@kyozo/server/application/Teams", {
   effect: Effect.gen(function* () {
-    const teams = yield* TeamRepo
-    const users = yield* UserRepo
-    const keys = yield* ApiKeyRepo
+    const teams = yield* repository(TeamRepo)
+    const users = yield* repository(UserRepo)
+    const keys = yield* repository(ApiKeyRepo)
     const config = yield* KyozoConfig
 
     /** Whether the caller is an instance admin. */
-    const isInstanceAdmin = Effect.flatMap(CurrentPrincipal, (p) => users.isInstanceAdmin(p.userId)).pipe(
-      Effect.orDie
-    )
+    const isInstanceAdmin = Effect.flatMap(CurrentPrincipal, (p) => users.isInstanceAdmin(p.userId))
 
     const requireInstanceAdmin = (operation: string) =>
       Effect.flatMap(isInstanceAdmin, (yes) =>
@@ -48,7 +48,7 @@ export class Teams extends Effect.Service<Teams>()("@kyozo/server/application/Te
       Effect.gen(function* () {
         const p = yield* CurrentPrincipal
         if (teamId !== p.teamId && !(yield* isInstanceAdmin)) return yield* new TeamNotFound({ teamId })
-        const found = yield* teams.findById(teamId as TeamId).pipe(Effect.orDie)
+        const found = yield* teams.findById(teamId as TeamId)
         if (Option.isNone(found)) return yield* new TeamNotFound({ teamId })
         return found.value
       })
@@ -77,7 +77,7 @@ export class Teams extends Effect.Service<Teams>()("@kyozo/server/application/Te
         yield* teams.addMember(team.id, p.userId, "owner")
         const issued = yield* keys.issue({ teamId: team.id, userId: p.userId, name: "team owner" })
         return { team, ...issued }
-      }).pipe(Effect.catchTag("SqlError", Effect.die))
+      })
 
     /**
      * Changes a team's quotas. Another team is TeamNotFound for anyone but an instance admin
@@ -90,13 +90,11 @@ export class Teams extends Effect.Service<Teams>()("@kyozo/server/application/Te
       Effect.gen(function* () {
         yield* visible(teamId)
         yield* requireInstanceAdmin("change team quotas")
-        const updated = yield* teams
-          .setQuotas(teamId as TeamId, {
-            ...(change.quotaServices === undefined ? {} : { quotaServices: change.quotaServices }),
-            ...(change.quotaCpuMillis === undefined ? {} : { quotaCpuMillis: change.quotaCpuMillis }),
-            ...(change.quotaMemoryMb === undefined ? {} : { quotaMemoryMb: change.quotaMemoryMb })
-          })
-          .pipe(Effect.orDie)
+        const updated = yield* teams.setQuotas(teamId as TeamId, {
+          ...(change.quotaServices === undefined ? {} : { quotaServices: change.quotaServices }),
+          ...(change.quotaCpuMillis === undefined ? {} : { quotaCpuMillis: change.quotaCpuMillis }),
+          ...(change.quotaMemoryMb === undefined ? {} : { quotaMemoryMb: change.quotaMemoryMb })
+        })
         if (Option.isNone(updated)) return yield* new TeamNotFound({ teamId })
         return updated.value
       })
@@ -111,7 +109,7 @@ export class Teams extends Effect.Service<Teams>()("@kyozo/server/application/Te
         const p = yield* CurrentPrincipal
         if (userId === p.userId && !value)
           return yield* new InstanceAdminRequired({ operation: "demote yourself" })
-        const changed = yield* users.setInstanceAdmin(userId as UserId, value).pipe(Effect.orDie)
+        const changed = yield* users.setInstanceAdmin(userId as UserId, value)
         if (!changed) return yield* new UserNotFound({ userId })
       })
 
@@ -126,7 +124,7 @@ export class Teams extends Effect.Service<Teams>()("@kyozo/server/application/Te
         teamName: Option.match(team, { onNone: () => "", onSome: (t) => t.name }),
         instanceAdmin: Option.match(user, { onNone: () => false, onSome: (u) => u.instanceAdmin })
       }
-    }).pipe(Effect.orDie)
+    })
 
     return {
       whoAmI,

@@ -16,7 +16,7 @@ import { roleAtLeast } from "@kyozo/api/domain/Membership"
 import { type CurrentPrincipal, Forbidden } from "@kyozo/api/KyozoRpc"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
 import * as Uploads from "@kyozo/core/sources/Uploads"
-import { Config, Data, Duration, Effect, Schedule, Schema } from "effect"
+import { Data, Duration, Effect, Schedule, Schema } from "effect"
 
 export class UploadQuotaExceeded extends Data.TaggedError("UploadQuotaExceeded")<{
   readonly limitBytes: number
@@ -34,18 +34,9 @@ export class UploadPolicy extends Effect.Service<UploadPolicy>()("@kyozo/server/
   scoped: Effect.gen(function* () {
     const config = yield* KyozoConfig
     const sql = yield* SqlClient.SqlClient
-    const quotaMb = yield* Config.integer("KYOZO_UPLOAD_QUOTA_MB").pipe(
-      Config.withDefault(2048),
-      Effect.orDie
-    )
-    const ttl = yield* Config.duration("KYOZO_UPLOAD_TTL").pipe(
-      Config.withDefault(Duration.hours(1)),
-      Effect.orDie
-    )
-    const sweepEvery = yield* Config.duration("KYOZO_UPLOAD_SWEEP_INTERVAL").pipe(
-      Config.withDefault(Duration.minutes(5)),
-      Effect.orDie
-    )
+    const quotaMb = config.uploadQuotaMb
+    const ttl = config.uploadTtl
+    const sweepEvery = config.uploadSweepInterval
     const limitBytes = quotaMb * 1024 * 1024
 
     /** The deploy right: member and above (viewers hold grants per service, not the upload door). */

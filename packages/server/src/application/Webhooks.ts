@@ -7,12 +7,14 @@
  */
 import { TargetRefused } from "@kyozo/api/domain/TargetUrl"
 import { CurrentPrincipal, type Forbidden } from "@kyozo/api/KyozoRpc"
-import { allowPrivateFromEnv, checkTarget } from "@kyozo/core/OutboundTarget"
+import { KyozoConfig } from "@kyozo/core/KyozoConfig"
+import { checkTarget } from "@kyozo/core/OutboundTarget"
 import { WebhookRepo } from "@kyozo/core/store/WebhookRepo"
 import { type Webhook, type WebhookDelivery, WebhookId } from "@kyozo/core/Webhook"
 import { Data, Effect, Option, Redacted } from "effect"
 
 import { requireRole } from "../Policy.js"
+import { repository } from "./Storage.js"
 
 export class WebhookNotFound extends Data.TaggedError("WebhookNotFound")<{ readonly webhookId: string }> {
   override get message() {
@@ -29,19 +31,20 @@ export interface NewWebhook {
 
 export class Webhooks extends Effect.Service<Webhooks>()("@kyozo/server/application/Webhooks", {
   effect: Effect.gen(function* () {
-    const webhooks = yield* WebhookRepo
+    const webhooks = yield* repository(WebhookRepo)
+    const config = yield* KyozoConfig
 
     /** The team's webhooks (without secrets). */
     const list: Effect.Effect<ReadonlyArray<Webhook>, never, CurrentPrincipal> = Effect.flatMap(
       CurrentPrincipal,
-      (p) => webhooks.listByTeam(p.teamId).pipe(Effect.orDie)
+      (p) => webhooks.listByTeam(p.teamId)
     )
 
     /** A webhook of the caller's team. */
     const get = (webhookId: string): Effect.Effect<Webhook, WebhookNotFound, CurrentPrincipal> =>
       Effect.gen(function* () {
         const p = yield* CurrentPrincipal
-        const found = yield* webhooks.findById(p.teamId, WebhookId.make(webhookId)).pipe(Effect.orDie)
+        const found = yield* webhooks.findById(p.teamId, WebhookId.make(webhookId))
         if (Option.isNone(found)) return yield* new WebhookNotFound({ webhookId })
         return found.value
       })
@@ -56,16 +59,14 @@ export class Webhooks extends Effect.Service<Webhooks>()("@kyozo/server/applicat
     > =>
       Effect.gen(function* () {
         const p = yield* requireRole("manage webhooks", "admin")
-        const target = checkTarget(input.url, allowPrivateFromEnv())
+        const target = checkTarget(input.url, config.webhookAllowPrivate)
         if (target instanceof TargetRefused) return yield* target
-        const created = yield* webhooks
-          .create({
-            teamId: p.teamId,
-            url: target.href,
-            ...(input.secret === undefined ? {} : { secret: input.secret }),
-            ...(input.eventTypes === undefined ? {} : { eventTypes: input.eventTypes })
-          })
-          .pipe(Effect.orDie)
+        const created = yield* webhooks.create({
+          teamId: p.teamId,
+          url: target.href,
+          ...(input.secret === undefined ? {} : { secret: input.secret }),
+          ...(input.eventTypes === undefined ? {} : { eventTypes: input.eventTypes })
+        })
         return { webhook: created, secret: Redacted.value(created.secret) }
       })
 
@@ -75,7 +76,7 @@ export class Webhooks extends Effect.Service<Webhooks>()("@kyozo/server/applicat
         // Existence first, so another team's id is not found whatever the caller's role.
         const hook = yield* get(webhookId)
         const p = yield* requireRole("manage webhooks", "admin")
-        const removed = yield* webhooks.remove(p.teamId, hook.id).pipe(Effect.orDie)
+        const removed = yield* webhooks.remove(p.teamId, hook.id)
         if (!removed) return yield* new WebhookNotFound({ webhookId })
       })
 
@@ -86,7 +87,7 @@ export class Webhooks extends Effect.Service<Webhooks>()("@kyozo/server/applicat
     ): Effect.Effect<ReadonlyArray<WebhookDelivery>, WebhookNotFound, CurrentPrincipal> =>
       Effect.gen(function* () {
         const hook = yield* get(webhookId)
-        return yield* webhooks.listDeliveries(hook.teamId, hook.id, options.limit ?? 50).pipe(Effect.orDie)
+        return yield* webhooks.listDeliveries(hook.teamId, hook.id, options.limit ?? 50)
       })
 
     return { list, get, create, remove, deliveries } as const

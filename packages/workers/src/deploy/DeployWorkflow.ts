@@ -9,13 +9,9 @@
  *
  * No SQL transaction is ever held across a Docker call (on PGlite it would block every other query).
  */
-import * as crypto from "node:crypto"
-import * as http from "node:http"
-import * as net from "node:net"
-
 import * as Activity from "@effect/workflow/Activity"
 import * as Workflow from "@effect/workflow/Workflow"
-import { DeployFailed, type DeployProgress } from "@kyozo/api/domain/Deploy"
+import { DeployFailed } from "@kyozo/api/domain/Deploy"
 import type { DeploymentStatus } from "@kyozo/api/domain/Deployment"
 import { HealthCheckConfig } from "@kyozo/api/domain/HealthCheckConfig"
 import { DeploymentId, ServiceId, TeamId } from "@kyozo/api/domain/Ids"
@@ -26,135 +22,25 @@ import { PlannedServiceSchema } from "@kyozo/core/build/topology/Topology"
 import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
 import { freePort } from "@kyozo/core/edge/FreePort"
 import { publishedByEngine } from "@kyozo/core/edge/Transport"
-import type { ContainerInfo, ContainerSpec } from "@kyozo/core/engine/ContainerRuntime"
+import type { ContainerInfo } from "@kyozo/core/engine/ContainerRuntime"
 import { ContainerRuntime } from "@kyozo/core/engine/ContainerRuntime"
 import { labelsFor } from "@kyozo/core/engine/Labels"
 import { containerName, teamNetwork } from "@kyozo/core/engine/ServiceNaming"
-import { ensureVolumes, mountsFor } from "@kyozo/core/engine/ServiceVolumes"
+import { ensureVolumes } from "@kyozo/core/engine/ServiceVolumes"
 import { DeploymentEventRepo } from "@kyozo/core/store/DeploymentEventRepo"
 import { DeploymentRepo } from "@kyozo/core/store/DeploymentRepo"
 import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
-import { Cause, Duration, Effect, Layer, Option, PubSub, Schedule, Schema } from "effect"
+import { Cause, Duration, Effect, Layer, Option, Schedule, Schema } from "effect"
 
+import { DeployBus } from "./DeployBus.js"
+import { containerSpec, specFingerprint, SpecLabel } from "./DeploymentContainer.js"
+import { defaultDeploySettings, type DeploySettings } from "./DeploySettings.js"
 import { syncService } from "./EdgeRoutes.js"
+import { probePlanOf, publishedPort, readinessOf } from "./Probes.js"
 import { createReplica } from "./Replicas.js"
 
-// ---------------------------------------------------------------------------------------------
-// Settings and the health probe
-
-export type ProbeKind = "http" | "tcp"
-
-export interface ProbeTarget {
-  readonly kind: ProbeKind
-  /** Always 127.0.0.1: the machine's network rule (never container IPs). */
-  readonly host: string
-  readonly port: number
-  readonly path: string
-  readonly containerId: string
-}
-
-/** One probe of a published port: true when the service answers. */
-export type Probe = (target: ProbeTarget, timeoutMs: number) => Effect.Effect<boolean>
-
-const httpProbe = (target: ProbeTarget, timeoutMs: number): Effect.Effect<boolean> =>
-  Effect.async<boolean>((resume) => {
-    let done = false
-    const finish = (ok: boolean) => {
-      if (done) return
-      done = true
-      resume(Effect.succeed(ok))
-    }
-    const req = http.get(
-      { host: target.host, port: target.port, path: target.path, timeout: timeoutMs, agent: false },
-      (res) => {
-        res.resume()
-        finish((res.statusCode ?? 500) < 500)
-      }
-    )
-    req.on("timeout", () => {
-      req.destroy()
-      finish(false)
-    })
-    req.on("error", (e: NodeJS.ErrnoException) => {
-      // Bytes that are not HTTP came back: something listens and speaks another protocol.
-      finish(typeof e.code === "string" && e.code.startsWith("HPE_"))
-    })
-    return Effect.sync(() => req.destroy())
-  })
-
-const tcpProbe = (target: ProbeTarget, timeoutMs: number): Effect.Effect<boolean> =>
-  Effect.async<boolean>((resume) => {
-    const socket = net.connect({ host: target.host, port: target.port })
-    let done = false
-    const finish = (ok: boolean) => {
-      if (done) return
-      done = true
-      socket.destroy()
-      resume(Effect.succeed(ok))
-    }
-    socket.setTimeout(timeoutMs, () => finish(false))
-    socket.on("error", () => finish(false))
-    // Docker's port proxy accepts before the app listens and then closes: wait a moment for that.
-    socket.on("connect", () => setTimeout(() => finish(!socket.destroyed && !socket.readableEnded), 100))
-    socket.on("end", () => finish(false))
-    return Effect.sync(() => socket.destroy())
-  })
-
-export const defaultProbe: Probe = (target, timeoutMs) =>
-  target.kind === "http" ? httpProbe(target, timeoutMs) : tcpProbe(target, timeoutMs)
-
-export interface DeploySettings {
-  /** Longest wait for a new container to become healthy (default 60 s). */
-  readonly healthTimeout: Duration.DurationInput
-  readonly healthPollInterval: Duration.DurationInput
-  /** A service without a port is healthy once it has been running this long. */
-  readonly stableRunning: Duration.DurationInput
-  /** Time the proxy gives in-flight requests to the old container. */
-  readonly drainTimeout: Duration.DurationInput
-  readonly stopTimeoutSeconds: number
-  /** Images kept per service for rollbacks. */
-  readonly keepImages: number
-  /** Retries (exponential from 0.5 s) of removing a failed deploy's container before cleanup takes over. */
-  readonly compensationRetries: number
-  readonly probe: Probe
-}
-
-export const defaultDeploySettings: DeploySettings = {
-  healthTimeout: Duration.seconds(60),
-  healthPollInterval: Duration.millis(100),
-  stableRunning: Duration.seconds(2),
-  drainTimeout: Duration.seconds(5),
-  stopTimeoutSeconds: 5,
-  keepImages: 5,
-  compensationRetries: 6,
-  probe: defaultProbe
-}
-
-// ---------------------------------------------------------------------------------------------
-// Progress bus: build logs and steps for whoever watches a deployment in this process
-
-export interface DeployNotice {
-  readonly deploymentId: string
-  readonly progress: DeployProgress
-}
-
-/**
- * In-process only: the durable record is `container_deployment_events`; this carries build log
- * lines (too many for rows) and step notices to a `deploy` stream in the same process.
- */
-export class DeployBus extends Effect.Service<DeployBus>()("@kyozo/workers/DeployBus", {
-  scoped: Effect.gen(function* () {
-    const hub = yield* Effect.acquireRelease(PubSub.sliding<DeployNotice>(4096), PubSub.shutdown)
-    return {
-      hub,
-      publish: (notice: DeployNotice) => PubSub.publish(hub, notice).pipe(Effect.asVoid)
-    } as const
-  })
-}) {}
-
-// ---------------------------------------------------------------------------------------------
-// The workflow
-
+/** Replicas build their containers with the same spec; they import it from here. */
+export { AliasesLabel, containerSpec } from "./DeploymentContainer.js"
 /** What a settings rollout changes on the row (env values included: the row holds them too). */
 export const RolloutSettings = Schema.Struct({
   env: Schema.Record({ key: Schema.String, value: Schema.String }),
@@ -277,13 +163,6 @@ const Running = Schema.NullOr(
   })
 )
 
-/** The host port the engine published for `containerPort` on 127.0.0.1. */
-export const publishedPort = (info: ContainerInfo, containerPort: number | null): number | null => {
-  if (containerPort === null) return null
-  const found = info.ports.find((p) => p.containerPort === containerPort && p.hostPort > 0)
-  return found?.hostPort ?? null
-}
-
 /** The deploy workflow's handler, with its settings. */
 export const layer = (overrides: Partial<DeploySettings> = {}) => {
   const settings: DeploySettings = { ...defaultDeploySettings, ...overrides }
@@ -394,22 +273,9 @@ const deployLayer = (settings: DeploySettings) =>
             if (publishedByEngine(row) && publishedPort(primary, row.internalPort) !== row.hostPort)
               return null
             // Judged as a user would: the running one must answer on its published port.
-            const port = row.healthConfig.port ?? row.internalPort
-            if (port !== null && port !== undefined) {
-              const hostPort = publishedPort(primary, port)
-              if (hostPort === null) return null
-              const answers = yield* settings.probe(
-                {
-                  kind: row.healthConfig.type === "tcp" ? "tcp" : "http",
-                  host: "127.0.0.1",
-                  port: hostPort,
-                  path: row.healthConfig.type === "http" ? row.healthConfig.path : "/",
-                  containerId: primary.id
-                },
-                2000
-              )
-              if (!answers) return null
-            }
+            const readiness = yield* readinessOf(settings.probe, row, primary, 2000)
+            if (readiness._tag !== "NoPort" && !(readiness._tag === "Probed" && readiness.answering))
+              return null
             return {
               containerId: primary.id,
               containerName: primary.name,
@@ -553,49 +419,43 @@ const deployLayer = (settings: DeploySettings) =>
             yield* status("health-check")
             const row = yield* serviceRow
             const config = row.healthConfig
-            const port = config.port ?? row.internalPort
-            const kind: ProbeKind = config.type === "tcp" ? "tcp" : "http"
-            const path = config.type === "http" ? config.path : "/"
+            const { kind, path, port } = probePlanOf(row)
             const poll = Duration.toMillis(settings.healthPollInterval)
             const stableMs = Duration.toMillis(settings.stableRunning)
+            const timeoutMs = Math.max(500, Math.min(5000, Duration.toMillis(config.timeoutSeconds * 1000)))
             let runningSince: number | null = null
             let last = "not checked yet"
             const check: Effect.Effect<boolean, StepFailed | RuntimeError> = Effect.gen(function* () {
               const info = yield* runtime.inspectContainer(containerId)
-              if (!info.running) {
-                if (info.state === "exited" || info.state === "dead") {
+              const readiness = yield* readinessOf(settings.probe, row, info, timeoutMs)
+              switch (readiness._tag) {
+                case "Exited":
                   return yield* new StepFailed({
                     step: "health",
-                    reason: `the container exited with code ${info.exitCode ?? "?"}${info.oomKilled ? " (out of memory)" : ""}`
+                    reason: `the container exited with code ${readiness.exitCode ?? "?"}${readiness.oomKilled ? " (out of memory)" : ""}`
                   })
+                case "NotRunning":
+                  last = `container ${readiness.state}`
+                  runningSince = null
+                  return false
+                case "Unhealthy":
+                  last = "the image's HEALTHCHECK reports unhealthy"
+                  return false
+                case "Unpublished":
+                  last = `port ${readiness.port} is not published`
+                  return false
+                case "NoPort": {
+                  const now = Date.now()
+                  runningSince ??= now
+                  last = "waiting for the container to keep running"
+                  return now - runningSince >= stableMs
                 }
-                last = `container ${info.state}`
-                runningSince = null
-                return false
+                case "Probed":
+                  last = readiness.answering
+                    ? "answering"
+                    : `${kind === "http" ? `GET ${path}` : "TCP connect"} on port ${port} does not answer yet`
+                  return readiness.answering && readiness.health !== "starting"
               }
-              if (info.health === "unhealthy") {
-                last = "the image's HEALTHCHECK reports unhealthy"
-                return false
-              }
-              const now = Date.now()
-              runningSince ??= now
-              if (port === null || port === undefined) {
-                last = "waiting for the container to keep running"
-                return now - runningSince >= stableMs
-              }
-              const hostPort = publishedPort(info, port)
-              if (hostPort === null) {
-                last = `port ${port} is not published`
-                return false
-              }
-              const ok = yield* settings.probe(
-                { kind, host: "127.0.0.1", port: hostPort, path, containerId },
-                Math.max(500, Math.min(5000, Duration.toMillis(config.timeoutSeconds * 1000)))
-              )
-              last = ok
-                ? "answering"
-                : `${kind === "http" ? `GET ${path}` : "TCP connect"} on port ${port} does not answer yet`
-              return ok && info.health !== "starting"
             })
             let attempts = 0
             const healthy = yield* check.pipe(
@@ -647,26 +507,16 @@ const deployLayer = (settings: DeploySettings) =>
               ids.push(ref.id)
               const id = ref.id
               if (port !== null) {
-                yield* Effect.gen(function* () {
-                  const info = yield* runtime.inspectContainer(id)
-                  if (info.state === "exited" || info.state === "dead")
-                    return yield* new StepFailed({
-                      step: "replicas",
-                      reason: `replica ${index} exited with code ${info.exitCode ?? "?"}`
-                    })
-                  const hostPort = publishedPort(info, port)
-                  if (!info.running || hostPort === null || info.health === "unhealthy") return false
-                  return yield* settings.probe(
-                    {
-                      kind: row.healthConfig.type === "tcp" ? "tcp" : "http",
-                      host: "127.0.0.1",
-                      port: hostPort,
-                      path: row.healthConfig.type === "http" ? row.healthConfig.path : "/",
-                      containerId: id
-                    },
-                    2000
-                  )
-                }).pipe(
+                yield* runtime.inspectContainer(id).pipe(
+                  Effect.flatMap((info) => readinessOf(settings.probe, row, info, 2000)),
+                  Effect.flatMap((readiness) =>
+                    readiness._tag === "Exited"
+                      ? new StepFailed({
+                          step: "replicas",
+                          reason: `replica ${index} exited with code ${readiness.exitCode ?? "?"}`
+                        })
+                      : Effect.succeed(readiness._tag === "Probed" && readiness.answering)
+                  ),
                   Effect.flatMap((ok) => (ok ? Effect.void : Effect.fail("not yet" as const))),
                   Effect.retry({
                     // An exited replica fails at once; anything else is tried again until the deadline.
@@ -1015,90 +865,3 @@ const retireLayer = (settings: DeploySettings) =>
       })
     })
   )
-
-const envOf = (row: ServiceInstance): Record<string, string> => {
-  const env: Record<string, string> = { ...row.env }
-  if (row.internalPort !== null) env.PORT = String(row.internalPort)
-  return env
-}
-
-/** The label holding the container's extra network aliases, comma-separated. */
-export const AliasesLabel = "kyozo.aliases"
-
-/** The label holding `specFingerprint` of the container's spec (the unchanged check compares it). */
-export const SpecLabel = "kyozo.spec"
-
-/**
- * A hash of what a container of the service runs with besides its image (which is compared by
- * content id): env, limits, ports, health config, network and aliases. The host port is not in it
- * (picked per container); neither are the ids in the labels.
- */
-export const specFingerprint = (
-  row: ServiceInstance,
-  network: string,
-  aliases: ReadonlyArray<string>
-): string => {
-  const env = envOf(row)
-  const sorted = Object.fromEntries(
-    Object.keys(env)
-      .sort()
-      .map((k) => [k, env[k]])
-  )
-  const health = row.healthConfig as unknown as Record<string, unknown>
-  const healthSorted = Object.fromEntries(
-    Object.keys(health)
-      .sort()
-      .map((k) => [k, health[k]])
-  )
-  const canonical = JSON.stringify([
-    sorted,
-    row.memoryMb,
-    row.cpuMillis,
-    row.internalPort,
-    healthSorted,
-    network,
-    [...new Set([row.name, ...aliases])],
-    ...(row.volumes.length > 0 ? [row.volumes.map((v) => `${v.name}:${v.target}`).sort()] : [])
-  ])
-  return crypto.createHash("sha256").update(canonical).digest("hex").slice(0, 32)
-}
-
-/** The container of one deployment: limits and env from the service row, labels from its ids. */
-export const containerSpec = (
-  row: ServiceInstance,
-  image: string,
-  name: string,
-  network: string,
-  aliases: ReadonlyArray<string>,
-  deploymentId: string,
-  /** The host port to publish on 127.0.0.1 (pinned so restarts keep it); null lets the engine pick. */
-  hostPort: number | null = null
-): ContainerSpec => {
-  const env = envOf(row)
-  return {
-    name,
-    image,
-    labels: labelsFor(
-      { serviceId: row.id, teamId: row.teamId, deploymentId },
-      {
-        [SpecLabel]: specFingerprint(row, network, aliases),
-        // So the container can be made again as it was (a re-create on another port).
-        ...(aliases.length > 0 ? { [AliasesLabel]: aliases.join(",") } : {})
-      }
-    ),
-    env,
-    ports:
-      row.internalPort === null
-        ? []
-        : [
-            hostPort === null
-              ? { containerPort: row.internalPort }
-              : { containerPort: row.internalPort, hostPort }
-          ],
-    memoryBytes: row.memoryMb * 1024 * 1024,
-    nanoCpus: row.cpuMillis * 1_000_000,
-    ...(row.volumes.length > 0 ? { volumes: mountsFor(row) } : {}),
-    network,
-    networkAliases: [...new Set([row.name, ...aliases])]
-  }
-}

@@ -45,7 +45,9 @@ import type { NewDependency } from "@kyozo/core/store/TopologyRepo"
 import { TopologyRepo } from "@kyozo/core/store/TopologyRepo"
 import { Chunk, Deferred, Duration, Effect, Layer, Option, PubSub, Queue, Stream } from "effect"
 
+import { DeployBus, type DeployNotice } from "./DeployBus.js"
 import { Deployer } from "./Deployer.js"
+import type { DeploySettings } from "./DeploySettings.js"
 import * as DeployWorkflow from "./DeployWorkflow.js"
 import * as DurableEngine from "./DurableEngine.js"
 import { syncService } from "./EdgeRoutes.js"
@@ -59,7 +61,7 @@ export interface DeployerOptions {
   /** Root under which `Path` sources must lie; default `<dataDir>/workspaces`. */
   readonly workspacesRoot?: string
   /** Health gate, drain and retention settings of the workflow. */
-  readonly settings?: Partial<DeployWorkflow.DeploySettings>
+  readonly settings?: Partial<DeploySettings>
 }
 
 /** Lower-case, Docker- and DNS-friendly, as the services table requires. */
@@ -141,7 +143,7 @@ export const make = (options: DeployerOptions = {}) =>
     const topology = yield* TopologyRepo
     const builder = yield* ImageBuilder
     const runtime = yield* ContainerRuntime
-    const bus = yield* DeployWorkflow.DeployBus
+    const bus = yield* DeployBus
     const makeClient = yield* ServiceEntity.ServiceEntity.client
     const config = yield* Effect.serviceOption(KyozoConfig)
     const dataDir = options.dataDir ?? Option.getOrUndefined(Option.map(config, (c) => c.dataDir)) ?? ".kyozo"
@@ -230,7 +232,7 @@ export const make = (options: DeployerOptions = {}) =>
             Effect.flatMap((exit) => Deferred.done(done, exit)),
             Effect.forkScoped
           )
-          const mine = (n: DeployWorkflow.DeployNotice): Option.Option<DeployProgress> =>
+          const mine = (n: DeployNotice): Option.Option<DeployProgress> =>
             n.deploymentId !== payload.deploymentId
               ? Option.none()
               : Option.some(
@@ -358,38 +360,24 @@ export const make = (options: DeployerOptions = {}) =>
         }).pipe(Effect.catchTag("SqlError", Effect.die), Effect.catchTag("ServiceNameTaken", Effect.die))
       )
 
-    const stop = (teamId: TeamId, service: string) =>
-      Effect.gen(function* () {
-        const row = yield* findService(teamId, service)
-        yield* services.update(teamId, row.id, { desiredState: "stopped" }).pipe(Effect.orDie)
-        yield* ready
-        yield* makeClient(row.id)
-          .Stop({ serviceId: row.id })
-          .pipe(Effect.catchAll(opFailed(row.name, "stop")))
-        return yield* viewOf(yield* findService(teamId, row.id))
-      })
+    /** Records the desired state, then asks the service's entity to act on it. */
+    const lifecycle =
+      (operation: "Stop" | "Start" | "Restart", desiredState: "stopped" | "running") =>
+      (teamId: TeamId, service: string) =>
+        Effect.gen(function* () {
+          const row = yield* findService(teamId, service)
+          yield* services.update(teamId, row.id, { desiredState }).pipe(Effect.orDie)
+          yield* ready
+          const client = makeClient(row.id)
+          yield* client[operation]({ serviceId: row.id }).pipe(
+            Effect.catchAll(opFailed(row.name, operation.toLowerCase()))
+          )
+          return yield* viewOf(yield* findService(teamId, row.id))
+        })
 
-    const start = (teamId: TeamId, service: string) =>
-      Effect.gen(function* () {
-        const row = yield* findService(teamId, service)
-        yield* services.update(teamId, row.id, { desiredState: "running" }).pipe(Effect.orDie)
-        yield* ready
-        yield* makeClient(row.id)
-          .Start({ serviceId: row.id })
-          .pipe(Effect.catchAll(opFailed(row.name, "start")))
-        return yield* viewOf(yield* findService(teamId, row.id))
-      })
-
-    const restart = (teamId: TeamId, service: string) =>
-      Effect.gen(function* () {
-        const row = yield* findService(teamId, service)
-        yield* services.update(teamId, row.id, { desiredState: "running" }).pipe(Effect.orDie)
-        yield* ready
-        yield* makeClient(row.id)
-          .Restart({ serviceId: row.id })
-          .pipe(Effect.catchAll(opFailed(row.name, "restart")))
-        return yield* viewOf(yield* findService(teamId, row.id))
-      })
+    const stop = lifecycle("Stop", "stopped")
+    const start = lifecycle("Start", "running")
+    const restart = lifecycle("Restart", "running")
 
     const remove = (teamId: TeamId, service: string, removeOptions: { readonly volumes?: boolean } = {}) =>
       Effect.gen(function* () {
@@ -679,5 +667,5 @@ export const layer = (options: DeployerOptions = {}) => Layer.effect(Deployer, m
 export const layerAll = (options: DeployerOptions = {}) =>
   layer(options).pipe(
     Layer.provideMerge(Layer.mergeAll(DeployWorkflow.layer(options.settings), ServiceEntity.layer)),
-    Layer.provideMerge(DeployWorkflow.DeployBus.Default)
+    Layer.provideMerge(DeployBus.Default)
   )

@@ -19,7 +19,7 @@ import { KyozoConfig } from "@kyozo/core/KyozoConfig"
 import { DeploymentEventRepo } from "@kyozo/core/store/DeploymentEventRepo"
 import { MetricSampleRepo } from "@kyozo/core/store/MetricSampleRepo"
 import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
-import { Clock, Config, Duration, Effect, Layer, Option, Schedule } from "effect"
+import { Clock, Duration, Effect, Layer, Option, Schedule } from "effect"
 
 import { Deployer } from "../deploy/Deployer.js"
 
@@ -249,10 +249,10 @@ export class Autoscaler extends Effect.Service<Autoscaler>()("@kyozo/workers/Aut
 export const layer = Layer.scopedDiscard(
   Effect.gen(function* () {
     const autoscaler = yield* Autoscaler
-    const interval = yield* Config.duration("KYOZO_AUTOSCALE_INTERVAL").pipe(
-      Config.withDefault(Duration.seconds(15)),
-      Effect.orDie
-    )
+    const interval = Option.match(yield* Effect.serviceOption(KyozoConfig), {
+      onNone: () => Duration.seconds(15),
+      onSome: (c) => c.autoscaleInterval
+    })
     yield* autoscaler.pass().pipe(
       Effect.catchAllCause((cause) => Effect.logWarning("autoscale pass failed", cause)),
       Effect.repeat(Schedule.spaced(interval)),

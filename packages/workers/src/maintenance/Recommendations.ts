@@ -3,19 +3,11 @@
  * and a monthly cost estimate from prices per vCPU-hour and GB-hour (KYOZO_PRICE_VCPU_HOUR,
  * KYOZO_PRICE_GB_HOUR). Pure, so the arithmetic is tested without a database.
  */
-import { Config, Effect } from "effect"
 
 export interface Prices {
   readonly vcpuHour: number
   readonly gbHour: number
 }
-
-export const pricesConfig = Config.all({
-  vcpuHour: Config.number("KYOZO_PRICE_VCPU_HOUR").pipe(Config.withDefault(0.04)),
-  gbHour: Config.number("KYOZO_PRICE_GB_HOUR").pipe(Config.withDefault(0.005))
-})
-
-export const loadPrices: Effect.Effect<Prices, unknown> = pricesConfig
 
 /** Nearest-rank percentile (p in 0..100); 0 for no values. */
 export const percentile = (values: ReadonlyArray<number>, p: number): number => {

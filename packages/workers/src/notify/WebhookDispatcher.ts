@@ -11,10 +11,11 @@ import * as https from "node:https"
 
 import type { DeploymentEvent } from "@kyozo/api/domain/DeploymentEvent"
 import { TargetRefused } from "@kyozo/api/domain/TargetUrl"
-import { allowPrivateFromEnv, checkTarget, guardedLookup } from "@kyozo/core/OutboundTarget"
+import { KyozoConfig } from "@kyozo/core/KyozoConfig"
+import { checkTarget, guardedLookup } from "@kyozo/core/OutboundTarget"
 import { WebhookRepo } from "@kyozo/core/store/WebhookRepo"
 import { deliveryHeaders, matchesFilter, type Webhook } from "@kyozo/core/Webhook"
-import { Clock, Context, Duration, Effect, FiberSet, Layer, Redacted, Schedule } from "effect"
+import { Clock, Context, Duration, Effect, FiberSet, Layer, Option, Redacted, Schedule } from "effect"
 
 export interface WebhookSettingsShape {
   readonly pollInterval: Duration.Duration
@@ -41,7 +42,8 @@ export class WebhookSettings extends Context.Reference<WebhookSettings>()("@kyoz
     backoffBase: Duration.seconds(5),
     backoffMax: Duration.minutes(10),
     maxAttempts: 10,
-    allowPrivate: allowPrivateFromEnv()
+    // KyozoConfig.webhookAllowPrivate (KYOZO_WEBHOOK_ALLOW_PRIVATE) allows them as well.
+    allowPrivate: false
   })
 }) {}
 
@@ -125,6 +127,9 @@ export class WebhookDispatcher extends Effect.Service<WebhookDispatcher>()(
   {
     effect: Effect.gen(function* () {
       const repo = yield* WebhookRepo
+      const config = yield* Effect.serviceOption(KyozoConfig)
+      const allowPrivate = (settings: WebhookSettingsShape) =>
+        settings.allowPrivate || Option.exists(config, (c) => c.webhookAllowPrivate)
 
       /** Delivers the webhook's pending events in order until one fails or the batch is done. */
       const drain = (webhook: Webhook) =>
@@ -152,7 +157,7 @@ export class WebhookDispatcher extends Effect.Service<WebhookDispatcher>()(
             // than leaving a delivered event behind the cursor.
             const ok = yield* Effect.uninterruptible(
               Effect.gen(function* () {
-                const sent = yield* post(webhook.url, headers, body, settings.timeout, settings.allowPrivate)
+                const sent = yield* post(webhook.url, headers, body, settings.timeout, allowPrivate(settings))
                 const attempt = priorAttempts + 1
                 priorAttempts = 0
                 const attemptedAt = new Date(nowMs)

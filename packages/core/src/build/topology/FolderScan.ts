@@ -84,11 +84,6 @@ export interface FolderIndex {
 export const joinRel = (dir: string, name: string): string =>
   dir === "" || dir === "." ? name : `${dir}/${name}`
 
-export const dirOf = (rel: string): string => {
-  const i = rel.lastIndexOf("/")
-  return i < 0 ? "" : rel.slice(0, i)
-}
-
 export const scanFolder = (
   folder: string,
   options: ScanOptions = {}

@@ -7,7 +7,7 @@ import JSON5 from "json5"
 import { parse as parseYaml } from "yaml"
 
 import { backingFromDependency, BackingSet } from "./BackingServices.js"
-import { findPortInCommand, FRAMEWORK_DEFAULT_PORTS } from "./Ports.js"
+import { findPortInCommand } from "./Ports.js"
 import {
   ev,
   lineOf,
@@ -552,6 +552,3 @@ const memberManifests = (ctx: StackContext, globs: ReadonlyArray<string>): Effec
       .filesBelow(4, /(^|\/)package\.json$/)
       .filter((f) => f !== "package.json" && !f.includes("node_modules/") && patterns.some((p) => p.test(f)))
   })
-
-export const nodeDefaultPort = (framework: string | null): number =>
-  (framework && FRAMEWORK_DEFAULT_PORTS[framework]) || 3000

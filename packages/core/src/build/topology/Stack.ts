@@ -130,5 +130,3 @@ export const sourceCandidates = (
     .sort((a, b) => a.split("/").length - b.split("/").length || a.localeCompare(b))
   return [...entries.filter((e) => ctx.has(e)), ...below]
 }
-
-export const emptyBackings = (): BackingSet => new BackingSet()
