@@ -11,6 +11,7 @@ import * as CaddyAdmin from "@kyozo/core/edge/CaddyAdmin"
 import * as CaddyEdge from "@kyozo/core/edge/CaddyEdge"
 import { EdgeRouter, type EdgeRouterShape } from "@kyozo/core/edge/EdgeRouter"
 import * as InProcessEdge from "@kyozo/core/edge/InProcessEdge"
+import * as ReloadSafety from "@kyozo/core/edge/ReloadSafety"
 import { Effect, Exit, Layer, Scope } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
 
@@ -161,6 +162,43 @@ describe.skipIf(!caddy.available)("Caddy edge", () => {
       let failed = 0
       for (let i = 0; i < 30; i++) if ((await get(hostPort)).status !== 200) failed++
       expect(failed).toBe(0)
+    } finally {
+      await close()
+    }
+  })
+
+  it("route changes under polling reset no connection (Caddy's reloads rebind every listener)", async () => {
+    const { edge, run, close } = await open(caddyLayer())
+    try {
+      const a = await upstream("ok")
+      const b = await upstream("ok")
+      const c = await upstream("ok")
+      const { hostPort } = await run(edge.ensure("reload", {}))
+      await run(edge.setUpstreams("reload", [a, b, c]))
+      // The edge turned the kernel setting on (as root in the host's network namespace) or said why not.
+      const status = await run(edge.status)
+      const safety = await run(ReloadSafety.ensure())
+      if (safety._tag === "Unsafe") expect(status.reason).toContain("tcp_migrate_req")
+      let polling = true
+      const results: Array<string> = []
+      const poll = async () => {
+        while (polling) {
+          const r = await get(hostPort)
+          results.push(r.status === 200 ? r.body : `${r.status} ${r.body}`)
+        }
+      }
+      const pollers = [poll(), poll(), poll()]
+      // Each change is one whole-config load: a replica lost, then back, twenty times.
+      for (let i = 0; i < 40; i++) {
+        await run(edge.setUpstreams("reload", i % 2 === 0 ? [a, b] : [a, b, c]))
+        await new Promise((r) => setTimeout(r, 40))
+      }
+      polling = false
+      await Promise.all(pollers)
+      const failed = results.filter((r) => r !== "ok")
+      console.info(`[edge-router] 40 route changes: ${results.length} requests, ${failed.length} failed`)
+      expect(results.length).toBeGreaterThan(200)
+      if (safety._tag !== "Unsafe") expect(failed).toEqual([])
     } finally {
       await close()
     }

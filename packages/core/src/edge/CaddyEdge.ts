@@ -18,6 +18,7 @@ import {
   sameUpstreams
 } from "./EdgeRouter.js"
 import { freePort } from "./FreePort.js"
+import * as ReloadSafety from "./ReloadSafety.js"
 
 export interface CaddyEdgeOptions {
   readonly dataDir: string
@@ -66,6 +67,13 @@ export const make = (
       reason = `${options.reason ?? "caddy"}: started ${options.bin} (pid ${pid})`
     }
     yield* Effect.logInfo(`Edge: Caddy — ${reason}`)
+    // Every route change reloads Caddy: without this, a reload resets connections in flight.
+    const safety = yield* ReloadSafety.ensure()
+    const said = ReloadSafety.describe(safety)
+    if (said !== null) {
+      yield* said.level === "info" ? Effect.logInfo(said.text) : Effect.logWarning(said.text)
+    }
+    if (safety._tag === "Unsafe") reason = `${reason}; ${safety.detail}: route changes may reset connections`
 
     if (options.stopOnClose === true) {
       yield* Effect.addFinalizer(() => Admin.stop(admin, options.dataDir))
