@@ -94,6 +94,22 @@ export const answering = (
         return ok
       })
 
+/**
+ * Services whose route a rolling update moves replica by replica right now: the deploy owns their
+ * upstreams until it switches over, so a sync in between (an engine event, the periodic pass) does
+ * not put the old set back. In memory on purpose: after a crash nothing holds the route and the
+ * level-driven rule (the current deployment's containers) applies again.
+ */
+const rolling = new Set<string>()
+
+/** Runs `effect` with the service's upstreams held by the caller (see `rolling`). */
+export const holdingRoute = <A, E, R>(serviceId: string, effect: Effect.Effect<A, E, R>) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => rolling.add(serviceId)),
+    () => effect,
+    () => Effect.sync(() => rolling.delete(serviceId))
+  )
+
 export interface SyncResult {
   readonly serviceId: string
   readonly hostPort: number | null
@@ -152,6 +168,15 @@ export const syncService = (service: ServiceInstance, known?: ReadonlyArray<Cont
     })
     if (ensured.hostPort !== service.hostPort) {
       yield* services.updateObserved(service.id, { hostPort: ensured.hostPort })
+    }
+    if (rolling.has(service.id)) {
+      const held = (yield* edge.route(service.id))?.upstreams ?? []
+      return {
+        serviceId: service.id,
+        hostPort: ensured.hostPort,
+        upstreams: held,
+        changed: false
+      } satisfies SyncResult
     }
     const containers =
       service.desiredState !== "running"
