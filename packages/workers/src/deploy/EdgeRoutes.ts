@@ -110,6 +110,51 @@ export const holdingRoute = <A, E, R>(serviceId: string, effect: Effect.Effect<A
     () => Effect.sync(() => rolling.delete(serviceId))
   )
 
+/**
+ * How long the route keeps the port of a replica that died (its container is down, the recovery
+ * loop restarts it on the same pinned port). Dropping it at once would reload Caddy at the very
+ * moment requests that met the dead replica are being retried on the others, and a reload ends
+ * the old config's retries with a 502; Caddy's passive health keeps traffic off the port meanwhile.
+ */
+export const DEAD_REPLICA_GRACE_MS = 15_000
+
+const missingSince = new Map<string, number>()
+
+/**
+ * The upstreams to push: `probed`, plus, for each container of the current deployment that is down
+ * (not removed), one port the route serves now that `probed` lacks, for at most the grace.
+ * Containers of older deployments and removed replicas get no grace: a switch or a scale-in
+ * takes effect at once.
+ */
+export const keepDeadReplicas = (
+  service: Pick<ServiceInstance, "id" | "currentDeploymentId">,
+  containers: ReadonlyArray<ContainerSummary>,
+  routed: ReadonlyArray<Upstream>,
+  probed: ReadonlyArray<Upstream>,
+  now: number = Date.now()
+): ReadonlyArray<Upstream> => {
+  const key = (u: Upstream) => `${service.id} ${u.host}:${u.port}`
+  for (const u of probed) missingSince.delete(key(u))
+  const down = containers.filter(
+    (c) =>
+      c.state !== "running" &&
+      service.currentDeploymentId !== null &&
+      c.labels[Labels.Deployment] === service.currentDeploymentId
+  ).length
+  const missing = routed.filter((u) => !probed.some((p) => p.host === u.host && p.port === u.port))
+  const kept: Array<Upstream> = []
+  for (const u of missing) {
+    // Once its grace is over the entry stays (so the port is not kept again) until it leaves the route.
+    const since = missingSince.get(key(u)) ?? now
+    missingSince.set(key(u), since)
+    if (kept.length < down && now - since < DEAD_REPLICA_GRACE_MS && probed.length > 0) kept.push(u)
+  }
+  const prefix = `${service.id} `
+  for (const k of missingSince.keys())
+    if (k.startsWith(prefix) && !missing.some((u) => key(u) === k)) missingSince.delete(k)
+  return kept.length === 0 ? probed : [...probed, ...kept].sort((a, b) => a.port - b.port)
+}
+
 export interface SyncResult {
   readonly serviceId: string
   readonly hostPort: number | null
@@ -183,7 +228,13 @@ export const syncService = (service: ServiceInstance, known?: ReadonlyArray<Cont
         ? []
         : (known ?? (yield* runtime.listContainers({ all: true, labels: { [Labels.Service]: service.id } })))
     const candidates = desiredUpstreams(service, containers)
-    const upstreams = simulated ? candidates : yield* answering(service, candidates)
+    const probed = simulated ? candidates : yield* answering(service, candidates)
+    const upstreams = keepDeadReplicas(
+      service,
+      containers,
+      (yield* edge.route(service.id))?.upstreams ?? [],
+      probed
+    )
     const { changed } = yield* edge.setUpstreams(service.id, upstreams)
     if (changed) {
       yield* Effect.logInfo(
