@@ -127,7 +127,7 @@ const missingSince = new Map<string, number>()
  * takes effect at once.
  */
 export const keepDeadReplicas = (
-  service: Pick<ServiceInstance, "id" | "currentDeploymentId">,
+  service: { readonly id: string; readonly currentDeploymentId: string | null },
   containers: ReadonlyArray<ContainerSummary>,
   routed: ReadonlyArray<Upstream>,
   probed: ReadonlyArray<Upstream>,
