@@ -128,6 +128,18 @@ describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and
         .getContainer(c.Id)
         .remove({ force: true })
         .catch(() => {})
+    // The team's network too: each run is a new team, and Docker's address pools are few.
+    const creds = fs.existsSync(path.join(dataDir, "credentials.json"))
+      ? JSON.parse(fs.readFileSync(path.join(dataDir, "credentials.json"), "utf8"))
+      : null
+    if (creds?.teamId)
+      for (const n of await docker.client
+        .listNetworks({ filters: { label: [`kyozo.team=${creds.teamId}`] } })
+        .catch(() => []))
+        await docker.client
+          .getNetwork(n.Id)
+          .remove()
+          .catch(() => {})
     fs.rmSync(dataDir, { recursive: true, force: true })
   }, 60_000)
 

@@ -118,6 +118,8 @@ export const holdingRoute = <A, E, R>(serviceId: string, effect: Effect.Effect<A
  */
 export const DEAD_REPLICA_GRACE_MS = 15_000
 
+const RELIST_DELAY = Duration.millis(300)
+
 const missingSince = new Map<string, number>()
 
 /**
@@ -229,9 +231,19 @@ export const syncService = (service: ServiceInstance, known?: ReadonlyArray<Cont
         : (known ?? (yield* runtime.listContainers({ all: true, labels: { [Labels.Service]: service.id } })))
     const candidates = desiredUpstreams(service, containers)
     const probed = simulated ? candidates : yield* answering(service, candidates)
+    // A replica that fails its probe while the engine still lists it running has often just died
+    // (the engine's state follows the process by a moment): look again before deciding whether it
+    // is a dead replica (kept for the grace) or one that answers badly (dropped now).
+    const listing =
+      probed.length < candidates.length && !simulated
+        ? yield* Effect.sleep(RELIST_DELAY).pipe(
+            Effect.zipRight(runtime.listContainers({ all: true, labels: { [Labels.Service]: service.id } })),
+            Effect.orElseSucceed(() => containers)
+          )
+        : containers
     const upstreams = keepDeadReplicas(
       service,
-      containers,
+      listing,
       (yield* edge.route(service.id))?.upstreams ?? [],
       probed
     )
@@ -317,7 +329,9 @@ export const layer = (options: RouteLoopOptions = {}) =>
       yield* logged("edge sync", syncAll).pipe(Effect.repeat(Schedule.spaced(interval)), Effect.forkScoped)
 
       // Docker events of managed containers: sync their service at once.
-      const relevant = new Set(["start", "die", "stop", "kill", "restart", "destroy", "unpause", "pause"])
+      // Not "kill": it comes while the engine still lists the container running (its probe fails, so
+      // it would be dropped without the dead-replica grace, one needless Caddy reload); "die" follows.
+      const relevant = new Set(["start", "die", "stop", "restart", "destroy", "unpause", "pause"])
       let since = Date.now()
       const eventLoop = () =>
         runtime.events({ labels: { [Labels.Managed]: "true" }, since }).pipe(
