@@ -13,6 +13,9 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 
+import * as CaddyAdmin from "@kyozo/core/edge/CaddyAdmin"
+import { parseRoutes } from "@kyozo/core/edge/CaddyConfig"
+import { Effect, Option } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
 import { dockerdPids, dockerSuite, startDocker } from "./support/docker.js"
@@ -85,6 +88,18 @@ describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and
         .getContainer(c.Id)
         .remove({ force: true })
         .catch(() => {})
+    // The team's network too: each run is a new team, and Docker's address pools are few.
+    const creds = fs.existsSync(path.join(dataDir, "credentials.json"))
+      ? JSON.parse(fs.readFileSync(path.join(dataDir, "credentials.json"), "utf8"))
+      : null
+    if (creds?.teamId)
+      for (const n of await docker.client
+        .listNetworks({ filters: { label: [`kyozo.team=${creds.teamId}`] } })
+        .catch(() => []))
+        await docker.client
+          .getNetwork(n.Id)
+          .remove()
+          .catch(() => {})
     fs.rmSync(dataDir, { recursive: true, force: true })
   }, 60_000)
 
@@ -243,10 +258,30 @@ describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and
     expect((await runningReplicas()).length).toBe(3)
   }, 120_000)
 
-  it("a rolling redeploy of 3 replicas under polling: zero failed requests", async () => {
+  /** The upstream ports Caddy itself serves the service with now (its live config). */
+  const caddyUpstreams = async (): Promise<Array<number>> => {
+    const config = await Effect.runPromise(CaddyAdmin.currentConfig(CaddyAdmin.defaultAdmin(dataDir)))
+    const route = parseRoutes(Option.getOrNull(config)).find((r) => r.serviceId === serviceId)
+    return (route?.upstreams ?? []).map((u) => u.port).sort((a, b) => a - b)
+  }
+
+  it("a rolling redeploy of 3 replicas under polling: zero failed requests, one replica at a time", async () => {
     await threeReplicas()
     const before = (await runningReplicas()).map((c) => c.Id)
     expect(before).toHaveLength(3)
+    const initial = await caddyUpstreams()
+    expect(initial).toHaveLength(3)
+    // Route snapshots straight from Caddy while the redeploy runs.
+    const snapshots: Array<Array<number>> = [initial]
+    let watching = true
+    const watcher = (async () => {
+      while (watching) {
+        // An empty read is the admin API between two loads (the route always has an upstream).
+        const ports = await caddyUpstreams().catch(() => [])
+        if (ports.length > 0 && ports.join() !== snapshots.at(-1)!.join()) snapshots.push(ports)
+        await sleep(5)
+      }
+    })()
     const results = await pollWhile(async () => {
       const started = expectStatus(
         await call("POST", `/v1/services/${serviceId}/deployments`),
@@ -266,8 +301,31 @@ describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and
       })
     })
     const failed = results.filter((r) => r !== "data plane\n")
-    console.info(`[data-plane] rolling redeploy of 3: ${results.length} requests, ${failed.length} failed`)
+    watching = false
+    await watcher
+    const final = await caddyUpstreams()
+    if (final.join() !== snapshots.at(-1)!.join()) snapshots.push(final)
+    console.info(
+      `[data-plane] rolling redeploy of 3: ${results.length} requests, ${failed.length} failed; routes: ${snapshots.map((p) => `[${p.join(",")}]`).join(" → ")}`
+    )
     expect(failed).toEqual([])
+    // Traffic moved replica by replica: each change routes one new replica in or one old one out
+    // (a change between two samples may show as both), never fewer than 3 serving, never the whole
+    // set at once; it ends on 3 new replicas and none of the old.
+    const old = new Set(initial)
+    expect(final).toHaveLength(3)
+    expect(final.some((p) => old.has(p))).toBe(false)
+    for (let i = 1; i < snapshots.length; i++) {
+      const prev = new Set(snapshots[i - 1])
+      const next = new Set(snapshots[i])
+      const added = [...next].filter((p) => !prev.has(p))
+      const removed = [...prev].filter((p) => !next.has(p))
+      expect(added.length).toBeLessThanOrEqual(1)
+      expect(removed.length).toBeLessThanOrEqual(1)
+      expect(next.size).toBeGreaterThanOrEqual(3)
+      expect(next.size).toBeLessThanOrEqual(4)
+    }
+    expect(snapshots.length).toBeGreaterThanOrEqual(4)
     const after = await runningReplicas()
     expect(after).toHaveLength(3)
     expect(after.some((c) => before.includes(c.Id))).toBe(false)

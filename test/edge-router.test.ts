@@ -4,18 +4,22 @@
  * Then what only Caddy does: a dead replica hidden by retries, host names on the shared port, and
  * routes that keep serving after the layer that made them is gone (Kyozo down), adopted again.
  */
+import * as fs from "node:fs"
 import * as http from "node:http"
+import * as https from "node:https"
 import type * as net from "node:net"
+import type * as tls from "node:tls"
 
 import * as CaddyAdmin from "@kyozo/core/edge/CaddyAdmin"
 import * as CaddyEdge from "@kyozo/core/edge/CaddyEdge"
 import { EdgeRouter, type EdgeRouterShape } from "@kyozo/core/edge/EdgeRouter"
 import * as InProcessEdge from "@kyozo/core/edge/InProcessEdge"
+import * as ReloadSafety from "@kyozo/core/edge/ReloadSafety"
 import { Effect, Exit, Layer, Scope } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
 
 import { caddyLayer, caddySuite, edgeDataDir } from "./support/edge.js"
-import { freePort } from "./support/server.js"
+import { freePort, waitFor } from "./support/server.js"
 
 const caddy = caddySuite("edge-router (Caddy)")
 
@@ -53,6 +57,39 @@ const get = (port: number, headers: Record<string, string> = {}) =>
     )
     req.on("timeout", () => req.destroy(new Error("timeout")))
     req.on("error", (e) => resolve({ status: 0, body: String(e), headers: {} }))
+  })
+
+/** One HTTPS GET to 127.0.0.1 with SNI and Host `name`, verified against `ca` (the system's when undefined). */
+const httpsGet = (port: number, name: string, ca: Buffer | undefined) =>
+  new Promise<{ status: number; body: string; issuer?: string; subjectAltName?: string }>((resolve) => {
+    const req = https.get(
+      {
+        host: "127.0.0.1",
+        port,
+        path: "/",
+        servername: name,
+        headers: { host: name },
+        ca,
+        agent: false,
+        timeout: 8000
+      },
+      (res) => {
+        const cert = (res.socket as tls.TLSSocket).getPeerCertificate()
+        let body = ""
+        res.setEncoding("utf8")
+        res.on("data", (c: string) => (body += c))
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            body,
+            issuer: `${cert.issuer?.O ?? ""} ${cert.issuer?.CN ?? ""}`,
+            subjectAltName: cert.subjectaltname
+          })
+        )
+      }
+    )
+    req.on("timeout", () => req.destroy(new Error("timeout")))
+    req.on("error", (e) => resolve({ status: 0, body: String(e) }))
   })
 
 /** Builds the edge in a scope of its own; `close` is the end of the Kyozo process using it. */
@@ -166,6 +203,43 @@ describe.skipIf(!caddy.available)("Caddy edge", () => {
     }
   })
 
+  it("route changes under polling reset no connection (Caddy's reloads rebind every listener)", async () => {
+    const { edge, run, close } = await open(caddyLayer())
+    try {
+      const a = await upstream("ok")
+      const b = await upstream("ok")
+      const c = await upstream("ok")
+      const { hostPort } = await run(edge.ensure("reload", {}))
+      await run(edge.setUpstreams("reload", [a, b, c]))
+      // The edge turned the kernel setting on (as root in the host's network namespace) or said why not.
+      const status = await run(edge.status)
+      const safety = await run(ReloadSafety.ensure())
+      if (safety._tag === "Unsafe") expect(status.reason).toContain("tcp_migrate_req")
+      let polling = true
+      const results: Array<string> = []
+      const poll = async () => {
+        while (polling) {
+          const r = await get(hostPort)
+          results.push(r.status === 200 ? r.body : `${r.status} ${r.body}`)
+        }
+      }
+      const pollers = [poll(), poll(), poll()]
+      // Each change is one whole-config load: a replica lost, then back, twenty times.
+      for (let i = 0; i < 40; i++) {
+        await run(edge.setUpstreams("reload", i % 2 === 0 ? [a, b] : [a, b, c]))
+        await new Promise((r) => setTimeout(r, 40))
+      }
+      polling = false
+      await Promise.all(pollers)
+      const failed = results.filter((r) => r !== "ok")
+      console.info(`[edge-router] 40 route changes: ${results.length} requests, ${failed.length} failed`)
+      expect(results.length).toBeGreaterThan(200)
+      if (safety._tag !== "Unsafe") expect(failed).toEqual([])
+    } finally {
+      await close()
+    }
+  })
+
   it("concurrent changes of many services all land (batched into few loads)", async () => {
     const { edge, run, close } = await open(caddyLayer())
     try {
@@ -202,6 +276,53 @@ describe.skipIf(!caddy.available)("Caddy edge", () => {
       })
       expect((await get(shared, { host: "other.acme-inc.localhost" })).status).toBe(404)
       expect((await run(edge.status)).sharedPort).toBe(shared)
+    } finally {
+      await close()
+    }
+  })
+
+  it("serves host names over HTTPS with Caddy's internal CA (SNI picks the service)", async () => {
+    const shared = await freePort()
+    const tlsPort = await freePort()
+    const dataDir = edgeDataDir()
+    const { edge, run, close } = await open(caddyLayer({ dataDir, sharedPort: shared, tlsPort }))
+    try {
+      const a = await upstream("secure")
+      const b = await upstream("other")
+      await run(edge.ensure("sec", { hostName: "web.acme-inc.localhost" }))
+      await run(edge.setUpstreams("sec", [a]))
+      await run(edge.ensure("sec2", { hostName: "api.acme-inc.localhost" }))
+      await run(edge.setUpstreams("sec2", [b]))
+      expect((await run(edge.status)).reason).toContain(`HTTPS for host names on 127.0.0.1:${tlsPort}`)
+      const root = CaddyAdmin.internalCaRoot(dataDir)
+      const ca = await waitFor("Caddy's internal CA root", 10_000, async () =>
+        fs.existsSync(root) ? fs.readFileSync(root) : undefined
+      )
+      // Verified against the CA from Caddy's data dir: a certificate for exactly the name asked.
+      // Caddy issues the certificates in the background right after the load.
+      const secure = await waitFor("the HTTPS answer", 15_000, async () => {
+        const r = await httpsGet(tlsPort, "web.acme-inc.localhost", ca)
+        return r.status === 200 ? r : undefined
+      }).catch(async (e) => {
+        throw new Error(
+          `${e}: ${(await httpsGet(tlsPort, "web.acme-inc.localhost", ca)).body}\n${fs.readFileSync(`${dataDir}/edge/caddy.log`, "utf8").slice(-3000)}`
+        )
+      })
+      expect(secure).toMatchObject({ status: 200, body: "secure" })
+      expect(secure.issuer).toMatch(/Caddy Local Authority/)
+      expect(secure.subjectAltName).toContain("DNS:web.acme-inc.localhost")
+      expect(await httpsGet(tlsPort, "api.acme-inc.localhost", ca)).toMatchObject({
+        status: 200,
+        body: "other"
+      })
+      // The plain host-name port keeps serving (no redirect), and the system's trust store is untouched.
+      expect(await get(shared, { host: "web.acme-inc.localhost" })).toMatchObject({
+        status: 200,
+        body: "secure"
+      })
+      const untrusted = await httpsGet(tlsPort, "web.acme-inc.localhost", undefined)
+      expect(untrusted.status).toBe(0)
+      expect(untrusted.body).toMatch(/certificate/i)
     } finally {
       await close()
     }

@@ -41,7 +41,7 @@ export const edgeDataDir = (): string => fs.mkdtempSync(path.join(os.tmpdir(), "
 
 /** A Caddy edge in its own temp dir, stopped on close. */
 export const caddyLayer = (
-  options: { dataDir?: string; sharedPort?: number | null; domain?: string } = {}
+  options: { dataDir?: string; sharedPort?: number | null; tlsPort?: number | null; domain?: string } = {}
 ) => {
   const dataDir = options.dataDir ?? edgeDataDir()
   return CaddyEdge.layer({
@@ -49,6 +49,7 @@ export const caddyLayer = (
     admin: CaddyAdmin.defaultAdmin(dataDir),
     bin: caddyBin(),
     sharedPort: options.sharedPort ?? null,
+    tlsPort: options.tlsPort ?? null,
     domain: options.domain ?? "localhost",
     reason: "test",
     stopOnClose: true

@@ -59,6 +59,8 @@ export class KyozoConfig extends Effect.Service<KyozoConfig>()("@kyozo/core/Kyoz
     // Where deploys by path resolve their folders (each team its own sub-folder).
     const workspacesRoot = yield* Config.option(Config.nonEmptyString("KYOZO_WORKSPACES_ROOT"))
     const edgePort = yield* Config.integer("KYOZO_EDGE_PORT").pipe(Config.withDefault(4080))
+    // HTTPS for host names through Caddy's internal CA; 0 (the default): none.
+    const edgeTlsPort = yield* Config.integer("KYOZO_EDGE_TLS_PORT").pipe(Config.withDefault(0))
     const edgeHost = yield* Config.string("KYOZO_EDGE_HOST").pipe(Config.withDefault("127.0.0.1"))
     const domain = yield* Config.string("KYOZO_DOMAIN").pipe(Config.withDefault("localhost"))
     // Quotas of a new team: by default 100 services of the default size (500 millicores, 512 MB).
@@ -116,6 +118,7 @@ export class KyozoConfig extends Effect.Service<KyozoConfig>()("@kyozo/core/Kyoz
       caddyBin: Option.getOrUndefined(caddyBin),
       workspacesRoot: path.resolve(Option.getOrElse(workspacesRoot, () => path.join(dataDir, "workspaces"))),
       edgePort,
+      edgeTlsPort,
       edgeHost,
       domain,
       defaultQuotas,

@@ -26,6 +26,10 @@ export type AdminEndpoint =
 /** Where Caddy's files live: `<dataDir>/edge`. */
 export const edgeDir = (dataDir: string) => path.join(dataDir, "edge")
 
+/** The root certificate of Caddy's internal CA (HTTPS on local names), once Caddy made it. */
+export const internalCaRoot = (dataDir: string) =>
+  path.join(edgeDir(dataDir), "data", "caddy", "pki", "authorities", "local", "root.crt")
+
 export const defaultAdmin = (dataDir: string): AdminEndpoint => ({
   _tag: "Socket",
   path: path.join(edgeDir(dataDir), "caddy-admin.sock")

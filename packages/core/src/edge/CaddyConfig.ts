@@ -67,11 +67,43 @@ const handlerFor = (route: RouteEntry) => {
   }
 }
 
+export const HOSTS_TLS_SERVER = "kyozo-hosts-tls"
+
+/** The routes of the host-name servers: one per named service, then a 404 for any other name. */
+const hostRoutes = (named: ReadonlyArray<RouteEntry>, withIds: boolean) => [
+  ...named.map((r) => ({
+    // `@id`s are unique across Caddy's config: only the plain-HTTP server carries them.
+    ...(withIds ? { "@id": `kyozo-host-${r.serviceId}` } : {}),
+    match: [{ host: [r.hostName] }],
+    handle: [handlerFor(r)],
+    terminal: true
+  })),
+  {
+    handle: [
+      {
+        handler: "static_response",
+        status_code: 404,
+        headers: { "Content-Type": ["text/plain; charset=utf-8"] },
+        body: "No Kyozo service has this host name.\n"
+      }
+    ]
+  }
+]
+
+/**
+ * HTTPS for the host names (KYOZO_EDGE_TLS_PORT): certificates from Caddy's internal CA (its root
+ * in Caddy's data dir, `internalCaRoot`), issued at load for every name routed; the root is never
+ * installed into the system's trust store. No redirect from the plain port (both keep serving).
+ */
+const tlsApps = { automation: { policies: [{ issuers: [{ module: "internal" }] }] } }
+const pkiApp = { certificate_authorities: { local: { install_trust: false } } }
+
 export const buildConfig = (
   admin: AdminEndpoint,
   host: string,
   routes: ReadonlyArray<RouteEntry>,
-  shared: SharedListener | null
+  shared: SharedListener | null,
+  tls: SharedListener | null = null
 ) => {
   const servers: Record<string, unknown> = {}
   const sorted = [...routes].sort((a, b) => a.serviceId.localeCompare(b.serviceId))
@@ -82,34 +114,25 @@ export const buildConfig = (
       routes: [{ handle: [handlerFor(route)] }]
     }
   }
+  const named = sorted.filter((r) => r.hostName !== null)
   if (shared !== null) {
-    const named = sorted.filter((r) => r.hostName !== null)
     servers[HOSTS_SERVER] = {
       listen: [`${shared.host}:${shared.port}`],
       automatic_https: { disable: true },
-      routes: [
-        ...named.map((r) => ({
-          "@id": `kyozo-host-${r.serviceId}`,
-          match: [{ host: [r.hostName] }],
-          handle: [handlerFor(r)],
-          terminal: true
-        })),
-        {
-          handle: [
-            {
-              handler: "static_response",
-              status_code: 404,
-              headers: { "Content-Type": ["text/plain; charset=utf-8"] },
-              body: "No Kyozo service has this host name.\n"
-            }
-          ]
-        }
-      ]
+      routes: hostRoutes(named, true)
+    }
+  }
+  if (tls !== null) {
+    servers[HOSTS_TLS_SERVER] = {
+      listen: [`${tls.host}:${tls.port}`],
+      automatic_https: { disable_redirects: true },
+      tls_connection_policies: [{}],
+      routes: hostRoutes(named, false)
     }
   }
   return {
     admin: { listen: listenValue(admin), config: { persist: false } },
-    apps: { http: { servers } }
+    apps: tls === null ? { http: { servers } } : { http: { servers }, tls: tlsApps, pki: pkiApp }
   }
 }
 

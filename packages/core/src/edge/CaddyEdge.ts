@@ -18,6 +18,7 @@ import {
   sameUpstreams
 } from "./EdgeRouter.js"
 import { freePort } from "./FreePort.js"
+import * as ReloadSafety from "./ReloadSafety.js"
 
 export interface CaddyEdgeOptions {
   readonly dataDir: string
@@ -28,6 +29,8 @@ export interface CaddyEdgeOptions {
   readonly host?: string
   /** The shared host-name port (KYOZO_EDGE_PORT); null serves no host names. */
   readonly sharedPort: number | null
+  /** HTTPS for the host names through Caddy's internal CA (KYOZO_EDGE_TLS_PORT); null: none. */
+  readonly tlsPort?: number | null
   readonly domain: string
   /** Why this edge was chosen, for the status. */
   readonly reason?: string
@@ -65,7 +68,16 @@ export const make = (
       pid = started.pid
       reason = `${options.reason ?? "caddy"}: started ${options.bin} (pid ${pid})`
     }
+    if (options.tlsPort != null)
+      reason = `${reason}; HTTPS for host names on ${host}:${options.tlsPort} (Caddy's internal CA: ${Admin.internalCaRoot(options.dataDir)})`
     yield* Effect.logInfo(`Edge: Caddy — ${reason}`)
+    // Every route change reloads Caddy: without this, a reload resets connections in flight.
+    const safety = yield* ReloadSafety.ensure()
+    const said = ReloadSafety.describe(safety)
+    if (said !== null) {
+      yield* said.level === "info" ? Effect.logInfo(said.text) : Effect.logWarning(said.text)
+    }
+    if (safety._tag === "Unsafe") reason = `${reason}; ${safety.detail}: route changes may reset connections`
 
     if (options.stopOnClose === true) {
       yield* Effect.addFinalizer(() => Admin.stop(admin, options.dataDir))
@@ -91,10 +103,14 @@ export const make = (
     let sharedBlocked: string | null = null
     const shared = (): SharedListener | null =>
       options.sharedPort === null || sharedBlocked !== null ? null : { host, port: options.sharedPort }
+    const tlsPort = options.tlsPort ?? null
+    let tlsBlocked: string | null = null
+    const tls = (): SharedListener | null =>
+      tlsPort === null || tlsBlocked !== null ? null : { host, port: tlsPort }
 
     /** Pushes the current routes when they differ from what Caddy has; Caddy's refusal as a string. */
     const apply: Effect.Effect<boolean, EdgeUnavailable | string> = Effect.gen(function* () {
-      const config = buildConfig(admin, host, [...routes.values()], shared())
+      const config = buildConfig(admin, host, [...routes.values()], shared(), tls())
       const json = JSON.stringify(config)
       if (json === lastApplied) return false
       const loaded = yield* Effect.either(Admin.load(admin, config))
@@ -104,6 +120,13 @@ export const make = (
           sharedBlocked = loaded.left
           yield* Effect.logWarning(
             `Edge: the shared host-name port ${port} is in use (${loaded.left}); serving per-service ports only.`
+          )
+          return yield* apply
+        }
+        if (port !== null && port === tlsPort && tlsBlocked === null) {
+          tlsBlocked = loaded.left
+          yield* Effect.logWarning(
+            `Edge: the HTTPS port ${port} is in use (${loaded.left}); serving host names over plain HTTP only.`
           )
           return yield* apply
         }
@@ -157,7 +180,8 @@ export const make = (
           const result = yield* Effect.either(flush(++version))
           if (result._tag === "Right") return result.right
           const port = typeof result.left === "string" ? inUsePort(result.left) : null
-          const mine = port === null || port === next?.hostPort || port === options.sharedPort
+          const mine =
+            port === null || port === next?.hostPort || port === options.sharedPort || port === tlsPort
           if (mine || ++attempt >= 3) {
             if (routes.get(serviceId) === next) {
               if (previous === undefined) routes.delete(serviceId)
@@ -271,7 +295,7 @@ export const make = (
         pid,
         sharedPort: shared()?.port ?? null,
         domain: options.domain,
-        lastError: lastError ?? sharedBlocked,
+        lastError: lastError ?? sharedBlocked ?? tlsBlocked,
         routes: routes.size
       }))
     }

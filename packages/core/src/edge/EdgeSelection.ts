@@ -42,6 +42,7 @@ export const layer: Layer.Layer<EdgeRouter, EdgeUnavailable, KyozoConfig> = Laye
       bin: Admin.findCaddy(config.caddyBin),
       host: config.edgeHost,
       sharedPort: config.edgePort === 0 ? null : config.edgePort,
+      tlsPort: config.edgeTlsPort === 0 ? null : config.edgeTlsPort,
       domain: config.domain,
       reason: `KYOZO_EDGE=${config.edge}`
     })

@@ -19,7 +19,7 @@ import type { RuntimeError } from "@kyozo/api/domain/RuntimeErrors"
 import type { ServiceInstance } from "@kyozo/api/domain/ServiceInstance"
 import { ImageBuilder } from "@kyozo/core/build/ImageBuilder"
 import { PlannedServiceSchema } from "@kyozo/core/build/topology/Topology"
-import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
+import { EdgeRouter, type Upstream } from "@kyozo/core/edge/EdgeRouter"
 import { freePort } from "@kyozo/core/edge/FreePort"
 import { publishedByEngine } from "@kyozo/core/edge/Transport"
 import type { ContainerInfo } from "@kyozo/core/engine/ContainerRuntime"
@@ -35,12 +35,16 @@ import { Cause, Duration, Effect, Layer, Option, Schedule, Schema } from "effect
 import { DeployBus } from "./DeployBus.js"
 import { containerSpec, specFingerprint, SpecLabel } from "./DeploymentContainer.js"
 import { defaultDeploySettings, type DeploySettings } from "./DeploySettings.js"
-import { syncService } from "./EdgeRoutes.js"
+import { holdingRoute, syncService } from "./EdgeRoutes.js"
 import { probePlanOf, publishedPort, readinessOf } from "./Probes.js"
 import { createReplica } from "./Replicas.js"
 
 /** Replicas build their containers with the same spec; they import it from here. */
 export { AliasesLabel, containerSpec } from "./DeploymentContainer.js"
+
+/** Pause after a new replica is routed in, before an old one goes: the edge warms to it first. */
+const ROLL_SETTLE = Duration.millis(250)
+
 /** What a settings rollout changes on the row (env values included: the row holds them too). */
 export const RolloutSettings = Schema.Struct({
   env: Schema.Record({ key: Schema.String, value: Schema.String }),
@@ -543,8 +547,72 @@ const deployLayer = (settings: DeploySettings) =>
           }).pipe(asStep("replicas"))
         })
 
-      // (e) switch the stable address to the new container
-      const switchOver = (containerId: string, containerNameValue: string, image: string) =>
+      /**
+       * A rolling update moves traffic replica by replica: new replica i is routed in next to the
+       * old ones, then old replica i is routed out and drained, never all at once. It runs only
+       * where several replicas serve or will (a single one switches atomically below) and holds the
+       * route (`holdingRoute`) until the row names the new deployment, so a sync in between does
+       * not put the old set back. Run again after a crash, it continues from what the edge serves.
+       */
+      const rollTraffic = (newContainerIds: ReadonlyArray<string>) =>
+        Effect.gen(function* () {
+          const edge = yield* EdgeRouter
+          const row = yield* serviceRow
+          const current = yield* edge.route(serviceId)
+          if (
+            current === undefined ||
+            current.simulated ||
+            row.internalPort === null ||
+            publishedByEngine(row)
+          )
+            return
+          const old = current.upstreams
+          if (old.length === 0 || (old.length <= 1 && newContainerIds.length <= 1)) return
+          const fresh: Array<Upstream> = []
+          for (const id of newContainerIds) {
+            const port = publishedPort(yield* runtime.inspectContainer(id), row.internalPort)
+            if (port !== null) fresh.push({ host: "127.0.0.1", port })
+          }
+          if (fresh.length === 0) return
+          const freshPorts = new Set(fresh.map((u) => u.port))
+          const outgoing = old.filter((u) => !freshPorts.has(u.port))
+          let serving: Array<Upstream> = [...old]
+          for (let i = 0; i < Math.max(fresh.length, outgoing.length); i++) {
+            const incoming = fresh[i]
+            if (incoming !== undefined && !serving.some((u) => u.port === incoming.port)) {
+              serving = [...serving, incoming]
+              yield* edge.setUpstreams(serviceId, serving)
+              yield* record(
+                "deploy.routed-in",
+                `Replica ${i + 1} of ${fresh.length} of the new version takes traffic`,
+                { port: incoming.port, upstreams: serving.map((u) => u.port) }
+              )
+              yield* Effect.sleep(ROLL_SETTLE)
+            }
+            const leaving = outgoing[i]
+            if (leaving !== undefined) {
+              serving = serving.filter((u) => u.port !== leaving.port)
+              yield* edge.setUpstreams(serviceId, serving)
+              yield* record(
+                "deploy.routed-out",
+                `Old replica ${i + 1} of ${outgoing.length} takes no new traffic`,
+                {
+                  port: leaving.port,
+                  upstreams: serving.map((u) => u.port)
+                }
+              )
+              yield* edge.drain(serviceId, leaving, settings.drainTimeout)
+            }
+          }
+        })
+
+      // (e) switch the stable address to the new container (replica by replica where several serve)
+      const switchOver = (
+        containerId: string,
+        containerNameValue: string,
+        image: string,
+        replicaIds: ReadonlyArray<string>
+      ) =>
         Activity.make({
           name: "switch",
           success: Switched,
@@ -552,13 +620,19 @@ const deployLayer = (settings: DeploySettings) =>
           execute: Effect.gen(function* () {
             yield* status("switching")
             const before = yield* serviceRow
-            const updated = yield* services.updateObserved(serviceId, {
-              image,
-              containerId,
-              containerName: containerNameValue,
-              currentDeploymentId: deploymentId,
-              status: "running"
-            })
+            const updated = yield* holdingRoute(
+              serviceId,
+              Effect.zipRight(
+                rollTraffic([containerId, ...replicaIds]),
+                services.updateObserved(serviceId, {
+                  image,
+                  containerId,
+                  containerName: containerNameValue,
+                  currentDeploymentId: deploymentId,
+                  status: "running"
+                })
+              )
+            )
             // The edge now sends new requests to the new container only (level-driven: the row
             // names the current deployment, the engine shows its running containers).
             const synced = yield* syncService(Option.getOrElse(updated, () => before))
@@ -781,8 +855,8 @@ const deployLayer = (settings: DeploySettings) =>
       const switched = yield* Effect.gen(function* () {
         yield* start(created.containerId, created.previousContainerId)
         yield* healthGate(created.containerId)
-        yield* replicasUp(built.image)
-        return yield* switchOver(created.containerId, created.containerName, built.image)
+        const replicaIds = yield* replicasUp(built.image)
+        return yield* switchOver(created.containerId, created.containerName, built.image, replicaIds)
       }).pipe(
         Effect.catchTag("StepFailed", (e) =>
           compensate(created, e).pipe(Effect.ignore, Effect.zipRight(Effect.fail(failed(e, true))))

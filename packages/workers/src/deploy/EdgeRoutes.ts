@@ -94,6 +94,69 @@ export const answering = (
         return ok
       })
 
+/**
+ * Services whose route a rolling update moves replica by replica right now: the deploy owns their
+ * upstreams until it switches over, so a sync in between (an engine event, the periodic pass) does
+ * not put the old set back. In memory on purpose: after a crash nothing holds the route and the
+ * level-driven rule (the current deployment's containers) applies again.
+ */
+const rolling = new Set<string>()
+
+/** Runs `effect` with the service's upstreams held by the caller (see `rolling`). */
+export const holdingRoute = <A, E, R>(serviceId: string, effect: Effect.Effect<A, E, R>) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => rolling.add(serviceId)),
+    () => effect,
+    () => Effect.sync(() => rolling.delete(serviceId))
+  )
+
+/**
+ * How long the route keeps the port of a replica that died (its container is down, the recovery
+ * loop restarts it on the same pinned port). Dropping it at once would reload Caddy at the very
+ * moment requests that met the dead replica are being retried on the others, and a reload ends
+ * the old config's retries with a 502; Caddy's passive health keeps traffic off the port meanwhile.
+ */
+export const DEAD_REPLICA_GRACE_MS = 15_000
+
+const RELIST_DELAY = Duration.millis(300)
+
+const missingSince = new Map<string, number>()
+
+/**
+ * The upstreams to push: `probed`, plus, for each container of the current deployment that is down
+ * (not removed), one port the route serves now that `probed` lacks, for at most the grace.
+ * Containers of older deployments and removed replicas get no grace: a switch or a scale-in
+ * takes effect at once.
+ */
+export const keepDeadReplicas = (
+  service: { readonly id: string; readonly currentDeploymentId: string | null },
+  containers: ReadonlyArray<ContainerSummary>,
+  routed: ReadonlyArray<Upstream>,
+  probed: ReadonlyArray<Upstream>,
+  now: number = Date.now()
+): ReadonlyArray<Upstream> => {
+  const key = (u: Upstream) => `${service.id} ${u.host}:${u.port}`
+  for (const u of probed) missingSince.delete(key(u))
+  const down = containers.filter(
+    (c) =>
+      c.state !== "running" &&
+      service.currentDeploymentId !== null &&
+      c.labels[Labels.Deployment] === service.currentDeploymentId
+  ).length
+  const missing = routed.filter((u) => !probed.some((p) => p.host === u.host && p.port === u.port))
+  const kept: Array<Upstream> = []
+  for (const u of missing) {
+    // Once its grace is over the entry stays (so the port is not kept again) until it leaves the route.
+    const since = missingSince.get(key(u)) ?? now
+    missingSince.set(key(u), since)
+    if (kept.length < down && now - since < DEAD_REPLICA_GRACE_MS && probed.length > 0) kept.push(u)
+  }
+  const prefix = `${service.id} `
+  for (const k of missingSince.keys())
+    if (k.startsWith(prefix) && !missing.some((u) => key(u) === k)) missingSince.delete(k)
+  return kept.length === 0 ? probed : [...probed, ...kept].sort((a, b) => a.port - b.port)
+}
+
 export interface SyncResult {
   readonly serviceId: string
   readonly hostPort: number | null
@@ -153,12 +216,37 @@ export const syncService = (service: ServiceInstance, known?: ReadonlyArray<Cont
     if (ensured.hostPort !== service.hostPort) {
       yield* services.updateObserved(service.id, { hostPort: ensured.hostPort })
     }
+    if (rolling.has(service.id)) {
+      const held = (yield* edge.route(service.id))?.upstreams ?? []
+      return {
+        serviceId: service.id,
+        hostPort: ensured.hostPort,
+        upstreams: held,
+        changed: false
+      } satisfies SyncResult
+    }
     const containers =
       service.desiredState !== "running"
         ? []
         : (known ?? (yield* runtime.listContainers({ all: true, labels: { [Labels.Service]: service.id } })))
     const candidates = desiredUpstreams(service, containers)
-    const upstreams = simulated ? candidates : yield* answering(service, candidates)
+    const probed = simulated ? candidates : yield* answering(service, candidates)
+    // A replica that fails its probe while the engine still lists it running has often just died
+    // (the engine's state follows the process by a moment): look again before deciding whether it
+    // is a dead replica (kept for the grace) or one that answers badly (dropped now).
+    const listing =
+      probed.length < candidates.length && !simulated
+        ? yield* Effect.sleep(RELIST_DELAY).pipe(
+            Effect.zipRight(runtime.listContainers({ all: true, labels: { [Labels.Service]: service.id } })),
+            Effect.orElseSucceed(() => containers)
+          )
+        : containers
+    const upstreams = keepDeadReplicas(
+      service,
+      listing,
+      (yield* edge.route(service.id))?.upstreams ?? [],
+      probed
+    )
     const { changed } = yield* edge.setUpstreams(service.id, upstreams)
     if (changed) {
       yield* Effect.logInfo(
@@ -241,7 +329,9 @@ export const layer = (options: RouteLoopOptions = {}) =>
       yield* logged("edge sync", syncAll).pipe(Effect.repeat(Schedule.spaced(interval)), Effect.forkScoped)
 
       // Docker events of managed containers: sync their service at once.
-      const relevant = new Set(["start", "die", "stop", "kill", "restart", "destroy", "unpause", "pause"])
+      // Not "kill": it comes while the engine still lists the container running (its probe fails, so
+      // it would be dropped without the dead-replica grace, one needless Caddy reload); "die" follows.
+      const relevant = new Set(["start", "die", "stop", "restart", "destroy", "unpause", "pause"])
       let since = Date.now()
       const eventLoop = () =>
         runtime.events({ labels: { [Labels.Managed]: "true" }, since }).pipe(
