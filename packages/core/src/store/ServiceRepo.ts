@@ -54,6 +54,7 @@ export interface CreateService {
   readonly env?: Readonly<Record<string, string>>
   readonly healthConfig?: HealthCheckConfig
   readonly restartPolicy?: RestartPolicy
+  readonly replicas?: number
   readonly source?: Readonly<Record<string, unknown>>
   readonly volumes?: ReadonlyArray<ServiceVolume>
   readonly autoscale?: AutoscalePolicy | null
@@ -128,6 +129,7 @@ export class ServiceRepo extends Effect.Service<ServiceRepo>()("@kyozo/core/Serv
               env: jsonb(input.env ?? {}),
               health_config: jsonb(input.healthConfig ? encodeHealth(input.healthConfig) : {}),
               restart_policy: input.restartPolicy,
+              replicas: input.replicas,
               source: jsonb(input.source ?? {}),
               volumes: input.volumes === undefined ? undefined : jsonb(input.volumes),
               autoscale: input.autoscale == null ? undefined : jsonb(input.autoscale)
