@@ -407,8 +407,10 @@ export class MembersApi extends HttpApiGroup.make("members")
           role: Role
         })
       )
-      .addSuccess(single(MemberResource, 201))
-      /** A user who exists already (in another team) is invited: they join when they accept. */
+      /**
+       * Always an invitation, whether the e-mail has an account or not (nothing about other teams'
+       * users shows): a new person is a member at once; one with an account joins on accepting.
+       */
       .addSuccess(single(InvitationResource, 202))
   )
   .add(

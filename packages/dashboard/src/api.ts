@@ -342,11 +342,9 @@ export const api = {
   revokeGrant: (serviceId: string, grantId: string) =>
     call<void>("DELETE", `/v1/services/${enc(serviceId)}/permissions/${enc(grantId)}`),
   members: () => listAll<Member>("/v1/members"),
-  /** A new user joins at once (a member); one who exists in another team is invited (202). */
+  /** Always an invitation (202): a new person is a member at once, one with an account joins on accepting. */
   addMember: (email: string, role: Role) =>
-    call<Single<Member | Invitation>>("POST", "/v1/members", doc("members", { email, role })).then(
-      (d) => d.data
-    ),
+    call<Single<Invitation>>("POST", "/v1/members", doc("members", { email, role })).then((d) => d.data),
   /** The caller's pending invitations (to other teams). */
   invitations: () => listAll<Invitation>("/v1/invitations"),
   /** Joins the team: the answer carries a key for it, in clear this once. */

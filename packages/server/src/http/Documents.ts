@@ -116,7 +116,10 @@ export const memberDoc = (m: MemberView) => ({
 })
 
 /** An invitation as the inviting team sees it (the invitee's email). */
-export const sentInvitationDoc = (invitation: Invitation, email: string) => ({
+export const sentInvitationDoc = (
+  invitation: Pick<Invitation, "id" | "role" | "createdAt">,
+  email: string
+) => ({
   type: "invitations" as const,
   id: invitation.id,
   attributes: { email, role: invitation.role, createdAt: invitation.createdAt.toISOString() }
