@@ -78,6 +78,28 @@ describe("uploads", () => {
     expect(second.body.errors[0].code).toBe("UploadQuotaExceeded")
   })
 
+  it("concurrent uploads at the limit cannot overshoot the quota", async () => {
+    const teamDir = path.join(s.dataDir, "uploads", s.teamId)
+    await waitFor("earlier uploads expire", 10_000, async () =>
+      !fs.existsSync(teamDir) ||
+      fs.readdirSync(teamDir).filter((n) => n.startsWith("upl_") && !n.endsWith(".size")).length === 0
+        ? true
+        : undefined
+    )
+    // Six at once of ~400 KB each against 1 MB: two fit, the others must be refused.
+    const tar = await tarOf(400 * 1024)
+    const answers = await Promise.all(Array.from({ length: 6 }, () => upload(s.ownerToken, tar)))
+    const statuses = answers.map((a) => a.status).sort()
+    expect(statuses.filter((x) => x === 201).length).toBeGreaterThanOrEqual(1)
+    expect(statuses.filter((x) => x === 201).length).toBeLessThanOrEqual(2)
+    expect(statuses.filter((x) => x === 413)).toHaveLength(6 - statuses.filter((x) => x === 201).length)
+    const stored = fs
+      .readdirSync(teamDir)
+      .filter((n) => n.endsWith(".size"))
+      .reduce((sum, n) => sum + Number(fs.readFileSync(path.join(teamDir, n), "utf8")), 0)
+    expect(stored).toBeLessThanOrEqual(1024 * 1024)
+  })
+
   it("an upload no service uses expires; one a service was deployed from stays", async () => {
     const owner = caller(s.server.port, s.ownerToken)
     // Wait out earlier tests' uploads, so the quota is free again.

@@ -114,9 +114,8 @@ export const layer = Layer.unwrapEffect(
           Effect.onInterrupt(() => removeQuietly(dir))
         )
         yield* policy
-          .checkQuota(principal.teamId, result.bytes)
+          .commit(principal.teamId, uploadId, result.bytes)
           .pipe(Effect.tapError(() => removeQuietly(dir)))
-        yield* policy.recordSize(principal.teamId, uploadId, result.bytes)
         yield* Effect.logInfo(`upload ${uploadId}: ${result.files} files, ${result.bytes} bytes`).pipe(
           Effect.annotateLogs({ teamId: principal.teamId })
         )

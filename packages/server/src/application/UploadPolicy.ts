@@ -81,6 +81,18 @@ export class UploadPolicy extends Effect.Service<UploadPolicy>()("@kyozo/server/
         fs.writeFile(sizeFile(config.dataDir, teamId, uploadId), String(bytes)).catch(() => undefined)
       )
 
+    // Uploads live in this process's data dir (one process holds it: the lock file), so one lock
+    // here makes "check, then count it" atomic for every upload of every team.
+    const ledger = yield* Effect.makeSemaphore(1)
+
+    /**
+     * Counts a stored upload against the quota, atomically: the check and the size record happen
+     * under one lock, so concurrent uploads at the limit cannot all pass (the check before the
+     * body is only a fast refusal).
+     */
+    const commit = (teamId: TeamId, uploadId: string, bytes: number) =>
+      ledger.withPermits(1)(Effect.zipRight(checkQuota(teamId, bytes), recordSize(teamId, uploadId, bytes)))
+
     const InUse = Schema.Array(Schema.Struct({ team_id: Schema.String, upload_id: Schema.String }))
 
     /** Removes uploads older than the TTL that no live service was deployed from. */
@@ -120,6 +132,6 @@ export class UploadPolicy extends Effect.Service<UploadPolicy>()("@kyozo/server/
       Effect.forkScoped
     )
 
-    return { requireUpload, checkQuota, recordSize, sweep, limitBytes } as const
+    return { requireUpload, checkQuota, commit, sweep, limitBytes } as const
   })
 }) {}
