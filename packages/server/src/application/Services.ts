@@ -27,7 +27,7 @@ import * as Quotas from "@kyozo/workers/deploy/Quotas"
 import { Data, Effect, Option, Stream } from "effect"
 
 import { KeySessions } from "../KeySessions.js"
-import { Policy } from "../Policy.js"
+import { type Capabilities, capabilitiesOf, Policy } from "../Policy.js"
 
 export interface ServicePatch {
   readonly cpuMillis?: number
@@ -238,6 +238,24 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
     const get = (service: string): Effect.Effect<ServiceInstance, ServiceNotFound, CurrentPrincipal> =>
       Effect.map(policy.viewService(service), (a) => a.service)
 
+    /**
+     * A service of the caller's team and what the caller may do on it (team role raised by grants):
+     * the one rule front doors report, so clients show the controls the server will allow.
+     */
+    const getWithCapabilities = (
+      service: string
+    ): Effect.Effect<
+      { readonly service: ServiceInstance; readonly can: Capabilities },
+      ServiceNotFound,
+      CurrentPrincipal
+    > =>
+      Effect.flatMap(policy.viewService(service), (a) =>
+        Effect.map(policy.permissionOn(a.principal, a.service), (permission) => ({
+          service: a.service,
+          can: capabilitiesOf(permission)
+        }))
+      )
+
     /** The service as the runtime sees it (status, replicas, URL). */
     const view = (service: string): Effect.Effect<ServiceView, DeployError, CurrentPrincipal> =>
       Effect.flatMap(policy.viewService(service), (a) => deployer.get(a.principal.teamId, a.service.id))
@@ -307,6 +325,7 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
       getMany,
       hostUrlOf,
       get,
+      getWithCapabilities,
       view,
       views,
       envKeys,
