@@ -166,6 +166,24 @@ describe("REST role × action matrix", () => {
       }
     })
 
+  it("the service document says what the caller may do there (meta.can), grants included", async () => {
+    const can = async (who: Who, service: string) =>
+      expectStatus(await caller(s.server.port, tokens[who])("GET", `/v1/services/${service}`), 200, who).body
+        .meta.can
+    expect(await can("viewer", S1)).toEqual({ deploy: false, manage: false, admin: false })
+    // A viewer with a deploy grant on S1: deploy controls there, and only there.
+    expect(await can("viewerDeployS1", S1)).toEqual({ deploy: true, manage: false, admin: false })
+    expect(await can("viewerDeployS1", S2)).toEqual({ deploy: false, manage: false, admin: false })
+    expect(await can("member", S1)).toEqual({ deploy: true, manage: true, admin: false })
+    expect(await can("memberAdminS1", S1)).toEqual({ deploy: true, manage: true, admin: true })
+    expect(await can("memberAdminS1", S2)).toEqual({ deploy: true, manage: true, admin: false })
+    expect(await can("admin", S2)).toEqual({ deploy: true, manage: true, admin: true })
+    // What it says is what the server does: the granted viewer redeploys S1 but not S2.
+    const v = caller(s.server.port, tokens.viewerDeployS1)
+    expect((await v("POST", `/v1/services/${S1}/deployments`)).status).not.toBe(403)
+    expect((await v("POST", `/v1/services/${S2}/deployments`)).status).toBe(403)
+  })
+
   it("admins cannot make owners; only owners can", async () => {
     const admin = caller(s.server.port, tokens.admin)
     expectStatus(
@@ -179,7 +197,7 @@ describe("REST role × action matrix", () => {
         "/v1/members",
         doc("members", { email: "o2@example.com", role: "owner" })
       ),
-      201,
+      202,
       "owner"
     )
   })

@@ -204,6 +204,8 @@ export const ServiceResource = resource("services", {
   replicas: Schema.optional(Schema.Number),
   /** Autoscaling between min and max replicas on a utilisation target; null when the count is fixed. */
   autoscale: Schema.optional(Schema.NullOr(AutoscalePolicy)),
+  /** Data volumes mounted by every container (kept across redeploys; removed only when asked). */
+  volumes: Schema.optional(Schema.Array(Schema.Struct({ name: Schema.String, target: Schema.String }))),
   createdAt: DateString,
   updatedAt: DateString
 })

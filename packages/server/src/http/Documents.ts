@@ -59,6 +59,7 @@ export const serviceDoc = (s: ServiceInstance, hostUrl: string | null = null) =>
     restartCount: s.restartCount,
     replicas: s.replicas,
     autoscale: s.autoscale,
+    volumes: s.volumes.map((v) => ({ name: v.name, target: v.target })),
     createdAt: s.createdAt.toISOString(),
     updatedAt: s.updatedAt.toISOString()
   },
