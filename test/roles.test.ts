@@ -260,6 +260,29 @@ describe("RPC role × action matrix", () => {
       }
     })
 
+  it("GetService and GraphQL report the same `can` as REST's meta.can", async () => {
+    for (const [who, service] of [
+      ["viewerDeployS1", S1],
+      ["viewerDeployS1", S2],
+      ["memberAdminS1", S1],
+      ["viewer", S1]
+    ] as const) {
+      const rest = (await caller(s.server.port, tokens[who])("GET", `/v1/services/${service}`)).body.meta.can
+      const view = await Effect.runPromise(
+        Effect.flatMap(KyozoClient, (c) => c.GetService({ service })).pipe(
+          Effect.provide(KyozoClient.layer({ url: `http://127.0.0.1:${s.server.port}`, token: tokens[who] }))
+        )
+      )
+      expect(view.can, `${who} rpc`).toEqual(rest)
+      const gql = await fetch(`http://127.0.0.1:${s.server.port}/graphql`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${tokens[who]}`, "content-type": "application/json" },
+        body: JSON.stringify({ query: `{ service(id: "${service}") { can { deploy manage admin } } }` })
+      }).then((r) => r.json() as Promise<any>)
+      expect(gql.data?.service?.can, `${who} graphql ${JSON.stringify(gql.errors)}`).toEqual(rest)
+    }
+  })
+
   it("RemoveService needs manage: viewer with a deploy grant is Forbidden, member may", async () => {
     expect(await rpc("viewerDeployS1", (c) => c.RemoveService({ service: S1 }))).toBe("Forbidden")
     expect(await rpc("viewer", (c) => c.RemoveService({ service: S2 }))).toBe("Forbidden")

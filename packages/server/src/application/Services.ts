@@ -256,9 +256,15 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
         }))
       )
 
-    /** The service as the runtime sees it (status, replicas, URL). */
+    /** The service as the runtime sees it (status, replicas, URL), and what the caller may do on it. */
     const view = (service: string): Effect.Effect<ServiceView, DeployError, CurrentPrincipal> =>
-      Effect.flatMap(policy.viewService(service), (a) => deployer.get(a.principal.teamId, a.service.id))
+      Effect.flatMap(policy.viewService(service), (a) =>
+        Effect.zipWith(
+          deployer.get(a.principal.teamId, a.service.id),
+          policy.permissionOn(a.principal, a.service),
+          (view, permission): ServiceView => ({ ...view, can: capabilitiesOf(permission) })
+        )
+      )
 
     /** Every service of the caller's team as the runtime sees it. */
     const views: Effect.Effect<ReadonlyArray<ServiceView>, DeployError, CurrentPrincipal> = Effect.flatMap(
