@@ -593,7 +593,66 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
       )
       expect(admin.errors).toEqual([])
       await admin.page.context().close()
+
+      // The viewer's controls follow the grant (the service document's meta.can): deploy controls
+      // on this service, still no Scale or Delete (those need manage), and none on another one.
+      const other = await ts.run(
+        Effect.flatMap(ServiceRepo, (repo) =>
+          repo.create({ teamId: ts.owner.teamId, name: `other-${Date.now()}`, kind: "static" })
+        )
+      )
+      await page.goto(base() + `/#/services/${other.id}`)
+      await page.locator(".page-head h1").waitFor()
+      await page.goto(base() + `/#/services/${id}`)
+      await page.getByRole("button", { name: "Redeploy" }).waitFor()
+      expect(await page.getByRole("button", { name: "Restart" }).count()).toBe(1)
+      expect(await page.getByRole("button", { name: "Delete" }).count()).toBe(0)
+      expect(await page.getByLabel("Replicas (1–20)").count()).toBe(0)
+      await page.goto(base() + `/#/services/${other.id}`)
+      await page.locator(".page-head h1").filter({ hasText: "other-" }).waitFor()
+      expect(
+        (await controls()).filter((t) => forbidden.test(t) || /^(stop|start|restart|roll back)$/i.test(t))
+      ).toEqual([])
     }
+    expect(errors).toEqual([])
+    await page.context().close()
+  })
+
+  it("the service page shows volumes and edits autoscaling; the live stream starts at the newest event", async () => {
+    const stored = await ts.run(
+      Effect.flatMap(ServiceRepo, (repo) =>
+        repo.create({
+          teamId: ts.owner.teamId,
+          name: `scaled-${Date.now()}`,
+          kind: "static",
+          volumes: [{ name: "pgdata", target: "/var/lib/data" }]
+        })
+      )
+    )
+    const { page, errors } = await newPage()
+    const streams: Array<string> = []
+    page.on("request", (r) => {
+      if (r.url().includes("/v1/events")) streams.push(r.url())
+    })
+    await signIn(page, ts.owner.token)
+    await page.goto(base() + `/#/services/${stored.id}`)
+    await page.getByRole("heading", { name: "Volumes" }).waitFor()
+    await expect
+      .poll(() => page.locator("section", { has: page.locator("#volumes") }).textContent())
+      .toContain("pgdata → /var/lib/data")
+    await page.getByLabel("Min replicas").fill("1")
+    await page.getByLabel("Max replicas").fill("4")
+    await page.getByLabel("Target CPU (%)").fill("55")
+    await page.getByRole("button", { name: "Save autoscaling" }).click()
+    await page.getByText("Autoscaling saved.").waitFor()
+    const owner = caller(ts.server.port, ts.owner.token)
+    const doc = (await owner("GET", `/v1/services/${stored.id}`)).body.data.attributes
+    expect(doc.autoscale).toMatchObject({ minReplicas: 1, maxReplicas: 4, targetCpuPercent: 55 })
+    await expect.poll(() => page.locator(".autoscale").first().textContent()).toContain("On: 1–4 replicas")
+    await axe(page, "service (autoscale, volumes)")
+    // The first connection asks for events from now on, not the team's history.
+    expect(streams.length).toBeGreaterThan(0)
+    expect(streams[0]).toContain("after=latest")
     expect(errors).toEqual([])
     await page.context().close()
   })

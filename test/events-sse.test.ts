@@ -95,6 +95,26 @@ describe("GET /v1/events", () => {
     expect(c.ids()[0]).toBe(ids[1])
   })
 
+  it("?after=latest starts at the newest event: no history, its cursor first, then live ones", async () => {
+    const history = await append(teamA.teamId, "test.history", 3)
+    const c = await connect(teamA.token, {}, "?after=latest")
+    const live = await append(teamA.teamId, "test.live", 2)
+    await c.waitUntil("the live events", () => live.every((id) => c.ids().includes(id)))
+    // The first frame is the bare cursor (no data): a reconnect with it misses nothing.
+    const cursor = c.frames.find((f) => f.id !== undefined)!
+    expect(cursor.data).toBeUndefined()
+    expect(Number(cursor.id)).toBeGreaterThanOrEqual(history.at(-1)!)
+    const withData = c.frames
+      .filter((f) => f.data !== undefined && f.id !== undefined)
+      .map((f) => Number(f.id))
+    expect(withData).toEqual(live)
+    for (const id of history) expect(withData).not.toContain(id)
+    // Last-Event-ID wins over ?after=latest (a resume).
+    const resumed = await connect(teamA.token, { "last-event-id": String(history[0]) }, "?after=latest")
+    await resumed.waitUntil("events after the cursor", () => resumed.ids().includes(live[1]!))
+    expect(resumed.ids().slice(0, 2)).toEqual(history.slice(1))
+  })
+
   it("team B's stream never shows team A's events", async () => {
     const cb = await connect(teamB.token)
     const ca = await connect(teamA.token, {}, `?after=${(await append(teamA.teamId, "test.marker"))[0]}`)

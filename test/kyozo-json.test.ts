@@ -6,8 +6,12 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 
+import { HealthCheckConfig } from "@kyozo/api/domain/HealthCheckConfig"
+import { makeServiceId, makeTeamId } from "@kyozo/api/domain/Ids"
+import { ServiceInstance } from "@kyozo/api/domain/ServiceInstance"
 import * as KyozoJson from "@kyozo/core/build/topology/KyozoJson"
 import { detectPlan } from "@kyozo/core/build/topology/TopologyDetector"
+import { additionsOf, rowSettingsOf } from "@kyozo/workers/deploy/PlannedSettings"
 import { Effect, Either } from "effect"
 import { describe, expect, it } from "vitest"
 
@@ -120,5 +124,96 @@ describe("kyozo.json", () => {
       /services\[0\]: several services live at "\."/
     )
     fs.rmSync(dir, { recursive: true, force: true })
+  })
+
+  it("replicas, health check and env values reach the plan; env names alone are documentation", async () => {
+    const dir = fixture("compose-stack")
+    const before = await Effect.runPromise(detectPlan(dir))
+    const web = before.services.find((p) => p.service.name === "web")!.service
+    const other = before.services.find((p) => p.service.name !== "web")!.service
+    fs.writeFileSync(
+      path.join(dir, "kyozo.json"),
+      JSON.stringify({
+        services: [
+          {
+            name: "web",
+            path: web.path,
+            replicas: 2,
+            healthCheck: { type: "http", path: "/ready" },
+            env: { GREETING: "hello" }
+          },
+          { name: other.name, path: other.path, env: ["DATABASE_URL"] }
+        ]
+      })
+    )
+    const after = await Effect.runPromise(detectPlan(dir))
+    const planned = after.services.find((p) => p.service.name === "web")!
+    expect(planned).toMatchObject({
+      replicas: 2,
+      healthCheck: { type: "http", path: "/ready" },
+      env: { GREETING: "hello" }
+    })
+    expect(after.services.find((p) => p.service.name === other.name)!.env).toBeUndefined()
+    expect(await parseError('{\n  "services": [\n    { "name": "a", "replicas": 50 }\n  ]\n}')).toMatch(
+      /kyozo\.json:3: services\[0\]\.replicas: a replica count from 1 to 20/
+    )
+    fs.rmSync(dir, { recursive: true, force: true })
+  })
+
+  it("a deploy writes the file's settings: all on a new service, only changes on a live one", () => {
+    const planned = {
+      service: { name: "web" } as never,
+      replicas: 2,
+      healthCheck: { path: "/ready" },
+      env: { GREETING: "hello" }
+    }
+    const fresh = rowSettingsOf(planned)
+    expect(fresh).toMatchObject({ replicas: 2, env: { GREETING: "hello" } })
+    expect(fresh.healthConfig).toMatchObject({ type: "http", path: "/ready", intervalSeconds: 30 })
+    // A new service reserves the default size per replica.
+    expect(additionsOf(fresh)).toEqual({ services: 1, cpuMillis: 1000, memoryMb: 1024 })
+
+    const live = new ServiceInstance({
+      id: makeServiceId(),
+      teamId: makeTeamId(),
+      name: "web",
+      kind: null,
+      framework: null,
+      image: null,
+      desiredState: "running",
+      status: "running",
+      containerId: null,
+      containerName: null,
+      currentDeploymentId: null,
+      internalPort: 8080,
+      hostPort: null,
+      cpuMillis: 250,
+      memoryMb: 256,
+      env: { GREETING: "hello", SECRET: "kept" },
+      healthConfig: new HealthCheckConfig({ type: "http", path: "/ready", intervalSeconds: 5 }),
+      restartPolicy: "always",
+      replicas: 2,
+      restartCount: 0,
+      lastRestartAt: null,
+      source: {},
+      createdAt: new Date(0),
+      updatedAt: new Date(0),
+      deletedAt: null
+    })
+    // Nothing differs: nothing is written, nothing is added.
+    expect(rowSettingsOf(planned, live)).toEqual({})
+    const changed = rowSettingsOf({ ...planned, replicas: 5, env: { GREETING: "bye" } }, live)
+    expect(changed.env).toEqual({ GREETING: "bye", SECRET: "kept" })
+    expect(changed.replicas).toBe(5)
+    expect(additionsOf(changed, live)).toEqual({ services: 0, cpuMillis: 750, memoryMb: 768 })
+    // The row's own intervals stay under the file's type and path.
+    expect(rowSettingsOf({ ...planned, healthCheck: { type: "tcp" } }, live).healthConfig).toMatchObject({
+      type: "tcp",
+      intervalSeconds: 5
+    })
+    // With autoscaling the autoscaler owns the count of a live service; the file brings it inside [min, max].
+    const autoscale = { minReplicas: 3, maxReplicas: 4, targetCpuPercent: 50 }
+    expect(rowSettingsOf({ ...planned, replicas: 1, autoscale }, live).replicas).toBe(3)
+    expect(rowSettingsOf({ ...planned, replicas: 1, autoscale })).toMatchObject({ replicas: 3, autoscale })
   })
 })

@@ -119,7 +119,7 @@ describe("members", () => {
     // Back in the team (the server's instance admin adds them directly): the old key stays dead.
     const admin = caller(ts.server.port, ts.owner.token)
     const added = await admin("POST", "/v1/members", doc("members", { email: who, role: "member" }))
-    expect([201, 202]).toContain(added.status)
+    expect(added.status).toBe(202)
     expectStatus(await c("GET", "/v1/teams/current"), 401, "after re-add")
   })
 
@@ -130,7 +130,7 @@ describe("members", () => {
     const invited = email("carol")
     expectStatus(
       await a("POST", "/v1/members", doc("members", { email: invited, name: "Secret Name", role: "member" })),
-      201,
+      202,
       "carol in A"
     )
     const carol = await memberWithKey(a, `${invited}`, "member").catch(() => undefined)
@@ -173,5 +173,41 @@ describe("members", () => {
     expect(current.body.data.id).toBe(teamB.teamId)
     expect((await b("GET", "/v1/members")).text).toContain(invited)
     expectStatus(await c("POST", `/v1/invitations/${inv.body.data.id}/accept`), 404, "used up")
+  })
+
+  it("inviting answers alike whether the e-mail has an account or not", async () => {
+    const other = await ts.newTenant("acct-a", "owner")
+    const known = email("known")
+    expectStatus(
+      await caller(ts.server.port, other.token)(
+        "POST",
+        "/v1/members",
+        doc("members", { email: known, role: "member" })
+      ),
+      202,
+      "known in A"
+    )
+    const team = await ts.newTenant("acct-b", "owner")
+    const b = caller(ts.server.port, team.token)
+    const unknown = email("nobody")
+    const toKnown = await b("POST", "/v1/members", doc("members", { email: known, role: "viewer" }))
+    const toUnknown = await b("POST", "/v1/members", doc("members", { email: unknown, role: "viewer" }))
+    expect(toKnown.status).toBe(toUnknown.status)
+    expect(toKnown.status).toBe(202)
+    const shape = (r: typeof toKnown) => ({
+      type: r.body.data.type,
+      id: /^inv_/.test(r.body.data.id),
+      keys: Object.keys(r.body.data.attributes).sort(),
+      role: r.body.data.attributes.role,
+      top: Object.keys(r.body).sort()
+    })
+    expect(shape(toKnown)).toEqual(shape(toUnknown))
+    expect(toKnown.body.data.attributes.email).toBe(known)
+    expect(toUnknown.body.data.attributes.email).toBe(unknown)
+    // Each still gets what they need: the new person is a member (an admin issues their key),
+    // the one with an account holds an invitation to accept.
+    const members = (await b("GET", "/v1/members")).text
+    expect(members).toContain(unknown)
+    expect(members).not.toContain(known)
   })
 })

@@ -194,11 +194,15 @@ describe("members and keys", () => {
   it("adds a member, changes the role, issues and revokes a key for them", async () => {
     const added = expectStatus(
       await api("POST", "/v1/members", doc("members", { email: "carol@example.com", role: "viewer" })),
-      201,
+      202,
       "add"
     )
-    const userId = added.body.data.id
+    expect(added.body.data.type).toBe("invitations")
     expect(added.body.data.attributes).toMatchObject({ email: "carol@example.com", role: "viewer" })
+    // A new person is a member at once.
+    const userId = (await api("GET", "/v1/members")).body.data.find(
+      (m: any) => m.attributes.email === "carol@example.com"
+    ).id
     const changed = expectStatus(
       await api("PATCH", `/v1/members/${userId}`, doc("members", { role: "member" })),
       200,

@@ -166,6 +166,24 @@ describe("REST role × action matrix", () => {
       }
     })
 
+  it("the service document says what the caller may do there (meta.can), grants included", async () => {
+    const can = async (who: Who, service: string) =>
+      expectStatus(await caller(s.server.port, tokens[who])("GET", `/v1/services/${service}`), 200, who).body
+        .meta.can
+    expect(await can("viewer", S1)).toEqual({ deploy: false, manage: false, admin: false })
+    // A viewer with a deploy grant on S1: deploy controls there, and only there.
+    expect(await can("viewerDeployS1", S1)).toEqual({ deploy: true, manage: false, admin: false })
+    expect(await can("viewerDeployS1", S2)).toEqual({ deploy: false, manage: false, admin: false })
+    expect(await can("member", S1)).toEqual({ deploy: true, manage: true, admin: false })
+    expect(await can("memberAdminS1", S1)).toEqual({ deploy: true, manage: true, admin: true })
+    expect(await can("memberAdminS1", S2)).toEqual({ deploy: true, manage: true, admin: false })
+    expect(await can("admin", S2)).toEqual({ deploy: true, manage: true, admin: true })
+    // What it says is what the server does: the granted viewer redeploys S1 but not S2.
+    const v = caller(s.server.port, tokens.viewerDeployS1)
+    expect((await v("POST", `/v1/services/${S1}/deployments`)).status).not.toBe(403)
+    expect((await v("POST", `/v1/services/${S2}/deployments`)).status).toBe(403)
+  })
+
   it("admins cannot make owners; only owners can", async () => {
     const admin = caller(s.server.port, tokens.admin)
     expectStatus(
@@ -179,7 +197,7 @@ describe("REST role × action matrix", () => {
         "/v1/members",
         doc("members", { email: "o2@example.com", role: "owner" })
       ),
-      201,
+      202,
       "owner"
     )
   })
@@ -241,6 +259,29 @@ describe("RPC role × action matrix", () => {
         else expect(tag, who).toBe("Forbidden")
       }
     })
+
+  it("GetService and GraphQL report the same `can` as REST's meta.can", async () => {
+    for (const [who, service] of [
+      ["viewerDeployS1", S1],
+      ["viewerDeployS1", S2],
+      ["memberAdminS1", S1],
+      ["viewer", S1]
+    ] as const) {
+      const rest = (await caller(s.server.port, tokens[who])("GET", `/v1/services/${service}`)).body.meta.can
+      const view = await Effect.runPromise(
+        Effect.flatMap(KyozoClient, (c) => c.GetService({ service })).pipe(
+          Effect.provide(KyozoClient.layer({ url: `http://127.0.0.1:${s.server.port}`, token: tokens[who] }))
+        )
+      )
+      expect(view.can, `${who} rpc`).toEqual(rest)
+      const gql = await fetch(`http://127.0.0.1:${s.server.port}/graphql`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${tokens[who]}`, "content-type": "application/json" },
+        body: JSON.stringify({ query: `{ service(id: "${service}") { can { deploy manage admin } } }` })
+      }).then((r) => r.json() as Promise<any>)
+      expect(gql.data?.service?.can, `${who} graphql ${JSON.stringify(gql.errors)}`).toEqual(rest)
+    }
+  })
 
   it("RemoveService needs manage: viewer with a deploy grant is Forbidden, member may", async () => {
     expect(await rpc("viewerDeployS1", (c) => c.RemoveService({ service: S1 }))).toBe("Forbidden")

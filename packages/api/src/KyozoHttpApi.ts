@@ -204,6 +204,8 @@ export const ServiceResource = resource("services", {
   replicas: Schema.optional(Schema.Number),
   /** Autoscaling between min and max replicas on a utilisation target; null when the count is fixed. */
   autoscale: Schema.optional(Schema.NullOr(AutoscalePolicy)),
+  /** Data volumes mounted by every container (kept across redeploys; removed only when asked). */
+  volumes: Schema.optional(Schema.Array(Schema.Struct({ name: Schema.String, target: Schema.String }))),
   createdAt: DateString,
   updatedAt: DateString
 })
@@ -396,8 +398,10 @@ export class MembersApi extends HttpApiGroup.make("members")
           role: Role
         })
       )
-      .addSuccess(single(MemberResource, 201))
-      /** A user who exists already (in another team) is invited: they join when they accept. */
+      /**
+       * Always an invitation, whether the e-mail has an account or not (nothing about other teams'
+       * users shows): a new person is a member at once; one with an account joins on accepting.
+       */
       .addSuccess(single(InvitationResource, 202))
   )
   .add(

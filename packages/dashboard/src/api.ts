@@ -145,6 +145,13 @@ export interface Single<R> {
   readonly data: R
 }
 
+/** What the caller may do on one service, as the server decides it. */
+export interface ServiceCan {
+  readonly deploy: boolean
+  readonly manage: boolean
+  readonly admin: boolean
+}
+
 const doc = (type: string, attributes: Record<string, unknown>) => ({ data: { type, attributes } })
 
 /** Every page of a collection. */
@@ -295,6 +302,12 @@ export const api = {
   runtime: () => call<Single<Runtime>>("GET", "/v1/runtime").then((d) => d.data),
   services: () => listAll<Service>("/v1/services?page[size]=100"),
   service: (id: string) => call<Single<Service>>("GET", `/v1/services/${enc(id)}`).then((d) => d.data),
+  /** The service and what the caller may do on it (`meta.can`: team role raised by grants). */
+  serviceWithCan: (id: string) =>
+    call<Single<Service> & { readonly meta?: { readonly can?: ServiceCan } }>(
+      "GET",
+      `/v1/services/${enc(id)}`
+    ).then((d) => ({ service: d.data, can: d.meta?.can })),
   updateService: (id: string, attributes: Record<string, unknown>) =>
     call<Single<Service>>("PATCH", `/v1/services/${enc(id)}`, doc("services", attributes)).then(
       (d) => d.data
@@ -342,11 +355,9 @@ export const api = {
   revokeGrant: (serviceId: string, grantId: string) =>
     call<void>("DELETE", `/v1/services/${enc(serviceId)}/permissions/${enc(grantId)}`),
   members: () => listAll<Member>("/v1/members"),
-  /** A new user joins at once (a member); one who exists in another team is invited (202). */
+  /** Always an invitation (202): a new person is a member at once, one with an account joins on accepting. */
   addMember: (email: string, role: Role) =>
-    call<Single<Member | Invitation>>("POST", "/v1/members", doc("members", { email, role })).then(
-      (d) => d.data
-    ),
+    call<Single<Invitation>>("POST", "/v1/members", doc("members", { email, role })).then((d) => d.data),
   /** The caller's pending invitations (to other teams). */
   invitations: () => listAll<Invitation>("/v1/invitations"),
   /** Joins the team: the answer carries a key for it, in clear this once. */

@@ -2,7 +2,9 @@
  * The team's live events from `GET /v1/events` (Server-Sent Events), read with fetch so that every
  * event name arrives (EventSource only dispatches names it was told) and so the cursor is ours: after
  * a drop the stream is reopened with `Last-Event-ID` set to the last id seen, and ids at or below it
- * are ignored, so no event is lost or shown twice. Breaker changes arrive as `breaker` events.
+ * are ignored, so no event is lost or shown twice. A fresh start asks for `?after=latest` (only
+ * events from now on: a team's whole history is not replayed on each load). Breaker changes
+ * arrive as `breaker` events.
  */
 import type { KyozoEvent } from "./api.js"
 
@@ -60,7 +62,9 @@ const dispatch = (name: string, id: string | undefined, data: string) => {
 }
 
 const read = async (signal: AbortSignal) => {
-  const res = await fetch("/v1/events", {
+  // The first connection starts at the newest event (history is fetched on demand, per service);
+  // a reconnect resumes after the last id seen.
+  const res = await fetch(lastId > 0 ? "/v1/events" : "/v1/events?after=latest", {
     credentials: "same-origin",
     headers: { accept: "text/event-stream", ...(lastId > 0 ? { "last-event-id": String(lastId) } : {}) },
     signal
@@ -90,6 +94,8 @@ const read = async (signal: AbortSignal) => {
         else if (field === "data") data.push(val)
       }
       if (data.length > 0) dispatch(name, id, data.join("\n"))
+      // A bare id (the server's starting cursor) moves the cursor and dispatches nothing.
+      else if (id !== undefined && /^\d+$/.test(id)) lastId = Math.max(lastId, Number(id))
     }
   }
 }

@@ -34,13 +34,17 @@ export interface EventsSettings {
 
 const PAGE = 100
 
-/** The cursor of a request: `Last-Event-ID` wins over `?after=`; absent means from the start. */
+/**
+ * The cursor of a request: `Last-Event-ID` wins over `?after=`; absent means from the start;
+ * `?after=latest` means only events from now on (a live view that fetches history on demand).
+ */
 export const cursorOf = (
   lastEventId: string | undefined,
   after: string | undefined
-): Option.Option<number> => {
+): Option.Option<number | "latest"> => {
   const raw = lastEventId ?? after
   if (raw === undefined || raw.trim() === "") return Option.some(0)
+  if (lastEventId === undefined && raw.trim() === "latest") return Option.some("latest")
   return /^\d{1,15}$/.test(raw.trim()) ? Option.some(Number(raw.trim())) : Option.none()
 }
 
@@ -113,14 +117,21 @@ export const make = (settings: EventsSettings) =>
             400,
             "InvalidCursor",
             "Invalid event cursor",
-            "Last-Event-ID and ?after= must be a non-negative integer event id."
+            "Last-Event-ID and ?after= must be a non-negative integer event id (or ?after=latest)."
           )
         }
-        const body = Stream.make(": connected\n\n").pipe(
+        // Read before the stream subscribes: an event appended in between is still after it.
+        const from =
+          cursor.value === "latest" ? yield* events.lastId(principal.teamId).pipe(Effect.orDie) : cursor.value
+        // From `latest`, the cursor goes first as a bare `id:` (it sets the client's Last-Event-ID
+        // and dispatches nothing), so a reconnect before any event still misses none.
+        const body = Stream.make(
+          cursor.value === "latest" ? `: connected\nid: ${from}\n\n` : ": connected\n\n"
+        ).pipe(
           Stream.concat(
             Stream.mergeAll(
               [
-                teamEvents(principal.teamId, cursor.value).pipe(
+                teamEvents(principal.teamId, from).pipe(
                   Stream.map((e) =>
                     Sse.encoder.write({
                       _tag: "Event",

@@ -30,6 +30,22 @@ export const roleFor = (permission: Permission): Role =>
 
 const highest = (a: Permission, b: Permission): Permission => (permissionAtLeast(a, b) ? a : b)
 
+/** What a permission on a service lets its holder do: what clients show as controls. */
+export interface Capabilities {
+  /** Redeploy, roll back, stop/start/restart. */
+  readonly deploy: boolean
+  /** Change settings (limits, env, replicas, autoscale), delete. */
+  readonly manage: boolean
+  /** Grant and revoke permissions on the service. */
+  readonly admin: boolean
+}
+
+export const capabilitiesOf = (permission: Permission): Capabilities => ({
+  deploy: permissionAtLeast(permission, "deploy"),
+  manage: permissionAtLeast(permission, "manage"),
+  admin: permissionAtLeast(permission, "admin")
+})
+
 /** A team-level check: the caller's role must be at least `required`. */
 export const requireRole = (operation: string, required: Role = "member") =>
   Effect.flatMap(CurrentPrincipal, (principal) =>

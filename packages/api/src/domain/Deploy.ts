@@ -122,7 +122,11 @@ export const ServiceView = Schema.Struct({
   replicas: Schema.optional(Schema.Number),
   containerId: Schema.NullOr(Schema.String),
   restartCount: Schema.Number,
-  updatedAt: Schema.String
+  updatedAt: Schema.String,
+  /** What the caller may do on the service (team role raised by grants), where a read reports it. */
+  can: Schema.optional(
+    Schema.Struct({ deploy: Schema.Boolean, manage: Schema.Boolean, admin: Schema.Boolean })
+  )
 })
 export type ServiceView = typeof ServiceView.Type
 

@@ -60,8 +60,8 @@ export interface UpdateService {
   readonly autoscale?: AutoscalePolicy | null
 }
 
-/** A new service: its team and name, then the settings a caller may also change later (replicas start at 1). */
-export interface CreateService extends Omit<UpdateService, "name" | "replicas"> {
+/** A new service: its team and name, then the settings a caller may also change later (replicas default to 1). */
+export interface CreateService extends Omit<UpdateService, "name"> {
   readonly id?: ServiceId
   readonly teamId: TeamId
   readonly name: string
@@ -115,6 +115,7 @@ export class ServiceRepo extends Effect.Service<ServiceRepo>()("@kyozo/core/Serv
               env: jsonb(input.env ?? {}),
               health_config: jsonb(input.healthConfig ? encodeHealth(input.healthConfig) : {}),
               restart_policy: input.restartPolicy,
+              replicas: input.replicas,
               source: jsonb(input.source ?? {}),
               volumes: input.volumes === undefined ? undefined : jsonb(input.volumes),
               autoscale: input.autoscale == null ? undefined : jsonb(input.autoscale)

@@ -223,11 +223,12 @@ const Members = () => {
         onSubmit={(e) => {
           e.preventDefault()
           run(
-            api.addMember(email, role).then((added) => {
+            api.addMember(email, role).then(() => {
               setEmail("")
-              // 202: the user belongs to another team already; they join when they accept.
-              if (added.type === "invitations")
-                setNotice(`Invitation sent to ${email}: they join as ${role} when they accept it.`)
+              // The same answer whether they have an account (they accept) or not (a member now).
+              setNotice(
+                `Invitation sent to ${email} as ${role}: a new person is a member now; someone with an account joins when they accept.`
+              )
             })
           )
         }}

@@ -1,7 +1,14 @@
 /** One service: status and actions, charts, health, deployments with their steps, logs, settings. */
 import { useEffect, useMemo, useState } from "preact/hooks"
 
-import { api, type Deployment, type KyozoEvent, type Permission, type Service } from "../api.js"
+import {
+  api,
+  type Deployment,
+  type KyozoEvent,
+  type Permission,
+  type Service,
+  type ServiceCan
+} from "../api.js"
 import { navigate, useApp } from "../app.js"
 import { TimeChart } from "../chart.js"
 import * as events from "../events.js"
@@ -11,7 +18,8 @@ type Window = "hour" | "day" | "week"
 
 export const ServicePage = ({ id }: { id: string }) => {
   const app = useApp()
-  const service = useLoad(() => api.service(id), [id])
+  const loaded = useLoad(() => api.serviceWithCan(id), [id])
+  const service = { ...loaded, data: loaded.data?.service }
   const deployments = useLoad(() => api.deployments(id), [id])
   const history = useLoad(() => api.serviceEvents(id), [id])
   const [actionError, setActionError] = useState<unknown>(undefined)
@@ -45,6 +53,12 @@ export const ServicePage = ({ id }: { id: string }) => {
     )
   if (!s) return <div class="page muted">Loading…</div>
   const a = s.attributes
+  // Controls follow what the server says the caller may do on this service (grants included).
+  const can: ServiceCan = loaded.data?.can ?? {
+    deploy: app.can.deploy,
+    manage: app.can.deploy,
+    admin: app.can.admin
+  }
 
   const act = (label: string, run: () => Promise<unknown>, done?: string) => {
     setBusy(label)
@@ -96,7 +110,7 @@ export const ServicePage = ({ id }: { id: string }) => {
             · <span class="mono">{a.image ?? "no image"}</span>
           </p>
         </div>
-        {app.can.deploy ? (
+        {can.deploy ? (
           <div class="actions" role="group" aria-label="Service actions">
             <button
               type="button"
@@ -149,18 +163,20 @@ export const ServicePage = ({ id }: { id: string }) => {
             >
               Roll back
             </button>
-            <button
-              type="button"
-              class="btn btn-danger"
-              disabled={busy !== undefined}
-              onClick={() => setConfirm("delete")}
-            >
-              Delete
-            </button>
+            {can.manage ? (
+              <button
+                type="button"
+                class="btn btn-danger"
+                disabled={busy !== undefined}
+                onClick={() => setConfirm("delete")}
+              >
+                Delete
+              </button>
+            ) : null}
           </div>
         ) : null}
       </div>
-      {app.can.deploy ? (
+      {can.manage ? (
         <ScaleForm
           service={s}
           disabled={off}
@@ -174,7 +190,7 @@ export const ServicePage = ({ id }: { id: string }) => {
           }
         />
       ) : null}
-      {app.engineDown && app.can.deploy ? <p class="hint">Actions are disabled: {app.engineDown}</p> : null}
+      {app.engineDown && can.deploy ? <p class="hint">Actions are disabled: {app.engineDown}</p> : null}
       {notice ? (
         <p class="notice" role="status">
           {notice}
@@ -222,7 +238,8 @@ export const ServicePage = ({ id }: { id: string }) => {
       <div class="grid">
         <Metrics id={id} />
         <Section title="Limits and cost" id="limits">
-          <Limits service={s} onSaved={service.reload} />
+          <Limits service={s} canEdit={can.manage} onSaved={service.reload} />
+          <Autoscale service={s} canEdit={can.manage} onSaved={service.reload} />
           <Recommendations id={id} />
         </Section>
         <Section title="Health history" id="health">
@@ -244,7 +261,10 @@ export const ServicePage = ({ id }: { id: string }) => {
           <AlertRules id={id} />
         </Section>
       </div>
-      {app.can.admin ? (
+      <Section title="Volumes" id="volumes">
+        <Volumes service={s} />
+      </Section>
+      {can.admin ? (
         <Section title="Access to this service" id="access">
           <Grants id={id} />
         </Section>
@@ -402,14 +422,21 @@ const Metrics = ({ id }: { id: string }) => {
   )
 }
 
-const Limits = ({ service, onSaved }: { service: Service; onSaved: () => void }) => {
-  const app = useApp()
+const Limits = ({
+  service,
+  canEdit,
+  onSaved
+}: {
+  service: Service
+  canEdit: boolean
+  onSaved: () => void
+}) => {
   const a = service.attributes
   const [cpu, setCpu] = useState(String(a.cpuMillis))
   const [mem, setMem] = useState(String(a.memoryMb))
   const [error, setError] = useState<unknown>(undefined)
   const [saved, setSaved] = useState(false)
-  if (!app.can.deploy)
+  if (!canEdit)
     return (
       <dl class="facts">
         <dt>CPU</dt>
@@ -461,6 +488,138 @@ const Limits = ({ service, onSaved }: { service: Service; onSaved: () => void })
       </p>
       <ErrorBox error={error} />
     </form>
+  )
+}
+
+/** Autoscaling (HPA-like): min/max replicas and a target CPU; PATCH `autoscale` (null turns it off). */
+const Autoscale = ({
+  service,
+  canEdit,
+  onSaved
+}: {
+  service: Service
+  canEdit: boolean
+  onSaved: () => void
+}) => {
+  const policy = service.attributes.autoscale ?? null
+  const [min, setMin] = useState(String(policy?.minReplicas ?? 1))
+  const [max, setMax] = useState(String(policy?.maxReplicas ?? 3))
+  const [cpu, setCpu] = useState(String(policy?.targetCpuPercent ?? 70))
+  const [error, setError] = useState<unknown>(undefined)
+  const [saved, setSaved] = useState<string | undefined>(undefined)
+  useEffect(() => {
+    setMin(String(policy?.minReplicas ?? 1))
+    setMax(String(policy?.maxReplicas ?? 3))
+    setCpu(String(policy?.targetCpuPercent ?? 70))
+  }, [policy?.minReplicas, policy?.maxReplicas, policy?.targetCpuPercent])
+  const summary = policy
+    ? `On: ${policy.minReplicas}–${policy.maxReplicas} replicas${
+        policy.targetCpuPercent === undefined ? "" : `, target CPU ${policy.targetCpuPercent}%`
+      }${policy.targetMemoryPercent === undefined ? "" : `, target memory ${policy.targetMemoryPercent}%`}`
+    : "Off: the replica count is fixed."
+  if (!canEdit)
+    return (
+      <div class="autoscale">
+        <h3>Autoscaling</h3>
+        <p class="muted">{summary}</p>
+      </div>
+    )
+  const save = (autoscale: Record<string, unknown> | null, done: string) => {
+    setError(undefined)
+    setSaved(undefined)
+    api.updateService(service.id, { autoscale }).then(() => {
+      setSaved(done)
+      onSaved()
+    }, setError)
+  }
+  return (
+    <form
+      class="autoscale"
+      aria-label="Autoscaling"
+      onSubmit={(e) => {
+        e.preventDefault()
+        save(
+          {
+            minReplicas: Number(min),
+            maxReplicas: Number(max),
+            targetCpuPercent: Number(cpu),
+            ...(policy?.targetMemoryPercent === undefined
+              ? {}
+              : { targetMemoryPercent: policy.targetMemoryPercent }),
+            ...(policy?.stabilizationSeconds === undefined
+              ? {}
+              : { stabilizationSeconds: policy.stabilizationSeconds })
+          },
+          "Autoscaling saved."
+        )
+      }}
+    >
+      <h3>Autoscaling</h3>
+      <p class="muted">{summary}</p>
+      <label class="field inline">
+        <span>Min replicas</span>
+        <input
+          type="number"
+          name="minReplicas"
+          min={1}
+          max={20}
+          value={min}
+          onInput={(e) => setMin(e.currentTarget.value)}
+        />
+      </label>
+      <label class="field inline">
+        <span>Max replicas</span>
+        <input
+          type="number"
+          name="maxReplicas"
+          min={1}
+          max={20}
+          value={max}
+          onInput={(e) => setMax(e.currentTarget.value)}
+        />
+      </label>
+      <label class="field inline">
+        <span>Target CPU (%)</span>
+        <input
+          type="number"
+          name="targetCpuPercent"
+          min={1}
+          max={100}
+          value={cpu}
+          onInput={(e) => setCpu(e.currentTarget.value)}
+        />
+      </label>
+      <button type="submit" class="btn">
+        Save autoscaling
+      </button>
+      {policy ? (
+        <button type="button" class="btn" onClick={() => save(null, "Autoscaling turned off.")}>
+          Turn off
+        </button>
+      ) : null}
+      {saved ? (
+        <span role="status" class="muted">
+          {" "}
+          {saved}
+        </span>
+      ) : null}
+      <ErrorBox error={error} />
+    </form>
+  )
+}
+
+/** The service's data volumes (kept across redeploys; deleting the service keeps them unless asked). */
+const Volumes = ({ service }: { service: Service }) => {
+  const volumes = service.attributes.volumes ?? []
+  if (volumes.length === 0) return <p class="muted">No data volumes.</p>
+  return (
+    <ul class="keys" aria-label="Data volumes">
+      {volumes.map((v) => (
+        <li key={v.name} class="mono">
+          {v.name} <span class="muted">→ {v.target}</span>
+        </li>
+      ))}
+    </ul>
   )
 }
 

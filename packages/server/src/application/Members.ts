@@ -41,9 +41,17 @@ export interface MemberView {
   readonly createdAt: Date
 }
 
-export type AddOutcome =
-  | { readonly _tag: "Added"; readonly member: MemberView }
-  | { readonly _tag: "Invited"; readonly invitation: Invitation; readonly email: string }
+/**
+ * What adding someone by e-mail answers, the same whether the e-mail had an account or not (so the
+ * answer reveals nothing about other teams' users): an invitation. A person with no account is a
+ * member at once (so an admin can issue their first key); one with an account joins on accepting.
+ */
+export interface AddOutcome {
+  readonly id: string
+  readonly email: string
+  readonly role: Role
+  readonly createdAt: Date
+}
 
 export class Members extends Effect.Service<Members>()("@kyozo/server/application/Members", {
   effect: Effect.gen(function* () {
@@ -93,7 +101,23 @@ export class Members extends Effect.Service<Members>()("@kyozo/server/applicatio
         const p = yield* requireRole("add members", "admin")
         if (!canAssignRole(p, input.role))
           return yield* new RoleNotAssignable({ role: input.role, callerRole: p.role, action: "make" })
-        const existing = yield* users.findByEmail(input.email)
+        const sent = (invitation: Invitation): AddOutcome => ({
+          id: invitation.id,
+          email: input.email,
+          role: invitation.role,
+          createdAt: invitation.createdAt
+        })
+        // Invited and accepted at once: the answer is the invitation, like any other.
+        const joined = (userId: UserId) =>
+          Effect.gen(function* () {
+            const invitation = yield* invitations
+              .invite({ teamId: p.teamId, userId, role: input.role, invitedBy: p.userId })
+              .pipe(Effect.orDie)
+            yield* invitations.take(userId, invitation.id).pipe(Effect.orDie)
+            yield* teams.addMember(p.teamId, userId, input.role).pipe(Effect.orDie)
+            return sent(invitation)
+          })
+        const existing = yield* users.findByEmail(input.email).pipe(Effect.orDie)
         if (Option.isNone(existing)) {
           const user = yield* users.create({ email: input.email, name: input.name ?? "" }).pipe(
             // A concurrent add created it first: use that one.
@@ -102,22 +126,16 @@ export class Members extends Effect.Service<Members>()("@kyozo/server/applicatio
             ),
             Effect.orDie
           )
-          yield* teams.addMember(p.teamId, user.id, input.role)
-          return { _tag: "Added" as const, member: yield* one(p.teamId, user.id).pipe(Effect.orDie) }
+          return yield* joined(user.id)
         }
         const user = existing.value
-        if (Option.isSome(yield* teams.roleOf(p.teamId, user.id))) return yield* new AlreadyMember()
-        if (yield* teamsApp.isInstanceAdmin) {
-          yield* teams.addMember(p.teamId, user.id, input.role)
-          return { _tag: "Added" as const, member: yield* one(p.teamId, user.id).pipe(Effect.orDie) }
-        }
-        const invitation = yield* invitations.invite({
-          teamId: p.teamId,
-          userId: user.id,
-          role: input.role,
-          invitedBy: p.userId
-        })
-        return { _tag: "Invited" as const, invitation, email: input.email }
+        if (Option.isSome(yield* teams.roleOf(p.teamId, user.id).pipe(Effect.orDie)))
+          return yield* new AlreadyMember()
+        if (yield* teamsApp.isInstanceAdmin) return yield* joined(user.id)
+        const invitation = yield* invitations
+          .invite({ teamId: p.teamId, userId: user.id, role: input.role, invitedBy: p.userId })
+          .pipe(Effect.orDie)
+        return sent(invitation)
       })
 
     const changeRole = (

@@ -27,7 +27,7 @@ import * as Quotas from "@kyozo/workers/deploy/Quotas"
 import { Data, Effect, Option, Stream } from "effect"
 
 import { KeySessions } from "../KeySessions.js"
-import { Policy } from "../Policy.js"
+import { type Capabilities, capabilitiesOf, Policy } from "../Policy.js"
 import { repository } from "./Storage.js"
 
 export interface ServicePatch {
@@ -237,9 +237,33 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
     const get = (service: string): Effect.Effect<ServiceInstance, ServiceNotFound, CurrentPrincipal> =>
       Effect.map(policy.viewService(service), (a) => a.service)
 
-    /** The service as the runtime sees it (status, replicas, URL). */
+    /**
+     * A service of the caller's team and what the caller may do on it (team role raised by grants):
+     * the one rule front doors report, so clients show the controls the server will allow.
+     */
+    const getWithCapabilities = (
+      service: string
+    ): Effect.Effect<
+      { readonly service: ServiceInstance; readonly can: Capabilities },
+      ServiceNotFound,
+      CurrentPrincipal
+    > =>
+      Effect.flatMap(policy.viewService(service), (a) =>
+        Effect.map(policy.permissionOn(a.principal, a.service), (permission) => ({
+          service: a.service,
+          can: capabilitiesOf(permission)
+        }))
+      )
+
+    /** The service as the runtime sees it (status, replicas, URL), and what the caller may do on it. */
     const view = (service: string): Effect.Effect<ServiceView, DeployError, CurrentPrincipal> =>
-      Effect.flatMap(policy.viewService(service), (a) => deployer.get(a.principal.teamId, a.service.id))
+      Effect.flatMap(policy.viewService(service), (a) =>
+        Effect.zipWith(
+          deployer.get(a.principal.teamId, a.service.id),
+          policy.permissionOn(a.principal, a.service),
+          (view, permission): ServiceView => ({ ...view, can: capabilitiesOf(permission) })
+        )
+      )
 
     /** Every service of the caller's team as the runtime sees it. */
     const views: Effect.Effect<ReadonlyArray<ServiceView>, DeployError, CurrentPrincipal> = Effect.flatMap(
@@ -306,6 +330,7 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
       getMany,
       hostUrlOf,
       get,
+      getWithCapabilities,
       view,
       views,
       envKeys,

@@ -130,7 +130,9 @@ export const resolvers = {
     createdAt: (s: ServiceInstance) => s.createdAt.toISOString(),
     updatedAt: (s: ServiceInstance) => s.updatedAt.toISOString(),
     lastDeployment: (s: ServiceInstance, _: unknown, ctx: GraphqlContext) =>
-      ctx.loaders.lastDeployment.load(s.id)
+      ctx.loaders.lastDeployment.load(s.id),
+    can: (s: ServiceInstance, _: unknown, ctx: GraphqlContext) =>
+      ctx.run(Effect.flatMap(Services, (app) => Effect.map(app.getWithCapabilities(s.id), (r) => r.can)))
   },
   Deployment: {
     createdAt: (d: Deployment) => d.createdAt.toISOString(),

@@ -63,6 +63,17 @@ export const typeDefs = /* GraphQL */ `
     currentDeploymentId: ID
     "The newest deployment of the service, whatever its outcome (batched: one read for a whole list)."
     lastDeployment: Deployment
+    "What the caller may do on the service (team role raised by grants), as REST's meta.can."
+    can: ServiceCan!
+  }
+
+  type ServiceCan {
+    "Redeploy, roll back, stop/start/restart."
+    deploy: Boolean!
+    "Change settings, delete."
+    manage: Boolean!
+    "Grant and revoke permissions on the service."
+    admin: Boolean!
   }
 
   type Deployment {

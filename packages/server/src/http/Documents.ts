@@ -59,6 +59,7 @@ export const serviceDoc = (s: ServiceInstance, hostUrl: string | null = null) =>
     restartCount: s.restartCount,
     replicas: s.replicas,
     autoscale: s.autoscale,
+    volumes: s.volumes.map((v) => ({ name: v.name, target: v.target })),
     createdAt: s.createdAt.toISOString(),
     updatedAt: s.updatedAt.toISOString()
   },
@@ -116,7 +117,10 @@ export const memberDoc = (m: MemberView) => ({
 })
 
 /** An invitation as the inviting team sees it (the invitee's email). */
-export const sentInvitationDoc = (invitation: Invitation, email: string) => ({
+export const sentInvitationDoc = (
+  invitation: Pick<Invitation, "id" | "role" | "createdAt">,
+  email: string
+) => ({
   type: "invitations" as const,
   id: invitation.id,
   attributes: { email, role: invitation.role, createdAt: invitation.createdAt.toISOString() }

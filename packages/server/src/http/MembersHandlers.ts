@@ -15,11 +15,7 @@ export const layer = HttpApiBuilder.group(KyozoHttpApi, "members", (handlers) =>
       .handle("addMember", ({ payload }) =>
         app.add(payload.data.attributes).pipe(
           Effect.mapError(memberError),
-          Effect.map((outcome) =>
-            outcome._tag === "Added"
-              ? { data: memberDoc(outcome.member) }
-              : { data: sentInvitationDoc(outcome.invitation, outcome.email) }
-          )
+          Effect.map((sent) => ({ data: sentInvitationDoc(sent, sent.email) }))
         )
       )
       .handle("changeRole", ({ path, payload }) =>

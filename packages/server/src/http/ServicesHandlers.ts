@@ -70,10 +70,14 @@ export const layer = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =
         )
       })
       .handle("getService", ({ path }) =>
-        app.get(path.serviceId).pipe(
+        app.getWithCapabilities(path.serviceId).pipe(
           Effect.mapError(policyError),
-          Effect.flatMap((service) =>
-            Effect.map(app.hostUrlOf(service.id), (hostUrl) => ({ data: serviceDoc(service, hostUrl) }))
+          // `meta.can`: what the caller may do on this service (team role raised by grants).
+          Effect.flatMap(({ can, service }) =>
+            Effect.map(app.hostUrlOf(service.id), (hostUrl) => ({
+              data: serviceDoc(service, hostUrl),
+              meta: { can }
+            }))
           )
         )
       )

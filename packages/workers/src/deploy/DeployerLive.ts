@@ -51,6 +51,7 @@ import type { DeploySettings } from "./DeploySettings.js"
 import * as DeployWorkflow from "./DeployWorkflow.js"
 import * as DurableEngine from "./DurableEngine.js"
 import { syncService } from "./EdgeRoutes.js"
+import * as PlannedSettings from "./PlannedSettings.js"
 import * as Quotas from "./Quotas.js"
 import * as Replicas from "./Replicas.js"
 import * as ServiceEntity from "./ServiceEntity.js"
@@ -280,13 +281,19 @@ export const make = (options: DeployerOptions = {}) =>
 
           // New rows under the team's quota lock: a refused deploy leaves nothing behind, and two
           // deploys racing at the limit cannot both pass.
+          // kyozo.json's replicas, health check and env count too (PlannedSettings: one rule).
           const rows = new Map<string, ServiceInstance>()
+          const settingsBefore = new Map<string, ServiceInstance>()
           const countNew = Effect.gen(function* () {
-            let added = 0
+            const sum = { services: 0, cpuMillis: 0, memoryMb: 0 }
             for (const p of plan.services) {
-              if (Option.isNone(yield* services.findByName(teamId, nameFor(p)))) added++
+              const existing = Option.getOrUndefined(yield* services.findByName(teamId, nameFor(p)))
+              const add = PlannedSettings.additionsOf(PlannedSettings.rowSettingsOf(p, existing), existing)
+              sum.services += add.services
+              sum.cpuMillis += add.cpuMillis ?? 0
+              sum.memoryMb += add.memoryMb ?? 0
             }
-            return { services: added }
+            return sum
           })
           const writeRows = Effect.gen(function* () {
             for (const p of plan.services) {
@@ -298,8 +305,10 @@ export const make = (options: DeployerOptions = {}) =>
                 internalPort: p.service.port,
                 source: storedSourceOf(request.source, p.service.path),
                 volumes: p.volumes ?? [],
-                ...(p.autoscale === undefined ? {} : { autoscale: p.autoscale })
+                ...PlannedSettings.rowSettingsOf(p, Option.getOrUndefined(existing))
               }
+              if (Option.isSome(existing) && (fields.env !== undefined || fields.healthConfig !== undefined))
+                settingsBefore.set(p.service.name, existing.value)
               const row = Option.isSome(existing)
                 ? Option.getOrElse(
                     yield* services.update(teamId, existing.value.id, { ...fields, desiredState: "running" }),
@@ -348,7 +357,17 @@ export const make = (options: DeployerOptions = {}) =>
                     // Encoded by the payload's schema when the workflow stores it.
                     planned: p,
                     aliases: [p.service.name],
-                    ...(request.force === true ? { force: true } : {})
+                    ...(request.force === true ? { force: true } : {}),
+                    // Settings kyozo.json changed go back to the previous ones if the deploy fails.
+                    ...Option.match(Option.fromNullable(settingsBefore.get(p.service.name)), {
+                      onNone: () => ({}),
+                      onSome: (before) => ({
+                        settings: {
+                          previous: DeployWorkflow.rolloutSettingsOf(before),
+                          applied: DeployWorkflow.rolloutSettingsOf(row)
+                        }
+                      })
+                    })
                   },
                   row.name
                 )

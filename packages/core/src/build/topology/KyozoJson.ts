@@ -42,10 +42,16 @@ export const KyozoJsonService = Schema.Struct({
   startCommand: Schema.optional(Schema.NullOr(Schema.String.pipe(Schema.nonEmptyString()))),
   healthCheck: Schema.optional(HealthCheck),
   replicas: Schema.optional(
-    Schema.Int.pipe(Schema.between(1, 100, { message: () => "a replica count from 1 to 100" }))
+    Schema.Int.pipe(Schema.between(1, 20, { message: () => "a replica count from 1 to 20" }))
   ),
-  /** Names of the environment variables the service reads (values never go in this file). */
-  env: Schema.optional(Schema.Array(EnvKey)),
+  /**
+   * The environment the service reads: names only (documentation; secrets are set with
+   * `kyozo env set`, never kept here), or names with non-secret values, written to the service at
+   * each deploy (other variables of the service are kept).
+   */
+  env: Schema.optional(
+    Schema.Union(Schema.Array(EnvKey), Schema.Record({ key: EnvKey, value: Schema.String }))
+  ),
   /** Autoscaling (HPA-like): min/max replicas and a CPU or memory target, applied at each deploy. */
   autoscale: Schema.optional(AutoscalePolicy)
 })
@@ -177,7 +183,18 @@ export const apply = (
         startCommand: entry.startCommand === undefined ? target.service.startCommand : entry.startCommand,
         evidence: [...target.service.evidence, { file: fileName, detail: "settings from kyozo.json" }]
       }
-      replaced.set(target, { ...target, service, ...(entry.autoscale ? { autoscale: entry.autoscale } : {}) })
+      const env =
+        entry.env !== undefined && !Array.isArray(entry.env)
+          ? (entry.env as Record<string, string>)
+          : undefined
+      replaced.set(target, {
+        ...target,
+        service,
+        ...(entry.autoscale ? { autoscale: entry.autoscale } : {}),
+        ...(entry.replicas === undefined ? {} : { replicas: entry.replicas }),
+        ...(entry.healthCheck === undefined ? {} : { healthCheck: entry.healthCheck }),
+        ...(env === undefined ? {} : { env })
+      })
     }
     // Other services name a renamed one in dependsOn: follow the rename.
     const renamed = new Map([...replaced].map(([from, to]) => [from.service.name, to.service.name]))

@@ -49,6 +49,18 @@ export interface PlannedService {
   readonly volumes?: ReadonlyArray<{ readonly name: string; readonly target: string }>
   /** Autoscaling from kyozo.json, written to the service row at deploy (absent: left as it is). */
   readonly autoscale?: AutoscalePolicy
+  /** Replicas from kyozo.json, written to the service row at deploy (quota-gated; absent: left as it is). */
+  readonly replicas?: number
+  /** The health check from kyozo.json, written to the service row at deploy. */
+  readonly healthCheck?: PlannedHealthCheck
+  /** Env values from kyozo.json, merged into the service's env at deploy (the file wins for its keys). */
+  readonly env?: Readonly<Record<string, string>>
+}
+
+/** kyozo.json's health check: "none" trusts the container's running state (no probe of a path). */
+export interface PlannedHealthCheck {
+  readonly type?: "http" | "tcp" | "none"
+  readonly path?: string
 }
 
 export interface TopologyPlan {
@@ -82,7 +94,15 @@ const plannedServiceFields = {
   service: DetectedService,
   hints: Schema.optional(BuildHintsSchema),
   volumes: Schema.optional(Schema.Array(Schema.Struct({ name: Schema.String, target: Schema.String }))),
-  autoscale: Schema.optional(AutoscalePolicy)
+  autoscale: Schema.optional(AutoscalePolicy),
+  replicas: Schema.optional(Schema.Int),
+  healthCheck: Schema.optional(
+    Schema.Struct({
+      type: Schema.optional(Schema.Literal("http", "tcp", "none")),
+      path: Schema.optional(Schema.String)
+    })
+  ),
+  env: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String }))
 } satisfies Record<keyof PlannedService, unknown>
 export const PlannedServiceSchema = Schema.Struct(plannedServiceFields)
 
