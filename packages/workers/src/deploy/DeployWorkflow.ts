@@ -198,6 +198,12 @@ export const DeployPayload = Schema.Struct({
   /** Replace the containers even when the desired spec equals what runs. */
   force: Schema.optional(Schema.Boolean),
   /**
+   * Nothing of the service ran when the deploy was sent (no container on the row): the unchanged
+   * check is skipped (it would find nothing), which saves a durable step on every first deploy. At
+   * worst a deploy queued behind another one replaces what that one started, like a forced one.
+   */
+  fresh: Schema.optional(Schema.Boolean),
+  /**
    * A settings rollout: the settings that worked before (`previous`) and the ones rolled out
    * (`applied`). When the rollout fails and the row still holds `applied`, `previous` goes back.
    */
@@ -287,7 +293,7 @@ export const publishedPort = (info: ContainerInfo, containerPort: number | null)
 /** The deploy workflow's handler, with its settings. */
 export const layer = (overrides: Partial<DeploySettings> = {}) => {
   const settings: DeploySettings = { ...defaultDeploySettings, ...overrides }
-  return Layer.merge(retireLayer(settings), deployLayer(settings))
+  return Layer.mergeAll(retireLayer(settings), afterDeployLayer(settings), deployLayer(settings))
 }
 
 const deployLayer = (settings: DeploySettings) =>
@@ -528,9 +534,13 @@ const deployLayer = (settings: DeploySettings) =>
           name: "start",
           error: StepFailed,
           execute: Effect.gen(function* () {
-            const info = yield* runtime.inspectContainer(containerId)
-            if (!info.running) {
-              const row = yield* serviceRow
+            const row = yield* serviceRow
+            // Only the TCP handover needs to know whether it runs already; a plain start of a
+            // running container is a no-op (the engine answers 304), so no inspect round trip here.
+            const running = publishedByEngine(row)
+              ? (yield* runtime.inspectContainer(containerId)).running
+              : false
+            if (!running) {
               if (publishedByEngine(row)) yield* recreateHandover(row, containerId, previousContainerId)
               yield* runtime.startContainer(containerId).pipe(
                 // The port a stopped container or an edge listener held can take a moment to be free.
@@ -560,8 +570,21 @@ const deployLayer = (settings: DeploySettings) =>
             const stableMs = Duration.toMillis(settings.stableRunning)
             let runningSince: number | null = null
             let last = "not checked yet"
+            const probeTimeout = Math.max(500, Math.min(5000, Duration.toMillis(config.timeoutSeconds * 1000)))
+            const probeOn = (hostPort: number) =>
+              settings.probe({ kind, host: "127.0.0.1", port: hostPort, path, containerId }, probeTimeout)
+            // The published port stays while the container lives: once an inspect showed it, the
+            // probe runs alongside the next inspects instead of after them.
+            let knownPort: number | null = null
             const check: Effect.Effect<boolean, StepFailed | RuntimeError> = Effect.gen(function* () {
-              const info = yield* runtime.inspectContainer(containerId)
+              const probing = knownPort
+              const [info, early] = yield* Effect.all(
+                [
+                  runtime.inspectContainer(containerId),
+                  probing === null ? Effect.succeed(false) : probeOn(probing)
+                ],
+                { concurrency: 2 }
+              )
               if (!info.running) {
                 if (info.state === "exited" || info.state === "dead") {
                   return yield* new StepFailed({
@@ -588,10 +611,8 @@ const deployLayer = (settings: DeploySettings) =>
                 last = `port ${port} is not published`
                 return false
               }
-              const ok = yield* settings.probe(
-                { kind, host: "127.0.0.1", port: hostPort, path, containerId },
-                Math.max(500, Math.min(5000, Duration.toMillis(config.timeoutSeconds * 1000)))
-              )
+              knownPort = hostPort
+              const ok = probing === hostPort ? early : yield* probeOn(hostPort)
               last = ok
                 ? "answering"
                 : `${kind === "http" ? `GET ${path}` : "TCP connect"} on port ${port} does not answer yet`
@@ -612,9 +633,12 @@ const deployLayer = (settings: DeploySettings) =>
                   }
                 })
               ),
-              // Fast at first (a small app answers within tens of ms of its start), then every `poll`.
+              // Every 10 ms for the first half second or so (a small app answers within tens of ms
+              // of its start, and each early poll costs one loopback connect), then every `poll`.
               Effect.flatMap((ok) =>
-                ok ? Effect.succeed(true) : Effect.as(Effect.sleep(Math.min(poll, 10 * 2 ** attempts)), false)
+                ok
+                  ? Effect.succeed(true)
+                  : Effect.as(Effect.sleep(attempts <= 40 ? Math.min(poll, 10) : poll), false)
               ),
               Effect.repeat({ until: (ok) => ok }),
               Effect.timeoutOption(settings.healthTimeout)
@@ -693,8 +717,14 @@ const deployLayer = (settings: DeploySettings) =>
           }).pipe(asStep("replicas"))
         })
 
-      // (e) switch the stable address to the new container
-      const switchOver = (containerId: string, containerNameValue: string, image: string) =>
+      // (e) switch the stable address to the new container; the deployment is done then (one
+      // durable step less on every deploy: what follows runs in the background, AfterDeployWorkflow)
+      const switchOver = (
+        containerId: string,
+        containerNameValue: string,
+        image: string,
+        previousContainerId: string | null
+      ) =>
         Activity.make({
           name: "switch",
           success: Switched,
@@ -721,24 +751,10 @@ const deployLayer = (settings: DeploySettings) =>
                 hostPort
               }
             )
-            return { hostPort }
-          }).pipe(asStep("switch"))
-        })
-
-      // (f) the deployment is done; the old container is retired in the background (RetireWorkflow)
-      const finish = (previousContainerId: string | null, image: string) =>
-        Activity.make({
-          name: "finish",
-          error: StepFailed,
-          execute: Effect.gen(function* () {
             yield* status("succeeded")
             yield* record("deploy.succeeded", "Deployed", { image, retiring: previousContainerId })
-            // Old images beyond the retention count go; the one now serving never does (and one
-            // still used by the draining container is skipped by the builder).
-            yield* builder
-              .pruneRetained(serviceId, settings.keepImages, [image])
-              .pipe(Effect.catchAllCause((c) => Effect.logWarning("image prune failed", c)))
-          }).pipe(asStep("finish"))
+            return { hostPort }
+          }).pipe(asStep("switch"))
         })
 
       /**
@@ -899,7 +915,7 @@ const deployLayer = (settings: DeploySettings) =>
       )
       // A failed check is no reason to fail the deploy: it simply deploys.
       const running =
-        payload.force === true
+        payload.force === true || payload.fresh === true
           ? null
           : yield* unchangedCheck(built.image).pipe(
               Effect.catchTag("StepFailed", (e) =>
@@ -932,35 +948,30 @@ const deployLayer = (settings: DeploySettings) =>
         yield* start(created.containerId, created.previousContainerId)
         yield* healthGate(created.containerId)
         yield* replicasUp(built.image)
-        return yield* switchOver(created.containerId, created.containerName, built.image)
+        return yield* switchOver(
+          created.containerId,
+          created.containerName,
+          built.image,
+          created.previousContainerId
+        )
       }).pipe(
         Effect.catchTag("StepFailed", (e) =>
           compensate(created, e).pipe(Effect.ignore, Effect.zipRight(Effect.fail(failed(e, true))))
         )
       )
-      // The new version serves already: what follows cannot fail the deploy.
-      yield* finish(created.previousContainerId, built.image).pipe(
-        Effect.catchTag("StepFailed", (e) => Effect.logWarning(`finish: ${e.reason}`))
+      // The new version serves already: retiring the old containers and pruning old images are
+      // durable but not awaited (draining and a graceful stop, often the whole stop timeout for a
+      // PID-1 app that ignores SIGTERM, must not make the deploy slower).
+      yield* AfterDeployWorkflow.execute(
+        {
+          teamId,
+          serviceId,
+          deploymentId,
+          image: built.image,
+          previousContainerId: created.previousContainerId
+        },
+        { discard: true }
       )
-      // Every container of an older deployment retires (replicas included), not only the row's.
-      const older = yield* runtime
-        .listContainers({ all: true, labels: { "kyozo.service": serviceId } })
-        .pipe(Effect.orElseSucceed(() => []))
-      for (const c of older) {
-        if (c.labels["kyozo.deployment"] === deploymentId || c.id === created.previousContainerId) continue
-        yield* RetireWorkflow.execute(
-          { teamId, serviceId, deploymentId, containerId: c.id },
-          { discard: true }
-        )
-      }
-      if (created.previousContainerId !== null) {
-        // Durable but not awaited: draining and a graceful stop (many PID-1 apps ignore SIGTERM and
-        // take the whole stop timeout) must not make the deploy slower.
-        yield* RetireWorkflow.execute(
-          { teamId, serviceId, deploymentId, containerId: created.previousContainerId },
-          { discard: true }
-        )
-      }
       return {
         deploymentId,
         serviceId,
@@ -970,6 +981,53 @@ const deployLayer = (settings: DeploySettings) =>
         containerName: created.containerName,
         hostPort: switched.hostPort
       }
+    })
+  )
+
+/**
+ * After a deploy answered: every container of an older deployment retires (replicas included, not
+ * only the row's), then the service's images beyond the retention count are pruned (never the one
+ * now serving; one still used by a draining container is skipped by the builder).
+ */
+export const AfterDeployWorkflow = Workflow.make({
+  name: "Kyozo/AfterDeploy",
+  payload: {
+    teamId: TeamId,
+    serviceId: ServiceId,
+    deploymentId: DeploymentId,
+    image: Schema.String,
+    previousContainerId: Schema.NullOr(Schema.String)
+  },
+  idempotencyKey: (p) => `after-${p.deploymentId}`
+})
+
+const afterDeployLayer = (settings: DeploySettings) =>
+  AfterDeployWorkflow.toLayer((payload) =>
+    Effect.gen(function* () {
+      const runtime = yield* ContainerRuntime
+      const builder = yield* ImageBuilder
+      const { teamId, serviceId, deploymentId, previousContainerId } = payload
+      const older = yield* Activity.make({
+        name: "older",
+        success: Schema.Array(Schema.String),
+        execute: runtime.listContainers({ all: true, labels: { "kyozo.service": serviceId } }).pipe(
+          Effect.map((list) =>
+            list
+              .filter((c) => c.labels["kyozo.deployment"] !== deploymentId && c.id !== previousContainerId)
+              .map((c) => c.id)
+          ),
+          Effect.catchAllCause((c) => Effect.as(Effect.logWarning("listing older containers failed", c), []))
+        )
+      })
+      for (const containerId of [...older, ...(previousContainerId === null ? [] : [previousContainerId])]) {
+        yield* RetireWorkflow.execute({ teamId, serviceId, deploymentId, containerId }, { discard: true })
+      }
+      yield* Activity.make({
+        name: "prune",
+        execute: builder
+          .pruneRetained(serviceId, settings.keepImages, [payload.image])
+          .pipe(Effect.catchAllCause((c) => Effect.logWarning("image prune failed", c)))
+      })
     })
   )
 

@@ -346,7 +346,8 @@ export const make = (options: DeployerOptions = {}) =>
                     // Encoded by the payload's schema when the workflow stores it.
                     planned: p,
                     aliases: [p.service.name],
-                    ...(request.force === true ? { force: true } : {})
+                    ...(request.force === true ? { force: true } : {}),
+                    ...(row.containerId === null ? { fresh: true } : {})
                   },
                   row.name
                 )
