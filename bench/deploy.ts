@@ -167,7 +167,6 @@ const rawDeploy = async (): Promise<RawRun> => {
   return { ms: done - started, buildMs: built - started, runMs: running - built, readyMs: done - running }
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Where Kyozo's time goes: every span (activities, Docker calls, SQL statements) is recorded, and
 // the median first deploy's are printed as a timeline from the API call.
@@ -176,6 +175,7 @@ interface Recorded {
   readonly name: string
   readonly start: number
   end: number
+  statement?: string
 }
 const recorded: Array<Recorded> = []
 let spanSeq = 0
@@ -205,7 +205,10 @@ const recordingTracer = Tracer.make({
         status = { _tag: "Ended", startTime, endTime, exit }
         rec.end = Number(endTime) / 1e6
       },
-      attribute: (key, value) => void attributes.set(key, value),
+      attribute: (key, value) => {
+        attributes.set(key, value)
+        if (key === "db.query.text") rec.statement = String(value)
+      },
       event: () => undefined,
       addLinks: () => undefined
     }
@@ -221,7 +224,12 @@ const spanReport = (from: number, to: number): string => {
   const steps = inside
     .filter((r) => !r.name.startsWith("sql.") && r.end - r.start >= 2)
     .map((r) => `${r.name}@${Math.round(r.start - from)}+${Math.round(r.end - r.start)}`)
-  return `${sql.length} SQL statements (${Math.round(sqlMs)} ms in total); spans (name@start+duration ms): ${steps.join(" ")}`
+  // KYOZO_BENCH_SQL=1: which statements, in order (the first words of each).
+  const statements =
+    process.env.KYOZO_BENCH_SQL === "1"
+      ? `\n  SQL: ${sql.map((r) => `${Math.round(r.start - from)}:${(r.statement ?? r.name).replace(/\s+/g, " ").slice(0, 48)}`).join("\n  SQL: ")}`
+      : ""
+  return `${sql.length} SQL statements (${Math.round(sqlMs)} ms in total); spans (name@start+duration ms): ${steps.join(" ")}${statements}`
 }
 
 // ---------------------------------------------------------------------------------------------

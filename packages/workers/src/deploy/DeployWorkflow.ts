@@ -34,7 +34,7 @@ import { ensureVolumes, mountsFor } from "@kyozo/core/engine/ServiceVolumes"
 import { DeploymentEventRepo } from "@kyozo/core/store/DeploymentEventRepo"
 import { DeploymentRepo } from "@kyozo/core/store/DeploymentRepo"
 import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
-import { Cause, Duration, Effect, Layer, Option, PubSub, Schedule, Schema } from "effect"
+import { Cause, Duration, Effect, Fiber, Layer, Option, PubSub, Schedule, Schema } from "effect"
 
 import { syncService } from "./EdgeRoutes.js"
 import { createReplica } from "./Replicas.js"
@@ -271,7 +271,12 @@ const Created = Schema.Struct({
   containerId: Schema.String,
   containerName: Schema.String,
   /** The container serving before this deploy (to retire, or to go back to). */
-  previousContainerId: Schema.NullOr(Schema.String)
+  previousContainerId: Schema.NullOr(Schema.String),
+  /**
+   * The service's replica count when the container was created: with one, the replicas step has
+   * nothing to do and is not run. Absent in histories written before it (the step runs then).
+   */
+  replicas: Schema.optional(Schema.Number)
 })
 const Switched = Schema.Struct({ hostPort: Schema.NullOr(Schema.Number) })
 /** What serves already when the desired spec equals it (the unchanged check). */
@@ -348,16 +353,22 @@ const deployLayer = (settings: DeploySettings) =>
           if (payload.root === null || payload.planned === null) {
             return yield* new StepFailed({ step: "build", reason: "neither an image nor a folder to build" })
           }
-          yield* status("building")
-          yield* record("deploy.building", "Building the image")
-          const result = yield* builder.ensureImage({
-            serviceId,
-            teamId,
-            root: payload.root,
-            planned: payload.planned,
-            onLog: (line: string) =>
-              bus.publish({ deploymentId, progress: { _tag: "BuildLog", service: serviceId, line } })
-          })
+          // The "building" rows are written while the build starts; both end before the step does.
+          const building = yield* Effect.fork(
+            Effect.zipRight(status("building"), record("deploy.building", "Building the image"))
+          )
+          const ensured = yield* builder
+            .ensureImage({
+              serviceId,
+              teamId,
+              root: payload.root,
+              planned: payload.planned,
+              onLog: (line: string) =>
+                bus.publish({ deploymentId, progress: { _tag: "BuildLog", service: serviceId, line } })
+            })
+            .pipe(Effect.exit)
+          yield* Fiber.join(building)
+          const result = yield* ensured
           yield* status("building", { image: result.image })
           yield* record(
             result.built ? "deploy.built" : "deploy.reused",
@@ -524,7 +535,12 @@ const deployLayer = (settings: DeploySettings) =>
             const previous = row.containerId !== null && row.containerId !== ref.id ? row.containerId : null
             yield* status("starting", { containerId: ref.id, containerName: name })
             yield* record("deploy.created", `Created container ${name}`, { containerId: ref.id, image })
-            return { containerId: ref.id, containerName: name, previousContainerId: previous }
+            return {
+              containerId: ref.id,
+              containerName: name,
+              previousContainerId: previous,
+              replicas: row.replicas
+            }
           }).pipe(asStep("create"))
         })
 
@@ -570,7 +586,10 @@ const deployLayer = (settings: DeploySettings) =>
             const stableMs = Duration.toMillis(settings.stableRunning)
             let runningSince: number | null = null
             let last = "not checked yet"
-            const probeTimeout = Math.max(500, Math.min(5000, Duration.toMillis(config.timeoutSeconds * 1000)))
+            const probeTimeout = Math.max(
+              500,
+              Math.min(5000, Duration.toMillis(config.timeoutSeconds * 1000))
+            )
             const probeOn = (hostPort: number) =>
               settings.probe({ kind, host: "127.0.0.1", port: hostPort, path, containerId }, probeTimeout)
             // The published port stays while the container lives: once an inspect showed it, the
@@ -947,7 +966,7 @@ const deployLayer = (settings: DeploySettings) =>
       const switched = yield* Effect.gen(function* () {
         yield* start(created.containerId, created.previousContainerId)
         yield* healthGate(created.containerId)
-        yield* replicasUp(built.image)
+        if (created.replicas === undefined || created.replicas > 1) yield* replicasUp(built.image)
         return yield* switchOver(
           created.containerId,
           created.containerName,
