@@ -503,12 +503,18 @@ const deployLayer = (settings: DeploySettings) =>
           success: Created,
           error: StepFailed,
           execute: Effect.gen(function* () {
-            const row = yield* serviceRow
-            const name = containerName(row.name, deploymentId)
             const network = teamNetwork(teamId)
-            yield* runtime
-              .createNetwork({ name: network, labels: labelsFor({ teamId }) })
-              .pipe(Effect.catchTag("NameConflict", () => Effect.void))
+            // The team's network (usually there already) is ensured while the row is read.
+            const [row] = yield* Effect.all(
+              [
+                serviceRow,
+                runtime
+                  .createNetwork({ name: network, labels: labelsFor({ teamId }) })
+                  .pipe(Effect.catchTag("NameConflict", () => Effect.void))
+              ],
+              { concurrency: 2 }
+            )
+            const name = containerName(row.name, deploymentId)
             // The published port is pinned now, so a restart (by Kyozo or after an engine restart)
             // keeps it and the edge's upstream stays valid; where it cannot, the route sync follows.
             // A TCP service's primary container publishes the stable port itself (Transport.ts): the
