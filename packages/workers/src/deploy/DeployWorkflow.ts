@@ -582,8 +582,7 @@ const deployLayer = (settings: DeploySettings) =>
           name: "health",
           error: StepFailed,
           execute: Effect.gen(function* () {
-            yield* status("health-check")
-            const row = yield* serviceRow
+            const [, row] = yield* Effect.all([status("health-check"), serviceRow], { concurrency: 2 })
             const config = row.healthConfig
             const port = config.port ?? row.internalPort
             const kind: ProbeKind = config.type === "tcp" ? "tcp" : "http"
@@ -755,8 +754,7 @@ const deployLayer = (settings: DeploySettings) =>
           success: Switched,
           error: StepFailed,
           execute: Effect.gen(function* () {
-            yield* status("switching")
-            const before = yield* serviceRow
+            const [, before] = yield* Effect.all([status("switching"), serviceRow], { concurrency: 2 })
             const updated = yield* services.updateObserved(serviceId, {
               image,
               containerId,
