@@ -984,17 +984,20 @@ const deployLayer = (settings: DeploySettings) =>
       )
       // The new version serves already: retiring the old containers and pruning old images are
       // durable but not awaited (draining and a graceful stop, often the whole stop timeout for a
-      // PID-1 app that ignores SIGTERM, must not make the deploy slower).
-      yield* AfterDeployWorkflow.execute(
-        {
-          teamId,
-          serviceId,
-          deploymentId,
-          image: built.image,
-          previousContainerId: created.previousContainerId
-        },
-        { discard: true }
-      )
+      // PID-1 app that ignores SIGTERM, must not make the deploy slower). A first deploy has
+      // nothing to retire or prune (a leftover of a crashed one is the cleanup pass's business).
+      if (payload.fresh !== true || created.previousContainerId !== null) {
+        yield* AfterDeployWorkflow.execute(
+          {
+            teamId,
+            serviceId,
+            deploymentId,
+            image: built.image,
+            previousContainerId: created.previousContainerId
+          },
+          { discard: true }
+        )
+      }
       return {
         deploymentId,
         serviceId,
