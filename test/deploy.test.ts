@@ -220,6 +220,32 @@ describe("Deployer on the mock runtime", () => {
       })
     )
 
+    it.effect(
+      "after the deploy answered, images beyond the retention count are pruned in the background",
+      () =>
+        Effect.gen(function* () {
+          const { team, serviceId, folder } = yield* webService()
+          const builder = yield* ImageBuilder
+          let last = ""
+          // The default retention keeps 5 images: 7 versions leave 2 to prune.
+          for (let v = 2; v <= 7; v++) {
+            writeSite(folder, `v${v}`)
+            const deployed = deployedOf(yield* deployAll(team, folder, "web"))
+            expect(deployed.built).toBe(true)
+            last = deployed.image!
+          }
+          const images = yield* builder.retained(serviceId).pipe(
+            Effect.filterOrFail((list) => list.length <= 5),
+            Effect.retry(Schedule.spaced("20 millis")),
+            Effect.timeout("5 seconds"),
+            Effect.orElse(() => builder.retained(serviceId))
+          )
+          expect(images.length).toBe(5)
+          expect(images.flatMap((i) => i.tags)).toContain(last)
+          expect((yield* runningFor(serviceId)).map((c) => c.image)).toEqual([last])
+        })
+    )
+
     it.effect("a failing health gate compensates: the old container keeps serving", () =>
       Effect.gen(function* () {
         const { team, serviceId, secondImage, folder } = yield* webService(2)

@@ -296,6 +296,35 @@ describe("workers", () => {
       )
     )
 
+    it.effect("health: a pass lists once and inspects only containers whose list entry changed", () =>
+      Effect.gen(function* () {
+        yield* reset
+        const control = yield* MockRuntimeControl
+        const health = yield* HealthWorker
+        const repo = yield* HealthCheckRepo
+        const ids: Array<string> = []
+        for (const n of [1, 2, 3]) {
+          const id = yield* container(`svc-c${n}`, { serviceId: `svc_c${n}`, deploymentId: `dep_c${n}` })
+          yield* insertService({ id: `svc_c${n}`, containerId: id, currentDeploymentId: `dep_c${n}` })
+          ids.push(id)
+        }
+        yield* health.run
+        yield* control.resetCalls
+        // Same clock, nothing changed: one listing, no inspect.
+        expect(yield* health.run).toMatchObject({ examined: 3, failures: 0 })
+        const quiet = yield* control.calls
+        expect(quiet.byOperation["listContainers"]).toBe(1)
+        expect(quiet.byOperation["inspectContainer"] ?? 0).toBe(0)
+        // One dies: only it is inspected again, and its death is seen at once.
+        yield* control.killContainer(ids[1]!)
+        yield* control.resetCalls
+        yield* health.run
+        expect((yield* control.calls).byOperation["inspectContainer"]).toBe(1)
+        const [dead] = yield* repo.latestByService("svc_c2", 1)
+        expect(dead).toMatchObject({ status: "unhealthy", checkType: "state", detail: "exited (code 137)" })
+      }).pipe(Effect.provide(WorkersLive))
+    )
+
     it.effect("health: one failing container is counted and the pass reports the rest", () =>
       Effect.gen(function* () {
         yield* reset

@@ -9,25 +9,20 @@
  * cost-limit), aliases (graphql-armor max-aliases), body size; each refusal is a GraphQL error
  * whose message names the limit. Errors that are not the application's typed failures are masked
  * ("Unexpected error."); Execution logs them with their cause.
+ *
+ * graphql, graphql-http, the armor rules and the executable schema load on the first GraphQL
+ * request (GraphqlHandler), not at start: an idle server that is never asked keeps their memory.
  */
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { costLimitRule } from "@escape.tech/graphql-armor-cost-limit"
-import { maxAliasesRule } from "@escape.tech/graphql-armor-max-aliases"
-import { maxDepthRule } from "@escape.tech/graphql-armor-max-depth"
 import type { Principal } from "@kyozo/api/KyozoRpc"
 import { Effect, Layer, Option } from "effect"
-import { GraphQLError, type ValidationContext } from "graphql"
-import { createHandler } from "graphql-http"
 
 import * as ApplicationLive from "../application/ApplicationLive.js"
 import { makeAuthenticate } from "../Auth.js"
-import { makeRun, type Run } from "./Execution.js"
-import * as Loaders from "./Loaders.js"
-import type { AppServices, GraphqlContext } from "./Resolvers.js"
-import { schema, schemaText } from "./Schema.js"
+import type { AppServices } from "./Resolvers.js"
 
 /** The deepest selection a query may nest (a real query of this schema needs 4 or 5). */
 export const MAX_DEPTH = 6
@@ -44,49 +39,6 @@ export const MAX_ALIASES = 20
 /** The largest request body (a query document and its variables). */
 export const MAX_BODY_BYTES = 256 * 1024
 
-interface RequestContext {
-  readonly run: Run<AppServices>
-}
-
-/** What a client sees of an error that is not a GraphQL error the resolvers meant to show. */
-const masked = (error: GraphQLError): GraphQLError =>
-  error.originalError === undefined || error.originalError instanceof GraphQLError
-    ? error
-    : new GraphQLError("Unexpected error.", {
-        ...(error.nodes === undefined ? {} : { nodes: error.nodes }),
-        ...(error.path === undefined ? {} : { path: error.path }),
-        extensions: { code: "INTERNAL_SERVER_ERROR" }
-      })
-
-/**
- * The armor rules throw their refusal unless told otherwise, which graphql-http would answer as a
- * 500: they report it as a validation error instead (and without the misleading "Syntax Error: ").
- */
-const report = {
-  propagateOnRejection: false,
-  onReject: [
-    (context: ValidationContext | null, error: GraphQLError) =>
-      context?.reportError(
-        new GraphQLError(error.message.replace(/^Syntax Error: /, ""), {
-          extensions: { code: "QUERY_LIMIT_EXCEEDED" }
-        })
-      )
-  ]
-}
-
-const handler = createHandler<unknown, RequestContext, GraphqlContext>({
-  schema,
-  validationRules: (_req, _args, specified) => [
-    ...specified,
-    maxDepthRule({ n: MAX_DEPTH, ...report }),
-    costLimitRule({ maxCost: MAX_COST, ...report }),
-    maxAliasesRule({ n: MAX_ALIASES, ...report })
-  ],
-  // One loader set per request: batching within it, no cache across requests or callers.
-  context: (req) => ({ run: req.context.run, loaders: Loaders.make(req.context.run) }),
-  formatError: (error) => (error instanceof GraphQLError ? masked(error) : error)
-})
-
 /** A GraphQL-shaped error answer for what is refused before GraphQL runs (auth, size). */
 const refused = (status: number, code: string, message: string, headers: Record<string, string> = {}) =>
   HttpServerResponse.unsafeJson({ errors: [{ message, extensions: { code } }] }, { status, headers })
@@ -95,6 +47,8 @@ export const layer = Layer.unwrapEffect(
   Effect.gen(function* () {
     const authenticate = yield* makeAuthenticate
     const runtime = yield* Effect.runtime<AppServices>()
+    // Loaded once, on first use (a failed import is a defect: the bundle is broken).
+    const loaded = yield* Effect.cached(Effect.promise(() => import("./GraphqlHandler.js")))
 
     const execute = (request: HttpServerRequest.HttpServerRequest) =>
       Effect.gen(function* () {
@@ -115,6 +69,7 @@ export const layer = Layer.unwrapEffect(
             return refused(413, "PAYLOAD_TOO_LARGE", `The request body exceeds ${MAX_BODY_BYTES} bytes.`)
           body = read.value
         }
+        const { handler } = yield* loaded
         const [text, init] = yield* Effect.promise(() =>
           handler({
             method: request.method,
@@ -122,7 +77,7 @@ export const layer = Layer.unwrapEffect(
             headers: request.headers,
             body: body ?? null,
             raw: request,
-            context: { run: makeRun(runtime, principal) }
+            context: { runtime, principal }
           })
         )
         const { "content-type": contentType, ...headers } = init.headers ?? {}
@@ -144,12 +99,14 @@ export const layer = Layer.unwrapEffect(
         })
       )
 
-    const sdl = HttpServerResponse.text(schemaText, { contentType: "application/graphql; charset=utf-8" })
+    const sdl = Effect.map(loaded, ({ schemaText }) =>
+      HttpServerResponse.text(schemaText, { contentType: "application/graphql; charset=utf-8" })
+    )
 
     return Layer.mergeAll(
       HttpLayerRouter.add("POST", "/graphql", execute),
       HttpLayerRouter.add("GET", "/graphql", execute),
-      HttpLayerRouter.add("GET", "/graphql/schema.graphql", Effect.succeed(sdl))
+      HttpLayerRouter.add("GET", "/graphql/schema.graphql", sdl)
     )
   })
 ).pipe(Layer.provide(ApplicationLive.layer))

@@ -30,7 +30,7 @@ import { ensureVolumes } from "@kyozo/core/engine/ServiceVolumes"
 import { DeploymentEventRepo } from "@kyozo/core/store/DeploymentEventRepo"
 import { DeploymentRepo } from "@kyozo/core/store/DeploymentRepo"
 import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
-import { Cause, Duration, Effect, Layer, Option, Schedule, Schema } from "effect"
+import { Cause, Duration, Effect, Fiber, Layer, Option, Schedule, Schema } from "effect"
 
 import { DeployBus } from "./DeployBus.js"
 import { containerSpec, specFingerprint, SpecLabel } from "./DeploymentContainer.js"
@@ -87,6 +87,12 @@ export const DeployPayload = Schema.Struct({
   aliases: Schema.Array(Schema.String),
   /** Replace the containers even when the desired spec equals what runs. */
   force: Schema.optional(Schema.Boolean),
+  /**
+   * Nothing of the service ran when the deploy was sent (no container on the row): the unchanged
+   * check is skipped (it would find nothing), which saves a durable step on every first deploy. At
+   * worst a deploy queued behind another one replaces what that one started, like a forced one.
+   */
+  fresh: Schema.optional(Schema.Boolean),
   /**
    * A settings rollout: the settings that worked before (`previous`) and the ones rolled out
    * (`applied`). When the rollout fails and the row still holds `applied`, `previous` goes back.
@@ -155,7 +161,12 @@ const Created = Schema.Struct({
   containerId: Schema.String,
   containerName: Schema.String,
   /** The container serving before this deploy (to retire, or to go back to). */
-  previousContainerId: Schema.NullOr(Schema.String)
+  previousContainerId: Schema.NullOr(Schema.String),
+  /**
+   * The service's replica count when the container was created: with one, the replicas step has
+   * nothing to do and is not run. Absent in histories written before it (the step runs then).
+   */
+  replicas: Schema.optional(Schema.Number)
 })
 const Switched = Schema.Struct({ hostPort: Schema.NullOr(Schema.Number) })
 /** What serves already when the desired spec equals it (the unchanged check). */
@@ -170,7 +181,7 @@ const Running = Schema.NullOr(
 /** The deploy workflow's handler, with its settings. */
 export const layer = (overrides: Partial<DeploySettings> = {}) => {
   const settings: DeploySettings = { ...defaultDeploySettings, ...overrides }
-  return Layer.merge(retireLayer(settings), deployLayer(settings))
+  return Layer.mergeAll(retireLayer(settings), afterDeployLayer(settings), deployLayer(settings))
 }
 
 const deployLayer = (settings: DeploySettings) =>
@@ -225,16 +236,22 @@ const deployLayer = (settings: DeploySettings) =>
           if (payload.root === null || payload.planned === null) {
             return yield* new StepFailed({ step: "build", reason: "neither an image nor a folder to build" })
           }
-          yield* status("building")
-          yield* record("deploy.building", "Building the image")
-          const result = yield* builder.ensureImage({
-            serviceId,
-            teamId,
-            root: payload.root,
-            planned: payload.planned,
-            onLog: (line: string) =>
-              bus.publish({ deploymentId, progress: { _tag: "BuildLog", service: serviceId, line } })
-          })
+          // The "building" rows are written while the build starts; both end before the step does.
+          const building = yield* Effect.fork(
+            Effect.zipRight(status("building"), record("deploy.building", "Building the image"))
+          )
+          const ensured = yield* builder
+            .ensureImage({
+              serviceId,
+              teamId,
+              root: payload.root,
+              planned: payload.planned,
+              onLog: (line: string) =>
+                bus.publish({ deploymentId, progress: { _tag: "BuildLog", service: serviceId, line } })
+            })
+            .pipe(Effect.exit)
+          yield* Fiber.join(building)
+          const result = yield* ensured
           yield* status("building", { image: result.image })
           yield* record(
             result.built ? "deploy.built" : "deploy.reused",
@@ -356,12 +373,18 @@ const deployLayer = (settings: DeploySettings) =>
           success: Created,
           error: StepFailed,
           execute: Effect.gen(function* () {
-            const row = yield* serviceRow
-            const name = containerName(row.name, deploymentId)
             const network = teamNetwork(teamId)
-            yield* runtime
-              .createNetwork({ name: network, labels: labelsFor({ teamId }) })
-              .pipe(Effect.catchTag("NameConflict", () => Effect.void))
+            // The team's network (usually there already) is ensured while the row is read.
+            const [row] = yield* Effect.all(
+              [
+                serviceRow,
+                runtime
+                  .createNetwork({ name: network, labels: labelsFor({ teamId }) })
+                  .pipe(Effect.catchTag("NameConflict", () => Effect.void))
+              ],
+              { concurrency: 2 }
+            )
+            const name = containerName(row.name, deploymentId)
             // The published port is pinned now, so a restart (by Kyozo or after an engine restart)
             // keeps it and the edge's upstream stays valid; where it cannot, the route sync follows.
             // A TCP service's primary container publishes the stable port itself (Transport.ts): the
@@ -388,7 +411,12 @@ const deployLayer = (settings: DeploySettings) =>
             const previous = row.containerId !== null && row.containerId !== ref.id ? row.containerId : null
             yield* status("starting", { containerId: ref.id, containerName: name })
             yield* record("deploy.created", `Created container ${name}`, { containerId: ref.id, image })
-            return { containerId: ref.id, containerName: name, previousContainerId: previous }
+            return {
+              containerId: ref.id,
+              containerName: name,
+              previousContainerId: previous,
+              replicas: row.replicas
+            }
           }).pipe(asStep("create"))
         })
 
@@ -398,9 +426,13 @@ const deployLayer = (settings: DeploySettings) =>
           name: "start",
           error: StepFailed,
           execute: Effect.gen(function* () {
-            const info = yield* runtime.inspectContainer(containerId)
-            if (!info.running) {
-              const row = yield* serviceRow
+            const row = yield* serviceRow
+            // Only the TCP handover needs to know whether it runs already; a plain start of a
+            // running container is a no-op (the engine answers 304), so no inspect round trip here.
+            const running = publishedByEngine(row)
+              ? (yield* runtime.inspectContainer(containerId)).running
+              : false
+            if (!running) {
               if (publishedByEngine(row)) yield* recreateHandover(row, containerId, previousContainerId)
               yield* runtime.startContainer(containerId).pipe(
                 // The port a stopped container or an edge listener held can take a moment to be free.
@@ -420,8 +452,7 @@ const deployLayer = (settings: DeploySettings) =>
           name: "health",
           error: StepFailed,
           execute: Effect.gen(function* () {
-            yield* status("health-check")
-            const row = yield* serviceRow
+            const [, row] = yield* Effect.all([status("health-check"), serviceRow], { concurrency: 2 })
             const config = row.healthConfig
             const { kind, path, port } = probePlanOf(row)
             const poll = Duration.toMillis(settings.healthPollInterval)
@@ -476,9 +507,12 @@ const deployLayer = (settings: DeploySettings) =>
                   }
                 })
               ),
-              // Fast at first (a small app answers within tens of ms of its start), then every `poll`.
+              // Every 10 ms for the first half second or so (a small app answers within tens of ms
+              // of its start, and each early poll costs one loopback connect), then every `poll`.
               Effect.flatMap((ok) =>
-                ok ? Effect.succeed(true) : Effect.as(Effect.sleep(Math.min(poll, 10 * 2 ** attempts)), false)
+                ok
+                  ? Effect.succeed(true)
+                  : Effect.as(Effect.sleep(attempts <= 40 ? Math.min(poll, 10) : poll), false)
               ),
               Effect.repeat({ until: (ok) => ok }),
               Effect.timeoutOption(settings.healthTimeout)
@@ -606,20 +640,21 @@ const deployLayer = (settings: DeploySettings) =>
           }
         })
 
-      // (e) switch the stable address to the new container (replica by replica where several serve)
+      // (e) switch the stable address to the new container (replica by replica where several serve);
+      // the deployment is done then: what follows runs in the background (AfterDeployWorkflow)
       const switchOver = (
         containerId: string,
         containerNameValue: string,
         image: string,
-        replicaIds: ReadonlyArray<string>
+        replicaIds: ReadonlyArray<string>,
+        previousContainerId: string | null
       ) =>
         Activity.make({
           name: "switch",
           success: Switched,
           error: StepFailed,
           execute: Effect.gen(function* () {
-            yield* status("switching")
-            const before = yield* serviceRow
+            const [, before] = yield* Effect.all([status("switching"), serviceRow], { concurrency: 2 })
             const updated = yield* holdingRoute(
               serviceId,
               Effect.zipRight(
@@ -645,24 +680,10 @@ const deployLayer = (settings: DeploySettings) =>
                 hostPort
               }
             )
-            return { hostPort }
-          }).pipe(asStep("switch"))
-        })
-
-      // (f) the deployment is done; the old container is retired in the background (RetireWorkflow)
-      const finish = (previousContainerId: string | null, image: string) =>
-        Activity.make({
-          name: "finish",
-          error: StepFailed,
-          execute: Effect.gen(function* () {
             yield* status("succeeded")
             yield* record("deploy.succeeded", "Deployed", { image, retiring: previousContainerId })
-            // Old images beyond the retention count go; the one now serving never does (and one
-            // still used by the draining container is skipped by the builder).
-            yield* builder
-              .pruneRetained(serviceId, settings.keepImages, [image])
-              .pipe(Effect.catchAllCause((c) => Effect.logWarning("image prune failed", c)))
-          }).pipe(asStep("finish"))
+            return { hostPort }
+          }).pipe(asStep("switch"))
         })
 
       /**
@@ -823,7 +844,7 @@ const deployLayer = (settings: DeploySettings) =>
       )
       // A failed check is no reason to fail the deploy: it simply deploys.
       const running =
-        payload.force === true
+        payload.force === true || payload.fresh === true
           ? null
           : yield* unchangedCheck(built.image).pipe(
               Effect.catchTag("StepFailed", (e) =>
@@ -855,33 +876,34 @@ const deployLayer = (settings: DeploySettings) =>
       const switched = yield* Effect.gen(function* () {
         yield* start(created.containerId, created.previousContainerId)
         yield* healthGate(created.containerId)
-        const replicaIds = yield* replicasUp(built.image)
-        return yield* switchOver(created.containerId, created.containerName, built.image, replicaIds)
+        // One replica: no replicas step (the create step stored the count).
+        const replicaIds =
+          created.replicas === undefined || created.replicas > 1 ? yield* replicasUp(built.image) : []
+        return yield* switchOver(
+          created.containerId,
+          created.containerName,
+          built.image,
+          replicaIds,
+          created.previousContainerId
+        )
       }).pipe(
         Effect.catchTag("StepFailed", (e) =>
           compensate(created, e).pipe(Effect.ignore, Effect.zipRight(Effect.fail(failed(e, true))))
         )
       )
-      // The new version serves already: what follows cannot fail the deploy.
-      yield* finish(created.previousContainerId, built.image).pipe(
-        Effect.catchTag("StepFailed", (e) => Effect.logWarning(`finish: ${e.reason}`))
-      )
-      // Every container of an older deployment retires (replicas included), not only the row's.
-      const older = yield* runtime
-        .listContainers({ all: true, labels: { "kyozo.service": serviceId } })
-        .pipe(Effect.orElseSucceed(() => []))
-      for (const c of older) {
-        if (c.labels["kyozo.deployment"] === deploymentId || c.id === created.previousContainerId) continue
-        yield* RetireWorkflow.execute(
-          { teamId, serviceId, deploymentId, containerId: c.id },
-          { discard: true }
-        )
-      }
-      if (created.previousContainerId !== null) {
-        // Durable but not awaited: draining and a graceful stop (many PID-1 apps ignore SIGTERM and
-        // take the whole stop timeout) must not make the deploy slower.
-        yield* RetireWorkflow.execute(
-          { teamId, serviceId, deploymentId, containerId: created.previousContainerId },
+      // The new version serves already: retiring the old containers and pruning old images are
+      // durable but not awaited (draining and a graceful stop, often the whole stop timeout for a
+      // PID-1 app that ignores SIGTERM, must not make the deploy slower). A first deploy has
+      // nothing to retire or prune (a leftover of a crashed one is the cleanup pass's business).
+      if (payload.fresh !== true || created.previousContainerId !== null) {
+        yield* AfterDeployWorkflow.execute(
+          {
+            teamId,
+            serviceId,
+            deploymentId,
+            image: built.image,
+            previousContainerId: created.previousContainerId
+          },
           { discard: true }
         )
       }
@@ -894,6 +916,53 @@ const deployLayer = (settings: DeploySettings) =>
         containerName: created.containerName,
         hostPort: switched.hostPort
       }
+    })
+  )
+
+/**
+ * After a deploy answered: every container of an older deployment retires (replicas included, not
+ * only the row's), then the service's images beyond the retention count are pruned (never the one
+ * now serving; one still used by a draining container is skipped by the builder).
+ */
+export const AfterDeployWorkflow = Workflow.make({
+  name: "Kyozo/AfterDeploy",
+  payload: {
+    teamId: TeamId,
+    serviceId: ServiceId,
+    deploymentId: DeploymentId,
+    image: Schema.String,
+    previousContainerId: Schema.NullOr(Schema.String)
+  },
+  idempotencyKey: (p) => `after-${p.deploymentId}`
+})
+
+const afterDeployLayer = (settings: DeploySettings) =>
+  AfterDeployWorkflow.toLayer((payload) =>
+    Effect.gen(function* () {
+      const runtime = yield* ContainerRuntime
+      const builder = yield* ImageBuilder
+      const { teamId, serviceId, deploymentId, previousContainerId } = payload
+      const older = yield* Activity.make({
+        name: "older",
+        success: Schema.Array(Schema.String),
+        execute: runtime.listContainers({ all: true, labels: { "kyozo.service": serviceId } }).pipe(
+          Effect.map((list) =>
+            list
+              .filter((c) => c.labels["kyozo.deployment"] !== deploymentId && c.id !== previousContainerId)
+              .map((c) => c.id)
+          ),
+          Effect.catchAllCause((c) => Effect.as(Effect.logWarning("listing older containers failed", c), []))
+        )
+      })
+      for (const containerId of [...older, ...(previousContainerId === null ? [] : [previousContainerId])]) {
+        yield* RetireWorkflow.execute({ teamId, serviceId, deploymentId, containerId }, { discard: true })
+      }
+      yield* Activity.make({
+        name: "prune",
+        execute: builder
+          .pruneRetained(serviceId, settings.keepImages, [payload.image])
+          .pipe(Effect.catchAllCause((c) => Effect.logWarning("image prune failed", c)))
+      })
     })
   )
 

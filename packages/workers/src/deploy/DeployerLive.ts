@@ -367,7 +367,8 @@ export const make = (options: DeployerOptions = {}) =>
                           applied: DeployWorkflow.rolloutSettingsOf(row)
                         }
                       })
-                    })
+                    }),
+                    ...(row.containerId === null ? { fresh: true } : {})
                   },
                   row.name
                 )

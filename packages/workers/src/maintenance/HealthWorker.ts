@@ -18,7 +18,8 @@ import { transportOf } from "@kyozo/core/edge/Transport"
 import {
   type ContainerInfo,
   ContainerRuntime,
-  type ContainerState
+  type ContainerState,
+  type ContainerSummary
 } from "@kyozo/core/engine/ContainerRuntime"
 import * as Labels from "@kyozo/core/engine/Labels"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
@@ -200,9 +201,33 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
       })
     )
 
+    /**
+     * Inspects kept per container while its list entry (state and status text, which carries the
+     * uptime and the HEALTHCHECK verdict) stays the same: a pass lists Kyozo's containers once and
+     * inspects only those that changed, not one per service.
+     */
+    const inspected = new Map<string, { readonly key: string; readonly info: ContainerInfo }>()
+    const inspectListed = (summary: ContainerSummary) => {
+      const key = `${summary.state}\0${summary.status}`
+      const cached = inspected.get(summary.id)
+      if (cached !== undefined && cached.key === key) return Effect.succeed(Option.some(cached.info))
+      return runtime.inspectContainer(summary.id).pipe(
+        Effect.tap((info) => Effect.sync(() => inspected.set(summary.id, { key, info }))),
+        Effect.map(Option.some),
+        Effect.catchTag("ContainerNotFound", () => Effect.succeedNone)
+      )
+    }
+
     /** The service's container: the recorded id first, else the newest one carrying its label. */
-    const findContainer = (service: ServiceInstance) =>
+    const findContainer = (service: ServiceInstance, listed?: ReadonlyMap<string, ContainerSummary>) =>
       Effect.gen(function* () {
+        // Listed this pass: no engine call unless it changed. Otherwise (not listed, or the listing
+        // failed) the engine is asked directly, so a missing entry never reads as "missing".
+        const fromList = service.containerId ? listed?.get(service.containerId) : undefined
+        if (fromList !== undefined) {
+          const info = yield* inspectListed(fromList)
+          if (Option.isSome(info)) return info
+        }
         if (service.containerId) {
           const byId = yield* runtime.inspectContainer(service.containerId).pipe(
             Effect.map(Option.some),
@@ -242,8 +267,11 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
     }
 
     /** The raw observation, with the container's state and exit code attached for recovery. */
-    const observe = (service: ServiceInstance): Effect.Effect<Observation, unknown> =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => probe(service, now)).pipe(
+    const observe = (
+      service: ServiceInstance,
+      listed?: ReadonlyMap<string, ContainerSummary>
+    ): Effect.Effect<Observation, unknown> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => probe(service, now, listed)).pipe(
         Effect.catchAll((error) => whileEngineAway(service, error))
       )
 
@@ -273,10 +301,10 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
         } satisfies Observation
       })
 
-    const probe = (service: ServiceInstance, now: number) =>
+    const probe = (service: ServiceInstance, now: number, listed?: ReadonlyMap<string, ContainerSummary>) =>
       Effect.gen(function* () {
         const config = service.healthConfig
-        const found = yield* findContainer(service)
+        const found = yield* findContainer(service, listed)
         if (Option.isNone(found)) {
           return {
             containerId: null,
@@ -538,10 +566,18 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
         }
       }
       const known = trackers
+      // One listing for the pass (after the rows were read, so every recorded container is older).
+      const listing = yield* runtime
+        .listContainers({ all: true, labels: { [Labels.Managed]: "true" } })
+        .pipe(Effect.option)
+      const listed = Option.map(listing, (list) => new Map(list.map((c) => [c.id, c] as const)))
+      if (Option.isSome(listed)) {
+        for (const id of inspected.keys()) if (!listed.value.has(id)) inspected.delete(id)
+      }
       const outcomes = yield* Effect.forEach(
         wanted,
         (service) =>
-          observe(service).pipe(
+          observe(service, Option.getOrUndefined(listed)).pipe(
             Effect.map((observation) => ({ service, observation })),
             Effect.tapErrorCause((cause) => Effect.logWarning(`health check of ${service.id} failed`, cause)),
             Effect.either
