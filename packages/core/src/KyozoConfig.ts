@@ -96,6 +96,31 @@ export class KyozoConfig extends Effect.Service<KyozoConfig>()("@kyozo/core/Kyoz
     }
     // How long requests in flight may finish after SIGTERM.
     const shutdownGraceMs = yield* Config.integer("KYOZO_SHUTDOWN_GRACE_MS").pipe(Config.withDefault(10_000))
+    // Issue 14: the server's and the builder's settings, read here only (the modules parse them).
+    const optionalString = (name: string) =>
+      Config.option(Config.string(name)).pipe(Config.map(Option.getOrUndefined))
+    const metricsToken = yield* Config.option(Config.redacted("KYOZO_METRICS_TOKEN"))
+    const rateLimit = yield* optionalString("KYOZO_RATE_LIMIT")
+    const otelEndpoint = yield* optionalString("OTEL_EXPORTER_OTLP_ENDPOINT")
+    const sseHeartbeatMs = yield* Config.integer("KYOZO_SSE_HEARTBEAT_MS").pipe(Config.withDefault(15_000))
+    const ssePollMs = yield* Config.integer("KYOZO_SSE_POLL_MS").pipe(Config.withDefault(2_000))
+    const sessionTtl = yield* Config.duration("KYOZO_SESSION_TTL").pipe(
+      Config.withDefault(Duration.hours(12))
+    )
+    const apiMaxBodyBytes = yield* Config.integer("KYOZO_API_MAX_BODY_BYTES").pipe(
+      Config.withDefault(1024 * 1024)
+    )
+    const streamRecheckMs = yield* Config.integer("KYOZO_STREAM_RECHECK_MS").pipe(Config.withDefault(500))
+    const build = {
+      caFile: yield* optionalString("KYOZO_BUILD_CA_FILE"),
+      npmRegistry: yield* optionalString("KYOZO_BUILD_NPM_REGISTRY"),
+      pipIndexUrl: yield* optionalString("KYOZO_BUILD_PIP_INDEX_URL"),
+      pipFindLinks: yield* optionalString("KYOZO_BUILD_PIP_FIND_LINKS"),
+      baseImagesFile: yield* optionalString("KYOZO_BASE_IMAGES_FILE"),
+      baseImages: yield* optionalString("KYOZO_BASE_IMAGES"),
+      registries: yield* optionalString("KYOZO_REGISTRIES"),
+      registriesFile: yield* optionalString("KYOZO_REGISTRIES_FILE")
+    }
     return {
       host,
       port,
@@ -131,7 +156,28 @@ export class KyozoConfig extends Effect.Service<KyozoConfig>()("@kyozo/core/Kyoz
       uploadMaxBytes: Option.getOrUndefined(uploadMaxBytes),
       uploadMaxFiles: Option.getOrUndefined(uploadMaxFiles),
       shutdownGraceMs,
-      prices
+      prices,
+      metricsToken: Option.getOrUndefined(metricsToken),
+      rateLimit,
+      otelEndpoint,
+      sseHeartbeatMs,
+      ssePollMs,
+      sessionTtl,
+      apiMaxBodyBytes,
+      streamRecheckMs,
+      build
     } as const
   })
 }) {}
+
+/**
+ * The provided KyozoConfig, or one read now: for code that also runs outside the server's layers
+ * (the CLI's local commands, unit tests). A bad value dies naming the variable.
+ */
+export const currentKyozoConfig: Effect.Effect<KyozoConfig> = Effect.flatMap(
+  Effect.serviceOption(KyozoConfig),
+  Option.match({
+    onSome: Effect.succeed,
+    onNone: () => Effect.orDie(Effect.provide(KyozoConfig, KyozoConfig.Default))
+  })
+)

@@ -16,9 +16,10 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import type { DeploymentEvent } from "@kyozo/api/domain/DeploymentEvent"
 import type { TeamId } from "@kyozo/api/domain/Ids"
 import { toEventView } from "@kyozo/api/KyozoRpc"
+import { currentKyozoConfig } from "@kyozo/core/KyozoConfig"
 import { DeploymentEventRepo } from "@kyozo/core/store/DeploymentEventRepo"
 import { ContainerManager } from "@kyozo/core/supervision/ContainerManager"
-import { Chunk, Config, Deferred, Duration, Effect, Layer, Option, Queue, Stream } from "effect"
+import { Chunk, Deferred, Duration, Effect, Layer, Option, Queue, Stream } from "effect"
 
 import { makeAuthenticate } from "./Auth.js"
 import { KeySessions } from "./KeySessions.js"
@@ -171,11 +172,7 @@ export const make = (settings: EventsSettings) =>
  */
 export const layer = Layer.unwrapScoped(
   Effect.gen(function* () {
-    const heartbeatMs = yield* Config.integer("KYOZO_SSE_HEARTBEAT_MS").pipe(
-      Config.withDefault(15_000),
-      Effect.orDie
-    )
-    const pollMs = yield* Config.integer("KYOZO_SSE_POLL_MS").pipe(Config.withDefault(2_000), Effect.orDie)
+    const { sseHeartbeatMs: heartbeatMs, ssePollMs: pollMs } = yield* currentKyozoConfig
     return yield* make({
       heartbeat: Duration.millis(Math.max(10, heartbeatMs)),
       fallbackPoll: Duration.millis(Math.max(50, pollMs)),

@@ -7,14 +7,15 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { ApiKeyId } from "@kyozo/api/domain/Ids"
-import { Config, Deferred, Duration, Effect, Schedule, Schema, Stream } from "effect"
+import { currentKyozoConfig } from "@kyozo/core/KyozoConfig"
+import { Deferred, Duration, Effect, Schedule, Schema, Stream } from "effect"
 
 const Row = Schema.Struct({ id: Schema.String })
 
 export class KeySessions extends Effect.Service<KeySessions>()("@kyozo/server/KeySessions", {
   scoped: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const every = yield* Config.integer("KYOZO_STREAM_RECHECK_MS").pipe(Config.withDefault(500), Effect.orDie)
+    const every = (yield* currentKyozoConfig).streamRecheckMs
     const open = new Map<string, Set<Deferred.Deferred<void>>>()
 
     /** Ends every open stream of the key now. */

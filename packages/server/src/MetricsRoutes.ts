@@ -8,9 +8,10 @@ import { createHash, timingSafeEqual } from "node:crypto"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { currentKyozoConfig } from "@kyozo/core/KyozoConfig"
 import * as PrometheusText from "@kyozo/core/PrometheusText"
 import { UserRepo } from "@kyozo/core/store/UserRepo"
-import { Config, Effect, Layer, Option, Redacted } from "effect"
+import { Effect, Layer, Option, Redacted } from "effect"
 
 import { bearerToken, makeAuthenticate } from "./Auth.js"
 import * as RequestCounts from "./RequestCounts.js"
@@ -47,7 +48,7 @@ export const layer = Layer.unwrapEffect(
   Effect.gen(function* () {
     const authenticate = yield* makeAuthenticate
     const users = yield* UserRepo
-    const configured = yield* Config.option(Config.redacted("KYOZO_METRICS_TOKEN")).pipe(Effect.orDie)
+    const configured = Option.fromNullable((yield* currentKyozoConfig).metricsToken)
     const scrape = Option.filter(
       Option.map(configured, (t) => Redacted.value(t).trim()),
       (t) => t !== ""

@@ -8,18 +8,8 @@
  */
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { RateLimited } from "@kyozo/api/KyozoRpc"
-import {
-  Clock,
-  Config,
-  ConfigError,
-  Context,
-  type Duration,
-  Effect,
-  Either,
-  Layer,
-  Option,
-  Schedule
-} from "effect"
+import { currentKyozoConfig } from "@kyozo/core/KyozoConfig"
+import { Clock, ConfigError, Context, type Duration, Effect, Either, Layer, Option, Schedule } from "effect"
 
 export interface RateLimitSettings {
   /** Tokens added per second; 0 disables the limit. */
@@ -106,11 +96,16 @@ export const layerWith = (settings: RateLimitSettings, sweepEvery: Duration.Dura
     })
   )
 
-const SettingConfig = Config.string("KYOZO_RATE_LIMIT").pipe(
-  Config.mapOrFail((text) =>
-    Either.mapLeft(parseSetting(text), (message) => ConfigError.InvalidData([], message))
-  ),
-  Config.option
+// Read in KyozoConfig, parsed here: a bad value fails the start naming the variable.
+const SettingConfig = Effect.flatMap(currentKyozoConfig, ({ rateLimit }) =>
+  rateLimit === undefined
+    ? Effect.succeed(Option.none<RateLimitSettings>())
+    : Effect.map(
+        Either.mapLeft(parseSetting(rateLimit), (message) =>
+          ConfigError.InvalidData(["KYOZO_RATE_LIMIT"], message)
+        ),
+        Option.some
+      )
 )
 
 /** From `KYOZO_RATE_LIMIT`, defaulting to 50 r/s with a burst of 100. */

@@ -23,7 +23,8 @@ import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { type ErrorObject, JSON_API, KyozoHttpApi, routesOf } from "@kyozo/api/KyozoHttpApi"
-import { Cause, Config, Effect, Option } from "effect"
+import { currentKyozoConfig } from "@kyozo/core/KyozoConfig"
+import { Cause, Effect, Option } from "effect"
 
 import * as RequestCounts from "./RequestCounts.js"
 
@@ -195,7 +196,7 @@ const withJsonContentType = (
 
 export const layer = HttpLayerRouter.middleware(
   Effect.gen(function* () {
-    const maxBytes = yield* Config.integer("KYOZO_API_MAX_BODY_BYTES").pipe(Config.withDefault(1024 * 1024))
+    const maxBytes = (yield* currentKyozoConfig).apiMaxBodyBytes
     const api = <E, R>(httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
       Effect.gen(function* () {
         const request = yield* HttpServerRequest.HttpServerRequest

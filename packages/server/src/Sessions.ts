@@ -22,9 +22,10 @@ import { randomToken } from "@kyozo/api/domain/Ids"
 import { JSON_API } from "@kyozo/api/KyozoHttpApi"
 import type { Principal } from "@kyozo/api/KyozoRpc"
 import { CSRF_HEADER, SESSION_COOKIE, SessionDocument, SignIn } from "@kyozo/api/KyozoSession"
+import { currentKyozoConfig } from "@kyozo/core/KyozoConfig"
 import { TeamRepo } from "@kyozo/core/store/TeamRepo"
 import { UserRepo } from "@kyozo/core/store/UserRepo"
-import { Config, Duration, Effect, Layer, Option, Schema } from "effect"
+import { Duration, Effect, Layer, Option, Schema } from "effect"
 
 import { makeAuthenticate } from "./Auth.js"
 
@@ -187,10 +188,7 @@ const sessionRoutes = Layer.unwrapEffect(
     const authenticate = yield* makeAuthenticate
     const teams = yield* TeamRepo
     const users = yield* UserRepo
-    const ttl = yield* Config.duration("KYOZO_SESSION_TTL").pipe(
-      Config.withDefault(Duration.hours(12)),
-      Effect.orDie
-    )
+    const ttl = (yield* currentKyozoConfig).sessionTtl
     const encode = Schema.encodeSync(SessionDocument)
 
     const document = (principal: Principal, token: string, sessionId: string, expiresAt: Date) =>

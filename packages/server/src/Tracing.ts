@@ -7,9 +7,14 @@
  * tens of megabytes otherwise.
  */
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
-import { Config, Duration, Effect, Layer, Option } from "effect"
+import { KyozoConfig } from "@kyozo/core/KyozoConfig"
+import { Duration, Effect, Either, Layer, Option } from "effect"
 
-export const endpointConfig = Config.option(Config.string("OTEL_EXPORTER_OTLP_ENDPOINT"))
+// A bad value elsewhere in the configuration leaves tracing off: the server's start reports it.
+export const endpointConfig = Effect.map(
+  Effect.either(Effect.provide(KyozoConfig, KyozoConfig.Default)),
+  Either.match({ onLeft: () => Option.none<string>(), onRight: (c) => Option.fromNullable(c.otelEndpoint) })
+)
 
 /** `<endpoint>/v1/traces`, or none when tracing is off. */
 export const tracesUrl = (endpoint: Option.Option<string>): Option.Option<string> =>
@@ -19,7 +24,7 @@ export const tracesUrl = (endpoint: Option.Option<string>): Option.Option<string
 
 export const layer: Layer.Layer<never, never, never> = Layer.unwrapEffect(
   Effect.gen(function* () {
-    const url = tracesUrl(yield* endpointConfig.pipe(Effect.orElseSucceed(() => Option.none<string>())))
+    const url = tracesUrl(yield* endpointConfig)
     if (Option.isNone(url)) return Layer.empty
     yield* Effect.logInfo(`tracing: exporting spans to ${url.value}`)
     const [OtlpTracer, OtlpSerialization] = yield* Effect.promise(() =>

@@ -8,9 +8,10 @@
  */
 import * as fs from "node:fs"
 
-import { Config, Effect, Option, Redacted, Schema } from "effect"
+import { Effect, Option, Redacted, Schema } from "effect"
 
 import type { RegistryAuth } from "../engine/ContainerRuntime.js"
+import { currentKyozoConfig } from "../KyozoConfig.js"
 
 export const RegistryEntry = Schema.Struct({
   team: Schema.optionalWith(Schema.String, { default: () => "*" }),
@@ -77,8 +78,9 @@ export const make = (entries: ReadonlyArray<RegistryEntry>) => {
 
 export class Registries extends Effect.Service<Registries>()("@kyozo/core/Registries", {
   effect: Effect.gen(function* () {
-    const inline = yield* Effect.orDie(Config.option(Config.string("KYOZO_REGISTRIES")))
-    const file = yield* Effect.orDie(Config.option(Config.string("KYOZO_REGISTRIES_FILE")))
+    const { registries, registriesFile } = (yield* currentKyozoConfig).build
+    const inline = Option.fromNullable(registries)
+    const file = Option.fromNullable(registriesFile)
     if (Option.isSome(inline)) return make(yield* decode("KYOZO_REGISTRIES", inline.value))
     if (Option.isSome(file)) {
       const text = yield* Effect.try({

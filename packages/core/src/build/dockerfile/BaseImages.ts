@@ -5,7 +5,9 @@
  */
 import * as fs from "node:fs"
 
-import { Config, Data, Effect, Option } from "effect"
+import { Data, Effect, Option } from "effect"
+
+import { currentKyozoConfig } from "../../KyozoConfig.js"
 
 export const BASE_IMAGE_KEYS = [
   "node",
@@ -112,8 +114,9 @@ export const resolveBaseImages = (
 
 /** Reads the file override first, then the variable (the variable wins). */
 export const loadBaseImages: Effect.Effect<BaseImageMap, BaseImagesError> = Effect.gen(function* () {
-  const file = yield* Effect.orDie(Config.option(Config.string("KYOZO_BASE_IMAGES_FILE")))
-  const inline = yield* Effect.orDie(Config.option(Config.string("KYOZO_BASE_IMAGES")))
+  const { baseImages, baseImagesFile } = (yield* currentKyozoConfig).build
+  const file = Option.fromNullable(baseImagesFile)
+  const inline = Option.fromNullable(baseImages)
   const fromFile = Option.isSome(file)
     ? yield* Effect.try({
         try: () => parseBaseImages(fs.readFileSync(file.value, "utf8")),

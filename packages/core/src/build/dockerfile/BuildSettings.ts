@@ -14,7 +14,9 @@
  */
 import * as fs from "node:fs"
 
-import { Config, Data, Effect, Option } from "effect"
+import { Data, Effect, Option } from "effect"
+
+import { currentKyozoConfig } from "../../KyozoConfig.js"
 
 /** Where the bundle sits in the build context; build stages copy it outside the app folder. */
 export const BUILD_CA_CONTEXT_FILE = ".kyozo-build-ca.pem"
@@ -64,11 +66,10 @@ const readPem = (file: string, variable: string): Effect.Effect<string, BuildSet
     )
   )
 
-const url = (variable: string) =>
+const url = (variable: string, raw: string | undefined) =>
   Effect.gen(function* () {
-    const raw = yield* Effect.orDie(Config.option(Config.string(variable)))
-    if (Option.isNone(raw) || raw.value.trim() === "") return undefined
-    const value = raw.value.trim()
+    if (raw === undefined || raw.trim() === "") return undefined
+    const value = raw.trim()
     if (!/^(https?|file):\/\/\S+$/.test(value))
       return yield* new BuildSettingsError({
         variable,
@@ -85,7 +86,8 @@ const url = (variable: string) =>
 export const loadBuildSettings: Effect.Effect<BuildSettingsShape, BuildSettingsError> = Effect.gen(
   function* () {
     const variable = "KYOZO_BUILD_CA_FILE"
-    const configured = yield* Effect.orDie(Config.option(Config.string(variable)))
+    const settings = (yield* currentKyozoConfig).build
+    const configured = Option.fromNullable(settings.caFile)
     const hostFile = HOST_CA_BUNDLES.find((f) => fs.existsSync(f))
     const host = hostFile
       ? yield* readPem(hostFile, "host CA bundle").pipe(Effect.option, Effect.map(Option.getOrUndefined))
@@ -100,9 +102,9 @@ export const loadBuildSettings: Effect.Effect<BuildSettingsShape, BuildSettingsE
           ? { pem: `${host.trimEnd()}\n${extra.trimEnd()}\n`, source: `${hostFile} + ${choice}` }
           : { pem: extra, source: choice }
     } else if (host !== undefined) ca = { pem: host, source: hostFile! }
-    const npmRegistry = yield* url("KYOZO_BUILD_NPM_REGISTRY")
-    const pipIndexUrl = yield* url("KYOZO_BUILD_PIP_INDEX_URL")
-    const pipFindLinks = yield* url("KYOZO_BUILD_PIP_FIND_LINKS")
+    const npmRegistry = yield* url("KYOZO_BUILD_NPM_REGISTRY", settings.npmRegistry)
+    const pipIndexUrl = yield* url("KYOZO_BUILD_PIP_INDEX_URL", settings.pipIndexUrl)
+    const pipFindLinks = yield* url("KYOZO_BUILD_PIP_FIND_LINKS", settings.pipFindLinks)
     return {
       ...(ca ? { ca } : {}),
       ...(npmRegistry ? { npmRegistry } : {}),
