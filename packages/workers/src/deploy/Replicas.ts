@@ -142,12 +142,6 @@ export const converge = (
     return { started, created, removed }
   })
 
-/** Every running service; one failure is logged and does not stop the others. */
-export const convergeAll = Effect.gen(function* () {
-  const services = yield* ServiceRepo
-  return yield* convergeEach(yield* services.listDesired())
-})
-
 const messageOf = (error: unknown): string =>
   typeof error === "object" && error !== null && "message" in error
     ? String((error as { message: unknown }).message)
