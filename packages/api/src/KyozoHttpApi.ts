@@ -20,6 +20,7 @@ import { AutoscalePolicy } from "./domain/AutoscalePolicy.js"
 import { BreakerStatus } from "./domain/Breaker.js"
 import { HealthCheckConfig } from "./domain/HealthCheckConfig.js"
 import { Role } from "./domain/Membership.js"
+import { HostnameInput } from "./domain/ServiceDomain.js"
 import { RestartPolicy } from "./domain/ServiceInstance.js"
 import { Permission } from "./domain/ServicePermission.js"
 import { parseTargetUrl } from "./domain/TargetUrl.js"
@@ -193,6 +194,10 @@ export const ServiceResource = resource("services", {
   url: Schema.NullOr(Schema.String),
   /** http://<service>.<team>.<KYOZO_DOMAIN>:<KYOZO_EDGE_PORT>, when the edge serves host names. */
   hostUrl: Schema.optional(Schema.NullOr(Schema.String)),
+  /** https://<service>.<team>.<KYOZO_DOMAIN>:<KYOZO_EDGE_TLS_PORT>, when the edge serves HTTPS. */
+  httpsUrl: Schema.optional(Schema.NullOr(Schema.String)),
+  /** Custom domains the edge routes to the service (GET /v1/services/{id}/domains for details). */
+  domains: Schema.optional(Schema.Array(Schema.String)),
   cpuMillis: Schema.Number,
   memoryMb: Schema.Number,
   /** Names only: values may be secrets. */
@@ -703,6 +708,32 @@ export class PermissionsApi extends HttpApiGroup.make("permissions")
   .addError(Unprocessable)
   .middleware(Authorization) {}
 
+/** A custom domain of a service; its id is the hostname. */
+export const DomainResource = resource("domains", {
+  hostname: Schema.String,
+  createdAt: DateString
+})
+
+export class DomainsApi extends HttpApiGroup.make("domains")
+  .add(
+    HttpApiEndpoint.get("listDomains")`/services/${ServiceParam}/domains`.addSuccess(collection(DomainResource))
+  )
+  .add(
+    HttpApiEndpoint.post("addDomain")`/services/${ServiceParam}/domains`
+      .setPayload(body("domains", { hostname: HostnameInput }))
+      .addSuccess(single(DomainResource, 201))
+  )
+  .add(
+    HttpApiEndpoint.del(
+      "removeDomain"
+    )`/services/${ServiceParam}/domains/${HttpApiSchema.param("hostname", HostnameInput)}`.addSuccess(NoContent)
+  )
+  .addError(NotFound)
+  .addError(Denied)
+  .addError(Conflict)
+  .addError(Unprocessable)
+  .middleware(Authorization) {}
+
 export class RuntimeApi extends HttpApiGroup.make("runtime")
   .add(HttpApiEndpoint.get("runtimeStatus", "/runtime").addSuccess(single(RuntimeResource)))
   .middleware(Authorization) {}
@@ -739,6 +770,7 @@ export class KyozoHttpApi extends HttpApi.make("kyozo")
   .add(WebhooksApi)
   .add(AlertsApi)
   .add(RuntimeApi)
+  .add(DomainsApi)
   .addError(BadRequest)
   .prefix("/v1")
   // Every error under /v1 is sent as a JSON:API document (the REST boundary rewrites HttpApi's own

@@ -23,6 +23,7 @@ import {
 import type { DeploymentEvent } from "./domain/DeploymentEvent.js"
 import { ApiKeyId, TeamId, UserId } from "./domain/Ids.js"
 import { Role } from "./domain/Membership.js"
+import { DomainError, HostnameInput, ServiceDomainView } from "./domain/ServiceDomain.js"
 import { RestartPolicy } from "./domain/ServiceInstance.js"
 import { DetectError, TopologyResult } from "./domain/Topology.js"
 
@@ -340,5 +341,21 @@ export class KyozoRpc extends RpcGroup.make(
     payload: { teamId: RpcId, ...TeamQuotas.fields },
     success: TeamView,
     error: Schema.Union(InstanceAdminRequired, TeamNotFound)
+  }),
+  /** Custom domains of a service: the edge routes each to it by Host (and SNI over HTTPS). */
+  Rpc.make("ListDomains", {
+    payload: ServiceRef,
+    success: Schema.Array(ServiceDomainView),
+    error: OperationError
+  }),
+  /** Needs `manage`; a name another service has (any team's) is DomainTaken; a bad one InvalidDomain. */
+  Rpc.make("AddDomain", {
+    payload: { service: RpcId, hostname: HostnameInput },
+    success: ServiceDomainView,
+    error: Schema.Union(OperationError, DomainError)
+  }),
+  Rpc.make("RemoveDomain", {
+    payload: { service: RpcId, hostname: HostnameInput },
+    error: Schema.Union(OperationError, DomainError)
   })
 ).middleware(Authentication) {}

@@ -16,6 +16,7 @@ import { ApiKeyRepo } from "@kyozo/core/store/ApiKeyRepo"
 import * as Database from "@kyozo/core/store/Database"
 import { DeploymentEventRepo } from "@kyozo/core/store/DeploymentEventRepo"
 import { DeploymentRepo } from "@kyozo/core/store/DeploymentRepo"
+import { ServiceDomainRepo } from "@kyozo/core/store/ServiceDomainRepo"
 import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
 import { TeamRepo } from "@kyozo/core/store/TeamRepo"
 import { TopologyRepo } from "@kyozo/core/store/TopologyRepo"
@@ -55,7 +56,8 @@ const ReposLive = Layer.mergeAll(
   ServiceRepo.Default,
   DeploymentRepo.Default,
   DeploymentEventRepo.Default,
-  TopologyRepo.Default
+  TopologyRepo.Default,
+  ServiceDomainRepo.Default
 )
 
 /**

@@ -13,6 +13,7 @@ import * as ApiKeysHandlers from "./http/ApiKeysHandlers.js"
 import * as Authorization from "./http/Authorization.js"
 import * as DeploymentsHandlers from "./http/DeploymentsHandlers.js"
 import * as DetectionsHandlers from "./http/DetectionsHandlers.js"
+import * as DomainsHandlers from "./http/DomainsHandlers.js"
 import * as HealthHandlers from "./http/HealthHandlers.js"
 import * as InvitationsHandlers from "./http/InvitationsHandlers.js"
 import * as MembersHandlers from "./http/MembersHandlers.js"
@@ -42,5 +43,6 @@ export const layer = Layer.mergeAll(
   PermissionsHandlers.layer,
   WebhooksHandlers.layer,
   AlertsHandlers.layer,
-  RuntimeHandlers.layer
+  RuntimeHandlers.layer,
+  DomainsHandlers.layer
 ).pipe(Layer.provide(ApplicationLive.layer))

@@ -4,6 +4,7 @@
  * Authentication middleware), apply the policy and scope everything to the caller's team; streams
  * end when the caller's key stops being valid.
  */
+import { toDomainView } from "@kyozo/api/domain/ServiceDomain"
 import { KyozoRpc, type LogLineView, type TeamView, toEventView } from "@kyozo/api/KyozoRpc"
 import { Effect, Layer, Option, Stream } from "effect"
 
@@ -11,6 +12,7 @@ import { ApiKeys } from "./application/ApiKeys.js"
 import * as ApplicationLive from "./application/ApplicationLive.js"
 import { Deployments } from "./application/Deployments.js"
 import { Detections } from "./application/Detections.js"
+import { Domains } from "./application/Domains.js"
 import { RuntimeStatus } from "./application/RuntimeStatus.js"
 import { Services } from "./application/Services.js"
 import { Teams } from "./application/Teams.js"
@@ -23,6 +25,7 @@ export const layer = KyozoRpc.toLayer(
     const deployments = yield* Deployments
     const detections = yield* Detections
     const runtime = yield* RuntimeStatus
+    const domains = yield* Domains
 
     return {
       Deploy: (request) => deployments.deploy(request),
@@ -75,7 +78,11 @@ export const layer = KyozoRpc.toLayer(
           quotaServices: t.quotaServices,
           quotaCpuMillis: t.quotaCpuMillis,
           quotaMemoryMb: t.quotaMemoryMb
-        }))
+        })),
+      ListDomains: ({ service }) => Effect.map(domains.list(service), (rows) => rows.map(toDomainView)),
+      AddDomain: ({ hostname, service }) =>
+        Effect.map(domains.add(service, hostname), ({ domain }) => toDomainView(domain)),
+      RemoveDomain: ({ hostname, service }) => domains.remove(service, hostname)
     }
   })
 ).pipe(Layer.provide(ApplicationLive.layer))

@@ -117,6 +117,10 @@ export const ServiceView = Schema.Struct({
   url: Schema.NullOr(Schema.String),
   /** http://<service>.<team>.<KYOZO_DOMAIN>:<KYOZO_EDGE_PORT>, when the edge serves host names. */
   hostUrl: Schema.optional(Schema.NullOr(Schema.String)),
+  /** https://<service>.<team>.<KYOZO_DOMAIN>:<KYOZO_EDGE_TLS_PORT>, when the edge serves HTTPS. */
+  httpsUrl: Schema.optional(Schema.NullOr(Schema.String)),
+  /** Custom domains the edge routes to the service (`kyozo domains add`). */
+  domains: Schema.optional(Schema.Array(Schema.String)),
   /** Which edge serves `url`: "inprocess" stops answering while Kyozo is down. */
   edge: Schema.optional(Schema.Literal("caddy", "inprocess")),
   replicas: Schema.optional(Schema.Number),

@@ -4,7 +4,8 @@
  * that adopts a Caddy after a crash pushes nothing that drops a serving route.
  *
  * One `servers` entry per service with its own `listen` (the stable per-service port), plus one
- * shared server whose host matchers serve `<service>.<team>.<domain>`. Upstreams get round-robin,
+ * shared server whose host matchers serve `<service>.<team>.<domain>` and the service's custom
+ * domains (the HTTPS server, when on, serves the same names with certificates of Caddy's internal CA). Upstreams get round-robin,
  * a retry window (`try_duration`) and passive health: a dead replica is skipped and the request
  * retried on another, so a killed container costs no failed request.
  */
@@ -15,6 +16,8 @@ export interface RouteEntry {
   readonly serviceId: string
   readonly hostPort: number
   readonly hostName: string | null
+  /** Custom domains, matched by Host like `hostName` (sorted, unique). */
+  readonly domains: ReadonlyArray<string>
   readonly simulated: boolean
   readonly label: string
   readonly upstreams: ReadonlyArray<Upstream>
@@ -69,12 +72,25 @@ const handlerFor = (route: RouteEntry) => {
 
 export const HOSTS_TLS_SERVER = "kyozo-hosts-tls"
 
+/**
+ * The Host matcher sets of a route (OR-ed by Caddy): its generated host name, then its custom
+ * domains as a set of their own, so both read back apart from an adopted Caddy's config.
+ */
+const matchOf = (r: RouteEntry) => [
+  ...(r.hostName === null ? [] : [{ host: [r.hostName] }]),
+  ...(r.domains.length === 0 ? [] : [{ host: [...r.domains] }])
+]
+
+/** `@id` of a host route: `kyozo-host-` when the first matcher set is the generated host name. */
+const HOST_ID = "kyozo-host-"
+const DOMAINS_ID = "kyozo-domains-"
+
 /** The routes of the host-name servers: one per named service, then a 404 for any other name. */
 const hostRoutes = (named: ReadonlyArray<RouteEntry>, withIds: boolean) => [
   ...named.map((r) => ({
     // `@id`s are unique across Caddy's config: only the plain-HTTP server carries them.
-    ...(withIds ? { "@id": `kyozo-host-${r.serviceId}` } : {}),
-    match: [{ host: [r.hostName] }],
+    ...(withIds ? { "@id": `${r.hostName === null ? DOMAINS_ID : HOST_ID}${r.serviceId}` } : {}),
+    match: matchOf(r),
     handle: [handlerFor(r)],
     terminal: true
   })),
@@ -114,7 +130,7 @@ export const buildConfig = (
       routes: [{ handle: [handlerFor(route)] }]
     }
   }
-  const named = sorted.filter((r) => r.hostName !== null)
+  const named = sorted.filter((r) => r.hostName !== null || r.domains.length > 0)
   if (shared !== null) {
     servers[HOSTS_SERVER] = {
       listen: [`${shared.host}:${shared.port}`],
@@ -160,10 +176,14 @@ export const parseRoutes = (config: unknown): ReadonlyArray<RouteEntry> => {
     ?.http?.servers
   if (!servers) return []
   const hostNames = new Map<string, string>()
+  const domains = new Map<string, ReadonlyArray<string>>()
   for (const r of servers[HOSTS_SERVER]?.routes ?? []) {
-    const id = r["@id"]
-    const name = r.match?.[0]?.host?.[0]
-    if (id?.startsWith("kyozo-host-") && name) hostNames.set(id.slice("kyozo-host-".length), name)
+    const id = r["@id"] ?? ""
+    const sets = r.match ?? []
+    if (id.startsWith(HOST_ID) && sets[0]?.host?.[0]) {
+      hostNames.set(id.slice(HOST_ID.length), sets[0].host[0])
+      if (sets[1]?.host) domains.set(id.slice(HOST_ID.length), sets[1].host)
+    } else if (id.startsWith(DOMAINS_ID) && sets[0]?.host) domains.set(id.slice(DOMAINS_ID.length), sets[0].host)
   }
   const out: Array<RouteEntry> = []
   for (const [name, server] of Object.entries(servers)) {
@@ -181,6 +201,7 @@ export const parseRoutes = (config: unknown): ReadonlyArray<RouteEntry> => {
       serviceId,
       hostPort,
       hostName: hostNames.get(serviceId) ?? null,
+      domains: [...(domains.get(serviceId) ?? [])],
       simulated: handler?.handler === "static_response" && handler.headers?.["Kyozo-Runtime"]?.[0] === "mock",
       label: serviceId,
       upstreams

@@ -15,6 +15,7 @@ import {
   type EdgeRouterShape,
   type EdgeRouteStatus,
   EdgeUnavailable,
+  sameNames,
   sameUpstreams
 } from "./EdgeRouter.js"
 import { freePort } from "./FreePort.js"
@@ -152,6 +153,7 @@ export const make = (
       serviceId: r.serviceId,
       hostPort: r.hostPort,
       hostName: r.hostName,
+      domains: [...r.domains],
       simulated: r.simulated,
       upstreams: r.upstreams.map((u) => ({ host: u.host, port: u.port }))
     })
@@ -210,6 +212,10 @@ export const make = (
             serviceId,
             hostName:
               ensureOptions.hostName === undefined ? (existing?.hostName ?? null) : ensureOptions.hostName,
+            domains:
+              ensureOptions.domains === undefined
+                ? (existing?.domains ?? [])
+                : [...new Set(ensureOptions.domains)].sort(),
             simulated: ensureOptions.simulated ?? existing?.simulated ?? false,
             label: ensureOptions.label ?? existing?.label ?? serviceId,
             upstreams: existing?.upstreams ?? []
@@ -218,6 +224,7 @@ export const make = (
           if (
             existing !== undefined &&
             existing.hostName === base.hostName &&
+            sameNames(existing.domains, base.domains) &&
             existing.simulated === base.simulated &&
             existing.label === base.label &&
             lastApplied !== null
@@ -294,6 +301,8 @@ export const make = (
         admin: Admin.describeAdmin(admin),
         pid,
         sharedPort: shared()?.port ?? null,
+        // HTTPS serves the names of the shared port: without it, there is none to serve.
+        tlsPort: shared() === null ? null : (tls()?.port ?? null),
         domain: options.domain,
         lastError: lastError ?? sharedBlocked ?? tlsBlocked,
         routes: routes.size

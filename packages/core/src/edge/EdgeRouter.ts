@@ -32,12 +32,20 @@ export interface EnsureRoute {
   readonly simulated?: boolean
   /** The service's name, for the pages the edge answers itself. */
   readonly label?: string
+  /**
+   * Custom domains of the service, served like `hostName` (on the shared port, and over HTTPS);
+   * absent keeps the route's current ones. The in-process edge serves no host names: it keeps them
+   * for the status only.
+   */
+  readonly domains?: ReadonlyArray<string>
 }
 
 export const EdgeRouteStatus = Schema.Struct({
   serviceId: Schema.String,
   hostPort: Schema.Int,
   hostName: Schema.NullOr(Schema.String),
+  /** Custom domains routed like the host name (EnsureRoute.domains). */
+  domains: Schema.Array(Schema.String),
   simulated: Schema.Boolean,
   upstreams: Schema.Array(UpstreamSchema)
 })
@@ -54,6 +62,8 @@ export const EdgeStatus = Schema.Struct({
   pid: Schema.NullOr(Schema.Int),
   /** The shared host-name port, null when host names are not served. */
   sharedPort: Schema.NullOr(Schema.Int),
+  /** The HTTPS port of the host names and custom domains, null when HTTPS is off or not served. */
+  tlsPort: Schema.optional(Schema.NullOr(Schema.Int)),
   domain: Schema.String,
   /** The last apply error, if the edge refused a config (the previous one keeps serving). */
   lastError: Schema.NullOr(Schema.String),
@@ -125,6 +135,9 @@ export interface EdgeRouterShape {
 }
 
 export class EdgeRouter extends Context.Tag("@kyozo/core/edge/EdgeRouter")<EdgeRouter, EdgeRouterShape>() {}
+
+export const sameNames = (a: ReadonlyArray<string>, b: ReadonlyArray<string>): boolean =>
+  a.length === b.length && a.every((n, i) => n === b[i])
 
 export const sameUpstreams = (a: ReadonlyArray<Upstream>, b: ReadonlyArray<Upstream>): boolean => {
   if (a.length !== b.length) return false

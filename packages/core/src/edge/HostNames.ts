@@ -17,3 +17,6 @@ export const hostNameFor = (service: string, team: string, domain: string): stri
 export const hostUrlFor = (hostName: string, sharedPort: number): string => `http://${hostName}:${sharedPort}`
 
 export const urlFor = (hostPort: number): string => `http://127.0.0.1:${hostPort}`
+
+export const httpsUrlFor = (hostName: string, tlsPort: number): string =>
+  tlsPort === 443 ? `https://${hostName}` : `https://${hostName}:${tlsPort}`

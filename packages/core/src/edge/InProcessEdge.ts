@@ -2,7 +2,8 @@
  * The embedded edge: today's in-process TCP proxy (ServiceProxy) behind the EdgeRouter contract.
  * It needs nothing installed, so the two-command quick start works anywhere, but it lives in the
  * Kyozo process: every URL stops answering while Kyozo is down. It says so in its status (read by
- * /readyz and `kyozo ps`) and in a warning at start. No host names: one stable port per service.
+ * /readyz and `kyozo ps`) and in a warning at start. No host names: one stable port per service
+ * (a service's custom domains are kept for its status, but only Caddy routes them by Host).
  */
 import * as http from "node:http"
 import * as net from "node:net"
@@ -23,6 +24,7 @@ import * as ServiceProxy from "./ServiceProxy.js"
 interface Entry {
   hostPort: number
   hostName: string | null
+  domains: ReadonlyArray<string>
   simulated: boolean
   label: string
   upstreams: ReadonlyArray<Upstream>
@@ -77,6 +79,7 @@ export const make = (options: InProcessOptions): Effect.Effect<EdgeRouterShape, 
       serviceId,
       hostPort: e.hostPort,
       hostName: e.hostName,
+      domains: [...e.domains],
       simulated: e.simulated,
       upstreams: e.upstreams.map((u) => ({ host: u.host, port: u.port }))
     })
@@ -120,6 +123,7 @@ export const make = (options: InProcessOptions): Effect.Effect<EdgeRouterShape, 
             const entry: Entry = existing ?? {
               hostPort: ensured.hostPort,
               hostName: null,
+              domains: [],
               simulated,
               label: ensureOptions.label ?? serviceId,
               upstreams: pending.get(serviceId) ?? [],
@@ -128,6 +132,7 @@ export const make = (options: InProcessOptions): Effect.Effect<EdgeRouterShape, 
             pending.delete(serviceId)
             entry.simulated = simulated
             if (ensureOptions.label !== undefined) entry.label = ensureOptions.label
+            if (ensureOptions.domains !== undefined) entry.domains = [...new Set(ensureOptions.domains)].sort()
             entries.set(serviceId, entry)
             yield* push(serviceId, entry)
             return { hostPort: ensured.hostPort }
@@ -172,6 +177,7 @@ export const make = (options: InProcessOptions): Effect.Effect<EdgeRouterShape, 
         admin: null,
         pid: process.pid,
         sharedPort: null,
+        tlsPort: null,
         domain: options.domain ?? "localhost",
         lastError: null,
         routes: entries.size

@@ -10,6 +10,7 @@ import { Alerts } from "./Alerts.js"
 import { ApiKeys } from "./ApiKeys.js"
 import { Deployments } from "./Deployments.js"
 import { Detections } from "./Detections.js"
+import { Domains } from "./Domains.js"
 import { Insights } from "./Insights.js"
 import { Members } from "./Members.js"
 import { Permissions } from "./Permissions.js"
@@ -32,5 +33,6 @@ export const layer = Layer.mergeAll(
   Alerts.Default,
   Permissions.Default,
   Insights.Default,
-  RuntimeStatus.Default
+  RuntimeStatus.Default,
+  Domains.Default
 )

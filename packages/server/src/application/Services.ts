@@ -17,7 +17,7 @@ import { type DeploymentId, ServiceId, type TeamId } from "@kyozo/api/domain/Ids
 import type { RestartPolicy, ServiceInstance } from "@kyozo/api/domain/ServiceInstance"
 import { CurrentPrincipal, type Forbidden } from "@kyozo/api/KyozoRpc"
 import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
-import { hostUrlFor } from "@kyozo/core/edge/HostNames"
+import { hostUrlFor, httpsUrlFor } from "@kyozo/core/edge/HostNames"
 import type { LogLine } from "@kyozo/core/engine/ContainerRuntime"
 import * as ChangeEpoch from "@kyozo/core/store/ChangeEpoch"
 import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
@@ -55,6 +55,15 @@ export interface ServiceUpdate {
   readonly service: ServiceInstance
   readonly rollout: Option.Option<DeploymentId>
 }
+
+/** What the edge serves a service on besides its `url`. */
+export interface EdgeNames {
+  readonly hostUrl: string | null
+  readonly httpsUrl: string | null
+  readonly domains: ReadonlyArray<string>
+}
+
+const noNames: EdgeNames = { hostUrl: null, httpsUrl: null, domains: [] }
 
 /** `page[after]` named no service of the team's list. */
 export class InvalidCursor extends Data.TaggedError("InvalidCursor")<{ readonly after: string }> {}
@@ -233,6 +242,27 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
           })
       })
 
+    /**
+     * Every name the edge serves the service on: its host URL, its HTTPS URL (KYOZO_EDGE_TLS_PORT)
+     * and its custom domains. It follows the edge, not the row (a service without a route has none).
+     */
+    const edgeNamesOf = (id: ServiceId): Effect.Effect<EdgeNames> =>
+      Option.match(edgeRouter, {
+        onNone: () => Effect.succeed(noNames),
+        onSome: (edge) =>
+          Effect.gen(function* () {
+            const status = yield* edge.status
+            const route = yield* edge.route(id)
+            if (route === undefined) return noNames
+            return {
+              hostUrl:
+                route.hostName && status.sharedPort !== null ? hostUrlFor(route.hostName, status.sharedPort) : null,
+              httpsUrl: route.hostName && status.tlsPort != null ? httpsUrlFor(route.hostName, status.tlsPort) : null,
+              domains: route.domains
+            }
+          })
+      })
+
     /** A service of the caller's team by id or name (every member reads every service of the team). */
     const get = (service: string): Effect.Effect<ServiceInstance, ServiceNotFound, CurrentPrincipal> =>
       Effect.map(policy.viewService(service), (a) => a.service)
@@ -329,6 +359,7 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
       update,
       getMany,
       hostUrlOf,
+      edgeNamesOf,
       get,
       getWithCapabilities,
       view,

@@ -7,6 +7,7 @@ import type { ApiKey } from "@kyozo/api/domain/ApiKey"
 import type { Deployment } from "@kyozo/api/domain/Deployment"
 import type { HealthCheck } from "@kyozo/api/domain/HealthCheck"
 import type { MetricSample } from "@kyozo/api/domain/MetricSample"
+import type { ServiceDomain } from "@kyozo/api/domain/ServiceDomain"
 import type { ServiceInstance } from "@kyozo/api/domain/ServiceInstance"
 import type { ServicePermission } from "@kyozo/api/domain/ServicePermission"
 import type { Team } from "@kyozo/api/domain/Team"
@@ -21,6 +22,7 @@ import type { DetectionView } from "../application/Detections.js"
 import type { ServiceRecommendation } from "../application/Insights.js"
 import type { MemberView } from "../application/Members.js"
 import type { RuntimeStatusView } from "../application/RuntimeStatus.js"
+import type { EdgeNames } from "../application/Services.js"
 
 const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString())
 
@@ -38,8 +40,15 @@ export const teamDoc = (t: Team) => ({
   }
 })
 
-/** `hostUrl` depends on the edge (its routes and shared port), not on the row: computed when encoding. */
-export const serviceDoc = (s: ServiceInstance, hostUrl: string | null = null) => ({
+/**
+ * `hostUrl` (and `httpsUrl`, `domains`) depend on the edge (its routes and ports), not on the row:
+ * computed when encoding.
+ */
+export const serviceDoc = (
+  s: ServiceInstance,
+  hostUrl: string | null = null,
+  names: Omit<EdgeNames, "hostUrl"> = { httpsUrl: null, domains: [] }
+) => ({
   type: "services" as const,
   id: s.id,
   attributes: {
@@ -51,6 +60,8 @@ export const serviceDoc = (s: ServiceInstance, hostUrl: string | null = null) =>
     image: s.image,
     url: serviceUrl(s.hostPort),
     hostUrl,
+    httpsUrl: names.httpsUrl,
+    domains: [...names.domains],
     cpuMillis: s.cpuMillis,
     memoryMb: s.memoryMb,
     envKeys: Object.keys(s.env).sort(),
@@ -254,3 +265,10 @@ export const withQuery = (path: string, params: Record<string, string | undefine
 /** A collection document of one page (no next page). */
 export const listDoc = <A>(data: ReadonlyArray<A>) =>
   Effect.map(selfLink, (self) => ({ data, links: { self, next: null } }))
+
+export const domainDoc = (d: ServiceDomain) => ({
+  type: "domains" as const,
+  id: d.hostname,
+  attributes: { hostname: d.hostname, createdAt: d.createdAt.toISOString() },
+  relationships: { service: ref("services", d.serviceId) }
+})

@@ -3,6 +3,7 @@
  * team's ids answer 404 exactly like unknown ones, and no text echoes what was asked for.
  */
 import type { DeployError, ServiceNotFound } from "@kyozo/api/domain/Deploy"
+import type { DomainNotFound, DomainTaken, InvalidDomain } from "@kyozo/api/domain/ServiceDomain"
 import type { TargetRefused } from "@kyozo/api/domain/TargetUrl"
 import {
   type ApiError,
@@ -199,3 +200,23 @@ export const permissionError = (
 
 export const detectionError = (e: ServiceNotFound | DetectionNotFound): NotFound =>
   e._tag === "DetectionNotFound" ? notFound("detection") : notFound("service")
+
+/** Custom domains: a name taken anywhere is 409 (never saying by whom), a bad one 422. */
+export const domainError = (
+  e: Forbidden | ServiceNotFound | InvalidDomain | DomainTaken | DomainNotFound
+): NotFound | Denied | Conflict | Unprocessable => {
+  switch (e._tag) {
+    case "DomainTaken":
+      return apiError(Conflict, 409, "domain_taken", "Domain taken", e.message, {
+        pointer: "/data/attributes/hostname"
+      })
+    case "InvalidDomain":
+      return apiError(Unprocessable, 422, `invalid_domain_${e.reason.replace(/-/g, "_")}`, "Invalid domain", e.message, {
+        pointer: "/data/attributes/hostname"
+      })
+    case "DomainNotFound":
+      return apiError(NotFound, 404, "not_found", "Not found", e.message, { parameter: "hostname" })
+    default:
+      return policyError(e)
+  }
+}

@@ -36,15 +36,15 @@ export const layer = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =
             .listForCaller({ limit: size, after: urlParams["page[after]"] })
             .pipe(Effect.mapError(invalidCursor))
           const self = yield* selfLink
-          const hostUrls = yield* Effect.forEach(page.items, (s) => app.hostUrlOf(s.id))
+          const names = yield* Effect.forEach(page.items, (s) => app.edgeNamesOf(s.id))
           // The page object stays the same while no service changes: so does its encoded answer, as
-          // long as the edge names the services alike (hostUrl is part of the key).
-          const key = `${self}\u0000${hostUrls.join("\u0000")}`
+          // long as the edge names the services alike (their names are part of the key).
+          const key = `${self}\u0000${JSON.stringify(names)}`
           const encoded = encodedPages.get(page)?.get(key)
           if (encoded !== undefined) return encoded
           const path = self.split("?")[0]!
           const document = yield* encodeServiceList({
-            data: page.items.map((s, i) => serviceDoc(s, hostUrls[i] ?? null)),
+            data: page.items.map((s, i) => serviceDoc(s, names[i]?.hostUrl ?? null, names[i])),
             links: {
               self,
               next:
@@ -74,8 +74,8 @@ export const layer = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =
           Effect.mapError(policyError),
           // `meta.can`: what the caller may do on this service (team role raised by grants).
           Effect.flatMap(({ can, service }) =>
-            Effect.map(app.hostUrlOf(service.id), (hostUrl) => ({
-              data: serviceDoc(service, hostUrl),
+            Effect.map(app.edgeNamesOf(service.id), (names) => ({
+              data: serviceDoc(service, names.hostUrl, names),
               meta: { can }
             }))
           )
@@ -84,13 +84,13 @@ export const layer = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =
       .handle("updateService", ({ path, payload }) =>
         app.update(path.serviceId, payload.data.attributes).pipe(
           Effect.mapError(deployOrPolicyError),
-          Effect.bind("hostUrl", ({ service }) => app.hostUrlOf(service.id)),
+          Effect.bind("names", ({ service }) => app.edgeNamesOf(service.id)),
           // The rollout of new settings goes on after the answer: follow it at its deployment.
-          Effect.map(({ service, rollout, hostUrl }) =>
+          Effect.map(({ names, rollout, service }) =>
             Option.match(rollout, {
-              onNone: () => ({ data: serviceDoc(service, hostUrl) }),
+              onNone: () => ({ data: serviceDoc(service, names.hostUrl, names) }),
               onSome: (id) => ({
-                data: serviceDoc(service, hostUrl),
+                data: serviceDoc(service, names.hostUrl, names),
                 meta: { rollout: { deploymentId: id, href: `/v1/deployments/${id}` } }
               })
             })

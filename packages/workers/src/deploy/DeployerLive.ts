@@ -30,7 +30,7 @@ import { ImageBuilder } from "@kyozo/core/build/ImageBuilder"
 import { type PlannedService, toResult } from "@kyozo/core/build/topology/Topology"
 import { detectPlan } from "@kyozo/core/build/topology/TopologyDetector"
 import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
-import { hostUrlFor } from "@kyozo/core/edge/HostNames"
+import { hostUrlFor, httpsUrlFor } from "@kyozo/core/edge/HostNames"
 import type { ImageInfo, LogLine } from "@kyozo/core/engine/ContainerRuntime"
 import { ContainerRuntime } from "@kyozo/core/engine/ContainerRuntime"
 import { serviceUrl } from "@kyozo/core/engine/ServiceNaming"
@@ -134,7 +134,16 @@ export const make = (options: DeployerOptions = {}) =>
               route?.hostName && status.sharedPort !== null
                 ? hostUrlFor(route.hostName, status.sharedPort)
                 : null
-            return { ...toView(row), hostUrl, edge: status.kind, replicas: row.replicas }
+            const httpsUrl =
+              route?.hostName && status.tlsPort != null ? httpsUrlFor(route.hostName, status.tlsPort) : null
+            return {
+              ...toView(row),
+              hostUrl,
+              httpsUrl,
+              domains: route?.domains ?? [],
+              edge: status.kind,
+              replicas: row.replicas
+            }
           })
       })
     const services = yield* ServiceRepo

@@ -21,6 +21,7 @@ import { ContainerRuntime } from "@kyozo/core/engine/ContainerRuntime"
 import * as Labels from "@kyozo/core/engine/Labels"
 import { RuntimeInfo } from "@kyozo/core/engine/RuntimeSelection"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
+import { ServiceDomainRepo } from "@kyozo/core/store/ServiceDomainRepo"
 import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
 import { TeamRepo } from "@kyozo/core/store/TeamRepo"
 import { MaintenancePasses } from "@kyozo/core/supervision/MaintenancePasses"
@@ -177,10 +178,26 @@ const hostNameOf = (service: ServiceInstance) =>
   })
 
 /**
- * Converges one service's route: removed → route gone; otherwise the stable port exists (and is
- * written back to the row when new) and the upstreams are what the engine shows.
+ * The service's custom domains from their table, when the repository is there (undefined: the
+ * route keeps the ones it has, e.g. the database did not answer).
  */
-export const syncService = (service: ServiceInstance, known?: ReadonlyArray<ContainerSummary>) =>
+const domainsOf = (serviceId: string): Effect.Effect<ReadonlyArray<string> | undefined> =>
+  Effect.flatMap(Effect.serviceOption(ServiceDomainRepo), (repo) =>
+    Option.isNone(repo)
+      ? Effect.succeed(undefined)
+      : repo.value.namesOf(serviceId).pipe(Effect.orElseSucceed(() => undefined))
+  )
+
+/**
+ * Converges one service's route: removed → route gone; otherwise the stable port exists (and is
+ * written back to the row when new), it answers on the service's host name and custom domains,
+ * and the upstreams are what the engine shows. `domains`: the service's, when the caller read them.
+ */
+export const syncService = (
+  service: ServiceInstance,
+  known?: ReadonlyArray<ContainerSummary>,
+  domains?: ReadonlyArray<string>
+) =>
   Effect.gen(function* () {
     const edge = yield* EdgeRouter
     const services = yield* ServiceRepo
@@ -207,11 +224,13 @@ export const syncService = (service: ServiceInstance, known?: ReadonlyArray<Cont
         changed: had
       } satisfies SyncResult
     }
+    const names = domains ?? (yield* domainsOf(service.id))
     const ensured = yield* edge.ensure(service.id, {
       hostPort: service.hostPort,
       hostName: yield* hostNameOf(service),
       simulated,
-      label: service.name
+      label: service.name,
+      ...(names === undefined ? {} : { domains: names })
     })
     if (ensured.hostPort !== service.hostPort) {
       yield* services.updateObserved(service.id, { hostPort: ensured.hostPort })
@@ -273,6 +292,11 @@ export const syncAll = Effect.gen(function* () {
   const all = yield* services.listDesired()
   // One engine call for every service, not one per service.
   const managed = yield* runtime.listContainers({ all: true, labels: { [Labels.Managed]: "true" } })
+  // Every service's custom domains in one query, not one per service.
+  const domainRepo = yield* Effect.serviceOption(ServiceDomainRepo)
+  const domains = Option.isNone(domainRepo)
+    ? undefined
+    : yield* domainRepo.value.byService().pipe(Effect.orElseSucceed(() => undefined))
   const byService = new Map<string, Array<ContainerSummary>>()
   for (const c of managed) {
     const id = c.labels[Labels.Service]
@@ -292,7 +316,9 @@ export const syncAll = Effect.gen(function* () {
     else changed++
   }
   for (const service of all) {
-    const result = yield* Effect.either(syncService(service, byService.get(service.id) ?? []))
+    const result = yield* Effect.either(
+      syncService(service, byService.get(service.id) ?? [], domains && (domains.get(service.id) ?? []))
+    )
     if (result._tag === "Left") {
       failed++
       yield* Effect.logWarning(`edge sync of ${service.name} failed: ${messageOf(result.left)}`)
