@@ -716,7 +716,9 @@ export const DomainResource = resource("domains", {
 
 export class DomainsApi extends HttpApiGroup.make("domains")
   .add(
-    HttpApiEndpoint.get("listDomains")`/services/${ServiceParam}/domains`.addSuccess(collection(DomainResource))
+    HttpApiEndpoint.get("listDomains")`/services/${ServiceParam}/domains`.addSuccess(
+      collection(DomainResource)
+    )
   )
   .add(
     HttpApiEndpoint.post("addDomain")`/services/${ServiceParam}/domains`
@@ -726,7 +728,9 @@ export class DomainsApi extends HttpApiGroup.make("domains")
   .add(
     HttpApiEndpoint.del(
       "removeDomain"
-    )`/services/${ServiceParam}/domains/${HttpApiSchema.param("hostname", HostnameInput)}`.addSuccess(NoContent)
+    )`/services/${ServiceParam}/domains/${HttpApiSchema.param("hostname", HostnameInput)}`.addSuccess(
+      NoContent
+    )
   )
   .addError(NotFound)
   .addError(Denied)

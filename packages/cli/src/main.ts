@@ -11,6 +11,7 @@ import { Cause, Effect, Exit, Option } from "effect"
 import { deployCommand } from "./DeployCommand.js"
 import { detectCommand } from "./DetectCommand.js"
 import { devCommand } from "./DevCommand.js"
+import { domainsCommand } from "./DomainsCommand.js"
 import { edgeCommand } from "./EdgeCommand.js"
 import { envCommand } from "./EnvCommand.js"
 import { describeError } from "./Errors.js"
@@ -49,7 +50,8 @@ const kyozo = Command.make("kyozo").pipe(
     useCommand,
     edgeCommand,
     scaleCommand,
-    envCommand
+    envCommand,
+    domainsCommand
   ])
 )
 

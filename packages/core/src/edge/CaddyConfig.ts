@@ -183,7 +183,8 @@ export const parseRoutes = (config: unknown): ReadonlyArray<RouteEntry> => {
     if (id.startsWith(HOST_ID) && sets[0]?.host?.[0]) {
       hostNames.set(id.slice(HOST_ID.length), sets[0].host[0])
       if (sets[1]?.host) domains.set(id.slice(HOST_ID.length), sets[1].host)
-    } else if (id.startsWith(DOMAINS_ID) && sets[0]?.host) domains.set(id.slice(DOMAINS_ID.length), sets[0].host)
+    } else if (id.startsWith(DOMAINS_ID) && sets[0]?.host)
+      domains.set(id.slice(DOMAINS_ID.length), sets[0].host)
   }
   const out: Array<RouteEntry> = []
   for (const [name, server] of Object.entries(servers)) {

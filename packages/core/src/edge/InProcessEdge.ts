@@ -132,7 +132,8 @@ export const make = (options: InProcessOptions): Effect.Effect<EdgeRouterShape, 
             pending.delete(serviceId)
             entry.simulated = simulated
             if (ensureOptions.label !== undefined) entry.label = ensureOptions.label
-            if (ensureOptions.domains !== undefined) entry.domains = [...new Set(ensureOptions.domains)].sort()
+            if (ensureOptions.domains !== undefined)
+              entry.domains = [...new Set(ensureOptions.domains)].sort()
             entries.set(serviceId, entry)
             yield* push(serviceId, entry)
             return { hostPort: ensured.hostPort }

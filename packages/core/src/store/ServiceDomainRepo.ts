@@ -51,7 +51,11 @@ export class ServiceDomainRepo extends Effect.Service<ServiceDomainRepo>()("@kyo
       }).pipe(Effect.withSpan("ServiceDomainRepo.add"))
 
     /** True when the service had the name. */
-    const remove = (teamId: TeamId, serviceId: ServiceId, hostname: string): Effect.Effect<boolean, SqlError> =>
+    const remove = (
+      teamId: TeamId,
+      serviceId: ServiceId,
+      hostname: string
+    ): Effect.Effect<boolean, SqlError> =>
       sql`DELETE FROM service_domains
           WHERE hostname = ${hostname} AND service_id = ${serviceId} AND team_id = ${teamId}
           RETURNING hostname`.pipe(Effect.map((r) => r.length > 0))
@@ -68,7 +72,10 @@ export class ServiceDomainRepo extends Effect.Service<ServiceDomainRepo>()("@kyo
     /** Global, for the route loops: every domain of every service, by service id. */
     const byService = (): Effect.Effect<ReadonlyMap<string, ReadonlyArray<string>>, SqlError> =>
       Effect.map(
-        sql<{ hostname: string; service_id: string }>`SELECT hostname, service_id FROM service_domains ORDER BY hostname`,
+        sql<{
+          hostname: string
+          service_id: string
+        }>`SELECT hostname, service_id FROM service_domains ORDER BY hostname`,
         (all) => {
           const out = new Map<string, Array<string>>()
           for (const r of all) {
@@ -83,7 +90,9 @@ export class ServiceDomainRepo extends Effect.Service<ServiceDomainRepo>()("@kyo
     /** One service's names (no team check: for the route loops). */
     const namesOf = (serviceId: string): Effect.Effect<ReadonlyArray<string>, SqlError> =>
       Effect.map(
-        sql<{ hostname: string }>`SELECT hostname FROM service_domains WHERE service_id = ${serviceId} ORDER BY hostname`,
+        sql<{
+          hostname: string
+        }>`SELECT hostname FROM service_domains WHERE service_id = ${serviceId} ORDER BY hostname`,
         (all) => all.map((r) => r.hostname)
       )
 

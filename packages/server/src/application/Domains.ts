@@ -16,7 +16,12 @@ import * as net from "node:net"
 
 import { ServiceNotFound } from "@kyozo/api/domain/Deploy"
 import type { ServiceId } from "@kyozo/api/domain/Ids"
-import { DomainNotFound, DomainTaken, InvalidDomain, type ServiceDomain } from "@kyozo/api/domain/ServiceDomain"
+import {
+  DomainNotFound,
+  DomainTaken,
+  InvalidDomain,
+  type ServiceDomain
+} from "@kyozo/api/domain/ServiceDomain"
 import type { CurrentPrincipal, Forbidden } from "@kyozo/api/KyozoRpc"
 import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
 import { dnsLabel } from "@kyozo/core/edge/HostNames"

@@ -256,8 +256,11 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
             if (route === undefined) return noNames
             return {
               hostUrl:
-                route.hostName && status.sharedPort !== null ? hostUrlFor(route.hostName, status.sharedPort) : null,
-              httpsUrl: route.hostName && status.tlsPort != null ? httpsUrlFor(route.hostName, status.tlsPort) : null,
+                route.hostName && status.sharedPort !== null
+                  ? hostUrlFor(route.hostName, status.sharedPort)
+                  : null,
+              httpsUrl:
+                route.hostName && status.tlsPort != null ? httpsUrlFor(route.hostName, status.tlsPort) : null,
               domains: route.domains
             }
           })

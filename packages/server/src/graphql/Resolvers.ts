@@ -126,6 +126,10 @@ export const resolvers = {
     url: (s: ServiceInstance) => serviceUrl(s.hostPort),
     hostUrl: (s: ServiceInstance, _: unknown, ctx: GraphqlContext) =>
       ctx.run(Effect.flatMap(Services, (app) => app.hostUrlOf(s.id))),
+    httpsUrl: (s: ServiceInstance, _: unknown, ctx: GraphqlContext) =>
+      ctx.run(Effect.flatMap(Services, (app) => Effect.map(app.edgeNamesOf(s.id), (n) => n.httpsUrl))),
+    domains: (s: ServiceInstance, _: unknown, ctx: GraphqlContext) =>
+      ctx.run(Effect.flatMap(Services, (app) => Effect.map(app.edgeNamesOf(s.id), (n) => n.domains))),
     envKeys: (s: ServiceInstance) => Object.keys(s.env).sort(),
     createdAt: (s: ServiceInstance) => s.createdAt.toISOString(),
     updatedAt: (s: ServiceInstance) => s.updatedAt.toISOString(),

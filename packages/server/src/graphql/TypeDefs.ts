@@ -51,6 +51,10 @@ export const typeDefs = /* GraphQL */ `
     url: String
     "http://<service>.<team>.<domain>:<port> when the edge router names the service by host."
     hostUrl: String
+    "https://<service>.<team>.<domain>:<port> when the edge serves HTTPS (KYOZO_EDGE_TLS_PORT)."
+    httpsUrl: String
+    "Custom domains the edge routes to the service."
+    domains: [String!]!
     cpuMillis: Int!
     memoryMb: Int!
     replicas: Int!

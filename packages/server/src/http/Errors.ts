@@ -211,9 +211,16 @@ export const domainError = (
         pointer: "/data/attributes/hostname"
       })
     case "InvalidDomain":
-      return apiError(Unprocessable, 422, `invalid_domain_${e.reason.replace(/-/g, "_")}`, "Invalid domain", e.message, {
-        pointer: "/data/attributes/hostname"
-      })
+      return apiError(
+        Unprocessable,
+        422,
+        `invalid_domain_${e.reason.replace(/-/g, "_")}`,
+        "Invalid domain",
+        e.message,
+        {
+          pointer: "/data/attributes/hostname"
+        }
+      )
     case "DomainNotFound":
       return apiError(NotFound, 404, "not_found", "Not found", e.message, { parameter: "hostname" })
     default:
