@@ -230,6 +230,14 @@ export const make = (
             lastApplied !== null
           )
             return { hostPort: existing.hostPort }
+          // A name is one service's (the database says so): declared here, it leaves any other
+          // route still holding it (a service deleted or a name moved since that route was made).
+          if (ensureOptions.domains !== undefined) {
+            const mine = new Set(base.domains)
+            for (const [id, other] of routes)
+              if (id !== serviceId && other.domains.some((d) => mine.has(d)))
+                routes.set(id, { ...other, domains: other.domains.filter((d) => !mine.has(d)) })
+          }
           if (existing !== undefined || requested !== 0) {
             yield* change(serviceId, { ...base, hostPort: existing?.hostPort ?? requested })
             return { hostPort: existing?.hostPort ?? requested }

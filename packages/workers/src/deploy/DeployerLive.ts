@@ -419,6 +419,15 @@ export const make = (options: DeployerOptions = {}) =>
           .pruneRetained(row.id, 0, [])
           .pipe(Effect.catchAllCause((c) => Effect.logWarning("removing the service's images failed", c)))
         yield* services.softDelete(teamId, row.id).pipe(Effect.orDie)
+        // Its route (and the custom domains on it) goes now, not at the next sync: the names are free.
+        if (Option.isSome(edgeRouter))
+          yield* edgeRouter.value
+            .remove(row.id)
+            .pipe(
+              Effect.catchAll((e) =>
+                Effect.logWarning(`edge: route of ${row.name} left for the next sync: ${e.message}`)
+              )
+            )
         // Data volumes stay unless asked for (`--volumes`); one still in use stays too.
         const owned = yield* volumesOf(runtime, row).pipe(Effect.orElseSucceed(() => []))
         const removed: Array<string> = []
