@@ -55,6 +55,15 @@ beforeAll(async () => {
     "grant"
   )
   A.permissionId = grant.body.data.id
+  expectStatus(
+    await a(
+      "POST",
+      `/v1/services/${A.serviceId}/domains`,
+      doc("domains", { hostname: "a-shop.example.test" })
+    ),
+    201,
+    "A's domain"
+  )
   const hook = expectStatus(
     await a(
       "POST",
@@ -184,6 +193,14 @@ const crossTeamCases = (): Record<string, { path: string; body?: unknown }> => (
   "DELETE /v1/services/:serviceId/permissions/:permissionId": {
     path: `/v1/services/${A.serviceId}/permissions/${A.permissionId}`
   },
+  "GET /v1/services/:serviceId/domains": { path: `/v1/services/${A.serviceId}/domains` },
+  "POST /v1/services/:serviceId/domains": {
+    path: `/v1/services/${A.serviceId}/domains`,
+    body: doc("domains", { hostname: "b-shop.example.test" })
+  },
+  "DELETE /v1/services/:serviceId/domains/:hostname": {
+    path: `/v1/services/${A.serviceId}/domains/a-shop.example.test`
+  },
   // Filters and cursors with A's ids.
   "GET /v1/deployments?filter": { path: `/v1/deployments?filter[service]=${A.serviceId}` },
   "GET /v1/detections?filter": { path: `/v1/detections?filter[service]=${A.serviceId}` },
@@ -245,6 +262,8 @@ describe("REST", () => {
     expectStatus(await a("GET", `/v1/webhooks/${A.webhookId}`), 200, "A's webhook intact")
     const rule = expectStatus(await a("GET", `/v1/alert-rules/${A.alertRuleId}`), 200, "A's rule intact")
     expect(rule.body.data.attributes.threshold).toBe(90)
+    const names = expectStatus(await a("GET", `/v1/services/${A.serviceId}/domains`), 200, "A's domains")
+    expect(names.body.data.map((d: any) => d.id)).toEqual(["a-shop.example.test"])
   })
 
   it("a cursor of team A is a 400 for team B, like an unknown cursor", async () => {
