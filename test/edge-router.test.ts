@@ -281,6 +281,59 @@ describe.skipIf(!caddy.available)("Caddy edge", () => {
     }
   })
 
+  it("routes custom domains by Host next to the host name; a name moves between routes; adoption keeps them", async () => {
+    const shared = await freePort()
+    const dataDir = edgeDataDir()
+    const admin = CaddyAdmin.defaultAdmin(dataDir)
+    const options = { dataDir, admin, bin: caddy.bin, sharedPort: shared, domain: "localhost" }
+    const first = await open(CaddyEdge.layer(options))
+    const a = await upstream("shop")
+    const b = await upstream("blog")
+    try {
+      await first.run(
+        first.edge.ensure("shop", { hostName: "shop.acme.localhost", domains: ["shop.example.com"] })
+      )
+      await first.run(first.edge.setUpstreams("shop", [a]))
+      await first.run(first.edge.ensure("blog", { domains: ["blog.example.com"] }))
+      await first.run(first.edge.setUpstreams("blog", [b]))
+      for (const [name, body] of [
+        ["shop.acme.localhost", "shop"],
+        ["shop.example.com", "shop"],
+        ["blog.example.com", "blog"]
+      ])
+        expect(await get(shared, { host: name }), name).toMatchObject({ status: 200, body })
+      expect((await get(shared, { host: "nobody.example.com" })).status).toBe(404)
+
+      // The name given to another service leaves the first at once (the database allows one owner).
+      await first.run(first.edge.ensure("blog", { domains: ["blog.example.com", "shop.example.com"] }))
+      expect(await get(shared, { host: "shop.example.com" })).toMatchObject({ status: 200, body: "blog" })
+      expect((await first.run(first.edge.route("shop")))?.domains).toEqual([])
+      expect(await get(shared, { host: "shop.acme.localhost" })).toMatchObject({ status: 200, body: "shop" })
+      await first.close()
+
+      // A Kyozo that adopts this Caddy reads host names and domains back apart.
+      const second = await open(CaddyEdge.layer({ ...options, stopOnClose: true }))
+      try {
+        expect(await second.run(second.edge.route("blog"))).toMatchObject({
+          hostName: null,
+          domains: ["blog.example.com", "shop.example.com"]
+        })
+        expect(await second.run(second.edge.route("shop"))).toMatchObject({
+          hostName: "shop.acme.localhost",
+          domains: []
+        })
+        expect(await get(shared, { host: "blog.example.com" })).toMatchObject({ status: 200, body: "blog" })
+        // Removing every domain stops the routing of those names.
+        await second.run(second.edge.ensure("blog", { domains: [] }))
+        expect((await get(shared, { host: "blog.example.com" })).status).toBe(404)
+      } finally {
+        await second.close()
+      }
+    } finally {
+      await Effect.runPromise(CaddyAdmin.stop(admin, dataDir))
+    }
+  })
+
   it("serves host names over HTTPS with Caddy's internal CA (SNI picks the service)", async () => {
     const shared = await freePort()
     const tlsPort = await freePort()

@@ -323,6 +323,8 @@ export const EdgeView = Schema.Struct({
   /** False for the in-process fallback: the URLs stop answering while Kyozo is down. */
   survivesRestart: Schema.Boolean,
   sharedPort: Schema.NullOr(Schema.Int),
+  /** The HTTPS port of host names and custom domains (KYOZO_EDGE_TLS_PORT), null when off. */
+  tlsPort: Schema.optional(Schema.NullOr(Schema.Int)),
   domain: Schema.String,
   routes: Schema.Int,
   lastError: Schema.NullOr(Schema.String)

@@ -19,6 +19,7 @@ export interface EdgeView {
   /** False for the in-process fallback: the URLs stop answering when Kyozo stops. */
   readonly survivesRestart: boolean
   readonly sharedPort: number | null
+  readonly tlsPort: number | null
   readonly domain: string
   readonly routes: number
   readonly lastError: string | null
@@ -60,6 +61,7 @@ export class RuntimeStatus extends Effect.Service<RuntimeStatus>()(
                   reason: edge.reason,
                   survivesRestart: edge.survivesRestart,
                   sharedPort: edge.sharedPort,
+                  tlsPort: edge.tlsPort ?? null,
                   domain: edge.domain,
                   routes: edge.routes,
                   lastError: edge.lastError
