@@ -14,6 +14,7 @@ import * as path from "node:path"
 import type * as tls from "node:tls"
 
 import * as CaddyAdmin from "@kyozo/core/edge/CaddyAdmin"
+import { Either } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
 import { buildCli, runKyozo } from "./support/cli.js"
@@ -29,6 +30,7 @@ import {
   workspaceFolder
 } from "./support/engine-server.js"
 import { type Call, caller, doc, expectStatus, memberWithKey } from "./support/rest.js"
+import { rpcAt, tagOf } from "./support/rpc.js"
 import { freePort, waitFor } from "./support/server.js"
 
 const docker = await dockerSuite("domains")
@@ -42,7 +44,9 @@ let tlsPort = 0
 let shopId = ""
 let rivalId = ""
 let teamB: Call
+let teamBToken = ""
 let viewer: Call
+let viewerToken = ""
 // Unique per run: a name is global, and a Caddy left by a crashed run must not answer for it.
 const domain = `shop-${Date.now().toString(36)}.example.test`
 
@@ -95,6 +99,14 @@ const viaTls = (name: string, ca: Buffer) =>
     req.on("error", (e) => resolve({ status: 0, body: String(e) }))
   })
 
+/** The shop's domain, as the first test adds it (idempotent: each test also runs alone). */
+const withShopDomain = async () =>
+  expectStatus(
+    await booted!.call("POST", `/v1/services/${shopId}/domains`, doc("domains", { hostname: domain })),
+    201,
+    "the shop's domain"
+  )
+
 const site = (text: string) => ({ "index.html": `${text}\n`, Dockerfile: staticSiteDockerfile })
 
 describe.skipIf(!docker.available || !caddy.available)("custom domains on the real engine and Caddy", () => {
@@ -113,14 +125,16 @@ describe.skipIf(!docker.available || !caddy.available)("custom domains on the re
     const shop = await deployFolder(call, "shop", "shop")
     expect(shop.attributes.status).toBe("succeeded")
     shopId = shop.serviceId
-    viewer = caller(server.port, (await memberWithKey(call, "viewer@a.example", "viewer")).token)
+    viewerToken = (await memberWithKey(call, "viewer@a.example", "viewer")).token
+    viewer = caller(server.port, viewerToken)
     // Team B, with a service of its own (it need not answer: only the names are at stake).
     const made = expectStatus(
       await call("POST", "/v1/teams", doc("teams", { name: "rivals" })),
       201,
       "team b"
     )
-    teamB = caller(server.port, made.body.meta.ownerKey.attributes.key)
+    teamBToken = made.body.meta.ownerKey.attributes.key
+    teamB = caller(server.port, teamBToken)
     workspaceFolder(dataDir, made.body.data.id, "rival", site("the rival"))
     rivalId = (await deployFolder(teamB, "rival", "rival")).serviceId
     buildCli()
@@ -225,7 +239,40 @@ describe.skipIf(!docker.available || !caddy.available)("custom domains on the re
     expect(names.sort()).toEqual([domain, ...(race[0]!.status === 201 ? [fresh] : [])].sort())
   }, 60_000)
 
+  it("over RPC: the same rule, as typed errors; GetService lists the domains and the HTTPS URL", async () => {
+    const { server, token } = booted!
+    await withShopDomain()
+    const url = `http://127.0.0.1:${server.port}`
+    const view = await rpcAt(url, token, (c) => c.GetService({ service: "shop" }))
+    expect(Either.getOrThrow(view)).toMatchObject({
+      domains: expect.arrayContaining([domain]),
+      httpsUrl: expect.stringMatching(new RegExp(`^https://shop\\..+:${tlsPort}$`))
+    })
+    const taken = await rpcAt(url, teamBToken, (c) => c.AddDomain({ service: rivalId, hostname: domain }))
+    expect(tagOf(taken)).toBe("DomainTaken")
+    const bad = await rpcAt(url, token, (c) =>
+      c.AddDomain({ service: "shop", hostname: "shop.example.test." })
+    )
+    expect(Either.isLeft(bad) && bad.left).toMatchObject({ _tag: "InvalidDomain", reason: "trailing-dot" })
+    expect(tagOf(await rpcAt(url, teamBToken, (c) => c.ListDomains({ service: shopId })))).toBe(
+      "ServiceNotFound"
+    )
+    expect(
+      tagOf(
+        await rpcAt(url, viewerToken, (c) => c.AddDomain({ service: "shop", hostname: "v.example.test" }))
+      )
+    ).toBe("Forbidden")
+    expect(
+      tagOf(
+        await rpcAt(url, token, (c) => c.RemoveDomain({ service: "shop", hostname: "never.example.test" }))
+      )
+    ).toBe("DomainNotFound")
+    const listed = Either.getOrThrow(await rpcAt(url, token, (c) => c.ListDomains({ service: "shop" })))
+    expect(listed.map((d) => d.hostname)).toContain(domain)
+  }, 60_000)
+
   it("through the CLI: ls and ps --json show the domains; rm stops the routing at once", async () => {
+    await withShopDomain()
     const extra = `cli-${Date.now().toString(36)}.example.test`
     const add = await runKyozo(dataDir, ["domains", "add", "shop", extra, "--json"])
     expect(add.code, add.stderr).toBe(0)
