@@ -269,6 +269,15 @@ describe.skipIf(!docker.available || !caddy.available)("custom domains on the re
     ).toBe("DomainNotFound")
     const listed = Either.getOrThrow(await rpcAt(url, token, (c) => c.ListDomains({ service: "shop" })))
     expect(listed.map((d) => d.hostname)).toContain(domain)
+    // GraphQL reads the same names.
+    const gql = await booted!.call(
+      "POST",
+      "/graphql",
+      JSON.stringify({ query: `{ service(id: "${shopId}") { domains httpsUrl } }` }),
+      { "content-type": "application/json" }
+    )
+    expect(gql.body.data.service.domains).toContain(domain)
+    expect(gql.body.data.service.httpsUrl).toMatch(/^https:\/\/shop\./)
   }, 60_000)
 
   it("through the CLI: ls and ps --json show the domains; rm stops the routing at once", async () => {
