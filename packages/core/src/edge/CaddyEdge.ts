@@ -309,8 +309,7 @@ export const make = (
         admin: Admin.describeAdmin(admin),
         pid,
         sharedPort: shared()?.port ?? null,
-        // HTTPS serves the names of the shared port: without it, there is none to serve.
-        tlsPort: shared() === null ? null : (tls()?.port ?? null),
+        tlsPort: tls()?.port ?? null,
         domain: options.domain,
         lastError: lastError ?? sharedBlocked ?? tlsBlocked,
         routes: routes.size

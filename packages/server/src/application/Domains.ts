@@ -127,7 +127,8 @@ export class Domains extends Effect.Service<Domains>()("@kyozo/server/applicatio
           case "NoService":
             return yield* new ServiceNotFound({ service })
           case "Added":
-            if (outcome.created) yield* resync(found.id)
+            // Also when it was there already: the edge may have missed it (a refused load).
+            yield* resync(found.id)
             return { domain: outcome.domain, created: outcome.created }
         }
       })
