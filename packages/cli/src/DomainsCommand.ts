@@ -38,9 +38,12 @@ const lsCommand = Command.make("ls", { service, json }, (args) =>
   Effect.gen(function* () {
     const client = yield* KyozoClient
     const domains = yield* client.ListDomains({ service: args.service })
-    yield* args.json
-      ? printJson(domains)
-      : Effect.forEach(domains, (d) => Console.log(d.hostname), { discard: true })
+    if (args.json) return yield* printJson(domains)
+    if (domains.length === 0)
+      return yield* Console.log(
+        `no custom domains: add one with \`kyozo domains add ${args.service} <hostname>\``
+      )
+    yield* Effect.forEach(domains, (d) => Console.log(d.hostname), { discard: true })
   }).pipe(Effect.provide(ClientLive))
 ).pipe(Command.withDescription("List a service's custom domains"))
 
