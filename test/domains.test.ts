@@ -14,7 +14,7 @@ import * as path from "node:path"
 import type * as tls from "node:tls"
 
 import * as CaddyAdmin from "@kyozo/core/edge/CaddyAdmin"
-import { Either } from "effect"
+import { Either, Stream } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
 import { buildCli, runKyozo } from "./support/cli.js"
@@ -269,6 +269,13 @@ describe.skipIf(!docker.available || !caddy.available)("custom domains on the re
     ).toBe("DomainNotFound")
     const listed = Either.getOrThrow(await rpcAt(url, token, (c) => c.ListDomains({ service: "shop" })))
     expect(listed.map((d) => d.hostname)).toContain(domain)
+    // Each change is an event of the service.
+    const events = Either.getOrThrow(
+      await rpcAt(url, token, (c) => Stream.runCollect(c.Events({ service: "shop" })))
+    )
+    expect([...events].some((e) => e.type === "service.domain-added" && e.message.includes(domain))).toBe(
+      true
+    )
     // GraphQL reads the same names.
     const gql = await booted!.call(
       "POST",

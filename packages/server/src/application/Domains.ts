@@ -9,6 +9,7 @@
  * - A name belongs to one service across ALL teams: the table's primary key decides races, and
  *   the loser gets DomainTaken (409), which never says whose the name is.
  * - Another team's service is ServiceNotFound (404), before any right is looked at.
+ * - Each change is a `service.domain-added` / `service.domain-removed` event of the service.
  * - The change reaches the running edge at once (the service's route is re-declared with its new
  *   names), with no redeploy; the route loops keep it so from then on.
  */
@@ -26,6 +27,7 @@ import type { CurrentPrincipal, Forbidden } from "@kyozo/api/KyozoRpc"
 import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
 import { dnsLabel } from "@kyozo/core/edge/HostNames"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
+import { DeploymentEventRepo } from "@kyozo/core/store/DeploymentEventRepo"
 import { ServiceDomainRepo } from "@kyozo/core/store/ServiceDomainRepo"
 import { TeamRepo } from "@kyozo/core/store/TeamRepo"
 import { Effect, Either, Option } from "effect"
@@ -68,6 +70,7 @@ export class Domains extends Effect.Service<Domains>()("@kyozo/server/applicatio
   effect: Effect.gen(function* () {
     const domains = yield* repository(ServiceDomainRepo)
     const teams = yield* repository(TeamRepo)
+    const events = yield* repository(DeploymentEventRepo)
     const policy = yield* Policy
     const config = yield* Effect.serviceOption(KyozoConfig)
     const edgeRouter = yield* Effect.serviceOption(EdgeRouter)
@@ -127,6 +130,14 @@ export class Domains extends Effect.Service<Domains>()("@kyozo/server/applicatio
           case "NoService":
             return yield* new ServiceNotFound({ service })
           case "Added":
+            if (outcome.created)
+              yield* events.append({
+                teamId: principal.teamId,
+                serviceId: found.id,
+                type: "service.domain-added",
+                message: `Added the domain ${name} to ${found.name}`,
+                data: { hostname: name, by: principal.userId }
+              })
             // Also when it was there already: the edge may have missed it (a refused load).
             yield* resync(found.id)
             return { domain: outcome.domain, created: outcome.created }
@@ -147,10 +158,17 @@ export class Domains extends Effect.Service<Domains>()("@kyozo/server/applicatio
         const name = hostname.trim().toLowerCase()
         const removed = yield* domains.remove(principal.teamId, found.id, name)
         if (!removed) return yield* new DomainNotFound({ hostname: name })
+        yield* events.append({
+          teamId: principal.teamId,
+          serviceId: found.id,
+          type: "service.domain-removed",
+          message: `Removed the domain ${name} from ${found.name}`,
+          data: { hostname: name, by: principal.userId }
+        })
         yield* resync(found.id)
       })
 
     return { list, add, remove } as const
   }),
-  dependencies: [ServiceDomainRepo.Default, TeamRepo.Default, Policy.Default]
+  dependencies: [ServiceDomainRepo.Default, TeamRepo.Default, DeploymentEventRepo.Default, Policy.Default]
 }) {}
