@@ -26,6 +26,7 @@ describe("custom domain hostnames", () => {
     expect(reasonOf("a-b.c1.example.org")).toBe("ok:a-b.c1.example.org")
     expect(reasonOf(`${"a".repeat(63)}.example.com`)).toBe(`ok:${"a".repeat(63)}.example.com`)
     expect(reasonOf("xn--bcher-kva.example")).toBe("ok:xn--bcher-kva.example")
+    expect(reasonOf("Bücher.Example")).toBe("ok:xn--bcher-kva.example")
   })
 
   it("refuses what is no host name, each with its reason", () => {

@@ -1,7 +1,7 @@
 /**
  * Custom domains of services, the one rule every front door (REST, RPC, CLI, GraphQL) calls.
  *
- * - A hostname is lower-cased and must be a DNS name: RFC 1123 labels (a-z, 0-9, inner hyphens,
+ * - A hostname is lower-cased (an internationalised one stored as punycode) and must be a DNS name: RFC 1123 labels (a-z, 0-9, inner hyphens,
  *   1–63 characters), at least two of them, at most 253 characters, no trailing dot, not an IP.
  * - Names under the instance's KYOZO_DOMAIN are Kyozo's (`<service>.<team>.<domain>`): a team may
  *   only take names deeper than its own service names there (`x.<service>.<team>.<domain>`).
@@ -14,6 +14,7 @@
  *   names), with no redeploy; the route loops keep it so from then on.
  */
 import * as net from "node:net"
+import { domainToASCII } from "node:url"
 
 import { ServiceNotFound } from "@kyozo/api/domain/Deploy"
 import type { ServiceId } from "@kyozo/api/domain/Ids"
@@ -45,7 +46,9 @@ export interface Namespace {
 
 /** The hostname as stored (lower-cased), or why it cannot be a custom domain. Pure. */
 export const parseHostname = (raw: string, namespace: Namespace): Either.Either<string, InvalidDomain> => {
-  const hostname = raw.trim().toLowerCase()
+  const trimmed = raw.trim().toLowerCase()
+  // An internationalised name is stored as the ASCII (punycode) form DNS and Caddy use.
+  const hostname = /[^\x00-\x7f]/.test(trimmed) ? domainToASCII(trimmed) || trimmed : trimmed
   const invalid = (reason: InvalidDomain["reason"]) =>
     Either.left(new InvalidDomain({ hostname: raw.slice(0, 300), reason }))
   if (hostname.length > 253) return invalid("too-long")
