@@ -312,10 +312,12 @@ describe("Deployer on the mock runtime", () => {
         expect(stopped.desiredState).toBe("stopped")
         expect((yield* runtime.inspectContainer(stopped.containerId!)).running).toBe(false)
         const started = yield* deployer.start(team, serviceId)
-        expect(started.status).toBe("running")
+        // Started, not yet probed: `starting` until the health pass sees it answer.
+        expect(started.status).toBe("starting")
         expect((yield* runtime.inspectContainer(started.containerId!)).running).toBe(true)
         const restarted = yield* deployer.restart(team, "web")
         expect(restarted.restartCount).toBe(started.restartCount + 1)
+        expect(restarted.status).toBe("starting")
       })
     )
 

@@ -791,7 +791,9 @@ const deployLayer = (settings: DeploySettings) =>
             if (created.previousContainerId === null && row.containerId === null) {
               yield* services.updateObserved(serviceId, { status: "failed" })
             } else if (row.status === "deploying") {
-              yield* services.updateObserved(serviceId, { status: "running" })
+              // A previous container started again (TCP) is not probed yet: the health pass says `running`.
+              const restarted = created.previousContainerId !== null && publishedByEngine(row)
+              yield* services.updateObserved(serviceId, { status: restarted ? "starting" : "running" })
             }
             yield* revertSettings(failure)
             yield* status("compensated", { error: `${failure.step}: ${failure.reason}` })

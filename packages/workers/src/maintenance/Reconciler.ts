@@ -101,7 +101,8 @@ export const reconcile = (options: ReconcileOptions = {}) =>
         error: "interrupted before the deploy was handed to the engine"
       })
       if (svc !== null && svc.status === "deploying") {
-        yield* services.updateObserved(svc.id, { status: svc.containerId === null ? "failed" : "running" })
+        // Its previous container serves on, unprobed since: the health pass says `running`.
+        yield* services.updateObserved(svc.id, { status: svc.containerId === null ? "failed" : "starting" })
       }
       yield* events.append({
         teamId: dep.teamId,
