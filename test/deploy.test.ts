@@ -436,11 +436,21 @@ describe("Deployer on the mock runtime", () => {
         const edge = yield* EdgeRouter
         const folder = writeSite("replicated", "r1")
         const first = deployedOf(yield* deployAll(team, folder, "rep"))
+        // The scale answers with the new desired count at once; the replicas follow in the background.
         expect((yield* deployer.scale(team, "rep", 3)).replicas).toBe(3)
         const current = (deploymentId: string) =>
           Effect.map(listOwned(first.serviceId), (all) =>
             all.filter((c) => c.state === "running" && c.labels["kyozo.deployment"] === deploymentId)
           )
+        /** Until the containers and the route show `n` replicas (or fail after about 5 s). */
+        const converged = (deploymentId: string, n: number) =>
+          Effect.gen(function* () {
+            const running = (yield* current(deploymentId)).length
+            const routed = (yield* edge.route(first.serviceId))?.upstreams.length
+            if (running !== n || routed !== n)
+              return yield* Effect.fail(`${running} running, ${routed} routed`)
+          }).pipe(Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.intersect(Schedule.recurs(250)))))
+        yield* converged(first.deploymentId, 3)
         expect(yield* current(first.deploymentId)).toHaveLength(3)
         expect((yield* deployer.get(team, "rep")).replicas).toBe(3)
         expect((yield* edge.route(first.serviceId))?.upstreams).toHaveLength(3)
@@ -452,6 +462,7 @@ describe("Deployer on the mock runtime", () => {
 
         const scaled = yield* deployer.scale(team, "rep", 1)
         expect(scaled.replicas).toBe(1)
+        yield* converged(second.deploymentId, 1)
         expect(yield* current(second.deploymentId)).toHaveLength(1)
         expect((yield* edge.route(first.serviceId))?.upstreams).toHaveLength(1)
       })
