@@ -19,6 +19,7 @@ import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
 import { Effect, Option } from "effect"
 
 import { AliasesLabel, containerSpec } from "./DeployWorkflow.js"
+import { routeHeld } from "./EdgeRoutes.js"
 
 /** The name of replica `index` of a deployment (replica 0 keeps the deployment's container name). */
 export const replicaName = (serviceName: string, deploymentId: string, index: number): string =>
@@ -136,6 +137,8 @@ export const convergeService = (
       const services = yield* ServiceRepo
       const fresh = yield* services.findByIdAnyTeam(serviceId)
       if (Option.isNone(fresh) || fresh.value.deletedAt !== null) return none
+      // A rolling update makes and retires replicas itself until the row names the new deployment.
+      if (yield* routeHeld(serviceId)) return none
       return yield* converge(fresh.value)
     })
   )
