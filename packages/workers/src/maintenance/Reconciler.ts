@@ -119,7 +119,12 @@ export const reconcile = (options: ReconcileOptions = {}) =>
       const owned = yield* runtime.listContainers({ all: true, labels: { [Labels.Service]: svc.id } })
       for (const c of owned) {
         const deployment = c.labels[Labels.Deployment]
-        if (c.id === svc.containerId || (deployment !== undefined && inFlight.has(deployment))) continue
+        // The current deployment's replicas stay too (the replica pass trims any beyond the count).
+        if (
+          c.id === svc.containerId ||
+          (deployment !== undefined && (inFlight.has(deployment) || deployment === svc.currentDeploymentId))
+        )
+          continue
         yield* runtime.removeContainer(c.id, { force: true })
         removed.push(c.id)
       }
