@@ -468,6 +468,30 @@ describe("Deployer on the mock runtime", () => {
       })
     )
 
+    it.effect("scale answers with the new count at once while the engine hangs; the replicas follow", () =>
+      Effect.gen(function* () {
+        const team = yield* newTeam
+        const deployer = yield* Deployer
+        const control = yield* MockRuntime.MockRuntimeControl
+        const first = deployedOf(yield* deployAll(team, writeSite("hanging", "h1"), "hang"))
+        // Every engine call waits from now on (a busy or restarting dockerd): the answer does not.
+        yield* control.hang(true)
+        const scaled = yield* deployer
+          .scale(team, "hang", 2)
+          .pipe(
+            Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => "scale waited for the engine" }),
+            Effect.ensuring(control.hang(false))
+          )
+        expect(scaled.replicas).toBe(2)
+        yield* Effect.map(listOwned(first.serviceId), (all) =>
+          all.filter((c) => c.state === "running" && c.labels["kyozo.deployment"] === first.deploymentId)
+        ).pipe(
+          Effect.filterOrFail((running) => running.length === 2),
+          Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.intersect(Schedule.recurs(250))))
+        )
+      })
+    )
+
     it.effect("remove takes the container, the proxy and the images away", () =>
       Effect.gen(function* () {
         const { team, serviceId } = yield* webService()
