@@ -287,6 +287,34 @@ describe("recovery", () => {
     )
 
     it.effect(
+      "a restart while a pass probes: the pass's healthy verdict does not make the restarted one running",
+      () =>
+        Effect.gen(function* () {
+          yield* reset
+          const control = yield* MockRuntimeControl
+          const c = yield* container("svc_raced")
+          yield* insertService("svc_raced", c, { status: "unhealthy" })
+          // Every engine call takes a second (test time): the pass reads the rows, then waits on the engine.
+          yield* control.slow("1 second")
+          const passing = yield* Effect.fork(pass)
+          while ((yield* TestClock.sleeps()).length === 0)
+            yield* Effect.promise(() => new Promise((r) => setTimeout(r, 5)))
+          // Meanwhile the service is restarted (kyozo restart): the row says starting.
+          const sql = yield* SqlClient.SqlClient
+          yield* sql`UPDATE container_service_instances SET status = 'starting' WHERE id = 'svc_raced'`
+          while (passing.unsafePoll() === null) {
+            yield* TestClock.adjust("1 second")
+            yield* Effect.promise(() => new Promise((r) => setTimeout(r, 5)))
+          }
+          yield* control.slow(null)
+          // The pass probed the container before the restart: healthy, but that says nothing of now.
+          expect((yield* row("svc_raced")).status).toBe("starting")
+          yield* pass
+          expect((yield* row("svc_raced")).status).toBe("running")
+        }).pipe(Effect.provide(Live))
+    )
+
+    it.effect(
       "crash loop: backoff between restarts, then MaxR exceeded → failed + alert, no more restarts",
       () =>
         Effect.gen(function* () {
