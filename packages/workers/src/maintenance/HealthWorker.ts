@@ -659,10 +659,12 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
           changes++
         } else {
           // Level-driven: a row that says running while the verdict is unhealthy (or the other way
-          // round), e.g. written by a deploy's compensation, is set to what the probes say.
+          // round), e.g. written by a deploy's compensation, is set to what the probes say — when
+          // this very probe agrees (a healthy result still short of successThreshold changes nothing).
           const implied = serviceStatusFor(next.effective)
           if (
             implied !== null &&
+            observation.status === next.effective &&
             service.status !== implied &&
             (service.status === "running" || service.status === "unhealthy")
           ) {
