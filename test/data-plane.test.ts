@@ -271,8 +271,9 @@ describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and
     expect(before).toHaveLength(3)
     const initial = await caddyUpstreams()
     expect(initial).toHaveLength(3)
-    // Route snapshots straight from Caddy while the redeploy runs.
+    // Route snapshots straight from Caddy while the redeploy runs, and the containers the engine holds.
     const snapshots: Array<Array<number>> = [initial]
+    const containerCounts: Array<{ old: number; all: number }> = []
     let watching = true
     const watcher = (async () => {
       while (watching) {
@@ -280,6 +281,14 @@ describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and
         const ports = await caddyUpstreams().catch(() => [])
         if (ports.length > 0 && ports.join() !== snapshots.at(-1)!.join()) snapshots.push(ports)
         await sleep(5)
+      }
+    })()
+    const counter = (async () => {
+      while (watching) {
+        const all = await managedContainers().catch(() => undefined)
+        if (all !== undefined)
+          containerCounts.push({ old: all.filter((c) => before.includes(c.Id)).length, all: all.length })
+        await sleep(50)
       }
     })()
     const results = await pollWhile(async () => {
@@ -303,6 +312,7 @@ describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and
     const failed = results.filter((r) => r !== "data plane\n")
     watching = false
     await watcher
+    await counter
     const final = await caddyUpstreams()
     if (final.join() !== snapshots.at(-1)!.join()) snapshots.push(final)
     console.info(
@@ -326,6 +336,14 @@ describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and
       expect(next.size).toBeLessThanOrEqual(4)
     }
     expect(snapshots.length).toBeGreaterThanOrEqual(4)
+    // Old replicas leave one by one as their replacements come in (not all at the end): never more
+    // than one container beyond the count, and old ones are gone while the rollout still runs.
+    const peak = Math.max(...containerCounts.map((c) => c.all))
+    console.info(
+      `[data-plane] rolling redeploy of 3: at most ${peak} containers; old/all seen: ${[...new Set(containerCounts.map((c) => `${c.old}/${c.all}`))].join(" ")}`
+    )
+    expect(peak).toBeLessThanOrEqual(4)
+    expect(containerCounts.some((c) => c.old === 1 && c.all >= 3)).toBe(true)
     const after = await runningReplicas()
     expect(after).toHaveLength(3)
     expect(after.some((c) => before.includes(c.Id))).toBe(false)

@@ -312,10 +312,12 @@ describe("Deployer on the mock runtime", () => {
         expect(stopped.desiredState).toBe("stopped")
         expect((yield* runtime.inspectContainer(stopped.containerId!)).running).toBe(false)
         const started = yield* deployer.start(team, serviceId)
-        expect(started.status).toBe("running")
+        // Started, not yet probed: `starting` until the health pass sees it answer.
+        expect(started.status).toBe("starting")
         expect((yield* runtime.inspectContainer(started.containerId!)).running).toBe(true)
         const restarted = yield* deployer.restart(team, "web")
         expect(restarted.restartCount).toBe(started.restartCount + 1)
+        expect(restarted.status).toBe("starting")
       })
     )
 
@@ -434,11 +436,21 @@ describe("Deployer on the mock runtime", () => {
         const edge = yield* EdgeRouter
         const folder = writeSite("replicated", "r1")
         const first = deployedOf(yield* deployAll(team, folder, "rep"))
+        // The scale answers with the new desired count at once; the replicas follow in the background.
         expect((yield* deployer.scale(team, "rep", 3)).replicas).toBe(3)
         const current = (deploymentId: string) =>
           Effect.map(listOwned(first.serviceId), (all) =>
             all.filter((c) => c.state === "running" && c.labels["kyozo.deployment"] === deploymentId)
           )
+        /** Until the containers and the route show `n` replicas (or fail after about 5 s). */
+        const converged = (deploymentId: string, n: number) =>
+          Effect.gen(function* () {
+            const running = (yield* current(deploymentId)).length
+            const routed = (yield* edge.route(first.serviceId))?.upstreams.length
+            if (running !== n || routed !== n)
+              return yield* Effect.fail(`${running} running, ${routed} routed`)
+          }).pipe(Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.intersect(Schedule.recurs(250)))))
+        yield* converged(first.deploymentId, 3)
         expect(yield* current(first.deploymentId)).toHaveLength(3)
         expect((yield* deployer.get(team, "rep")).replicas).toBe(3)
         expect((yield* edge.route(first.serviceId))?.upstreams).toHaveLength(3)
@@ -450,8 +462,33 @@ describe("Deployer on the mock runtime", () => {
 
         const scaled = yield* deployer.scale(team, "rep", 1)
         expect(scaled.replicas).toBe(1)
+        yield* converged(second.deploymentId, 1)
         expect(yield* current(second.deploymentId)).toHaveLength(1)
         expect((yield* edge.route(first.serviceId))?.upstreams).toHaveLength(1)
+      })
+    )
+
+    it.effect("scale answers with the new count at once while the engine hangs; the replicas follow", () =>
+      Effect.gen(function* () {
+        const team = yield* newTeam
+        const deployer = yield* Deployer
+        const control = yield* MockRuntime.MockRuntimeControl
+        const first = deployedOf(yield* deployAll(team, writeSite("hanging", "h1"), "hang"))
+        // Every engine call waits from now on (a busy or restarting dockerd): the answer does not.
+        yield* control.hang(true)
+        const scaled = yield* deployer
+          .scale(team, "hang", 2)
+          .pipe(
+            Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => "scale waited for the engine" }),
+            Effect.ensuring(control.hang(false))
+          )
+        expect(scaled.replicas).toBe(2)
+        yield* Effect.map(listOwned(first.serviceId), (all) =>
+          all.filter((c) => c.state === "running" && c.labels["kyozo.deployment"] === first.deploymentId)
+        ).pipe(
+          Effect.filterOrFail((running) => running.length === 2),
+          Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.intersect(Schedule.recurs(250))))
+        )
       })
     )
 

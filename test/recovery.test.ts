@@ -231,10 +231,87 @@ describe("recovery", () => {
         expect(yield* isRunning(c)).toBe(true)
         expect((yield* row("svc_killed")).restart_count).toBe(1)
         expect((yield* eventsOf("svc_killed")).map((e) => e.type)).toEqual(["service.restarted"])
+        expect((yield* row("svc_killed")).status).toBe("starting")
         yield* TestClock.adjust("30 seconds")
         yield* pass
         expect((yield* row("svc_killed")).status).toBe("running")
       }).pipe(Effect.provide(Live))
+    )
+
+    it.effect(
+      "a restarted container is `starting`, never `running`, until a probe after the restart passes",
+      () =>
+        Effect.gen(function* () {
+          yield* reset
+          const control = yield* MockRuntimeControl
+          const runtime = yield* ContainerRuntime
+          // Its own HEALTHCHECK: after every (re)start the engine says "starting" for 5 s.
+          const ref = yield* runtime.createContainer({
+            name: "svc-probed",
+            image: "busybox:latest",
+            labels: Labels.labelsFor({ teamId: TEAM, serviceId: "svc_probed" }),
+            healthcheck: { test: ["CMD", "true"], intervalMs: 5_000 }
+          })
+          yield* runtime.startContainer(ref.id)
+          yield* insertService("svc_probed", ref.id, { status: "starting" })
+          const statuses: Array<string> = []
+          const look = Effect.tap(row("svc_probed"), (r) => Effect.sync(() => statuses.push(r.status)))
+          // Not probed healthy yet: a pass inside the engine's start period keeps it starting.
+          yield* pass
+          expect((yield* look).status).toBe("starting")
+          yield* TestClock.adjust("6 seconds")
+          yield* pass
+          expect((yield* look).status).toBe("running")
+
+          // Killed behind Kyozo's back: the pass sees it down, recovery restarts it → `starting`.
+          yield* control.killContainer(ref.id)
+          yield* TestClock.adjust("30 seconds")
+          const report = yield* pass
+          expect(report.notes).toContain("svc_probed restarted")
+          expect(yield* isRunning(ref.id)).toBe(true)
+          expect((yield* look).status).toBe("starting")
+          // The restarted container fails its probes: never `running` (unhealthy after the threshold).
+          yield* TestClock.adjust("6 seconds")
+          yield* control.setHealth(ref.id, "unhealthy")
+          for (let i = 0; i < 3; i++) {
+            yield* pass
+            yield* look
+          }
+          expect(statuses.slice(2)).not.toContain("running")
+          expect(statuses.at(-1)).not.toBe("running")
+          // Its probe passes: now it is `running`.
+          yield* control.setHealth(ref.id, "healthy")
+          yield* pass
+          expect((yield* look).status).toBe("running")
+        }).pipe(Effect.provide(Live))
+    )
+
+    it.effect(
+      "a restart while a pass probes: the pass's healthy verdict does not make the restarted one running",
+      () =>
+        Effect.gen(function* () {
+          yield* reset
+          const control = yield* MockRuntimeControl
+          const c = yield* container("svc_raced")
+          yield* insertService("svc_raced", c, { status: "unhealthy" })
+          // Every engine call takes a second (test time): the pass reads the rows, then waits on the engine.
+          yield* control.slow("1 second")
+          const passing = yield* Effect.fork(pass)
+          while ((yield* TestClock.sleeps()).length === 0)
+            yield* Effect.promise(() => new Promise((r) => setTimeout(r, 5)))
+          // Meanwhile the service is restarted (kyozo restart): the row says starting.
+          const sql = yield* SqlClient.SqlClient
+          yield* sql`UPDATE container_service_instances SET status = 'starting' WHERE id = 'svc_raced'`
+          while (passing.unsafePoll() === null) {
+            yield* TestClock.adjust("1 second")
+            yield* Effect.promise(() => new Promise((r) => setTimeout(r, 5)))
+          }
+          yield* control.slow(null)
+          // The pass probed the container before the restart: healthy, but that says nothing of now.
+          expect((yield* row("svc_raced")).status).toBe("starting")
+          yield* pass
+          expect((yield* row("svc_raced")).status).toBe("running")
+        }).pipe(Effect.provide(Live))
     )
 
     it.effect(

@@ -205,6 +205,10 @@ describeEachDatabase("repositories", (it) => {
           const cleared = Option.getOrThrow(yield* services.updateObserved(api.id, { containerId: null }))
           expect(cleared).toMatchObject({ status: "running", containerId: null, containerName: "kz-api" })
 
+          // `starting` (restarted, not probed yet) is a status the table takes (migration 0011).
+          const starting = Option.getOrThrow(yield* services.updateObserved(api.id, { status: "starting" }))
+          expect(starting.status).toBe("starting")
+
           yield* services.recordRestart(api.id)
           const restarted = Option.getOrThrow(yield* services.recordRestart(api.id))
           expect(restarted.restartCount).toBe(2)

@@ -102,6 +102,7 @@ export interface MetricsSnapshot {
 const SERVICE_STATUSES = [
   "pending",
   "deploying",
+  "starting",
   "running",
   "degraded",
   "unhealthy",

@@ -10,7 +10,11 @@ export const roleAtLeast = (role: Role, required: Role) => rank[role] >= rank[re
 export const statusTone = (status: string): "ok" | "warn" | "bad" | "idle" =>
   status === "running" || status === "healthy" || status === "succeeded" || status === "delivered"
     ? "ok"
-    : status === "deploying" || status === "pending" || status === "degraded" || status === "building"
+    : status === "deploying" ||
+        status === "starting" ||
+        status === "pending" ||
+        status === "degraded" ||
+        status === "building"
       ? "warn"
       : status === "stopped" || status === "removed" || status === "superseded"
         ? "idle"

@@ -13,9 +13,14 @@ import { ServiceVolume } from "./ServiceVolume.js"
 export const DesiredState = Schema.Literal("running", "stopped", "removed")
 export type DesiredState = typeof DesiredState.Type
 
+/**
+ * `starting`: Kyozo (re)started its container and no probe has confirmed it answers yet; only a
+ * successful health probe (through its port and its URL on the edge) makes it `running`.
+ */
 export const ServiceStatus = Schema.Literal(
   "pending",
   "deploying",
+  "starting",
   "running",
   "degraded",
   "unhealthy",

@@ -8,7 +8,11 @@ import { ErrorBox, StatusDot, when } from "../ui.js"
 
 /** What the page shows about a service's health, from its status. */
 const health = (status: string) =>
-  status === "running" ? "healthy" : status === "degraded" || status === "unhealthy" ? status : "unknown"
+  status === "running"
+    ? "healthy"
+    : status === "degraded" || status === "unhealthy" || status === "starting"
+      ? status
+      : "unknown"
 
 /**
  * Running/desired replicas. The API gives the desired count (`replicas`); all of them serve while

@@ -41,7 +41,7 @@ export const typeDefs = /* GraphQL */ `
   type Service {
     id: ID!
     name: String!
-    "Observed state, as in REST: pending, deploying, running, degraded, unhealthy, failed, stopped or removed."
+    "Observed state, as in REST: pending, deploying, starting (restarted, not yet probed), running, degraded, unhealthy, failed, stopped or removed."
     status: String!
     desiredState: String!
     kind: String

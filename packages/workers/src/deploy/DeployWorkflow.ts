@@ -19,10 +19,10 @@ import type { RuntimeError } from "@kyozo/api/domain/RuntimeErrors"
 import type { ServiceInstance } from "@kyozo/api/domain/ServiceInstance"
 import { ImageBuilder } from "@kyozo/core/build/ImageBuilder"
 import { PlannedServiceSchema } from "@kyozo/core/build/topology/Topology"
-import { EdgeRouter, type Upstream } from "@kyozo/core/edge/EdgeRouter"
+import { EdgeRouter, type EdgeRouteStatus, type Upstream } from "@kyozo/core/edge/EdgeRouter"
 import { freePort } from "@kyozo/core/edge/FreePort"
 import { publishedByEngine } from "@kyozo/core/edge/Transport"
-import type { ContainerInfo } from "@kyozo/core/engine/ContainerRuntime"
+import type { ContainerInfo, ContainerSummary } from "@kyozo/core/engine/ContainerRuntime"
 import { ContainerRuntime } from "@kyozo/core/engine/ContainerRuntime"
 import { labelsFor } from "@kyozo/core/engine/Labels"
 import { containerName, teamNetwork } from "@kyozo/core/engine/ServiceNaming"
@@ -527,7 +527,61 @@ const deployLayer = (settings: DeploySettings) =>
           }).pipe(asStep("health"))
         })
 
-      // (d2) the other replicas of the new deployment, each behind the same health gate
+      /** Creates replica `index` of the new deployment and waits until it passes the gate. */
+      const replicaUp = (row: ServiceInstance, image: string, index: number) =>
+        Effect.gen(function* () {
+          const port = row.healthConfig.port ?? row.internalPort
+          const ref = yield* createReplica(row, deploymentId, image, index)
+          const id = ref.id
+          if (port !== null) {
+            yield* runtime.inspectContainer(id).pipe(
+              Effect.flatMap((info) => readinessOf(settings.probe, row, info, 2000)),
+              Effect.flatMap((readiness) =>
+                readiness._tag === "Exited"
+                  ? new StepFailed({
+                      step: "replicas",
+                      reason: `replica ${index} exited with code ${readiness.exitCode ?? "?"}`
+                    })
+                  : Effect.succeed(readiness._tag === "Probed" && readiness.answering)
+              ),
+              Effect.flatMap((ok) => (ok ? Effect.void : Effect.fail("not yet" as const))),
+              Effect.retry({
+                // An exited replica fails at once; anything else is tried again until the deadline.
+                while: (e) => !(e instanceof StepFailed),
+                schedule: Schedule.spaced(settings.healthPollInterval)
+              }),
+              Effect.timeoutFail({
+                duration: settings.healthTimeout,
+                onTimeout: () =>
+                  new StepFailed({
+                    step: "replicas",
+                    reason: `replica ${index} (${id}) not healthy in time`
+                  })
+              })
+            )
+          }
+          yield* record("deploy.replica-healthy", `Replica ${index + 1} of ${row.replicas} healthy`, {
+            containerId: id,
+            index
+          })
+          return id
+        })
+
+      /**
+       * Whether traffic moves replica by replica (`rollTraffic`): an edge route that serves real
+       * upstreams now. Otherwise (a first deploy, the mock runtime, a TCP service on its own port)
+       * the switch is one atomic change.
+       */
+      const rolls = (row: ServiceInstance, route: EdgeRouteStatus | undefined): route is EdgeRouteStatus =>
+        route !== undefined &&
+        !route.simulated &&
+        row.internalPort !== null &&
+        !publishedByEngine(row) &&
+        route.upstreams.length > 0
+
+      // (d2) the other replicas of the new deployment, each behind the same health gate. In a rolling
+      // update they are made inside the switch instead, each right before an old one leaves, so
+      // the service never runs more than one container beyond its count.
       const replicasUp = (image: string) =>
         Activity.make({
           name: "replicas",
@@ -536,107 +590,94 @@ const deployLayer = (settings: DeploySettings) =>
           execute: Effect.gen(function* () {
             const row = yield* serviceRow
             if (row.replicas <= 1) return []
+            const edge = yield* EdgeRouter
+            if (rolls(row, yield* edge.route(serviceId))) return []
             // Strictly one at a time: replica i+1 is created only once replica i passed the gate,
             // so a bad version costs one container, and the engine is never stormed.
             const ids: Array<string> = []
-            const port = row.healthConfig.port ?? row.internalPort
-            for (let index = 1; index < row.replicas; index++) {
-              const ref = yield* createReplica(row, deploymentId, image, index)
-              ids.push(ref.id)
-              const id = ref.id
-              if (port !== null) {
-                yield* runtime.inspectContainer(id).pipe(
-                  Effect.flatMap((info) => readinessOf(settings.probe, row, info, 2000)),
-                  Effect.flatMap((readiness) =>
-                    readiness._tag === "Exited"
-                      ? new StepFailed({
-                          step: "replicas",
-                          reason: `replica ${index} exited with code ${readiness.exitCode ?? "?"}`
-                        })
-                      : Effect.succeed(readiness._tag === "Probed" && readiness.answering)
-                  ),
-                  Effect.flatMap((ok) => (ok ? Effect.void : Effect.fail("not yet" as const))),
-                  Effect.retry({
-                    // An exited replica fails at once; anything else is tried again until the deadline.
-                    while: (e) => !(e instanceof StepFailed),
-                    schedule: Schedule.spaced(settings.healthPollInterval)
-                  }),
-                  Effect.timeoutFail({
-                    duration: settings.healthTimeout,
-                    onTimeout: () =>
-                      new StepFailed({
-                        step: "replicas",
-                        reason: `replica ${index} (${id}) not healthy in time`
-                      })
-                  })
-                )
-              }
-              yield* record("deploy.replica-healthy", `Replica ${index + 1} of ${row.replicas} healthy`, {
-                containerId: id,
-                index
-              })
-            }
+            for (let index = 1; index < row.replicas; index++) ids.push(yield* replicaUp(row, image, index))
             yield* record("deploy.replicas", `${row.replicas} replicas healthy`, { replicas: row.replicas })
             return ids
           }).pipe(asStep("replicas"))
         })
 
       /**
-       * A rolling update moves traffic replica by replica: new replica i is routed in next to the
-       * old ones, then old replica i is routed out and drained, never all at once. It runs only
-       * where several replicas serve or will (a single one switches atomically below) and holds the
-       * route (`holdingRoute`) until the row names the new deployment, so a sync in between does
-       * not put the old set back. Run again after a crash, it continues from what the edge serves.
+       * A rolling update moves traffic replica by replica: new replica i is made (replicas beyond the
+       * first behind their own gate), routed in next to the old ones, then one old replica is routed
+       * out, drained, stopped and removed, before replica i+1 is made. So at least the count serves
+       * at every moment and at most one container beyond it exists. The row's own old container
+       * leaves the route last and is retired after the switch (a failed deploy goes back to it).
+       * It runs only where several replicas serve or will (a single one switches atomically below)
+       * and holds the route (`holdingRoute`) until the row names the new deployment, so a sync in
+       * between does not put the old set back. Run again after a crash, it continues from what the
+       * edge serves and the engine shows.
        */
-      const rollTraffic = (newContainerIds: ReadonlyArray<string>) =>
+      const rollTraffic = (primaryId: string, replicaIds: ReadonlyArray<string>, image: string) =>
         Effect.gen(function* () {
           const edge = yield* EdgeRouter
           const row = yield* serviceRow
           const current = yield* edge.route(serviceId)
-          if (
-            current === undefined ||
-            current.simulated ||
-            row.internalPort === null ||
-            publishedByEngine(row)
-          )
-            return
+          if (!rolls(row, current)) return
+          const internalPort = row.internalPort!
+          const wanted = Math.max(1, row.replicas)
           const old = current.upstreams
-          if (old.length === 0 || (old.length <= 1 && newContainerIds.length <= 1)) return
-          const fresh: Array<Upstream> = []
-          for (const id of newContainerIds) {
-            const port = publishedPort(yield* runtime.inspectContainer(id), row.internalPort)
-            if (port !== null) fresh.push({ host: "127.0.0.1", port })
+          if (old.length <= 1 && wanted <= 1) return
+          // Which container publishes each port: the new deployment's stay, older ones retire.
+          const owned = yield* runtime.listContainers({ all: true, labels: { "kyozo.service": serviceId } })
+          const olderByPort = new Map<number, ContainerSummary>()
+          const newPorts = new Set<number>()
+          for (const c of owned) {
+            for (const p of c.ports) {
+              if (p.containerPort !== internalPort || !p.hostPort) continue
+              if (c.labels["kyozo.deployment"] === deploymentId) newPorts.add(p.hostPort)
+              else olderByPort.set(p.hostPort, c)
+            }
           }
-          if (fresh.length === 0) return
-          const freshPorts = new Set(fresh.map((u) => u.port))
-          const outgoing = old.filter((u) => !freshPorts.has(u.port))
+          const isPrimary = (u: Upstream) => olderByPort.get(u.port)?.id === row.containerId
+          const outgoing = old
+            .filter((u) => !newPorts.has(u.port))
+            .sort((a, b) => Number(isPrimary(a)) - Number(isPrimary(b)))
           let serving: Array<Upstream> = [...old]
-          for (let i = 0; i < Math.max(fresh.length, outgoing.length); i++) {
-            const incoming = fresh[i]
-            if (incoming !== undefined && !serving.some((u) => u.port === incoming.port)) {
-              serving = [...serving, incoming]
-              yield* edge.setUpstreams(serviceId, serving)
-              yield* record(
-                "deploy.routed-in",
-                `Replica ${i + 1} of ${fresh.length} of the new version takes traffic`,
-                { port: incoming.port, upstreams: serving.map((u) => u.port) }
-              )
-              yield* Effect.sleep(ROLL_SETTLE)
+          for (let i = 0; i < Math.max(wanted, outgoing.length); i++) {
+            if (i < wanted) {
+              const id = i === 0 ? primaryId : (replicaIds[i - 1] ?? (yield* replicaUp(row, image, i)))
+              const port = publishedPort(yield* runtime.inspectContainer(id), internalPort)
+              if (port !== null && !serving.some((u) => u.port === port)) {
+                serving = [...serving, { host: "127.0.0.1", port }]
+                yield* edge.setUpstreams(serviceId, serving)
+                yield* record(
+                  "deploy.routed-in",
+                  `Replica ${i + 1} of ${wanted} of the new version takes traffic`,
+                  {
+                    port,
+                    upstreams: serving.map((u) => u.port)
+                  }
+                )
+                yield* Effect.sleep(ROLL_SETTLE)
+              }
             }
             const leaving = outgoing[i]
-            if (leaving !== undefined) {
-              serving = serving.filter((u) => u.port !== leaving.port)
-              yield* edge.setUpstreams(serviceId, serving)
-              yield* record(
-                "deploy.routed-out",
-                `Old replica ${i + 1} of ${outgoing.length} takes no new traffic`,
-                {
-                  port: leaving.port,
-                  upstreams: serving.map((u) => u.port)
-                }
-              )
-              yield* edge.drain(serviceId, leaving, settings.drainTimeout)
-            }
+            if (leaving === undefined) continue
+            serving = serving.filter((u) => u.port !== leaving.port)
+            yield* edge.setUpstreams(serviceId, serving)
+            yield* record(
+              "deploy.routed-out",
+              `Old replica ${i + 1} of ${outgoing.length} takes no new traffic`,
+              {
+                port: leaving.port,
+                upstreams: serving.map((u) => u.port)
+              }
+            )
+            yield* edge.drain(serviceId, leaving, settings.drainTimeout)
+            const retiring = olderByPort.get(leaving.port)
+            if (retiring === undefined || retiring.id === row.containerId) continue
+            yield* runtime
+              .stopContainer(retiring.id, { timeoutSeconds: settings.stopTimeoutSeconds })
+              .pipe(Effect.catchAll(() => Effect.void))
+            yield* runtime.removeContainer(retiring.id, { force: true })
+            yield* record("deploy.retired", `Stopped and removed the previous container ${retiring.name}`, {
+              containerId: retiring.id
+            })
           }
         })
 
@@ -658,7 +699,7 @@ const deployLayer = (settings: DeploySettings) =>
             const updated = yield* holdingRoute(
               serviceId,
               Effect.zipRight(
-                rollTraffic([containerId, ...replicaIds]),
+                rollTraffic(containerId, replicaIds, image),
                 services.updateObserved(serviceId, {
                   image,
                   containerId,
@@ -791,7 +832,9 @@ const deployLayer = (settings: DeploySettings) =>
             if (created.previousContainerId === null && row.containerId === null) {
               yield* services.updateObserved(serviceId, { status: "failed" })
             } else if (row.status === "deploying") {
-              yield* services.updateObserved(serviceId, { status: "running" })
+              // A previous container started again (TCP) is not probed yet: the health pass says `running`.
+              const restarted = created.previousContainerId !== null && publishedByEngine(row)
+              yield* services.updateObserved(serviceId, { status: restarted ? "starting" : "running" })
             }
             yield* revertSettings(failure)
             yield* status("compensated", { error: `${failure.step}: ${failure.reason}` })

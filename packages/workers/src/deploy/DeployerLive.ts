@@ -612,12 +612,21 @@ export const make = (options: DeployerOptions = {}) =>
             .pipe(Effect.catchTag("ServiceNameTaken", Effect.die)),
           () => row
         )
-        // Converge at once rather than at the next health pass; the pass repeats it anyway.
-        const converge = Replicas.converge(updated).pipe(
+        // The caller gets the new desired count at once; the replicas converge in the background
+        // (in the service's lane, so a health pass converging it too waits its turn), and the pass
+        // repeats it anyway. Engine calls never hold up the answer (an engine outage would).
+        const converge = Replicas.convergeService(updated.id).pipe(
           Effect.zipRight(
             Option.match(edgeRouter, {
               onNone: () => Effect.void,
-              onSome: (edge) => Effect.provideService(syncService(updated), EdgeRouter, edge)
+              onSome: (edge) =>
+                Effect.flatMap(services.findById(teamId, updated.id), (current) =>
+                  Effect.provideService(
+                    syncService(Option.getOrElse(current, () => updated)),
+                    EdgeRouter,
+                    edge
+                  )
+                )
             })
           )
         )
@@ -625,9 +634,10 @@ export const make = (options: DeployerOptions = {}) =>
           Effect.provide(scaleContext),
           Effect.catchAllCause((cause) =>
             Effect.logWarning(`scaling ${row.name} continues in the next pass`, cause)
-          )
+          ),
+          Effect.forkDaemon
         )
-        return yield* viewOf(yield* findService(teamId, row.id))
+        return yield* viewOf(updated)
       })
 
     const applySettings = (teamId: TeamId, service: string, previous?: ServiceInstance) =>

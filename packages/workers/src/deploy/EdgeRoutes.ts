@@ -103,6 +103,10 @@ export const answering = (
  */
 const rolling = new Set<string>()
 
+/** True while a rolling update holds the service's upstreams (its replicas are the rollout's too). */
+export const routeHeld = (serviceId: string): Effect.Effect<boolean> =>
+  Effect.sync(() => rolling.has(serviceId))
+
 /** Runs `effect` with the service's upstreams held by the caller (see `rolling`). */
 export const holdingRoute = <A, E, R>(serviceId: string, effect: Effect.Effect<A, E, R>) =>
   Effect.acquireUseRelease(

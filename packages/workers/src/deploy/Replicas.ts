@@ -5,7 +5,10 @@
  * replica, re-creates a missing one from the current image (its own pinned 127.0.0.1 port), and
  * removes replicas beyond the count (scale in). Then the edge follows (EdgeRoutes.syncService).
  * A deploy in flight owns its service: nothing is touched while the row says `deploying`.
+ * Passes of one service run one at a time (`convergeService`, a lane per service): the health pass
+ * and a scale never both create or remove replicas of it, and each reads the row inside its turn.
  */
+import type { ServiceId } from "@kyozo/api/domain/Ids"
 import type { ServiceInstance } from "@kyozo/api/domain/ServiceInstance"
 import { freePort } from "@kyozo/core/edge/FreePort"
 import { ContainerRuntime, type ContainerSummary } from "@kyozo/core/engine/ContainerRuntime"
@@ -16,6 +19,7 @@ import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
 import { Effect, Option } from "effect"
 
 import { AliasesLabel, containerSpec } from "./DeployWorkflow.js"
+import { routeHeld } from "./EdgeRoutes.js"
 
 /** The name of replica `index` of a deployment (replica 0 keeps the deployment's container name). */
 export const replicaName = (serviceName: string, deploymentId: string, index: number): string =>
@@ -90,9 +94,57 @@ const converged = (service: ServiceInstance, owned: ReadonlyArray<ContainerSumma
   return true
 }
 
-export const converge = (
-  service: ServiceInstance
-): Effect.Effect<ConvergeResult, unknown, ContainerRuntime> =>
+interface Lane {
+  readonly semaphore: Effect.Semaphore
+  users: number
+}
+
+/** One lane per service id while someone uses it (dropped when the last one leaves). */
+const lanes = new Map<string, Lane>()
+
+/** Runs `effect` in the service's lane: one at a time per service, other services in parallel. */
+const inLane = <A, E, R>(serviceId: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.suspend(() => {
+    let lane = lanes.get(serviceId)
+    if (lane === undefined) {
+      lane = { semaphore: Effect.unsafeMakeSemaphore(1), users: 0 }
+      lanes.set(serviceId, lane)
+    }
+    const held = lane
+    held.users++
+    return held.semaphore
+      .withPermits(1)(effect)
+      .pipe(
+        Effect.ensuring(
+          Effect.sync(() => {
+            held.users--
+            if (held.users === 0 && lanes.get(serviceId) === held) lanes.delete(serviceId)
+          })
+        )
+      )
+  })
+
+/**
+ * Converges the service's replicas in its lane, from its row as it is once the lane is ours (a
+ * scale that came meanwhile counts; a deleted service is left alone).
+ */
+export const convergeService = (
+  serviceId: ServiceId
+): Effect.Effect<ConvergeResult, unknown, ContainerRuntime | ServiceRepo> =>
+  inLane(
+    serviceId,
+    Effect.gen(function* () {
+      const services = yield* ServiceRepo
+      const fresh = yield* services.findByIdAnyTeam(serviceId)
+      if (Option.isNone(fresh) || fresh.value.deletedAt !== null) return none
+      // A rolling update makes and retires replicas itself until the row names the new deployment.
+      if (yield* routeHeld(serviceId)) return none
+      return yield* converge(fresh.value)
+    })
+  )
+
+/** One pass over the service as given (callers outside this module go through `convergeService`). */
+const converge = (service: ServiceInstance): Effect.Effect<ConvergeResult, unknown, ContainerRuntime> =>
   Effect.gen(function* () {
     const deploymentId = service.currentDeploymentId
     if (!convergeable(service) || deploymentId === null || service.image === null) return none
@@ -231,23 +283,20 @@ export const convergeEach = (snapshot: ReadonlyArray<ServiceInstance>) =>
     }
     for (const listed of candidates) {
       if (converged(listed, byDeployment.get(`${listed.id} ${listed.currentDeploymentId}`) ?? [])) continue
-      const fresh = yield* Effect.either(services.findByIdAnyTeam(listed.id))
-      if (fresh._tag === "Left") {
-        failures++
-        yield* Effect.logWarning(`replicas of ${listed.name} not converged`, fresh.left)
-        continue
-      }
-      if (fresh.right._tag === "None" || fresh.right.value.deletedAt !== null) continue
-      const service = fresh.right.value
-      const result = yield* Effect.either(converge(service))
+      const result = yield* Effect.either(
+        convergeService(listed.id).pipe(
+          Effect.provideService(ContainerRuntime, runtime),
+          Effect.provideService(ServiceRepo, services)
+        )
+      )
       if (result._tag === "Left") {
         failures++
-        yield* Effect.logWarning(`replicas of ${service.name} not converged`, result.left)
+        yield* Effect.logWarning(`replicas of ${listed.name} not converged`, result.left)
         continue
       }
       const r = result.right
       if (r.started + r.created + r.removed > 0)
-        notes.push(`${service.id} replicas: +${r.created} created, ${r.started} started, -${r.removed}`)
+        notes.push(`${listed.id} replicas: +${r.created} created, ${r.started} started, -${r.removed}`)
     }
     return { notes, failures }
   })

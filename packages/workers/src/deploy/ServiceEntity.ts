@@ -75,9 +75,14 @@ export const layer = ServiceEntity.toLayer(
           if (svc === null) return
           if (svc.containerId === null) return yield* gone(`service ${payload.serviceId} has no container`)
           const info = yield* runtime.inspectContainer(svc.containerId)
+          // A container started here has not answered anything yet: `starting` until the health
+          // pass probes it through its port and its URL (only that makes it `running`). A running
+          // one the row already calls running keeps its status.
+          if (!info.running || svc.status !== "running") {
+            yield* services.updateObserved(svc.id, { status: "starting" }).pipe(Effect.orDie)
+          }
           if (!info.running) yield* runtime.startContainer(svc.containerId)
           yield* reroute(payload.serviceId)
-          yield* services.updateObserved(svc.id, { status: "running" }).pipe(Effect.orDie)
         }),
 
       Restart: ({ payload }) =>
@@ -85,9 +90,11 @@ export const layer = ServiceEntity.toLayer(
           const svc = yield* row(payload.serviceId)
           if (svc === null) return
           if (svc.containerId === null) return yield* gone(`service ${payload.serviceId} has no container`)
+          // `starting` before the restart: while it stops and starts its URL fails, and only a
+          // successful probe of the health pass makes it `running` again.
+          yield* services.updateObserved(svc.id, { status: "starting" }).pipe(Effect.orDie)
           yield* runtime.restartContainer(svc.containerId, { timeoutSeconds: Defaults.stopTimeoutSeconds })
           yield* reroute(payload.serviceId)
-          yield* services.updateObserved(svc.id, { status: "running" }).pipe(Effect.orDie)
           yield* services.recordRestart(svc.id).pipe(Effect.orDie)
         }),
 

@@ -13,7 +13,7 @@ import * as net from "node:net"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { CheckType, HealthStatus } from "@kyozo/api/domain/HealthCheck"
 import type { HealthCheckConfig } from "@kyozo/api/domain/HealthCheckConfig"
-import type { ServiceInstance } from "@kyozo/api/domain/ServiceInstance"
+import type { ServiceInstance, ServiceStatus } from "@kyozo/api/domain/ServiceInstance"
 import { transportOf } from "@kyozo/core/edge/Transport"
 import {
   type ContainerInfo,
@@ -506,6 +506,18 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
         }
       })
 
+    /**
+     * Writes `status` only when the row still says what the pass read: a row that moved on since
+     * (a restart wrote `starting`, a deploy `deploying`) is judged again by the next pass, so a
+     * probe of the container before a restart never makes the restarted one `running`.
+     */
+    const writeStatus = (service: ServiceInstance, status: ServiceStatus) =>
+      Effect.gen(function* () {
+        const fresh = yield* services.findByIdAnyTeam(service.id)
+        if (Option.isNone(fresh) || fresh.value.status !== service.status) return
+        yield* services.updateObserved(service.id, { status })
+      })
+
     /** Writes the status change and its event together (short; no engine calls inside). */
     const transition = (service: ServiceInstance, from: string, to: HealthStatus, observation: Observation) =>
       sql.withTransaction(
@@ -516,9 +528,7 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
           const keep =
             service.status === "deploying" ||
             (next === "unhealthy" && (service.status === "failed" || service.status === "degraded"))
-          if (next !== null && !keep && service.status !== next) {
-            yield* services.updateObserved(service.id, { status: next })
-          }
+          if (next !== null && !keep && service.status !== next) yield* writeStatus(service, next)
           yield* events.append({
             teamId: service.teamId,
             serviceId: service.id,
@@ -607,7 +617,13 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
       let transitionFailures = 0
       const results: Array<HealthResult> = []
       for (const { service, observation } of observed) {
-        const previous = known.get(service.id)
+        const tracked = known.get(service.id)
+        // A row Kyozo (re)started (`starting`) waits for a fresh verdict: what was known of the
+        // container before the restart does not count, only a probe after it makes it `running`.
+        const previous: HealthTracker | undefined =
+          service.status === "starting" && tracked !== undefined && tracked.effective !== "starting"
+            ? { effective: "starting", candidate: null, streak: 0 }
+            : tracked
         // Never checked: start from what the row says, so a first result that agrees is no change.
         const seed: HealthTracker = previous ?? {
           effective:
@@ -615,7 +631,9 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
               ? "healthy"
               : service.status === "unhealthy"
                 ? "unhealthy"
-                : "unknown",
+                : service.status === "starting"
+                  ? "starting"
+                  : "unknown",
           candidate: null,
           streak: 0
         }
@@ -639,6 +657,23 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
             continue
           }
           changes++
+        } else {
+          // Level-driven: a row that says running while the verdict is unhealthy (or the other way
+          // round), e.g. written by a deploy's compensation, is set to what the probes say — when
+          // this very probe agrees (a healthy result still short of successThreshold changes nothing).
+          const implied = serviceStatusFor(next.effective)
+          if (
+            implied !== null &&
+            observation.status === next.effective &&
+            service.status !== implied &&
+            (service.status === "running" || service.status === "unhealthy")
+          ) {
+            const fixed = yield* Effect.either(writeStatus(service, implied))
+            if (Either.isLeft(fixed)) {
+              yield* Effect.logWarning(`health status of ${service.id} not written`, fixed.left)
+              transitionFailures++
+            } else changes++
+          }
         }
         known.set(service.id, next)
         results.push({ service, observation, effective: next.effective })

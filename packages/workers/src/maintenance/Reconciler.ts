@@ -101,7 +101,8 @@ export const reconcile = (options: ReconcileOptions = {}) =>
         error: "interrupted before the deploy was handed to the engine"
       })
       if (svc !== null && svc.status === "deploying") {
-        yield* services.updateObserved(svc.id, { status: svc.containerId === null ? "failed" : "running" })
+        // Its previous container serves on, unprobed since: the health pass says `running`.
+        yield* services.updateObserved(svc.id, { status: svc.containerId === null ? "failed" : "starting" })
       }
       yield* events.append({
         teamId: dep.teamId,
@@ -118,7 +119,12 @@ export const reconcile = (options: ReconcileOptions = {}) =>
       const owned = yield* runtime.listContainers({ all: true, labels: { [Labels.Service]: svc.id } })
       for (const c of owned) {
         const deployment = c.labels[Labels.Deployment]
-        if (c.id === svc.containerId || (deployment !== undefined && inFlight.has(deployment))) continue
+        // The current deployment's replicas stay too (the replica pass trims any beyond the count).
+        if (
+          c.id === svc.containerId ||
+          (deployment !== undefined && (inFlight.has(deployment) || deployment === svc.currentDeploymentId))
+        )
+          continue
         yield* runtime.removeContainer(c.id, { force: true })
         removed.push(c.id)
       }

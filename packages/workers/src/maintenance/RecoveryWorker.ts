@@ -159,6 +159,8 @@ export class RecoveryWorker extends Effect.Service<RecoveryWorker>()("@kyozo/wor
           const recreate = yield* Effect.serviceOption(Recreate)
           if (Option.isSome(recreate)) {
             const made = yield* recreate.value.recreate(service)
+            // Not probed yet: the health pass makes it `running` once it answers.
+            yield* setStatus(service, "starting")
             yield* services.recordRestart(service.id)
             yield* emit(service, "service.recreated", "container missing: re-created", {
               containerId: made.containerId
@@ -218,6 +220,9 @@ export class RecoveryWorker extends Effect.Service<RecoveryWorker>()("@kyozo/wor
             return `${service.id} gave up`
           }
           case "Restart": {
+            // `starting` from now on: the URL fails while it restarts, and only a probe of the
+            // health pass after the restart makes it `running` again.
+            yield* setStatus(service, "starting")
             const restarted = yield* Effect.either(
               condition._tag === "Unhealthy"
                 ? runtime.restartContainer(containerId)
@@ -278,6 +283,7 @@ export class RecoveryWorker extends Effect.Service<RecoveryWorker>()("@kyozo/wor
         )
         yield* saveState(service.id, next)
         yield* services.recordRestart(service.id)
+        yield* services.updateObserved(service.id, { status: "starting" })
         yield* emit(
           service,
           "service.port-moved",
