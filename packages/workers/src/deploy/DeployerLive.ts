@@ -411,7 +411,12 @@ export const make = (options: DeployerOptions = {}) =>
           .pipe(Effect.catchAllCause((c) => Effect.logWarning("removing the service's images failed", c)))
         yield* services.softDelete(teamId, row.id).pipe(Effect.orDie)
         // Data volumes stay unless asked for (`--volumes`); one still in use stays too.
-        const owned = yield* volumesOf(runtime, row).pipe(Effect.orElseSucceed(() => []))
+        const isLive = (id: string) =>
+          services.findById(teamId, ServiceId.make(id)).pipe(
+            Effect.map(Option.isSome),
+            Effect.orElseSucceed(() => true)
+          )
+        const owned = yield* volumesOf(runtime, row, isLive).pipe(Effect.orElseSucceed(() => []))
         const removed: Array<string> = []
         const kept: Array<string> = []
         for (const v of owned) {
