@@ -454,6 +454,12 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
     await expect
       .poll(() => admin.page.locator("section", { has: admin.page.locator("#members") }).textContent())
       .toContain(`Invitation sent to ${guestEmail}`)
+    // Listed at once, as invited (with a Withdraw control, not Remove).
+    const guestRow = admin.page.locator("tr", { hasText: guestEmail })
+    await expect.poll(() => guestRow.textContent()).toContain("invited, joins on accepting")
+    expect(
+      await guestRow.getByRole("button", { name: `Withdraw the invitation of ${guestEmail}` }).count()
+    ).toBe(1)
     expect(await admin.page.locator("#main").getByRole("alert").count()).toBe(0)
     await axe(admin.page, "admin (invitation sent)")
     await shoot(admin.page, "08c-admin-invitation-sent")

@@ -825,8 +825,10 @@ const Grants = ({ id }: { id: string }) => {
   const [permission, setPermission] = useState<Permission>("deploy")
   const [error, setError] = useState<unknown>(undefined)
   const emailOf = (uid: string) => members.data?.find((m) => m.id === uid)?.attributes.email ?? uid
+  // Grants go to members: someone still invited (pending) gets one after accepting.
   const candidates = (members.data ?? []).filter(
-    (m) => m.attributes.role === "viewer" || m.attributes.role === "member"
+    (m) =>
+      m.attributes.state === "active" && (m.attributes.role === "viewer" || m.attributes.role === "member")
   )
   return (
     <>
