@@ -77,7 +77,7 @@ export class Members extends Effect.Service<Members>()("@kyozo/server/applicatio
         const members = yield* teams.listMembers(teamId)
         const people = new Map((yield* users.listByTeam(teamId)).map((u) => [u.id, u]))
         return members.map((m) => ({
-          id: m.userId as string,
+          id: m.userId,
           userId: m.userId,
           email: people.get(m.userId)?.email ?? "",
           name: people.get(m.userId)?.name ?? "",
