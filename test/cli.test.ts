@@ -11,6 +11,7 @@ import * as path from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
 import { buildCli, kyozoBin, runKyozo, spawnKyozo } from "./support/cli.js"
+import { caller, doc, expectStatus, memberWithKey } from "./support/rest.js"
 import { freePort, repoRoot, type ServerProcess, startServer, waitFor } from "./support/server.js"
 
 let server: ServerProcess
@@ -140,6 +141,34 @@ describe("kyozo CLI (built bin, mock runtime)", () => {
     const table = await kyozo(["ps"])
     expect(table.stdout.split("\n")[0]).toMatch(/NAME\s+STATUS\s+RUNTIME/)
     expect(table.stdout).toMatch(/static-site\s+running\s+mock \(simulated\)/)
+  }, 180_000)
+
+  it("a viewer with a deploy grant deploys that service's folder; another name is refused, saying why", async () => {
+    const dir = await deploySite("granted-site", "<h1>one</h1>\n")
+    const creds = JSON.parse(fs.readFileSync(path.join(dataDir, "credentials.json"), "utf8"))
+    const owner = caller(server.port, creds.token)
+    const viewer = await memberWithKey(owner, `cli-viewer-${Date.now()}@example.com`, "viewer")
+    const serviceId = (await owner("GET", "/v1/services/granted-site")).body.data.id as string
+    expectStatus(
+      await owner(
+        "POST",
+        `/v1/services/${serviceId}/permissions`,
+        doc("service-permissions", { userId: viewer.userId, permission: "deploy" })
+      ),
+      201,
+      "grant deploy"
+    )
+    const asViewer = { KYOZO_URL: `http://127.0.0.1:${server.port}`, KYOZO_TOKEN: viewer.token }
+    fs.writeFileSync(path.join(dir, "index.html"), "<h1>two</h1>\n")
+    const ok = await runKyozo(dataDir, ["deploy", dir, "--name", "granted-site", "--json"], {
+      env: asViewer,
+      timeout: 120_000
+    })
+    expect(ok.code, ok.stderr).toBe(0)
+    expect(ndjson(ok.stdout).find((l) => l._tag === "Deployed")?.deployment?.serviceName).toBe("granted-site")
+    const refused = await runKyozo(dataDir, ["deploy", dir, "--name", "other-site"], { env: asViewer })
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toContain("it needs a deploy grant on that service")
   }, 180_000)
 
   it("deploy without --json prints plain progress lines and says the service is simulated", async () => {

@@ -454,6 +454,12 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
     await expect
       .poll(() => admin.page.locator("section", { has: admin.page.locator("#members") }).textContent())
       .toContain(`Invitation sent to ${guestEmail}`)
+    // Listed at once, as invited (with a Withdraw control, not Remove).
+    const guestRow = admin.page.locator("tr", { hasText: guestEmail })
+    await expect.poll(() => guestRow.textContent()).toContain("invited, joins on accepting")
+    expect(
+      await guestRow.getByRole("button", { name: `Withdraw the invitation of ${guestEmail}` }).count()
+    ).toBe(1)
     expect(await admin.page.locator("#main").getByRole("alert").count()).toBe(0)
     await axe(admin.page, "admin (invitation sent)")
     await shoot(admin.page, "08c-admin-invitation-sent")
@@ -620,7 +626,7 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
     await page.context().close()
   })
 
-  it("the service page shows volumes and edits autoscaling; the live stream starts at the newest event", async () => {
+  it("the service page shows volumes, edits autoscaling and limits; the live stream starts at the newest event", async () => {
     const stored = await ts.run(
       Effect.flatMap(ServiceRepo, (repo) =>
         repo.create({
@@ -651,6 +657,12 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
     const doc = (await owner("GET", `/v1/services/${stored.id}`)).body.data.attributes
     expect(doc.autoscale).toMatchObject({ minReplicas: 1, maxReplicas: 4, targetCpuPercent: 55 })
     await expect.poll(() => page.locator(".autoscale").first().textContent()).toContain("On: 1–4 replicas")
+    // Limits take effect at once (a rollout when something runs); this one has nothing running yet.
+    await page.getByLabel("CPU (millicores)").fill("300")
+    await page.getByRole("button", { name: "Save limits" }).click()
+    await page.getByText("Saved; nothing running had to change").waitFor()
+    expect(await page.getByText("applies at the next deploy").count()).toBe(0)
+    expect((await owner("GET", `/v1/services/${stored.id}`)).body.data.attributes.cpuMillis).toBe(300)
     await axe(page, "service (autoscale, volumes)")
     // The first connection asks for events from now on, not the team's history.
     expect(streams.length).toBeGreaterThan(0)

@@ -154,13 +154,27 @@ describe("members", () => {
     expect(inv.body.data.type).toBe("invitations")
     expect(inv.text).not.toContain("Secret Name")
     expect(inv.text).not.toContain(teamA.teamId)
-    const bMembers = await b("GET", "/v1/members")
-    expect(bMembers.text).not.toContain(invited)
+    // B lists her at once, as pending (the e-mail and role B gave; not the name she has in A).
+    const bMembers = expectStatus(await b("GET", "/v1/members"), 200, "B's members")
+    const pending = (bMembers.body.data as Array<any>).find((m) => m.attributes.email === invited)
+    expect(pending.attributes).toMatchObject({ state: "pending", role: "viewer", name: "" })
+    expect(bMembers.text).not.toContain("Secret Name")
+    // No key for someone who has not joined.
+    expect(
+      (await b("POST", "/v1/api-keys", doc("api-keys", { userId: pending.id }))).status
+    ).toBeGreaterThanOrEqual(400)
+    // A role change before she accepts changes what she is offered.
+    const changed = expectStatus(
+      await b("PATCH", `/v1/members/${pending.id}`, doc("members", { role: "member" })),
+      200,
+      "re-invite as member"
+    )
+    expect(changed.body.data.attributes).toMatchObject({ state: "pending", role: "member" })
     // Carol sees it and accepts it: she gets a key for B.
     const c = caller(ts.server.port, carolKey)
     const mine = expectStatus(await c("GET", "/v1/invitations"), 200, "mine")
     expect(mine.body.data).toHaveLength(1)
-    expect(mine.body.data[0].attributes.role).toBe("viewer")
+    expect(mine.body.data[0].attributes.role).toBe("member")
     expectStatus(await b("POST", `/v1/invitations/${inv.body.data.id}/accept`), 404, "not B's to accept")
     const accepted = expectStatus(
       await c("POST", `/v1/invitations/${inv.body.data.id}/accept`),
@@ -171,7 +185,10 @@ describe("members", () => {
     const asB = caller(ts.server.port, bKey)
     const current = expectStatus(await asB("GET", "/v1/teams/current"), 200, "B key")
     expect(current.body.data.id).toBe(teamB.teamId)
-    expect((await b("GET", "/v1/members")).text).toContain(invited)
+    const joined = (await b("GET", "/v1/members")).body.data.filter(
+      (m: any) => m.attributes.email === invited
+    )
+    expect(joined.map((m: any) => [m.attributes.state, m.attributes.role])).toEqual([["active", "member"]])
     expectStatus(await c("POST", `/v1/invitations/${inv.body.data.id}/accept`), 404, "used up")
   })
 
@@ -206,8 +223,15 @@ describe("members", () => {
     expect(toUnknown.body.data.attributes.email).toBe(unknown)
     // Each still gets what they need: the new person is a member (an admin issues their key),
     // the one with an account holds an invitation to accept.
-    const members = (await b("GET", "/v1/members")).text
-    expect(members).toContain(unknown)
-    expect(members).not.toContain(known)
+    // Both are listed at once: the new person active, the one with an account pending.
+    const members = (await b("GET", "/v1/members")).body.data as Array<any>
+    const stateOf = (e: string) => members.find((m) => m.attributes.email === e)?.attributes.state
+    expect(stateOf(unknown)).toBe("active")
+    expect(stateOf(known)).toBe("pending")
+    // Withdrawn: gone from the list, and the invitation with it.
+    const knownId = members.find((m) => m.attributes.email === known).id
+    expectStatus(await b("DELETE", `/v1/members/${knownId}`), 204, "withdraw")
+    expect(JSON.stringify((await b("GET", "/v1/members")).body)).not.toContain(known)
+    expect((await b("PATCH", `/v1/members/${knownId}`, doc("members", { role: "admin" }))).status).toBe(404)
   })
 })

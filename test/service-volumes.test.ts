@@ -1,8 +1,9 @@
 /**
  * Declared volumes and the TCP rule, as pure functions: compose `volumes` keep named volumes and
  * report bind mounts and anonymous ones as skipped (a tenant never mounts a host path); detection
- * carries them into the plan; the Docker volume name is per team and service name; which services
- * Docker itself publishes (TCP).
+ * carries them into the plan; the Docker volume name is per team and service name at creation, and
+ * the volume follows the service's id (a renamed service keeps it); an image's VOLUME paths get named
+ * volumes too; which services Docker itself publishes (TCP).
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -13,7 +14,15 @@ import { HealthCheckConfig } from "@kyozo/api/domain/HealthCheckConfig"
 import { parseCompose } from "@kyozo/core/build/topology/Compose"
 import { detectPlan } from "@kyozo/core/build/topology/TopologyDetector"
 import { publishedByEngine, transportOf } from "@kyozo/core/edge/Transport"
-import { dockerVolumeName, mountsFor } from "@kyozo/core/engine/ServiceVolumes"
+import { ContainerRuntime } from "@kyozo/core/engine/ContainerRuntime"
+import * as MockRuntime from "@kyozo/core/engine/MockRuntime"
+import {
+  dockerVolumeName,
+  ensureVolumes,
+  imageVolumeName,
+  volumesOf,
+  wantedVolumes
+} from "@kyozo/core/engine/ServiceVolumes"
 import { Effect } from "effect"
 
 describe("compose volumes", () => {
@@ -67,16 +76,81 @@ describe("compose volumes", () => {
     })
   )
 
-  it("one Docker volume per team, service name and declared name", () => {
-    const owner = {
-      id: "svc_1",
-      teamId: "team_a",
-      name: "db",
-      volumes: [{ name: "pgdata", target: "/data" }]
-    }
+  it("one Docker volume per team, service name and declared name; image VOLUME paths get theirs", () => {
     expect(dockerVolumeName("team_a", "db", "pgdata")).toBe("kyozo-team_a-db-pgdata")
-    expect(mountsFor(owner)).toEqual([{ source: "kyozo-team_a-db-pgdata", target: "/data" }])
+    expect(imageVolumeName("/data")).toBe("image-data")
+    expect(imageVolumeName("/var/lib/postgresql/data/")).toBe("image-var-lib-postgresql-data")
+    const long = imageVolumeName(`/${"x".repeat(80)}/a`)
+    expect(long).toMatch(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/)
+    expect(long).not.toBe(imageVolumeName(`/${"x".repeat(80)}/b`))
+    // A declared volume on a path wins over the image's VOLUME there.
+    expect(
+      wantedVolumes({ volumes: [{ name: "pgdata", target: "/data/" }] }, ["/data", "/logs", "relative"])
+    ).toEqual([
+      { name: "pgdata", target: "/data/" },
+      { name: "image-logs", target: "/logs" }
+    ])
   })
+})
+
+describe("the volumes of a service (engine: the mock runtime)", () => {
+  const seeded = MockRuntime.layerWith({ images: [{ tag: "db:1", volumes: ["/data", "/var/log/db"] }] })
+
+  it.effect("the image's VOLUME paths and the declared volumes are mounted as named, labelled volumes", () =>
+    Effect.gen(function* () {
+      const runtime = yield* ContainerRuntime
+      const owner = {
+        id: "svc_1",
+        teamId: "team_a",
+        name: "db",
+        volumes: [{ name: "logs", target: "/var/log/db" }]
+      }
+      const mounts = yield* ensureVolumes(runtime, owner, "db:1")
+      expect(mounts).toEqual([
+        { source: "kyozo-team_a-db-logs", target: "/var/log/db" },
+        { source: "kyozo-team_a-db-image-data", target: "/data" }
+      ])
+      const made = yield* runtime.listVolumes({ labels: { "kyozo.service": "svc_1" } })
+      expect(made.map((v) => [v.name, v.labels["kyozo.volume"], v.labels["kyozo.managed"]]).sort()).toEqual([
+        ["kyozo-team_a-db-image-data", "image-data", "true"],
+        ["kyozo-team_a-db-logs", "logs", "true"]
+      ])
+      // Asked again (a redeploy, a replica): the same volumes, nothing new.
+      expect(yield* ensureVolumes(runtime, owner, "db:1")).toEqual(mounts)
+      expect(yield* runtime.listVolumes({ labels: { "kyozo.team": "team_a" } })).toHaveLength(2)
+    }).pipe(Effect.provide(seeded))
+  )
+
+  it.effect("a renamed service keeps its volumes: they follow its id, not its name", () =>
+    Effect.gen(function* () {
+      const runtime = yield* ContainerRuntime
+      const before = {
+        id: "svc_1",
+        teamId: "team_a",
+        name: "db",
+        volumes: [{ name: "pgdata", target: "/pg" }]
+      }
+      const first = yield* ensureVolumes(runtime, before, "db:1")
+      expect(first.map((m) => m.target)).toEqual(["/pg", "/data", "/var/log/db"])
+      const renamed = { ...before, name: "database" }
+      expect(yield* ensureVolumes(runtime, renamed, "db:1")).toEqual(first)
+      expect(yield* runtime.listVolumes({ labels: { "kyozo.team": "team_a" } })).toHaveLength(3)
+      // Deleting the renamed service with its volumes finds them under its new name.
+      expect((yield* volumesOf(runtime, renamed)).map((v) => v.name).sort()).toEqual(
+        first.map((m) => m.source).sort()
+      )
+      // A new service under the old name neither mounts nor deletes the renamed one's data.
+      const newcomer = { id: "svc_2", teamId: "team_a", name: "db", volumes: [] }
+      const live = (id: string) => Effect.succeed(id === "svc_1")
+      expect(yield* volumesOf(runtime, newcomer, live)).toEqual([])
+      // A service deployed again under its name (the old row deleted) finds the old data.
+      const again = { ...newcomer, volumes: before.volumes }
+      expect(yield* ensureVolumes(runtime, { ...again, name: "db" }, "db:1")).toEqual(first)
+      expect((yield* volumesOf(runtime, again)).map((v) => v.name).sort()).toEqual(
+        first.map((m) => m.source).sort()
+      )
+    }).pipe(Effect.provide(seeded))
+  )
 })
 
 describe("transport of a service's stable port", () => {

@@ -373,8 +373,15 @@ describe("REST", () => {
     expect(invite.status, invite.text).toBe(202)
     expectClean(invite.text, ["alice-secret@a.example"])
     expect(invite.text).not.toContain(A.userId!)
-    // Not a member until alice accepts; B's member list is unchanged.
-    expectClean((await b("GET", "/v1/members")).text)
+    // Not a member until alice accepts: B lists her as pending, with only what B gave (the e-mail,
+    // the role), named by the invitation, not by her user id.
+    const listed = await b("GET", "/v1/members")
+    expectClean(listed.text, ["alice-secret@a.example"])
+    const alice = (listed.body.data as Array<any>).find(
+      (m) => m.attributes.email === "alice-secret@a.example"
+    )
+    expect(alice.id).toBe(invite.body.data.id)
+    expect(alice.attributes).toMatchObject({ state: "pending", role: "member", name: "" })
     // Someone else's invitation cannot be accepted by B.
     expectStatus(await b("POST", `/v1/invitations/${invite.body.data.id}/accept`), 404, "not bob's")
   })

@@ -1,5 +1,6 @@
 /**
- * The upload door (real server, mock runtime): uploads need the deploy right (a viewer gets 403),
+ * The upload door (real server, mock runtime): uploads need the deploy right (a viewer gets 403,
+ * unless the upload names a service it holds a deploy grant on),
  * an empty body is a 400 and a non-tar content type a 415, a team's uploads are capped by its
  * upload quota (413), and uploads no service was deployed from expire after KYOZO_UPLOAD_TTL.
  */
@@ -30,8 +31,8 @@ const tarOf = (padding: number): Promise<Uint8Array> =>
     p.finalize()
   })
 
-const upload = (token: string, body: Uint8Array, contentType = "application/x-tar") =>
-  fetch(`http://127.0.0.1:${s.server.port}/v1/uploads`, {
+const upload = (token: string, body: Uint8Array, contentType = "application/x-tar", query = "") =>
+  fetch(`http://127.0.0.1:${s.server.port}/v1/uploads${query}`, {
     method: "POST",
     headers: { authorization: `Bearer ${token}`, "content-type": contentType },
     body
@@ -57,6 +58,53 @@ describe("uploads", () => {
     const tar = await tarOf(0)
     expect((await upload(viewerToken, tar)).status).toBe(403)
     expect((await upload(memberToken, tar)).status).toBe(201)
+  })
+
+  it("a viewer with a deploy grant on a service may upload for that service, and deploy it", async () => {
+    const owner = caller(s.server.port, s.ownerToken)
+    const grantee = await memberWithKey(owner, "granted@uploads.example", "viewer")
+    const first = (await upload(s.ownerToken, await tarOf(0))).body.uploadId as string
+    const created = expectStatus(
+      await owner("POST", "/v1/services", doc("services", { source: { uploadId: first }, name: "granted" })),
+      202,
+      "deploy granted"
+    )
+    const serviceId: string = created.body.data[0].relationships.service.data.id
+    expectStatus(
+      await owner(
+        "POST",
+        `/v1/services/${serviceId}/permissions`,
+        doc("service-permissions", { userId: grantee.userId, permission: "deploy" })
+      ),
+      201,
+      "grant deploy"
+    )
+    const tar = await tarOf(0)
+    // Team-wide, a viewer still may not; the refusal says how to name the service.
+    const teamWide = await upload(grantee.token, tar)
+    expect(teamWide.status).toBe(403)
+    expect(teamWide.body.errors[0].detail).toContain("POST /v1/uploads?service=<name>")
+    // Another service (or one that does not exist): refused, naming the grant it needs.
+    const other = await upload(grantee.token, tar, undefined, "?service=someone-else")
+    expect(other.status).toBe(403)
+    expect(other.body.errors[0].detail).toContain("deploy grant on that service")
+    // A plain viewer naming the service: refused.
+    expect((await upload(viewerToken, tar, undefined, "?service=granted")).status).toBe(403)
+    // The grantee naming it: stored, and deployable to that service.
+    const ok = await upload(grantee.token, tar, undefined, "?service=granted")
+    expect(ok.status).toBe(201)
+    const viewer = caller(s.server.port, grantee.token)
+    expectStatus(
+      await viewer(
+        "POST",
+        "/v1/services",
+        doc("services", { source: { uploadId: ok.body.uploadId }, name: "granted" })
+      ),
+      202,
+      "the grantee's deploy"
+    )
+    // Removed, so its uploads are unused again and expire like the others.
+    expectStatus(await owner("DELETE", `/v1/services/${serviceId}`), 204, "delete granted")
   })
 
   it("an empty body is a 400, a content type that is not a tar a 415", async () => {
@@ -105,6 +153,7 @@ describe("uploads", () => {
     // Wait out earlier tests' uploads, so the quota is free again.
     const teamDir = path.join(s.dataDir, "uploads", s.teamId)
     await waitFor("earlier uploads expire", 10_000, async () =>
+      !fs.existsSync(teamDir) ||
       fs.readdirSync(teamDir).filter((n) => n.startsWith("upl_") && !n.endsWith(".size")).length === 0
         ? true
         : undefined

@@ -164,7 +164,9 @@ export const MemberResource = resource("members", {
   email: Schema.String,
   name: Schema.String,
   role: Role,
-  createdAt: DateString
+  createdAt: DateString,
+  /** `pending`: invited (an existing account), joins on accepting; changing the role re-invites, DELETE withdraws. */
+  state: Schema.Literal("active", "pending")
 })
 /** An invitation to a team: the invited sees the team's name; the inviting team only email and role. */
 export const InvitationResource = resource("invitations", {

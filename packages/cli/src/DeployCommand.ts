@@ -59,12 +59,16 @@ const replicas = Options.integer("replicas").pipe(
 
 const UploadAnswer = Schema.Struct({ uploadId: Schema.String, files: Schema.Number, bytes: Schema.Number })
 
-/** Sends the tar to the server; answers the upload id. */
-export const upload = (url: string, token: string, tar: Uint8Array) =>
+/**
+ * Sends the tar to the server; answers the upload id. `service` names what it is for, so a viewer
+ * with a deploy grant on that service may upload it.
+ */
+export const upload = (url: string, token: string, tar: Uint8Array, service?: string) =>
   Effect.gen(function* () {
+    const query = service === undefined ? "" : `?service=${encodeURIComponent(service)}`
     const res = yield* Effect.tryPromise({
       try: () =>
-        fetch(`${url}/v1/uploads`, {
+        fetch(`${url}/v1/uploads${query}`, {
           method: "POST",
           headers: { authorization: `Bearer ${token}`, "content-type": "application/x-tar" },
           body: tar
@@ -114,14 +118,15 @@ export const deployFolder = (
         Effect.map((chunks) => Buffer.concat(Chunk.toReadonlyArray(chunks)))
       )
       const started = Date.now()
-      const uploaded = yield* upload(connection.url, connection.token, tar)
+      const serviceName = options.name ?? Option.getOrElse(named, () => path.basename(dir))
+      const uploaded = yield* upload(connection.url, connection.token, tar, serviceName)
       renderer.uploaded(uploaded.files, uploaded.bytes, Date.now() - started, uploaded.uploadId)
       const deployed: Array<DeploymentSummary> = []
       const detected: Array<{ name: string; path: string }> = []
       yield* client
         .Deploy({
           source: { _tag: "Upload", uploadId: uploaded.uploadId },
-          name: options.name ?? Option.getOrElse(named, () => path.basename(dir)),
+          name: serviceName,
           ...(options.force === true ? { force: true } : {})
         })
         .pipe(

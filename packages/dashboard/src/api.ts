@@ -312,6 +312,13 @@ export const api = {
     call<Single<Service>>("PATCH", `/v1/services/${enc(id)}`, doc("services", attributes)).then(
       (d) => d.data
     ),
+  /** PATCH with the rollout it started: the deployment applying the change to what runs, if any. */
+  updateServiceRollout: (id: string, attributes: Record<string, unknown>) =>
+    call<Single<Service> & { readonly meta?: { readonly rollout?: { readonly deploymentId: string } } }>(
+      "PATCH",
+      `/v1/services/${enc(id)}`,
+      doc("services", attributes)
+    ).then((d) => ({ service: d.data, rollout: d.meta?.rollout?.deploymentId })),
   deleteService: (id: string) => call<void>("DELETE", `/v1/services/${enc(id)}`),
   createService: (uploadId: string, name: string | undefined) =>
     call<Collection<Deployment>>(

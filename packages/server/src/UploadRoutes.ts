@@ -3,7 +3,8 @@
  * entry by entry, into `<dataDir>/uploads/<teamId>/<uploadId>` (see core `Uploads`). The answer,
  * `201 { uploadId, files, bytes }`, is what `Deploy { source: { _tag: "Upload", uploadId } }` takes.
  * Errors use the JSON:API shape `{ errors: [{ status, code, title, detail }] }`: an empty body is a
- * 400, a body that is not a tar (by its content type) a 415, a viewer a 403, a team over its upload
+ * 400, a body that is not a tar (by its content type) a 415, a viewer a 403 (unless `?service=<name>`
+ * names a service it holds a deploy grant on), a team over its upload
  * quota a 413 (rules in `application/UploadPolicy`).
  */
 import * as fs from "node:fs/promises"
@@ -83,7 +84,9 @@ export const layer = Layer.unwrapEffect(
     return HttpLayerRouter.add("POST", "/v1/uploads", (request: HttpServerRequest.HttpServerRequest) =>
       Effect.gen(function* () {
         const principal = yield* authenticate(request.headers["authorization"])
-        yield* policy.requireUpload(principal)
+        // The service the folder is for, when named: a per-service deploy grant covers its upload.
+        const service = new URL(request.url, "http://kyozo").searchParams.get("service")
+        yield* policy.requireUpload(principal, service === null || service === "" ? undefined : service)
         const contentType = (request.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase()
         if (contentType !== "" && !TAR_TYPES.includes(contentType))
           return errorResponse(

@@ -180,6 +180,8 @@ export interface ImageInfo {
   readonly createdAt: number
   readonly exposedPorts: ReadonlyArray<number>
   readonly healthcheck: ImageHealthcheck | null
+  /** The image's `VOLUME` paths (Config.Volumes), which Kyozo mounts as named volumes. */
+  readonly volumes: ReadonlyArray<string>
 }
 
 export interface PruneReport {

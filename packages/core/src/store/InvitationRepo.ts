@@ -43,6 +43,16 @@ export class InvitationRepo extends Effect.Service<InvitationRepo>()("@kyozo/cor
     const take = (userId: UserId, id: string): Effect.Effect<Option.Option<Invitation>, SqlError> =>
       rows.first(sql`DELETE FROM team_invitations WHERE id = ${id} AND user_id = ${userId} RETURNING *`)
 
-    return { invite, listForUser, take } as const
+    /** The invitations a team sent that no one accepted yet (its pending members). */
+    const listForTeam = (teamId: TeamId): Effect.Effect<ReadonlyArray<Invitation>, SqlError> =>
+      rows.all(sql`SELECT * FROM team_invitations WHERE team_id = ${teamId} ORDER BY created_at, id`)
+
+    /** Withdraws the team's invitation of a user; none when there was none. */
+    const withdraw = (teamId: TeamId, userId: UserId): Effect.Effect<Option.Option<Invitation>, SqlError> =>
+      rows.first(
+        sql`DELETE FROM team_invitations WHERE team_id = ${teamId} AND user_id = ${userId} RETURNING *`
+      )
+
+    return { invite, listForUser, listForTeam, withdraw, take } as const
   })
 }) {}

@@ -183,6 +183,9 @@ const Members = () => {
               <tr key={u.id}>
                 <th scope="row">
                   {u.attributes.name || u.attributes.email} <span class="muted">{u.attributes.email}</span>
+                  {u.attributes.state === "pending" ? (
+                    <span class="muted"> · invited, joins on accepting</span>
+                  ) : null}
                 </th>
                 <td>
                   <select
@@ -204,10 +207,10 @@ const Members = () => {
                     <button
                       type="button"
                       class="btn btn-small"
-                      aria-label={`Remove ${u.attributes.email}`}
+                      aria-label={`${u.attributes.state === "pending" ? "Withdraw the invitation of" : "Remove"} ${u.attributes.email}`}
                       onClick={() => run(api.removeMember(u.id))}
                     >
-                      Remove
+                      {u.attributes.state === "pending" ? "Withdraw" : "Remove"}
                     </button>
                   ) : (
                     <span class="muted">you</span>
@@ -227,7 +230,7 @@ const Members = () => {
               setEmail("")
               // The same answer whether they have an account (they accept) or not (a member now).
               setNotice(
-                `Invitation sent to ${email} as ${role}: a new person is a member now; someone with an account joins when they accept.`
+                `Invitation sent to ${email} as ${role}: a new person is a member now; someone with an account is listed as invited and joins when they accept.`
               )
             })
           )

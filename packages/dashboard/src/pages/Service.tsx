@@ -435,7 +435,8 @@ const Limits = ({
   const [cpu, setCpu] = useState(String(a.cpuMillis))
   const [mem, setMem] = useState(String(a.memoryMb))
   const [error, setError] = useState<unknown>(undefined)
-  const [saved, setSaved] = useState(false)
+  // After a save: the rollout applying it (a deployment id), or null when nothing had to roll out.
+  const [saved, setSaved] = useState<{ readonly rollout: string | null } | undefined>(undefined)
   if (!canEdit)
     return (
       <dl class="facts">
@@ -453,11 +454,13 @@ const Limits = ({
       onSubmit={(e) => {
         e.preventDefault()
         setError(undefined)
-        setSaved(false)
-        api.updateService(service.id, { cpuMillis: Number(cpu), memoryMb: Number(mem) }).then(() => {
-          setSaved(true)
-          onSaved()
-        }, setError)
+        setSaved(undefined)
+        api
+          .updateServiceRollout(service.id, { cpuMillis: Number(cpu), memoryMb: Number(mem) })
+          .then(({ rollout }) => {
+            setSaved({ rollout: rollout ?? null })
+            onSaved()
+          }, setError)
       }}
     >
       <label class="field inline">
@@ -480,7 +483,9 @@ const Limits = ({
       {saved ? (
         <span role="status" class="muted">
           {" "}
-          Saved; applies at the next deploy.
+          {saved.rollout === null
+            ? "Saved; nothing running had to change (a stopped service starts with these limits)."
+            : `Saved; rolling out to the running containers now (deployment ${saved.rollout}).`}
         </span>
       ) : null}
       <p class="muted">
@@ -820,8 +825,10 @@ const Grants = ({ id }: { id: string }) => {
   const [permission, setPermission] = useState<Permission>("deploy")
   const [error, setError] = useState<unknown>(undefined)
   const emailOf = (uid: string) => members.data?.find((m) => m.id === uid)?.attributes.email ?? uid
+  // Grants go to members: someone still invited (pending) gets one after accepting.
   const candidates = (members.data ?? []).filter(
-    (m) => m.attributes.role === "viewer" || m.attributes.role === "member"
+    (m) =>
+      m.attributes.state === "active" && (m.attributes.role === "viewer" || m.attributes.role === "member")
   )
   return (
     <>

@@ -3,8 +3,11 @@
  * - admins and owners add, change and remove members, up to their own role (Policy.canAssignRole);
  *   a team keeps at least one owner;
  * - a new email becomes a user and a member at once; a user who already exists (in another team)
- *   joins only by accepting an invitation, unless an instance admin adds them. Nothing of that
- *   user's other teams (the name they gave it, their teams) is shown to the inviting team;
+ *   joins only by accepting an invitation, unless an instance admin adds them. Until then the
+ *   team's member list shows them as `pending` (their e-mail and the invited role, so whoever was
+ *   added is listed at once either way); changing a pending one's role re-invites, removing one
+ *   withdraws the invitation. Nothing of that user's other teams (the name they gave it, their
+ *   teams) is shown to the inviting team;
  * - removing a member revokes every key they hold in the team and ends their open streams, so a
  *   later re-add does not bring an old key back.
  */
@@ -34,11 +37,18 @@ export class RoleNotAssignable extends Data.TaggedError("RoleNotAssignable")<{
 }> {}
 
 export interface MemberView {
+  /**
+   * What clients address it by: the user's id, or for a pending one the invitation's id (a user's
+   * id, shared by all their teams, is not the inviting team's to learn before they join).
+   */
+  readonly id: string
   readonly userId: UserId
   readonly email: string
   readonly name: string
   readonly role: Role
   readonly createdAt: Date
+  /** `pending`: invited, not accepted yet (no key can be issued to them in this team). */
+  readonly state: "active" | "pending"
 }
 
 /**
@@ -67,19 +77,54 @@ export class Members extends Effect.Service<Members>()("@kyozo/server/applicatio
         const members = yield* teams.listMembers(teamId)
         const people = new Map((yield* users.listByTeam(teamId)).map((u) => [u.id, u]))
         return members.map((m) => ({
+          id: m.userId,
           userId: m.userId,
           email: people.get(m.userId)?.email ?? "",
           name: people.get(m.userId)?.name ?? "",
           role: m.role,
-          createdAt: m.createdAt
+          createdAt: m.createdAt,
+          state: "active" as const
         }))
       })
 
-    /** The members of the caller's team. */
+    /** Those invited who have not accepted yet: the e-mail and role the team gave, nothing of theirs. */
+    const pending = (teamId: TeamId): Effect.Effect<ReadonlyArray<MemberView>> =>
+      Effect.gen(function* () {
+        const out: Array<MemberView> = []
+        for (const inv of yield* invitations.listForTeam(teamId)) {
+          const user = yield* users.findById(inv.userId)
+          if (Option.isNone(user)) continue
+          out.push({
+            id: inv.id,
+            userId: inv.userId,
+            email: user.value.email,
+            name: "",
+            role: inv.role,
+            createdAt: inv.createdAt,
+            state: "pending"
+          })
+        }
+        return out
+      })
+
+    /** The members of the caller's team, then those it invited who have not accepted yet. */
     const listForCaller: Effect.Effect<ReadonlyArray<MemberView>, never, CurrentPrincipal> = Effect.flatMap(
       CurrentPrincipal,
-      (p) => list(p.teamId)
+      (p) =>
+        Effect.map(Effect.all([list(p.teamId), pending(p.teamId)]), ([active, invited]) => [
+          ...active,
+          ...invited
+        ])
     )
+
+    /** The team's pending invitation by its id, as a member view; MemberNotFound when none. */
+    const onePending = (teamId: TeamId, id: string) =>
+      Effect.flatMap(pending(teamId), (ms) =>
+        Option.match(Option.fromNullable(ms.find((m) => m.id === id)), {
+          onNone: () => Effect.fail(new MemberNotFound({ userId: id })),
+          onSome: Effect.succeed
+        })
+      )
 
     const one = (teamId: TeamId, userId: UserId) =>
       Effect.flatMap(list(teamId), (ms) =>
@@ -144,10 +189,17 @@ export class Members extends Effect.Service<Members>()("@kyozo/server/applicatio
     ): Effect.Effect<MemberView, MemberNotFound | RoleNotAssignable | LastOwner, CurrentPrincipal> =>
       Effect.gen(function* () {
         const p = yield* CurrentPrincipal
-        const current = yield* one(p.teamId, UserId.make(userId))
+        const current = yield* one(p.teamId, UserId.make(userId)).pipe(
+          Effect.catchTag("MemberNotFound", () => onePending(p.teamId, userId))
+        )
         // Changing someone needs rights over both the old and the new role.
         if (!canAssignRole(p, role) || !canAssignRole(p, current.role))
           return yield* new RoleNotAssignable({ role, callerRole: p.role, action: "change" })
+        // Not accepted yet: the invitation now offers the new role.
+        if (current.state === "pending") {
+          yield* invitations.invite({ teamId: p.teamId, userId: current.userId, role, invitedBy: p.userId })
+          return yield* onePending(p.teamId, current.id)
+        }
         if (current.role === "owner" && role !== "owner" && (yield* owners(p.teamId)) <= 1)
           return yield* new LastOwner()
         yield* teams.addMember(p.teamId, current.userId, role)
@@ -159,9 +211,16 @@ export class Members extends Effect.Service<Members>()("@kyozo/server/applicatio
     ): Effect.Effect<void, MemberNotFound | RoleNotAssignable | LastOwner, CurrentPrincipal> =>
       Effect.gen(function* () {
         const p = yield* CurrentPrincipal
-        const current = yield* one(p.teamId, UserId.make(userId))
+        const current = yield* one(p.teamId, UserId.make(userId)).pipe(
+          Effect.catchTag("MemberNotFound", () => onePending(p.teamId, userId))
+        )
         if (!canAssignRole(p, current.role))
           return yield* new RoleNotAssignable({ role: current.role, callerRole: p.role, action: "remove" })
+        // Not accepted yet: the invitation is withdrawn (they hold no key of the team).
+        if (current.state === "pending") {
+          yield* invitations.withdraw(p.teamId, current.userId)
+          return
+        }
         if (current.role === "owner" && (yield* owners(p.teamId)) <= 1) return yield* new LastOwner()
         yield* teams.removeMember(p.teamId, current.userId)
         // Their keys die with the membership (and their open streams end now).

@@ -1,5 +1,7 @@
 /**
- * Uploads, the rules around the upload door: an upload needs the deploy right (member or above);
+ * Uploads, the rules around the upload door: an upload needs the deploy right: member or above, or
+ * a per-service `deploy` grant on the service the upload names (`POST /v1/uploads?service=<name>`,
+ * which `kyozo deploy` sends; the deploy that uses the upload is checked again for that service);
  * a team's stored uploads are capped (`KYOZO_UPLOAD_QUOTA_MB`, default 2048 MB per team); uploads
  * that no live service was deployed from are removed once older than `KYOZO_UPLOAD_TTL`
  * (default 1 hour) by a pass every `KYOZO_UPLOAD_SWEEP_INTERVAL` (default 5 minutes).
@@ -13,10 +15,12 @@ import * as path from "node:path"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { TeamId } from "@kyozo/api/domain/Ids"
 import { roleAtLeast } from "@kyozo/api/domain/Membership"
-import { type CurrentPrincipal, Forbidden } from "@kyozo/api/KyozoRpc"
+import { CurrentPrincipal, Forbidden } from "@kyozo/api/KyozoRpc"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
 import * as Uploads from "@kyozo/core/sources/Uploads"
 import { Data, Duration, Effect, Schedule, Schema } from "effect"
+
+import { Policy } from "../Policy.js"
 
 export class UploadQuotaExceeded extends Data.TaggedError("UploadQuotaExceeded")<{
   readonly limitBytes: number
@@ -38,14 +42,36 @@ export class UploadPolicy extends Effect.Service<UploadPolicy>()("@kyozo/server/
     const ttl = config.uploadTtl
     const sweepEvery = config.uploadSweepInterval
     const limitBytes = quotaMb * 1024 * 1024
+    const access = yield* Policy
 
-    /** The deploy right: member and above (viewers hold grants per service, not the upload door). */
-    const requireUpload = (principal: CurrentPrincipal["Type"]) =>
+    /**
+     * The deploy right: member and above for any upload; below that, only for the service the
+     * upload names, with a `deploy` grant on it (Policy.requireDeploy, the rule a deploy follows).
+     */
+    const requireUpload = (principal: CurrentPrincipal["Type"], service: string | undefined) =>
       roleAtLeast(principal.role, "member")
         ? Effect.void
-        : Effect.fail(
-            new Forbidden({ operation: "upload folders", role: principal.role, required: "member" })
-          )
+        : service === undefined
+          ? Effect.fail(
+              new Forbidden({
+                operation:
+                  "upload folders for the whole team (with a deploy grant on a service, name it: POST /v1/uploads?service=<name>)",
+                role: principal.role,
+                required: "member"
+              })
+            )
+          : access.requireDeploy(service).pipe(
+              Effect.asVoid,
+              Effect.mapError(
+                () =>
+                  new Forbidden({
+                    operation: `upload a folder for ${service} (it needs a deploy grant on that service)`,
+                    role: principal.role,
+                    required: "member"
+                  })
+              ),
+              Effect.provideService(CurrentPrincipal, principal)
+            )
 
     /** Bytes the team's stored uploads take. */
     const usedBytes = (teamId: TeamId) =>
@@ -124,5 +150,6 @@ export class UploadPolicy extends Effect.Service<UploadPolicy>()("@kyozo/server/
     )
 
     return { requireUpload, checkQuota, commit, sweep, limitBytes } as const
-  })
+  }),
+  dependencies: [Policy.Default]
 }) {}

@@ -159,6 +159,8 @@ export const resolvers = {
     sampledAt: (m: MetricSample) => m.sampledAt.toISOString()
   },
   Member: {
+    // A pending one is named by its invitation (its user's id is not the team's to learn yet).
+    userId: (m: MemberView) => m.id,
     createdAt: (m: MemberView) => m.createdAt.toISOString()
   },
   Webhook: {

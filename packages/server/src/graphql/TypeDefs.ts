@@ -127,11 +127,14 @@ export const typeDefs = /* GraphQL */ `
   }
 
   type Member {
+    "the user's id; for a pending member the invitation's id"
     userId: ID!
     email: String!
     name: String!
     role: String!
     createdAt: String!
+    "active, or pending: invited, not accepted yet"
+    state: String!
   }
 
   type Webhook {

@@ -123,8 +123,14 @@ export const permissionDoc = (p: ServicePermission) => ({
 
 export const memberDoc = (m: MemberView) => ({
   type: "members" as const,
-  id: m.userId,
-  attributes: { email: m.email, name: m.name, role: m.role, createdAt: m.createdAt.toISOString() }
+  id: m.id,
+  attributes: {
+    email: m.email,
+    name: m.name,
+    role: m.role,
+    createdAt: m.createdAt.toISOString(),
+    state: m.state
+  }
 })
 
 /** An invitation as the inviting team sees it (the invitee's email). */

@@ -399,8 +399,17 @@ const deployLayer = (settings: DeploySettings) =>
             if (direct && row.hostPort === null)
               yield* services.updateObserved(serviceId, { hostPort: pinned })
             // Declared volumes exist before the container that mounts them (kept with their data).
-            yield* ensureVolumes(runtime, row)
-            const spec = containerSpec(row, image, name, network, payload.aliases, deploymentId, pinned)
+            const volumes = yield* ensureVolumes(runtime, row, image)
+            const spec = containerSpec(
+              row,
+              image,
+              name,
+              network,
+              payload.aliases,
+              deploymentId,
+              pinned,
+              volumes
+            )
             const ref = yield* runtime
               .createContainer(spec)
               .pipe(

@@ -429,7 +429,12 @@ export const make = (options: DeployerOptions = {}) =>
               )
             )
         // Data volumes stay unless asked for (`--volumes`); one still in use stays too.
-        const owned = yield* volumesOf(runtime, row).pipe(Effect.orElseSucceed(() => []))
+        const isLive = (id: string) =>
+          services.findById(teamId, ServiceId.make(id)).pipe(
+            Effect.map(Option.isSome),
+            Effect.orElseSucceed(() => true)
+          )
+        const owned = yield* volumesOf(runtime, row, isLive).pipe(Effect.orElseSucceed(() => []))
         const removed: Array<string> = []
         const kept: Array<string> = []
         for (const v of owned) {

@@ -5,9 +5,8 @@
 import * as crypto from "node:crypto"
 
 import type { ServiceInstance } from "@kyozo/api/domain/ServiceInstance"
-import type { ContainerSpec } from "@kyozo/core/engine/ContainerRuntime"
+import type { ContainerSpec, VolumeMount } from "@kyozo/core/engine/ContainerRuntime"
 import { labelsFor } from "@kyozo/core/engine/Labels"
-import { mountsFor } from "@kyozo/core/engine/ServiceVolumes"
 
 const envOf = (row: ServiceInstance): Record<string, string> => {
   const env: Record<string, string> = { ...row.env }
@@ -65,7 +64,9 @@ export const containerSpec = (
   aliases: ReadonlyArray<string>,
   deploymentId: string,
   /** The host port to publish on 127.0.0.1 (pinned so restarts keep it); null lets the engine pick. */
-  hostPort: number | null = null
+  hostPort: number | null = null,
+  /** Its named volumes (`ensureVolumes`: declared ones and the image's VOLUME paths). */
+  volumes: ReadonlyArray<VolumeMount> = []
 ): ContainerSpec => {
   const env = envOf(row)
   return {
@@ -90,7 +91,7 @@ export const containerSpec = (
           ],
     memoryBytes: row.memoryMb * 1024 * 1024,
     nanoCpus: row.cpuMillis * 1_000_000,
-    ...(row.volumes.length > 0 ? { volumes: mountsFor(row) } : {}),
+    ...(volumes.length > 0 ? { volumes } : {}),
     network,
     networkAliases: [...new Set([row.name, ...aliases])]
   }

@@ -49,8 +49,17 @@ export const createReplica = (service: ServiceInstance, deploymentId: string, im
     const runtime = yield* ContainerRuntime
     const name = replicaName(service.name, deploymentId, index)
     const pinned = service.internalPort === null ? null : yield* freePort()
-    yield* ensureVolumes(runtime, service)
-    const spec = containerSpec(service, image, name, teamNetwork(service.teamId), [], deploymentId, pinned)
+    const volumes = yield* ensureVolumes(runtime, service, image)
+    const spec = containerSpec(
+      service,
+      image,
+      name,
+      teamNetwork(service.teamId),
+      [],
+      deploymentId,
+      pinned,
+      volumes
+    )
     const ref = yield* runtime
       .createContainer(spec)
       .pipe(
@@ -229,7 +238,7 @@ export const recreateOnFreePort = (
     const oldPort = old.ports.find((p) => p.containerPort === service.internalPort)?.hostPort ?? taken
     const port = yield* freePort()
     yield* runtime.removeContainer(containerId, { force: true })
-    yield* ensureVolumes(runtime, service)
+    const volumes = yield* ensureVolumes(runtime, service, old.image)
     const spec = containerSpec(
       service,
       old.image,
@@ -237,7 +246,8 @@ export const recreateOnFreePort = (
       teamNetwork(service.teamId),
       aliases,
       deploymentId,
-      service.internalPort === null ? null : port
+      service.internalPort === null ? null : port,
+      volumes
     )
     const ref = yield* runtime.createContainer(spec)
     yield* runtime.startContainer(ref.id)

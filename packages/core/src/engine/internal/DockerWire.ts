@@ -229,7 +229,7 @@ export const infoOf = (c: Wire): ContainerInfo => {
   }
 }
 
-/** Image summaries (list) carry no ExposedPorts/Healthcheck: `inspectImage` has them. */
+/** Image summaries (list) carry no ExposedPorts/Healthcheck/Volumes: `inspectImage` has them. */
 export const imageSummaryOf = (i: Wire): ImageInfo => ({
   id: i.Id,
   tags: (i.RepoTags ?? []).filter((t: string) => t !== "<none>:<none>"),
@@ -237,7 +237,8 @@ export const imageSummaryOf = (i: Wire): ImageInfo => ({
   sizeBytes: i.Size ?? 0,
   createdAt: (i.Created ?? 0) * 1000,
   exposedPorts: [],
-  healthcheck: null
+  healthcheck: null,
+  volumes: []
 })
 
 export const imageInfoOf = (i: Wire): ImageInfo => ({
@@ -247,7 +248,8 @@ export const imageInfoOf = (i: Wire): ImageInfo => ({
   sizeBytes: i.Size ?? 0,
   createdAt: parseDate(i.Created) ?? 0,
   exposedPorts: exposedPortsOf(i.Config?.ExposedPorts),
-  healthcheck: healthcheckOf(i.Config?.Healthcheck)
+  healthcheck: healthcheckOf(i.Config?.Healthcheck),
+  volumes: Object.keys(i.Config?.Volumes ?? {})
 })
 
 /** The Docker create body for a spec, with Kyozo's safety defaults (no capabilities, limits, loopback ports). */

@@ -105,6 +105,7 @@ export const mockBuild =
       let exposed: Array<number> = []
       const dockerfileLabels: Record<string, string> = {}
       let healthcheck: ImageHealthcheck | null = null
+      let volumes: Array<string> = []
       let baseSize = 0
       for (const [i, instruction] of steps.entries()) {
         step(`Step ${i + 1}/${steps.length} : ${instruction}`)
@@ -121,6 +122,7 @@ export const mockBuild =
             if (base) {
               exposed = [...base.exposedPorts]
               healthcheck = base.healthcheck
+              volumes = [...base.volumes]
               baseSize = base.sizeBytes
             }
             break
@@ -138,6 +140,12 @@ export const mockBuild =
               if (Number.isFinite(n) && !exposed.includes(n)) exposed.push(n)
             }
             break
+          case "VOLUME": {
+            // `VOLUME /a /b` or the JSON form `VOLUME ["/a", "/b"]`.
+            const paths = args.trim().startsWith("[") ? (JSON.parse(args) as Array<string>) : rest
+            for (const p of paths) if (!volumes.includes(p)) volumes.push(p)
+            break
+          }
           case "HEALTHCHECK": {
             if (/^NONE$/i.test(args.trim())) healthcheck = null
             else {
@@ -173,7 +181,8 @@ export const mockBuild =
           sizeBytes: baseSize + context.length,
           createdAt: now,
           exposedPorts: exposed,
-          healthcheck
+          healthcheck,
+          volumes
         }
         images.set(id, image)
       }

@@ -40,6 +40,7 @@ export interface MockImageSeed {
   readonly exposedPorts?: ReadonlyArray<number>
   readonly healthcheck?: ImageHealthcheck | null
   readonly sizeBytes?: number
+  readonly volumes?: ReadonlyArray<string>
 }
 
 export interface MockRuntimeOptions {
@@ -80,6 +81,7 @@ export interface MockImage {
   readonly createdAt: number
   readonly exposedPorts: ReadonlyArray<number>
   readonly healthcheck: ImageHealthcheck | null
+  readonly volumes: ReadonlyArray<string>
 }
 
 export interface StoredLine {
@@ -340,7 +342,8 @@ const makeState = (options: MockRuntimeOptions, startTime: number, hangLatch: Ef
     sizeBytes: image.sizeBytes,
     createdAt: image.createdAt,
     exposedPorts: [...image.exposedPorts],
-    healthcheck: image.healthcheck
+    healthcheck: image.healthcheck,
+    volumes: [...image.volumes]
   })
 
   /** Points `tag` at `image`, taking it away from the image that had it (as docker tag does). */
@@ -365,7 +368,8 @@ const makeState = (options: MockRuntimeOptions, startTime: number, hangLatch: Ef
       sizeBytes: seed.sizeBytes ?? 50_000_000,
       createdAt: now,
       exposedPorts: seed.exposedPorts ?? [],
-      healthcheck: seed.healthcheck ?? null
+      healthcheck: seed.healthcheck ?? null,
+      volumes: seed.volumes ?? []
     }
     images.set(image.id, image)
     tags.set(normalizeImageRef(seed.tag), image.id)
