@@ -168,7 +168,9 @@ const Created = Schema.Struct({
    */
   replicas: Schema.optional(Schema.Number),
   /** The host port published for the service's port (pinned at create): the gate probes it at once. */
-  pinnedPort: Schema.optional(Schema.NullOr(Schema.Number))
+  pinnedPort: Schema.optional(Schema.NullOr(Schema.Number)),
+  /** Whether the container publishes the service's stable port itself (a TCP service, Transport.ts). */
+  direct: Schema.optional(Schema.Boolean)
 })
 const Switched = Schema.Struct({ hostPort: Schema.NullOr(Schema.Number) })
 /** What serves already when the desired spec equals it (the unchanged check). */
@@ -473,25 +475,26 @@ const deployLayer = (settings: DeploySettings) =>
               containerName: name,
               previousContainerId: previous,
               replicas: row.replicas,
-              pinnedPort: pinned
+              pinnedPort: pinned,
+              direct
             }
           }).pipe(asStep("create"))
         })
 
       // (c) start
-      const start = (containerId: string, previousContainerId: string | null) =>
+      const start = (containerId: string, previousContainerId: string | null, direct: boolean | undefined) =>
         Activity.make({
           name: "start",
           error: StepFailed,
           execute: Effect.gen(function* () {
-            const row = yield* serviceRow
+            // An HTTP service (the create step said so) starts without reading its row first.
+            const row = direct === false ? null : yield* serviceRow
             // Only the TCP handover needs to know whether it runs already; a plain start of a
             // running container is a no-op (the engine answers 304), so no inspect round trip here.
-            const running = publishedByEngine(row)
-              ? (yield* runtime.inspectContainer(containerId)).running
-              : false
+            const handover = row !== null && publishedByEngine(row)
+            const running = handover ? (yield* runtime.inspectContainer(containerId)).running : false
             if (!running) {
-              if (publishedByEngine(row)) yield* recreateHandover(row, containerId, previousContainerId)
+              if (handover && row !== null) yield* recreateHandover(row, containerId, previousContainerId)
               yield* runtime.startContainer(containerId).pipe(
                 // The port a stopped container or an edge listener held can take a moment to be free.
                 Effect.retry({
@@ -947,7 +950,7 @@ const deployLayer = (settings: DeploySettings) =>
         )
       )
       const switched = yield* Effect.gen(function* () {
-        yield* start(created.containerId, created.previousContainerId)
+        yield* start(created.containerId, created.previousContainerId, created.direct)
         yield* healthGate(created.containerId, created.pinnedPort ?? null)
         // One replica: no replicas step (the create step stored the count).
         const replicaIds =
