@@ -11,7 +11,7 @@ import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
 import { TeamRepo } from "@kyozo/core/store/TeamRepo"
 import { TopologyRepo } from "@kyozo/core/store/TopologyRepo"
 import { UserRepo } from "@kyozo/core/store/UserRepo"
-import { Effect, Layer, Option } from "effect"
+import { Effect, Layer, Option, Queue } from "effect"
 
 import { describeEachDatabase } from "./support/database.js"
 
@@ -360,6 +360,30 @@ describeEachDatabase("repositories", (it) => {
         expect((yield* events.latestByService(a.id, svc.id, 1)).map((e) => e.id)).toEqual([ids[2]])
         expect(yield* events.lastId(a.id)).toBe(ids[3])
       })
+    )
+
+    it.effect("events: appendAll writes several in one statement, in the given order, wakes readers", () =>
+      Effect.gen(function* () {
+        const services = yield* ServiceRepo
+        const events = yield* DeploymentEventRepo
+        const { a } = yield* twoTeams
+        const svc = yield* services.create({ teamId: a.id, name: "api" })
+        const before = yield* events.append({ teamId: a.id, serviceId: svc.id, type: "first" })
+        const woken = yield* events.notifications
+        const types = ["deploy.switched", "deploy.succeeded", "third"]
+        yield* events.appendAll(
+          a.id,
+          types.map((type, i) => ({ serviceId: svc.id, type, message: `m${i}`, data: { i } }))
+        )
+        yield* events.appendAll(a.id, [])
+        const after = yield* events.listSince(a.id, before)
+        expect(after.map((e) => e.type)).toEqual(types)
+        expect(after.map((e) => e.message)).toEqual(["m0", "m1", "m2"])
+        expect(after.map((e) => e.data)).toEqual([{ i: 0 }, { i: 1 }, { i: 2 }])
+        expect(after.every((e) => e.serviceId === svc.id && e.deploymentId === null)).toBe(true)
+        expect(after.map((e) => e.id)).toEqual([...after.map((e) => e.id)].sort((x, y) => x - y))
+        expect(yield* Queue.take(woken)).toBe(a.id)
+      }).pipe(Effect.scoped)
     )
 
     it.effect("permissions: grant is idempotent and scoped to the service's team", () =>

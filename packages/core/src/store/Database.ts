@@ -13,8 +13,7 @@ import { pathToFileURL } from "node:url"
 
 import type * as SqlClient from "@effect/sql/SqlClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import { PGlite } from "@electric-sql/pglite"
-import { createPgConfig } from "@electric-sql/pglite/node-postgres"
+import type { PGlite } from "@electric-sql/pglite"
 import { randomToken } from "@kyozo/api/domain/Ids"
 import { Context, Duration, Effect, Layer, Option, Redacted, Schema, type Scope } from "effect"
 import pg from "pg"
@@ -312,6 +311,8 @@ const openPglite = (
         const pgdata = path.join(dataDir, "pgdata")
         if (!fs.existsSync(path.join(pgdata, "PG_VERSION"))) await createPgdata(pgdata, cacheDir)
         tunePgliteConf(pgdata)
+        // Loaded here, not at module load: a server on PostgreSQL never holds PGlite's code.
+        const { PGlite } = await import("@electric-sql/pglite")
         const db = new PGlite(pgdata)
         await db.waitReady
         return db
@@ -343,6 +344,10 @@ export const layerPglite = (
         ? provided.value
         : yield* Effect.orDie(Effect.provide(KyozoConfig, KyozoConfig.Default))
       const db = yield* openPglite(location, cacheDir)
+      const { createPgConfig } = yield* Effect.tryPromise({
+        try: () => import("@electric-sql/pglite/node-postgres"),
+        catch: (cause) => new DatabaseUnavailable({ kind: "pglite", location, reason: causeText(cause) })
+      })
       return PgClient.layerFromPool({
         acquire: Effect.acquireRelease(
           Effect.sync(

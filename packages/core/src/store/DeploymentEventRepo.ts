@@ -43,6 +43,32 @@ export class DeploymentEventRepo extends Effect.Service<DeploymentEventRepo>()(
       const append = (event: AppendEvent): Effect.Effect<number, SqlError> =>
         Effect.map(appendEvent(event), (e) => e.id)
 
+      /**
+       * Appends several events of one team in ONE statement, ids in the given order (a step that
+       * ends with two events pays one round trip); wakes live readers once.
+       */
+      const appendAll = (
+        teamId: TeamId,
+        events: ReadonlyArray<Omit<AppendEvent, "teamId">>
+      ): Effect.Effect<void, SqlError> => {
+        if (events.length === 0) return Effect.void
+        const json = jsonb(
+          events.map((e, i) => ({
+            n: i,
+            service_id: e.serviceId ?? null,
+            deployment_id: e.deploymentId ?? null,
+            type: e.type,
+            message: e.message ?? "",
+            data: e.data ?? {}
+          }))
+        )
+        return sql`INSERT INTO container_deployment_events (team_id, service_id, deployment_id, type, message, data)
+          SELECT ${teamId}, service_id, deployment_id, type, message, data
+          FROM jsonb_to_recordset(${json}::jsonb) AS x(n integer, service_id text, deployment_id text,
+            type text, message text, data jsonb)
+          ORDER BY n`.pipe(Effect.zipRight(bus.publish(teamId)), Effect.asVoid)
+      }
+
       /** The team's events with id > afterId, oldest first: the SSE resume query. */
       const listSince = (
         teamId: TeamId,
@@ -90,6 +116,7 @@ export class DeploymentEventRepo extends Effect.Service<DeploymentEventRepo>()(
 
       return {
         append,
+        appendAll,
         appendEvent,
         listSince,
         listByService,

@@ -36,7 +36,7 @@ import { DeployBus } from "./DeployBus.js"
 import { containerSpec, specFingerprint, SpecLabel } from "./DeploymentContainer.js"
 import { defaultDeploySettings, type DeploySettings } from "./DeploySettings.js"
 import { holdingRoute, syncService } from "./EdgeRoutes.js"
-import { probePlanOf, publishedPort, readinessOf } from "./Probes.js"
+import { probePlanOf, publishedPort, readinessNow, readinessOf } from "./Probes.js"
 import { createReplica } from "./Replicas.js"
 
 /** Replicas build their containers with the same spec; they import it from here. */
@@ -166,7 +166,11 @@ const Created = Schema.Struct({
    * The service's replica count when the container was created: with one, the replicas step has
    * nothing to do and is not run. Absent in histories written before it (the step runs then).
    */
-  replicas: Schema.optional(Schema.Number)
+  replicas: Schema.optional(Schema.Number),
+  /** The host port published for the service's port (pinned at create): the gate probes it at once. */
+  pinnedPort: Schema.optional(Schema.NullOr(Schema.Number)),
+  /** Whether the container publishes the service's stable port itself (a TCP service, Transport.ts). */
+  direct: Schema.optional(Schema.Boolean)
 })
 const Switched = Schema.Struct({ hostPort: Schema.NullOr(Schema.Number) })
 /** What serves already when the desired spec equals it (the unchanged check). */
@@ -213,6 +217,45 @@ const deployLayer = (settings: DeploySettings) =>
           Effect.asVoid
         )
 
+      /** Several events of one step in one statement (in order), then their live progress. */
+      const recordAll = (
+        steps: ReadonlyArray<{
+          readonly type: string
+          readonly message: string
+          readonly data?: Record<string, unknown>
+        }>
+      ) =>
+        events
+          .appendAll(
+            teamId,
+            steps.map((e) => ({
+              serviceId,
+              deploymentId,
+              type: e.type,
+              message: e.message,
+              data: e.data ?? {}
+            }))
+          )
+          .pipe(
+            Effect.zipRight(
+              Effect.forEach(
+                steps,
+                (e) =>
+                  bus.publish({
+                    deploymentId,
+                    progress: {
+                      _tag: "Step",
+                      service: serviceId,
+                      deploymentId,
+                      step: e.type,
+                      message: e.message
+                    }
+                  }),
+                { discard: true }
+              )
+            )
+          )
+
       const status = (
         s: DeploymentStatus,
         extra: { error?: string; image?: string; containerId?: string; containerName?: string } = {}
@@ -252,11 +295,22 @@ const deployLayer = (settings: DeploySettings) =>
             .pipe(Effect.exit)
           yield* Fiber.join(building)
           const result = yield* ensured
-          yield* status("building", { image: result.image })
-          yield* record(
-            result.built ? "deploy.built" : "deploy.reused",
-            result.built ? `Built ${result.image}` : `Reused ${result.image} (unchanged context)`,
-            { image: result.image, hash: result.hash, built: result.built, contextBytes: result.contextBytes }
+          // Two independent writes: in parallel on PostgreSQL, one after the other on PGlite.
+          yield* Effect.all(
+            [
+              status("building", { image: result.image }),
+              record(
+                result.built ? "deploy.built" : "deploy.reused",
+                result.built ? `Built ${result.image}` : `Reused ${result.image} (unchanged context)`,
+                {
+                  image: result.image,
+                  hash: result.hash,
+                  built: result.built,
+                  contextBytes: result.contextBytes
+                }
+              )
+            ],
+            { concurrency: 2, discard: true }
           )
           return { image: result.image, hash: result.hash, built: result.built }
         }).pipe(asStep("build"))
@@ -418,31 +472,38 @@ const deployLayer = (settings: DeploySettings) =>
                 )
               )
             const previous = row.containerId !== null && row.containerId !== ref.id ? row.containerId : null
-            yield* status("starting", { containerId: ref.id, containerName: name })
-            yield* record("deploy.created", `Created container ${name}`, { containerId: ref.id, image })
+            yield* Effect.all(
+              [
+                status("starting", { containerId: ref.id, containerName: name }),
+                record("deploy.created", `Created container ${name}`, { containerId: ref.id, image })
+              ],
+              { concurrency: 2, discard: true }
+            )
             return {
               containerId: ref.id,
               containerName: name,
               previousContainerId: previous,
-              replicas: row.replicas
+              replicas: row.replicas,
+              pinnedPort: pinned,
+              direct
             }
           }).pipe(asStep("create"))
         })
 
       // (c) start
-      const start = (containerId: string, previousContainerId: string | null) =>
+      const start = (containerId: string, previousContainerId: string | null, direct: boolean | undefined) =>
         Activity.make({
           name: "start",
           error: StepFailed,
           execute: Effect.gen(function* () {
-            const row = yield* serviceRow
+            // An HTTP service (the create step said so) starts without reading its row first.
+            const row = direct === false ? null : yield* serviceRow
             // Only the TCP handover needs to know whether it runs already; a plain start of a
             // running container is a no-op (the engine answers 304), so no inspect round trip here.
-            const running = publishedByEngine(row)
-              ? (yield* runtime.inspectContainer(containerId)).running
-              : false
+            const handover = row !== null && publishedByEngine(row)
+            const running = handover ? (yield* runtime.inspectContainer(containerId)).running : false
             if (!running) {
-              if (publishedByEngine(row)) yield* recreateHandover(row, containerId, previousContainerId)
+              if (handover && row !== null) yield* recreateHandover(row, containerId, previousContainerId)
               yield* runtime.startContainer(containerId).pipe(
                 // The port a stopped container or an edge listener held can take a moment to be free.
                 Effect.retry({
@@ -456,12 +517,15 @@ const deployLayer = (settings: DeploySettings) =>
         })
 
       // (d) health gate, through 127.0.0.1 only
-      const healthGate = (containerId: string) =>
+      const healthGate = (containerId: string, pinnedPort: number | null) =>
         Activity.make({
           name: "health",
           error: StepFailed,
           execute: Effect.gen(function* () {
-            const [, row] = yield* Effect.all([status("health-check"), serviceRow], { concurrency: 2 })
+            const row = yield* serviceRow
+            // The status write runs beside the first probes (they wait on the engine and the app,
+            // not on it); it is joined before the step ends.
+            const marking = yield* Effect.fork(status("health-check"))
             const config = row.healthConfig
             const { kind, path, port } = probePlanOf(row)
             const poll = Duration.toMillis(settings.healthPollInterval)
@@ -470,8 +534,14 @@ const deployLayer = (settings: DeploySettings) =>
             let runningSince: number | null = null
             let last = "not checked yet"
             const check: Effect.Effect<boolean, StepFailed | RuntimeError> = Effect.gen(function* () {
-              const info = yield* runtime.inspectContainer(containerId)
-              const readiness = yield* readinessOf(settings.probe, row, info, timeoutMs)
+              const readiness = yield* readinessNow(
+                settings.probe,
+                row,
+                containerId,
+                runtime.inspectContainer(containerId),
+                pinnedPort,
+                timeoutMs
+              )
               switch (readiness._tag) {
                 case "Exited":
                   return yield* new StepFailed({
@@ -526,6 +596,7 @@ const deployLayer = (settings: DeploySettings) =>
               Effect.repeat({ until: (ok) => ok }),
               Effect.timeoutOption(settings.healthTimeout)
             )
+            yield* Fiber.join(marking)
             if (Option.isNone(healthy)) {
               return yield* new StepFailed({
                 step: "health",
@@ -722,16 +793,21 @@ const deployLayer = (settings: DeploySettings) =>
             // names the current deployment, the engine shows its running containers).
             const synced = yield* syncService(Option.getOrElse(updated, () => before))
             const hostPort = synced.hostPort
-            yield* record(
-              "deploy.switched",
-              hostPort === null ? "Now serving" : `Now serving on http://127.0.0.1:${hostPort}`,
-              {
-                containerId,
-                hostPort
-              }
-            )
+            // The status first (a reader of "deploy.succeeded" finds the deployment succeeded), then both
+            // events in one statement.
             yield* status("succeeded")
-            yield* record("deploy.succeeded", "Deployed", { image, retiring: previousContainerId })
+            yield* recordAll([
+              {
+                type: "deploy.switched",
+                message: hostPort === null ? "Now serving" : `Now serving on http://127.0.0.1:${hostPort}`,
+                data: { containerId, hostPort }
+              },
+              {
+                type: "deploy.succeeded",
+                message: "Deployed",
+                data: { image, retiring: previousContainerId }
+              }
+            ])
             return { hostPort }
           }).pipe(asStep("switch"))
         })
@@ -926,8 +1002,8 @@ const deployLayer = (settings: DeploySettings) =>
         )
       )
       const switched = yield* Effect.gen(function* () {
-        yield* start(created.containerId, created.previousContainerId)
-        yield* healthGate(created.containerId)
+        yield* start(created.containerId, created.previousContainerId, created.direct)
+        yield* healthGate(created.containerId, created.pinnedPort ?? null)
         // One replica: no replicas step (the create step stored the count).
         const replicaIds =
           created.replicas === undefined || created.replicas > 1 ? yield* replicasUp(built.image) : []

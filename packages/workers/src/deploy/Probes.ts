@@ -6,6 +6,7 @@
 import * as http from "node:http"
 import * as net from "node:net"
 
+import type { RuntimeError } from "@kyozo/api/domain/RuntimeErrors"
 import type { ServiceInstance } from "@kyozo/api/domain/ServiceInstance"
 import type { ContainerInfo, HealthState } from "@kyozo/core/engine/ContainerRuntime"
 import { Effect } from "effect"
@@ -120,3 +121,38 @@ export const readinessOf = (
     )
     return { _tag: "Probed", answering, health: info.health } as const
   })
+
+/**
+ * `readinessOf` with the probe sent at once, next to the inspect, when the host port is known
+ * already (pinned at create): the gate's early polls then cost one engine round trip or one probe,
+ * whichever is slower, not both. The inspect still decides (an exited, unhealthy or not yet running
+ * container fails or waits whatever the probe said); a port other than the pinned one is probed
+ * again the ordinary way.
+ */
+export const readinessNow = (
+  probe: Probe,
+  row: ServiceInstance,
+  containerId: string,
+  inspect: Effect.Effect<ContainerInfo, RuntimeError>,
+  pinnedPort: number | null,
+  timeoutMs: number
+): Effect.Effect<Readiness, RuntimeError> => {
+  const plan = probePlanOf(row)
+  if (pinnedPort === null || plan.port === null || plan.port !== row.internalPort)
+    return Effect.flatMap(inspect, (info) => readinessOf(probe, row, info, timeoutMs))
+  return Effect.gen(function* () {
+    const [info, early] = yield* Effect.all(
+      [
+        inspect,
+        probe(
+          { kind: plan.kind, host: "127.0.0.1", port: pinnedPort, path: plan.path, containerId },
+          timeoutMs
+        )
+      ],
+      { concurrency: 2 }
+    )
+    if (!info.running || info.health === "unhealthy" || publishedPort(info, plan.port) !== pinnedPort)
+      return yield* readinessOf(probe, row, info, timeoutMs)
+    return { _tag: "Probed", answering: early, health: info.health } as const
+  })
+}

@@ -14,7 +14,7 @@ import {
   DockerUnavailable,
   type RuntimeError
 } from "@kyozo/api/domain/RuntimeErrors"
-import Docker from "dockerode"
+import type Docker from "dockerode"
 import { Data, Duration, Effect, Option, Stream } from "effect"
 
 import type { LabelFilter } from "../ContainerRuntime.js"
@@ -218,16 +218,21 @@ export interface DockerTransport {
 /** A transport on the engine at `options.dockerHost`. Connects lazily. */
 export const makeTransport = (options: DockerRuntimeOptions = {}): DockerTransport => {
   const { endpoint, options: dockerOptions } = parseDockerHost(options.dockerHost)
-  const docker = new Docker(dockerOptions)
+  // dockerode (with docker-modem, ssh2 and their dependencies, some 20 MB of heap) is loaded at
+  // the first call: a server on the mock engine, or one whose engine is not used yet, never pays it.
+  let docker: Promise<Docker> | undefined
+  const client = (): Promise<Docker> =>
+    (docker ??= import("dockerode").then(({ default: Dockerode }) => new Dockerode(dockerOptions)))
   const callTimeout = Duration.decode(options.timeout ?? Duration.seconds(30))
   const idleTimeout = Duration.decode(options.streamIdleTimeout ?? Duration.minutes(5))
 
   const dial = <A = Wire>(spec: DialSpec, timeout: Duration.Duration = callTimeout): Raw<A> =>
     Effect.tryPromise({
-      try: (signal) =>
-        new Promise<A>((resolve, reject) => {
+      try: async (signal) => {
+        const engine = await client()
+        return new Promise<A>((resolve, reject) => {
           const query = dropUndefined(spec.query ?? {})
-          docker.modem.dial(
+          engine.modem.dial(
             {
               path: `${spec.path}?`,
               method: spec.method,
@@ -243,7 +248,8 @@ export const makeTransport = (options: DockerRuntimeOptions = {}): DockerTranspo
             } as Wire,
             (err: unknown, data: unknown) => (err ? reject(err) : resolve(data as A))
           )
-        }),
+        })
+      },
       catch: (e) => toFailure(endpoint, spec.operation, e)
     }).pipe(
       Effect.timeoutFail({
