@@ -412,13 +412,18 @@ export const make = (options: DeployerOptions = {}) =>
       Effect.gen(function* () {
         const row = yield* findService(teamId, service)
         yield* ready
-        yield* makeClient(row.id)
-          .Remove({ serviceId: row.id })
-          .pipe(Effect.catchAll(opFailed(row.name, "remove")))
+        yield* Replicas.withoutConverge(
+          row.id,
+          Effect.gen(function* () {
+            yield* makeClient(row.id)
+              .Remove({ serviceId: row.id })
+              .pipe(Effect.catchAll(opFailed(row.name, "remove")))
+            yield* services.softDelete(teamId, row.id).pipe(Effect.orDie)
+          })
+        )
         yield* builder
           .pruneRetained(row.id, 0, [])
           .pipe(Effect.catchAllCause((c) => Effect.logWarning("removing the service's images failed", c)))
-        yield* services.softDelete(teamId, row.id).pipe(Effect.orDie)
         // Its route (and the custom domains on it) goes now, not at the next sync: the names are free.
         if (Option.isSome(edgeRouter))
           yield* edgeRouter.value

@@ -134,6 +134,14 @@ const inLane = <A, E, R>(serviceId: string, effect: Effect.Effect<A, E, R>): Eff
   })
 
 /**
+ * Runs `effect` with no replica pass of the service beside it: a delete removes the containers and
+ * marks the row deleted before any pass that waited reads the row (else it would make a new replica
+ * of a deleted service, which also keeps its volumes in use).
+ */
+export const withoutConverge = <A, E, R>(serviceId: ServiceId, effect: Effect.Effect<A, E, R>) =>
+  inLane(serviceId, effect)
+
+/**
  * Converges the service's replicas in its lane, from its row as it is once the lane is ours (a
  * scale that came meanwhile counts; a deleted service is left alone).
  */
