@@ -7,6 +7,7 @@ import {
   buildConfig,
   HOSTS_SERVER,
   HOSTS_TLS_SERVER,
+  isLocalName,
   parseRoutes,
   type RouteEntry
 } from "@kyozo/core/edge/CaddyConfig"
@@ -127,5 +128,60 @@ describe("Caddy config of custom domains", () => {
       port: 4080
     })
     expect(serverRoutes(plain, HOSTS_SERVER)).toHaveLength(1)
+  })
+})
+
+describe("Caddy config of certificates", () => {
+  const routes = [
+    route({ domains: ["shop.example.com", "intranet.corp.internal"] }),
+    route({ serviceId: "svc_b", hostPort: 41002, hostName: "b.acme.localhost", label: "b" })
+  ]
+  const shared = { host: "0.0.0.0", port: 80 }
+  const tls = { host: "0.0.0.0", port: 443 }
+
+  it("uses only the internal CA unless ACME is configured", () => {
+    const config: any = buildConfig(admin, "127.0.0.1", routes, shared, tls)
+    expect(config.apps.tls.automation.policies).toEqual([{ issuers: [{ module: "internal" }] }])
+    expect(config.apps.http.http_port).toBeUndefined()
+  })
+
+  it("with ACME: public names from the ACME CA, local names from the internal CA, challenges on the edge ports", () => {
+    const config: any = buildConfig(admin, "127.0.0.1", routes, shared, tls, {
+      email: "ops@example.com",
+      ca: "https://acme-staging-v02.api.letsencrypt.org/directory"
+    })
+    const [local, pub, rest] = config.apps.tls.automation.policies
+    expect(new Set(local.subjects)).toEqual(
+      new Set(["web.acme.localhost", "intranet.corp.internal", "b.acme.localhost"])
+    )
+    expect(local.issuers).toEqual([{ module: "internal" }])
+    expect(pub).toEqual({
+      subjects: ["shop.example.com"],
+      issuers: [
+        {
+          module: "acme",
+          email: "ops@example.com",
+          ca: "https://acme-staging-v02.api.letsencrypt.org/directory"
+        }
+      ]
+    })
+    expect(rest).toEqual({ issuers: [{ module: "internal" }] })
+    expect(config.apps.http.http_port).toBe(80)
+    expect(config.apps.http.https_port).toBe(443)
+  })
+
+  it("tells local names from public ones", () => {
+    for (const n of [
+      "localhost",
+      "a.b.localhost",
+      "x.local",
+      "svc.internal",
+      "a.test",
+      "nas.home.arpa",
+      "box"
+    ])
+      expect(isLocalName(n)).toBe(true)
+    for (const n of ["example.com", "shop.example.net", "localhost.example.com", "a.testing.io"])
+      expect(isLocalName(n)).toBe(false)
   })
 })

@@ -63,6 +63,13 @@ export class KyozoConfig extends Effect.Service<KyozoConfig>()("@kyozo/core/Kyoz
     const edgeTlsPort = yield* Config.integer("KYOZO_EDGE_TLS_PORT").pipe(Config.withDefault(0))
     const edgeHost = yield* Config.string("KYOZO_EDGE_HOST").pipe(Config.withDefault("127.0.0.1"))
     const domain = yield* Config.string("KYOZO_DOMAIN").pipe(Config.withDefault("localhost"))
+    // ACME (a public CA) for public names on the HTTPS port; unset: Caddy's internal CA only.
+    const acmeEmail = yield* Config.option(Config.nonEmptyString("KYOZO_ACME_EMAIL")).pipe(
+      Config.map(Option.getOrUndefined)
+    )
+    const acmeCa = yield* Config.option(Config.nonEmptyString("KYOZO_ACME_CA")).pipe(
+      Config.map(Option.getOrUndefined)
+    )
     // Quotas of a new team: by default 100 services of the default size (500 millicores, 512 MB).
     const defaultQuotas = {
       quotaServices: yield* Config.integer("KYOZO_DEFAULT_QUOTA_SERVICES").pipe(Config.withDefault(100)),
@@ -144,6 +151,8 @@ export class KyozoConfig extends Effect.Service<KyozoConfig>()("@kyozo/core/Kyoz
       workspacesRoot: path.resolve(Option.getOrElse(workspacesRoot, () => path.join(dataDir, "workspaces"))),
       edgePort,
       edgeTlsPort,
+      acmeEmail,
+      acmeCa,
       edgeHost,
       domain,
       defaultQuotas,

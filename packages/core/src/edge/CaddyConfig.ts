@@ -111,15 +111,52 @@ const hostRoutes = (named: ReadonlyArray<RouteEntry>, withIds: boolean) => [
  * in Caddy's data dir, `internalCaRoot`), issued at load for every name routed; the root is never
  * installed into the system's trust store. No redirect from the plain port (both keep serving).
  */
-const tlsApps = { automation: { policies: [{ issuers: [{ module: "internal" }] }] } }
+const internalIssuer = { module: "internal" }
 const pkiApp = { certificate_authorities: { local: { install_trust: false } } }
+
+/** Certificates from a public CA over ACME (KYOZO_ACME_EMAIL): for names the internet can reach. */
+export interface AcmeSettings {
+  readonly email: string
+  /** The CA's directory URL (e.g. Let's Encrypt staging); unset: Caddy's default. */
+  readonly ca?: string | undefined
+}
+
+/**
+ * Names no public CA will certify (loopback, private suffixes, single labels): always the internal CA.
+ * RFC 6761 / RFC 8375 reserved suffixes and the ones home networks use.
+ */
+const LOCAL_SUFFIXES = ["localhost", "local", "internal", "test", "invalid", "example", "lan", "home.arpa"]
+export const isLocalName = (name: string): boolean =>
+  !name.includes(".") || LOCAL_SUFFIXES.some((s) => name === s || name.endsWith(`.${s}`))
+
+/**
+ * The TLS automation: the internal CA for everything, or, with ACME configured, the internal CA for
+ * the local names and ACME for the rest (a policy per set of names; Caddy picks by subject).
+ */
+const tlsApp = (names: ReadonlyArray<string>, acme: AcmeSettings | null) => {
+  if (acme === null) return { automation: { policies: [{ issuers: [internalIssuer] }] } }
+  const local = names.filter(isLocalName)
+  const publicNames = names.filter((n) => !isLocalName(n))
+  const acmeIssuer = { module: "acme", email: acme.email, ...(acme.ca === undefined ? {} : { ca: acme.ca }) }
+  return {
+    automation: {
+      policies: [
+        ...(local.length === 0 ? [] : [{ subjects: local, issuers: [internalIssuer] }]),
+        ...(publicNames.length === 0 ? [] : [{ subjects: publicNames, issuers: [acmeIssuer] }]),
+        // Anything else (none today): the internal CA, never an unplanned public request.
+        { issuers: [internalIssuer] }
+      ]
+    }
+  }
+}
 
 export const buildConfig = (
   admin: AdminEndpoint,
   host: string,
   routes: ReadonlyArray<RouteEntry>,
   shared: SharedListener | null,
-  tls: SharedListener | null = null
+  tls: SharedListener | null = null,
+  acme: AcmeSettings | null = null
 ) => {
   const servers: Record<string, unknown> = {}
   const sorted = [...routes].sort((a, b) => a.serviceId.localeCompare(b.serviceId))
@@ -146,9 +183,20 @@ export const buildConfig = (
       routes: hostRoutes(named, false)
     }
   }
+  const names = [
+    ...new Set(named.flatMap((r) => [...(r.hostName === null ? [] : [r.hostName]), ...r.domains]))
+  ]
+  // ACME's HTTP and TLS-ALPN challenges arrive on the edge's own ports (80/443 when public).
+  const challengePorts =
+    acme === null || tls === null
+      ? {}
+      : { ...(shared === null ? {} : { http_port: shared.port }), https_port: tls.port }
   return {
     admin: { listen: listenValue(admin), config: { persist: false } },
-    apps: tls === null ? { http: { servers } } : { http: { servers }, tls: tlsApps, pki: pkiApp }
+    apps:
+      tls === null
+        ? { http: { servers } }
+        : { http: { ...challengePorts, servers }, tls: tlsApp(names, acme), pki: pkiApp }
   }
 }
 

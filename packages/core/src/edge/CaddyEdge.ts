@@ -8,7 +8,13 @@
 import { Duration, Effect, Layer, Option, Schedule, type Scope } from "effect"
 
 import * as Admin from "./CaddyAdmin.js"
-import { buildConfig, parseRoutes, type RouteEntry, type SharedListener } from "./CaddyConfig.js"
+import {
+  type AcmeSettings,
+  buildConfig,
+  parseRoutes,
+  type RouteEntry,
+  type SharedListener
+} from "./CaddyConfig.js"
 import {
   EdgeApplyFailed,
   EdgeRouter,
@@ -32,6 +38,8 @@ export interface CaddyEdgeOptions {
   readonly sharedPort: number | null
   /** HTTPS for the host names through Caddy's internal CA (KYOZO_EDGE_TLS_PORT); null: none. */
   readonly tlsPort?: number | null
+  /** Public names get certificates over ACME (KYOZO_ACME_EMAIL); null: the internal CA only. */
+  readonly acme?: AcmeSettings | null
   readonly domain: string
   /** Why this edge was chosen, for the status. */
   readonly reason?: string
@@ -111,7 +119,7 @@ export const make = (
 
     /** Pushes the current routes when they differ from what Caddy has; Caddy's refusal as a string. */
     const apply: Effect.Effect<boolean, EdgeUnavailable | string> = Effect.gen(function* () {
-      const config = buildConfig(admin, host, [...routes.values()], shared(), tls())
+      const config = buildConfig(admin, host, [...routes.values()], shared(), tls(), options.acme ?? null)
       const json = JSON.stringify(config)
       if (json === lastApplied) return false
       const loaded = yield* Effect.either(Admin.load(admin, config))

@@ -43,6 +43,7 @@ export const layer: Layer.Layer<EdgeRouter, EdgeUnavailable, KyozoConfig> = Laye
       host: config.edgeHost,
       sharedPort: config.edgePort === 0 ? null : config.edgePort,
       tlsPort: config.edgeTlsPort === 0 ? null : config.edgeTlsPort,
+      acme: config.acmeEmail === undefined ? null : { email: config.acmeEmail, ca: config.acmeCa },
       domain: config.domain,
       reason: `KYOZO_EDGE=${config.edge}`
     })
