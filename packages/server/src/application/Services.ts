@@ -78,6 +78,14 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
       string,
       { readonly epoch: number; readonly page: Page<ServiceInstance, ServiceId> }
     >()
+    const pageKey = (
+      teamId: TeamId,
+      options: { readonly limit: number; readonly after?: string | undefined }
+    ) => `${teamId}\u0000${options.limit}\u0000${options.after ?? ""}`
+    const cachedPage = (key: string, epoch: number) => {
+      const cached = pages.get(key)
+      return cached !== undefined && cached.epoch === epoch ? cached.page : undefined
+    }
 
     /**
      * A page of the team's services, oldest first. Pages are served from memory while no service row
@@ -89,11 +97,11 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
       options: { readonly limit: number; readonly after?: string | undefined }
     ): Effect.Effect<Page<ServiceInstance, ServiceId>, InvalidCursor> =>
       Effect.gen(function* () {
-        const key = `${teamId}\u0000${options.limit}\u0000${options.after ?? ""}`
+        const key = pageKey(teamId, options)
         // Read before the queries: a write landing while they run leaves the entry stale.
         const epoch = ChangeEpoch.services.current()
-        const cached = pages.get(key)
-        if (cached !== undefined && cached.epoch === epoch) return cached.page
+        const cached = cachedPage(key, epoch)
+        if (cached !== undefined) return cached
         if (options.after !== undefined) {
           // Another team's id is as unknown as a made-up one.
           const cursor = yield* services.findById(teamId, ServiceId.make(options.after))
@@ -107,6 +115,18 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
         pages.set(key, { epoch, page })
         return page
       })
+
+    /**
+     * The page `listForCaller` would answer when it is held in memory, without a query; none when
+     * the query must run. Never suspends, so a hot route can run it synchronously.
+     */
+    const cachedForCaller = (options: {
+      readonly limit: number
+      readonly after?: string | undefined
+    }): Effect.Effect<Option.Option<Page<ServiceInstance, ServiceId>>, never, CurrentPrincipal> =>
+      Effect.map(CurrentPrincipal, (p) =>
+        Option.fromNullable(cachedPage(pageKey(p.teamId, options), ChangeEpoch.services.current()))
+      )
 
     /** A page of the caller's team's services (the same cached pages as `list`). */
     const listForCaller = (options: {
@@ -233,6 +253,23 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
           })
       })
 
+    /** `hostUrlOf` for many services, reading the edge's routes once. */
+    const hostUrlsOf = (ids: ReadonlyArray<ServiceId>): Effect.Effect<ReadonlyArray<string | null>> =>
+      Option.match(edgeRouter, {
+        onNone: () => Effect.succeed(ids.map(() => null)),
+        onSome: (edge) =>
+          Effect.gen(function* () {
+            const status = yield* edge.status
+            const sharedPort = status.sharedPort
+            if (sharedPort === null) return ids.map(() => null)
+            const names = new Map((yield* edge.routes).map((r) => [r.serviceId, r.hostName]))
+            return ids.map((id) => {
+              const hostName = names.get(id)
+              return hostName ? hostUrlFor(hostName, sharedPort) : null
+            })
+          })
+      })
+
     /** A service of the caller's team by id or name (every member reads every service of the team). */
     const get = (service: string): Effect.Effect<ServiceInstance, ServiceNotFound, CurrentPrincipal> =>
       Effect.map(policy.viewService(service), (a) => a.service)
@@ -326,9 +363,11 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
     return {
       list,
       listForCaller,
+      cachedForCaller,
       update,
       getMany,
       hostUrlOf,
+      hostUrlsOf,
       get,
       getWithCapabilities,
       view,
