@@ -4,6 +4,7 @@
  * schedules → HTTP. Closing the scope stops them in reverse order, as OTP stops children right to left.
  */
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as RpcServer from "@effect/rpc/RpcServer"
@@ -28,7 +29,7 @@ import * as Autoscaler from "@kyozo/workers/maintenance/Autoscaler"
 import * as Reconciler from "@kyozo/workers/maintenance/Reconciler"
 import { WebhookDispatcher } from "@kyozo/workers/notify/WebhookDispatcher"
 import * as Workers from "@kyozo/workers/Workers"
-import { Effect, Layer, Option } from "effect"
+import { Effect, identity, Layer, Option } from "effect"
 
 import { Services } from "./application/Services.js"
 import { UploadPolicy } from "./application/UploadPolicy.js"
@@ -124,6 +125,8 @@ export const HttpLive = Layer.unwrapEffect(
     const tracing = Option.isSome(Tracing.tracesUrl(Option.fromNullable(config.otelEndpoint)))
     const hot = tracing ? undefined : yield* HotRoutes.make
     return HttpLayerRouter.serve(RoutesLive, { disableLogger: true }).pipe(
+      // Without an exporter a request's span goes nowhere: not creating it saves every request's work.
+      tracing ? identity : HttpMiddleware.withTracerDisabledWhen(() => true),
       Layer.provide(
         NodeHttpServer.layer(GracefulServer.make({ graceMs, ...(hot ? { hot } : {}) }), {
           host: config.host,
