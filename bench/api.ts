@@ -17,16 +17,16 @@ import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 
-import type { TeamId } from "@kyozo/api/domain/Ids"
-import * as Database from "@kyozo/core/store/Database"
-import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import type { TeamId } from "@kyozo/api/domain/Ids"
+import * as Database from "@kyozo/core/store/Database"
+import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
 import autocannon from "autocannon"
 import { Effect, Fiber, Layer } from "effect"
 
-import { repoRoot, startServer, type StartOptions, waitFor } from "../test/support/server.js"
+import { repoRoot, type StartOptions, startServer, waitFor } from "../test/support/server.js"
 import { startTenantServer } from "../test/support/tenants.js"
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5)

@@ -19,7 +19,7 @@ import { UserRepo } from "@kyozo/core/store/UserRepo"
 import { Effect, Layer, ManagedRuntime, Option } from "effect"
 import pg from "pg"
 
-import { type ServerProcess, startServer, type StartOptions, waitFor } from "./server.js"
+import { type ServerProcess, type StartOptions, startServer, waitFor } from "./server.js"
 
 /** DATABASE_URL, or the cluster `scripts/start-postgres.sh` starts on this machine. */
 export const postgresUrl = process.env.DATABASE_URL || "postgres://kyozo:kyozo@127.0.0.1:5432/kyozo_test"
