@@ -11,6 +11,7 @@
  */
 import type * as http from "node:http"
 
+import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { PageParams } from "@kyozo/api/KyozoHttpApi"
 import { CurrentPrincipal } from "@kyozo/api/KyozoRpc"
 import { Effect, Exit, Option, Runtime, Schema } from "effect"
@@ -24,6 +25,38 @@ import { DEFAULT_PAGE_SIZE, serviceListResponse } from "./ServicesHandlers.js"
 export type HotRoute = (req: http.IncomingMessage, res: http.ServerResponse) => boolean
 
 const decodeParams = Schema.decodeUnknownOption(PageParams)
+
+/** Decoded queries by their text (clients repeat a few; the table starts afresh when full). */
+const decodedQueries = new Map<string, Option.Option<typeof PageParams.Type>>()
+const MAX_QUERIES = 1_000
+
+const paramsOf = (query: string): Option.Option<typeof PageParams.Type> => {
+  let params = decodedQueries.get(query)
+  if (params === undefined) {
+    const record = queryOf(query)
+    params = record === undefined ? Option.none() : decodeParams(record)
+    if (query.length <= 256) {
+      if (decodedQueries.size >= MAX_QUERIES) decodedQueries.clear()
+      decodedQueries.set(query, params)
+    }
+  }
+  return params
+}
+
+/** The `node:http` headers of an encoded answer (answers are kept, so are their headers). */
+const nodeHeaders = new WeakMap<HttpServerResponse.HttpServerResponse, http.OutgoingHttpHeaders>()
+const headersOf = (
+  response: HttpServerResponse.HttpServerResponse,
+  body: Uint8Array,
+  contentType: string
+): http.OutgoingHttpHeaders => {
+  let headers = nodeHeaders.get(response)
+  if (headers === undefined) {
+    headers = { ...response.headers, "content-type": contentType, "content-length": body.length }
+    nodeHeaders.set(response, headers)
+  }
+  return headers
+}
 
 /** The query as a record of single values; none when a name repeats or a value holds NUL. */
 const queryOf = (query: string): Record<string, string> | undefined => {
@@ -45,8 +78,7 @@ export const make = Effect.gen(function* () {
     const url = req.url ?? ""
     const q = url.indexOf("?")
     if ((q === -1 ? url : url.slice(0, q)) !== "/v1/services") return false
-    const query = queryOf(q === -1 ? "" : url.slice(q + 1))
-    const params = query === undefined ? Option.none() : decodeParams(query)
+    const params = paramsOf(q === -1 ? "" : url.slice(q + 1))
     if (Option.isNone(params)) return false
     const size = params.value["page[size]"] ?? DEFAULT_PAGE_SIZE
     const answer = (principal: typeof CurrentPrincipal.Service) =>
@@ -64,11 +96,7 @@ export const make = Effect.gen(function* () {
     if (Exit.isFailure(exit) || Option.isNone(exit.value)) return false
     const response = exit.value.value
     if (response.body._tag !== "Uint8Array") return false
-    res.writeHead(response.status, {
-      ...response.headers,
-      "content-type": response.body.contentType,
-      "content-length": response.body.body.length
-    })
+    res.writeHead(response.status, headersOf(response, response.body.body, response.body.contentType))
     res.end(response.body.body)
     RequestCounts.count("GET", "/v1/services", response.status)
     return true
