@@ -74,7 +74,16 @@ export const make = (options: GracefulOptions) => (): http.Server => {
         const res = args[1] as http.ServerResponse
         const socket = req.socket
         inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1)
-        if (hot(req, res)) {
+        let answered = false
+        try {
+          answered = hot(req, res)
+        } catch {
+          // A fault of the shortcut is not the request's: the handler answers it, unless the
+          // answer had begun (then the connection is cut, never left hanging).
+          answered = res.headersSent
+          if (answered) res.destroy()
+        }
+        if (answered) {
           res.once("close", () => done(socket))
           return true
         }
