@@ -99,6 +99,8 @@ const nulError = (source: ErrorObject["source"]) =>
 
 /** Where a NUL byte sits in the path or query of a request, if anywhere. */
 const nulInUrl = (url: string, route: CompiledRoute | undefined): ErrorObject["source"] | undefined => {
+  // Decoding can only yield NUL from `%00` (or a raw NUL): most requests need no decoding at all.
+  if (!url.includes("%00") && !url.includes("\0")) return undefined
   const [pathname, query] = [url.split("?")[0]!, url.includes("?") ? url.slice(url.indexOf("?") + 1) : ""]
   const decode = (s: string) => {
     try {
