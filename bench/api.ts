@@ -25,7 +25,7 @@ import type { TeamId } from "@kyozo/api/domain/Ids"
 import * as Database from "@kyozo/core/store/Database"
 import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
 import autocannon from "autocannon"
-import { Effect, Layer } from "effect"
+import { Effect, Fiber, Layer } from "effect"
 
 import { repoRoot, type StartOptions, startServer, waitFor } from "../test/support/server.js"
 import { startTenantServer } from "../test/support/tenants.js"
@@ -97,17 +97,22 @@ const onPglite = async () => {
 }
 
 /** A bare `node:http` server answering `bytes` on every request. */
-const serveNode = async (bytes: Uint8Array, contentType: string): Promise<number> => {
+interface Served {
+  readonly port: number
+  readonly close: () => void
+}
+
+const serveNode = async (bytes: Uint8Array, contentType: string): Promise<Served> => {
   const server = http.createServer((_req, res) => {
     res.writeHead(200, { "content-type": contentType, "content-length": bytes.length })
     res.end(bytes)
   })
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r))
-  return (server.address() as AddressInfo).port
+  return { port: (server.address() as AddressInfo).port, close: () => server.close() }
 }
 
 /** A bare Effect HTTP server (the platform's Node server and router, no logger) answering `bytes`. */
-const serveEffect = async (route: string, bytes: Uint8Array, contentType: string): Promise<number> => {
+const serveEffect = async (route: string, bytes: Uint8Array, contentType: string): Promise<Served> => {
   const port = await new Promise<number>((resolve) => {
     const probe = http.createServer().listen(0, "127.0.0.1", () => {
       const p = (probe.address() as AddressInfo).port
@@ -122,11 +127,11 @@ const serveEffect = async (route: string, bytes: Uint8Array, contentType: string
   const Server = HttpLayerRouter.serve(Route, { disableLogger: true, disableListenLog: true }).pipe(
     Layer.provide(NodeHttpServer.layer(http.createServer, { host: "127.0.0.1", port }))
   )
-  Effect.runFork(Layer.launch(Server))
+  const fiber = Effect.runFork(Layer.launch(Server))
   await waitFor("bare Effect server", 10_000, async () =>
     (await fetch(`http://127.0.0.1:${port}${route}`)).status === 200 ? true : undefined
   )
-  return port
+  return { port, close: () => Effect.runFork(Fiber.interrupt(fiber)) }
 }
 
 /**
@@ -136,9 +141,9 @@ const serveEffect = async (route: string, bytes: Uint8Array, contentType: string
  */
 const baseline = async (kind: "node" | "effect", route: string, bytes: Uint8Array, contentType: string) => {
   if (process.env.BENCH_BASELINES === "inline") {
-    const port =
+    const served =
       kind === "node" ? await serveNode(bytes, contentType) : await serveEffect(route, bytes, contentType)
-    return { url: `http://127.0.0.1:${port}${route}`, close: () => undefined }
+    return { url: `http://127.0.0.1:${served.port}${route}`, close: served.close }
   }
   const body = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-bench-api-body-")), "body")
   fs.writeFileSync(body, bytes)
@@ -237,11 +242,11 @@ const serveBaseline = async (spec: {
   contentType: string
 }) => {
   const bytes = fs.readFileSync(spec.body)
-  const port =
+  const served =
     spec.kind === "node"
       ? await serveNode(bytes, spec.contentType)
       : await serveEffect(spec.route, bytes, spec.contentType)
-  console.log(`port ${port}`)
+  console.log(`port ${served.port}`)
 }
 
 const baselineSpec = process.env.BENCH_API_BASELINE
