@@ -1,30 +1,44 @@
 /**
  * bench/api: the authenticated service list (100 services, REST `GET /v1/services`) of a real Kyozo
- * server (mock runtime, rate limit off) against a bare `node:http` server answering the same bytes,
- * one after the other with autocannon on 127.0.0.1. The server runs on a PostgreSQL schema of its
- * own, or with `BENCH_DATABASE=pglite` on the embedded database (seeded while the server is stopped:
- * PGlite is one process's).
+ * server (the built bundle users run, mock runtime, rate limit off) against two baselines answering
+ * the same bytes: a bare `node:http` server and a bare Effect HTTP server (`@effect/platform-node`,
+ * one route, the stack Kyozo is built on: its own ceiling), each in a process of its own as Kyozo
+ * is. Each round loads the three one after the other with autocannon on 127.0.0.1. The server runs on a PostgreSQL schema of its own, or with
+ * `BENCH_DATABASE=pglite` on the embedded database (seeded while the server is stopped: PGlite is
+ * one process's).
  *
- *   pnpm bench:api            (BENCH_SECONDS=5, BENCH_CONNECTIONS=20, BENCH_DATABASE=postgres|pglite)
+ *   pnpm bench:api   (BENCH_SECONDS=5, BENCH_CONNECTIONS=20, BENCH_ROUNDS=3, BENCH_DATABASE=postgres|pglite,
+ *                     BENCH_CPU_PROF=<dir>: the server writes a .cpuprofile there when it stops,
+ *                     BENCH_BASELINES=inline: baselines served by this process, beside autocannon)
  */
+import { execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 
+import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import type { TeamId } from "@kyozo/api/domain/Ids"
 import * as Database from "@kyozo/core/store/Database"
 import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
 import autocannon from "autocannon"
-import { Effect } from "effect"
+import { Effect, Fiber, Layer } from "effect"
 
-import { startServer, waitFor } from "../test/support/server.js"
+import { repoRoot, type StartOptions, startServer, waitFor } from "../test/support/server.js"
 import { startTenantServer } from "../test/support/tenants.js"
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5)
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 20)
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
 const SERVICES = 100
+const cpuProf = process.env.BENCH_CPU_PROF
+const start: StartOptions = {
+  built: true,
+  nodeArgs: cpuProf === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${path.resolve(cpuProf)}`]
+}
 
 const load = (url: string, headers: Record<string, string>) =>
   new Promise<autocannon.Result>((resolve, reject) =>
@@ -35,7 +49,7 @@ const load = (url: string, headers: Record<string, string>) =>
 
 /** A server on PostgreSQL with a viewer's key and SERVICES services. */
 const onPostgres = async () => {
-  const ts = await startTenantServer({ KYOZO_RATE_LIMIT: "off" })
+  const ts = await startTenantServer({ KYOZO_RATE_LIMIT: "off" }, { start })
   const team = await ts.newTenant("bench", "viewer")
   await ts.run(
     Effect.gen(function* () {
@@ -56,7 +70,7 @@ const onPglite = async () => {
     KYOZO_DATA_DIR: dataDir
   }
   const up = async () => {
-    const server = await startServer(env)
+    const server = await startServer(env, start)
     await waitFor("server /healthz", 60_000, async () =>
       (await server.get("/healthz")).status === 200 ? true : undefined
     )
@@ -82,7 +96,85 @@ const onPglite = async () => {
   }
 }
 
+/** A bare `node:http` server answering `bytes` on every request. */
+interface Served {
+  readonly port: number
+  readonly close: () => void
+}
+
+const serveNode = async (bytes: Uint8Array, contentType: string): Promise<Served> => {
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { "content-type": contentType, "content-length": bytes.length })
+    res.end(bytes)
+  })
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r))
+  return { port: (server.address() as AddressInfo).port, close: () => server.close() }
+}
+
+/** A bare Effect HTTP server (the platform's Node server and router, no logger) answering `bytes`. */
+const serveEffect = async (route: string, bytes: Uint8Array, contentType: string): Promise<Served> => {
+  const port = await new Promise<number>((resolve) => {
+    const probe = http.createServer().listen(0, "127.0.0.1", () => {
+      const p = (probe.address() as AddressInfo).port
+      probe.close(() => resolve(p))
+    })
+  })
+  const Route = HttpLayerRouter.add(
+    "GET",
+    route.split("?")[0]! as HttpLayerRouter.PathInput,
+    Effect.sync(() => HttpServerResponse.uint8Array(bytes, { contentType }))
+  )
+  const Server = HttpLayerRouter.serve(Route, { disableLogger: true, disableListenLog: true }).pipe(
+    Layer.provide(NodeHttpServer.layer(http.createServer, { host: "127.0.0.1", port }))
+  )
+  const fiber = Effect.runFork(Layer.launch(Server))
+  await waitFor("bare Effect server", 10_000, async () =>
+    (await fetch(`http://127.0.0.1:${port}${route}`)).status === 200 ? true : undefined
+  )
+  return { port, close: () => Effect.runFork(Fiber.interrupt(fiber)) }
+}
+
+/**
+ * A baseline server. By default in a process of its own, as Kyozo is (the load generator does
+ * not share its event loop); `BENCH_BASELINES=inline` serves it from this process (how the figures
+ * of issue 13 were first taken).
+ */
+const baseline = async (kind: "node" | "effect", route: string, bytes: Uint8Array, contentType: string) => {
+  if (process.env.BENCH_BASELINES === "inline") {
+    const served =
+      kind === "node" ? await serveNode(bytes, contentType) : await serveEffect(route, bytes, contentType)
+    return { url: `http://127.0.0.1:${served.port}${route}`, close: served.close }
+  }
+  const body = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-bench-api-body-")), "body")
+  fs.writeFileSync(body, bytes)
+  const child = spawn(process.execPath, ["--import", "tsx", "bench/api.ts"], {
+    cwd: repoRoot,
+    env: { ...process.env, BENCH_API_BASELINE: JSON.stringify({ kind, route, body, contentType }) },
+    stdio: ["ignore", "pipe", "inherit"]
+  })
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = ""
+    child.stdout.on("data", (d) => {
+      out += d
+      const m = /port (\d+)/.exec(out)
+      if (m) resolve(Number(m[1]))
+    })
+    child.once("exit", (code) => reject(new Error(`the ${kind} baseline exited (${code})`)))
+  })
+  return {
+    url: `http://127.0.0.1:${port}${route}`,
+    close: () => {
+      child.kill("SIGTERM")
+      fs.rmSync(path.dirname(body), { recursive: true, force: true })
+    }
+  }
+}
+
+const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+
 const main = async () => {
+  // The bundle users run, fresh from the sources.
+  execFileSync(process.execPath, ["scripts/build.mjs", "server"], { cwd: repoRoot, stdio: "ignore" })
   const database = process.env.BENCH_DATABASE === "pglite" ? "pglite" : "postgres"
   const ts = database === "pglite" ? await onPglite() : await onPostgres()
   try {
@@ -96,29 +188,69 @@ const main = async () => {
     const contentType = probe.headers.get("content-type") ?? "application/json"
     console.log(`GET ${route}: ${bytes.length} bytes, ${contentType}`)
 
-    const bare = http.createServer((_req, res) => {
-      res.writeHead(200, { "content-type": contentType, "content-length": bytes.length })
-      res.end(bytes)
-    })
-    await new Promise<void>((r) => bare.listen(0, "127.0.0.1", r))
-    const bareUrl = `http://127.0.0.1:${(bare.address() as AddressInfo).port}${route}`
-
-    const kyozo = await load(url, headers)
-    const baseline = await load(bareUrl, headers)
-    bare.close()
+    const bare = await baseline("node", route, bytes, contentType)
+    const effect = await baseline("effect", route, bytes, contentType)
     const row = (name: string, r: autocannon.Result) =>
       `${name.padEnd(22)} ${r.requests.average.toFixed(0).padStart(8)} req/s  p50 ${r.latency.p50} ms  p99 ${r.latency.p99} ms  non-2xx ${r.non2xx}  errors ${r.errors}`
-    console.log(`${connections} connections, ${seconds} s each`)
-    console.log(row("kyozo (auth + query)", kyozo))
-    console.log(row("bare node:http", baseline))
-    console.log(`ratio kyozo / bare: ${(kyozo.requests.average / baseline.requests.average).toFixed(3)}`)
-    if (kyozo.non2xx > 0) process.exitCode = 1
+    console.log(
+      `${connections} connections, ${seconds} s each, ${rounds} rounds, baselines ${process.env.BENCH_BASELINES === "inline" ? "in this process" : "each in its own process"}`
+    )
+    const ratios: Array<{ bare: number; effect: number; ceiling: number }> = []
+    let failed = 0
+    for (let i = 1; i <= rounds; i++) {
+      const kyozo = await load(url, headers)
+      const plain = await load(bare.url, headers)
+      const stack = await load(effect.url, headers)
+      failed += kyozo.non2xx + kyozo.errors
+      console.log(
+        `round ${i} (load average ${os
+          .loadavg()
+          .map((l) => l.toFixed(2))
+          .join(" ")})`
+      )
+      console.log(row("  kyozo (auth + query)", kyozo))
+      console.log(row("  bare node:http", plain))
+      console.log(row("  bare Effect http", stack))
+      const r = {
+        bare: kyozo.requests.average / plain.requests.average,
+        effect: kyozo.requests.average / stack.requests.average,
+        ceiling: stack.requests.average / plain.requests.average
+      }
+      ratios.push(r)
+      console.log(
+        `  ratio kyozo / bare node:http ${r.bare.toFixed(3)}  kyozo / bare Effect ${r.effect.toFixed(3)}  bare Effect / bare node:http ${r.ceiling.toFixed(3)}`
+      )
+    }
+    bare.close()
+    effect.close()
+    console.log(
+      `median of ${rounds}: kyozo / bare node:http ${median(ratios.map((r) => r.bare)).toFixed(3)}  ` +
+        `kyozo / bare Effect ${median(ratios.map((r) => r.effect)).toFixed(3)}  ` +
+        `bare Effect / bare node:http ${median(ratios.map((r) => r.ceiling)).toFixed(3)}`
+    )
+    if (failed > 0) process.exitCode = 1
   } finally {
     await ts.close()
   }
 }
 
-main().catch((e) => {
+/** As a baseline's own process: serve, print the port, run until killed. */
+const serveBaseline = async (spec: {
+  kind: "node" | "effect"
+  route: string
+  body: string
+  contentType: string
+}) => {
+  const bytes = fs.readFileSync(spec.body)
+  const served =
+    spec.kind === "node"
+      ? await serveNode(bytes, spec.contentType)
+      : await serveEffect(spec.route, bytes, spec.contentType)
+  console.log(`port ${served.port}`)
+}
+
+const baselineSpec = process.env.BENCH_API_BASELINE
+;(baselineSpec === undefined ? main() : serveBaseline(JSON.parse(baselineSpec))).catch((e) => {
   console.error(e)
   process.exit(1)
 })

@@ -1,6 +1,7 @@
 /**
- * Revoked and expired API keys fail at once, on every front door: RPC, `POST /v1/uploads` and
- * `GET /v1/events`. A verified key is cached only until anything that can end it changes, so the
+ * Revoked and expired API keys fail at once, on every front door: RPC, `POST /v1/uploads`,
+ * `GET /v1/events` and the service list (`GET /v1/services`, whose repeated answers come from
+ * memory without the HTTP stack: the hot route). A verified key is cached only until anything that can end it changes, so the
  * very next request after a revocation (or after the expiry instant) is refused, on PostgreSQL and
  * on the embedded database; a revocation by another process reaches the server through NOTIFY.
  */
@@ -63,6 +64,19 @@ const eventsStatus = async (token: string) => {
   return res.status
 }
 
+/** The service list, asked twice: the second answer is the hot route's (key and page cached). */
+const servicesStatus = async (token: string, base = ts.base) => {
+  const statuses: Array<number> = []
+  for (let i = 0; i < 2; i++) {
+    const res = await fetch(`${base}/v1/services?page[size]=10`, {
+      headers: { authorization: `Bearer ${token}` }
+    })
+    await res.arrayBuffer()
+    statuses.push(res.status)
+  }
+  return statuses
+}
+
 const expectRefusedEverywhere = async (token: string) => {
   const who = await rpc(token, (c) => c.WhoAmI())
   expect(Either.isLeft(who)).toBe(true)
@@ -71,6 +85,7 @@ const expectRefusedEverywhere = async (token: string) => {
   )
   expect(await uploadStatus(token)).toBe(401)
   expect(await eventsStatus(token)).toBe(401)
+  expect(await servicesStatus(token)).toEqual([401, 401])
 }
 
 const expectAcceptedEverywhere = async (token: string) => {
@@ -78,6 +93,7 @@ const expectAcceptedEverywhere = async (token: string) => {
   // Zero blocks are an empty tar: accepted (past authentication).
   expect(await uploadStatus(token)).toBe(201)
   expect(await eventsStatus(token)).toBe(200)
+  expect(await servicesStatus(token)).toEqual([200, 200])
 }
 
 describe("key lifecycle", () => {
@@ -142,9 +158,11 @@ describe("key lifecycle on the embedded database", () => {
       const issued = Either.getOrThrow(await rpcAt(base, owner, (c) => c.IssueApiKey({ name: "embedded" })))
       for (let i = 0; i < 3; i++)
         expect(Either.isRight(await rpcAt(base, issued.key, (c) => c.WhoAmI()))).toBe(true)
+      expect(await servicesStatus(issued.key, base)).toEqual([200, 200])
       expect(Either.isRight(await rpcAt(base, owner, (c) => c.RevokeApiKey({ keyId: issued.keyId })))).toBe(
         true
       )
+      expect(await servicesStatus(issued.key, base)).toEqual([401, 401])
       expect(Either.isLeft(await rpcAt(base, issued.key, (c) => c.WhoAmI()))).toBe(true)
       expect(Either.isRight(await rpcAt(base, owner, (c) => c.WhoAmI()))).toBe(true)
     } finally {

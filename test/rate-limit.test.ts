@@ -126,6 +126,25 @@ describe("rate limit on a real server", () => {
     expect((await upload(b.token)).status).not.toBe(429)
   })
 
+  it("the service list's answers from memory (the hot route) take from the same bucket", async () => {
+    const c = await ts.newTenant("rl-c")
+    const list = () =>
+      fetch(`${ts.base}/v1/services?page[size]=10`, { headers: { authorization: `Bearer ${c.token}` } })
+    const statuses: Array<number> = []
+    for (let i = 0; i < 5; i++) {
+      const res = await list()
+      await res.arrayBuffer()
+      statuses.push(res.status)
+    }
+    // The first is verified through the HTTP stack, the next ones come from memory: all counted.
+    expect(statuses).toEqual([200, 200, 200, 200, 200])
+    const limited = await list()
+    expect(limited.status).toBe(429)
+    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThanOrEqual(1)
+    expect(((await limited.json()) as { errors: Array<{ status: string }> }).errors[0]?.status).toBe("429")
+    expect((await upload(c.token)).status).toBe(429)
+  })
+
   it("the bucket refills at the configured rate", async () => {
     await new Promise((r) => setTimeout(r, 1_100))
     const again = await whoAmI(a.token)

@@ -67,8 +67,20 @@ export interface ServerProcess {
   readonly stop: () => Promise<number | null>
 }
 
+export interface StartOptions {
+  /**
+   * Run the built bundle (`packages/server/dist/main.mjs`, what users run) instead of the sources
+   * through tsx; `nodeArgs` go before it (benchmarks: `--cpu-prof`).
+   */
+  readonly built?: boolean
+  readonly nodeArgs?: ReadonlyArray<string>
+}
+
 /** Starts a server with the given environment (DATABASE_URL is removed unless given). */
-export const startServer = async (env: Record<string, string>): Promise<ServerProcess> => {
+export const startServer = async (
+  env: Record<string, string>,
+  options: StartOptions = {}
+): Promise<ServerProcess> => {
   const port = Number(env.KYOZO_PORT ?? (await freePort()))
   const full: Record<string, string> = { ...(process.env as Record<string, string>) }
   delete full.DATABASE_URL
@@ -76,7 +88,10 @@ export const startServer = async (env: Record<string, string>): Promise<ServerPr
   if (env.KYOZO_EDGE_PORT === undefined) full.KYOZO_EDGE_PORT = String(await freePort())
   Object.assign(full, env, { KYOZO_PORT: String(port) })
   let output = ""
-  const child = spawn(process.execPath, ["--import", "tsx", "packages/server/src/main.ts"], {
+  const entry = options.built
+    ? ["packages/server/dist/main.mjs"]
+    : ["--import", "tsx", "packages/server/src/main.ts"]
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...entry], {
     cwd: repoRoot,
     env: full
   })

@@ -19,7 +19,7 @@ import { UserRepo } from "@kyozo/core/store/UserRepo"
 import { Effect, Layer, ManagedRuntime, Option } from "effect"
 import pg from "pg"
 
-import { type ServerProcess, startServer, waitFor } from "./server.js"
+import { type ServerProcess, type StartOptions, startServer, waitFor } from "./server.js"
 
 /** DATABASE_URL, or the cluster `scripts/start-postgres.sh` starts on this machine. */
 export const postgresUrl = process.env.DATABASE_URL || "postgres://kyozo:kyozo@127.0.0.1:5432/kyozo_test"
@@ -86,6 +86,8 @@ let counter = 0
 export interface TenantServerOptions {
   /** The URL the server process is given for the test's database (e.g. through a statement log). */
   readonly serverDatabaseUrl?: (url: string) => Promise<string>
+  /** How the server process is run (built bundle, node flags). */
+  readonly start?: StartOptions
 }
 
 export const startTenantServer = async (
@@ -95,12 +97,15 @@ export const startTenantServer = async (
   const schema = await createSchema(postgresUrl)
   const url = withSearchPath(postgresUrl, schema)
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-tenants-"))
-  const server = await startServer({
-    KYOZO_RUNTIME: "mock",
-    KYOZO_DATA_DIR: dataDir,
-    DATABASE_URL: options.serverDatabaseUrl === undefined ? url : await options.serverDatabaseUrl(url),
-    ...env
-  })
+  const server = await startServer(
+    {
+      KYOZO_RUNTIME: "mock",
+      KYOZO_DATA_DIR: dataDir,
+      DATABASE_URL: options.serverDatabaseUrl === undefined ? url : await options.serverDatabaseUrl(url),
+      ...env
+    },
+    options.start
+  )
   const close = async () => {
     await server.stop()
     await runtime?.dispose().catch(() => undefined)

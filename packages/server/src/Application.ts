@@ -4,6 +4,7 @@
  * schedules → HTTP. Closing the scope stops them in reverse order, as OTP stops children right to left.
  */
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as RpcServer from "@effect/rpc/RpcServer"
@@ -29,14 +30,16 @@ import * as Autoscaler from "@kyozo/workers/maintenance/Autoscaler"
 import * as Reconciler from "@kyozo/workers/maintenance/Reconciler"
 import { WebhookDispatcher } from "@kyozo/workers/notify/WebhookDispatcher"
 import * as Workers from "@kyozo/workers/Workers"
-import { Effect, Layer } from "effect"
+import { Effect, identity, Layer, Option } from "effect"
 
+import { Services } from "./application/Services.js"
 import { UploadPolicy } from "./application/UploadPolicy.js"
 import * as Auth from "./Auth.js"
 import * as DashboardRoutes from "./DashboardRoutes.js"
 import * as EventsRoutes from "./EventsRoutes.js"
 import * as GracefulServer from "./GracefulServer.js"
 import * as GraphqlRoutes from "./graphql/GraphqlRoutes.js"
+import * as HotRoutes from "./http/HotRoutes.js"
 import { KeySessions } from "./KeySessions.js"
 import * as MetricsRoutes from "./MetricsRoutes.js"
 import { PrincipalCache } from "./PrincipalCache.js"
@@ -120,13 +123,21 @@ export const HttpLive = Layer.unwrapEffect(
     const config = yield* KyozoConfig
     // How long requests in flight may finish after SIGTERM (GracefulServer).
     const graceMs = config.shutdownGraceMs
+    // Cached answers of hot reads skip the HTTP stack (http/HotRoutes), unless spans are exported.
+    const tracing = Option.isSome(Tracing.tracesUrl(Option.fromNullable(config.otelEndpoint)))
+    const hot = tracing ? undefined : yield* HotRoutes.make
     return HttpLayerRouter.serve(RoutesLive, { disableLogger: true }).pipe(
+      // Without an exporter a request's span goes nowhere: not creating it saves every request's work.
+      tracing ? identity : HttpMiddleware.withTracerDisabledWhen(() => true),
       Layer.provide(
-        NodeHttpServer.layer(GracefulServer.make({ graceMs }), { host: config.host, port: config.port })
+        NodeHttpServer.layer(GracefulServer.make({ graceMs, ...(hot ? { hot } : {}) }), {
+          host: config.host,
+          port: config.port
+        })
       )
     )
   })
-)
+).pipe(Layer.provide(Services.Default))
 
 // Tracing sits under everything, so the workers' spans and the HTTP requests' spans are exported alike.
 export const ServerLive = HttpLive.pipe(Layer.provide(CoreLive), Layer.provide(Tracing.layer))

@@ -8,6 +8,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Credentials from "@kyozo/api/Credentials"
+import type { ApiKeyId } from "@kyozo/api/domain/Ids"
 import { Authentication, type Principal, type RateLimited, Unauthorized } from "@kyozo/api/KyozoRpc"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
 import { ApiKeyRepo } from "@kyozo/core/store/ApiKeyRepo"
@@ -37,11 +38,7 @@ export type Authenticate = (
  * shared by the RPC middleware and the HTTP routes. A verified key is remembered by the
  * PrincipalCache only until anything that can end it changes, so a revoked key fails at once.
  */
-export const makeAuthenticate: Effect.Effect<
-  Authenticate,
-  never,
-  ApiKeyRepo | TeamRepo | RateLimiter | PrincipalCache
-> = Effect.gen(function* () {
+export const makeAuthenticator = Effect.gen(function* () {
   const keys = yield* ApiKeyRepo
   const teams = yield* TeamRepo
   const limiter = yield* RateLimiter
@@ -68,7 +65,15 @@ export const makeAuthenticate: Effect.Effect<
       return principal
     })
 
-  return (authorization) =>
+  // Bookkeeping only: a failed update must not fail the request.
+  const touchDue = (keyId: ApiKeyId, now: number) => now - (touched.get(keyId) ?? 0) >= TOUCH_EVERY_MS
+  const touch = (keyId: ApiKeyId, now: number) => {
+    if (touched.size > 10_000) touched.clear()
+    touched.set(keyId, now)
+    return keys.touchLastUsed(keyId).pipe(Effect.ignore)
+  }
+
+  const authenticate: Authenticate = (authorization) =>
     Effect.gen(function* () {
       const token = bearerToken(authorization)
       if (Option.isNone(token))
@@ -76,19 +81,52 @@ export const makeAuthenticate: Effect.Effect<
       const cached = cache.get(token.value)
       const principal = Option.isSome(cached) ? cached.value : yield* verify(token.value)
       yield* limiter.take(principal.keyId)
-      // Bookkeeping only: a failed update must not fail the request.
       const now = Date.now()
-      if (now - (touched.get(principal.keyId) ?? 0) >= TOUCH_EVERY_MS) {
-        if (touched.size > 10_000) touched.clear()
-        touched.set(principal.keyId, now)
-        yield* keys.touchLastUsed(principal.keyId).pipe(Effect.ignore)
-      }
+      if (touchDue(principal.keyId, now)) yield* touch(principal.keyId, now)
       return principal
     }).pipe(
       // A database outage is not the caller's fault: a defect (500), not a 401.
       Effect.catchTag("SqlError", (e) => Effect.die(e))
     )
+
+  /**
+   * The same checks as `authenticate` for a key verified recently (the PrincipalCache), without
+   * waiting on the database, around an answer that may need nothing else either: `answer` runs
+   * with the caller, and only when it has an answer is a rate-limit token taken (its bookkeeping
+   * write, when due, goes on in the background). None when the full path must run: a key not
+   * cached, a missing token, no answer in memory (the full path answers refusals itself, and takes
+   * its token then). Never suspends when `answer` does not, so a hot route can run it synchronously.
+   */
+  const whenCached = <A, R>(
+    authorization: string | undefined,
+    answer: (principal: Principal) => Effect.Effect<Option.Option<A>, never, R>
+  ): Effect.Effect<Option.Option<A>, RateLimited, R> => {
+    const token = bearerToken(authorization)
+    if (Option.isNone(token)) return Effect.succeedNone
+    const cached = cache.get(token.value)
+    if (Option.isNone(cached)) return Effect.succeedNone
+    const principal = cached.value
+    return Effect.flatMap(answer(principal), (answered): Effect.Effect<Option.Option<A>, RateLimited> =>
+      Option.isNone(answered)
+        ? Effect.succeedNone
+        : Effect.flatMap(limiter.take(principal.keyId), () => {
+            const now = Date.now()
+            return touchDue(principal.keyId, now)
+              ? Effect.as(Effect.forkDaemon(touch(principal.keyId, now)), answered)
+              : Effect.succeed(answered)
+          })
+    )
+  }
+
+  return { authenticate, whenCached } as const
 })
+
+/** `Authenticator.authenticate`: what the front doors call. */
+export const makeAuthenticate: Effect.Effect<
+  Authenticate,
+  never,
+  ApiKeyRepo | TeamRepo | RateLimiter | PrincipalCache
+> = Effect.map(makeAuthenticator, (a) => a.authenticate)
 
 /** The RPC middleware: headers arrive lower-cased. */
 export const AuthLive = Layer.effect(

@@ -10,6 +10,9 @@
  * - answers a request that arrives while draining with a 503 (`Retry-After`), never silence;
  * - after `graceMs`, closes whatever is still open.
  * Endless streams (server-sent events) end themselves when draining starts (`Draining`).
+ *
+ * `hot` (optional) may answer a request before the HTTP stack sees it (`http/HotRoutes`); it is
+ * counted and drained like any other.
  */
 import * as http from "node:http"
 import type * as net from "node:net"
@@ -17,6 +20,8 @@ import type * as net from "node:net"
 export interface GracefulOptions {
   /** How long requests in flight may take to finish once shutdown began (then they are cut). */
   readonly graceMs: number
+  /** Answers a request itself and returns true, or returns false to leave it to the handler. */
+  readonly hot?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean
 }
 
 /** A `createServer` for `NodeHttpServer.layer`. */
@@ -58,6 +63,35 @@ export const make = (options: GracefulOptions) => (): http.Server => {
       )
     }
   })
+  const hot = options.hot
+  if (hot !== undefined) {
+    // Ahead of every "request" listener: an answered request reaches neither the handler nor the
+    // listener above, so it is counted here the same way.
+    const emit = server.emit.bind(server) as (event: string, ...args: Array<unknown>) => boolean
+    server.emit = ((event: string, ...args: Array<unknown>) => {
+      if (event === "request" && !draining && server.listenerCount("request") > 1) {
+        const req = args[0] as http.IncomingMessage
+        const res = args[1] as http.ServerResponse
+        const socket = req.socket
+        inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1)
+        let answered = false
+        try {
+          answered = hot(req, res)
+        } catch {
+          // A fault of the shortcut is not the request's: the handler answers it, unless the
+          // answer had begun (then the connection is cut, never left hanging).
+          answered = res.headersSent
+          if (answered) res.destroy()
+        }
+        if (answered) {
+          res.once("close", () => done(socket))
+          return true
+        }
+        inFlight.set(socket, (inFlight.get(socket) ?? 1) - 1)
+      }
+      return emit(event, ...args)
+    }) as typeof server.emit
+  }
   server.on("connection", (socket: net.Socket) => {
     inFlight.set(socket, 0)
     socket.once("close", () => inFlight.delete(socket))

@@ -53,6 +53,25 @@ const routes: ReadonlyArray<CompiledRoute> = routesOf(KyozoHttpApi).map((r) => (
   params: r.path.split("/").map((seg) => (seg.startsWith(":") ? seg.slice(1) : undefined))
 }))
 
+/**
+ * The routes a path matches, remembered per path (most requests repeat a few paths; paths with ids
+ * fill the table, which then starts afresh; long paths are not kept): the patterns are not tried
+ * on every request.
+ */
+const matchCache = new Map<string, ReadonlyArray<CompiledRoute>>()
+const MAX_MATCHED_PATHS = 2_000
+const matchingRoutes = (pathname: string): ReadonlyArray<CompiledRoute> => {
+  let matching = matchCache.get(pathname)
+  if (matching === undefined) {
+    matching = routes.filter((r) => r.pattern.test(pathname))
+    if (pathname.length <= 256) {
+      if (matchCache.size >= MAX_MATCHED_PATHS) matchCache.clear()
+      matchCache.set(pathname, matching)
+    }
+  }
+  return matching
+}
+
 /** The JSON pointer of the first string (key or value) holding a NUL byte, if any. */
 const nulPointer = (value: unknown, path: ReadonlyArray<PropertyKey> = []): string | undefined => {
   if (typeof value === "string") return value.includes("\0") ? pointerOf(path) : undefined
@@ -80,6 +99,8 @@ const nulError = (source: ErrorObject["source"]) =>
 
 /** Where a NUL byte sits in the path or query of a request, if anywhere. */
 const nulInUrl = (url: string, route: CompiledRoute | undefined): ErrorObject["source"] | undefined => {
+  // Decoding can only yield NUL from `%00` (or a raw NUL): most requests need no decoding at all.
+  if (!url.includes("%00") && !url.includes("\0")) return undefined
   const [pathname, query] = [url.split("?")[0]!, url.includes("?") ? url.slice(url.indexOf("?") + 1) : ""]
   const decode = (s: string) => {
     try {
@@ -213,7 +234,7 @@ export const layer = HttpLayerRouter.middleware(
           })
           return yield* Effect.provideService(httpEffect, HttpServerRequest.HttpServerRequest, replaced)
         }
-        const matching = routes.filter((r) => r.pattern.test(pathname))
+        const matching = matchingRoutes(pathname)
         if (matching.length === 0) {
           if (pathname === "/v1" || pathname.startsWith("/v1/")) {
             // Known non-HttpApi routes under /v1 (events, uploads) answer themselves.
@@ -345,7 +366,7 @@ export const layer = HttpLayerRouter.middleware(
         )
         if (response.status >= 500 && response.status !== 503)
           yield* Effect.logError(`${request.method} ${pathname} answered ${response.status}`)
-        const route = routes.find((r) => r.method === request.method && r.pattern.test(pathname))
+        const route = matchingRoutes(pathname).find((r) => r.method === request.method)
         RequestCounts.count(
           request.method,
           route

@@ -16,7 +16,7 @@ import type { HealthCheckConfig } from "@kyozo/api/domain/HealthCheckConfig"
 import { type DeploymentId, ServiceId, type TeamId } from "@kyozo/api/domain/Ids"
 import type { RestartPolicy, ServiceInstance } from "@kyozo/api/domain/ServiceInstance"
 import { CurrentPrincipal, type Forbidden } from "@kyozo/api/KyozoRpc"
-import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
+import { EdgeRouter, type EdgeRouteStatus, type EdgeStatus } from "@kyozo/core/edge/EdgeRouter"
 import { hostUrlFor, httpsUrlFor } from "@kyozo/core/edge/HostNames"
 import type { LogLine } from "@kyozo/core/engine/ContainerRuntime"
 import * as ChangeEpoch from "@kyozo/core/store/ChangeEpoch"
@@ -87,6 +87,14 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
       string,
       { readonly epoch: number; readonly page: Page<ServiceInstance, ServiceId> }
     >()
+    const pageKey = (
+      teamId: TeamId,
+      options: { readonly limit: number; readonly after?: string | undefined }
+    ) => `${teamId}\u0000${options.limit}\u0000${options.after ?? ""}`
+    const cachedPage = (key: string, epoch: number) => {
+      const cached = pages.get(key)
+      return cached !== undefined && cached.epoch === epoch ? cached.page : undefined
+    }
 
     /**
      * A page of the team's services, oldest first. Pages are served from memory while no service row
@@ -98,11 +106,11 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
       options: { readonly limit: number; readonly after?: string | undefined }
     ): Effect.Effect<Page<ServiceInstance, ServiceId>, InvalidCursor> =>
       Effect.gen(function* () {
-        const key = `${teamId}\u0000${options.limit}\u0000${options.after ?? ""}`
+        const key = pageKey(teamId, options)
         // Read before the queries: a write landing while they run leaves the entry stale.
         const epoch = ChangeEpoch.services.current()
-        const cached = pages.get(key)
-        if (cached !== undefined && cached.epoch === epoch) return cached.page
+        const cached = cachedPage(key, epoch)
+        if (cached !== undefined) return cached
         if (options.after !== undefined) {
           // Another team's id is as unknown as a made-up one.
           const cursor = yield* services.findById(teamId, ServiceId.make(options.after))
@@ -116,6 +124,18 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
         pages.set(key, { epoch, page })
         return page
       })
+
+    /**
+     * The page `listForCaller` would answer when it is held in memory, without a query; none when
+     * the query must run. Never suspends, so a hot route can run it synchronously.
+     */
+    const cachedForCaller = (options: {
+      readonly limit: number
+      readonly after?: string | undefined
+    }): Effect.Effect<Option.Option<Page<ServiceInstance, ServiceId>>, never, CurrentPrincipal> =>
+      Effect.map(CurrentPrincipal, (p) =>
+        Option.fromNullable(cachedPage(pageKey(p.teamId, options), ChangeEpoch.services.current()))
+      )
 
     /** A page of the caller's team's services (the same cached pages as `list`). */
     const listForCaller = (options: {
@@ -246,23 +266,37 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
      * Every name the edge serves the service on: its host URL, its HTTPS URL (KYOZO_EDGE_TLS_PORT)
      * and its custom domains. It follows the edge, not the row (a service without a route has none).
      */
+    const namesOf = (route: EdgeRouteStatus | undefined, status: EdgeStatus): EdgeNames =>
+      route === undefined
+        ? noNames
+        : {
+            hostUrl:
+              route.hostName && status.sharedPort !== null
+                ? hostUrlFor(route.hostName, status.sharedPort)
+                : null,
+            httpsUrl:
+              route.hostName && status.tlsPort != null ? httpsUrlFor(route.hostName, status.tlsPort) : null,
+            domains: route.domains
+          }
+
     const edgeNamesOf = (id: ServiceId): Effect.Effect<EdgeNames> =>
       Option.match(edgeRouter, {
         onNone: () => Effect.succeed(noNames),
         onSome: (edge) =>
           Effect.gen(function* () {
+            return namesOf(yield* edge.route(id), yield* edge.status)
+          })
+      })
+
+    /** `edgeNamesOf` for many services, reading the edge's routes once (a page of the list). */
+    const edgeNamesOfMany = (ids: ReadonlyArray<ServiceId>): Effect.Effect<ReadonlyArray<EdgeNames>> =>
+      Option.match(edgeRouter, {
+        onNone: () => Effect.succeed(ids.map(() => noNames)),
+        onSome: (edge) =>
+          Effect.gen(function* () {
             const status = yield* edge.status
-            const route = yield* edge.route(id)
-            if (route === undefined) return noNames
-            return {
-              hostUrl:
-                route.hostName && status.sharedPort !== null
-                  ? hostUrlFor(route.hostName, status.sharedPort)
-                  : null,
-              httpsUrl:
-                route.hostName && status.tlsPort != null ? httpsUrlFor(route.hostName, status.tlsPort) : null,
-              domains: route.domains
-            }
+            const routes = new Map((yield* edge.routes).map((r) => [r.serviceId, r]))
+            return ids.map((id) => namesOf(routes.get(id), status))
           })
       })
 
@@ -359,10 +393,12 @@ export class Services extends Effect.Service<Services>()("@kyozo/server/applicat
     return {
       list,
       listForCaller,
+      cachedForCaller,
       update,
       getMany,
       hostUrlOf,
       edgeNamesOf,
+      edgeNamesOfMany,
       get,
       getWithCapabilities,
       view,

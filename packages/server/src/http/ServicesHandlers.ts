@@ -7,11 +7,14 @@
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import type { DeploySource } from "@kyozo/api/domain/Deploy"
+import type { ServiceId } from "@kyozo/api/domain/Ids"
+import type { ServiceInstance } from "@kyozo/api/domain/ServiceInstance"
 import { JSON_API, KyozoHttpApi, ServiceCollection } from "@kyozo/api/KyozoHttpApi"
+import type { Page } from "@kyozo/core/store/SqlRows"
 import { Effect, Option, Schema } from "effect"
 
 import { Deployments } from "../application/Deployments.js"
-import { Services } from "../application/Services.js"
+import { type EdgeNames, Services } from "../application/Services.js"
 import { deploymentDoc, listDoc, selfLink, serviceDoc, withQuery } from "./Documents.js"
 import { deployError, deployOrPolicyError, invalidCursor, policyError } from "./Errors.js"
 
@@ -24,6 +27,46 @@ const utf8 = new TextEncoder()
 /** Encoded service lists by page (pages are held by the Services cache, and dropped with it). */
 const encodedPages = new WeakMap<object, Map<string, HttpServerResponse.HttpServerResponse>>()
 
+export const DEFAULT_PAGE_SIZE = 50
+
+const nameKey = (n: EdgeNames): string => `${n.hostUrl}\u0001${n.httpsUrl}\u0001${n.domains.join(",")}`
+
+/**
+ * The answer to `GET /v1/services` for a page of the list (REST and the hot route alike). The page
+ * object stays the same while no service changes: so does its encoded answer, as long as the edge
+ * names the services alike (their URLs and domains are part of the key).
+ */
+export const serviceListResponse = (
+  app: Services,
+  page: Page<ServiceInstance, ServiceId>,
+  size: number,
+  self: string
+): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
+  Effect.gen(function* () {
+    const names = yield* app.edgeNamesOfMany(page.items.map((s) => s.id))
+    const key = `${self}\u0000${names.map(nameKey).join("\u0000")}`
+    const encoded = encodedPages.get(page)?.get(key)
+    if (encoded !== undefined) return encoded
+    const path = self.split("?")[0]!
+    const document = yield* encodeServiceList({
+      data: page.items.map((s, i) => serviceDoc(s, names[i]?.hostUrl ?? null, names[i])),
+      links: {
+        self,
+        next:
+          page.nextCursor === null
+            ? null
+            : withQuery(path, { "page[size]": String(size), "page[after]": page.nextCursor })
+      }
+    }).pipe(Effect.orDie)
+    const response = HttpServerResponse.uint8Array(utf8.encode(JSON.stringify(document)), {
+      contentType: JSON_API
+    })
+    const bySelf = encodedPages.get(page) ?? new Map<string, HttpServerResponse.HttpServerResponse>()
+    if (bySelf.size < 100) bySelf.set(key, response)
+    encodedPages.set(page, bySelf)
+    return response
+  })
+
 export const layer = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =>
   Effect.gen(function* () {
     const app = yield* Services
@@ -31,35 +74,11 @@ export const layer = HttpApiBuilder.group(KyozoHttpApi, "services", (handlers) =
     return handlers
       .handle("listServices", ({ urlParams }) =>
         Effect.gen(function* () {
-          const size = urlParams["page[size]"] ?? 50
+          const size = urlParams["page[size]"] ?? DEFAULT_PAGE_SIZE
           const page = yield* app
             .listForCaller({ limit: size, after: urlParams["page[after]"] })
             .pipe(Effect.mapError(invalidCursor))
-          const self = yield* selfLink
-          const names = yield* Effect.forEach(page.items, (s) => app.edgeNamesOf(s.id))
-          // The page object stays the same while no service changes: so does its encoded answer, as
-          // long as the edge names the services alike (their names are part of the key).
-          const key = `${self}\u0000${JSON.stringify(names)}`
-          const encoded = encodedPages.get(page)?.get(key)
-          if (encoded !== undefined) return encoded
-          const path = self.split("?")[0]!
-          const document = yield* encodeServiceList({
-            data: page.items.map((s, i) => serviceDoc(s, names[i]?.hostUrl ?? null, names[i])),
-            links: {
-              self,
-              next:
-                page.nextCursor === null
-                  ? null
-                  : withQuery(path, { "page[size]": String(size), "page[after]": page.nextCursor })
-            }
-          }).pipe(Effect.orDie)
-          const response = HttpServerResponse.uint8Array(utf8.encode(JSON.stringify(document)), {
-            contentType: JSON_API
-          })
-          const bySelf = encodedPages.get(page) ?? new Map<string, HttpServerResponse.HttpServerResponse>()
-          if (bySelf.size < 100) bySelf.set(key, response)
-          encodedPages.set(page, bySelf)
-          return response
+          return yield* serviceListResponse(app, page, size, yield* selfLink)
         })
       )
       .handle("createService", ({ payload }) => {
