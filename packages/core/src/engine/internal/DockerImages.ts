@@ -13,9 +13,9 @@ import {
 } from "@kyozo/api/domain/RuntimeErrors"
 import { Duration, Effect, Stream } from "effect"
 
+import { traceReader } from "../BuildkitTrace.js"
 import type { BuildEvent, ContainerRuntimeShape, PruneReport, PullEvent } from "../ContainerRuntime.js"
 import { labelsFor, Managed } from "../Labels.js"
-import { traceReader } from "./BuildkitTrace.js"
 import {
   type DockerTransport,
   errorText,

@@ -53,6 +53,7 @@ const fieldsOf = (buf: Uint8Array): Array<Field> => {
         break
       case 2: {
         const len = varint()
+        if (i + len > buf.length) throw new Error("truncated field")
         out.push({ no, bytes: buf.subarray(i, i + len) })
         i += len
         break
