@@ -92,6 +92,21 @@ describe("BuildKit trace", () => {
         ["registry.example:5000/team/base:2"]
       )
     ).toBe("registry.example:5000/team/base:2")
+    // Every FROM has a "load metadata" line: only the error itself says which one failed.
+    const both = [
+      "[internal] load metadata for docker.io/library/busybox:1.36",
+      "[internal] load metadata for docker.io/kyozo-local/node:20"
+    ]
+    expect(
+      pullFailureImage(
+        'failed to do request: Head "https://registry-1.docker.io/v2/library/busybox/manifests/1.36": dial tcp: no such host',
+        both,
+        ["kyozo-local/node:20", "busybox:1.36"]
+      )
+    ).toBe("busybox:1.36")
+    expect(
+      pullFailureImage("failed to solve: no such host", both, ["kyozo-local/node:20", "busybox:1.36"])
+    ).toBe(undefined)
     // A RUN step that failed is no pull failure, even when its output says "not found".
     expect(
       pullFailureImage(

@@ -149,8 +149,13 @@ export const pullFailureImage = (
   const step = [...logTail].reverse().find((l) => /^Step \d+\/\d+ : /i.test(l))
   const classic = step ? /^Step \d+\/\d+ : FROM\s+(?:--platform=\S+\s+)?(\S+)/i.exec(step)?.[1] : undefined
   if (classic !== undefined || step !== undefined) return classic
-  const said = [reason, ...logTail.filter((l) => /load metadata for /i.test(l))].join("\n")
-  return candidates.find((ref) => said.includes(ref) || pullNames(ref).some((n) => said.includes(n)))
+  const names = (text: string) =>
+    candidates.filter((ref) => text.includes(ref) || pullNames(ref).some((n) => text.includes(n)))
+  // The error names the image; the "load metadata for" lines list every FROM, so they decide only alone.
+  const inReason = names(reason)
+  if (inReason.length > 0) return inReason[0]
+  const loading = names(logTail.filter((l) => /load metadata for /i.test(l)).join("\n"))
+  return loading.length === 1 ? loading[0] : undefined
 }
 
 /** How long a "cannot be pulled, use the local image" decision is reused before pulling again. */
