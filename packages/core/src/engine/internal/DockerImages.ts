@@ -60,14 +60,12 @@ export type ImageOperations = Pick<
   | "pruneBuildCache"
 >
 
-export const imageOperations = ({
-  bodyOf,
-  callTimeout,
-  dial,
-  dialStream
-}: DockerTransport): ImageOperations => {
-  /** Set once the engine refused a BuildKit build: every later build goes to the classic builder. */
-  const builder = { classicOnly: false }
+export const imageOperations = (
+  { bodyOf, callTimeout, dial, dialStream }: DockerTransport,
+  preferred: "buildkit" | "classic" = "buildkit"
+): ImageOperations => {
+  /** Classic when configured so, or once the engine refused a BuildKit build (then for every later one). */
+  const builder = { classicOnly: preferred === "classic" }
   const inspectImage = (ref: string) =>
     onStatus(
       dial({ operation: "inspectImage", method: "GET", path: `/images/${encodeURIComponent(ref)}/json` }),
