@@ -2,7 +2,9 @@
  * bench/deploy: the first deploy of a small Node folder through Kyozo (in-process Deployer, PGlite,
  * durable engine, real Docker engine, the local base images) against the raw path a person would
  * type for the same folder: `docker build` of the Dockerfile Kyozo generates, `docker run -d -p
- * 127.0.0.1::3000`, then polling the published port until it answers. Rounds alternate which side
+ * 127.0.0.1::3000`, then polling the published port until it answers. A second baseline builds the
+ * same folder with BuildKit (its tar POSTed to the engine's `/build?version=2`, as Kyozo's builder
+ * does), because a docker CLI without the buildx plugin still runs the classic builder. Rounds alternate which side
  * goes first; every round uses fresh folder content so neither side hits an image cache. Also times
  * an unchanged redeploy (a no-op: status `unchanged`, nothing created) and, for comparison in the
  * same run, a forced one (a new container, health gate, proxy switch, retire).
@@ -12,7 +14,7 @@
  * Everything created carries the bench's labels/tags and is removed at the end. Traffic goes only to
  * ports published on 127.0.0.1.
  */
-import { execFile } from "node:child_process"
+import { execFile, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as http from "node:http"
@@ -139,7 +141,45 @@ interface RawRun {
   readonly readyMs: number
 }
 
-const rawDeploy = async (): Promise<RawRun> => {
+/**
+ * `docker build` as BuildKit does it, which this host's CLI cannot (no buildx plugin): the folder's
+ * tar POSTed to the engine's `/build?version=2`, the request Kyozo's builder sends.
+ */
+const buildkitBuild = (dir: string, tag: string): Promise<void> =>
+  new Promise((resolve, reject) => {
+    const host = process.env.DOCKER_HOST ?? "unix:///var/run/docker.sock"
+    if (!host.startsWith("unix://"))
+      return reject(new Error(`the BuildKit baseline needs a unix DOCKER_HOST, not ${host}`))
+    const query = new URLSearchParams({
+      t: tag,
+      version: "2",
+      labels: JSON.stringify({ [BenchLabel]: runId })
+    })
+    const req = http.request(
+      {
+        socketPath: host.slice("unix://".length),
+        method: "POST",
+        path: `/build?${query.toString()}`,
+        headers: { "Content-Type": "application/x-tar" }
+      },
+      (res) => {
+        let body = ""
+        res.setEncoding("utf8")
+        res.on("data", (c: string) => (body += c))
+        res.on("end", () =>
+          res.statusCode !== 200 || body.includes('"errorDetail"')
+            ? reject(new Error(`BuildKit baseline build failed: ${body.slice(-400)}`))
+            : resolve()
+        )
+      }
+    )
+    req.on("error", reject)
+    const tarProc = spawn("tar", ["-cf", "-", "-C", dir, "."], { stdio: ["ignore", "pipe", "inherit"] })
+    tarProc.on("error", reject)
+    tarProc.stdout.pipe(req)
+  })
+
+const rawDeploy = async (builder: "cli" | "buildkit" = "cli"): Promise<RawRun> => {
   const n = rawCount++
   const dir = path.join(rawRoot, `app${n}`)
   writeApp(dir, "benchapp")
@@ -153,7 +193,8 @@ const rawDeploy = async (): Promise<RawRun> => {
   const tag = `${rawRepository}:${n}`
 
   const started = performance.now()
-  await docker("build", "-q", "--label", `${BenchLabel}=${runId}`, "-t", tag, dir)
+  if (builder === "cli") await docker("build", "-q", "--label", `${BenchLabel}=${runId}`, "-t", tag, dir)
+  else await buildkitBuild(dir, tag)
   const built = performance.now()
   const id = await docker("run", "-d", "--label", `${BenchLabel}=${runId}`, "-p", "127.0.0.1::3000", tag)
   const published = (await docker("port", id, "3000/tcp")).split("\n")[0]!
@@ -402,19 +443,25 @@ const main = async () => {
     const warm = await kyozoFirstDeploy(app)
     console.log(`warm-up (not counted): raw ${fmt(warmRaw.ms)}, kyozo ${fmt(warm.ms)}`)
 
+    await rawDeploy("buildkit")
     const raw: Array<RawRun> = []
+    const rawBuildkit: Array<RawRun> = []
     const rounds: Array<KyozoRound> = []
     for (let i = 0; i < ROUNDS; i++) {
       // Alternate who goes first, so neither side always runs on a machine still busy with the other.
       let rawRun: RawRun
+      let bkRun: RawRun
       let first: Awaited<ReturnType<typeof kyozoFirstDeploy>>
       if (i % 2 === 0) {
         rawRun = await rawDeploy()
+        bkRun = await rawDeploy("buildkit")
         first = await kyozoFirstDeploy(app)
       } else {
         first = await kyozoFirstDeploy(app)
+        bkRun = await rawDeploy("buildkit")
         rawRun = await rawDeploy()
       }
+      rawBuildkit.push(bkRun)
       if (!first.summary.built)
         throw new Error("a fresh folder was not built: the bench measured a cache hit")
       const again = await kyozoRedeploy(app, first.folder, first.name)
@@ -429,7 +476,7 @@ const main = async () => {
         forcedMs: forced.ms
       })
       console.log(
-        `round ${i + 1}: raw ${fmt(rawRun.ms)} (build ${fmt(rawRun.buildMs)}, run ${fmt(rawRun.runMs)}, ready ${fmt(rawRun.readyMs)}) | kyozo first ${fmt(first.ms)} (engine-reported ${fmt(first.summary.durationMs)}) | kyozo unchanged redeploy ${fmt(again.ms)} (server-side ${fmt(again.summary.durationMs)}) | forced ${fmt(forced.ms)}`
+        `round ${i + 1}: raw ${fmt(rawRun.ms)} (build ${fmt(rawRun.buildMs)}, run ${fmt(rawRun.runMs)}, ready ${fmt(rawRun.readyMs)}) | raw BuildKit ${fmt(bkRun.ms)} (build ${fmt(bkRun.buildMs)}) | kyozo first ${fmt(first.ms)} (engine-reported ${fmt(first.summary.durationMs)}) | kyozo unchanged redeploy ${fmt(again.ms)} (server-side ${fmt(again.summary.durationMs)}) | forced ${fmt(forced.ms)}`
       )
     }
 
@@ -443,7 +490,14 @@ const main = async () => {
     console.log(
       `raw split (medians)             build ${fmt(median(raw.map((r) => r.buildMs)))}, run ${fmt(median(raw.map((r) => r.runMs)))}, ready ${fmt(median(raw.map((r) => r.readyMs)))}`
     )
+    const bkMedian = median(rawBuildkit.map((r) => r.ms))
+    console.log(
+      `raw with BuildKit (API build)   median ${fmt(bkMedian)} (build ${fmt(median(rawBuildkit.map((r) => r.buildMs)))}; this host's docker CLI has no buildx, so \`docker build\` above is the classic builder)`
+    )
     console.log(`ratio kyozo/raw (first deploy)  ${(firstMedian / rawMedian).toFixed(2)}x (ratio of medians)`)
+    console.log(
+      `ratio kyozo/raw BuildKit        ${(firstMedian / bkMedian).toFixed(2)}x (ratio of medians), ${median(rounds.map((r, i) => r.firstMs / rawBuildkit[i]!.ms)).toFixed(2)}x (median of per-round ratios)`
+    )
     // Each round's pair ran back to back, so its ratio is less exposed to load drift between rounds.
     const paired = median(rounds.map((r, i) => r.firstMs / raw[i]!.ms))
     console.log(`ratio kyozo/raw (first deploy)  ${paired.toFixed(2)}x (median of per-round ratios)`)

@@ -286,7 +286,8 @@ describe.skipIf(!docker.available)("DockerRuntime (real engine)", () => {
             expect(last.left._tag).toBe("BuildFailed")
             if (last.left._tag === "BuildFailed") {
               expect(last.left.image).toBe(tag)
-              expect(last.left.reason).toMatch(/non-zero code: 7/)
+              // The classic builder says "returned a non-zero code: 7", BuildKit "exit code: 7".
+              expect(last.left.reason).toMatch(/non-zero code: 7|exit code: 7/)
               expect(last.left.logTail.some((l) => l.includes("about-to-fail-marker"))).toBe(true)
               expect(last.left.logTail.length).toBeLessThanOrEqual(30)
             }

@@ -6,6 +6,7 @@
  * Builds for the same tag are serialised (a per-tag semaphore): the second caller finds the image
  * the first one built instead of building it again.
  */
+import * as fs from "node:fs"
 import * as path from "node:path"
 
 import {
@@ -92,6 +93,15 @@ const dockerfileOf = (planned: PlannedService): string => {
   return rel === "" || rel.startsWith("..") ? "Dockerfile" : rel
 }
 
+/** A user's Dockerfile as text (only read to name a base image that failed to pull). */
+const userDockerfile = (contextDir: string, dockerfile: string): string => {
+  try {
+    return fs.readFileSync(path.join(contextDir, dockerfile), "utf8")
+  } catch {
+    return ""
+  }
+}
+
 /** The images a Dockerfile builds FROM (stage names excluded). */
 export const fromImages = (dockerfile: string): Array<string> => {
   const stages = new Set<string>()
@@ -104,8 +114,32 @@ export const fromImages = (dockerfile: string): Array<string> => {
   return out
 }
 
-/** A classic-builder failure of a FROM step that could not pull: the image it named, else undefined. */
-export const pullFailureImage = (reason: string, logTail: ReadonlyArray<string>): string | undefined => {
+/** How an image reference shows in an engine's pull error: `library/node/manifests/20`, `docker.io/library/node:20`. */
+const pullNames = (ref: string): Array<string> => {
+  const at = ref.indexOf("@")
+  const colon = ref.lastIndexOf(":")
+  const [name, tag] =
+    at >= 0
+      ? [ref.slice(0, at), ref.slice(at + 1)]
+      : colon > ref.lastIndexOf("/")
+        ? [ref.slice(0, colon), ref.slice(colon + 1)]
+        : [ref, "latest"]
+  const parts = name.split("/")
+  const hasHost = parts.length > 1 && /[.:]|^localhost$/.test(parts[0]!)
+  const repo = hasHost ? parts.slice(1).join("/") : parts.length === 1 ? `library/${name}` : name
+  return [`${repo}/manifests/${tag}`, `${hasHost ? parts[0] : "docker.io"}/${repo}:${tag}`]
+}
+
+/**
+ * A failure of a FROM that could not pull: the image it named, else undefined. The classic builder
+ * names it in its `Step n/m : FROM x` line; BuildKit only in the error (or its "load metadata for"
+ * line), so the Dockerfile's FROM images (`candidates`) are matched against those.
+ */
+export const pullFailureImage = (
+  reason: string,
+  logTail: ReadonlyArray<string>,
+  candidates: ReadonlyArray<string> = []
+): string | undefined => {
   if (
     !/registry|pull access denied|manifest|dial tcp|no such host|not found|unauthorized|connection refused/i.test(
       reason
@@ -113,7 +147,15 @@ export const pullFailureImage = (reason: string, logTail: ReadonlyArray<string>)
   )
     return undefined
   const step = [...logTail].reverse().find((l) => /^Step \d+\/\d+ : /i.test(l))
-  return step ? /^Step \d+\/\d+ : FROM\s+(?:--platform=\S+\s+)?(\S+)/i.exec(step)?.[1] : undefined
+  const classic = step ? /^Step \d+\/\d+ : FROM\s+(?:--platform=\S+\s+)?(\S+)/i.exec(step)?.[1] : undefined
+  if (classic !== undefined || step !== undefined) return classic
+  const names = (text: string) =>
+    candidates.filter((ref) => text.includes(ref) || pullNames(ref).some((n) => text.includes(n)))
+  // The error names the image; the "load metadata for" lines list every FROM, so they decide only alone.
+  const inReason = names(reason)
+  if (inReason.length > 0) return inReason[0]
+  const loading = names(logTail.filter((l) => /load metadata for /i.test(l)).join("\n"))
+  return loading.length === 1 ? loading[0] : undefined
 }
 
 /** How long a "cannot be pulled, use the local image" decision is reused before pulling again. */
@@ -309,7 +351,11 @@ export class ImageBuilder extends Effect.Service<ImageBuilder>()("@kyozo/core/Im
                     Effect.catchTag(
                       "BuildFailed",
                       (e): Effect.Effect<never, BuildFailed | BaseImageUnavailable> => {
-                        const image = pullFailureImage(e.reason, e.logTail.length > 0 ? e.logTail : tail)
+                        const image = pullFailureImage(
+                          e.reason,
+                          e.logTail.length > 0 ? e.logTail : tail,
+                          fromImages(generated?.content ?? userDockerfile(contextDir, context.dockerfile))
+                        )
                         return image === undefined
                           ? Effect.fail(e)
                           : Effect.fail(

@@ -75,7 +75,7 @@ export const make = (options: DockerRuntimeOptions = {}): Effect.Effect<Containe
       ),
 
       ...containerOperations(transport),
-      ...imageOperations(transport),
+      ...imageOperations(transport, options.builder),
       ...networkOperations(transport),
       ...volumeOperations(transport),
       events
@@ -91,7 +91,7 @@ export const layerWith = (options: DockerRuntimeOptions): Layer.Layer<ContainerR
 export const layerConfig: Layer.Layer<ContainerRuntime, never, KyozoConfig> = Layer.effect(
   ContainerRuntime,
   Effect.flatMap(KyozoConfig, (config) =>
-    make({ dockerHost: config.dockerHost, timeout: config.dockerTimeout })
+    make({ dockerHost: config.dockerHost, timeout: config.dockerTimeout, builder: config.dockerBuilder })
   )
 )
 

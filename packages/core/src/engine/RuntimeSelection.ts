@@ -39,7 +39,11 @@ const selected: Layer.Layer<ContainerRuntime | RuntimeInfo, never, KyozoConfig> 
       )
     }
 
-    const docker = yield* DockerRuntime.make({ dockerHost: config.dockerHost, timeout: config.dockerTimeout })
+    const docker = yield* DockerRuntime.make({
+      dockerHost: config.dockerHost,
+      timeout: config.dockerTimeout,
+      builder: config.dockerBuilder
+    })
     const dockerLayer = (reason: string) =>
       Layer.merge(
         Layer.succeed(ContainerRuntime, docker),
