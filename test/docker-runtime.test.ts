@@ -397,8 +397,9 @@ describe.skipIf(!docker.available)("DockerRuntime (real engine)", () => {
           // Base images carry no kyozo label either. (No unfiltered prune here: other suites share the engine.)
           expect((yield* rt.inspectImage(StaticImage)).labels[Managed]).toBeUndefined()
 
-          const cache = yield* rt.pruneBuildCache({ labels: { "kyozo.test": docker.runId } })
-          expect(cache.reclaimedBytes).toBeGreaterThanOrEqual(0)
+          // A budget far above this engine's cache: the call is accepted and removes nothing.
+          const cache = yield* rt.pruneBuildCache({ keepBytes: 1024 ** 4 })
+          expect(cache.removed).toEqual([])
 
           yield* rt.removeImage(foreignTag)
           yield* rt.removeImage(foreignTag)

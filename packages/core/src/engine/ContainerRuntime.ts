@@ -237,6 +237,10 @@ export interface LabelFilter {
   readonly labels?: Record<string, string | null>
 }
 
+export interface BuildCacheBudget {
+  readonly keepBytes: number
+}
+
 export interface ContainerRuntimeShape {
   readonly mode: RuntimeMode
   /** Short human description of the endpoint (socket path, tcp address, "in-memory"). */
@@ -300,7 +304,11 @@ export interface ContainerRuntimeShape {
   ) => Effect.Effect<void, RuntimeError>
   /** Prunes unused images carrying the given labels (always restricted to `kyozo.managed=true`). */
   readonly pruneImages: (filter?: LabelFilter) => Effect.Effect<PruneReport, RuntimeError>
-  readonly pruneBuildCache: (filter?: LabelFilter) => Effect.Effect<PruneReport, RuntimeError>
+  /**
+   * Trims the engine's build cache to `keepBytes`, least recently used first (entries in use stay).
+   * The cache is host-wide and carries no labels, so it is bounded by size, never "pruned by label".
+   */
+  readonly pruneBuildCache: (options: BuildCacheBudget) => Effect.Effect<PruneReport, RuntimeError>
 
   readonly createNetwork: (spec: NetworkSpec) => Effect.Effect<NetworkInfo, RuntimeError>
   readonly removeNetwork: (idOrName: string) => Effect.Effect<void, RuntimeError>

@@ -5,7 +5,8 @@
  *   current deployment, and that deployment is not still in progress) or whose service is deleted
  *   or unknown; running containers are never removed here;
  * - prunes health checks and metric samples past retention and rolls "1m" samples up into "1h";
- * - removes dangling (untagged, unused) kyozo images and prunes kyozo build cache;
+ * - removes dangling (untagged, unused) kyozo images and trims the engine's build cache to a budget
+ *   (it is host-wide and unlabelled: least recently used entries beyond 10 GiB go);
  * - per service, removes images beyond the retained rollback set (never the running one), and
  *   networks and volumes labelled for a deleted or unknown service;
  * - disk-aware: past a threshold of kyozo image bytes, keeps fewer rollback images;
@@ -36,6 +37,8 @@ export interface CleanupSettingsShape {
   readonly keepImagesUnderPressure: number
   /** Finished workflow history older than this is deleted. */
   readonly workflowRetention: Duration.Duration
+  /** The engine's build cache (host-wide, BuildKit's layer cache) is trimmed to this many bytes. */
+  readonly buildCacheKeepBytes: number
 }
 
 export class CleanupSettings extends Context.Reference<CleanupSettings>()("@kyozo/workers/CleanupSettings", {
@@ -43,7 +46,8 @@ export class CleanupSettings extends Context.Reference<CleanupSettings>()("@kyoz
     keepImages: 5,
     diskThresholdBytes: 20 * 1024 ** 3,
     keepImagesUnderPressure: 1,
-    workflowRetention: Duration.days(7)
+    workflowRetention: Duration.days(7),
+    buildCacheKeepBytes: 10 * 1024 ** 3
   })
 }) {}
 
@@ -440,7 +444,9 @@ export class CleanupWorker extends Effect.Service<CleanupWorker>()("@kyozo/worke
         ),
         yield* step(
           "build cache",
-          runtime.pruneBuildCache({ labels: { [Labels.Managed]: "true" } }),
+          Effect.flatMap(CleanupSettings, (s) =>
+            runtime.pruneBuildCache({ keepBytes: s.buildCacheKeepBytes })
+          ),
           (r) => `build cache: ${r.reclaimedBytes} bytes reclaimed`
         )
       ]

@@ -1,6 +1,6 @@
 /**
  * Image operations on the Docker engine: build (whose errors arrive inside a 200 stream), pull,
- * push, inspect, tag, list, remove, and pruning of Kyozo's images and build cache by label.
+ * push, inspect, tag, list, remove, pruning of Kyozo's images by label, and the build cache's budget.
  */
 import { Readable } from "node:stream"
 
@@ -318,14 +318,16 @@ export const imageOperations = (
         )
       ),
 
-    pruneBuildCache: (filter) =>
+    pruneBuildCache: (budget) =>
       onStatus(
         dial<{ CachesDeleted: Array<string> | null; SpaceReclaimed: number }>(
           {
             operation: "pruneBuildCache",
             method: "POST",
             path: "/build/prune",
-            query: { filters: filtersQuery(labelFilters(filter, { [Managed]: "true" })) }
+            // No label filter: the engine's build cache has no labels, and a label filter it does not
+            // understand prunes every unused entry on the host (seen on Docker 20.10).
+            query: { "keep-storage": Math.max(0, Math.floor(budget.keepBytes)) }
           },
           Duration.sum(callTimeout, Duration.minutes(2))
         )

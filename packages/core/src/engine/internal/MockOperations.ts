@@ -336,18 +336,19 @@ export const mockOperations = (engine: MockEngine): ContainerRuntimeShape => {
         return Effect.succeed<PruneReport>({ removed, reclaimedBytes })
       }),
 
-    pruneBuildCache: (filter) =>
+    pruneBuildCache: (budget) =>
       call("pruneBuildCache", () => {
+        // Like the engine: the oldest entries go first until the cache fits the budget.
         const removed: Array<string> = []
         let reclaimedBytes = 0
-        for (let i = buildCache.length - 1; i >= 0; i--) {
-          const entry = buildCache[i]!
-          if (entry.labels[Managed] !== "true" || !matchesLabels(entry.labels, filter)) continue
-          buildCache.splice(i, 1)
+        let total = buildCache.reduce((n, e) => n + e.sizeBytes, 0)
+        while (buildCache.length > 0 && total > budget.keepBytes) {
+          const entry = buildCache.shift()!
+          total -= entry.sizeBytes
           removed.push(entry.id)
           reclaimedBytes += entry.sizeBytes
         }
-        return Effect.succeed<PruneReport>({ removed: removed.reverse(), reclaimedBytes })
+        return Effect.succeed<PruneReport>({ removed, reclaimedBytes })
       }),
 
     createNetwork: (spec) =>
