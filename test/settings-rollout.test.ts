@@ -60,12 +60,22 @@ const poll = (url: string) => {
   let stopped = false
   const loop = (async () => {
     while (!stopped) {
-      const res = await fetch(url, { signal: AbortSignal.timeout(3000) }).catch((e: unknown) => e)
+      // Each request on a fresh connection, as in the data-plane tests: a Caddy reload closes the old
+      // config's idle keep-alive connections, and a request sent on one at that instant is reset
+      // (browsers retry it; undici's fetch does not), which says nothing about the rollout.
+      const res = await fetch(url, {
+        signal: AbortSignal.timeout(3000),
+        headers: { connection: "close" }
+      }).catch((e: unknown) => e)
       if (res instanceof Response) {
         const text = await res.text()
         if (res.status === 200 && text.startsWith("greeting=")) answers.push(text)
         else failures.push(`${res.status} ${text}`)
-      } else failures.push(String(res))
+      } else {
+        // Say which failure it was (refused, reset, timed out), not only "fetch failed".
+        const cause = (res as { cause?: { code?: string; message?: string } }).cause
+        failures.push(`${String(res)}${cause ? ` (${cause.code ?? cause.message})` : ""}`)
+      }
       await new Promise((r) => setTimeout(r, 50))
     }
   })()

@@ -192,6 +192,47 @@ const domainsOf = (serviceId: string): Effect.Effect<ReadonlyArray<string> | und
       : repo.value.namesOf(serviceId).pipe(Effect.orElseSucceed(() => undefined))
   )
 
+/** Per service: one sync at a time, and the snapshot time of the last one that ran. */
+const syncLanes = new Map<string, { readonly semaphore: Effect.Semaphore; lastSnapshot: number }>()
+
+/**
+ * Runs a sync of the service in its lane, unless a sync that read the state later already ran: a
+ * full pass reads every row and container at its start and reaches a service later, and an event's
+ * sync may wait behind the deploy's own; pushing such an older picture after a newer one routed a
+ * just-switched service to no upstream (503) until the next pass.
+ */
+const inSyncLane = <E, R>(
+  serviceId: string,
+  snapshotAt: number,
+  effect: Effect.Effect<SyncResult, E, R>
+): Effect.Effect<SyncResult, E, R | EdgeRouter> =>
+  Effect.suspend(() => {
+    let lane = syncLanes.get(serviceId)
+    if (lane === undefined) {
+      lane = { semaphore: Effect.unsafeMakeSemaphore(1), lastSnapshot: Number.NEGATIVE_INFINITY }
+      syncLanes.set(serviceId, lane)
+    }
+    const held = lane
+    const stale: Effect.Effect<SyncResult, never, EdgeRouter> = Effect.flatMap(EdgeRouter, (edge) =>
+      Effect.map(edge.route(serviceId), (route): SyncResult => ({
+        serviceId,
+        hostPort: route?.hostPort ?? null,
+        upstreams: route?.upstreams ?? [],
+        changed: false
+      }))
+    )
+    const fresh = Effect.tap(effect, () =>
+      Effect.sync(() => {
+        held.lastSnapshot = Math.max(held.lastSnapshot, snapshotAt)
+      })
+    )
+    return held.semaphore.withPermits(1)(
+      Effect.suspend((): Effect.Effect<SyncResult, E, R | EdgeRouter> =>
+        held.lastSnapshot > snapshotAt ? stale : fresh
+      )
+    )
+  })
+
 /**
  * Converges one service's route: removed → route gone; otherwise the stable port exists (and is
  * written back to the row when new), it answers on the service's host name and custom domains,
@@ -200,92 +241,101 @@ const domainsOf = (serviceId: string): Effect.Effect<ReadonlyArray<string> | und
 export const syncService = (
   service: ServiceInstance,
   known?: ReadonlyArray<ContainerSummary>,
-  domains?: ReadonlyArray<string>
+  domains?: ReadonlyArray<string>,
+  snapshotAt: number = performance.now()
 ) =>
-  Effect.gen(function* () {
-    const edge = yield* EdgeRouter
-    const services = yield* ServiceRepo
-    const runtime = yield* ContainerRuntime
-    const info = yield* Effect.serviceOption(RuntimeInfo)
-    if (service.desiredState === "removed" || service.deletedAt !== null) {
-      yield* edge.remove(service.id)
-      return { serviceId: service.id, hostPort: null, upstreams: [], changed: true } satisfies SyncResult
-    }
-    // Nothing to route to, and no route yet: a worker or a service without a port.
-    if (service.internalPort === null && service.hostPort === null) {
-      return { serviceId: service.id, hostPort: null, upstreams: [], changed: false } satisfies SyncResult
-    }
-    const simulated = Option.isSome(info) && info.value.mode === "mock"
-    // A TCP service: Docker publishes its stable port itself (Transport.ts); the edge must not
-    // hold that port, so a route left from before (an HTTP past, an adopted Caddy) goes.
-    if (publishedByEngine(service) && !simulated) {
-      const had = (yield* edge.route(service.id)) !== undefined
-      if (had) yield* edge.remove(service.id)
-      return {
-        serviceId: service.id,
+  inSyncLane(
+    service.id,
+    snapshotAt,
+    Effect.gen(function* () {
+      const edge = yield* EdgeRouter
+      const services = yield* ServiceRepo
+      const runtime = yield* ContainerRuntime
+      const info = yield* Effect.serviceOption(RuntimeInfo)
+      if (service.desiredState === "removed" || service.deletedAt !== null) {
+        yield* edge.remove(service.id)
+        return { serviceId: service.id, hostPort: null, upstreams: [], changed: true } satisfies SyncResult
+      }
+      // Nothing to route to, and no route yet: a worker or a service without a port.
+      if (service.internalPort === null && service.hostPort === null) {
+        return { serviceId: service.id, hostPort: null, upstreams: [], changed: false } satisfies SyncResult
+      }
+      const simulated = Option.isSome(info) && info.value.mode === "mock"
+      // A TCP service: Docker publishes its stable port itself (Transport.ts); the edge must not
+      // hold that port, so a route left from before (an HTTP past, an adopted Caddy) goes.
+      if (publishedByEngine(service) && !simulated) {
+        const had = (yield* edge.route(service.id)) !== undefined
+        if (had) yield* edge.remove(service.id)
+        return {
+          serviceId: service.id,
+          hostPort: service.hostPort,
+          upstreams: [],
+          changed: had
+        } satisfies SyncResult
+      }
+      const names = domains ?? (yield* domainsOf(service.id))
+      const ensured = yield* edge.ensure(service.id, {
         hostPort: service.hostPort,
-        upstreams: [],
-        changed: had
-      } satisfies SyncResult
-    }
-    const names = domains ?? (yield* domainsOf(service.id))
-    const ensured = yield* edge.ensure(service.id, {
-      hostPort: service.hostPort,
-      hostName: yield* hostNameOf(service),
-      simulated,
-      label: service.name,
-      ...(names === undefined ? {} : { domains: names })
-    })
-    if (ensured.hostPort !== service.hostPort) {
-      yield* services.updateObserved(service.id, { hostPort: ensured.hostPort })
-    }
-    if (rolling.has(service.id)) {
-      const held = (yield* edge.route(service.id))?.upstreams ?? []
-      return {
-        serviceId: service.id,
-        hostPort: ensured.hostPort,
-        upstreams: held,
-        changed: false
-      } satisfies SyncResult
-    }
-    const containers =
-      service.desiredState !== "running"
-        ? []
-        : (known ?? (yield* runtime.listContainers({ all: true, labels: { [Labels.Service]: service.id } })))
-    const candidates = desiredUpstreams(service, containers)
-    const probed = simulated ? candidates : yield* answering(service, candidates)
-    // A replica that fails its probe while the engine still lists it running has often just died
-    // (the engine's state follows the process by a moment): look again before deciding whether it
-    // is a dead replica (kept for the grace) or one that answers badly (dropped now).
-    const listing =
-      probed.length < candidates.length && !simulated
-        ? yield* Effect.sleep(RELIST_DELAY).pipe(
-            Effect.zipRight(runtime.listContainers({ all: true, labels: { [Labels.Service]: service.id } })),
-            Effect.orElseSucceed(() => containers)
-          )
-        : containers
-    const upstreams = keepDeadReplicas(
-      service,
-      listing,
-      (yield* edge.route(service.id))?.upstreams ?? [],
-      probed
-    )
-    const { changed } = yield* edge.setUpstreams(service.id, upstreams)
-    if (changed) {
-      yield* Effect.logInfo(
-        `edge: ${service.name} → ${upstreams.length === 0 ? "no upstream" : upstreams.map((u) => u.port).join(", ")}`
+        hostName: yield* hostNameOf(service),
+        simulated,
+        label: service.name,
+        ...(names === undefined ? {} : { domains: names })
+      })
+      if (ensured.hostPort !== service.hostPort) {
+        yield* services.updateObserved(service.id, { hostPort: ensured.hostPort })
+      }
+      if (rolling.has(service.id)) {
+        const held = (yield* edge.route(service.id))?.upstreams ?? []
+        return {
+          serviceId: service.id,
+          hostPort: ensured.hostPort,
+          upstreams: held,
+          changed: false
+        } satisfies SyncResult
+      }
+      const containers =
+        service.desiredState !== "running"
+          ? []
+          : (known ??
+            (yield* runtime.listContainers({ all: true, labels: { [Labels.Service]: service.id } })))
+      const candidates = desiredUpstreams(service, containers)
+      const probed = simulated ? candidates : yield* answering(service, candidates)
+      // A replica that fails its probe while the engine still lists it running has often just died
+      // (the engine's state follows the process by a moment): look again before deciding whether it
+      // is a dead replica (kept for the grace) or one that answers badly (dropped now).
+      const listing =
+        probed.length < candidates.length && !simulated
+          ? yield* Effect.sleep(RELIST_DELAY).pipe(
+              Effect.zipRight(
+                runtime.listContainers({ all: true, labels: { [Labels.Service]: service.id } })
+              ),
+              Effect.orElseSucceed(() => containers)
+            )
+          : containers
+      const upstreams = keepDeadReplicas(
+        service,
+        listing,
+        (yield* edge.route(service.id))?.upstreams ?? [],
+        probed
       )
-    }
-    return { serviceId: service.id, hostPort: ensured.hostPort, upstreams, changed } satisfies SyncResult
-  }).pipe(Effect.withSpan("EdgeRoutes.syncService", { attributes: { serviceId: service.id } }))
+      const { changed } = yield* edge.setUpstreams(service.id, upstreams)
+      if (changed) {
+        yield* Effect.logInfo(
+          `edge: ${service.name} → ${upstreams.length === 0 ? "no upstream" : upstreams.map((u) => u.port).join(", ")}`
+        )
+      }
+      return { serviceId: service.id, hostPort: ensured.hostPort, upstreams, changed } satisfies SyncResult
+    })
+  ).pipe(Effect.withSpan("EdgeRoutes.syncService", { attributes: { serviceId: service.id } }))
 
 /** Syncs the service with this id (re-read from its row). */
 export const syncServiceId = (serviceId: string) =>
   Effect.gen(function* () {
     const services = yield* ServiceRepo
+    const snapshotAt = performance.now()
     const row = yield* services.findByIdAnyTeam(serviceId as ServiceInstance["id"])
     if (Option.isNone(row)) return null
-    return yield* syncService(row.value)
+    return yield* syncService(row.value, undefined, undefined, snapshotAt)
   })
 
 /** Every service: one failure is logged and does not stop the others. */
@@ -293,6 +343,7 @@ export const syncAll = Effect.gen(function* () {
   const services = yield* ServiceRepo
   const runtime = yield* ContainerRuntime
   const edge = yield* EdgeRouter
+  const snapshotAt = performance.now()
   const all = yield* services.listDesired()
   // One engine call for every service, not one per service.
   const managed = yield* runtime.listContainers({ all: true, labels: { [Labels.Managed]: "true" } })
@@ -321,7 +372,12 @@ export const syncAll = Effect.gen(function* () {
   }
   for (const service of all) {
     const result = yield* Effect.either(
-      syncService(service, byService.get(service.id) ?? [], domains && (domains.get(service.id) ?? []))
+      syncService(
+        service,
+        byService.get(service.id) ?? [],
+        domains && (domains.get(service.id) ?? []),
+        snapshotAt
+      )
     )
     if (result._tag === "Left") {
       failed++
