@@ -24,6 +24,7 @@ import { KyozoConfig } from "@kyozo/core/KyozoConfig"
 import { ServiceDomainRepo } from "@kyozo/core/store/ServiceDomainRepo"
 import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
 import { TeamRepo } from "@kyozo/core/store/TeamRepo"
+import * as KeyedLane from "@kyozo/core/supervision/KeyedLane"
 import { MaintenancePasses } from "@kyozo/core/supervision/MaintenancePasses"
 import { Duration, Effect, Layer, Option, Schedule, Stream } from "effect"
 
@@ -192,8 +193,18 @@ const domainsOf = (serviceId: string): Effect.Effect<ReadonlyArray<string> | und
       : repo.value.namesOf(serviceId).pipe(Effect.orElseSucceed(() => undefined))
   )
 
+/**
+ * How long an idle service's sync lane (with its last snapshot time) is kept: far longer than a
+ * full pass takes to reach every service, and every pass touches each live service's lane; a
+ * deleted service's lane goes after it.
+ */
+const SYNC_LANE_IDLE = Duration.minutes(1)
+
 /** Per service: one sync at a time, and the snapshot time of the last one that ran. */
-const syncLanes = new Map<string, { readonly semaphore: Effect.Semaphore; lastSnapshot: number }>()
+const syncLanes = KeyedLane.unsafeMake<string, { lastSnapshot: number }>({
+  initial: () => ({ lastSnapshot: Number.NEGATIVE_INFINITY }),
+  idleTimeToLive: SYNC_LANE_IDLE
+})
 
 /**
  * Runs a sync of the service in its lane, unless a sync that read the state later already ran: a
@@ -206,30 +217,21 @@ const inSyncLane = <E, R>(
   snapshotAt: number,
   effect: Effect.Effect<SyncResult, E, R>
 ): Effect.Effect<SyncResult, E, R | EdgeRouter> =>
-  Effect.suspend(() => {
-    let lane = syncLanes.get(serviceId)
-    if (lane === undefined) {
-      lane = { semaphore: Effect.unsafeMakeSemaphore(1), lastSnapshot: Number.NEGATIVE_INFINITY }
-      syncLanes.set(serviceId, lane)
-    }
-    const held = lane
-    const stale: Effect.Effect<SyncResult, never, EdgeRouter> = Effect.flatMap(EdgeRouter, (edge) =>
-      Effect.map(edge.route(serviceId), (route): SyncResult => ({
-        serviceId,
-        hostPort: route?.hostPort ?? null,
-        upstreams: route?.upstreams ?? [],
-        changed: false
-      }))
-    )
-    const fresh = Effect.tap(effect, () =>
-      Effect.sync(() => {
-        held.lastSnapshot = Math.max(held.lastSnapshot, snapshotAt)
-      })
-    )
-    return held.semaphore.withPermits(1)(
-      Effect.suspend((): Effect.Effect<SyncResult, E, R | EdgeRouter> =>
-        held.lastSnapshot > snapshotAt ? stale : fresh
+  syncLanes.run(serviceId, (lane): Effect.Effect<SyncResult, E, R | EdgeRouter> => {
+    if (lane.lastSnapshot > snapshotAt) {
+      return Effect.flatMap(EdgeRouter, (edge) =>
+        Effect.map(edge.route(serviceId), (route): SyncResult => ({
+          serviceId,
+          hostPort: route?.hostPort ?? null,
+          upstreams: route?.upstreams ?? [],
+          changed: false
+        }))
       )
+    }
+    return Effect.tap(effect, () =>
+      Effect.sync(() => {
+        lane.lastSnapshot = Math.max(lane.lastSnapshot, snapshotAt)
+      })
     )
   })
 

@@ -16,6 +16,7 @@ import * as Labels from "@kyozo/core/engine/Labels"
 import { containerName, teamNetwork } from "@kyozo/core/engine/ServiceNaming"
 import { ensureVolumes } from "@kyozo/core/engine/ServiceVolumes"
 import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
+import * as KeyedLane from "@kyozo/core/supervision/KeyedLane"
 import { Effect, Option } from "effect"
 
 import { AliasesLabel, containerSpec } from "./DeployWorkflow.js"
@@ -103,35 +104,12 @@ const converged = (service: ServiceInstance, owned: ReadonlyArray<ContainerSumma
   return true
 }
 
-interface Lane {
-  readonly semaphore: Effect.Semaphore
-  users: number
-}
+/** One lane per service id while someone uses it: one pass at a time per service, others in parallel. */
+const lanes = KeyedLane.unsafeMake<string>({ initial: () => undefined })
 
-/** One lane per service id while someone uses it (dropped when the last one leaves). */
-const lanes = new Map<string, Lane>()
-
-/** Runs `effect` in the service's lane: one at a time per service, other services in parallel. */
+/** Runs `effect` in the service's lane. */
 const inLane = <A, E, R>(serviceId: string, effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.suspend(() => {
-    let lane = lanes.get(serviceId)
-    if (lane === undefined) {
-      lane = { semaphore: Effect.unsafeMakeSemaphore(1), users: 0 }
-      lanes.set(serviceId, lane)
-    }
-    const held = lane
-    held.users++
-    return held.semaphore
-      .withPermits(1)(effect)
-      .pipe(
-        Effect.ensuring(
-          Effect.sync(() => {
-            held.users--
-            if (held.users === 0 && lanes.get(serviceId) === held) lanes.delete(serviceId)
-          })
-        )
-      )
-  })
+  lanes.run(serviceId, () => effect)
 
 /**
  * Runs `effect` with no replica pass of the service beside it: a delete removes the containers and
