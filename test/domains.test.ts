@@ -7,11 +7,8 @@
  * bad names 422; removing the domain stops the routing; deleting the service frees its names.
  */
 import * as fs from "node:fs"
-import * as http from "node:http"
-import * as https from "node:https"
 import * as os from "node:os"
 import * as path from "node:path"
-import type * as tls from "node:tls"
 
 import * as CaddyAdmin from "@kyozo/core/edge/CaddyAdmin"
 import { Either, Stream } from "effect"
@@ -19,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
 import { buildCli, runKyozo } from "./support/cli.js"
 import { dockerSuite, requireBaseImages } from "./support/docker.js"
-import { caddySuite } from "./support/edge.js"
+import { caddySuite, httpGet, httpsGet } from "./support/edge.js"
 import {
   type BootedServer,
   bootServer,
@@ -51,53 +48,13 @@ let viewerToken = ""
 const domain = `shop-${Date.now().toString(36)}.example.test`
 
 /** One GET to the edge's shared port with `Host: name`, on a fresh connection. */
-const viaHost = (name: string) =>
-  new Promise<{ status: number; body: string }>((resolve) => {
-    const req = http.get(
-      { host: "127.0.0.1", port: edgePort, path: "/", headers: { host: name }, agent: false, timeout: 5000 },
-      (res) => {
-        let body = ""
-        res.setEncoding("utf8")
-        res.on("data", (c: string) => (body += c))
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }))
-      }
-    )
-    req.on("timeout", () => req.destroy(new Error("timeout")))
-    req.on("error", (e) => resolve({ status: 0, body: String(e) }))
-  })
+const viaHost = async (name: string) => {
+  const { body, status } = await httpGet(edgePort, { host: name }, 5000)
+  return { status, body }
+}
 
 /** One HTTPS GET with SNI and Host `name`, verified against `ca`. */
-const viaTls = (name: string, ca: Buffer) =>
-  new Promise<{ status: number; body: string; issuer?: string; san?: string }>((resolve) => {
-    const req = https.get(
-      {
-        host: "127.0.0.1",
-        port: tlsPort,
-        path: "/",
-        servername: name,
-        headers: { host: name },
-        ca,
-        agent: false,
-        timeout: 5000
-      },
-      (res) => {
-        const cert = (res.socket as tls.TLSSocket).getPeerCertificate()
-        let body = ""
-        res.setEncoding("utf8")
-        res.on("data", (c: string) => (body += c))
-        res.on("end", () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            body,
-            issuer: `${cert.issuer?.O ?? ""} ${cert.issuer?.CN ?? ""}`,
-            san: cert.subjectaltname
-          })
-        )
-      }
-    )
-    req.on("timeout", () => req.destroy(new Error("timeout")))
-    req.on("error", (e) => resolve({ status: 0, body: String(e) }))
-  })
+const viaTls = (name: string, ca: Buffer) => httpsGet(tlsPort, name, ca, 5000)
 
 /** The shop's domain, as the first test adds it (idempotent: each test also runs alone). */
 const withShopDomain = async () =>
@@ -176,7 +133,7 @@ describe.skipIf(!docker.available || !caddy.available)("custom domains on the re
     })
     expect(secure.body).toBe("the shop\n")
     expect(secure.issuer).toMatch(/Caddy Local Authority/)
-    expect(secure.san).toContain(`DNS:${domain}`)
+    expect(secure.subjectAltName).toContain(`DNS:${domain}`)
   }, 60_000)
 
   it("one service per name across teams (409); other teams 404, viewers 403, bad names 422", async () => {

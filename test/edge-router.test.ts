@@ -6,9 +6,7 @@
  */
 import * as fs from "node:fs"
 import * as http from "node:http"
-import * as https from "node:https"
 import type * as net from "node:net"
-import type * as tls from "node:tls"
 
 import * as CaddyAdmin from "@kyozo/core/edge/CaddyAdmin"
 import * as CaddyEdge from "@kyozo/core/edge/CaddyEdge"
@@ -18,7 +16,7 @@ import * as ReloadSafety from "@kyozo/core/edge/ReloadSafety"
 import { Effect, Exit, Layer, Scope } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
 
-import { caddyLayer, caddySuite, edgeDataDir } from "./support/edge.js"
+import { caddyLayer, caddySuite, edgeDataDir, httpGet as get, httpsGet } from "./support/edge.js"
 import { freePort, waitFor } from "./support/server.js"
 
 const caddy = caddySuite("edge-router (Caddy)")
@@ -41,56 +39,6 @@ const upstream = async (name: string) => {
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r))
   return { host: "127.0.0.1", port: (server.address() as net.AddressInfo).port, server }
 }
-
-/** One GET on a fresh connection (a kept-alive one would stay on its old upstream). */
-const get = (port: number, headers: Record<string, string> = {}) =>
-  new Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }>((resolve) => {
-    const req = http.get(
-      { host: "127.0.0.1", port, path: "/", headers, agent: false, timeout: 8000 },
-      (res) => {
-        let body = ""
-        res.setEncoding("utf8")
-        res.on("data", (c: string) => (body += c))
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }))
-        res.on("error", (e) => resolve({ status: 0, body: String(e), headers: {} }))
-      }
-    )
-    req.on("timeout", () => req.destroy(new Error("timeout")))
-    req.on("error", (e) => resolve({ status: 0, body: String(e), headers: {} }))
-  })
-
-/** One HTTPS GET to 127.0.0.1 with SNI and Host `name`, verified against `ca` (the system's when undefined). */
-const httpsGet = (port: number, name: string, ca: Buffer | undefined) =>
-  new Promise<{ status: number; body: string; issuer?: string; subjectAltName?: string }>((resolve) => {
-    const req = https.get(
-      {
-        host: "127.0.0.1",
-        port,
-        path: "/",
-        servername: name,
-        headers: { host: name },
-        ca,
-        agent: false,
-        timeout: 8000
-      },
-      (res) => {
-        const cert = (res.socket as tls.TLSSocket).getPeerCertificate()
-        let body = ""
-        res.setEncoding("utf8")
-        res.on("data", (c: string) => (body += c))
-        res.on("end", () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            body,
-            issuer: `${cert.issuer?.O ?? ""} ${cert.issuer?.CN ?? ""}`,
-            subjectAltName: cert.subjectaltname
-          })
-        )
-      }
-    )
-    req.on("timeout", () => req.destroy(new Error("timeout")))
-    req.on("error", (e) => resolve({ status: 0, body: String(e) }))
-  })
 
 /** Builds the edge in a scope of its own; `close` is the end of the Kyozo process using it. */
 const open = async (edgeLayer: Layer.Layer<EdgeRouter, unknown>) => {

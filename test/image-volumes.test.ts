@@ -10,10 +10,12 @@ import * as path from "node:path"
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 
-import { dockerSuite, NodeImage, requireBaseImages } from "./support/docker.js"
+import { dockerSuite, removeTeamVolumes, requireBaseImages, volumeExists } from "./support/docker.js"
 import {
+  bootCounterFiles,
   type BootedServer,
   bootServer,
+  deployFolder,
   engineEnv,
   hit,
   tearDown,
@@ -28,31 +30,10 @@ if (docker.available) await requireBaseImages(docker.client)
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-imgvol-"))
 let booted: BootedServer | undefined
 
-/** Counts its starts in /data (the image's VOLUME) and answers with every start so far. */
-const server = `const fs = require("node:fs")
-fs.appendFileSync("/data/boots.txt", process.env.HOSTNAME + "\\n")
-require("node:http").createServer((req, res) => {
-  res.end(fs.readFileSync("/data/boots.txt", "utf8"))
-}).listen(8080)
-`
-
 const deploy = async (force: boolean) => {
-  const created = expectStatus(
-    await booted!.call(
-      "POST",
-      "/v1/services",
-      doc("services", { source: { path: "volapp" }, name: "vol", ...(force ? { force: true } : {}) })
-    ),
-    202,
-    "deploy vol"
-  )
-  const deploymentId: string = created.body.data[0].id
-  const finished = await waitFor("the deployment", 120_000, async () => {
-    const r = await booted!.call("GET", `/v1/deployments/${deploymentId}`)
-    return r.body?.data?.attributes?.finishedAt ? r.body.data.attributes : undefined
-  })
-  expect(finished.status, finished.error ?? "").toBe("succeeded")
-  return created.body.data[0].relationships.service.data.id as string
+  const deployed = await deployFolder(booted!.call, "volapp", "vol", 120_000, force ? { force: true } : {})
+  expect(deployed.attributes.status, deployed.attributes.error ?? "").toBe("succeeded")
+  return deployed.serviceId
 }
 
 const containersOf = (serviceId: string) =>
@@ -61,30 +42,13 @@ const containersOf = (serviceId: string) =>
 describe.skipIf(!docker.available)("an image's VOLUME keeps its data", () => {
   beforeAll(async () => {
     booted = await bootServer(engineEnv(dataDir, { KYOZO_EDGE: "inprocess" }))
-    workspaceFolder(dataDir, booted.teamId, "volapp", {
-      "server.js": server,
-      Dockerfile: [
-        `FROM ${NodeImage}`,
-        "COPY server.js /app/server.js",
-        "VOLUME /data",
-        "EXPOSE 8080",
-        'CMD ["node", "/app/server.js"]',
-        ""
-      ].join("\n")
-    })
+    workspaceFolder(dataDir, booted.teamId, "volapp", bootCounterFiles)
   }, 120_000)
 
   afterAll(async () => {
     const teamId = booted?.teamId
     await tearDown(docker, dataDir, booted)
-    if (teamId === undefined) return
-    const filters = JSON.stringify({ label: [`kyozo.team=${teamId}`] })
-    for (const v of (await docker.client.listVolumes({ filters }).catch(() => ({ Volumes: [] }))).Volumes ??
-      [])
-      await docker.client
-        .getVolume(v.Name)
-        .remove()
-        .catch(() => {})
+    if (teamId !== undefined) await removeTeamVolumes(docker.client, teamId)
   }, 60_000)
 
   it("a redeploy and a second replica see what the first container wrote; no anonymous volume", async () => {
@@ -128,15 +92,7 @@ describe.skipIf(!docker.available)("an image's VOLUME keeps its data", () => {
 
     expectStatus(await booted!.call("DELETE", `/v1/services/${serviceId}?volumes=true`), 204, "delete")
     await waitFor("the volume removed", 30_000, async () =>
-      (await docker.client
-        .getVolume(volume)
-        .inspect()
-        .then(
-          () => false,
-          () => true
-        ))
-        ? true
-        : undefined
+      (await volumeExists(docker.client, volume)) ? undefined : true
     )
   }, 300_000)
 })

@@ -12,11 +12,13 @@ import {
   dockerSuite,
   NodeImage,
   removeTeamObjects,
+  removeTeamVolumes,
   requireBaseImages,
-  StaticImage
+  StaticImage,
+  volumeExists
 } from "./support/docker.js"
-import { hit, workspaceFolder } from "./support/engine-server.js"
-import { type Call, caller, doc, expectStatus } from "./support/rest.js"
+import { bootCounterFiles, deployFolder, hit, workspaceFolder } from "./support/engine-server.js"
+import { type Call, caller, expectStatus } from "./support/rest.js"
 import { waitFor } from "./support/server.js"
 import { startTenantServer, type TenantServer } from "./support/tenants.js"
 
@@ -26,29 +28,10 @@ if (docker.available) await requireBaseImages(docker.client)
 let ts: TenantServer | undefined
 let call: Call
 
-/** Counts its starts in /data (the image's VOLUME) and answers with every start so far. */
-const server = `const fs = require("node:fs")
-fs.appendFileSync("/data/boots.txt", process.env.HOSTNAME + "\\n")
-require("node:http").createServer((req, res) => res.end(fs.readFileSync("/data/boots.txt", "utf8"))).listen(8080)
-`
-
 const deploy = async (name: string, force: boolean) => {
-  const created = expectStatus(
-    await call(
-      "POST",
-      "/v1/services",
-      doc("services", { source: { path: "keeper" }, name, ...(force ? { force: true } : {}) })
-    ),
-    202,
-    `deploy ${name}`
-  )
-  const deploymentId: string = created.body.data[0].id
-  const finished = await waitFor("the deployment", 120_000, async () => {
-    const r = await call("GET", `/v1/deployments/${deploymentId}`)
-    return r.body?.data?.attributes?.finishedAt ? r.body.data.attributes : undefined
-  })
-  expect(finished.status, finished.error ?? "").toBe("succeeded")
-  return created.body.data[0].relationships.service.data.id as string
+  const deployed = await deployFolder(call, "keeper", name, 120_000, force ? { force: true } : {})
+  expect(deployed.attributes.status, deployed.attributes.error ?? "").toBe("succeeded")
+  return deployed.serviceId
 }
 
 describe.skipIf(!docker.available)("a renamed service keeps its volume", () => {
@@ -60,17 +43,7 @@ describe.skipIf(!docker.available)("a renamed service keeps its volume", () => {
       KYOZO_BASE_IMAGES: JSON.stringify({ node: NodeImage, static: StaticImage })
     })
     call = caller(ts.server.port, ts.owner.token)
-    workspaceFolder(ts.dataDir, ts.owner.teamId, "keeper", {
-      "server.js": server,
-      Dockerfile: [
-        `FROM ${NodeImage}`,
-        "COPY server.js /app/server.js",
-        "VOLUME /data",
-        "EXPOSE 8080",
-        'CMD ["node", "/app/server.js"]',
-        ""
-      ].join("\n")
-    })
+    workspaceFolder(ts.dataDir, ts.owner.teamId, "keeper", bootCounterFiles)
   }, 120_000)
 
   afterAll(async () => {
@@ -78,13 +51,7 @@ describe.skipIf(!docker.available)("a renamed service keeps its volume", () => {
     await ts?.close()
     if (teamId === undefined) return
     await removeTeamObjects(docker.client, teamId)
-    const filters = JSON.stringify({ label: [`kyozo.team=${teamId}`] })
-    for (const v of (await docker.client.listVolumes({ filters }).catch(() => ({ Volumes: [] }))).Volumes ??
-      [])
-      await docker.client
-        .getVolume(v.Name)
-        .remove()
-        .catch(() => {})
+    await removeTeamVolumes(docker.client, teamId)
   }, 60_000)
 
   it("renamed, then redeployed under the new name: the same volume, the old data", async () => {
@@ -122,15 +89,7 @@ describe.skipIf(!docker.available)("a renamed service keeps its volume", () => {
 
     expectStatus(await call("DELETE", `/v1/services/${serviceId}?volumes=true`), 204, "delete with volumes")
     await waitFor("the volume removed", 30_000, async () =>
-      (await docker.client
-        .getVolume(volume)
-        .inspect()
-        .then(
-          () => false,
-          () => true
-        ))
-        ? true
-        : undefined
+      (await volumeExists(docker.client, volume)) ? undefined : true
     )
   }, 300_000)
 })

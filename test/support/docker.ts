@@ -162,6 +162,26 @@ export const removeTeamObjects = async (client: Docker, teamId: string): Promise
     .catch(() => {})
 }
 
+/** Removes the volumes Kyozo made for one team in a test (by the `kyozo.team` label); failures are ignored. */
+export const removeTeamVolumes = async (client: Docker, teamId: string): Promise<void> => {
+  const filters = JSON.stringify({ label: [`kyozo.team=${teamId}`] })
+  for (const v of (await client.listVolumes({ filters }).catch(() => ({ Volumes: [] }))).Volumes ?? [])
+    await client
+      .getVolume(v.Name)
+      .remove()
+      .catch(() => {})
+}
+
+/** Whether the engine has a volume of that name. */
+export const volumeExists = (client: Docker, name: string): Promise<boolean> =>
+  client
+    .getVolume(name)
+    .inspect()
+    .then(
+      () => true,
+      () => false
+    )
+
 /** Registers the afterAll that removes what Kyozo made for `teamId` (see removeTeamObjects). */
 export const removeTeamAfterAll = (suite: DockerSuite, teamId: string): void => {
   if (suite.available) afterAll(() => removeTeamObjects(suite.client, teamId), 60_000)

@@ -2,10 +2,14 @@
  * The edge for tests: a real Caddy (started in a temp data dir and stopped when the layer closes)
  * wherever one is installed, else the in-process fallback. `caddySuite` decides whether a test
  * file that needs Caddy runs: it skips loudly without one, and fails under KYOZO_REQUIRE_CADDY=1.
+ * `httpGet` / `httpsGet`: one request to an edge's port, as a client with a Host (and SNI) sends it.
  */
 import * as fs from "node:fs"
+import * as http from "node:http"
+import * as https from "node:https"
 import * as os from "node:os"
 import * as path from "node:path"
+import type * as tls from "node:tls"
 
 import * as CaddyAdmin from "@kyozo/core/edge/CaddyAdmin"
 import * as CaddyEdge from "@kyozo/core/edge/CaddyEdge"
@@ -61,3 +65,59 @@ export const testEdgeLayer = (): Layer.Layer<EdgeRouter> =>
   caddyBin() === null
     ? InProcessEdge.layer({ reason: "test: no caddy installed" })
     : caddyLayer().pipe(Layer.orDie)
+
+/**
+ * One GET to 127.0.0.1:`port` on a fresh connection (a kept-alive one would stay on its old
+ * upstream); status 0 and the error as body when it fails or times out.
+ */
+export const httpGet = (port: number, headers: Record<string, string> = {}, timeoutMs = 8000) =>
+  new Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }>((resolve) => {
+    const req = http.get(
+      { host: "127.0.0.1", port, path: "/", headers, agent: false, timeout: timeoutMs },
+      (res) => {
+        let body = ""
+        res.setEncoding("utf8")
+        res.on("data", (c: string) => (body += c))
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }))
+        res.on("error", (e) => resolve({ status: 0, body: String(e), headers: {} }))
+      }
+    )
+    req.on("timeout", () => req.destroy(new Error("timeout")))
+    req.on("error", (e) => resolve({ status: 0, body: String(e), headers: {} }))
+  })
+
+/**
+ * One HTTPS GET to 127.0.0.1:`port` with SNI and Host `name`, verified against `ca` (the system's
+ * when undefined), on a fresh connection; with the certificate's issuer and subject alt names.
+ */
+export const httpsGet = (port: number, name: string, ca: Buffer | undefined, timeoutMs = 8000) =>
+  new Promise<{ status: number; body: string; issuer?: string; subjectAltName?: string }>((resolve) => {
+    const req = https.get(
+      {
+        host: "127.0.0.1",
+        port,
+        path: "/",
+        servername: name,
+        headers: { host: name },
+        ca,
+        agent: false,
+        timeout: timeoutMs
+      },
+      (res) => {
+        const cert = (res.socket as tls.TLSSocket).getPeerCertificate()
+        let body = ""
+        res.setEncoding("utf8")
+        res.on("data", (c: string) => (body += c))
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            body,
+            issuer: `${cert.issuer?.O ?? ""} ${cert.issuer?.CN ?? ""}`,
+            subjectAltName: cert.subjectaltname
+          })
+        )
+      }
+    )
+    req.on("timeout", () => req.destroy(new Error("timeout")))
+    req.on("error", (e) => resolve({ status: 0, body: String(e) }))
+  })

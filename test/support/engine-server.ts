@@ -85,6 +85,25 @@ export const nodeServerDockerfile = [
   ""
 ].join("\n")
 
+/**
+ * A node app whose image declares `VOLUME /data`: each start appends its container's host name to
+ * /data/boots.txt, and every request is answered with the file (every start so far).
+ */
+export const bootCounterFiles: Record<string, string> = {
+  "server.js": `const fs = require("node:fs")
+fs.appendFileSync("/data/boots.txt", process.env.HOSTNAME + "\\n")
+require("node:http").createServer((req, res) => res.end(fs.readFileSync("/data/boots.txt", "utf8"))).listen(8080)
+`,
+  Dockerfile: [
+    `FROM ${NodeImage}`,
+    "COPY server.js /app/server.js",
+    "VOLUME /data",
+    "EXPOSE 8080",
+    'CMD ["node", "/app/server.js"]',
+    ""
+  ].join("\n")
+}
+
 /** Writes a folder of the team's workspace (`<dataDir>/workspaces/<teamId>/<name>`); returns its path. */
 export const workspaceFolder = (
   dataDir: string,
@@ -98,18 +117,27 @@ export const workspaceFolder = (
   return dir
 }
 
-/** Deploys a workspace folder by path and waits until the deployment finished; its ids and attributes. */
-export const deployFolder = async (call: Call, folder: string, name: string, timeoutMs = 120_000) => {
+/**
+ * Deploys a workspace folder by path and waits until the deployment finished; its ids and
+ * attributes. `attributes`: more of the service document's (e.g. `{ force: true }`).
+ */
+export const deployFolder = async (
+  call: Call,
+  folder: string,
+  name: string,
+  timeoutMs = 120_000,
+  attributes: Record<string, unknown> = {}
+) => {
   const created = expectStatus(
-    await call("POST", "/v1/services", doc("services", { source: { path: folder }, name })),
+    await call("POST", "/v1/services", doc("services", { source: { path: folder }, name, ...attributes })),
     202,
     `deploy ${name}`
   )
   const deploymentId: string = created.body.data[0].id
   const serviceId: string = created.body.data[0].relationships.service.data.id
-  const attributes = await waitFor(`deployment ${deploymentId}`, timeoutMs, async () => {
+  const finished = await waitFor(`deployment ${deploymentId}`, timeoutMs, async () => {
     const r = await call("GET", `/v1/deployments/${deploymentId}`)
     return r.body?.data?.attributes?.finishedAt ? r.body.data.attributes : undefined
   })
-  return { serviceId, deploymentId, attributes }
+  return { serviceId, deploymentId, attributes: finished }
 }

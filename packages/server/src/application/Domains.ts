@@ -24,11 +24,11 @@ import {
   InvalidDomain,
   type ServiceDomain
 } from "@kyozo/api/domain/ServiceDomain"
-import type { CurrentPrincipal, Forbidden } from "@kyozo/api/KyozoRpc"
+import type { CurrentPrincipal, Forbidden, Principal } from "@kyozo/api/KyozoRpc"
 import { EdgeRouter } from "@kyozo/core/edge/EdgeRouter"
 import { dnsLabel } from "@kyozo/core/edge/HostNames"
 import { KyozoConfig } from "@kyozo/core/KyozoConfig"
-import { DeploymentEventRepo } from "@kyozo/core/store/DeploymentEventRepo"
+import { type AppendEvent, DeploymentEventRepo } from "@kyozo/core/store/DeploymentEventRepo"
 import { ServiceDomainRepo } from "@kyozo/core/store/ServiceDomainRepo"
 import { TeamRepo } from "@kyozo/core/store/TeamRepo"
 import { Effect, Either, Option } from "effect"
@@ -68,6 +68,23 @@ export const parseHostname = (raw: string, namespace: Namespace): Either.Either<
   }
   return Either.right(hostname)
 }
+
+/** The service's event for a domain added or removed (`service.domain-added` / `-removed`). */
+const domainChanged = (
+  change: "added" | "removed",
+  principal: Pick<Principal, "teamId" | "userId">,
+  service: { readonly id: ServiceId; readonly name: string },
+  hostname: string
+): AppendEvent => ({
+  teamId: principal.teamId,
+  serviceId: service.id,
+  type: `service.domain-${change}`,
+  message:
+    change === "added"
+      ? `Added the domain ${hostname} to ${service.name}`
+      : `Removed the domain ${hostname} from ${service.name}`,
+  data: { hostname, by: principal.userId }
+})
 
 export class Domains extends Effect.Service<Domains>()("@kyozo/server/application/Domains", {
   effect: Effect.gen(function* () {
@@ -133,14 +150,7 @@ export class Domains extends Effect.Service<Domains>()("@kyozo/server/applicatio
           case "NoService":
             return yield* new ServiceNotFound({ service })
           case "Added":
-            if (outcome.created)
-              yield* events.append({
-                teamId: principal.teamId,
-                serviceId: found.id,
-                type: "service.domain-added",
-                message: `Added the domain ${name} to ${found.name}`,
-                data: { hostname: name, by: principal.userId }
-              })
+            if (outcome.created) yield* events.append(domainChanged("added", principal, found, name))
             // Also when it was there already: the edge may have missed it (a refused load).
             yield* resync(found.id)
             return { domain: outcome.domain, created: outcome.created }
@@ -161,13 +171,7 @@ export class Domains extends Effect.Service<Domains>()("@kyozo/server/applicatio
         const name = hostname.trim().toLowerCase()
         const removed = yield* domains.remove(principal.teamId, found.id, name)
         if (!removed) return yield* new DomainNotFound({ hostname: name })
-        yield* events.append({
-          teamId: principal.teamId,
-          serviceId: found.id,
-          type: "service.domain-removed",
-          message: `Removed the domain ${name} from ${found.name}`,
-          data: { hostname: name, by: principal.userId }
-        })
+        yield* events.append(domainChanged("removed", principal, found, name))
         yield* resync(found.id)
       })
 
