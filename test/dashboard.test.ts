@@ -407,6 +407,24 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
       await page.getByRole("heading", { name, level: 1 }).waitFor()
       const input = page.getByLabel("Replicas (1–20)")
       expect(await input.inputValue()).toBe("1")
+      // A change whose answer is lost (the connection cut): never retried behind the user's back;
+      // the page says the outcome is unknown and shows what the server has (still 1 replica).
+      const resource = `**/v1/services/${id}`
+      await page.route(resource, (route) =>
+        route.request().method() === "PATCH" ? route.abort("connectionreset") : route.continue()
+      )
+      const seen = errors.length
+      await input.fill("2")
+      await page.getByRole("button", { name: "Scale", exact: true }).click()
+      const lost = page.locator('[role="alert"]').first()
+      await expect
+        .poll(() => lost.textContent({ timeout: 5_000 }).catch(() => null), { timeout: 15_000 })
+        .toContain("the change may or may not have been made")
+      await page.unroute(resource)
+      // The browser logs the cut request itself; nothing else may have been logged meanwhile.
+      expect(errors.splice(seen).filter((e) => !e.includes("ERR_CONNECTION_RESET"))).toEqual([])
+      expect((await owner("GET", `/v1/services/${id}`)).body.data.attributes.replicas).toBe(1)
+      await expect.poll(() => page.locator("[data-replicas]").first().getAttribute("data-replicas")).toBe("1")
       await input.fill("2")
       await page.getByRole("button", { name: "Scale", exact: true }).click()
       // The notice, or the error the page shows instead (so a failure says what the API answered).

@@ -74,6 +74,9 @@ export const ServicePage = ({ id }: { id: string }) => {
       (e) => {
         setBusy(undefined)
         setActionError(e)
+        // What the server has now (a change whose answer was lost may have been made).
+        service.reload()
+        deployments.reload()
       }
     )
   }
