@@ -446,6 +446,25 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
       await page.goto(base() + "/#/services")
       await expect.poll(() => row.textContent(), { timeout: 15_000 }).toBe("2/2")
       await shoot(page, "02c-services-replicas")
+      // The server carries out a change whose answer is then lost: the page reads the service,
+      // sees the change made and says so (nothing sent twice, no error for a change that happened).
+      await page.goto(base() + `/#/services/${id}`)
+      await page.getByRole("heading", { name, level: 1 }).waitFor()
+      await page.route(resource, async (route) => {
+        if (route.request().method() !== "PATCH") return route.continue()
+        const answered = await route.fetch()
+        expect(answered.status()).toBe(200)
+        return route.abort("connectionreset")
+      })
+      const before = errors.length
+      await input.fill("1")
+      await page.getByRole("button", { name: "Scale", exact: true }).click()
+      await expect
+        .poll(() => outcome.textContent({ timeout: 5_000 }).catch(() => null), { timeout: 15_000 })
+        .toContain("Scaled to 1 replica. (The server's answer was lost on the way")
+      await page.unroute(resource)
+      expect(errors.splice(before).filter((e) => !e.includes("ERR_CONNECTION_RESET"))).toEqual([])
+      expect((await owner("GET", `/v1/services/${id}`)).body.data.attributes.replicas).toBe(1)
       expect(errors).toEqual([])
       await page.context().close()
     },
