@@ -142,7 +142,14 @@ export const ServicePage = ({ id }: { id: string }) => {
                 class="btn"
                 disabled={off}
                 title={offTitle}
-                onClick={() => act("Start", () => api.start(id), "Started.")}
+                onClick={() =>
+                  act(
+                    "Start",
+                    () => api.start(id),
+                    "Started.",
+                    () => api.service(id).then((now) => now.attributes.desiredState === "running")
+                  )
+                }
               >
                 Start
               </button>
@@ -152,7 +159,14 @@ export const ServicePage = ({ id }: { id: string }) => {
                 class="btn"
                 disabled={off}
                 title={offTitle}
-                onClick={() => act("Stop", () => api.stop(id), "Stopped.")}
+                onClick={() =>
+                  act(
+                    "Stop",
+                    () => api.stop(id),
+                    "Stopped.",
+                    () => api.service(id).then((now) => now.attributes.desiredState === "stopped")
+                  )
+                }
               >
                 Stop
               </button>
