@@ -407,6 +407,24 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
       await page.getByRole("heading", { name, level: 1 }).waitFor()
       const input = page.getByLabel("Replicas (1–20)")
       expect(await input.inputValue()).toBe("1")
+      // A change whose answer is lost (the connection cut): never retried behind the user's back;
+      // the page says the outcome is unknown and shows what the server has (still 1 replica).
+      const resource = `**/v1/services/${id}`
+      await page.route(resource, (route) =>
+        route.request().method() === "PATCH" ? route.abort("connectionreset") : route.continue()
+      )
+      const seen = errors.length
+      await input.fill("2")
+      await page.getByRole("button", { name: "Scale", exact: true }).click()
+      const lost = page.locator('[role="alert"]').first()
+      await expect
+        .poll(() => lost.textContent({ timeout: 5_000 }).catch(() => null), { timeout: 15_000 })
+        .toContain("the change may or may not have been made")
+      await page.unroute(resource)
+      // The browser logs the cut request itself; nothing else may have been logged meanwhile.
+      expect(errors.splice(seen).filter((e) => !e.includes("ERR_CONNECTION_RESET"))).toEqual([])
+      expect((await owner("GET", `/v1/services/${id}`)).body.data.attributes.replicas).toBe(1)
+      await expect.poll(() => page.locator("[data-replicas]").first().getAttribute("data-replicas")).toBe("1")
       await input.fill("2")
       await page.getByRole("button", { name: "Scale", exact: true }).click()
       // The notice, or the error the page shows instead (so a failure says what the API answered).
@@ -428,6 +446,25 @@ describe.skipIf(!hasBrowser)("dashboard in a real browser", () => {
       await page.goto(base() + "/#/services")
       await expect.poll(() => row.textContent(), { timeout: 15_000 }).toBe("2/2")
       await shoot(page, "02c-services-replicas")
+      // The server carries out a change whose answer is then lost: the page reads the service,
+      // sees the change made and says so (nothing sent twice, no error for a change that happened).
+      await page.goto(base() + `/#/services/${id}`)
+      await page.getByRole("heading", { name, level: 1 }).waitFor()
+      await page.route(resource, async (route) => {
+        if (route.request().method() !== "PATCH") return route.continue()
+        const answered = await route.fetch()
+        expect(answered.status()).toBe(200)
+        return route.abort("connectionreset")
+      })
+      const before = errors.length
+      await input.fill("1")
+      await page.getByRole("button", { name: "Scale", exact: true }).click()
+      await expect
+        .poll(() => outcome.textContent({ timeout: 5_000 }).catch(() => null), { timeout: 15_000 })
+        .toContain("Scaled to 1 replica. (The server's answer was lost on the way")
+      await page.unroute(resource)
+      expect(errors.splice(before).filter((e) => !e.includes("ERR_CONNECTION_RESET"))).toEqual([])
+      expect((await owner("GET", `/v1/services/${id}`)).body.data.attributes.replicas).toBe(1)
       expect(errors).toEqual([])
       await page.context().close()
     },

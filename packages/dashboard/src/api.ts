@@ -74,15 +74,29 @@ export const whenSignedOut = (f: () => void) => {
 }
 export const csrfHeaders = (): Record<string, string> => ({ [CSRF_HEADER]: csrfToken })
 
-const networkError = (cause: unknown) =>
-  new ApiError(0, [
-    {
-      status: "0",
-      code: "network",
-      title: "The server did not answer",
-      detail: `${cause instanceof Error ? cause.message : String(cause)}. Check that Kyozo is running, then retry.`
-    }
+/**
+ * A call the browser could not complete (`fetch` rejected: the connection failed or was cut). Never
+ * retried behind the user's back: a read says so, and a write says that its outcome is unknown (the
+ * server may have carried it out before the answer was lost), so the user checks before redoing it.
+ */
+const networkError = (cause: unknown, write: boolean) => {
+  const why = cause instanceof Error ? cause.message : String(cause)
+  return new ApiError(0, [
+    write
+      ? {
+          status: "0",
+          code: "network",
+          title: "No answer from the server",
+          detail: `${why}: the connection failed before the answer arrived, so the change may or may not have been made. The page now shows what the server has; check it before trying again.`
+        }
+      : {
+          status: "0",
+          code: "network",
+          title: "The server did not answer",
+          detail: `${why}. Check that Kyozo is running and reachable, then try again.`
+        }
   ])
+}
 
 /** The error objects of a failed answer, whatever shape its body has. */
 export const errorsOf = (status: number, text: string): ReadonlyArray<ErrorObject> => {
@@ -104,8 +118,9 @@ export const errorsOf = (status: number, text: string): ReadonlyArray<ErrorObjec
 
 export const call = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
   const write = method !== "GET" && method !== "HEAD"
-  const send = () =>
-    fetch(path, {
+  let res: Response
+  try {
+    res = await fetch(path, {
       method,
       credentials: "same-origin",
       headers: {
@@ -115,19 +130,8 @@ export const call = async <T>(method: string, path: string, body?: unknown): Pro
       },
       ...(body === undefined ? {} : { body: JSON.stringify(body) })
     })
-  let res: Response
-  try {
-    res = await send()
   } catch (cause) {
-    // A read cut by a network blip (the browser drops requests in flight when an interface
-    // appears) is retried once; a write is not, it may have been carried out.
-    if (write) throw networkError(cause)
-    await new Promise((r) => setTimeout(r, 400))
-    try {
-      res = await send()
-    } catch (again) {
-      throw networkError(again)
-    }
+    throw networkError(cause, write)
   }
   const text = await res.text()
   if (!res.ok) {
@@ -181,6 +185,8 @@ export const session = {
 // detection before a deploy, the event history of a service).
 
 let rpcId = 0
+/** RPCs that only read (a failed one changed nothing); every other one may have been carried out. */
+const READ_RPCS: ReadonlySet<string> = new Set(["Detect", "Events", "Logs"])
 interface RpcExit {
   readonly _tag: "Exit"
   readonly exit:
@@ -225,7 +231,7 @@ export const rpc = async <T>(tag: string, payload: Record<string, unknown>): Pro
       body: JSON.stringify({ _tag: "Request", id, tag, payload, headers: [] }) + "\n"
     })
   } catch (cause) {
-    throw networkError(cause)
+    throw networkError(cause, !READ_RPCS.has(tag))
   }
   const text = await res.text()
   if (!res.ok) throw new ApiError(res.status, errorsOf(res.status, text))
@@ -266,7 +272,7 @@ export const rpcStream = async <T>(
       body: JSON.stringify({ _tag: "Request", id, tag, payload, headers: [] }) + "\n"
     })
   } catch (cause) {
-    throw networkError(cause)
+    throw networkError(cause, !READ_RPCS.has(tag))
   }
   if (!res.ok || res.body === null) throw new ApiError(res.status, errorsOf(res.status, await res.text()))
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader()
@@ -437,6 +443,6 @@ export const upload = (
         reject(new ApiError(xhr.status, errorsOf(xhr.status, xhr.responseText)))
       }
     }
-    xhr.onerror = () => reject(networkError(new Error("the upload was interrupted")))
+    xhr.onerror = () => reject(networkError(new Error("the upload was interrupted"), false))
     xhr.send(new Blob([tar as BlobPart]))
   })

@@ -24,9 +24,22 @@ export interface GracefulOptions {
   readonly hot?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean
 }
 
+/**
+ * How long an idle kept-alive connection stays open. Node's default (5 s, closed at 6 s) is shorter
+ * than what clients and proxies keep reusing a connection for (Caddy and nginx upstream pools,
+ * browsers: a minute or more): a request they send on a connection the server is closing at that
+ * moment is lost ("socket hang up", "Failed to fetch"). Longer than theirs, the server never closes
+ * first; the headers deadline stays above it, as Node requires for kept-alive connections.
+ */
+const KEEP_ALIVE_TIMEOUT_MS = 65_000
+const HEADERS_TIMEOUT_MS = KEEP_ALIVE_TIMEOUT_MS + 1_000
+
 /** A `createServer` for `NodeHttpServer.layer`. */
 export const make = (options: GracefulOptions) => (): http.Server => {
-  const server = http.createServer()
+  const server = http.createServer({
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    headersTimeout: HEADERS_TIMEOUT_MS
+  })
   const inFlight = new Map<net.Socket, number>()
   let draining = false
 

@@ -11,10 +11,12 @@ import * as Admin from "./CaddyAdmin.js"
 import {
   type AcmeSettings,
   buildConfig,
+  isLocalName,
   parseRoutes,
   type RouteEntry,
   type SharedListener
 } from "./CaddyConfig.js"
+import { awaitCertificates } from "./CertificateReadiness.js"
 import {
   EdgeApplyFailed,
   EdgeRouter,
@@ -45,6 +47,8 @@ export interface CaddyEdgeOptions {
   readonly reason?: string
   /** Stop Caddy when the layer closes (tests); by default it keeps serving. */
   readonly stopOnClose?: boolean
+  /** How long `ensure` waits for the HTTPS certificate of a new local name (default 10 s; zero: no wait). */
+  readonly certificateWait?: Duration.Duration
 }
 
 const inUsePort = (error: string): number | null => {
@@ -204,67 +208,102 @@ export const make = (
         }
       })
 
+    const namesOf = (r: RouteEntry | undefined): ReadonlyArray<string> =>
+      r === undefined ? [] : [...(r.hostName === null ? [] : [r.hostName]), ...r.domains]
+    const certificateWait = options.certificateWait ?? Duration.seconds(10)
+
+    /**
+     * Waits until HTTPS answers for the route's new names that the internal CA certifies: Caddy
+     * issues them in the background after the load, and a URL reported before would answer a TLS
+     * alert for a moment. Bounded (a name still without one is logged, never an error: HTTPS comes
+     * a little later, plain HTTP serves already); public names (ACME) are not waited for (minutes).
+     */
+    const awaitHttps = (serviceId: string, before: ReadonlyArray<string>) =>
+      Effect.gen(function* () {
+        const listener = tls()
+        if (listener === null || Duration.isZero(certificateWait)) return
+        const fresh = namesOf(routes.get(serviceId)).filter(
+          (n) => !before.includes(n) && (options.acme == null || isLocalName(n))
+        )
+        if (fresh.length === 0) return
+        const target = listener.host === "0.0.0.0" ? "127.0.0.1" : listener.host
+        const missing = yield* awaitCertificates(target, listener.port, fresh, certificateWait)
+        if (missing.length > 0)
+          yield* Effect.logWarning(
+            `Edge: no HTTPS certificate yet for ${missing.join(", ")} after ${Duration.format(certificateWait)}; Caddy keeps issuing it (see ${options.dataDir}/edge/caddy.log).`
+          )
+      })
+
     const ensure: EdgeRouterShape["ensure"] = (serviceId, ensureOptions = {}) =>
       lockFor(serviceId).withPermits(1)(
         Effect.gen(function* () {
-          const existing = routes.get(serviceId)
-          const requested = ensureOptions.hostPort ?? 0
-          if (existing !== undefined && requested !== 0 && requested !== existing.hostPort) {
-            return yield* new EdgeApplyFailed({
-              serviceId,
-              reason: "port-mismatch",
-              detail: `it listens on port ${existing.hostPort}, not ${requested}`
-            })
-          }
-          const base = {
-            serviceId,
-            hostName:
-              ensureOptions.hostName === undefined ? (existing?.hostName ?? null) : ensureOptions.hostName,
-            domains:
-              ensureOptions.domains === undefined
-                ? (existing?.domains ?? [])
-                : [...new Set(ensureOptions.domains)].sort(),
-            simulated: ensureOptions.simulated ?? existing?.simulated ?? false,
-            label: ensureOptions.label ?? existing?.label ?? serviceId,
-            upstreams: existing?.upstreams ?? []
-          }
-          // Nothing new (every reconcile pass ensures every route): no config to build or push.
-          if (
-            existing !== undefined &&
-            existing.hostName === base.hostName &&
-            sameNames(existing.domains, base.domains) &&
-            existing.simulated === base.simulated &&
-            existing.label === base.label &&
-            lastApplied !== null
-          )
-            return { hostPort: existing.hostPort }
-          // A name is one service's (the database says so): declared here, it leaves any other
-          // route still holding it (a service deleted or a name moved since that route was made).
-          if (ensureOptions.domains !== undefined) {
-            const mine = new Set(base.domains)
-            for (const [id, other] of routes)
-              if (id !== serviceId && other.domains.some((d) => mine.has(d)))
-                routes.set(id, { ...other, domains: other.domains.filter((d) => !mine.has(d)) })
-          }
-          if (existing !== undefined || requested !== 0) {
-            yield* change(serviceId, { ...base, hostPort: existing?.hostPort ?? requested })
-            return { hostPort: existing?.hostPort ?? requested }
-          }
-          // A fresh port: another program may grab it between the probe and Caddy's bind; try again.
-          let attempt = 0
-          while (true) {
-            const port = yield* freePort(host)
-            const result = yield* Effect.either(change(serviceId, { ...base, hostPort: port }))
-            if (result._tag === "Right") return { hostPort: port }
-            if (
-              result.left._tag !== "EdgeApplyFailed" ||
-              result.left.reason !== "port-in-use" ||
-              ++attempt >= 3
-            )
-              return yield* Effect.fail(result.left)
-          }
+          const before = namesOf(routes.get(serviceId))
+          const placed = yield* place(serviceId, ensureOptions)
+          yield* awaitHttps(serviceId, before)
+          return placed
         })
       )
+
+    /** The route's entry and port (under the service's lock). */
+    const place = (serviceId: string, ensureOptions: Parameters<EdgeRouterShape["ensure"]>[1] = {}) =>
+      Effect.gen(function* () {
+        const existing = routes.get(serviceId)
+        const requested = ensureOptions.hostPort ?? 0
+        if (existing !== undefined && requested !== 0 && requested !== existing.hostPort) {
+          return yield* new EdgeApplyFailed({
+            serviceId,
+            reason: "port-mismatch",
+            detail: `it listens on port ${existing.hostPort}, not ${requested}`
+          })
+        }
+        const base = {
+          serviceId,
+          hostName:
+            ensureOptions.hostName === undefined ? (existing?.hostName ?? null) : ensureOptions.hostName,
+          domains:
+            ensureOptions.domains === undefined
+              ? (existing?.domains ?? [])
+              : [...new Set(ensureOptions.domains)].sort(),
+          simulated: ensureOptions.simulated ?? existing?.simulated ?? false,
+          label: ensureOptions.label ?? existing?.label ?? serviceId,
+          upstreams: existing?.upstreams ?? []
+        }
+        // Nothing new (every reconcile pass ensures every route): no config to build or push.
+        if (
+          existing !== undefined &&
+          existing.hostName === base.hostName &&
+          sameNames(existing.domains, base.domains) &&
+          existing.simulated === base.simulated &&
+          existing.label === base.label &&
+          lastApplied !== null
+        )
+          return { hostPort: existing.hostPort }
+        // A name is one service's (the database says so): declared here, it leaves any other
+        // route still holding it (a service deleted or a name moved since that route was made).
+        if (ensureOptions.domains !== undefined) {
+          const mine = new Set(base.domains)
+          for (const [id, other] of routes)
+            if (id !== serviceId && other.domains.some((d) => mine.has(d)))
+              routes.set(id, { ...other, domains: other.domains.filter((d) => !mine.has(d)) })
+        }
+        if (existing !== undefined || requested !== 0) {
+          yield* change(serviceId, { ...base, hostPort: existing?.hostPort ?? requested })
+          return { hostPort: existing?.hostPort ?? requested }
+        }
+        // A fresh port: another program may grab it between the probe and Caddy's bind; try again.
+        let attempt = 0
+        while (true) {
+          const port = yield* freePort(host)
+          const result = yield* Effect.either(change(serviceId, { ...base, hostPort: port }))
+          if (result._tag === "Right") return { hostPort: port }
+          if (
+            result.left._tag !== "EdgeApplyFailed" ||
+            result.left.reason !== "port-in-use" ||
+            ++attempt >= 3
+          )
+            return yield* Effect.fail(result.left)
+        }
+      })
 
     const service: EdgeRouterShape = {
       kind: "caddy",

@@ -3,6 +3,7 @@ import { useEffect, useMemo, useState } from "preact/hooks"
 
 import {
   api,
+  ApiError,
   type Deployment,
   type KyozoEvent,
   type Permission,
@@ -60,20 +61,34 @@ export const ServicePage = ({ id }: { id: string }) => {
     admin: app.can.admin
   }
 
-  const act = (label: string, run: () => Promise<unknown>, done?: string) => {
+  /**
+   * Runs an action. When its answer was lost (the connection failed, `ApiError` status 0), `made`
+   * (if given) reads the server to tell whether the change was made anyway: the user learns the
+   * outcome, never a guess, and nothing is sent twice.
+   */
+  const act = (label: string, run: () => Promise<unknown>, done?: string, made?: () => Promise<boolean>) => {
     setBusy(label)
     setActionError(undefined)
     setNotice(undefined)
+    const settle = () => {
+      setBusy(undefined)
+      service.reload()
+      deployments.reload()
+    }
     run().then(
       () => {
-        setBusy(undefined)
         if (done) setNotice(done)
-        service.reload()
-        deployments.reload()
+        settle()
       },
-      (e) => {
-        setBusy(undefined)
-        setActionError(e)
+      async (e) => {
+        const lost = e instanceof ApiError && e.status === 0
+        if (lost && made !== undefined && (await made().catch(() => false))) {
+          setNotice(
+            `${done ?? `${label}: done.`} (The server's answer was lost on the way; the service shows the change made.)`
+          )
+        } else setActionError(e)
+        // What the server has now (a change whose answer was lost may have been made).
+        settle()
       }
     )
   }
@@ -127,7 +142,14 @@ export const ServicePage = ({ id }: { id: string }) => {
                 class="btn"
                 disabled={off}
                 title={offTitle}
-                onClick={() => act("Start", () => api.start(id), "Started.")}
+                onClick={() =>
+                  act(
+                    "Start",
+                    () => api.start(id),
+                    "Started.",
+                    () => api.service(id).then((now) => now.attributes.desiredState === "running")
+                  )
+                }
               >
                 Start
               </button>
@@ -137,7 +159,14 @@ export const ServicePage = ({ id }: { id: string }) => {
                 class="btn"
                 disabled={off}
                 title={offTitle}
-                onClick={() => act("Stop", () => api.stop(id), "Stopped.")}
+                onClick={() =>
+                  act(
+                    "Stop",
+                    () => api.stop(id),
+                    "Stopped.",
+                    () => api.service(id).then((now) => now.attributes.desiredState === "stopped")
+                  )
+                }
               >
                 Stop
               </button>
@@ -185,7 +214,8 @@ export const ServicePage = ({ id }: { id: string }) => {
             act(
               "Scale",
               () => api.updateService(id, { replicas: n }),
-              `Scaled to ${n} replica${n === 1 ? "" : "s"}.`
+              `Scaled to ${n} replica${n === 1 ? "" : "s"}.`,
+              () => api.service(id).then((now) => now.attributes.replicas === n)
             )
           }
         />
