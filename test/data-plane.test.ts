@@ -188,7 +188,9 @@ describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and
     // On failure: every sample against the kill (ms), the health rows the server stored, its log.
     const timeline = async () => {
       const rel = (t: number) => String(t - killed).padStart(6)
-      const health = await call("GET", `/v1/services/${serviceId}/health?page[size]=40`).catch(() => undefined)
+      const health = await call("GET", `/v1/services/${serviceId}/health?page[size]=40`).catch(
+        () => undefined
+      )
       const rows: Array<any> = health?.body?.data ?? []
       return [
         `kill at 0, dockerd started at ${back - killed}, URL answered at ${answered - killed}`,

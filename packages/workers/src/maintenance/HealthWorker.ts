@@ -40,7 +40,7 @@ export const DEFAULT_HEALTH_SAMPLE_INTERVAL = Duration.minutes(5)
  * within `KYOZO_DOCKER_TIMEOUT`, and a `running` row must not stay unjudged that long while the URL
  * fails. The engine's answer is still awaited when the URL answers: slowness alone judges nothing.
  */
-export const ENGINE_PATIENCE = Duration.seconds(1)
+const ENGINE_PATIENCE = Duration.seconds(1)
 
 /**
  * The deadline of a URL probe made without the engine's word (it does not answer, or not yet). The
@@ -48,7 +48,7 @@ export const ENGINE_PATIENCE = Duration.seconds(1)
  * shows as a wait, not an error: a URL that keeps a request this long while the engine is out is
  * taken for failing, or the row would say `running` for the whole window.
  */
-export const UNSEEN_URL_DEADLINE = Duration.seconds(2)
+const UNSEEN_URL_DEADLINE = Duration.seconds(2)
 
 /** What was last stored for a service: enough to decide whether this pass stores a row. */
 export interface StoredHealth {
@@ -351,7 +351,11 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
       Effect.gen(function* () {
         if (service.hostPort === null || runtime.mode === "mock") return yield* Effect.fail(error)
         const { probeTimeout } = yield* WorkerSettings
-        const url = yield* probeUrl(service, service.hostPort, Duration.min(probeTimeout, UNSEEN_URL_DEADLINE))
+        const url = yield* probeUrl(
+          service,
+          service.hostPort,
+          Duration.min(probeTimeout, UNSEEN_URL_DEADLINE)
+        )
         if (url._tag === "Right") return yield* Effect.fail(error)
         return urlFailed(service, "engine unreachable", url.left)
       })
