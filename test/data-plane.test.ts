@@ -156,6 +156,16 @@ describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and
         await sleep(200)
       }
     })()
+    // Diagnostics only: the status on its own, every 100 ms (a request the edge holds for its retry
+    // window spaces the samples above by seconds), kept as its changes.
+    const changes: Array<{ at: number; status: string }> = []
+    const statusWatcher = (async () => {
+      while (watching) {
+        const status = (await serviceRow().catch(() => undefined))?.status ?? "?"
+        if (changes.at(-1)?.status !== status) changes.push({ at: Date.now(), status })
+        await sleep(100)
+      }
+    })()
     const killed = Date.now()
     for (const pid of pids) process.kill(pid, "SIGKILL")
     await sleep(3000)
@@ -172,6 +182,7 @@ describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and
     await sleep(1500)
     watching = false
     await watcher
+    await statusWatcher
     const recoverMs = answered - back
     const failing = statuses.filter((s) => s.url !== "data plane\n")
     // A status read in the same instant as a failed request may predate the failure by one health
@@ -198,6 +209,7 @@ describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and
           (s) =>
             `${rel(s.start)}→${rel(s.at)}  ${s.status.padEnd(10)} ${s.url === "data plane\n" ? "ok" : s.url}${lies.includes(s) ? "   <- lie" : ""}`
         ),
+        `status changes: ${changes.map((c) => `${c.at - killed} ${c.status}`).join(", ")}`,
         "health rows (newest first):",
         ...rows.map(
           (r) =>
