@@ -167,22 +167,28 @@ describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and
       }
     })()
     const killed = Date.now()
-    for (const pid of pids) process.kill(pid, "SIGKILL")
-    await sleep(3000)
-    // Not blocking: the record goes on while dockerd starts (and restores its containers).
-    await startDockerAsync()
-    const back = Date.now()
-    const answered = await waitFor("the URL to answer again", 30_000, async () =>
-      (await hitUrl(url)) === "data plane\n" ? Date.now() : undefined
-    )
-    // Let the health pass catch up, then look at the whole record.
-    await waitFor("status running again", 30_000, async () =>
-      (await serviceRow())?.status === "running" ? true : undefined
-    )
-    await sleep(1500)
-    watching = false
-    await watcher
-    await statusWatcher
+    let back = 0
+    let answered = 0
+    try {
+      for (const pid of pids) process.kill(pid, "SIGKILL")
+      await sleep(3000)
+      // Not blocking: the record goes on while dockerd starts (and restores its containers).
+      await startDockerAsync()
+      back = Date.now()
+      answered = await waitFor("the URL to answer again", 30_000, async () =>
+        (await hitUrl(url)) === "data plane\n" ? Date.now() : undefined
+      )
+      // Let the health pass catch up, then look at the whole record.
+      await waitFor("status running again", 30_000, async () =>
+        (await serviceRow())?.status === "running" ? true : undefined
+      )
+      await sleep(1500)
+    } finally {
+      // The samplers stop whatever happened (a failed wait must not leave them polling).
+      watching = false
+      await watcher
+      await statusWatcher
+    }
     const recoverMs = answered - back
     const failing = statuses.filter((s) => s.url !== "data plane\n")
     // A status read in the same instant as a failed request may predate the failure by one health
