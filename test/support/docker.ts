@@ -8,7 +8,7 @@
  * KYOZO_REQUIRE_DOCKER=1 (CI must not go green by skipping). Everything a test creates carries the
  * label `kyozo.test=<runId>` (or is `track`ed) and is removed in `afterAll`.
  */
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
 import * as http from "node:http"
 import * as path from "node:path"
@@ -228,10 +228,19 @@ export const dockerdPids = (): Array<number> => {
   }
 }
 
+const startScript = path.resolve(import.meta.dirname, "..", "..", "scripts/start-docker.sh")
+
 /** Starts dockerd again with `scripts/start-docker.sh` (which waits until it answers). */
 export const startDocker = (timeoutMs = 120_000): void => {
-  execFileSync("bash", [path.resolve(import.meta.dirname, "..", "..", "scripts/start-docker.sh")], {
-    stdio: "inherit",
-    timeout: timeoutMs
-  })
+  execFileSync("bash", [startScript], { stdio: "inherit", timeout: timeoutMs })
 }
+
+/** `startDocker` without blocking the event loop: samplers of the test go on while dockerd starts. */
+export const startDockerAsync = (timeoutMs = 120_000): Promise<void> =>
+  new Promise((resolve, reject) => {
+    const child = spawn("bash", [startScript], { stdio: "inherit", timeout: timeoutMs })
+    child.once("error", reject)
+    child.once("exit", (code, signal) =>
+      code === 0 ? resolve() : reject(new Error(`start-docker.sh exited (${code ?? signal})`))
+    )
+  })

@@ -32,6 +32,10 @@ export const layer: Layer.Layer<MaintenancePasses, never, SqlClient.SqlClient | 
       const metrics = yield* MetricsWorker
       const cleanup = yield* CleanupWorker
       const context = yield* Effect.context<ServiceRepo | ContainerRuntime>()
+      // One health pass at a time: the schedule's and the one the engine's return triggers
+      // (EdgeRoutes) would otherwise overlap, and a pass that probed a container while the other's
+      // recovery was restarting it would write `running` for a container about to stop.
+      const onePass = yield* Effect.makeSemaphore(1)
       const healthPass = Effect.gen(function* () {
         const { report, results, services } = yield* health.pass
         const recovered = yield* recovery.run(results, services)
@@ -43,7 +47,7 @@ export const layer: Layer.Layer<MaintenancePasses, never, SqlClient.SqlClient | 
           failures: replicas.failures,
           notes: replicas.notes
         })
-      })
+      }).pipe(onePass.withPermits(1))
       return { health: healthPass, metrics: metrics.run, cleanup: cleanup.run }
     })
   ).pipe(

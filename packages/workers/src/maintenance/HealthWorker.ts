@@ -27,12 +27,28 @@ import { DeploymentEventRepo } from "@kyozo/core/store/DeploymentEventRepo"
 import { HealthCheckRepo } from "@kyozo/core/store/HealthCheckRepo"
 import { ServiceRepo } from "@kyozo/core/store/ServiceRepo"
 import { emptyReport, type PassReport } from "@kyozo/core/supervision/MaintenancePasses"
-import { Clock, Duration, Effect, Either, Option } from "effect"
+import { Clock, Duration, Effect, Either, Fiber, Option } from "effect"
 
 import { WorkerSettings } from "../WorkerSettings.js"
 
 /** How old a service's last stored health row may get before a steady status is stored again. */
 export const DEFAULT_HEALTH_SAMPLE_INTERVAL = Duration.minutes(5)
+
+/**
+ * How long the pass waits for the engine (listing, inspect) before it asks the URL meanwhile. An
+ * engine that is back but slow (restoring its containers after a restart, or just loaded) answers
+ * within `KYOZO_DOCKER_TIMEOUT`, and a `running` row must not stay unjudged that long while the URL
+ * fails. The engine's answer is still awaited when the URL answers: slowness alone judges nothing.
+ */
+const ENGINE_PATIENCE = Duration.seconds(1)
+
+/**
+ * The deadline of a URL probe made without the engine's word (it does not answer, or not yet). The
+ * edge holds a request up to its retry window (5 s) while no upstream takes it, so a dead upstream
+ * shows as a wait, not an error: a URL that keeps a request this long while the engine is out is
+ * taken for failing, or the row would say `running` for the whole window.
+ */
+const UNSEEN_URL_DEADLINE = Duration.seconds(2)
 
 /** What was last stored for a service: enough to decide whether this pass stores a row. */
 export interface StoredHealth {
@@ -270,10 +286,61 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
     const observe = (
       service: ServiceInstance,
       listed?: ReadonlyMap<string, ContainerSummary>
+    ): Effect.Effect<Observation, unknown> => observeWith(service, Effect.succeed(listed))
+
+    /** `observe`, with the pass's listing still in flight (a slow engine holds it). */
+    const observeWith = (
+      service: ServiceInstance,
+      listing: Effect.Effect<ReadonlyMap<string, ContainerSummary> | undefined>
     ): Effect.Effect<Observation, unknown> =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => probe(service, now, listed)).pipe(
-        Effect.catchAll((error) => whileEngineAway(service, error))
+      probe(service, listing).pipe(Effect.catchAll((error) => whileEngineAway(service, error)))
+
+    /** The service's URL as a user's request meets it, within `timeout`; the failure says why. */
+    const probeUrl = (service: ServiceInstance, hostPort: number, timeout: Duration.Duration) =>
+      Effect.either(
+        // A TCP service's URL is not HTTP (Transport.ts): a connect is what a client's would meet.
+        transportOf(service) === "tcp"
+          ? Effect.mapError(probeTcp(hostPort, timeout), (e) => `its URL fails (${e})`)
+          : probeEdge(hostPort, timeout)
       )
+
+    /** A URL that fails while the engine cannot say more: unhealthy at once (users' requests fail). */
+    const urlFailed = (service: ServiceInstance, engine: string, failure: string): Observation => ({
+      containerId: service.containerId,
+      checkType: "http",
+      status: "unhealthy",
+      latencyMs: null,
+      detail: `${engine} and ${failure}`,
+      immediate: true
+    })
+
+    /**
+     * The engine's answer to `lookup`; when it takes longer than ENGINE_PATIENCE for a row that says
+     * `running`, the URL is probed meanwhile: a failing URL is the verdict now (Left), one that
+     * answers leaves the verdict to the engine's answer, however late. Rows that claim nothing
+     * (`starting`, `unhealthy`, …) just wait for the engine.
+     */
+    const engineOrUrl = <A, E>(
+      service: ServiceInstance,
+      lookup: Effect.Effect<A, E>
+    ): Effect.Effect<Either.Either<A, Observation>, E> =>
+      Effect.gen(function* () {
+        const hostPort = service.hostPort
+        if (hostPort === null || runtime.mode === "mock" || service.status !== "running")
+          return Either.right(yield* lookup)
+        const asked = yield* Effect.fork(lookup)
+        const early = yield* Fiber.await(asked).pipe(Effect.timeout(ENGINE_PATIENCE), Effect.option)
+        if (Option.isSome(early)) return Either.right(yield* early.value)
+        const { probeTimeout } = yield* WorkerSettings
+        const url = yield* probeUrl(service, hostPort, Duration.min(probeTimeout, UNSEEN_URL_DEADLINE))
+        if (Either.isLeft(url)) {
+          yield* Fiber.interrupt(asked)
+          return Either.left(
+            urlFailed(service, `engine slow (no answer in ${Duration.format(ENGINE_PATIENCE)})`, url.left)
+          )
+        }
+        return Either.right(yield* Fiber.join(asked))
+      })
 
     /**
      * The engine does not answer: what users meet is still knowable through the URL. A URL that
@@ -284,27 +351,28 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
       Effect.gen(function* () {
         if (service.hostPort === null || runtime.mode === "mock") return yield* Effect.fail(error)
         const { probeTimeout } = yield* WorkerSettings
-        // A TCP service's URL is not HTTP (Transport.ts): a connect is what a client's would meet.
-        const url = yield* Effect.either(
-          transportOf(service) === "tcp"
-            ? Effect.mapError(probeTcp(service.hostPort, probeTimeout), (e) => `its URL fails (${e})`)
-            : probeEdge(service.hostPort, probeTimeout)
+        const url = yield* probeUrl(
+          service,
+          service.hostPort,
+          Duration.min(probeTimeout, UNSEEN_URL_DEADLINE)
         )
         if (url._tag === "Right") return yield* Effect.fail(error)
-        return {
-          containerId: service.containerId,
-          checkType: "http",
-          status: "unhealthy",
-          latencyMs: null,
-          detail: `engine unreachable and ${url.left}`,
-          immediate: true
-        } satisfies Observation
+        return urlFailed(service, "engine unreachable", url.left)
       })
 
-    const probe = (service: ServiceInstance, now: number, listed?: ReadonlyMap<string, ContainerSummary>) =>
+    const probe = (
+      service: ServiceInstance,
+      listing: Effect.Effect<ReadonlyMap<string, ContainerSummary> | undefined>
+    ) =>
       Effect.gen(function* () {
         const config = service.healthConfig
-        const found = yield* findContainer(service, listed)
+        const looked = yield* engineOrUrl(
+          service,
+          Effect.flatMap(listing, (listed) => findContainer(service, listed))
+        )
+        if (Either.isLeft(looked)) return looked.left
+        const found = looked.right
+        const now = yield* Clock.currentTimeMillis
         if (Option.isNone(found)) {
           return {
             containerId: null,
@@ -464,15 +532,7 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
                   } satisfies Observation
                 }
                 if (result.right.http && service.hostPort !== null && service.hostPort !== port) {
-                  // A TCP service's URL is not HTTP (Transport.ts): a connect is what a client's would meet.
-                  const url = yield* Effect.either(
-                    transportOf(service) === "tcp"
-                      ? Effect.mapError(
-                          probeTcp(service.hostPort, probeTimeout),
-                          (e) => `its URL fails (${e})`
-                        )
-                      : probeEdge(service.hostPort, probeTimeout)
-                  )
+                  const url = yield* probeUrl(service, service.hostPort, probeTimeout)
                   if (url._tag === "Left") {
                     return {
                       containerId: info.id,
@@ -576,18 +636,23 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
         }
       }
       const known = trackers
-      // One listing for the pass (after the rows were read, so every recorded container is older).
-      const listing = yield* runtime
-        .listContainers({ all: true, labels: { [Labels.Managed]: "true" } })
-        .pipe(Effect.option)
-      const listed = Option.map(listing, (list) => new Map(list.map((c) => [c.id, c] as const)))
-      if (Option.isSome(listed)) {
-        for (const id of inspected.keys()) if (!listed.value.has(id)) inspected.delete(id)
-      }
+      // One listing for the pass (after the rows were read, so every recorded container is older),
+      // awaited by each service's check: a slow engine holds it, and the checks ask the URL meanwhile.
+      const listing = yield* runtime.listContainers({ all: true, labels: { [Labels.Managed]: "true" } }).pipe(
+        Effect.map((list) => new Map(list.map((c) => [c.id, c] as const))),
+        Effect.tap((listed) =>
+          Effect.sync(() => {
+            for (const id of inspected.keys()) if (!listed.has(id)) inspected.delete(id)
+          })
+        ),
+        Effect.option,
+        Effect.fork
+      )
+      const listed = Fiber.join(listing).pipe(Effect.map(Option.getOrUndefined))
       const outcomes = yield* Effect.forEach(
         wanted,
         (service) =>
-          observe(service, Option.getOrUndefined(listed)).pipe(
+          observeWith(service, listed).pipe(
             Effect.map((observation) => ({ service, observation })),
             Effect.tapErrorCause((cause) => Effect.logWarning(`health check of ${service.id} failed`, cause)),
             Effect.either
