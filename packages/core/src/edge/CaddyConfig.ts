@@ -8,6 +8,15 @@
  * domains (the HTTPS server, when on, serves the same names with certificates of Caddy's internal CA). Upstreams get round-robin,
  * a retry window (`try_duration`) and passive health: a dead replica is skipped and the request
  * retried on another, so a killed container costs no failed request.
+ *
+ * Two tiers where Kyozo runs Caddy itself (`Relay`): Caddy 2.6 applies any config change by binding
+ * every TCP listener again (SO_REUSEPORT) and shutting the old servers down, and requests arriving
+ * at that instant are reset or closed unanswered (measured: a few per reload under polling, with
+ * keep-alive and with fresh connections alike, whatever image runs behind). Unix-socket listeners
+ * are handed over instead (the same socket), losing nothing. So the front Caddy holds the public
+ * listeners and relays each service to its own unix socket, and the back Caddy serves those
+ * sockets with the upstreams. A rollout, a replica lost or back, changes only the back's config; the
+ * front is reloaded only when a service, a port or a name comes or goes.
  */
 import { type AdminEndpoint, listenValue } from "./CaddyAdmin.js"
 import { simulatedPage, unavailableText, type Upstream } from "./EdgeRouter.js"
@@ -72,6 +81,62 @@ const handlerFor = (route: RouteEntry) => {
 
 export const HOSTS_TLS_SERVER = "kyozo-hosts-tls"
 
+/** The back Caddy's server of a service (it listens on the service's relay socket). */
+export const RELAY_SERVER_PREFIX = "kyozo-up-"
+
+/** Where the front relays each service: a unix socket per service in the relay folder. */
+export interface Relay {
+  readonly socketOf: (serviceId: string) => string
+}
+
+export const relayIn = (dir: string): Relay => ({ socketOf: (serviceId) => `${dir}/${serviceId}.sock` })
+
+/**
+ * The front's handler of a relayed service: its socket, a fresh connection per request (a kept-alive
+ * one would be closed by the back's reload, racing a request), waiting while the back restarts.
+ */
+const relayHandler = (socket: string) => ({
+  handler: "reverse_proxy",
+  upstreams: [{ dial: `unix/${socket}` }],
+  transport: { protocol: "http", keep_alive: { enabled: false } },
+  load_balancing: { try_duration: TRY_DURATION, try_interval: "100ms" }
+})
+
+/**
+ * The back's proxy sees the front as its client (a unix socket, no address), so it would drop the
+ * X-Forwarded-* headers: the front's values go on to the app.
+ */
+const FORWARDED = ["X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"]
+const backHandlerFor = (route: RouteEntry) => {
+  const handler = handlerFor(route)
+  return handler.handler !== "reverse_proxy"
+    ? handler
+    : {
+        ...handler,
+        headers: {
+          request: { set: Object.fromEntries(FORWARDED.map((h) => [h, [`{http.request.header.${h}}`]])) }
+        }
+      }
+}
+
+/** The front's handler of a route: the relay unless it is a simulated one (no upstreams ever). */
+const frontHandlerFor = (route: RouteEntry, relay: Relay | null) =>
+  relay === null || route.simulated ? handlerFor(route) : relayHandler(relay.socketOf(route.serviceId))
+
+/** The back Caddy's whole config: one server per relayed service, on its socket. */
+export const buildBackConfig = (admin: AdminEndpoint, routes: ReadonlyArray<RouteEntry>, relay: Relay) => {
+  const servers: Record<string, unknown> = {}
+  for (const route of [...routes].sort((a, b) => a.serviceId.localeCompare(b.serviceId))) {
+    if (route.simulated) continue
+    servers[`${RELAY_SERVER_PREFIX}${route.serviceId}`] = {
+      listen: [`unix/${relay.socketOf(route.serviceId)}`],
+      automatic_https: { disable: true },
+      routes: [{ handle: [backHandlerFor(route)] }]
+    }
+  }
+  return { admin: { listen: listenValue(admin), config: { persist: false } }, apps: { http: { servers } } }
+}
+
 /**
  * The Host matcher sets of a route (OR-ed by Caddy): its generated host name, then its custom
  * domains as a set of their own, so both read back apart from an adopted Caddy's config.
@@ -86,12 +151,12 @@ const HOST_ID = "kyozo-host-"
 const DOMAINS_ID = "kyozo-domains-"
 
 /** The routes of the host-name servers: one per named service, then a 404 for any other name. */
-const hostRoutes = (named: ReadonlyArray<RouteEntry>, withIds: boolean) => [
+const hostRoutes = (named: ReadonlyArray<RouteEntry>, withIds: boolean, relay: Relay | null) => [
   ...named.map((r) => ({
     // `@id`s are unique across Caddy's config: only the plain-HTTP server carries them.
     ...(withIds ? { "@id": `${r.hostName === null ? DOMAINS_ID : HOST_ID}${r.serviceId}` } : {}),
     match: matchOf(r),
-    handle: [handlerFor(r)],
+    handle: [frontHandlerFor(r, relay)],
     terminal: true
   })),
   {
@@ -156,7 +221,8 @@ export const buildConfig = (
   routes: ReadonlyArray<RouteEntry>,
   shared: SharedListener | null,
   tls: SharedListener | null = null,
-  acme: AcmeSettings | null = null
+  acme: AcmeSettings | null = null,
+  relay: Relay | null = null
 ) => {
   const servers: Record<string, unknown> = {}
   const sorted = [...routes].sort((a, b) => a.serviceId.localeCompare(b.serviceId))
@@ -164,7 +230,7 @@ export const buildConfig = (
     servers[`${SERVICE_SERVER_PREFIX}${route.serviceId}`] = {
       listen: [`${host}:${route.hostPort}`],
       automatic_https: { disable: true },
-      routes: [{ handle: [handlerFor(route)] }]
+      routes: [{ handle: [frontHandlerFor(route, relay)] }]
     }
   }
   const named = sorted.filter((r) => r.hostName !== null || r.domains.length > 0)
@@ -172,7 +238,7 @@ export const buildConfig = (
     servers[HOSTS_SERVER] = {
       listen: [`${shared.host}:${shared.port}`],
       automatic_https: { disable: true },
-      routes: hostRoutes(named, true)
+      routes: hostRoutes(named, true, relay)
     }
   }
   if (tls !== null) {
@@ -180,7 +246,7 @@ export const buildConfig = (
       listen: [`${tls.host}:${tls.port}`],
       automatic_https: { disable_redirects: true },
       tls_connection_policies: [{}],
-      routes: hostRoutes(named, false)
+      routes: hostRoutes(named, false, relay)
     }
   }
   const names = [
@@ -205,12 +271,14 @@ interface ParsedServer {
   readonly routes?: ReadonlyArray<{
     readonly "@id"?: string
     readonly match?: ReadonlyArray<{ readonly host?: ReadonlyArray<string> }>
-    readonly handle?: ReadonlyArray<{
-      readonly handler?: string
-      readonly upstreams?: ReadonlyArray<{ readonly dial?: string }>
-      readonly headers?: Record<string, ReadonlyArray<string>>
-    }>
+    readonly handle?: ReadonlyArray<ParsedHandler>
   }>
+}
+
+interface ParsedHandler {
+  readonly handler?: string
+  readonly upstreams?: ReadonlyArray<{ readonly dial?: string }>
+  readonly headers?: Record<string, ReadonlyArray<string>>
 }
 
 const portOf = (listen: string | undefined): number | null => {
@@ -218,8 +286,24 @@ const portOf = (listen: string | undefined): number | null => {
   return m ? Number(m[1]) : null
 }
 
-/** The routes Kyozo left in a running Caddy (servers it did not make are ignored). */
-export const parseRoutes = (config: unknown): ReadonlyArray<RouteEntry> => {
+/** The upstreams of one proxy handler (`host:port` dials; a relay socket is not one). */
+const upstreamsOf = (handler: ParsedHandler | undefined): Array<Upstream> => {
+  const upstreams: Array<Upstream> = []
+  for (const u of handler?.upstreams ?? []) {
+    const m = /^([^/]+):(\d+)$/.exec(u.dial ?? "")
+    if (m) upstreams.push({ host: m[1]!, port: Number(m[2]) })
+  }
+  return upstreams
+}
+
+/**
+ * The routes Kyozo left in a running Caddy (servers it did not make are ignored); with the back
+ * Caddy's config, a relayed service's upstreams are read there.
+ */
+export const parseRoutes = (config: unknown, back?: unknown): ReadonlyArray<RouteEntry> => {
+  const backServers =
+    (back as { apps?: { http?: { servers?: Record<string, ParsedServer> } } } | null | undefined)?.apps?.http
+      ?.servers ?? {}
   const servers = (config as { apps?: { http?: { servers?: Record<string, ParsedServer> } } } | null)?.apps
     ?.http?.servers
   if (!servers) return []
@@ -241,11 +325,10 @@ export const parseRoutes = (config: unknown): ReadonlyArray<RouteEntry> => {
     const hostPort = portOf(server.listen?.[0])
     if (hostPort === null) continue
     const handler = server.routes?.[0]?.handle?.[0]
-    const upstreams: Array<Upstream> = []
-    for (const u of handler?.upstreams ?? []) {
-      const m = /^(.+):(\d+)$/.exec(u.dial ?? "")
-      if (m) upstreams.push({ host: m[1]!, port: Number(m[2]) })
-    }
+    const relayed = handler?.upstreams?.[0]?.dial?.startsWith("unix/") === true
+    const upstreams = upstreamsOf(
+      relayed ? backServers[`${RELAY_SERVER_PREFIX}${serviceId}`]?.routes?.[0]?.handle?.[0] : handler
+    )
     out.push({
       serviceId,
       hostPort,

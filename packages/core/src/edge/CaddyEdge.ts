@@ -5,13 +5,18 @@
  * serves are read back first, so nothing is dropped), else started detached. Closing the layer
  * leaves Caddy running (the data plane outlives the control plane) unless `stopOnClose` (tests).
  */
+import * as fs from "node:fs"
+
 import { Duration, Effect, Layer, Option, Schedule, type Scope } from "effect"
 
 import * as Admin from "./CaddyAdmin.js"
 import {
   type AcmeSettings,
+  buildBackConfig,
   buildConfig,
   parseRoutes,
+  type Relay,
+  relayIn,
   type RouteEntry,
   type SharedListener
 } from "./CaddyConfig.js"
@@ -45,7 +50,16 @@ export interface CaddyEdgeOptions {
   readonly reason?: string
   /** Stop Caddy when the layer closes (tests); by default it keeps serving. */
   readonly stopOnClose?: boolean
+  /**
+   * Two Caddy processes, the front relaying to the back over unix sockets, so that upstream changes
+   * reload only the back (CaddyConfig.ts). Default: on where Kyozo runs Caddy on its own admin
+   * socket in the data dir; an operator's Caddy (KYOZO_CADDY_ADMIN) gets one config as before.
+   */
+  readonly relay?: boolean
 }
+
+/** Unix socket paths are limited to 108 bytes: a data dir too deep for them gets one Caddy. */
+const MAX_SOCKET_PATH = 100
 
 const inUsePort = (error: string): number | null => {
   const m = /listen tcp [^\s]*:(\d+): bind: address already in use/.exec(error)
@@ -58,12 +72,34 @@ export const make = (
   Effect.gen(function* () {
     const host = options.host ?? "127.0.0.1"
     const admin = options.admin
-    const running = yield* Admin.currentConfig(admin)
+    const own = Admin.defaultAdmin(options.dataDir)
+    const relayDir = Admin.relayDir(options.dataDir)
+    const relay: Relay | null =
+      (options.relay ??
+        (options.bin !== null &&
+          admin._tag === "Socket" &&
+          own._tag === "Socket" &&
+          admin.path === own.path)) &&
+      relayIn(relayDir).socketOf("svc_0123456789abcdef").length <= MAX_SOCKET_PATH
+        ? relayIn(relayDir)
+        : null
+    const back = Admin.backAdmin(options.dataDir)
+    const [running, backRunning] = yield* Effect.all(
+      [Admin.currentConfig(admin), relay === null ? Effect.succeedNone : Admin.currentConfig(back)],
+      { concurrency: 2 }
+    )
     let pid: number | null
     let reason: string
     const routes = new Map<string, RouteEntry>()
+    if (relay !== null) {
+      if (Option.isNone(backRunning)) {
+        yield* Effect.sync(() => fs.mkdirSync(relayDir, { recursive: true, mode: 0o700 }))
+        yield* Admin.start({ bin: options.bin!, dataDir: options.dataDir, admin: back, role: "back" })
+      }
+    }
     if (Option.isSome(running)) {
-      for (const r of parseRoutes(running.value)) routes.set(r.serviceId, r)
+      for (const r of parseRoutes(running.value, Option.getOrUndefined(backRunning)))
+        routes.set(r.serviceId, r)
       pid = Admin.readPid(options.dataDir)
       reason = `${options.reason ?? "caddy"}: adopted the Caddy answering at ${Admin.describeAdmin(admin)} (${routes.size} routes)`
     } else {
@@ -77,6 +113,8 @@ export const make = (
       pid = started.pid
       reason = `${options.reason ?? "caddy"}: started ${options.bin} (pid ${pid})`
     }
+    if (relay !== null)
+      reason = `${reason}; upstreams on a second Caddy behind unix sockets in ${relayDir} (route changes reload only it)`
     if (options.tlsPort != null)
       reason = `${reason}; HTTPS for host names on ${host}:${options.tlsPort} (Caddy's internal CA: ${Admin.internalCaRoot(options.dataDir)})`
     yield* Effect.logInfo(`Edge: Caddy — ${reason}`)
@@ -107,6 +145,7 @@ export const make = (
     let version = 0
     let appliedVersion = 0
     let lastApplied: string | null = null
+    let lastBackApplied: string | null = null
     let lastError: string | null = null
     // Set when the shared port could not be bound: host names are off, per-service ports keep working.
     let sharedBlocked: string | null = null
@@ -119,9 +158,35 @@ export const make = (
 
     /** Pushes the current routes when they differ from what Caddy has; Caddy's refusal as a string. */
     const apply: Effect.Effect<boolean, EdgeUnavailable | string> = Effect.gen(function* () {
-      const config = buildConfig(admin, host, [...routes.values()], shared(), tls(), options.acme ?? null)
+      // The back first: a new service's socket exists before the front relays to it.
+      let backChanged = false
+      if (relay !== null) {
+        const backConfig = buildBackConfig(back, [...routes.values()], relay)
+        const backJson = JSON.stringify(backConfig)
+        if (backJson !== lastBackApplied) {
+          const loaded = yield* Effect.either(Admin.load(back, backConfig))
+          if (loaded._tag === "Left") {
+            if (typeof loaded.left === "string") lastError = loaded.left
+            return yield* Effect.fail(loaded.left)
+          }
+          lastBackApplied = backJson
+          backChanged = true
+        }
+      }
+      const config = buildConfig(
+        admin,
+        host,
+        [...routes.values()],
+        shared(),
+        tls(),
+        options.acme ?? null,
+        relay
+      )
       const json = JSON.stringify(config)
-      if (json === lastApplied) return false
+      if (json === lastApplied) {
+        if (backChanged) lastError = null
+        return backChanged
+      }
       const loaded = yield* Effect.either(Admin.load(admin, config))
       if (loaded._tag === "Left" && typeof loaded.left === "string") {
         const port = inUsePort(loaded.left)
@@ -287,7 +352,7 @@ export const make = (
         ),
       drain: (_serviceId, upstream, timeout) => {
         const address = `${upstream.host}:${upstream.port}`
-        const inFlight = Admin.upstreamHealth(admin).pipe(
+        const inFlight = Admin.upstreamHealth(relay === null ? admin : back).pipe(
           Effect.map((all) => all.find((u) => u.address === address)?.num_requests ?? 0)
         )
         return inFlight.pipe(
