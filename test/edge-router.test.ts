@@ -240,6 +240,62 @@ describe.skipIf(!caddy.available)("Caddy edge", () => {
     }
   })
 
+  it("upstream changes leave the public listeners alone: kept-alive and fresh clients lose nothing", async () => {
+    const dataDir = edgeDataDir()
+    const { edge, run, close } = await open(caddyLayer({ dataDir }))
+    try {
+      const a = await upstream("ok")
+      const b = await upstream("ok")
+      const { hostPort } = await run(edge.ensure("steady", {}))
+      await run(edge.setUpstreams("steady", [a]))
+      const front = () => Effect.runPromise(CaddyAdmin.currentConfig(CaddyAdmin.defaultAdmin(dataDir)))
+      const before = JSON.stringify(await front())
+      // Clients as users have them: a kept-alive agent (browsers, fetch) and fresh connections.
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 2 })
+      const kept = (port: number) =>
+        new Promise<string>((resolve) => {
+          const req = http.get({ host: "127.0.0.1", port, path: "/", agent, timeout: 8000 }, (res) => {
+            let body = ""
+            res.setEncoding("utf8")
+            res.on("data", (c: string) => (body += c))
+            res.on("end", () => resolve(res.statusCode === 200 ? body : `${res.statusCode} ${body}`))
+          })
+          req.on("timeout", () => req.destroy(new Error("timeout")))
+          req.on("error", (e: NodeJS.ErrnoException) => resolve(`${e.code ?? String(e)}`))
+        })
+      let polling = true
+      const results: Array<string> = []
+      const poll = async (one: () => Promise<string>) => {
+        while (polling) results.push(await one())
+      }
+      const pollers = [
+        poll(() => kept(hostPort)),
+        poll(() => kept(hostPort)),
+        poll(async () => {
+          const r = await get(hostPort)
+          return r.status === 200 ? r.body : `${r.status} ${r.body}`
+        })
+      ]
+      // A rollout's steps, twenty times: the new upstream in, the old one out.
+      for (let i = 0; i < 20; i++) {
+        await run(edge.setUpstreams("steady", i % 2 === 0 ? [a, b] : [i % 4 === 1 ? b : a]))
+        await new Promise((r) => setTimeout(r, 30))
+      }
+      polling = false
+      await Promise.all(pollers)
+      agent.destroy()
+      const failed = results.filter((r) => r !== "ok")
+      console.info(`[edge-router] 20 upstream changes: ${results.length} requests, ${failed.length} failed`)
+      expect(results.length).toBeGreaterThan(200)
+      expect(failed).toEqual([])
+      // The public side was never reloaded: the front's config is what it was.
+      expect(JSON.stringify(await front())).toBe(before)
+      expect((await run(edge.route("steady")))?.upstreams).toHaveLength(1)
+    } finally {
+      await close()
+    }
+  })
+
   it("concurrent changes of many services all land (batched into few loads)", async () => {
     const { edge, run, close } = await open(caddyLayer())
     try {
