@@ -240,7 +240,7 @@ describe.skipIf(!caddy.available)("Caddy edge", () => {
     }
   })
 
-  it("upstream changes leave the public listeners alone: kept-alive and fresh clients lose nothing", async () => {
+  it("upstream changes leave the public listeners alone: kept-alive, fresh and POST clients lose nothing", async () => {
     const dataDir = edgeDataDir()
     const { edge, run, close } = await open(caddyLayer({ dataDir }))
     try {
@@ -274,6 +274,15 @@ describe.skipIf(!caddy.available)("Caddy edge", () => {
         poll(async () => {
           const r = await get(hostPort)
           return r.status === 200 ? r.body : `${r.status} ${r.body}`
+        }),
+        // A POST is never sent twice by a proxy: it must not meet a connection the reload closed.
+        poll(async () => {
+          const r = await fetch(`http://127.0.0.1:${hostPort}/`, { method: "POST", body: "form=1" }).catch(
+            (e: unknown) => e
+          )
+          if (!(r instanceof Response)) return String((r as { cause?: unknown }).cause ?? r)
+          const body = await r.text()
+          return r.status === 200 ? body : `${r.status} ${body}`
         })
       ]
       // A rollout's steps, twenty times: the new upstream in, the old one out.
@@ -286,7 +295,7 @@ describe.skipIf(!caddy.available)("Caddy edge", () => {
       agent.destroy()
       const failed = results.filter((r) => r !== "ok")
       console.info(`[edge-router] 20 upstream changes: ${results.length} requests, ${failed.length} failed`)
-      expect(results.length).toBeGreaterThan(200)
+      expect(results.length).toBeGreaterThan(100)
       expect(failed).toEqual([])
       // The public side was never reloaded: the front's config is what it was.
       expect(JSON.stringify(await front())).toBe(before)

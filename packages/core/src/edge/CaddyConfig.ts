@@ -43,6 +43,9 @@ export const HOSTS_SERVER = "kyozo-hosts"
 /** How long a request waits for some upstream to take it (a restart, a rolling step). */
 export const TRY_DURATION = "5s"
 
+/** Methods Caddy (and Go's transport) may send again when a kept-alive connection was closed under them. */
+const REPLAYABLE = ["GET", "HEAD", "OPTIONS"]
+
 const handlerFor = (route: RouteEntry) => {
   if (route.simulated) {
     return {
@@ -73,7 +76,7 @@ const handlerFor = (route: RouteEntry) => {
       try_interval: "100ms",
       // A replica killed mid-connection (docker-proxy accepted, then reset) is not a dial error:
       // idempotent requests may still go to another replica instead of answering 502.
-      retry_match: [{ method: ["GET", "HEAD", "OPTIONS"] }]
+      retry_match: [{ method: REPLAYABLE }]
     },
     health_checks: { passive: { fail_duration: "2s", max_fails: 1 } }
   }
@@ -91,15 +94,25 @@ export interface Relay {
 
 export const relayIn = (dir: string): Relay => ({ socketOf: (serviceId) => `${dir}/${serviceId}.sock` })
 
-/**
- * The front's handler of a relayed service: its socket, a fresh connection per request (a kept-alive
- * one would be closed by the back's reload, racing a request), waiting while the back restarts.
- */
-const relayHandler = (socket: string) => ({
+/** The front's proxy to a service's socket, waiting while the back restarts. */
+const relayProxy = (socket: string, keepAlive: boolean) => ({
   handler: "reverse_proxy",
   upstreams: [{ dial: `unix/${socket}` }],
-  transport: { protocol: "http", keep_alive: { enabled: false } },
+  transport: { protocol: "http", ...(keepAlive ? {} : { keep_alive: { enabled: false } }) },
   load_balancing: { try_duration: TRY_DURATION, try_interval: "100ms" }
+})
+
+/**
+ * The front's handler of a relayed service. A back reload closes the front's idle connections to it:
+ * a GET caught on one is sent again on a new connection, a POST is not (measured: 502s). So GET,
+ * HEAD and OPTIONS reuse connections, every other method opens a fresh one (a unix socket connect).
+ */
+const relayHandler = (socket: string) => ({
+  handler: "subroute",
+  routes: [
+    { match: [{ method: REPLAYABLE }], handle: [relayProxy(socket, true)], terminal: true },
+    { handle: [relayProxy(socket, false)] }
+  ]
 })
 
 /**
@@ -325,7 +338,7 @@ export const parseRoutes = (config: unknown, back?: unknown): ReadonlyArray<Rout
     const hostPort = portOf(server.listen?.[0])
     if (hostPort === null) continue
     const handler = server.routes?.[0]?.handle?.[0]
-    const relayed = handler?.upstreams?.[0]?.dial?.startsWith("unix/") === true
+    const relayed = handler?.handler === "subroute"
     const upstreams = upstreamsOf(
       relayed ? backServers[`${RELAY_SERVER_PREFIX}${serviceId}`]?.routes?.[0]?.handle?.[0] : handler
     )

@@ -7,7 +7,7 @@
  */
 import * as fs from "node:fs"
 
-import { Duration, Effect, Layer, Option, Schedule, type Scope } from "effect"
+import { Duration, Effect, Fiber, Layer, Option, Schedule, type Scope } from "effect"
 
 import * as Admin from "./CaddyAdmin.js"
 import {
@@ -74,7 +74,7 @@ export const make = (
     const admin = options.admin
     const own = Admin.defaultAdmin(options.dataDir)
     const relayDir = Admin.relayDir(options.dataDir)
-    const relay: Relay | null =
+    let relay: Relay | null =
       (options.relay ??
         (options.bin !== null &&
           admin._tag === "Socket" &&
@@ -91,12 +91,17 @@ export const make = (
     let pid: number | null
     let reason: string
     const routes = new Map<string, RouteEntry>()
-    if (relay !== null) {
-      if (Option.isNone(backRunning)) {
-        yield* Effect.sync(() => fs.mkdirSync(relayDir, { recursive: true, mode: 0o700 }))
-        yield* Admin.start({ bin: options.bin!, dataDir: options.dataDir, admin: back, role: "back" })
-      }
-    }
+    // The back starts beside the front (each waits for its own admin socket), joined before any load.
+    const backStarted = yield* Effect.fork(
+      Effect.either(
+        relay === null || Option.isSome(backRunning)
+          ? Effect.void
+          : Effect.zipRight(
+              Effect.sync(() => fs.mkdirSync(relayDir, { recursive: true, mode: 0o700 })),
+              Admin.start({ bin: options.bin!, dataDir: options.dataDir, admin: back, role: "back" })
+            )
+      )
+    )
     if (Option.isSome(running)) {
       for (const r of parseRoutes(running.value, Option.getOrUndefined(backRunning)))
         routes.set(r.serviceId, r)
@@ -109,9 +114,19 @@ export const make = (
           detail: "no caddy binary on PATH and none answering the admin endpoint"
         })
       }
-      const started = yield* Admin.start({ bin: options.bin, dataDir: options.dataDir, admin })
+      const started = yield* Admin.start({ bin: options.bin, dataDir: options.dataDir, admin }).pipe(
+        Effect.onError(() => Fiber.interrupt(backStarted))
+      )
       pid = started.pid
       reason = `${options.reason ?? "caddy"}: started ${options.bin} (pid ${pid})`
+    }
+    const backResult = yield* Fiber.join(backStarted)
+    if (backResult._tag === "Left") {
+      // One Caddy still serves everything; only route changes are the lossy reloads they always were.
+      yield* Effect.logWarning(
+        `Edge: the back Caddy did not start (${backResult.left.message}); one Caddy serves all`
+      )
+      relay = null
     }
     if (relay !== null)
       reason = `${reason}; upstreams on a second Caddy behind unix sockets in ${relayDir} (route changes reload only it)`
