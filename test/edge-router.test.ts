@@ -15,7 +15,7 @@ import * as CaddyEdge from "@kyozo/core/edge/CaddyEdge"
 import { EdgeRouter, type EdgeRouterShape } from "@kyozo/core/edge/EdgeRouter"
 import * as InProcessEdge from "@kyozo/core/edge/InProcessEdge"
 import * as ReloadSafety from "@kyozo/core/edge/ReloadSafety"
-import { Effect, Exit, Layer, Scope } from "effect"
+import { Effect, Exit, Layer, Option, Scope } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
 
 import { caddyLayer, caddySuite, edgeDataDir } from "./support/edge.js"
@@ -300,6 +300,31 @@ describe.skipIf(!caddy.available)("Caddy edge", () => {
       // The public side was never reloaded: the front's config is what it was.
       expect(JSON.stringify(await front())).toBe(before)
       expect((await run(edge.route("steady")))?.upstreams).toHaveLength(1)
+    } finally {
+      await close()
+    }
+  })
+
+  it("a back Caddy that died is started again at the next route change", async () => {
+    const dataDir = edgeDataDir()
+    const { edge, run, close } = await open(caddyLayer({ dataDir }))
+    try {
+      const a = await upstream("again")
+      const b = await upstream("again")
+      const { hostPort } = await run(edge.ensure("phoenix", {}))
+      await run(edge.setUpstreams("phoenix", [a]))
+      expect((await get(hostPort)).body).toBe("again")
+      const pid = CaddyAdmin.readPid(dataDir, "back")
+      expect(pid).not.toBeNull()
+      process.kill(pid!, "SIGKILL")
+      await waitFor("the back Caddy gone", 5000, async () =>
+        Option.isNone(await Effect.runPromise(CaddyAdmin.currentConfig(CaddyAdmin.backAdmin(dataDir))))
+          ? true
+          : undefined
+      )
+      await run(edge.setUpstreams("phoenix", [a, b]))
+      expect((await get(hostPort)).body).toBe("again")
+      expect(CaddyAdmin.readPid(dataDir, "back")).not.toBe(pid)
     } finally {
       await close()
     }

@@ -179,7 +179,21 @@ export const make = (
         const backConfig = buildBackConfig(back, [...routes.values()], relay)
         const backJson = JSON.stringify(backConfig)
         if (backJson !== lastBackApplied) {
-          const loaded = yield* Effect.either(Admin.load(back, backConfig))
+          // A back Caddy that died (killed, crashed) is started again here: the front relays to nothing meanwhile.
+          const loaded = yield* Effect.either(
+            Admin.load(back, backConfig).pipe(
+              Effect.catchIf(
+                (e): e is EdgeUnavailable => typeof e !== "string" && options.bin !== null,
+                () =>
+                  Effect.logWarning("Edge: the back Caddy does not answer; starting it again").pipe(
+                    Effect.zipRight(
+                      Admin.start({ bin: options.bin!, dataDir: options.dataDir, admin: back, role: "back" })
+                    ),
+                    Effect.zipRight(Admin.load(back, backConfig))
+                  )
+              )
+            )
+          )
           if (loaded._tag === "Left") {
             if (typeof loaded.left === "string") lastError = loaded.left
             return yield* Effect.fail(loaded.left)
