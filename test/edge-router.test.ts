@@ -305,6 +305,24 @@ describe.skipIf(!caddy.available)("Caddy edge", () => {
     }
   })
 
+  it("the app behind the relay still gets the client's X-Forwarded-* headers", async () => {
+    const { edge, run, close } = await open(caddyLayer())
+    try {
+      const echo = http.createServer((req, res) =>
+        res.end(`${req.headers["x-forwarded-for"]} ${req.headers["x-forwarded-proto"]}`)
+      )
+      servers.push(echo)
+      await new Promise<void>((r) => echo.listen(0, "127.0.0.1", r))
+      const { hostPort } = await run(edge.ensure("fwd", {}))
+      await run(
+        edge.setUpstreams("fwd", [{ host: "127.0.0.1", port: (echo.address() as net.AddressInfo).port }])
+      )
+      expect((await get(hostPort)).body).toBe("127.0.0.1 http")
+    } finally {
+      await close()
+    }
+  })
+
   it("a back Caddy that died is started again at the next route change", async () => {
     const dataDir = edgeDataDir()
     const { edge, run, close } = await open(caddyLayer({ dataDir }))
