@@ -1,7 +1,9 @@
 /**
  * bench/edge: requests per second and p99 of a small static file (busybox httpd in a real
  * container, published on 127.0.0.1) straight to the container's port, through the Caddy edge, and
- * through the in-process edge, one after the other in the same run with autocannon.
+ * through the in-process edge, one after the other in the same run with autocannon. The Caddy edge
+ * runs as Kyozo runs it (front and back Caddy, relayed over a unix socket, so rollouts reload only
+ * the back) and, for comparison, as one Caddy (what an operator's own Caddy gets).
  * The target: the Caddy edge at ≥ 0.7× direct.
  *
  *   node --import tsx bench/edge.ts       (BENCH_SECONDS=5, BENCH_CONNECTIONS=20)
@@ -58,6 +60,7 @@ const main = async () => {
   })
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-bench-edge-"))
   const upstream = { host: "127.0.0.1", port }
+  const dirs = [dataDir]
   try {
     await container.start()
     for (let i = 0; i < 50; i++) {
@@ -78,15 +81,31 @@ const main = async () => {
         stopOnClose: true
       })
     )
+    const singleDir = fs.mkdtempSync(path.join(os.tmpdir(), "kyozo-bench-edge1-"))
+    dirs.push(singleDir)
+    const single = await open(
+      CaddyEdge.layer({
+        dataDir: singleDir,
+        admin: CaddyAdmin.defaultAdmin(singleDir),
+        bin: CaddyAdmin.findCaddy(),
+        sharedPort: null,
+        domain: "localhost",
+        stopOnClose: true,
+        relay: false
+      })
+    )
     const inproc = await open(InProcessEdge.layer({ reason: "bench" }))
     try {
       const viaCaddy = await Effect.runPromise(caddy.edge.ensure("bench", {}))
       await Effect.runPromise(caddy.edge.setUpstreams("bench", [upstream]))
+      const viaSingle = await Effect.runPromise(single.edge.ensure("bench", {}))
+      await Effect.runPromise(single.edge.setUpstreams("bench", [upstream]))
       const viaInproc = await Effect.runPromise(inproc.edge.ensure("bench", {}))
       await Effect.runPromise(inproc.edge.setUpstreams("bench", [upstream]))
       const rows: Array<[string, autocannon.Result]> = []
       rows.push(["direct (container port)", await load(`http://127.0.0.1:${port}/`)])
-      rows.push(["caddy edge", await load(`http://127.0.0.1:${viaCaddy.hostPort}/`)])
+      rows.push(["caddy edge (front+back)", await load(`http://127.0.0.1:${viaCaddy.hostPort}/`)])
+      rows.push(["caddy edge (one Caddy)", await load(`http://127.0.0.1:${viaSingle.hostPort}/`)])
       rows.push(["in-process edge", await load(`http://127.0.0.1:${viaInproc.hostPort}/`)])
       const base = rows[0]![1].requests.average
       console.log(`bench/edge: ${connections} connections, ${seconds} s each, small static file`)
@@ -97,11 +116,12 @@ const main = async () => {
       }
     } finally {
       await caddy.close()
+      await single.close()
       await inproc.close()
     }
   } finally {
     await container.remove({ force: true }).catch(() => {})
-    fs.rmSync(dataDir, { recursive: true, force: true })
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true })
   }
 }
 

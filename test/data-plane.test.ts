@@ -311,8 +311,15 @@ describe.skipIf(!docker.available || !caddy.available)("data plane on Docker and
 
   /** The upstream ports Caddy itself serves the service with now (its live config). */
   const caddyUpstreams = async (): Promise<Array<number>> => {
-    const config = await Effect.runPromise(CaddyAdmin.currentConfig(CaddyAdmin.defaultAdmin(dataDir)))
-    const route = parseRoutes(Option.getOrNull(config)).find((r) => r.serviceId === serviceId)
+    const [config, back] = await Effect.runPromise(
+      Effect.all([
+        CaddyAdmin.currentConfig(CaddyAdmin.defaultAdmin(dataDir)),
+        CaddyAdmin.currentConfig(CaddyAdmin.backAdmin(dataDir))
+      ])
+    )
+    const route = parseRoutes(Option.getOrNull(config), Option.getOrUndefined(back)).find(
+      (r) => r.serviceId === serviceId
+    )
     return (route?.upstreams ?? []).map((u) => u.port).sort((a, b) => a - b)
   }
 

@@ -14,11 +14,11 @@ import * as CertificateReadiness from "@kyozo/core/edge/CertificateReadiness"
 import { EdgeRouter, type EdgeRouterShape } from "@kyozo/core/edge/EdgeRouter"
 import * as InProcessEdge from "@kyozo/core/edge/InProcessEdge"
 import * as ReloadSafety from "@kyozo/core/edge/ReloadSafety"
-import { Duration, Effect, Exit, Layer, Scope } from "effect"
+import { Duration, Effect, Exit, Layer, Option, Scope } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
 
 import { caddyLayer, caddySuite, edgeDataDir, httpGet as get, httpsGet } from "./support/edge.js"
-import { freePort } from "./support/server.js"
+import { freePort, waitFor } from "./support/server.js"
 
 const caddy = caddySuite("edge-router (Caddy)")
 
@@ -184,6 +184,114 @@ describe.skipIf(!caddy.available)("Caddy edge", () => {
       console.info(`[edge-router] 40 route changes: ${results.length} requests, ${failed.length} failed`)
       expect(results.length).toBeGreaterThan(200)
       if (safety._tag !== "Unsafe") expect(failed).toEqual([])
+    } finally {
+      await close()
+    }
+  })
+
+  it("upstream changes leave the public listeners alone: kept-alive, fresh and POST clients lose nothing", async () => {
+    const dataDir = edgeDataDir()
+    const { edge, run, close } = await open(caddyLayer({ dataDir }))
+    try {
+      const a = await upstream("ok")
+      const b = await upstream("ok")
+      const { hostPort } = await run(edge.ensure("steady", {}))
+      await run(edge.setUpstreams("steady", [a]))
+      const front = () => Effect.runPromise(CaddyAdmin.currentConfig(CaddyAdmin.defaultAdmin(dataDir)))
+      const before = JSON.stringify(await front())
+      // Clients as users have them: a kept-alive agent (browsers, fetch) and fresh connections.
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 2 })
+      const kept = (port: number) =>
+        new Promise<string>((resolve) => {
+          const req = http.get({ host: "127.0.0.1", port, path: "/", agent, timeout: 8000 }, (res) => {
+            let body = ""
+            res.setEncoding("utf8")
+            res.on("data", (c: string) => (body += c))
+            res.on("end", () => resolve(res.statusCode === 200 ? body : `${res.statusCode} ${body}`))
+          })
+          req.on("timeout", () => req.destroy(new Error("timeout")))
+          req.on("error", (e: NodeJS.ErrnoException) => resolve(`${e.code ?? String(e)}`))
+        })
+      let polling = true
+      const results: Array<string> = []
+      const poll = async (one: () => Promise<string>) => {
+        while (polling) results.push(await one())
+      }
+      const pollers = [
+        poll(() => kept(hostPort)),
+        poll(() => kept(hostPort)),
+        poll(async () => {
+          const r = await get(hostPort)
+          return r.status === 200 ? r.body : `${r.status} ${r.body}`
+        }),
+        // A POST is never sent twice by a proxy: it must not meet a connection the reload closed.
+        poll(async () => {
+          const r = await fetch(`http://127.0.0.1:${hostPort}/`, { method: "POST", body: "form=1" }).catch(
+            (e: unknown) => e
+          )
+          if (!(r instanceof Response)) return String((r as { cause?: unknown }).cause ?? r)
+          const body = await r.text()
+          return r.status === 200 ? body : `${r.status} ${body}`
+        })
+      ]
+      // A rollout's steps, twenty times: the new upstream in, the old one out.
+      for (let i = 0; i < 20; i++) {
+        await run(edge.setUpstreams("steady", i % 2 === 0 ? [a, b] : [i % 4 === 1 ? b : a]))
+        await new Promise((r) => setTimeout(r, 30))
+      }
+      polling = false
+      await Promise.all(pollers)
+      agent.destroy()
+      const failed = results.filter((r) => r !== "ok")
+      console.info(`[edge-router] 20 upstream changes: ${results.length} requests, ${failed.length} failed`)
+      expect(results.length).toBeGreaterThan(100)
+      expect(failed).toEqual([])
+      // The public side was never reloaded: the front's config is what it was.
+      expect(JSON.stringify(await front())).toBe(before)
+      expect((await run(edge.route("steady")))?.upstreams).toHaveLength(1)
+    } finally {
+      await close()
+    }
+  })
+
+  it("the app behind the relay still gets the client's X-Forwarded-* headers", async () => {
+    const { edge, run, close } = await open(caddyLayer())
+    try {
+      const echo = http.createServer((req, res) =>
+        res.end(`${req.headers["x-forwarded-for"]} ${req.headers["x-forwarded-proto"]}`)
+      )
+      servers.push(echo)
+      await new Promise<void>((r) => echo.listen(0, "127.0.0.1", r))
+      const { hostPort } = await run(edge.ensure("fwd", {}))
+      await run(
+        edge.setUpstreams("fwd", [{ host: "127.0.0.1", port: (echo.address() as net.AddressInfo).port }])
+      )
+      expect((await get(hostPort)).body).toBe("127.0.0.1 http")
+    } finally {
+      await close()
+    }
+  })
+
+  it("a back Caddy that died is started again at the next route change", async () => {
+    const dataDir = edgeDataDir()
+    const { edge, run, close } = await open(caddyLayer({ dataDir }))
+    try {
+      const a = await upstream("again")
+      const b = await upstream("again")
+      const { hostPort } = await run(edge.ensure("phoenix", {}))
+      await run(edge.setUpstreams("phoenix", [a]))
+      expect((await get(hostPort)).body).toBe("again")
+      const pid = CaddyAdmin.readPid(dataDir, "back")
+      expect(pid).not.toBeNull()
+      process.kill(pid!, "SIGKILL")
+      await waitFor("the back Caddy gone", 5000, async () =>
+        Option.isNone(await Effect.runPromise(CaddyAdmin.currentConfig(CaddyAdmin.backAdmin(dataDir))))
+          ? true
+          : undefined
+      )
+      await run(edge.setUpstreams("phoenix", [a, b]))
+      expect((await get(hostPort)).body).toBe("again")
+      expect(CaddyAdmin.readPid(dataDir, "back")).not.toBe(pid)
     } finally {
       await close()
     }

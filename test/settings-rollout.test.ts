@@ -58,14 +58,15 @@ const poll = (url: string) => {
   const answers: Array<string> = []
   const failures: Array<string> = []
   let stopped = false
+  let n = 0
   const loop = (async () => {
     while (!stopped) {
-      // Each request on a fresh connection, as in the data-plane tests: a Caddy reload closes the old
-      // config's idle keep-alive connections, and a request sent on one at that instant is reset
-      // (browsers retry it; undici's fetch does not), which says nothing about the rollout.
+      // Both kinds of client a user has: a kept-alive connection (browsers, fetch) and a fresh one per
+      // request. The edge's public listeners are not reloaded by a rollout, so neither may see a reset.
+      const fresh = (n++ & 1) === 1
       const res = await fetch(url, {
         signal: AbortSignal.timeout(3000),
-        headers: { connection: "close" }
+        ...(fresh ? { headers: { connection: "close" } } : {})
       }).catch((e: unknown) => e)
       if (res instanceof Response) {
         const text = await res.text()

@@ -38,8 +38,10 @@ const statusCommand = Command.make("status", { json }, (args) =>
             `No Caddy answers at ${report.admin}. Kyozo starts one on its next start (KYOZO_EDGE=auto|caddy); with KYOZO_EDGE=inprocess the URLs live inside the Kyozo process.`
           )
     }
-    const routes = parseRoutes(running.value)
-    const health = yield* Admin.upstreamHealth(admin)
+    // Where Kyozo runs Caddy itself, the upstreams live in the back Caddy (CaddyConfig.ts).
+    const back = yield* Admin.currentConfig(Admin.backAdmin(dataDir))
+    const routes = parseRoutes(running.value, Option.getOrUndefined(back))
+    const health = yield* Admin.upstreamHealth(Option.isSome(back) ? Admin.backAdmin(dataDir) : admin)
     const report = {
       running: true,
       admin: Admin.describeAdmin(admin),

@@ -43,12 +43,11 @@ export class KyozoConfig extends Effect.Service<KyozoConfig>()("@kyozo/core/Kyoz
     const dockerTimeout = yield* Config.duration("KYOZO_DOCKER_TIMEOUT").pipe(
       Config.withDefault(Duration.seconds(30))
     )
-    // The engine's builder for image builds: classic by default; BuildKit (faster builds) is opt-in until a
-    // rollout of a BuildKit-built image stops seeing reset connections under polling (seen in tests).
+    // The engine's builder for image builds: BuildKit (falls back to classic where the engine has none).
     const dockerBuilder = yield* Config.literal(
       "buildkit",
       "classic"
-    )("KYOZO_DOCKER_BUILDER").pipe(Config.withDefault("classic" as const))
+    )("KYOZO_DOCKER_BUILDER").pipe(Config.withDefault("buildkit" as const))
     const breakerThreshold = yield* Config.integer("KYOZO_BREAKER_THRESHOLD").pipe(Config.withDefault(5))
     const breakerResetAfter = yield* Config.duration("KYOZO_BREAKER_RESET").pipe(
       Config.withDefault(Duration.seconds(10))

@@ -35,6 +35,22 @@ export const defaultAdmin = (dataDir: string): AdminEndpoint => ({
   path: path.join(edgeDir(dataDir), "caddy-admin.sock")
 })
 
+/**
+ * Which of the edge's two Caddy processes: the front holds the public listeners (per-service ports,
+ * host names, HTTPS) and relays each service to a unix socket; the back listens on those sockets and
+ * proxies to the containers. A rollout reloads only the back (see CaddyConfig.ts for why).
+ */
+export type Role = "front" | "back"
+
+/** The back Caddy's admin socket, beside the front's. */
+export const backAdmin = (dataDir: string): AdminEndpoint => ({
+  _tag: "Socket",
+  path: path.join(edgeDir(dataDir), "caddy-back-admin.sock")
+})
+
+/** The folder of the per-service sockets between the two Caddy processes. */
+export const relayDir = (dataDir: string) => path.join(edgeDir(dataDir), "u")
+
 /** Reads KYOZO_CADDY_ADMIN; null for an address that is not a socket or a loopback host:port. */
 export const parseAdmin = (value: string): AdminEndpoint | null => {
   const v = value.trim()
@@ -154,11 +170,19 @@ export const upstreamHealth = (admin: AdminEndpoint): Effect.Effect<ReadonlyArra
     Effect.catchAllDefect(() => Effect.succeed([]))
   )
 
-const pidFile = (dataDir: string) => path.join(edgeDir(dataDir), "caddy.pid")
+/** File names of a role's process: the front keeps the names it always had. */
+const fileOf = (role: Role, name: "pid" | "log" | "boot" | "data" | "config") => {
+  const front = { pid: "caddy.pid", log: "caddy.log", boot: "boot.json", data: "data", config: "config" }[
+    name
+  ]
+  return role === "front" ? front : `back-${front}`
+}
 
-export const readPid = (dataDir: string): number | null => {
+const pidFile = (dataDir: string, role: Role = "front") => path.join(edgeDir(dataDir), fileOf(role, "pid"))
+
+export const readPid = (dataDir: string, role: Role = "front"): number | null => {
   try {
-    const pid = Number(fs.readFileSync(pidFile(dataDir), "utf8").trim())
+    const pid = Number(fs.readFileSync(pidFile(dataDir, role), "utf8").trim())
     if (!Number.isInteger(pid) || pid <= 0) return null
     process.kill(pid, 0)
     return pid
@@ -167,16 +191,24 @@ export const readPid = (dataDir: string): number | null => {
   }
 }
 
-/** Asks Caddy to exit (POST /stop) and waits until the endpoint is silent. */
-export const stop = (admin: AdminEndpoint, dataDir?: string): Effect.Effect<boolean> =>
+/**
+ * Asks Caddy to exit (POST /stop) and waits until the endpoint is silent. With the data dir, the
+ * front's stop also stops the back Caddy of that data dir (one edge, two processes).
+ */
+export const stop = (admin: AdminEndpoint, dataDir?: string, role: Role = "front"): Effect.Effect<boolean> =>
   Effect.gen(function* () {
+    if (dataDir !== undefined && role === "front") {
+      const back = backAdmin(dataDir)
+      if (back._tag === "Socket" && (fs.existsSync(back.path) || readPid(dataDir, "back") !== null))
+        yield* stop(back, dataDir, "back")
+    }
     const answered = yield* request(admin, "POST", "/stop").pipe(
       Effect.map((r) => r.status === 200),
       Effect.orElseSucceed(() => false)
     )
     if (!answered) {
       // The endpoint is silent: kill the Caddy this data dir started, if it still runs.
-      const pid = dataDir === undefined ? null : readPid(dataDir)
+      const pid = dataDir === undefined ? null : readPid(dataDir, role)
       if (pid === null) return false
       yield* Effect.sync(() => {
         try {
@@ -191,7 +223,7 @@ export const stop = (admin: AdminEndpoint, dataDir?: string): Effect.Effect<bool
       Effect.retry(Schedule.spaced("100 millis").pipe(Schedule.upTo("5 seconds"))),
       Effect.ignore
     )
-    if (dataDir !== undefined) yield* Effect.sync(() => fs.rmSync(pidFile(dataDir), { force: true }))
+    if (dataDir !== undefined) yield* Effect.sync(() => fs.rmSync(pidFile(dataDir, role), { force: true }))
     return true
   })
 
@@ -225,15 +257,17 @@ export const start = (options: {
   readonly dataDir: string
   readonly admin: AdminEndpoint
   readonly startTimeout?: Duration.DurationInput
+  readonly role?: Role
 }): Effect.Effect<{ readonly pid: number }, EdgeUnavailable> =>
   Effect.gen(function* () {
+    const role = options.role ?? "front"
     const dir = edgeDir(options.dataDir)
-    const logPath = path.join(dir, "caddy.log")
+    const logPath = path.join(dir, fileOf(role, "log"))
     const pid = yield* Effect.try({
       try: () => {
         fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
         if (options.admin._tag === "Socket") fs.rmSync(options.admin.path, { force: true })
-        const boot = path.join(dir, "boot.json")
+        const boot = path.join(dir, fileOf(role, "boot"))
         fs.writeFileSync(boot, JSON.stringify(bootConfig(options.admin)))
         const log = fs.openSync(logPath, "a")
         const child = spawn(options.bin, ["run", "--config", boot], {
@@ -242,15 +276,15 @@ export const start = (options: {
           cwd: dir,
           env: {
             ...process.env,
-            XDG_DATA_HOME: path.join(dir, "data"),
-            XDG_CONFIG_HOME: path.join(dir, "config"),
+            XDG_DATA_HOME: path.join(dir, fileOf(role, "data")),
+            XDG_CONFIG_HOME: path.join(dir, fileOf(role, "config")),
             HOME: dir
           }
         })
         fs.closeSync(log)
         child.unref()
         if (child.pid === undefined) throw new Error("spawn gave no pid")
-        fs.writeFileSync(pidFile(options.dataDir), String(child.pid))
+        fs.writeFileSync(pidFile(options.dataDir, role), String(child.pid))
         return child.pid
       },
       catch: (e) =>

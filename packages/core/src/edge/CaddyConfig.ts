@@ -8,6 +8,15 @@
  * domains (the HTTPS server, when on, serves the same names with certificates of Caddy's internal CA). Upstreams get round-robin,
  * a retry window (`try_duration`) and passive health: a dead replica is skipped and the request
  * retried on another, so a killed container costs no failed request.
+ *
+ * Two tiers where Kyozo runs Caddy itself (`Relay`): Caddy 2.6 applies any config change by binding
+ * every TCP listener again (SO_REUSEPORT) and shutting the old servers down, and requests arriving
+ * at that instant are reset or closed unanswered (measured: a few per reload under polling, with
+ * keep-alive and with fresh connections alike, whatever image runs behind). Unix-socket listeners
+ * are handed over instead (the same socket), losing nothing. So the front Caddy holds the public
+ * listeners and relays each service to its own unix socket, and the back Caddy serves those
+ * sockets with the upstreams. A rollout, a replica lost or back, changes only the back's config; the
+ * front is reloaded only when a service, a port or a name comes or goes.
  */
 import { type AdminEndpoint, listenValue } from "./CaddyAdmin.js"
 import { simulatedPage, unavailableText, type Upstream } from "./EdgeRouter.js"
@@ -33,6 +42,9 @@ export const HOSTS_SERVER = "kyozo-hosts"
 
 /** How long a request waits for some upstream to take it (a restart, a rolling step). */
 export const TRY_DURATION = "5s"
+
+/** Methods Caddy (and Go's transport) may send again when a kept-alive connection was closed under them. */
+const REPLAYABLE = ["GET", "HEAD", "OPTIONS"]
 
 const handlerFor = (route: RouteEntry) => {
   if (route.simulated) {
@@ -64,13 +76,79 @@ const handlerFor = (route: RouteEntry) => {
       try_interval: "100ms",
       // A replica killed mid-connection (docker-proxy accepted, then reset) is not a dial error:
       // idempotent requests may still go to another replica instead of answering 502.
-      retry_match: [{ method: ["GET", "HEAD", "OPTIONS"] }]
+      retry_match: [{ method: REPLAYABLE }]
     },
     health_checks: { passive: { fail_duration: "2s", max_fails: 1 } }
   }
 }
 
 export const HOSTS_TLS_SERVER = "kyozo-hosts-tls"
+
+/** The back Caddy's server of a service (it listens on the service's relay socket). */
+export const RELAY_SERVER_PREFIX = "kyozo-up-"
+
+/** Where the front relays each service: a unix socket per service in the relay folder. */
+export interface Relay {
+  readonly socketOf: (serviceId: string) => string
+}
+
+export const relayIn = (dir: string): Relay => ({ socketOf: (serviceId) => `${dir}/${serviceId}.sock` })
+
+/** The front's proxy to a service's socket, waiting while the back restarts. */
+const relayProxy = (socket: string, keepAlive: boolean) => ({
+  handler: "reverse_proxy",
+  upstreams: [{ dial: `unix/${socket}` }],
+  transport: { protocol: "http", ...(keepAlive ? {} : { keep_alive: { enabled: false } }) },
+  load_balancing: { try_duration: TRY_DURATION, try_interval: "100ms" }
+})
+
+/**
+ * The front's handler of a relayed service. A back reload closes the front's idle connections to it:
+ * a GET caught on one is sent again on a new connection, a POST is not (measured: 502s). So GET,
+ * HEAD and OPTIONS reuse connections, every other method opens a fresh one (a unix socket connect).
+ */
+const relayHandler = (socket: string) => ({
+  handler: "subroute",
+  routes: [
+    { match: [{ method: REPLAYABLE }], handle: [relayProxy(socket, true)], terminal: true },
+    { handle: [relayProxy(socket, false)] }
+  ]
+})
+
+/**
+ * The back's proxy sees the front as its client (a unix socket, no address), so it would drop the
+ * X-Forwarded-* headers: the front's values go on to the app.
+ */
+const FORWARDED = ["X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host"]
+const backHandlerFor = (route: RouteEntry) => {
+  const handler = handlerFor(route)
+  return handler.handler !== "reverse_proxy"
+    ? handler
+    : {
+        ...handler,
+        headers: {
+          request: { set: Object.fromEntries(FORWARDED.map((h) => [h, [`{http.request.header.${h}}`]])) }
+        }
+      }
+}
+
+/** The front's handler of a route: the relay unless it is a simulated one (no upstreams ever). */
+const frontHandlerFor = (route: RouteEntry, relay: Relay | null) =>
+  relay === null || route.simulated ? handlerFor(route) : relayHandler(relay.socketOf(route.serviceId))
+
+/** The back Caddy's whole config: one server per relayed service, on its socket. */
+export const buildBackConfig = (admin: AdminEndpoint, routes: ReadonlyArray<RouteEntry>, relay: Relay) => {
+  const servers: Record<string, unknown> = {}
+  for (const route of [...routes].sort((a, b) => a.serviceId.localeCompare(b.serviceId))) {
+    if (route.simulated) continue
+    servers[`${RELAY_SERVER_PREFIX}${route.serviceId}`] = {
+      listen: [`unix/${relay.socketOf(route.serviceId)}`],
+      automatic_https: { disable: true },
+      routes: [{ handle: [backHandlerFor(route)] }]
+    }
+  }
+  return { admin: { listen: listenValue(admin), config: { persist: false } }, apps: { http: { servers } } }
+}
 
 /**
  * The Host matcher sets of a route (OR-ed by Caddy): its generated host name, then its custom
@@ -86,12 +164,12 @@ const HOST_ID = "kyozo-host-"
 const DOMAINS_ID = "kyozo-domains-"
 
 /** The routes of the host-name servers: one per named service, then a 404 for any other name. */
-const hostRoutes = (named: ReadonlyArray<RouteEntry>, withIds: boolean) => [
+const hostRoutes = (named: ReadonlyArray<RouteEntry>, withIds: boolean, relay: Relay | null) => [
   ...named.map((r) => ({
     // `@id`s are unique across Caddy's config: only the plain-HTTP server carries them.
     ...(withIds ? { "@id": `${r.hostName === null ? DOMAINS_ID : HOST_ID}${r.serviceId}` } : {}),
     match: matchOf(r),
-    handle: [handlerFor(r)],
+    handle: [frontHandlerFor(r, relay)],
     terminal: true
   })),
   {
@@ -156,7 +234,8 @@ export const buildConfig = (
   routes: ReadonlyArray<RouteEntry>,
   shared: SharedListener | null,
   tls: SharedListener | null = null,
-  acme: AcmeSettings | null = null
+  acme: AcmeSettings | null = null,
+  relay: Relay | null = null
 ) => {
   const servers: Record<string, unknown> = {}
   const sorted = [...routes].sort((a, b) => a.serviceId.localeCompare(b.serviceId))
@@ -164,7 +243,7 @@ export const buildConfig = (
     servers[`${SERVICE_SERVER_PREFIX}${route.serviceId}`] = {
       listen: [`${host}:${route.hostPort}`],
       automatic_https: { disable: true },
-      routes: [{ handle: [handlerFor(route)] }]
+      routes: [{ handle: [frontHandlerFor(route, relay)] }]
     }
   }
   const named = sorted.filter((r) => r.hostName !== null || r.domains.length > 0)
@@ -172,7 +251,7 @@ export const buildConfig = (
     servers[HOSTS_SERVER] = {
       listen: [`${shared.host}:${shared.port}`],
       automatic_https: { disable: true },
-      routes: hostRoutes(named, true)
+      routes: hostRoutes(named, true, relay)
     }
   }
   if (tls !== null) {
@@ -180,7 +259,7 @@ export const buildConfig = (
       listen: [`${tls.host}:${tls.port}`],
       automatic_https: { disable_redirects: true },
       tls_connection_policies: [{}],
-      routes: hostRoutes(named, false)
+      routes: hostRoutes(named, false, relay)
     }
   }
   const names = [
@@ -205,12 +284,14 @@ interface ParsedServer {
   readonly routes?: ReadonlyArray<{
     readonly "@id"?: string
     readonly match?: ReadonlyArray<{ readonly host?: ReadonlyArray<string> }>
-    readonly handle?: ReadonlyArray<{
-      readonly handler?: string
-      readonly upstreams?: ReadonlyArray<{ readonly dial?: string }>
-      readonly headers?: Record<string, ReadonlyArray<string>>
-    }>
+    readonly handle?: ReadonlyArray<ParsedHandler>
   }>
+}
+
+interface ParsedHandler {
+  readonly handler?: string
+  readonly upstreams?: ReadonlyArray<{ readonly dial?: string }>
+  readonly headers?: Record<string, ReadonlyArray<string>>
 }
 
 const portOf = (listen: string | undefined): number | null => {
@@ -218,8 +299,24 @@ const portOf = (listen: string | undefined): number | null => {
   return m ? Number(m[1]) : null
 }
 
-/** The routes Kyozo left in a running Caddy (servers it did not make are ignored). */
-export const parseRoutes = (config: unknown): ReadonlyArray<RouteEntry> => {
+/** The upstreams of one proxy handler (`host:port` dials; a relay socket is not one). */
+const upstreamsOf = (handler: ParsedHandler | undefined): Array<Upstream> => {
+  const upstreams: Array<Upstream> = []
+  for (const u of handler?.upstreams ?? []) {
+    const m = /^([^/]+):(\d+)$/.exec(u.dial ?? "")
+    if (m) upstreams.push({ host: m[1]!, port: Number(m[2]) })
+  }
+  return upstreams
+}
+
+/**
+ * The routes Kyozo left in a running Caddy (servers it did not make are ignored); with the back
+ * Caddy's config, a relayed service's upstreams are read there.
+ */
+export const parseRoutes = (config: unknown, back?: unknown): ReadonlyArray<RouteEntry> => {
+  const backServers =
+    (back as { apps?: { http?: { servers?: Record<string, ParsedServer> } } } | null | undefined)?.apps?.http
+      ?.servers ?? {}
   const servers = (config as { apps?: { http?: { servers?: Record<string, ParsedServer> } } } | null)?.apps
     ?.http?.servers
   if (!servers) return []
@@ -241,11 +338,10 @@ export const parseRoutes = (config: unknown): ReadonlyArray<RouteEntry> => {
     const hostPort = portOf(server.listen?.[0])
     if (hostPort === null) continue
     const handler = server.routes?.[0]?.handle?.[0]
-    const upstreams: Array<Upstream> = []
-    for (const u of handler?.upstreams ?? []) {
-      const m = /^(.+):(\d+)$/.exec(u.dial ?? "")
-      if (m) upstreams.push({ host: m[1]!, port: Number(m[2]) })
-    }
+    const relayed = handler?.handler === "subroute"
+    const upstreams = upstreamsOf(
+      relayed ? backServers[`${RELAY_SERVER_PREFIX}${serviceId}`]?.routes?.[0]?.handle?.[0] : handler
+    )
     out.push({
       serviceId,
       hostPort,

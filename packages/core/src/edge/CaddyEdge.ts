@@ -5,14 +5,19 @@
  * serves are read back first, so nothing is dropped), else started detached. Closing the layer
  * leaves Caddy running (the data plane outlives the control plane) unless `stopOnClose` (tests).
  */
-import { Duration, Effect, Layer, Option, Schedule, type Scope } from "effect"
+import * as fs from "node:fs"
+
+import { Duration, Effect, Fiber, Layer, Option, Schedule, type Scope } from "effect"
 
 import * as Admin from "./CaddyAdmin.js"
 import {
   type AcmeSettings,
+  buildBackConfig,
   buildConfig,
   isLocalName,
   parseRoutes,
+  type Relay,
+  relayIn,
   type RouteEntry,
   type SharedListener
 } from "./CaddyConfig.js"
@@ -49,7 +54,16 @@ export interface CaddyEdgeOptions {
   readonly stopOnClose?: boolean
   /** How long `ensure` waits for the HTTPS certificate of a new local name (default 10 s; zero: no wait). */
   readonly certificateWait?: Duration.Duration
+  /**
+   * Two Caddy processes, the front relaying to the back over unix sockets, so that upstream changes
+   * reload only the back (CaddyConfig.ts). Default: on where Kyozo runs Caddy on its own admin
+   * socket in the data dir; an operator's Caddy (KYOZO_CADDY_ADMIN) gets one config as before.
+   */
+  readonly relay?: boolean
 }
+
+/** Unix socket paths are limited to 108 bytes: a data dir too deep for them gets one Caddy. */
+const MAX_SOCKET_PATH = 100
 
 const inUsePort = (error: string): number | null => {
   const m = /listen tcp [^\s]*:(\d+): bind: address already in use/.exec(error)
@@ -62,12 +76,39 @@ export const make = (
   Effect.gen(function* () {
     const host = options.host ?? "127.0.0.1"
     const admin = options.admin
-    const running = yield* Admin.currentConfig(admin)
+    const own = Admin.defaultAdmin(options.dataDir)
+    const relayDir = Admin.relayDir(options.dataDir)
+    let relay: Relay | null =
+      (options.relay ??
+        (options.bin !== null &&
+          admin._tag === "Socket" &&
+          own._tag === "Socket" &&
+          admin.path === own.path)) &&
+      relayIn(relayDir).socketOf("svc_0123456789abcdef").length <= MAX_SOCKET_PATH
+        ? relayIn(relayDir)
+        : null
+    const back = Admin.backAdmin(options.dataDir)
+    const [running, backRunning] = yield* Effect.all(
+      [Admin.currentConfig(admin), relay === null ? Effect.succeedNone : Admin.currentConfig(back)],
+      { concurrency: 2 }
+    )
     let pid: number | null
     let reason: string
     const routes = new Map<string, RouteEntry>()
+    // The back starts beside the front (each waits for its own admin socket), joined before any load.
+    const backStarted = yield* Effect.fork(
+      Effect.either(
+        relay === null || Option.isSome(backRunning)
+          ? Effect.void
+          : Effect.zipRight(
+              Effect.sync(() => fs.mkdirSync(relayDir, { recursive: true, mode: 0o700 })),
+              Admin.start({ bin: options.bin!, dataDir: options.dataDir, admin: back, role: "back" })
+            )
+      )
+    )
     if (Option.isSome(running)) {
-      for (const r of parseRoutes(running.value)) routes.set(r.serviceId, r)
+      for (const r of parseRoutes(running.value, Option.getOrUndefined(backRunning)))
+        routes.set(r.serviceId, r)
       pid = Admin.readPid(options.dataDir)
       reason = `${options.reason ?? "caddy"}: adopted the Caddy answering at ${Admin.describeAdmin(admin)} (${routes.size} routes)`
     } else {
@@ -77,10 +118,22 @@ export const make = (
           detail: "no caddy binary on PATH and none answering the admin endpoint"
         })
       }
-      const started = yield* Admin.start({ bin: options.bin, dataDir: options.dataDir, admin })
+      const started = yield* Admin.start({ bin: options.bin, dataDir: options.dataDir, admin }).pipe(
+        Effect.onError(() => Fiber.interrupt(backStarted))
+      )
       pid = started.pid
       reason = `${options.reason ?? "caddy"}: started ${options.bin} (pid ${pid})`
     }
+    const backResult = yield* Fiber.join(backStarted)
+    if (backResult._tag === "Left") {
+      // One Caddy still serves everything; only route changes are the lossy reloads they always were.
+      yield* Effect.logWarning(
+        `Edge: the back Caddy did not start (${backResult.left.message}); one Caddy serves all`
+      )
+      relay = null
+    }
+    if (relay !== null)
+      reason = `${reason}; upstreams on a second Caddy behind unix sockets in ${relayDir} (route changes reload only it)`
     if (options.tlsPort != null)
       reason = `${reason}; HTTPS for host names on ${host}:${options.tlsPort} (Caddy's internal CA: ${Admin.internalCaRoot(options.dataDir)})`
     yield* Effect.logInfo(`Edge: Caddy — ${reason}`)
@@ -111,6 +164,7 @@ export const make = (
     let version = 0
     let appliedVersion = 0
     let lastApplied: string | null = null
+    let lastBackApplied: string | null = null
     let lastError: string | null = null
     // Set when the shared port could not be bound: host names are off, per-service ports keep working.
     let sharedBlocked: string | null = null
@@ -123,9 +177,49 @@ export const make = (
 
     /** Pushes the current routes when they differ from what Caddy has; Caddy's refusal as a string. */
     const apply: Effect.Effect<boolean, EdgeUnavailable | string> = Effect.gen(function* () {
-      const config = buildConfig(admin, host, [...routes.values()], shared(), tls(), options.acme ?? null)
+      // The back first: a new service's socket exists before the front relays to it.
+      let backChanged = false
+      if (relay !== null) {
+        const backConfig = buildBackConfig(back, [...routes.values()], relay)
+        const backJson = JSON.stringify(backConfig)
+        if (backJson !== lastBackApplied) {
+          // A back Caddy that died (killed, crashed) is started again here: the front relays to nothing meanwhile.
+          const loaded = yield* Effect.either(
+            Admin.load(back, backConfig).pipe(
+              Effect.catchIf(
+                (e): e is EdgeUnavailable => typeof e !== "string" && options.bin !== null,
+                () =>
+                  Effect.logWarning("Edge: the back Caddy does not answer; starting it again").pipe(
+                    Effect.zipRight(
+                      Admin.start({ bin: options.bin!, dataDir: options.dataDir, admin: back, role: "back" })
+                    ),
+                    Effect.zipRight(Admin.load(back, backConfig))
+                  )
+              )
+            )
+          )
+          if (loaded._tag === "Left") {
+            if (typeof loaded.left === "string") lastError = loaded.left
+            return yield* Effect.fail(loaded.left)
+          }
+          lastBackApplied = backJson
+          backChanged = true
+        }
+      }
+      const config = buildConfig(
+        admin,
+        host,
+        [...routes.values()],
+        shared(),
+        tls(),
+        options.acme ?? null,
+        relay
+      )
       const json = JSON.stringify(config)
-      if (json === lastApplied) return false
+      if (json === lastApplied) {
+        if (backChanged) lastError = null
+        return backChanged
+      }
       const loaded = yield* Effect.either(Admin.load(admin, config))
       if (loaded._tag === "Left" && typeof loaded.left === "string") {
         const port = inUsePort(loaded.left)
@@ -326,7 +420,7 @@ export const make = (
         ),
       drain: (_serviceId, upstream, timeout) => {
         const address = `${upstream.host}:${upstream.port}`
-        const inFlight = Admin.upstreamHealth(admin).pipe(
+        const inFlight = Admin.upstreamHealth(relay === null ? admin : back).pipe(
           Effect.map((all) => all.find((u) => u.address === address)?.num_requests ?? 0)
         )
         return inFlight.pipe(

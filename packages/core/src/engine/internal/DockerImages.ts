@@ -62,7 +62,7 @@ export type ImageOperations = Pick<
 
 export const imageOperations = (
   { bodyOf, callTimeout, dial, dialStream }: DockerTransport,
-  preferred: "buildkit" | "classic" = "classic"
+  preferred: "buildkit" | "classic" = "buildkit"
 ): ImageOperations => {
   /** Classic when configured so, or once the engine refused a BuildKit build (then for every later one). */
   const builder = { classicOnly: preferred === "classic" }

@@ -26,7 +26,7 @@ export interface DockerRuntimeOptions {
   readonly timeout?: Duration.DurationInput | undefined
   /** How long a stream (logs with follow, events, pull) may stay silent before failing (default 5 min). */
   readonly streamIdleTimeout?: Duration.DurationInput | undefined
-  /** Which of the engine's builders runs image builds (default "classic"; "buildkit" falls back to classic where the engine has none). */
+  /** Which of the engine's builders runs image builds (default "buildkit", classic where it has none). */
   readonly builder?: "buildkit" | "classic" | undefined
 }
 
