@@ -116,7 +116,9 @@ const relayProxy = (socket: string, pooled: boolean) => ({
  * bodies) races the front still writing it; the failed write makes Go's transport close the
  * connection under the answer it is relaying, and the client got a 200 with an empty body
  * (measured: about one POST in 2,500 with reloads or without). A kept-alive connection is read to
- * the end of the request by the back (Go discards an unread body before reuse).
+ * the end of the request by the back (Go discards an unread body before reuse). Left: an answer the
+ * old back sends in the instant it shuts down can still be cut (about one request in 12,000 under
+ * 11 pollers and 200 reloads, from one in 900).
  */
 const relayHandler = (socket: string) => ({
   handler: "subroute",
