@@ -162,7 +162,7 @@ describe("DurableEngine", () => {
     console.warn("[durable-engine.test] DATABASE_URL unset: the PostgreSQL engine checks are SKIPPED")
     // Skipped on purpose, and loudly: without DATABASE_URL there is no PostgreSQL to run on. CI sets
     // DATABASE_URL and KYOZO_REQUIRE_POSTGRES=1, so there these checks run (or the branch above fails).
-    it.skip("on PostgreSQL (DATABASE_URL unset)", () => {})
+    it.skip("on PostgreSQL: skipped because DATABASE_URL is unset (no PostgreSQL here; CI sets it)", () => {}) // reason: no PostgreSQL configured on this machine
   }
 
   it.effect("layerMemory runs a workflow without a database", () =>

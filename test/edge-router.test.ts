@@ -41,6 +41,22 @@ const upstream = async (name: string) => {
   return { host: "127.0.0.1", port: (server.address() as net.AddressInfo).port, server }
 }
 
+/** Runs each client in a loop while `changes` runs; every answer ("ok", or what went wrong). */
+const pollDuring = async (clients: ReadonlyArray<() => Promise<string>>, changes: () => Promise<void>) => {
+  let polling = true
+  const results: Array<string> = []
+  const loops = clients.map(async (one) => {
+    while (polling) results.push(await one())
+  })
+  try {
+    await changes()
+  } finally {
+    polling = false
+    await Promise.all(loops)
+  }
+  return results
+}
+
 /** Builds the edge in a scope of its own; `close` is the end of the Kyozo process using it. */
 const open = async (edgeLayer: Layer.Layer<EdgeRouter, unknown>) => {
   const scope = Effect.runSync(Scope.make())
@@ -164,22 +180,14 @@ describe.skipIf(!caddy.available)("Caddy edge", () => {
       const status = await run(edge.status)
       const safety = await run(ReloadSafety.ensure())
       if (safety._tag === "Unsafe") expect(status.reason).toContain("tcp_migrate_req")
-      let polling = true
-      const results: Array<string> = []
-      const poll = async () => {
-        while (polling) {
-          const r = await get(hostPort)
-          results.push(r.status === 200 ? r.body : `${r.status} ${r.body}`)
-        }
-      }
-      const pollers = [poll(), poll(), poll()]
+      const poll = () => get(hostPort).then((r) => (r.status === 200 ? r.body : `${r.status} ${r.body}`))
       // Each change is one whole-config load: a replica lost, then back, twenty times.
-      for (let i = 0; i < 40; i++) {
-        await run(edge.setUpstreams("reload", i % 2 === 0 ? [a, b] : [a, b, c]))
-        await new Promise((r) => setTimeout(r, 40))
-      }
-      polling = false
-      await Promise.all(pollers)
+      const results = await pollDuring([poll, poll, poll], async () => {
+        for (let i = 0; i < 40; i++) {
+          await run(edge.setUpstreams("reload", i % 2 === 0 ? [a, b] : [a, b, c]))
+          await new Promise((r) => setTimeout(r, 40))
+        }
+      })
       const failed = results.filter((r) => r !== "ok")
       console.info(`[edge-router] 40 route changes: ${results.length} requests, ${failed.length} failed`)
       expect(results.length).toBeGreaterThan(200)
@@ -243,33 +251,28 @@ describe.skipIf(!caddy.available)("Caddy edge", () => {
           req.on("error", (e: NodeJS.ErrnoException) => resolve(`${method} ${e.code ?? String(e)}`))
           req.end(body)
         })
-      let polling = true
-      const results: Array<string> = []
-      const poll = async (one: () => Promise<string>) => {
-        while (polling) results.push(await one())
-      }
-      const pollers = [
-        poll(() => kept(hostPort)),
-        poll(() => kept(hostPort)),
-        poll(async () => {
+      const clients = [
+        () => kept(hostPort),
+        () => kept(hostPort),
+        async () => {
           const r = await get(hostPort)
           return r.status === 200 ? r.body : `${r.status} ${r.body}`
-        }),
+        },
         // A POST is never sent twice by a proxy: it must not meet a connection the reload closed.
         // The upstream answers before reading the body (as many apps do): a 200 with an empty
         // body (the relay's connection closed under the answer) counts as a failure too.
-        poll(fetchPost),
-        poll(fetchPost),
-        poll(() => fresh("POST", "x".repeat(20_000))),
-        poll(() => fresh("HEAD"))
+        fetchPost,
+        fetchPost,
+        () => fresh("POST", "x".repeat(20_000)),
+        () => fresh("HEAD")
       ]
       // A rollout's steps, forty times: the new upstream in, the old one out.
-      for (let i = 0; i < 40; i++) {
-        await run(edge.setUpstreams("steady", i % 2 === 0 ? [a, b] : [i % 4 === 1 ? b : a]))
-        await new Promise((r) => setTimeout(r, 30))
-      }
-      polling = false
-      await Promise.all(pollers)
+      const results = await pollDuring(clients, async () => {
+        for (let i = 0; i < 40; i++) {
+          await run(edge.setUpstreams("steady", i % 2 === 0 ? [a, b] : [i % 4 === 1 ? b : a]))
+          await new Promise((r) => setTimeout(r, 30))
+        }
+      })
       agent.destroy()
       const failed = results.filter((r) => r !== "ok")
       console.info(`[edge-router] 40 upstream changes: ${results.length} requests, ${failed.length} failed`)

@@ -254,7 +254,7 @@ export const describeEachDatabase = (
     if (db.skip) {
       // Reason: PostgreSQL is not configured (no DATABASE_URL) on this machine. It shows as a skipped
       // suite rather than vanishing; CI sets DATABASE_URL and KYOZO_REQUIRE_POSTGRES=1, so it never skips there.
-      describe.skip(`${title} on ${db.name}`, () => {
+      describe.skip(`${title} on ${db.name} (skipped: DATABASE_URL unset, no PostgreSQL here)`, () => {
         it(`needs DATABASE_URL (run scripts/start-postgres.sh)`, () => undefined)
       })
     } else {

@@ -1,6 +1,6 @@
 /**
  * Services: the desired state the reconciler converges to. Every API method is scoped by team;
- * `listDesired`, `findByIdAnyTeam`, `updateObserved` and `recordRestart` are the global ones the
+ * `listDesired`, `findByIdAnyTeam`, `updateObserved`, `updateStatusIf` and `recordRestart` are the global ones the
  * loops and workflows use.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -281,6 +281,20 @@ export class ServiceRepo extends Effect.Service<ServiceRepo>()("@kyozo/core/Serv
       return rows.first(sql`UPDATE container_service_instances SET ${set} WHERE id = ${id} RETURNING *`)
     }
 
+    /**
+     * Global: sets the status only while the row still says `expected` (one statement, so a deploy or
+     * a restart that moved the row on since it was read is never overwritten); None when it had.
+     */
+    const updateStatusIf = (
+      id: ServiceId,
+      expected: ServiceStatus,
+      status: ServiceStatus
+    ): Effect.Effect<Option.Option<ServiceInstance>, SqlError> =>
+      rows.first(
+        sql`UPDATE container_service_instances SET status = ${status}, updated_at = now()
+            WHERE id = ${id} AND status = ${expected} RETURNING *`
+      )
+
     /** Global: counts a restart done by the supervisor or the health loop. */
     const recordRestart = (id: ServiceId): Effect.Effect<Option.Option<ServiceInstance>, SqlError> =>
       rows.first(
@@ -319,6 +333,7 @@ export class ServiceRepo extends Effect.Service<ServiceRepo>()("@kyozo/core/Serv
       listDesired,
       findByIdAnyTeam,
       updateObserved: writing(updateObserved),
+      updateStatusIf: writing(updateStatusIf),
       recordRestart: writing(recordRestart)
     } as const
   })

@@ -572,11 +572,7 @@ export class HealthWorker extends Effect.Service<HealthWorker>()("@kyozo/workers
      * probe of the container before a restart never makes the restarted one `running`.
      */
     const writeStatus = (service: ServiceInstance, status: ServiceStatus) =>
-      Effect.gen(function* () {
-        const fresh = yield* services.findByIdAnyTeam(service.id)
-        if (Option.isNone(fresh) || fresh.value.status !== service.status) return
-        yield* services.updateObserved(service.id, { status })
-      })
+      services.updateStatusIf(service.id, service.status, status)
 
     /** Writes the status change and its event together (short; no engine calls inside). */
     const transition = (service: ServiceInstance, from: string, to: HealthStatus, observation: Observation) =>

@@ -108,14 +108,6 @@ export class RecoveryWorker extends Effect.Service<RecoveryWorker>()("@kyozo/wor
     const setStatus = (service: ServiceInstance, status: ServiceStatus) =>
       service.status === status ? Effect.void : Effect.asVoid(services.updateObserved(service.id, { status }))
 
-    /** Writes `to` only while the row still says `from` (a deploy or a restart may own it since). */
-    const unlessMovedOn = (service: ServiceInstance, from: ServiceStatus, to: ServiceStatus) =>
-      Effect.gen(function* () {
-        const fresh = yield* services.findByIdAnyTeam(service.id)
-        if (Option.isSome(fresh) && fresh.value.status === from)
-          yield* services.updateObserved(service.id, { status: to })
-      })
-
     /** Acts on one service; returns a short note of what it did, or null. */
     const recoverOne = (
       result: HealthResult,
@@ -239,7 +231,8 @@ export class RecoveryWorker extends Effect.Service<RecoveryWorker>()("@kyozo/wor
             if (restarted._tag === "Left") {
               if (!portTaken(restarted.left)) {
                 // Nothing restarts (the engine is out, or refused): `starting` would hide the outage.
-                yield* unlessMovedOn(service, "starting", "unhealthy")
+                // Only while the row still says so (a deploy or a restart may own it since).
+                yield* services.updateStatusIf(service.id, "starting", "unhealthy")
                 return yield* Effect.fail(restarted.left)
               }
               return yield* portTakenOnRestart(
